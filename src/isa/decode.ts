@@ -1,0 +1,80 @@
+/**
+ * Table-driven decoder. Lookup structures are built once from INSNS/CINSNS at module load;
+ * decoding itself does no allocation and no string work.
+ */
+import { CINSNS, INSNS, maskMatch } from './table.js';
+
+// 32-bit: candidates bucketed by (opcode[6:2], funct3) — 32 * 8 buckets; each bucket is a flat
+// list of (mask, match, id) triples tried in order. Patterns do not overlap (tested), so order
+// does not matter.
+const BUCKETS = 256;
+const bucketStart = new Int32Array(BUCKETS + 1);
+let masks: Uint32Array;
+let matches: Uint32Array;
+let ids: Int32Array;
+{
+  const lists: Array<Array<[number, number, number]>> = Array.from({ length: BUCKETS }, () => []);
+  INSNS.forEach((r, id) => {
+    const { mask, match, bits } = maskMatch(r.pattern);
+    if (bits !== 32) throw new Error(`row ${r.name}: pattern has ${bits} bits`);
+    // A row belongs to every bucket its fixed opcode/funct3 bits allow.
+    for (let b = 0; b < BUCKETS; b++) {
+      const w = ((b >> 3) << 2) | 3 | ((b & 7) << 12);
+      const keyMask = 0x707c & mask;
+      if ((w & keyMask) === (match & keyMask)) lists[b].push([mask, match, id]);
+    }
+  });
+  const total = lists.reduce((n, l) => n + l.length, 0);
+  masks = new Uint32Array(total);
+  matches = new Uint32Array(total);
+  ids = new Int32Array(total);
+  let k = 0;
+  for (let b = 0; b < BUCKETS; b++) {
+    bucketStart[b] = k;
+    for (const [m, x, id] of lists[b]) { masks[k] = m; matches[k] = x; ids[k] = id; k++; }
+  }
+  bucketStart[BUCKETS] = k;
+}
+
+/** Op id (index into INSNS) of a 32-bit word, or -1 when the word is not a known instruction. */
+export function decode(word: number): number {
+  if ((word & 3) !== 3) return -1;
+  const b = (((word >>> 2) & 31) << 3) | ((word >>> 12) & 7);
+  const end = bucketStart[b + 1];
+  for (let k = bucketStart[b]; k < end; k++) {
+    if (((word & masks[k]) >>> 0) === matches[k]) return ids[k];
+  }
+  return -1;
+}
+
+/** True when the low two bits mark a 16-bit (compressed) instruction. */
+export const isCompressed = (halfOrWord: number): boolean => (halfOrWord & 3) !== 3;
+
+// Compressed: the whole 16-bit space fits in two tables: row index per halfword (-1 = illegal)
+// and the expansion (0 = illegal/reserved).
+const C_ROW = new Int16Array(65536).fill(-1);
+const C_EXPANSION = new Uint32Array(65536);
+{
+  const rows = CINSNS.map((r) => ({ r, ...maskMatch(r.pattern) }));
+  for (let h = 0; h < 65536; h++) {
+    if ((h & 3) === 3) continue;
+    for (let i = 0; i < rows.length; i++) {
+      const { r, mask, match } = rows[i];
+      if ((h & mask) === match && (!r.guard || r.guard(h))) {
+        const word = r.expand(h);
+        if (word !== 0) { C_ROW[h] = i; C_EXPANSION[h] = word; }
+        break;
+      }
+    }
+  }
+}
+
+/** The 32-bit equivalent of a compressed halfword, or 0 when it is illegal or reserved. */
+export function expandCompressed(half: number): number {
+  return C_EXPANSION[half & 0xffff];
+}
+
+/** Index into CINSNS of a legal compressed halfword, or -1. */
+export function compressedRow(half: number): number {
+  return C_ROW[half & 0xffff];
+}
