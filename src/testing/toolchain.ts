@@ -40,7 +40,7 @@ export const describeWithTools = (tools: Tool[]): jest.Describe =>
 export const tempDir = (prefix = 'hvsim-'): string => mkdtempSync(join(tmpdir(), prefix));
 
 export const MARCH = 'rv32imac_zicsr_zifencei';
-const CFLAGS = ['-march=rv32imac_zicsr', '-mabi=ilp32', '-O2', '-nostdlib', '-static', '-fno-builtin'];
+const CFLAGS = ['-march=rv32imac', '-mabi=ilp32', '-O2', '-nostdlib', '-static', '-fno-builtin'];
 
 /** Compiles and links C sources with the reference GCC (static, no libc, libgcc linked). */
 export function gccBuild(sources: string[], out: string, extra: string[] = []): Uint8Array {
@@ -55,7 +55,7 @@ export function gnuAssembleLink(source: string, dir: string, name = 'prog', marc
   const elf = join(dir, `${name}.elf`);
   writeFileSync(s, source);
   execFileSync(TOOLS.as.bin, [`-march=${march}`, '-mabi=ilp32', '-o', o, s], { stdio: 'pipe' });
-  execFileSync(TOOLS.ld.bin, ['-m', 'elf32lriscv', '-static', '-Ttext=0x10000', '-e', '_start', '-o', elf, o], { stdio: 'pipe' });
+  execFileSync(TOOLS.ld.bin, ['-m', 'elf32lriscv', '-static', '--no-relax', '-Ttext=0x10000', '-e', '_start', '-o', elf, o], { stdio: 'pipe' });
   return new Uint8Array(readFileSync(elf));
 }
 

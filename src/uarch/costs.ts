@@ -1,0 +1,100 @@
+/**
+ * The cycle cost model (DESIGN.md section 6). ONE table of constants; docs/cost-model.md gives
+ * the source of each. Techniques never special-case these: they change which instructions and
+ * events happen, and the cost follows.
+ */
+export const COSTS = {
+  /** Every retired instruction. */
+  base: 1,
+  /** Extra cycles on top of `base` for M-extension multiplies and divides. */
+  mul: 2,
+  div: 19,
+  /** Extra cycle for a taken branch or any jump. */
+  takenBranch: 1,
+  /** Indirect branch whose target the BTB did not predict (miss or wrong target). */
+  indirectMispredict: 18,
+  /** Return whose target the return-stack buffer did not predict. */
+  returnMispredict: 18,
+  /** One memory reference made by a page-table walk (a TLB miss costs refs * this). */
+  walkReference: 30,
+  /** Privilege crossing cost per direction (trap entry or xRET), by crossing preset. */
+  crossing: { none: 150, kpti: 350 },
+  /** VM exit + entry between guest and kernel-level hypervisor (one round trip). */
+  vmExit: 1400,
+  /** Round trip between kernel-level and user-level hypervisor. */
+  khvUhvRoundTrip: 2600,
+  /** Protection-domain switch through an exit / through a fast gate. */
+  domainSwitchExit: 1400,
+  domainSwitchGate: 150,
+  /** Stop-the-world rendezvous: base plus per extra vCPU. */
+  rendezvousBase: 4000,
+  rendezvousPerVcpu: 600,
+} as const;
+
+export type CrossingPreset = keyof typeof COSTS.crossing;
+
+/** Counter slots, in one Int32/Float64 array so the service can publish them via shared memory. */
+export const Ctr = {
+  Instructions: 0,
+  Cycles: 1,
+  TlbMisses: 2,
+  WalkRefs: 3,
+  TakenBranches: 4,
+  BranchMispredicts: 5,
+  ReturnMispredicts: 6,
+  Traps: 7,
+  Interrupts: 8,
+  Count: 9,
+} as const;
+
+export const COUNTER_NAMES = [
+  'instructions', 'cycles', 'tlbMisses', 'walkReferences', 'takenBranches', 'branchMispredicts',
+  'returnMispredicts', 'traps', 'interrupts',
+] as const;
+
+/**
+ * Indirect-branch target predictor: direct-mapped, 512 entries indexed by pc bits [10:2], tagged
+ * with the full pc. Shared across privilege levels and address spaces until flushed, as on the
+ * hardware that branch target injection attacks.
+ */
+export class Btb {
+  static readonly ENTRIES = 512;
+  readonly tag = new Int32Array(Btb.ENTRIES).fill(-1);
+  readonly target = new Int32Array(Btb.ENTRIES);
+
+  /** Predicts and trains; returns true when the prediction was correct. */
+  predict(pc: number, actual: number): boolean {
+    const i = (pc >>> 1) & (Btb.ENTRIES - 1);
+    const hit = this.tag[i] === pc && this.target[i] === actual;
+    this.tag[i] = pc;
+    this.target[i] = actual;
+    return hit;
+  }
+
+  flush(): void { this.tag.fill(-1); }
+}
+
+/** 16-entry return-stack buffer (circular: overflow overwrites the oldest entry). */
+export class Rsb {
+  static readonly ENTRIES = 16;
+  readonly stack = new Int32Array(Rsb.ENTRIES);
+  top = 0;
+  depth = 0;
+
+  push(ret: number): void {
+    this.top = (this.top + 1) & (Rsb.ENTRIES - 1);
+    this.stack[this.top] = ret;
+    if (this.depth < Rsb.ENTRIES) this.depth++;
+  }
+
+  /** Pops a prediction and returns true when it equals the actual return target. */
+  pop(actual: number): boolean {
+    if (this.depth === 0) return false;
+    const predicted = this.stack[this.top];
+    this.top = (this.top - 1) & (Rsb.ENTRIES - 1);
+    this.depth--;
+    return predicted === actual;
+  }
+
+  flush(): void { this.depth = 0; }
+}

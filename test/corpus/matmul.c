@@ -1,0 +1,6 @@
+#include "hv.h"
+#define N 24
+static i32 A[N][N], B[N][N], C[N][N];
+int main(int argc, char **argv) { for (int i = 0; i < N; i++) for (int j = 0; j < N; j++) { A[i][j] = i - j; B[i][j] = i * j + 1; }
+  for (int i = 0; i < N; i++) for (int j = 0; j < N; j++) { i32 s = 0; for (int k = 0; k < N; k++) s += A[i][k] * B[k][j]; C[i][j] = s; }
+  i64 t = 0; for (int i = 0; i < N; i++) t += C[i][(i * 7) % N]; puts_("trace-ish "); puti(t); puts_("\n"); return 0; }
