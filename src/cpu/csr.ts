@@ -45,8 +45,8 @@ const ALL_IRQS = S_IRQS | VS_IRQS | (1 << 3) | (1 << 7) | (1 << 11);
 /** misa: RV32 (MXL=1) with A, C, H, I, M, S, U. */
 export const MISA = (1 << 30) | (1 << 0) | (1 << 2) | (1 << 7) | (1 << 8) | (1 << 12) | (1 << 18) | (1 << 20);
 
-/** Supported medeleg bits: every exception except ecall-from-M and the guest-page/virtual ones delegated by hedeleg. */
-const MEDELEG_MASK = 0xb3ffff;
+/** Delegable exceptions: 0-10, 12, 13, 15 and the H extension's 20-23 (never ecall from M). */
+const MEDELEG_MASK = 0xf0b7ff;
 /** hedeleg may delegate to VS: misaligned, access faults, illegal, breakpoint, ecall from VU, page faults. */
 const HEDELEG_MASK = 0xb1ff;
 
