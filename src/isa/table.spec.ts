@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { CINSNS, INSNS, maskMatch } from './table.js';
 import { decode, expandCompressed, compressedRow } from './decode.js';
-import { encode, IMM_RANGE, Operands } from './encode.js';
+import { encode, Operands } from './encode.js';
+import { operandsFor } from '../testing/operands.js';
 import * as F from './fields.js';
 
 describe('instruction table', () => {
@@ -32,15 +33,8 @@ describe('instruction table', () => {
   });
 
   test('every row round-trips through encode -> decode, fields intact', () => {
-    const reg = fc.integer({ min: 0, max: 31 });
     INSNS.forEach((row, id) => {
-      const [lo, hi, align] = IMM_RANGE[row.format] ?? [0, 0, 1];
-      const imm = fc.integer({ min: Math.ceil(lo / align), max: Math.floor(hi / align) }).map((v) => v * align);
-      const ops = fc.record({
-        rd: reg, rs1: reg, rs2: reg, imm, csr: fc.integer({ min: 0, max: 0xfff }),
-        aq: fc.integer({ min: 0, max: 1 }), rl: fc.integer({ min: 0, max: 1 }),
-        pred: fc.integer({ min: 0, max: 15 }), succ: fc.integer({ min: 0, max: 15 }),
-      });
+      const ops = operandsFor(id);
       fc.assert(fc.property(ops, (o: Operands) => {
         const w = encode(id, o);
         expect(decode(w)).toBe(id);
