@@ -65,6 +65,7 @@ export function disasm32(w: number, pc: number, sym?: SymbolLookup): string {
         if (imm === 0) return ins('mv', `${R(rd)},${R(rs1)}`);
       }
       if (n === 'xori' && imm === -1) return ins('not', `${R(rd)},${R(rs1)}`);
+      if (n === 'andi' && imm === 255) return ins('zext.b', `${R(rd)},${R(rs1)}`);
       if (n === 'sltiu' && imm === 1) return ins('seqz', `${R(rd)},${R(rs1)}`);
       // binutils 2.40 prints register-immediate ALU ops under their base names (add a0,a1,1).
       return ins(BASE_NAMED.has(n) ? n.slice(0, -1) : n, `${R(rd)},${R(rs1)},${imm}`);

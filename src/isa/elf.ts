@@ -24,8 +24,12 @@ export interface ElfSegment {
   align: number;
 }
 
+export interface ElfSectionInfo { name: string; addr: number; offset: number; size: number; executable: boolean; nobits: boolean }
+
 export interface ElfImage {
   entry: number;
+  /** Section headers (empty when the file has none). */
+  sections: ElfSectionInfo[];
   segments: ElfSegment[];
   /** Global and local symbols from .symtab, by name (first definition wins). */
   symbols: Map<string, number>;
@@ -100,7 +104,32 @@ export function parseElf32(bytes: Uint8Array): ElfImage {
     throw new ElfError(`entry point 0x${entry.toString(16)} is not inside an executable segment`, 24);
   }
 
-  return { entry, segments, symbols: readSymbols(bytes, dv, shoff, shentsize, shnum), phoff, phnum, phentsize, bytes };
+  const symbols = readSymbols(bytes, dv, shoff, shentsize, shnum);
+  return { entry, segments, sections: readSections(bytes, dv, shoff, shentsize, shnum, dv.getUint16(50, true)), symbols, phoff, phnum, phentsize, bytes };
+}
+
+function readSections(bytes: Uint8Array, dv: DataView, shoff: number, shentsize: number, shnum: number, shstrndx: number): ElfSectionInfo[] {
+  if (shoff === 0 || shnum === 0) return [];
+  if (shstrndx >= shnum) throw new ElfError(`section name table index ${shstrndx} out of range`, 50);
+  const strOff = dv.getUint32(shoff + shstrndx * shentsize + 16, true);
+  const strSize = dv.getUint32(shoff + shstrndx * shentsize + 20, true);
+  if (strOff + strSize > bytes.length) throw new ElfError('section name table extends past end of file', shoff + shstrndx * shentsize + 16);
+  const out: ElfSectionInfo[] = [];
+  for (let i = 1; i < shnum; i++) {
+    const sh = shoff + i * shentsize;
+    const nameOff = dv.getUint32(sh, true);
+    if (nameOff >= strSize) throw new ElfError(`section ${i} name offset outside the name table`, sh);
+    let end = strOff + nameOff;
+    while (end < strOff + strSize && bytes[end] !== 0) end++;
+    const type = dv.getUint32(sh + 4, true);
+    const flags = dv.getUint32(sh + 8, true);
+    const offset = dv.getUint32(sh + 16, true);
+    const size = dv.getUint32(sh + 20, true);
+    const nobits = type === 8;
+    if (!nobits && type !== 0 && offset + size > bytes.length) throw new ElfError(`section ${i} extends past end of file`, sh + 16);
+    out.push({ name: new TextDecoder().decode(bytes.subarray(strOff + nameOff, end)), addr: dv.getUint32(sh + 12, true), offset, size, executable: (flags & 4) !== 0, nobits });
+  }
+  return out;
 }
 
 function readSymbols(bytes: Uint8Array, dv: DataView, shoff: number, shentsize: number, shnum: number): Map<string, number> {

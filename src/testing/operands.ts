@@ -19,7 +19,7 @@ export function operandsFor(id: number, opts: OperandOptions = {}) {
   const [lo, hi, align] = IMM_RANGE[INSNS[id].format] ?? [0, 0, 1];
   const uniform = fc.integer({ min: Math.ceil(lo / align), max: Math.floor(hi / align) }).map((v) => v * align);
   const imm = opts.edgeImmediates
-    ? fc.oneof(uniform, fc.constantFrom(0, align, -align).filter((v) => v >= lo && v <= hi))
+    ? fc.oneof(uniform, fc.constantFrom(0, align, -align, 255, 2047, -2048).filter((v) => v >= lo && v <= hi && v % align === 0))
     : uniform;
   const reg = opts.reg ?? fc.integer({ min: 0, max: 31 });
   const set = fc.integer({ min: opts.minFenceSet ?? 0, max: 15 });

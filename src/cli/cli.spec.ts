@@ -1,0 +1,79 @@
+import { spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describeWithTools, gccBuild, qemuRun, tempDir, TOOLS } from '../testing/toolchain.js';
+
+const cli = (args: string[]) => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(process.cwd(), 'src/cli/main.ts'), ...args], { encoding: 'utf8' });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+};
+
+/** Instruction lines of an objdump -d listing: address, bytes and text, without annotations. */
+const insns = (listing: string) => listing.split('\n').filter((l) => /^\s+[0-9a-f]+:\t/.test(l))
+  .map((l) => l.replace(/\s+#.*$/, '').replace(/\s*<[^>]*>/g, '').replace(/\s+/g, ' ').trim());
+
+describe('hvsim CLI', () => {
+  test('--help lists the commands; no command is exit status 2', () => {
+    expect(cli(['--help']).stdout).toMatch(/asm .*\n.*hvsim asm FILE\.s -o FILE\.elf/);
+    expect(cli([]).status).toBe(2);
+  });
+
+  test('unknown commands and bad files give one line and exit status 2', () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'junk.elf'), 'not an elf at all, really');
+    for (const args of [['frobnicate'], ['disasm', join(dir, 'junk.elf')], ['disasm', join(dir, 'missing.elf')], ['asm', 'x.s']]) {
+      const r = cli(args);
+      expect(r.status).toBe(2);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    }
+  });
+
+  test('asm reports every bad line as file:line:column and exits 2', () => {
+    const dir = tempDir();
+    const f = join(dir, 'bad.s');
+    writeFileSync(f, '_start:\n  add a0, a1\n  li a0, zz\n');
+    const r = cli(['asm', f, '-o', join(dir, 'bad.elf')]);
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim().split('\n')).toEqual([
+      expect.stringMatching(new RegExp(`^${f.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}:2:3: error: `)),
+      expect.stringMatching(/:3:\d+: error: /),
+    ]);
+  });
+});
+
+describeWithTools(['gcc', 'objdump', 'qemu'])('hvsim CLI against the reference tools', () => {
+  test('hvsim asm writes an ELF that qemu-riscv32 runs', () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'hello.s'), `
+      .globl _start
+      .text
+    _start:
+      li a0, 1
+      la a1, msg
+      li a2, 13
+      li a7, 64
+      ecall
+      li a0, 42
+      li a7, 93
+      ecall
+      .rodata
+    msg: .ascii "hello, world\\n"
+    `);
+    expect(cli(['asm', join(dir, 'hello.s'), '-o', join(dir, 'hello.elf')]).status).toBe(0);
+    const r = qemuRun(join(dir, 'hello.elf'));
+    expect(r.stdout.toString()).toBe('hello, world\n');
+    expect(r.status).toBe(42);
+  });
+
+  test.each(['qsort.c', 'div64.c', 'dispatch.c'])('hvsim disasm of gcc-built %s matches objdump -d instruction for instruction', (file) => {
+    const dir = tempDir();
+    const elf = join(dir, 'p.elf');
+    gccBuild([join(process.cwd(), 'test/corpus', file)], elf);
+    const ours = cli(['disasm', elf]);
+    expect(ours.status).toBe(0);
+    const theirs = execFileSync(TOOLS.objdump.bin, ['-d', elf]).toString();
+    expect(insns(ours.stdout)).toEqual(insns(theirs));
+    expect(insns(theirs).length).toBeGreaterThan(100);
+  });
+});
