@@ -9,18 +9,22 @@ import { describeWithTools, gccBuild, gnuAssembleLink, qemuRun, tempDir } from '
 import { samplePrograms } from '../testing/random-programs.js';
 
 const CORPUS = join(process.cwd(), 'test/corpus');
+const ENGINES = ['interp', 'jit'] as const;
 
-describeWithTools(['as', 'ld', 'gcc', 'qemu'])('hart vs qemu-riscv32', () => {
+describeWithTools(['as', 'ld', 'gcc', 'qemu'])('hart (both engines) vs qemu-riscv32', () => {
   test('200 random RV32IMAC programs dump identical registers, memory and status', () => {
     const dir = tempDir();
     const programs = samplePrograms(200, 1234);
     programs.forEach((src, i) => {
       const elf = gnuAssembleLink(src, dir, `p${i}`);
       const want = qemuRun(join(dir, `p${i}.elf`));
-      const got = runUserProgram(elf, { argv: [join(dir, `p${i}.elf`)] });
-      if (!got.stdout.equals(want.stdout) || got.status !== want.status) {
-        throw new Error(`program ${i} differs (status ${got.status} vs ${want.status}):\n${src}`);
+      const results = ENGINES.map((engine) => runUserProgram(elf, { argv: [join(dir, `p${i}.elf`)], engine }));
+      for (const [k, got] of results.entries()) {
+        if (!got.stdout.equals(want.stdout) || got.status !== want.status) {
+          throw new Error(`program ${i} differs under ${ENGINES[k]} (status ${got.status} vs ${want.status}):\n${src}`);
+        }
       }
+      expect(results[1].counters).toEqual(results[0].counters);
     });
   });
 
@@ -33,10 +37,14 @@ describeWithTools(['as', 'ld', 'gcc', 'qemu'])('hart vs qemu-riscv32', () => {
     const elf = gccBuild([join(CORPUS, file)], out);
     const argv = [out, 'alpha', 'beta'];
     const want = qemuRun(out, argv.slice(1));
-    const got = runUserProgram(elf, { argv });
-    expect(got.stdout.toString('latin1')).toBe(want.stdout.toString('latin1'));
-    expect(got.stderr.toString('latin1')).toBe(want.stderr.toString('latin1'));
-    expect(got.status).toBe(want.status);
+    const results = ENGINES.map((engine) => runUserProgram(elf, { argv, engine }));
+    for (const got of results) {
+      expect(got.stdout.toString('latin1')).toBe(want.stdout.toString('latin1'));
+      expect(got.stderr.toString('latin1')).toBe(want.stderr.toString('latin1'));
+      expect(got.status).toBe(want.status);
+    }
+    // Cycle accounting is identical between the engines, counter for counter.
+    expect(results[1].counters).toEqual(results[0].counters);
   });
 });
 

@@ -13,6 +13,10 @@ import { ACC_FETCH, ACC_LOAD, ACC_STORE, ACCESS_FAULT, CAUSE, Mmu, MmuHost } fro
 import { Btb, COSTS, Ctr, Rsb } from '../uarch/costs.js';
 import { CSR_BY_ADDR, HS, IRQ, MS, MSH } from './csr.js';
 import { runInterpreter } from './interp.js';
+import { Jit, runJit } from './jit.js';
+
+/** Execution engines: the reference interpreter, or the block translator (default). */
+export type Engine = 'interp' | 'jit';
 
 /** Thrown (as this one object) to unwind an instruction that raised a synchronous exception. */
 export const TRAP = { trap: true } as const;
@@ -485,6 +489,8 @@ export class Hart implements MmuHost {
 
   /** Per-frame "holds translated code" marks (set by a block translator), or null. */
   codePages: Uint8Array | null = null;
+  /** Set when a store hit a page holding translated code (the running block must end). */
+  codeDirty = false;
 
   private mmioRead(pa: number, size: number): number {
     const r = this.mem.region(pa)!;
@@ -613,7 +619,32 @@ export class Hart implements MmuHost {
    * address and nothing was executed there.
    */
   run(max: number): number {
-    return runInterpreter(this, max);
+    if (this.engine === 'interp') return runInterpreter(this, max);
+    this.jit ??= new Jit(this);
+    return runJit(this, this.jit, max);
+  }
+
+  /** The engine `run` uses; switching is allowed between runs (the state is the same). */
+  engine: Engine = 'jit';
+  /** Translation cache of the jit engine, created on first use. */
+  jit: Jit | null = null;
+
+  /**
+   * Physical address of the instruction at virtual `pc`, through the fetch TLB (charging a walk
+   * on a miss, exactly as the interpreter's fetch does). Raises fetch faults; throws STOP when pc
+   * lies in the gate range.
+   */
+  fetchPa(pc: number): number {
+    if (pc & 1) this.raise(CAUSE.fetchMisaligned, pc);
+    const vpn = pc >>> 12;
+    const t = this.mmu.tlb[ACC_FETCH];
+    if (t.tag[vpn & 255] === ((vpn << 3) | this.mode())) return t.page[vpn & 255] + (pc & 0xfff);
+    const pa = this.fill(pc, ACC_FETCH);
+    if (pa >= this.gateBase && pa < this.gateEnd) {
+      this.stopReason = StopReason.Gate;
+      throw STOP;
+    }
+    return pa;
   }
 
   /** Reads a NUL-terminated string or bytes from physical memory (for hosts and tests). */

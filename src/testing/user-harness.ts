@@ -7,7 +7,7 @@
 import { parseElf32 } from '../isa/elf.js';
 import { PhysMem, PAGE_SIZE } from '../mmu/phys.js';
 import { CAUSE } from '../mmu/mmu.js';
-import { Hart, NATIVE_M, PRIV_U, StopReason } from '../cpu/hart.js';
+import { Engine, Hart, NATIVE_M, PRIV_U, StopReason } from '../cpu/hart.js';
 import { buildInitialStack } from '../guest/initial-stack.js';
 import { COUNTER_NAMES } from '../uarch/costs.js';
 
@@ -29,8 +29,10 @@ export interface HarnessOptions {
   env?: string[];
   memoryBytes?: number;
   maxInstructions?: number;
-  /** Replaces the default run loop slice (for engines that want to step differently). */
+  /** Instructions per Hart.run call (default 1,000,000). */
   slice?: number;
+  /** Execution engine (default: the hart's default, jit). */
+  engine?: Engine;
 }
 
 class Process {
@@ -115,6 +117,7 @@ export function runUserProgram(elfBytes: Uint8Array, opts: HarnessOptions = {}):
   const stack = buildInitialStack(elf, opts.argv ?? ['prog'], opts.env ?? [], random, STACK_TOP);
   p.writeBytes(stack.sp, stack.bytes, 6);
 
+  if (opts.engine) h.engine = opts.engine;
   h.satp = 0x80000000 | (p['root'] as number);
   h.mcounteren = 7;
   h.scounteren = 7;

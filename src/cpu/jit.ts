@@ -1,0 +1,241 @@
+/**
+ * Block translator: guest basic blocks become JavaScript functions (`new Function`) built from
+ * the same semantics templates as the interpreter, with operand fields as constants and the
+ * guest registers the block uses held in locals (written back on every exit).
+ *
+ * Invariants (docs/engine.md):
+ * - A block lies within one 4 KiB physical page and is keyed by its physical start address;
+ *   its code depends only on the instruction bytes (privilege and translation checks happen at
+ *   run time inside the hart's methods), so virtual remappings never stale it.
+ * - Blocks end after a branch, jump, system instruction, or MAX_BLOCK instructions, and before an
+ *   instruction that crosses the page end.
+ * - Every exit (normal, early after a store into a code page, or a trap) leaves exactly the
+ *   interpreter's architectural state: registers, pc, instret and cycles of the instructions
+ *   that retired. A trapping instruction has no effect.
+ * - A store into a page holding translated code invalidates that page's blocks and ends the
+ *   running block after the store, so modified code is never executed stale.
+ */
+import { INSNS, Format } from '../isa/table.js';
+import { decode, expandCompressed } from '../isa/decode.js';
+import { SEMANTICS, EXTRA_CYCLES, TAKEN_CODE } from './semantics.js';
+import { IMM_EXPR, runInterpreter } from './interp.js';
+import { COSTS, Ctr } from '../uarch/costs.js';
+import { STOP, StopReason, TRAP } from './hart.js';
+import type { Hart } from './hart.js';
+
+/** Instructions per block at most. */
+export const MAX_BLOCK = 64;
+/** Translated blocks kept at most before the cache is evicted. */
+export const DEFAULT_BLOCK_CAP = 16384;
+
+const ENDS_BLOCK = new Set(['jal', 'jalr', 'beq', 'bne', 'blt', 'bge', 'bltu', 'bgeu', 'ecall', 'ebreak',
+  'fence.i', 'csrrw', 'csrrs', 'csrrc', 'csrrwi', 'csrrsi', 'csrrci', 'sret', 'mret', 'wfi', 'sfence.vma',
+  'hfence.vvma', 'hfence.gvma']);
+const STORES = new Set(['sb', 'sh', 'sw', 'sc.w', 'amoswap.w', 'amoadd.w', 'amoxor.w', 'amoand.w', 'amoor.w',
+  'amomin.w', 'amomax.w', 'amominu.w', 'amomaxu.w', 'hsv.b', 'hsv.h', 'hsv.w']);
+
+type BlockFn = (h: Hart, x: Int32Array, ctr: Float64Array) => number;
+
+export interface Block {
+  pa: number;
+  /** Virtual pc the block was translated for (pc-relative values are baked in). */
+  vpc: number;
+  fn: BlockFn;
+  /** Number of instructions. */
+  n: number;
+  valid: boolean;
+  /** Chained successors (last two distinct next blocks). */
+  next1: Block | null;
+  next2: Block | null;
+}
+
+export const JIT_COUNTERS = ['translations', 'evictions', 'invalidations', 'blocksExecuted'] as const;
+
+/** Per-hart translation state. */
+export class Jit {
+  readonly blocks = new Map<number, Block>();
+  private readonly byPage = new Map<number, Block[]>();
+  readonly stats = { translations: 0, evictions: 0, invalidations: 0, blocksExecuted: 0 };
+
+  constructor(private readonly h: Hart, readonly cap = DEFAULT_BLOCK_CAP) {
+    h.codePages = new Uint8Array(Math.ceil(h.mem.size / 4096));
+    h.onCodeWrite = (pa) => (pa < 0 ? this.flush() : this.invalidatePage(pa >>> 12));
+  }
+
+  /** Drops every block (fence.i, or the cache cap). */
+  flush(): void {
+    for (const b of this.blocks.values()) b.valid = false;
+    this.blocks.clear();
+    this.byPage.clear();
+    this.h.codePages!.fill(0);
+  }
+
+  invalidatePage(page: number): void {
+    const list = this.byPage.get(page);
+    this.h.codePages![page] = 0;
+    this.h.codeDirty = true;
+    if (!list) return;
+    for (const b of list) { b.valid = false; if (this.blocks.get(b.pa) === b) this.blocks.delete(b.pa); }
+    this.stats.invalidations += list.length;
+    this.byPage.delete(page);
+  }
+
+  /**
+   * Block for virtual pc h.pc at physical address pa, translating it if needed. Keyed by the
+   * physical address (a small integer, so the map needs no boxing); the same code reached through
+   * another virtual address is retranslated, since pc-relative values are baked into blocks.
+   */
+  lookup(pa: number): Block | null {
+    const b = this.blocks.get(pa);
+    if (b && b.vpc === (this.h.pc | 0)) return b;
+    if (b) { b.valid = false; this.blocks.delete(pa); }
+    if (this.blocks.size >= this.cap) {
+      this.stats.evictions += this.blocks.size;
+      this.flush();
+    }
+    const t = translate(this.h, pa);
+    if (!t) return null;
+    this.stats.translations++;
+    this.blocks.set(pa, t);
+    const page = pa >>> 12;
+    (this.byPage.get(page) ?? this.byPage.set(page, []).get(page)!).push(t);
+    this.h.codePages![page] = 1;
+    return t;
+  }
+}
+
+/** Splices a template with constant fields and register locals. */
+function splice(name: string, format: Format, w: number, pc: number, len: number, used: Set<number>): string {
+  const rd = (w >>> 7) & 31, rs1 = (w >>> 15) & 31, rs2 = (w >>> 20) & 31;
+  const imm = (new Function('w', `return ${IMM_EXPR[format]};`) as (w: number) => number)(w) | 0;
+  const src = (r: number) => { if (r) used.add(r); return r ? `r${r}` : '0'; };
+  let t = SEMANTICS[name];
+  // Locals are plain numbers, not Int32Array elements: truncate every result to int32 as the
+  // register file would (e.g. `>>>` yields an unsigned value).
+  t = t.replace(/x\[RD\] = ([^;]+);/g, (_, e: string) => { if (rd) used.add(rd); return `${rd ? `r${rd}` : '_z'} = (${e}) | 0;`; });
+  t = t.replace(/x\[RS1\]/g, () => src(rs1)).replace(/x\[RS2\]/g, () => src(rs2));
+  return t.replace(/\bRD\b/g, String(rd)).replace(/\bRS1\b/g, String(rs1)).replace(/\bRS2\b/g, String(rs2))
+    .replace(/\bIMM\b/g, `(${imm})`).replace(/\bPC\b/g, `(${pc | 0})`).replace(/\bLEN\b/g, String(len))
+    .replace(/\bTAKEN\b/g, TAKEN_CODE);
+}
+
+/**
+ * Translates the block starting at physical address `pa` (virtual pc `h.pc`). Returns null when
+ * not even one instruction can be translated (illegal, or crossing the page end): the caller
+ * then interprets one instruction, which raises whatever the hardware would.
+ */
+function translate(h: Hart, pa: number): Block | null {
+  const mem = h.mem;
+  const pageEnd = (pa | 0xfff) + 1;
+  const vpc0 = h.pc | 0;
+  const parts: string[] = [];
+  const pcs: number[] = [];
+  const prefix: number[] = [0];
+  const used = new Set<number>();
+  let off = 0;
+  let n = 0;
+  let fallthrough = vpc0;
+  while (n < MAX_BLOCK) {
+    const a = pa + off;
+    if (a + 2 > pageEnd) break;
+    const lo = mem.u16[a >>> 1];
+    let w: number, len: number;
+    if ((lo & 3) === 3) {
+      if (a + 4 > pageEnd) break;
+      w = (lo | (mem.u16[(a + 2) >>> 1] << 16)) >>> 0;
+      len = 4;
+    } else {
+      w = expandCompressed(lo);
+      len = 2;
+      if (w === 0) break;
+    }
+    const id = decode(w);
+    if (id < 0) break;
+    const row = INSNS[id];
+    const vpc = (vpc0 + off) | 0;
+    const next = (vpc + len) | 0;
+    const body = splice(row.name, row.format, w, vpc, len, used);
+    const cost = COSTS.base + (EXTRA_CYCLES[row.name] ?? 0);
+    const store = STORES.has(row.name);
+    parts.push(`ip = ${n}; npc = ${next}; ${body}` + (store ? ` if (h.codeDirty) { ip = ${n + 1}; break blk; }` : ''));
+    pcs.push(vpc);
+    prefix.push(prefix[n] + cost);
+    n++;
+    off += len;
+    fallthrough = next;
+    if (ENDS_BLOCK.has(row.name)) break;
+  }
+  if (n === 0) return null;
+  const regs = [...used].sort((a, b) => a - b);
+  const load = regs.map((r) => `r${r} = x[${r}]`).join(', ');
+  const store = regs.map((r) => `x[${r}] = r${r};`).join(' ');
+  const src = `
+    let ${load ? load + ', ' : ''}_z = 0, ip = 0, npc = ${fallthrough}, cyc = 0;
+    h.codeDirty = false;
+    try {
+      blk: {
+        ${parts.join('\n        ')}
+        ip = ${n};
+      }
+    } catch (e) {
+      ${store}
+      if (e === TRAP) { ctr[${Ctr.Instructions}] += ip; ctr[${Ctr.Cycles}] += PREFIX[ip]; h.pc = PCS[ip]; }
+      throw e;
+    }
+    ${store}
+    ctr[${Ctr.Instructions}] += ip;
+    ctr[${Ctr.Cycles}] += PREFIX[ip] + cyc;
+    return npc;`;
+  const fn = new Function('TRAP', 'PREFIX', 'PCS', `return function block_${pa.toString(16)}(h, x, ctr) { ${src} }`)(TRAP, Int32Array.from(prefix), Int32Array.from(pcs)) as BlockFn;
+  return { pa, vpc: vpc0, fn, n, valid: true, next1: null, next2: null };
+}
+
+/**
+ * Runs at most `max` instructions with translated blocks; same contract as the interpreter
+ * (Hart.run). When fewer instructions remain than the next block holds, the interpreter runs
+ * the remainder, so budgets end at exact instruction counts.
+ */
+export function runJit(h: Hart, jit: Jit, max: number): number {
+  const x = h.x, ctr = h.ctr;
+  const start = ctr[Ctr.Instructions];
+  h.stopReason = StopReason.Budget;
+  let prev = null as Block | null;
+  for (;;) {
+    const done = ctr[Ctr.Instructions] - start;
+    if (done >= max) return StopReason.Budget;
+    try {
+      if (h.irqDirty) {
+        h.irqDirty = false;
+        const irq = h.pendingInterrupt();
+        if (irq >= 0) {
+          h.wfiPending = false;
+          prev = null;
+          h.pc = h.takeTrap(h.pc, irq);
+          if (h.stopReason !== StopReason.Budget) return h.stopReason;
+        }
+      }
+      const pa = h.fetchPa(h.pc);
+      const pc = h.pc | 0;
+      const n1: Block | null = prev ? prev.next1 : null, n2: Block | null = prev ? prev.next2 : null;
+      const b: Block | null = n1 && n1.pa === pa && n1.vpc === pc && n1.valid ? n1
+        : n2 && n2.pa === pa && n2.vpc === pc && n2.valid ? n2 : jit.lookup(pa);
+      if (b && prev && prev.valid && prev.next1 !== b) { prev.next2 = prev.next1; prev.next1 = b; }
+      if (b === null || b.n > max - done) {
+        const r = runInterpreter(h, b === null ? 1 : max - done);
+        prev = null;
+        if (r !== StopReason.Budget) return r;
+        continue;
+      }
+      jit.stats.blocksExecuted++;
+      h.pc = b.fn(h, x, ctr);
+      prev = b;
+      if (h.wfiPending) { h.wfiPending = false; return StopReason.Wfi; }
+    } catch (e) {
+      prev = null;
+      if (e === STOP) return h.stopReason;
+      if (e !== TRAP) throw e;
+      h.pc = h.takeTrap(h.pc);
+      if (h.stopReason !== StopReason.Budget) return h.stopReason;
+    }
+  }
+}
