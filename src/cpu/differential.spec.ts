@@ -5,7 +5,8 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { runUserProgram } from '../testing/user-harness.js';
-import { describeWithTools, gccBuild, gnuAssembleLink, qemuRun, tempDir } from '../testing/toolchain.js';
+import { describeWithTools } from '../testing/jest-tools.js';
+import { gccBuild, gnuAssembleLink, qemuRun, tempDir } from '../testing/toolchain.js';
 import { samplePrograms } from '../testing/random-programs.js';
 
 const CORPUS = join(process.cwd(), 'test/corpus');

@@ -481,6 +481,9 @@ export class Hart implements MmuHost {
     if (pa < this.mem.size) { this.mem.write32(pa, v); this.stored(pa); } else this.mmioWrite(pa, 4, v);
   }
 
+  /** Store bookkeeping for stores done outside the hart (translated code's inline fast path). */
+  noteStore(pa: number): void { this.stored(pa); }
+
   /** Store bookkeeping: breaks a matching LR reservation; notifies code-page watchers. */
   private stored(pa: number): void {
     if (this.reservation >= 0 && (pa & ~3) === this.reservation) this.reservation = -1;

@@ -104,12 +104,30 @@ export class Jit {
   }
 }
 
+/**
+ * Inlines the TLB fast path of plain loads and stores: a tag compare and a host offset into the
+ * RAM views; misses, misaligned and page-crossing accesses, MMIO, poisoned and gate pages (which
+ * the TLB never caches) go through the hart's slow path, which charges exactly what the
+ * interpreter charges.
+ */
+function inlineMemory(t: string): string {
+  const ea = '(x[RS1] + IMM) | 0';
+  const hit = (tag: string, mask: number) => `(_a = ${ea}, _v = _a >>> 12, ${tag}[_v & 255] === ((_v << 3) | mode) && (_a & ${mask}) === 0)`;
+  const load = (n: number, view: string, shift: string, mask: number) =>
+    [`h.load${n}(${ea})`, `(${hit('ltag', mask)} ? ${view}[(lpage[_v & 255] + (_a & 0xfff))${shift}] : h.load${n}(_a))`] as const;
+  for (const [from, to] of [load(8, 'u8', '', 0), load(16, 'u16', ' >>> 1', 1), load(32, 'i32', ' >>> 2', 3)]) t = t.replace(from, to);
+  const store = (n: number, view: string, shift: string, mask: number) => [`h.store${n}(${ea}, x[RS2]);`,
+    `if (${hit('stag', mask)}) { _p = spage[_v & 255] + (_a & 0xfff); ${view}[_p${shift}] = x[RS2]; if (codePages[_p >>> 12] !== 0 || h.reservation >= 0) h.noteStore(_p); } else h.store${n}(_a, x[RS2]);`] as const;
+  for (const [from, to] of [store(8, 'u8', '', 0), store(16, 'u16', ' >>> 1', 1), store(32, 'i32', ' >>> 2', 3)]) t = t.replace(from, to);
+  return t;
+}
+
 /** Splices a template with constant fields and register locals. */
 function splice(name: string, format: Format, w: number, pc: number, len: number, used: Set<number>): string {
   const rd = (w >>> 7) & 31, rs1 = (w >>> 15) & 31, rs2 = (w >>> 20) & 31;
   const imm = (new Function('w', `return ${IMM_EXPR[format]};`) as (w: number) => number)(w) | 0;
   const src = (r: number) => { if (r) used.add(r); return r ? `r${r}` : '0'; };
-  let t = SEMANTICS[name];
+  let t = inlineMemory(SEMANTICS[name]);
   // Locals are plain numbers, not Int32Array elements: truncate every result to int32 as the
   // register file would (e.g. `>>>` yields an unsigned value).
   t = t.replace(/x\[RD\] = ([^;]+);/g, (_, e: string) => { if (rd) used.add(rd); return `${rd ? `r${rd}` : '_z'} = (${e}) | 0;`; });
@@ -170,7 +188,9 @@ function translate(h: Hart, pa: number): Block | null {
   const load = regs.map((r) => `r${r} = x[${r}]`).join(', ');
   const store = regs.map((r) => `x[${r}] = r${r};`).join(' ');
   const src = `
-    let ${load ? load + ', ' : ''}_z = 0, ip = 0, npc = ${fallthrough}, cyc = 0;
+    let ${load ? load + ', ' : ''}_z = 0, ip = 0, npc = ${fallthrough}, cyc = 0, _a = 0, _v = 0, _p = 0;
+    const mode = h.priv | (h.virt << 2), tlb = h.mmu.tlb, ltag = tlb[1].tag, lpage = tlb[1].page, stag = tlb[2].tag, spage = tlb[2].page;
+    const mem = h.mem, u8 = mem.u8, u16 = mem.u16, i32 = mem.i32, codePages = h.codePages;
     h.codeDirty = false;
     try {
       blk: {
