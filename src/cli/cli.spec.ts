@@ -2,7 +2,8 @@ import { spawnSync } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describeWithTools, gccBuild, qemuRun, tempDir, TOOLS } from '../testing/toolchain.js';
+import { describeWithTools } from '../testing/jest-tools.js';
+import { gccBuild, qemuRun, tempDir, TOOLS } from '../testing/toolchain.js';
 
 const cli = (args: string[]) => {
   const r = spawnSync(process.execPath, ['--import', 'tsx', join(process.cwd(), 'src/cli/main.ts'), ...args], { encoding: 'utf8' });

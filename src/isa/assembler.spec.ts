@@ -10,7 +10,8 @@ import { compressedRow, expandCompressed } from './decode.js';
 import { ABI_NAMES } from './disasm.js';
 import * as F from './fields.js';
 import { parseElf32 } from './elf.js';
-import { describeWithTools, MARCH, qemuRun, tempDir, TOOLS } from '../testing/toolchain.js';
+import { describeWithTools } from '../testing/jest-tools.js';
+import { MARCH, qemuRun, tempDir, TOOLS } from '../testing/toolchain.js';
 import { samplePrograms } from '../testing/random-programs.js';
 
 const R = (r: number) => ABI_NAMES[r];

@@ -6,7 +6,8 @@ import { INSNS } from './table.js';
 import { encode } from './encode.js';
 import { operandsFor } from '../testing/operands.js';
 import { disassembleRange } from './disasm.js';
-import { describeWithTools, MARCH, tempDir, TOOLS } from '../testing/toolchain.js';
+import { describeWithTools } from '../testing/jest-tools.js';
+import { MARCH, tempDir, TOOLS } from '../testing/toolchain.js';
 
 /**
  * objdump's listing of the given instructions: they are emitted with `.insn` (so they are code,

@@ -2,7 +2,8 @@ import fc from 'fast-check';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ElfError, parseElf32 } from './elf.js';
-import { describeWithTools, gccBuild, tempDir } from '../testing/toolchain.js';
+import { describeWithTools } from '../testing/jest-tools.js';
+import { gccBuild, tempDir } from '../testing/toolchain.js';
 
 const HELLO = `
 static long sys(long n, long a, long b, long c) {

@@ -33,10 +33,6 @@ export function toolsAvailable(...tools: Tool[]): boolean {
   return false;
 }
 
-/** `describe` when the tools exist, `describe.skip` otherwise (fails under CI, see above). */
-export const describeWithTools = (tools: Tool[]): jest.Describe =>
-  (toolsAvailable(...tools) ? describe : describe.skip);
-
 export const tempDir = (prefix = 'hvsim-'): string => mkdtempSync(join(tmpdir(), prefix));
 
 export const MARCH = 'rv32imac_zicsr_zifencei';
