@@ -1,0 +1,48 @@
+/**
+ * Domain errors and their one mapping to RFC 9457 problem+json responses.
+ */
+import { ArgumentsHost, BadRequestException, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
+import type { Response } from 'express';
+import { QueryFailedError } from 'typeorm';
+
+export interface FieldError { field: string; message: string }
+
+export class ProblemError extends Error {
+  constructor(readonly status: number, readonly title: string, readonly detail: string, readonly extra: Record<string, unknown> = {}) {
+    super(detail);
+  }
+}
+export const notFound = (what: string, id: string) => new ProblemError(404, 'Not Found', `${what} ${id} does not exist`);
+export const conflict = (detail: string, extra: Record<string, unknown> = {}) => new ProblemError(409, 'Conflict', detail, extra);
+export const unauthorized = (detail: string) => new ProblemError(401, 'Unauthorized', detail);
+
+const TYPE = 'https://hvsim.dev/problems/';
+const slug = (title: string) => title.toLowerCase().replace(/[^a-z0-9]+/g, '-');
+
+/** Maps every error to application/problem+json; unexpected errors become a 500 without internals. */
+@Catch()
+export class ProblemFilter implements ExceptionFilter {
+  private readonly log = new Logger('ProblemFilter');
+
+  catch(err: unknown, host: ArgumentsHost): void {
+    const res = host.switchToHttp().getResponse<Response>();
+    let status = 500, title = 'Internal Server Error', detail = 'an unexpected error occurred';
+    let extra: Record<string, unknown> = {};
+    if (err instanceof ProblemError) {
+      ({ status, title, detail, extra } = err);
+    } else if (err instanceof BadRequestException) {
+      const body = err.getResponse() as { message?: unknown };
+      const messages = Array.isArray(body.message) ? body.message.map(String) : [String(body.message ?? err.message)];
+      status = 400; title = 'Bad Request'; detail = messages.join('; ');
+      extra = { errors: messages.map((m): FieldError => ({ field: /^(?:property )?(\S+)/.exec(m)?.[1] ?? '', message: m })) };
+    } else if (err instanceof HttpException) {
+      status = err.getStatus(); title = err.message; detail = err.message;
+    } else if (err instanceof QueryFailedError && /connect|terminat|timeout/i.test(err.message)) {
+      status = 503; title = 'Service Unavailable'; detail = 'the database is not reachable';
+    } else if (err instanceof Error && /ECONNREFUSED|Connection terminated|timeout exceeded|not reachable/i.test(err.message)) {
+      status = 503; title = 'Service Unavailable'; detail = 'the database is not reachable';
+    }
+    if (status >= 500) this.log.error(err instanceof Error ? err.stack ?? err.message : String(err));
+    res.status(status).type('application/problem+json').send(JSON.stringify({ type: TYPE + slug(title), title, status, detail, ...extra }));
+  }
+}

@@ -1,0 +1,128 @@
+/**
+ * Hosts: simulated physical machines of a tenant. Controllers parse and forward; the rules
+ * (uniqueness, existence per tenant, events) live in HostsService.
+ */
+import { Body, Controller, Delete, Get, HttpCode, Injectable, Param, ParseUUIDPipe, Patch, Post, Query } from '@nestjs/common';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { IsIn, IsInt, IsObject, IsOptional, IsString, Length, Max, Min } from 'class-validator';
+import { Type } from 'class-transformer';
+import { DataSource } from 'typeorm';
+import { TenantId } from './auth.js';
+import { conflict, notFound, ProblemError } from './errors.js';
+import { EventsService } from './events.service.js';
+import { HostEntity } from '../persistence/entities.js';
+
+export class CreateHostDto {
+  @IsString() @Length(1, 100) name!: string;
+  @IsInt() @Min(1) @Max(64) cpus!: number;
+  @IsInt() @Min(16) @Max(65536) memoryMiB!: number;
+  @IsOptional() @IsObject() techniques?: Record<string, unknown>;
+}
+
+export class UpdateHostDto {
+  @IsOptional() @IsString() @Length(1, 100) name?: string;
+  @IsOptional() @IsInt() @Min(1) @Max(64) cpus?: number;
+  @IsOptional() @IsInt() @Min(16) @Max(65536) memoryMiB?: number;
+  @IsOptional() @IsObject() techniques?: Record<string, unknown>;
+  @IsOptional() @IsIn(['ready', 'maintenance']) state?: string;
+}
+
+export class PageQuery {
+  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(100) pageSize?: number;
+  @IsOptional() @IsString() pageToken?: string;
+}
+
+export const hostView = (h: HostEntity) => ({
+  id: h.id, name: h.name, cpus: h.cpus, memoryMiB: h.memoryMiB, techniques: h.techniques, state: h.state,
+  createdAt: h.createdAt.toISOString(), updatedAt: h.updatedAt.toISOString(),
+});
+
+/** Offset page tokens: base64url of `o:OFFSET`, the offset of the next page's first item. */
+export function pageOffset(token?: string): number {
+  if (token === undefined) return 0;
+  const m = /^o:(\d{1,9})$/.exec(Buffer.from(token, 'base64url').toString());
+  if (!m) throw new ProblemError(400, 'Bad Request', 'pageToken is not a token this service issued');
+  return Number(m[1]);
+}
+export const nextToken = (offset: number, got: number, size: number) =>
+  (got === size ? Buffer.from(`o:${offset + size}`).toString('base64url') : undefined);
+
+const uniqueViolation = (e: unknown) => (e as { code?: string; driverError?: { code?: string } }).driverError?.code === '23505';
+
+@Injectable()
+export class HostsService {
+  constructor(private readonly ds: DataSource, private readonly events: EventsService) {}
+
+  async create(tenantId: string, dto: CreateHostDto) {
+    try {
+      return await this.ds.transaction(async (m) => {
+        const h = await m.save(m.create(HostEntity, { ...dto, techniques: dto.techniques ?? {}, tenantId, state: 'ready' }));
+        await this.events.append(m, tenantId, 'host.created', `host:${h.id}`, hostView(h));
+        return hostView(h);
+      });
+    } catch (e) {
+      if (uniqueViolation(e)) throw conflict(`a host named '${dto.name}' already exists`);
+      throw e;
+    }
+  }
+
+  async get(tenantId: string, id: string): Promise<HostEntity> {
+    const h = await this.ds.getRepository(HostEntity).findOneBy({ id, tenantId });
+    if (!h) throw notFound('host', id);
+    return h;
+  }
+
+  async list(tenantId: string, q: PageQuery) {
+    const size = q.pageSize ?? 20;
+    const offset = pageOffset(q.pageToken);
+    const rows = await this.ds.getRepository(HostEntity).find({ where: { tenantId }, order: { createdAt: 'ASC', id: 'ASC' }, skip: offset, take: size });
+    return { items: rows.map(hostView), nextPageToken: nextToken(offset, rows.length, size) };
+  }
+
+  async update(tenantId: string, id: string, dto: UpdateHostDto) {
+    try {
+      return await this.ds.transaction(async (m) => {
+        const h = await m.findOneBy(HostEntity, { id, tenantId });
+        if (!h) throw notFound('host', id);
+        Object.assign(h, dto);
+        const saved = await m.save(h);
+        await this.events.append(m, tenantId, 'host.updated', `host:${id}`, { changes: { ...dto } });
+        return hostView(saved);
+      });
+    } catch (e) {
+      if (uniqueViolation(e)) throw conflict(`a host named '${dto.name}' already exists`);
+      throw e;
+    }
+  }
+
+  async remove(tenantId: string, id: string) {
+    await this.ds.transaction(async (m) => {
+      const h = await m.findOneBy(HostEntity, { id, tenantId });
+      if (!h) throw notFound('host', id);
+      await m.delete(HostEntity, { id });
+      await this.events.append(m, tenantId, 'host.deleted', `host:${id}`, { name: h.name });
+    });
+  }
+}
+
+@ApiTags('hosts')
+@ApiBearerAuth()
+@Controller('v1/hosts')
+export class HostsController {
+  constructor(private readonly hosts: HostsService) {}
+
+  @Post() @HttpCode(201)
+  create(@TenantId() t: string, @Body() dto: CreateHostDto) { return this.hosts.create(t, dto); }
+
+  @Get()
+  list(@TenantId() t: string, @Query() q: PageQuery) { return this.hosts.list(t, q); }
+
+  @Get(':id')
+  async get(@TenantId() t: string, @Param('id', ParseUUIDPipe) id: string) { return hostView(await this.hosts.get(t, id)); }
+
+  @Patch(':id')
+  update(@TenantId() t: string, @Param('id', ParseUUIDPipe) id: string, @Body() dto: UpdateHostDto) { return this.hosts.update(t, id, dto); }
+
+  @Delete(':id') @HttpCode(204)
+  remove(@TenantId() t: string, @Param('id', ParseUUIDPipe) id: string) { return this.hosts.remove(t, id); }
+}

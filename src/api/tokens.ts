@@ -1,0 +1,2 @@
+/** Injection token of the resolved service configuration. */
+export const CONFIG = Symbol('hvsim.config');

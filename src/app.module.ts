@@ -1,0 +1,55 @@
+/**
+ * The NestJS shell: thin controllers over services, one exception filter, one auth guard.
+ */
+import { DynamicModule, Module, ValidationPipe } from '@nestjs/common';
+import { APP_FILTER, APP_GUARD, APP_PIPE } from '@nestjs/core';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { TerminusModule } from '@nestjs/terminus';
+import type { Config } from './config/config.js';
+import { CONFIG } from './api/tokens.js';
+import { ENTITIES } from './persistence/entities.js';
+import { MIGRATIONS } from './persistence/migrations/0001-initial.js';
+import { AuthGuard } from './api/auth.js';
+import { ProblemFilter } from './api/errors.js';
+import { EventsService } from './api/events.service.js';
+import { TenantsController } from './api/tenants.controller.js';
+import { HostsController, HostsService } from './api/hosts.js';
+import { EventsController, HealthController } from './api/misc.controllers.js';
+
+export interface AppOptions { config: Config; databaseUrl: string; embedded: boolean; adminToken: string }
+
+@Module({})
+export class AppModule {
+  static forRoot(o: AppOptions): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        TerminusModule,
+        TypeOrmModule.forRoot({
+          type: 'postgres',
+          url: o.databaseUrl,
+          schema: o.config.schema,
+          entities: ENTITIES,
+          migrations: MIGRATIONS,
+          migrationsRun: true,
+          synchronize: false,
+          poolSize: o.embedded ? 1 : 10,
+          extra: {
+            connectionTimeoutMillis: 5000,
+            statement_timeout: 10000,
+            ...(o.config.schema !== 'public' ? { options: `-c search_path=${o.config.schema}` } : {}),
+          },
+        }),
+      ],
+      controllers: [TenantsController, HostsController, EventsController, HealthController],
+      providers: [
+        { provide: CONFIG, useValue: { ...o.config, resolvedAdminToken: o.adminToken } },
+        EventsService,
+        HostsService,
+        { provide: APP_GUARD, useClass: AuthGuard },
+        { provide: APP_FILTER, useClass: ProblemFilter },
+        { provide: APP_PIPE, useValue: new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }) },
+      ],
+    };
+  }
+}

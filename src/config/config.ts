@@ -1,0 +1,45 @@
+/**
+ * Service configuration from the environment, validated once at start-up.
+ * Raises: ConfigError naming the variable and what is wrong with it.
+ */
+import { join, resolve } from 'node:path';
+
+export class ConfigError extends Error {}
+
+export interface Config {
+  host: string;
+  port: number;
+  /** Real Postgres when set; otherwise the embedded PGlite server. */
+  databaseUrl: string | null;
+  /** Embedded database storage: a directory, or memory. */
+  embedded: { dataDir: string; memory: boolean };
+  /** Fixed admin token, or null to generate one and store it under the data dir. */
+  adminToken: string | null;
+  /** Failed authentications allowed per client address per minute before 429. */
+  authFailuresPerMinute: number;
+  /** Postgres schema (tests isolate suites with it); default public. */
+  schema: string;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const port = env.PORT === undefined || env.PORT === '' ? 8080 : Number(env.PORT);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`PORT must be an integer 0-65535, got '${env.PORT}'`);
+  const db = env.HVSIM_DB ?? 'disk';
+  if (db !== 'disk' && db !== 'memory') throw new ConfigError(`HVSIM_DB must be 'disk' or 'memory', got '${db}'`);
+  const url = env.DATABASE_URL?.trim() || null;
+  if (url !== null && !/^postgres(ql)?:\/\//.test(url)) throw new ConfigError(`DATABASE_URL must be a postgres:// URL, got '${url}'`);
+  const token = env.HVSIM_ADMIN_TOKEN?.trim() || null;
+  if (token !== null && token.length < 16) throw new ConfigError('HVSIM_ADMIN_TOKEN must be at least 16 characters');
+  const schema = env.HVSIM_DB_SCHEMA?.trim() || 'public';
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new ConfigError(`HVSIM_DB_SCHEMA must be a lower-case SQL identifier, got '${schema}'`);
+  const dataDir = resolve(env.HVSIM_DATA_DIR?.trim() || join(process.cwd(), '.hvsim'));
+  return {
+    host: env.HOST?.trim() || '127.0.0.1',
+    port,
+    databaseUrl: url,
+    embedded: { dataDir, memory: db === 'memory' },
+    adminToken: token,
+    authFailuresPerMinute: 20,
+    schema,
+  };
+}

@@ -1,0 +1,84 @@
+import request from 'supertest';
+import { ADMIN, BACKENDS, startTestService } from './support/service.js';
+
+describe.each(BACKENDS)('tenants, auth, hosts and events on $name', (backend) => {
+  let svc: Awaited<ReturnType<typeof startTestService>>;
+  let tokenA: string;
+  let tokenB: string;
+  const api = () => request(svc.url);
+
+  beforeAll(async () => {
+    svc = await startTestService(backend);
+    const a = await api().post('/v1/tenants').set('Authorization', `Bearer ${ADMIN}`).send({ name: 'alpha' }).expect(201);
+    const b = await api().post('/v1/tenants').set('Authorization', `Bearer ${ADMIN}`).send({ name: 'beta' }).expect(201);
+    tokenA = a.body.token;
+    tokenB = b.body.token;
+  }, 60_000);
+
+  afterAll(async () => {
+    await svc?.close();
+    await svc?.dropSchema();
+  });
+
+  test('health and readiness need no token', async () => {
+    await api().get('/healthz').expect(200, { status: 'ok' });
+    const r = await api().get('/readyz').expect(200);
+    expect(r.body.info.database.status).toBe('up');
+  });
+
+  test('requests without a token, with a wrong token, or with the wrong kind of token are refused as problem+json', async () => {
+    const none = await api().get('/v1/hosts').expect(401);
+    expect(none.headers['content-type']).toMatch(/application\/problem\+json/);
+    expect(none.body).toMatchObject({ status: 401, title: 'Unauthorized', type: expect.stringContaining('unauthorized') });
+    await api().get('/v1/hosts').set('Authorization', 'Bearer nope').expect(401);
+    await api().get('/v1/hosts').set('Authorization', `Bearer ${ADMIN}`).expect(403);
+    await api().post('/v1/tenants').set('Authorization', `Bearer ${tokenA}`).send({ name: 'x' }).expect(403);
+  });
+
+  test('host lifecycle: create, get, list with pagination, patch, delete, with events in order', async () => {
+    const auth = { Authorization: `Bearer ${tokenA}` };
+    const created = await api().post('/v1/hosts').set(auth).send({ name: 'h1', cpus: 4, memoryMiB: 256 }).expect(201);
+    expect(created.body).toMatchObject({ name: 'h1', cpus: 4, memoryMiB: 256, state: 'ready', techniques: {} });
+    const id = created.body.id;
+    await api().get(`/v1/hosts/${id}`).set(auth).expect(200);
+    await api().post('/v1/hosts').set(auth).send({ name: 'h1', cpus: 1, memoryMiB: 16 }).expect(409);
+    for (const n of ['h2', 'h3']) await api().post('/v1/hosts').set(auth).send({ name: n, cpus: 1, memoryMiB: 16 }).expect(201);
+    const p1 = await api().get('/v1/hosts?pageSize=2').set(auth).expect(200);
+    expect(p1.body.items.map((h: { name: string }) => h.name)).toEqual(['h1', 'h2']);
+    const p2 = await api().get(`/v1/hosts?pageSize=2&pageToken=${p1.body.nextPageToken}`).set(auth).expect(200);
+    expect(p2.body.items.map((h: { name: string }) => h.name)).toEqual(['h3']);
+    expect(p2.body.nextPageToken).toBeUndefined();
+    const patched = await api().patch(`/v1/hosts/${id}`).set(auth).send({ cpus: 8 }).expect(200);
+    expect(patched.body.cpus).toBe(8);
+    await api().delete(`/v1/hosts/${id}`).set(auth).expect(204);
+    await api().get(`/v1/hosts/${id}`).set(auth).expect(404);
+    const ev = await api().get(`/v1/events?subject=host:${id}`).set(auth).expect(200);
+    expect(ev.body.items.map((e: { type: string }) => e.type)).toEqual(['host.created', 'host.updated', 'host.deleted']);
+    const all = await api().get('/v1/events').set(auth).expect(200);
+    const seqs = all.body.items.map((e: { seq: number }) => e.seq);
+    expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+    expect(new Set(seqs).size).toBe(seqs.length);
+    const since = await api().get(`/v1/events?since=${seqs[2]}`).set(auth).expect(200);
+    expect(since.body.items[0].seq).toBe(seqs[3]);
+  });
+
+  test('another tenant gets 404 for hosts it does not own and sees none of their events', async () => {
+    const h = await api().post('/v1/hosts').set('Authorization', `Bearer ${tokenA}`).send({ name: 'private', cpus: 2, memoryMiB: 64 }).expect(201);
+    const b = { Authorization: `Bearer ${tokenB}` };
+    await api().get(`/v1/hosts/${h.body.id}`).set(b).expect(404);
+    await api().patch(`/v1/hosts/${h.body.id}`).set(b).send({ cpus: 2 }).expect(404);
+    await api().delete(`/v1/hosts/${h.body.id}`).set(b).expect(404);
+    const ev = await api().get('/v1/events').set(b).expect(200);
+    expect(ev.body.items.every((e: { tenantId: string; type: string }) => e.type === 'tenant.created')).toBe(true);
+  });
+
+  test('validation errors are 400 problem+json naming the fields, and unknown fields are rejected', async () => {
+    const auth = { Authorization: `Bearer ${tokenA}` };
+    const r = await api().post('/v1/hosts').set(auth).send({ name: '', cpus: 100, memoryMiB: 8 }).expect(400);
+    expect(r.body.errors.map((e: { field: string }) => e.field).sort()).toEqual(['cpus', 'memoryMiB', 'name']);
+    const u = await api().post('/v1/hosts').set(auth).send({ name: 'x', cpus: 1, memoryMiB: 16, colour: 'red' }).expect(400);
+    expect(u.body.detail).toMatch(/colour should not exist/);
+    await api().get('/v1/hosts/not-a-uuid').set(auth).expect(400);
+    await api().get('/v1/hosts?pageToken=@@@').set(auth).expect(400);
+  });
+});

@@ -1,0 +1,33 @@
+import request from 'supertest';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../src/config/config.js';
+import { startService } from '../src/server.js';
+
+test('the embedded database keeps its data, and the generated admin token, across a restart', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hvsim-data-'));
+  const config = loadConfig({ PORT: '0', HVSIM_DATA_DIR: dir });
+  const first = await startService(config);
+  expect(first.generatedToken).toBe(true);
+  expect(readFileSync(join(dir, 'admin-token'), 'utf8').trim()).toBe(first.adminToken);
+  const t = await request(first.url).post('/v1/tenants').set('Authorization', `Bearer ${first.adminToken}`).send({ name: 'keep' }).expect(201);
+  const h = await request(first.url).post('/v1/hosts').set('Authorization', `Bearer ${t.body.token}`).send({ name: 'h', cpus: 1, memoryMiB: 32 }).expect(201);
+  await first.close();
+
+  const second = await startService(config);
+  try {
+    expect(second.generatedToken).toBe(false);
+    expect(second.adminToken).toBe(first.adminToken);
+    const got = await request(second.url).get(`/v1/hosts/${h.body.id}`).set('Authorization', `Bearer ${t.body.token}`).expect(200);
+    expect(got.body.name).toBe('h');
+  } finally {
+    await second.close();
+  }
+}, 60_000);
+
+test('a bad configuration value is a clear error', () => {
+  expect(() => loadConfig({ PORT: 'eighty' })).toThrow(/PORT must be an integer/);
+  expect(() => loadConfig({ HVSIM_DB: 'sqlite' })).toThrow(/HVSIM_DB must be 'disk' or 'memory'/);
+  expect(() => loadConfig({ DATABASE_URL: 'mysql://x' })).toThrow(/DATABASE_URL must be a postgres/);
+});
