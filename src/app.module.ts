@@ -8,13 +8,16 @@ import { TerminusModule } from '@nestjs/terminus';
 import type { Config } from './config/config.js';
 import { CONFIG } from './api/tokens.js';
 import { ENTITIES } from './persistence/entities.js';
-import { MIGRATIONS } from './persistence/migrations/0001-initial.js';
+import { MIGRATIONS } from './persistence/migrations/index.js';
 import { AuthGuard } from './api/auth.js';
 import { ProblemFilter } from './api/errors.js';
 import { EventsService } from './api/events.service.js';
 import { TenantsController } from './api/tenants.controller.js';
 import { HostsController, HostsService } from './api/hosts.js';
 import { EventsController, HealthController } from './api/misc.controllers.js';
+import { ImagesController, ImagesService } from './api/images.js';
+import { VmsController, VmsService } from './api/vms.js';
+import { OperationsController, OperationsService } from './api/operations.js';
 
 export interface AppOptions { config: Config; databaseUrl: string; embedded: boolean; adminToken: string }
 
@@ -41,11 +44,14 @@ export class AppModule {
           },
         }),
       ],
-      controllers: [TenantsController, HostsController, EventsController, HealthController],
+      controllers: [TenantsController, HostsController, ImagesController, VmsController, OperationsController, EventsController, HealthController],
       providers: [
         { provide: CONFIG, useValue: { ...o.config, resolvedAdminToken: o.adminToken } },
         EventsService,
         HostsService,
+        ImagesService,
+        VmsService,
+        OperationsService,
         { provide: APP_GUARD, useClass: AuthGuard },
         { provide: APP_FILTER, useClass: ProblemFilter },
         { provide: APP_PIPE, useValue: new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }) },

@@ -12,6 +12,20 @@ import { AppModule } from './app.module.js';
 import type { Config } from './config/config.js';
 import { startEmbeddedPostgres, EmbeddedPostgres } from './persistence/embedded.js';
 import { newToken } from './api/auth.js';
+import express from 'express';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+
+/** Errors of the body parsers (too large, malformed JSON) as problem+json. */
+function bodyErrors(err: { status?: number; type?: string; message?: string }, _req: express.Request, res: express.Response, next: express.NextFunction) {
+  if (!err || !err.status) return next(err);
+  const tooLarge = err.type === 'entity.too.large';
+  const status = tooLarge ? 413 : err.status;
+  const title = tooLarge ? 'Content Too Large' : 'Bad Request';
+  res.status(status).type('application/problem+json').send(JSON.stringify({
+    type: `https://hvsim.dev/problems/${title.toLowerCase().replace(/ /g, '-')}`, title, status,
+    detail: tooLarge ? 'the request body exceeds the size limit' : `malformed request body: ${err.message}`,
+  }));
+}
 
 export interface RunningService {
   app: INestApplication;
@@ -48,7 +62,14 @@ export async function startService(config: Config): Promise<RunningService> {
   }
   const { token, generated } = resolveAdminToken(config);
   try {
-    const app = await NestFactory.create(AppModule.forRoot({ config, databaseUrl, embedded: embedded !== null, adminToken: token }), { logger: ['error', 'warn'] });
+    const app = await NestFactory.create<NestExpressApplication>(
+      AppModule.forRoot({ config, databaseUrl, embedded: embedded !== null, adminToken: token }),
+      { logger: ['error', 'warn'], bodyParser: false },
+    );
+    // JSON bodies may carry a base64 image (4/3 of the binary limit); raw uploads are ELF bytes.
+    app.use(express.json({ limit: Math.ceil(config.imageMaxBytes * 1.4) + 4096 }));
+    app.use(express.raw({ type: 'application/octet-stream', limit: config.imageMaxBytes }));
+    app.use(bodyErrors);
     await app.listen(config.port, config.host);
     const addr = app.getHttpServer().address() as { port: number };
     return {

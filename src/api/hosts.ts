@@ -5,10 +5,10 @@
 import { Body, Controller, Delete, Get, HttpCode, Injectable, Param, ParseUUIDPipe, Patch, Post, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { IsIn, IsInt, IsObject, IsOptional, IsString, Length, Max, Min } from 'class-validator';
-import { Type } from 'class-transformer';
 import { DataSource } from 'typeorm';
 import { TenantId } from './auth.js';
-import { conflict, notFound, ProblemError } from './errors.js';
+import { conflict, notFound } from './errors.js';
+import { listPage, PageQuery } from './pagination.js';
 import { EventsService } from './events.service.js';
 import { HostEntity } from '../persistence/entities.js';
 
@@ -27,27 +27,12 @@ export class UpdateHostDto {
   @IsOptional() @IsIn(['ready', 'maintenance']) state?: string;
 }
 
-export class PageQuery {
-  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(100) pageSize?: number;
-  @IsOptional() @IsString() pageToken?: string;
-}
-
 export const hostView = (h: HostEntity) => ({
   id: h.id, name: h.name, cpus: h.cpus, memoryMiB: h.memoryMiB, techniques: h.techniques, state: h.state,
   createdAt: h.createdAt.toISOString(), updatedAt: h.updatedAt.toISOString(),
 });
 
-/** Offset page tokens: base64url of `o:OFFSET`, the offset of the next page's first item. */
-export function pageOffset(token?: string): number {
-  if (token === undefined) return 0;
-  const m = /^o:(\d{1,9})$/.exec(Buffer.from(token, 'base64url').toString());
-  if (!m) throw new ProblemError(400, 'Bad Request', 'pageToken is not a token this service issued');
-  return Number(m[1]);
-}
-export const nextToken = (offset: number, got: number, size: number) =>
-  (got === size ? Buffer.from(`o:${offset + size}`).toString('base64url') : undefined);
-
-const uniqueViolation = (e: unknown) => (e as { code?: string; driverError?: { code?: string } }).driverError?.code === '23505';
+export const uniqueViolation = (e: unknown) => (e as { code?: string; driverError?: { code?: string } }).driverError?.code === '23505';
 
 @Injectable()
 export class HostsService {
@@ -72,11 +57,8 @@ export class HostsService {
     return h;
   }
 
-  async list(tenantId: string, q: PageQuery) {
-    const size = q.pageSize ?? 20;
-    const offset = pageOffset(q.pageToken);
-    const rows = await this.ds.getRepository(HostEntity).find({ where: { tenantId }, order: { createdAt: 'ASC', id: 'ASC' }, skip: offset, take: size });
-    return { items: rows.map(hostView), nextPageToken: nextToken(offset, rows.length, size) };
+  list(tenantId: string, q: PageQuery) {
+    return listPage(this.ds.getRepository(HostEntity), tenantId, q, hostView);
   }
 
   async update(tenantId: string, id: string, dto: UpdateHostDto) {
@@ -99,6 +81,8 @@ export class HostsService {
     await this.ds.transaction(async (m) => {
       const h = await m.findOneBy(HostEntity, { id, tenantId });
       if (!h) throw notFound('host', id);
+      const vms: Array<{ n: string }> = await m.query('SELECT COUNT(*) AS n FROM vms WHERE host_id = $1', [id]);
+      if (Number(vms[0].n) > 0) throw conflict(`host ${id} still has ${vms[0].n} VM(s); delete or move them first`, { vmCount: Number(vms[0].n) });
       await m.delete(HostEntity, { id });
       await this.events.append(m, tenantId, 'host.deleted', `host:${id}`, { name: h.name });
     });

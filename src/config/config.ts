@@ -19,6 +19,8 @@ export interface Config {
   authFailuresPerMinute: number;
   /** Postgres schema (tests isolate suites with it); default public. */
   schema: string;
+  /** Largest accepted image upload in bytes (HVSIM_IMAGE_MAX_BYTES, default 16 MiB). */
+  imageMaxBytes: number;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -32,6 +34,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (token !== null && token.length < 16) throw new ConfigError('HVSIM_ADMIN_TOKEN must be at least 16 characters');
   const schema = env.HVSIM_DB_SCHEMA?.trim() || 'public';
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new ConfigError(`HVSIM_DB_SCHEMA must be a lower-case SQL identifier, got '${schema}'`);
+  const imageMaxBytes = env.HVSIM_IMAGE_MAX_BYTES ? Number(env.HVSIM_IMAGE_MAX_BYTES) : 16 << 20;
+  if (!Number.isInteger(imageMaxBytes) || imageMaxBytes < 1024 || imageMaxBytes > 256 << 20) {
+    throw new ConfigError(`HVSIM_IMAGE_MAX_BYTES must be an integer between 1024 and ${256 << 20}, got '${env.HVSIM_IMAGE_MAX_BYTES}'`);
+  }
   const dataDir = resolve(env.HVSIM_DATA_DIR?.trim() || join(process.cwd(), '.hvsim'));
   return {
     host: env.HOST?.trim() || '127.0.0.1',
@@ -41,5 +47,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     adminToken: token,
     authFailuresPerMinute: 20,
     schema,
+    imageMaxBytes,
   };
 }

@@ -37,4 +37,63 @@ export class EventEntity {
   @Column({ type: 'jsonb' }) data!: Record<string, unknown>;
 }
 
-export const ENTITIES = [TenantEntity, HostEntity, EventEntity];
+@Entity({ name: 'images' })
+export class ImageEntity {
+  @PrimaryGeneratedColumn('uuid') id!: string;
+  @Column({ name: 'tenant_id', type: 'uuid' }) tenantId!: string;
+  @Column({ type: 'text' }) name!: string;
+  @Column({ type: 'text' }) format!: 'elf' | 'asm';
+  @Column({ type: 'text' }) sha256!: string;
+  @Column({ name: 'size_bytes', type: 'int' }) sizeBytes!: number;
+  @Column({ type: 'bigint' }) entry!: string;
+  /** Assembly source for format asm (the content is then the assembled ELF). */
+  @Column({ type: 'text', nullable: true }) source!: string | null;
+  @Column({ type: 'bytea', select: false }) content!: Buffer;
+  @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt!: Date;
+}
+
+export interface ProcessSpec { imageId: string; argv?: string[]; env?: string[]; stdin?: string }
+
+@Entity({ name: 'vms' })
+export class VmEntity {
+  @PrimaryGeneratedColumn('uuid') id!: string;
+  @Column({ name: 'tenant_id', type: 'uuid' }) tenantId!: string;
+  @Column({ name: 'host_id', type: 'uuid' }) hostId!: string;
+  @Column({ type: 'text' }) name!: string;
+  @Column({ type: 'int' }) vcpus!: number;
+  @Column({ name: 'memory_mib', type: 'int' }) memoryMiB!: number;
+  @Column({ type: 'jsonb' }) processes!: ProcessSpec[];
+  @Column({ type: 'jsonb', default: {} }) techniques!: Record<string, unknown>;
+  @Column({ type: 'bigint', default: 0 }) seed!: string;
+  @Column({ type: 'text', default: 'created' }) state!: string;
+  @Column({ name: 'state_reason', type: 'text', nullable: true }) stateReason!: string | null;
+  @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt!: Date;
+  @UpdateDateColumn({ name: 'updated_at', type: 'timestamptz' }) updatedAt!: Date;
+}
+
+@Entity({ name: 'operations' })
+export class OperationEntity {
+  @PrimaryGeneratedColumn('uuid') id!: string;
+  @Column({ name: 'tenant_id', type: 'uuid' }) tenantId!: string;
+  @Column({ type: 'text' }) kind!: string;
+  @Column({ type: 'text' }) subject!: string;
+  @Column({ type: 'text' }) state!: 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+  @Column({ type: 'real', default: 0 }) progress!: number;
+  @Column({ type: 'jsonb', nullable: true }) error!: Record<string, unknown> | null;
+  @Column({ type: 'jsonb', nullable: true }) result!: Record<string, unknown> | null;
+  @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt!: Date;
+  @UpdateDateColumn({ name: 'updated_at', type: 'timestamptz' }) updatedAt!: Date;
+}
+
+@Entity({ name: 'idempotency_keys' })
+export class IdempotencyEntity {
+  @PrimaryColumn({ name: 'tenant_id', type: 'uuid' }) tenantId!: string;
+  @PrimaryColumn({ type: 'text' }) key!: string;
+  @Column({ type: 'text' }) route!: string;
+  @Column({ name: 'body_hash', type: 'text' }) bodyHash!: string;
+  @Column({ type: 'int' }) status!: number;
+  @Column({ type: 'jsonb' }) response!: Record<string, unknown>;
+  @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt!: Date;
+}
+
+export const ENTITIES = [TenantEntity, HostEntity, EventEntity, ImageEntity, VmEntity, OperationEntity, IdempotencyEntity];

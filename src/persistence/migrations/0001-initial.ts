@@ -40,4 +40,3 @@ export class Initial1764000000001 implements MigrationInterface {
   }
 }
 
-export const MIGRATIONS = [Initial1764000000001];

@@ -1,0 +1,143 @@
+/**
+ * Images: static RV32 ELF executables (uploaded as bytes, or as base64 in JSON), or assembly
+ * source assembled into an ELF on upload. Validated by the ISA toolkit's ELF loader; the same
+ * bytes uploaded twice by one tenant return the existing image.
+ */
+import { Body, Controller, Delete, Get, HttpCode, Injectable, Param, ParseUUIDPipe, Post, Query, Req, Res } from '@nestjs/common';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { IsIn, IsOptional, IsString, Length } from 'class-validator';
+import type { Request, Response } from 'express';
+import { createHash } from 'node:crypto';
+import { DataSource } from 'typeorm';
+import { TenantId } from './auth.js';
+import { conflict, notFound, ProblemError } from './errors.js';
+import { EventsService } from './events.service.js';
+import { ImageEntity } from '../persistence/entities.js';
+import { ElfError, parseElf32 } from '../isa/elf.js';
+import { assemble, AsmError } from '../isa/assembler.js';
+import { listPage, PageQuery } from './pagination.js';
+import { validateBody } from './validate.js';
+
+export class CreateImageDto {
+  @IsString() @Length(1, 200) name!: string;
+  @IsIn(['elf', 'asm']) format!: 'elf' | 'asm';
+  /** base64 ELF bytes (format elf) or assembly source text (format asm). */
+  @IsString() content!: string;
+}
+
+export class ImageNameQuery {
+  @IsOptional() @IsString() @Length(1, 200) name?: string;
+}
+
+export const imageView = (i: ImageEntity) => ({
+  id: i.id, name: i.name, format: i.format, sha256: i.sha256, entry: Number(i.entry), sizeBytes: i.sizeBytes,
+  createdAt: i.createdAt.toISOString(),
+});
+
+const unprocessable = (detail: string, extra: Record<string, unknown>) => new ProblemError(422, 'Unprocessable Content', detail, extra);
+
+@Injectable()
+export class ImagesService {
+  constructor(private readonly ds: DataSource, private readonly events: EventsService) {}
+
+  /** Validates and stores an image. Raises 422 (malformed ELF or assembly errors). */
+  async create(tenantId: string, name: string, format: 'elf' | 'asm', bytes: Buffer | null, source: string | null) {
+    let elf: Buffer;
+    if (format === 'asm') {
+      try {
+        elf = Buffer.from(assemble(source ?? '', { fileName: name }).elf);
+      } catch (e) {
+        if (e instanceof AsmError) throw unprocessable(`assembly failed: ${e.problems.length} error(s)`, { errors: e.problems });
+        throw e;
+      }
+    } else elf = bytes!;
+    let entry: number;
+    try {
+      entry = parseElf32(new Uint8Array(elf.buffer, elf.byteOffset, elf.length)).entry;
+    } catch (e) {
+      if (e instanceof ElfError) throw unprocessable(`not a valid static RV32 executable: ${e.message} (at offset ${e.offset})`, { offset: e.offset });
+      throw e;
+    }
+    const sha256 = createHash('sha256').update(elf).digest('hex');
+    const repo = this.ds.getRepository(ImageEntity);
+    const existing = await repo.findOneBy({ tenantId, sha256 });
+    if (existing) return { created: false, image: imageView(existing) };
+    return this.ds.transaction(async (m) => {
+      const img = await m.save(m.create(ImageEntity, { tenantId, name, format, sha256, sizeBytes: elf.length, entry: String(entry), source, content: elf }));
+      await this.events.append(m, tenantId, 'image.created', `image:${img.id}`, { name, format, sha256, sizeBytes: elf.length });
+      return { created: true, image: imageView(img) };
+    });
+  }
+
+  async get(tenantId: string, id: string): Promise<ImageEntity> {
+    const i = await this.ds.getRepository(ImageEntity).findOneBy({ id, tenantId });
+    if (!i) throw notFound('image', id);
+    return i;
+  }
+
+  async content(tenantId: string, id: string): Promise<Buffer> {
+    const row = await this.ds.getRepository(ImageEntity).createQueryBuilder('i').addSelect('i.content')
+      .where('i.id = :id AND i.tenant_id = :tenantId', { id, tenantId }).getOne();
+    if (!row) throw notFound('image', id);
+    return row.content;
+  }
+
+  list(tenantId: string, q: PageQuery) {
+    return listPage(this.ds.getRepository(ImageEntity), tenantId, q, imageView);
+  }
+
+  /** Deletes an image. Raises: 404, or 409 while a VM definition uses it. */
+  async remove(tenantId: string, id: string) {
+    await this.ds.transaction(async (m) => {
+      const img = await m.findOneBy(ImageEntity, { id, tenantId });
+      if (!img) throw notFound('image', id);
+      const users: Array<{ vm_id: string }> = await m.query('SELECT vm_id FROM vm_images WHERE image_id = $1', [id]);
+      if (users.length) throw conflict(`image ${id} is used by ${users.length} VM definition(s)`, { vmIds: users.map((u) => u.vm_id) });
+      await m.delete(ImageEntity, { id });
+      await this.events.append(m, tenantId, 'image.deleted', `image:${id}`, { name: img.name });
+    });
+  }
+}
+
+@ApiTags('images')
+@ApiBearerAuth()
+@Controller('v1/images')
+export class ImagesController {
+  constructor(private readonly images: ImagesService) {}
+
+  /**
+   * Upload: `application/octet-stream` ELF bytes (name from `?name=`), or JSON
+   * `{name, format: "elf"|"asm", content}` with base64 for ELF. 201 for a new image, 200 when the
+   * tenant already has these exact bytes.
+   */
+  @Post()
+  async create(@TenantId() t: string, @Req() req: Request, @Res({ passthrough: true }) res: Response, @Query() q: ImageNameQuery, @Body() body: CreateImageDto | Buffer) {
+    let r;
+    if (Buffer.isBuffer(req.body)) {
+      r = await this.images.create(t, q.name ?? 'image', 'elf', req.body, null);
+    } else {
+      const dto = await validateBody(CreateImageDto, body);
+      if (dto.format === 'elf') {
+        if (!/^[A-Za-z0-9+/=\s]*$/.test(dto.content)) throw new ProblemError(400, 'Bad Request', 'content must be base64 for format elf');
+        r = await this.images.create(t, dto.name, 'elf', Buffer.from(dto.content, 'base64'), null);
+      } else r = await this.images.create(t, dto.name, 'asm', null, dto.content);
+    }
+    res.status(r.created ? 201 : 200);
+    return r.image;
+  }
+
+  @Get()
+  list(@TenantId() t: string, @Query() q: PageQuery) { return this.images.list(t, q); }
+
+  @Get(':id')
+  async get(@TenantId() t: string, @Param('id', ParseUUIDPipe) id: string) { return imageView(await this.images.get(t, id)); }
+
+  @Get(':id/content')
+  async content(@TenantId() t: string, @Param('id', ParseUUIDPipe) id: string, @Res() res: Response) {
+    const bytes = await this.images.content(t, id);
+    res.type('application/octet-stream').send(bytes);
+  }
+
+  @Delete(':id') @HttpCode(204)
+  remove(@TenantId() t: string, @Param('id', ParseUUIDPipe) id: string) { return this.images.remove(t, id); }
+}
