@@ -18,6 +18,7 @@ import { EventsController, HealthController } from './api/misc.controllers.js';
 import { ImagesController, ImagesService } from './api/images.js';
 import { VmsController, VmsService } from './api/vms.js';
 import { OperationsController, OperationsService } from './api/operations.js';
+import { EventsGateway } from './api/events.gateway.js';
 
 export interface AppOptions { config: Config; databaseUrl: string; embedded: boolean; adminToken: string }
 
@@ -52,6 +53,7 @@ export class AppModule {
         ImagesService,
         VmsService,
         OperationsService,
+        EventsGateway,
         { provide: APP_GUARD, useClass: AuthGuard },
         { provide: APP_FILTER, useClass: ProblemFilter },
         { provide: APP_PIPE, useValue: new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }) },

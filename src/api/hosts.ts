@@ -40,7 +40,7 @@ export class HostsService {
 
   async create(tenantId: string, dto: CreateHostDto) {
     try {
-      return await this.ds.transaction(async (m) => {
+      return await this.events.tx(async (m) => {
         const h = await m.save(m.create(HostEntity, { ...dto, techniques: dto.techniques ?? {}, tenantId, state: 'ready' }));
         await this.events.append(m, tenantId, 'host.created', `host:${h.id}`, hostView(h));
         return hostView(h);
@@ -63,7 +63,7 @@ export class HostsService {
 
   async update(tenantId: string, id: string, dto: UpdateHostDto) {
     try {
-      return await this.ds.transaction(async (m) => {
+      return await this.events.tx(async (m) => {
         const h = await m.findOneBy(HostEntity, { id, tenantId });
         if (!h) throw notFound('host', id);
         Object.assign(h, dto);
@@ -78,7 +78,7 @@ export class HostsService {
   }
 
   async remove(tenantId: string, id: string) {
-    await this.ds.transaction(async (m) => {
+    await this.events.tx(async (m) => {
       const h = await m.findOneBy(HostEntity, { id, tenantId });
       if (!h) throw notFound('host', id);
       const vms: Array<{ n: string }> = await m.query('SELECT COUNT(*) AS n FROM vms WHERE host_id = $1', [id]);

@@ -62,7 +62,7 @@ export class ImagesService {
     const repo = this.ds.getRepository(ImageEntity);
     const existing = await repo.findOneBy({ tenantId, sha256 });
     if (existing) return { created: false, image: imageView(existing) };
-    return this.ds.transaction(async (m) => {
+    return this.events.tx(async (m) => {
       const img = await m.save(m.create(ImageEntity, { tenantId, name, format, sha256, sizeBytes: elf.length, entry: String(entry), source, content: elf }));
       await this.events.append(m, tenantId, 'image.created', `image:${img.id}`, { name, format, sha256, sizeBytes: elf.length });
       return { created: true, image: imageView(img) };
@@ -88,7 +88,7 @@ export class ImagesService {
 
   /** Deletes an image. Raises: 404, or 409 while a VM definition uses it. */
   async remove(tenantId: string, id: string) {
-    await this.ds.transaction(async (m) => {
+    await this.events.tx(async (m) => {
       const img = await m.findOneBy(ImageEntity, { id, tenantId });
       if (!img) throw notFound('image', id);
       const users: Array<{ vm_id: string }> = await m.query('SELECT vm_id FROM vm_images WHERE image_id = $1', [id]);

@@ -32,7 +32,7 @@ export class OperationsService {
 
   /** Persists a pending operation and starts `runner` in the background. */
   async start(tenantId: string, kind: string, subject: string, runner: Runner) {
-    const op = await this.ds.transaction(async (m) => {
+    const op = await this.events.tx(async (m) => {
       const o = await m.save(m.create(OperationEntity, { tenantId, kind, subject, state: 'pending', progress: 0, error: null, result: null }));
       await this.events.append(m, tenantId, 'operation.created', `operation:${o.id}`, { kind, subject });
       return o;
@@ -44,7 +44,7 @@ export class OperationsService {
   }
 
   private async finish(op: OperationEntity, patch: Partial<OperationEntity>, type: string) {
-    await this.ds.transaction(async (m) => {
+    await this.events.tx(async (m) => {
       await m.update(OperationEntity, { id: op.id }, patch as never);
       await this.events.append(m, op.tenantId, type, `operation:${op.id}`, { kind: op.kind, subject: op.subject, ...(patch.error ? { error: patch.error } : {}) });
     });

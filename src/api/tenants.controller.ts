@@ -22,7 +22,7 @@ export class TenantsController {
   @HttpCode(201)
   async create(@Body() body: CreateTenantDto) {
     const token = newToken('hvt');
-    return this.ds.transaction(async (m) => {
+    return this.events.tx(async (m) => {
       const t = await m.save(m.create(TenantEntity, { name: body.name, tokenHash: hashToken(token) }));
       await this.events.append(m, t.id, 'tenant.created', `tenant:${t.id}`, { name: t.name });
       return { id: t.id, name: t.name, token, createdAt: t.createdAt.toISOString() };

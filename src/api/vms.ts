@@ -80,7 +80,7 @@ export class VmsService {
 
   async create(tenantId: string, dto: CreateVmDto) {
     try {
-      return await this.ds.transaction(async (m) => {
+      return await this.events.tx(async (m) => {
         const hostId = await this.place(m, tenantId, dto.memoryMiB, dto.hostId);
         const vm = await m.save(m.create(VmEntity, {
           tenantId, hostId, name: dto.name, vcpus: dto.vcpus, memoryMiB: dto.memoryMiB, processes: dto.processes.map((p) => ({ ...p })),
@@ -109,7 +109,7 @@ export class VmsService {
   /** Edits a definition. Raises 409 unless the VM is created, stopped or crashed. */
   async update(tenantId: string, id: string, dto: UpdateVmDto) {
     try {
-      return await this.ds.transaction(async (m) => {
+      return await this.events.tx(async (m) => {
         const v = await m.findOneBy(VmEntity, { id, tenantId });
         if (!v) throw notFound('vm', id);
         if (!isQuiescent(v.state as VmState)) throw conflict(`VM ${id} is ${v.state}; stop it before editing`, { state: v.state });
@@ -127,7 +127,7 @@ export class VmsService {
   }
 
   async remove(tenantId: string, id: string) {
-    await this.ds.transaction(async (m) => {
+    await this.events.tx(async (m) => {
       const v = await m.findOneBy(VmEntity, { id, tenantId });
       if (!v) throw notFound('vm', id);
       if (!isQuiescent(v.state as VmState)) throw conflict(`VM ${id} is ${v.state}; stop it before deleting`, { state: v.state });
@@ -141,7 +141,7 @@ export class VmsService {
    * is carried out; actions that need the VM runtime answer 501 until VM execution is wired.
    */
   async action(tenantId: string, id: string, action: VmAction) {
-    return this.ds.transaction(async (m) => {
+    return this.events.tx(async (m) => {
       const v = await m.findOne(VmEntity, { where: { id, tenantId }, lock: { mode: 'pessimistic_write' } });
       if (!v) throw notFound('vm', id);
       let to: VmState;

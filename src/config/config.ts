@@ -21,6 +21,8 @@ export interface Config {
   schema: string;
   /** Largest accepted image upload in bytes (HVSIM_IMAGE_MAX_BYTES, default 16 MiB). */
   imageMaxBytes: number;
+  /** Per-socket event flow control: unacknowledged events, then queued events (HVSIM_EVENTS_IN_FLIGHT, HVSIM_EVENTS_QUEUE). */
+  events: { inFlight: number; queue: number };
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -38,6 +40,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!Number.isInteger(imageMaxBytes) || imageMaxBytes < 1024 || imageMaxBytes > 256 << 20) {
     throw new ConfigError(`HVSIM_IMAGE_MAX_BYTES must be an integer between 1024 and ${256 << 20}, got '${env.HVSIM_IMAGE_MAX_BYTES}'`);
   }
+  const int = (name: string, def: number, lo: number, hi: number) => {
+    const v = env[name] ? Number(env[name]) : def;
+    if (!Number.isInteger(v) || v < lo || v > hi) throw new ConfigError(`${name} must be an integer between ${lo} and ${hi}, got '${env[name]}'`);
+    return v;
+  };
+  const events = { inFlight: int('HVSIM_EVENTS_IN_FLIGHT', 64, 1, 4096), queue: int('HVSIM_EVENTS_QUEUE', 1024, 0, 1 << 20) };
   const dataDir = resolve(env.HVSIM_DATA_DIR?.trim() || join(process.cwd(), '.hvsim'));
   return {
     host: env.HOST?.trim() || '127.0.0.1',
@@ -48,5 +56,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     authFailuresPerMinute: 20,
     schema,
     imageMaxBytes,
+    events,
   };
 }
