@@ -13,6 +13,8 @@ import type { Config } from './config/config.js';
 import { startEmbeddedPostgres, EmbeddedPostgres } from './persistence/embedded.js';
 import { newToken } from './api/auth.js';
 import express from 'express';
+import { SwaggerModule } from '@nestjs/swagger';
+import { openApiDocument } from './openapi.js';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 
 /** Errors of the body parsers (too large, malformed JSON) as problem+json. */
@@ -70,6 +72,7 @@ export async function startService(config: Config): Promise<RunningService> {
     app.use(express.json({ limit: Math.ceil(config.imageMaxBytes * 1.4) + 4096 }));
     app.use(express.raw({ type: 'application/octet-stream', limit: config.imageMaxBytes }));
     app.use(bodyErrors);
+    SwaggerModule.setup('docs', app, () => openApiDocument(app));
     await app.listen(config.port, config.host);
     const addr = app.getHttpServer().address() as { port: number };
     return {

@@ -3,7 +3,7 @@
  * (uniqueness, existence per tenant, events) live in HostsService.
  */
 import { Body, Controller, Delete, Get, HttpCode, Injectable, Param, ParseUUIDPipe, Patch, Post, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiTags, ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsIn, IsInt, IsObject, IsOptional, IsString, Length, Max, Min } from 'class-validator';
 import { DataSource } from 'typeorm';
 import { TenantId } from './auth.js';
@@ -13,18 +13,18 @@ import { EventsService } from './events.service.js';
 import { HostEntity } from '../persistence/entities.js';
 
 export class CreateHostDto {
-  @IsString() @Length(1, 100) name!: string;
-  @IsInt() @Min(1) @Max(64) cpus!: number;
-  @IsInt() @Min(16) @Max(65536) memoryMiB!: number;
-  @IsOptional() @IsObject() techniques?: Record<string, unknown>;
+  @ApiProperty() @IsString() @Length(1, 100) name!: string;
+  @ApiProperty() @IsInt() @Min(1) @Max(64) cpus!: number;
+  @ApiProperty() @IsInt() @Min(16) @Max(65536) memoryMiB!: number;
+  @ApiPropertyOptional() @IsOptional() @IsObject() techniques?: Record<string, unknown>;
 }
 
 export class UpdateHostDto {
-  @IsOptional() @IsString() @Length(1, 100) name?: string;
-  @IsOptional() @IsInt() @Min(1) @Max(64) cpus?: number;
-  @IsOptional() @IsInt() @Min(16) @Max(65536) memoryMiB?: number;
-  @IsOptional() @IsObject() techniques?: Record<string, unknown>;
-  @IsOptional() @IsIn(['ready', 'maintenance']) state?: string;
+  @ApiPropertyOptional() @IsOptional() @IsString() @Length(1, 100) name?: string;
+  @ApiPropertyOptional() @IsOptional() @IsInt() @Min(1) @Max(64) cpus?: number;
+  @ApiPropertyOptional() @IsOptional() @IsInt() @Min(16) @Max(65536) memoryMiB?: number;
+  @ApiPropertyOptional() @IsOptional() @IsObject() techniques?: Record<string, unknown>;
+  @ApiPropertyOptional() @IsOptional() @IsIn(['ready', 'maintenance']) state?: string;
 }
 
 export const hostView = (h: HostEntity) => ({

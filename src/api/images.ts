@@ -4,7 +4,7 @@
  * bytes uploaded twice by one tenant return the existing image.
  */
 import { Body, Controller, Delete, Get, HttpCode, Injectable, Param, ParseUUIDPipe, Post, Query, Req, Res } from '@nestjs/common';
-import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiTags, ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsIn, IsOptional, IsString, Length } from 'class-validator';
 import type { Request, Response } from 'express';
 import { createHash } from 'node:crypto';
@@ -19,14 +19,14 @@ import { listPage, PageQuery } from './pagination.js';
 import { validateBody } from './validate.js';
 
 export class CreateImageDto {
-  @IsString() @Length(1, 200) name!: string;
-  @IsIn(['elf', 'asm']) format!: 'elf' | 'asm';
+  @ApiProperty() @IsString() @Length(1, 200) name!: string;
+  @ApiProperty() @IsIn(['elf', 'asm']) format!: 'elf' | 'asm';
   /** base64 ELF bytes (format elf) or assembly source text (format asm). */
-  @IsString() content!: string;
+  @ApiProperty() @IsString() content!: string;
 }
 
 export class ImageNameQuery {
-  @IsOptional() @IsString() @Length(1, 200) name?: string;
+  @ApiPropertyOptional() @IsOptional() @IsString() @Length(1, 200) name?: string;
 }
 
 export const imageView = (i: ImageEntity) => ({

@@ -1,11 +1,12 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsInt, IsOptional, IsString, Max, Min } from 'class-validator';
 import { Type } from 'class-transformer';
 import { ProblemError } from './errors.js';
 import type { ObjectLiteral, Repository } from 'typeorm';
 
 export class PageQuery {
-  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(100) pageSize?: number;
-  @IsOptional() @IsString() pageToken?: string;
+  @ApiPropertyOptional() @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(100) pageSize?: number;
+  @ApiPropertyOptional() @IsOptional() @IsString() pageToken?: string;
 }
 
 /** Offset page tokens: base64url of `o:OFFSET`, the offset of the next page's first item. */

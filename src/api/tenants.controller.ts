@@ -1,5 +1,5 @@
 import { Body, Controller, HttpCode, Post } from '@nestjs/common';
-import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiTags, ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsString, Length } from 'class-validator';
 import { DataSource } from 'typeorm';
 import { AdminOnly, hashToken, newToken } from './auth.js';
@@ -7,7 +7,7 @@ import { TenantEntity } from '../persistence/entities.js';
 import { EventsService } from './events.service.js';
 
 export class CreateTenantDto {
-  @IsString() @Length(1, 100) name!: string;
+  @ApiProperty() @IsString() @Length(1, 100) name!: string;
 }
 
 @ApiTags('tenants')

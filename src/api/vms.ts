@@ -5,7 +5,7 @@
  * the one state machine in src/runtime/vm-state.ts.
  */
 import { Body, Controller, Delete, Get, HttpCode, Injectable, Param, ParseUUIDPipe, Patch, Post, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiTags, ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { ArrayMaxSize, ArrayMinSize, IsArray, IsInt, IsObject, IsOptional, IsString, IsUUID, Length, Max, MaxLength, Min, ValidateNested } from 'class-validator';
 import { DataSource, EntityManager, In } from 'typeorm';
@@ -18,29 +18,29 @@ import { uniqueViolation } from './hosts.js';
 import { isQuiescent, transition, TransitionError, VmAction, VmState } from '../runtime/vm-state.js';
 
 export class ProcessDto implements ProcessSpec {
-  @IsUUID() imageId!: string;
-  @IsOptional() @IsArray() @ArrayMaxSize(256) @IsString({ each: true }) argv?: string[];
-  @IsOptional() @IsArray() @ArrayMaxSize(256) @IsString({ each: true }) env?: string[];
-  @IsOptional() @IsString() @MaxLength(1 << 20) stdin?: string;
+  @ApiProperty() @IsUUID() imageId!: string;
+  @ApiPropertyOptional({ type: [String] }) @IsOptional() @IsArray() @ArrayMaxSize(256) @IsString({ each: true }) argv?: string[];
+  @ApiPropertyOptional({ type: [String] }) @IsOptional() @IsArray() @ArrayMaxSize(256) @IsString({ each: true }) env?: string[];
+  @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(1 << 20) stdin?: string;
 }
 
 export class CreateVmDto {
-  @IsString() @Length(1, 100) name!: string;
-  @IsOptional() @IsUUID() hostId?: string;
-  @IsInt() @Min(1) @Max(16) vcpus!: number;
-  @IsInt() @Min(1) @Max(65536) memoryMiB!: number;
-  @IsArray() @ArrayMinSize(1) @ArrayMaxSize(64) @ValidateNested({ each: true }) @Type(() => ProcessDto) processes!: ProcessDto[];
-  @IsOptional() @IsObject() techniques?: Record<string, unknown>;
-  @IsOptional() @IsInt() @Min(0) seed?: number;
+  @ApiProperty() @IsString() @Length(1, 100) name!: string;
+  @ApiPropertyOptional() @IsOptional() @IsUUID() hostId?: string;
+  @ApiProperty() @IsInt() @Min(1) @Max(16) vcpus!: number;
+  @ApiProperty() @IsInt() @Min(1) @Max(65536) memoryMiB!: number;
+  @ApiProperty({ type: [ProcessDto] }) @IsArray() @ArrayMinSize(1) @ArrayMaxSize(64) @ValidateNested({ each: true }) @Type(() => ProcessDto) processes!: ProcessDto[];
+  @ApiPropertyOptional() @IsOptional() @IsObject() techniques?: Record<string, unknown>;
+  @ApiPropertyOptional() @IsOptional() @IsInt() @Min(0) seed?: number;
 }
 
 export class UpdateVmDto {
-  @IsOptional() @IsString() @Length(1, 100) name?: string;
-  @IsOptional() @IsInt() @Min(1) @Max(16) vcpus?: number;
-  @IsOptional() @IsInt() @Min(1) @Max(65536) memoryMiB?: number;
-  @IsOptional() @IsArray() @ArrayMinSize(1) @ArrayMaxSize(64) @ValidateNested({ each: true }) @Type(() => ProcessDto) processes?: ProcessDto[];
-  @IsOptional() @IsObject() techniques?: Record<string, unknown>;
-  @IsOptional() @IsInt() @Min(0) seed?: number;
+  @ApiPropertyOptional() @IsOptional() @IsString() @Length(1, 100) name?: string;
+  @ApiPropertyOptional() @IsOptional() @IsInt() @Min(1) @Max(16) vcpus?: number;
+  @ApiPropertyOptional() @IsOptional() @IsInt() @Min(1) @Max(65536) memoryMiB?: number;
+  @ApiPropertyOptional({ type: [ProcessDto] }) @IsOptional() @IsArray() @ArrayMinSize(1) @ArrayMaxSize(64) @ValidateNested({ each: true }) @Type(() => ProcessDto) processes?: ProcessDto[];
+  @ApiPropertyOptional() @IsOptional() @IsObject() techniques?: Record<string, unknown>;
+  @ApiPropertyOptional() @IsOptional() @IsInt() @Min(0) seed?: number;
 }
 
 export const vmView = (v: VmEntity) => ({

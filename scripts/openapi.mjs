@@ -1,0 +1,14 @@
+// Writes openapi.yaml from the code: the compiled service (dist/, built by `npm run openapi`)
+// on an in-memory database, listening on a random loopback port only while generating.
+// (Nest's dependency injection needs decorator metadata, which tsx/esbuild does not emit.)
+import { writeFileSync } from 'node:fs';
+import { loadConfig } from '../dist/config/config.js';
+import { startService } from '../dist/server.js';
+import { openApiYaml } from '../dist/openapi.js';
+
+const svc = await startService(loadConfig({ HVSIM_DB: 'memory', PORT: '0', HVSIM_ADMIN_TOKEN: 'openapi-generation-token' }));
+try {
+  writeFileSync(new URL('../openapi.yaml', import.meta.url), openApiYaml(svc.app));
+} finally {
+  await svc.close();
+}
