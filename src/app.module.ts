@@ -19,8 +19,10 @@ import { ImagesController, ImagesService } from './api/images.js';
 import { VmsController, VmsService } from './api/vms.js';
 import { OperationsController, OperationsService } from './api/operations.js';
 import { EventsGateway } from './api/events.gateway.js';
+import { Metrics, MetricsController } from './api/observability.js';
+import { IdempotencyInterceptor } from './api/idempotency.js';
 
-export interface AppOptions { config: Config; databaseUrl: string; embedded: boolean; adminToken: string }
+export interface AppOptions { config: Config; databaseUrl: string; embedded: boolean; adminToken: string; metrics: Metrics }
 
 @Module({})
 export class AppModule {
@@ -45,7 +47,7 @@ export class AppModule {
           },
         }),
       ],
-      controllers: [TenantsController, HostsController, ImagesController, VmsController, OperationsController, EventsController, HealthController],
+      controllers: [TenantsController, HostsController, ImagesController, VmsController, OperationsController, EventsController, HealthController, MetricsController],
       providers: [
         { provide: CONFIG, useValue: { ...o.config, resolvedAdminToken: o.adminToken } },
         EventsService,
@@ -54,6 +56,8 @@ export class AppModule {
         VmsService,
         OperationsService,
         EventsGateway,
+        IdempotencyInterceptor,
+        { provide: Metrics, useValue: o.metrics },
         { provide: APP_GUARD, useClass: AuthGuard },
         { provide: APP_FILTER, useClass: ProblemFilter },
         { provide: APP_PIPE, useValue: new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }) },

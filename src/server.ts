@@ -15,6 +15,7 @@ import { newToken } from './api/auth.js';
 import express from 'express';
 import { SwaggerModule } from '@nestjs/swagger';
 import { openApiDocument } from './openapi.js';
+import { httpLogger, Metrics } from './api/observability.js';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 
 /** Errors of the body parsers (too large, malformed JSON) as problem+json. */
@@ -64,10 +65,13 @@ export async function startService(config: Config): Promise<RunningService> {
   }
   const { token, generated } = resolveAdminToken(config);
   try {
+    const metrics = new Metrics();
     const app = await NestFactory.create<NestExpressApplication>(
-      AppModule.forRoot({ config, databaseUrl, embedded: embedded !== null, adminToken: token }),
+      AppModule.forRoot({ config, databaseUrl, embedded: embedded !== null, adminToken: token, metrics }),
       { logger: ['error', 'warn'], bodyParser: false },
     );
+    app.use(httpLogger(config.logLevel));
+    app.use(metrics.middleware());
     // JSON bodies may carry a base64 image (4/3 of the binary limit); raw uploads are ELF bytes.
     app.use(express.json({ limit: Math.ceil(config.imageMaxBytes * 1.4) + 4096 }));
     app.use(express.raw({ type: 'application/octet-stream', limit: config.imageMaxBytes }));

@@ -20,6 +20,15 @@ describe.each(BACKENDS)('tenants, auth, hosts and events on $name', (backend) =>
     await svc?.dropSchema();
   });
 
+  test('metrics count requests by route pattern; responses carry a request id', async () => {
+    const r = await api().get('/v1/hosts').set('Authorization', `Bearer ${tokenA}`).set('X-Request-Id', 'trace-123').expect(200);
+    expect(r.headers['x-request-id']).toBe('trace-123');
+    expect((await api().get('/healthz')).headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    const m = await api().get('/metrics').expect(200);
+    expect(m.text).toMatch(/hvsim_http_requests_total\{method="GET",route="\/v1\/hosts",status="200"\} [1-9]/);
+    expect(m.text).toMatch(/hvsim_http_request_duration_seconds_bucket/);
+  });
+
   test('health and readiness need no token', async () => {
     await api().get('/healthz').expect(200, { status: 'ok' });
     const r = await api().get('/readyz').expect(200);
@@ -81,4 +90,16 @@ describe.each(BACKENDS)('tenants, auth, hosts and events on $name', (backend) =>
     await api().get('/v1/hosts/not-a-uuid').set(auth).expect(400);
     await api().get('/v1/hosts?pageToken=@@@').set(auth).expect(400);
   });
+  test('Idempotency-Key: the same request returns the first result, a different one is 422', async () => {
+    const auth = { Authorization: `Bearer ${tokenA}`, 'Idempotency-Key': 'create-idem-1' };
+    const first = await api().post('/v1/hosts').set(auth).send({ name: 'idem', cpus: 1, memoryMiB: 16 }).expect(201);
+    const again = await api().post('/v1/hosts').set(auth).send({ name: 'idem', cpus: 1, memoryMiB: 16 }).expect(201);
+    expect(again.body).toEqual(first.body);
+    expect(again.headers['idempotent-replayed']).toBe('true');
+    const other = await api().post('/v1/hosts').set(auth).send({ name: 'idem2', cpus: 1, memoryMiB: 16 }).expect(422);
+    expect(other.body.detail).toMatch(/different request/);
+    // Keys are per tenant.
+    await api().post('/v1/hosts').set({ Authorization: `Bearer ${tokenB}`, 'Idempotency-Key': 'create-idem-1' }).send({ name: 'idem2', cpus: 1, memoryMiB: 16 }).expect(201);
+  });
+
 });

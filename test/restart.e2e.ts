@@ -7,7 +7,7 @@ import { startService } from '../src/server.js';
 
 test('the embedded database keeps its data, and the generated admin token, across a restart', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'hvsim-data-'));
-  const config = loadConfig({ PORT: '0', HVSIM_DATA_DIR: dir });
+  const config = loadConfig({ PORT: '0', HVSIM_DATA_DIR: dir, HVSIM_LOG_LEVEL: 'silent' });
   const first = await startService(config);
   expect(first.generatedToken).toBe(true);
   expect(readFileSync(join(dir, 'admin-token'), 'utf8').trim()).toBe(first.adminToken);

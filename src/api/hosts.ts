@@ -7,6 +7,7 @@ import { ApiBearerAuth, ApiTags, ApiProperty, ApiPropertyOptional } from '@nestj
 import { IsIn, IsInt, IsObject, IsOptional, IsString, Length, Max, Min } from 'class-validator';
 import { DataSource } from 'typeorm';
 import { TenantId } from './auth.js';
+import { Idempotent } from './idempotency.js';
 import { conflict, notFound } from './errors.js';
 import { listPage, PageQuery } from './pagination.js';
 import { EventsService } from './events.service.js';
@@ -95,7 +96,7 @@ export class HostsService {
 export class HostsController {
   constructor(private readonly hosts: HostsService) {}
 
-  @Post() @HttpCode(201)
+  @Post() @Idempotent() @HttpCode(201)
   create(@TenantId() t: string, @Body() dto: CreateHostDto) { return this.hosts.create(t, dto); }
 
   @Get()

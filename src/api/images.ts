@@ -10,6 +10,7 @@ import type { Request, Response } from 'express';
 import { createHash } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { TenantId } from './auth.js';
+import { Idempotent } from './idempotency.js';
 import { conflict, notFound, ProblemError } from './errors.js';
 import { EventsService } from './events.service.js';
 import { ImageEntity } from '../persistence/entities.js';
@@ -110,7 +111,7 @@ export class ImagesController {
    * `{name, format: "elf"|"asm", content}` with base64 for ELF. 201 for a new image, 200 when the
    * tenant already has these exact bytes.
    */
-  @Post()
+  @Post() @Idempotent()
   async create(@TenantId() t: string, @Req() req: Request, @Res({ passthrough: true }) res: Response, @Query() q: ImageNameQuery, @Body() body: CreateImageDto | Buffer) {
     let r;
     if (Buffer.isBuffer(req.body)) {

@@ -10,6 +10,7 @@ import { Type } from 'class-transformer';
 import { ArrayMaxSize, ArrayMinSize, IsArray, IsInt, IsObject, IsOptional, IsString, IsUUID, Length, Max, MaxLength, Min, ValidateNested } from 'class-validator';
 import { DataSource, EntityManager, In } from 'typeorm';
 import { TenantId } from './auth.js';
+import { Idempotent } from './idempotency.js';
 import { conflict, notFound, ProblemError } from './errors.js';
 import { EventsService } from './events.service.js';
 import { HostEntity, ImageEntity, ProcessSpec, VmEntity } from '../persistence/entities.js';
@@ -168,7 +169,7 @@ export class VmsService {
 export class VmsController {
   constructor(private readonly vms: VmsService) {}
 
-  @Post() @HttpCode(201)
+  @Post() @Idempotent() @HttpCode(201)
   create(@TenantId() t: string, @Body() dto: CreateVmDto) { return this.vms.create(t, dto); }
 
   @Get()

@@ -23,6 +23,8 @@ export interface Config {
   imageMaxBytes: number;
   /** Per-socket event flow control: unacknowledged events, then queued events (HVSIM_EVENTS_IN_FLIGHT, HVSIM_EVENTS_QUEUE). */
   events: { inFlight: number; queue: number };
+  /** pino level (HVSIM_LOG_LEVEL: fatal, error, warn, info, debug, trace, silent). */
+  logLevel: string;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -46,6 +48,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     return v;
   };
   const events = { inFlight: int('HVSIM_EVENTS_IN_FLIGHT', 64, 1, 4096), queue: int('HVSIM_EVENTS_QUEUE', 1024, 0, 1 << 20) };
+  const logLevel = env.HVSIM_LOG_LEVEL?.trim() || 'info';
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) throw new ConfigError(`HVSIM_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent; got '${logLevel}'`);
   const dataDir = resolve(env.HVSIM_DATA_DIR?.trim() || join(process.cwd(), '.hvsim'));
   return {
     host: env.HOST?.trim() || '127.0.0.1',
@@ -57,5 +61,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     schema,
     imageMaxBytes,
     events,
+    logLevel,
   };
 }

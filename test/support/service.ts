@@ -19,7 +19,7 @@ export const ADMIN = `test-admin-${randomBytes(8).toString('hex')}`;
 
 export async function startTestService(b: Backend, extraEnv: Record<string, string> = {}): Promise<RunningService & { dropSchema(): Promise<void> }> {
   const schema = b.name === 'postgres' ? `t_${randomBytes(6).toString('hex')}` : 'public';
-  const svc = await startService(loadConfig({ ...b.env, ...extraEnv, PORT: '0', HVSIM_ADMIN_TOKEN: ADMIN, HVSIM_DB_SCHEMA: schema }));
+  const svc = await startService(loadConfig({ HVSIM_LOG_LEVEL: 'silent', ...b.env, ...extraEnv, PORT: '0', HVSIM_ADMIN_TOKEN: ADMIN, HVSIM_DB_SCHEMA: schema }));
   return {
     ...svc,
     async dropSchema() {

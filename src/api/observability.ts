@@ -1,0 +1,61 @@
+/**
+ * Structured JSON logs with request ids (pino), and Prometheus metrics (prom-client): HTTP
+ * request counts and latency histograms labelled by method, route pattern and status.
+ */
+import { Controller, Get, Header } from '@nestjs/common';
+import { ApiTags } from '@nestjs/swagger';
+import type { NextFunction, Request, Response } from 'express';
+import { randomUUID } from 'node:crypto';
+import { pino, Logger as Pino } from 'pino';
+import { pinoHttp } from 'pino-http';
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Public } from './auth.js';
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly requests = new Counter({ name: 'hvsim_http_requests_total', help: 'HTTP requests', labelNames: ['method', 'route', 'status'], registers: [this.registry] });
+  readonly latency = new Histogram({
+    name: 'hvsim_http_request_duration_seconds', help: 'HTTP request latency', labelNames: ['method', 'route'],
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [this.registry],
+  });
+
+  constructor() { collectDefaultMetrics({ register: this.registry, prefix: 'hvsim_' }); }
+
+  /** Express middleware recording every request when its response finishes. */
+  middleware() {
+    return (req: Request, res: Response, next: NextFunction) => {
+      const start = process.hrtime.bigint();
+      res.on('finish', () => {
+        const route = (req.route as { path?: string } | undefined)?.path ?? (res.statusCode === 404 ? 'unmatched' : req.path.split('/').slice(0, 3).join('/'));
+        const full = `${req.baseUrl ?? ''}${route}`;
+        this.requests.inc({ method: req.method, route: full, status: String(res.statusCode) });
+        this.latency.observe({ method: req.method, route: full }, Number(process.hrtime.bigint() - start) / 1e9);
+      });
+      next();
+    };
+  }
+}
+
+export function httpLogger(level: string) {
+  const logger: Pino = pino({ level, base: { service: 'hvsim' } });
+  return pinoHttp({
+    logger,
+    genReqId: (req, res) => {
+      const given = req.headers['x-request-id'];
+      const id = typeof given === 'string' && /^[\w.-]{1,100}$/.test(given) ? given : randomUUID();
+      res.setHeader('X-Request-Id', id);
+      return id;
+    },
+    customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
+  });
+}
+
+@ApiTags('health')
+@Controller()
+export class MetricsController {
+  constructor(private readonly metrics: Metrics) {}
+
+  /** Prometheus text exposition. */
+  @Get('metrics') @Public() @Header('Content-Type', 'text/plain; version=0.0.4')
+  async scrape(): Promise<string> { return this.metrics.registry.metrics(); }
+}
