@@ -17,6 +17,16 @@ export const conflict = (detail: string, extra: Record<string, unknown> = {}) =>
 export const unauthorized = (detail: string) => new ProblemError(401, 'Unauthorized', detail);
 
 const TYPE = 'https://hvsim.dev/problems/';
+
+/** Connection-level database failures (duck-typed: errors may come from another realm). */
+function isDatabaseUnreachable(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown; driverError?: unknown } | null;
+  if (!e || typeof e !== 'object') return false;
+  if (err instanceof QueryFailedError && err.driverError) return isDatabaseUnreachable(err.driverError);
+  const code = e.code;
+  if (typeof code === 'string' && ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '08006', '08001'].includes(code)) return true;
+  return typeof e.message === 'string' && /ECONNREFUSED|Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(e.message);
+}
 const slug = (title: string) => title.toLowerCase().replace(/[^a-z0-9]+/g, '-');
 
 /** Maps every error to application/problem+json; unexpected errors become a 500 without internals. */
@@ -37,9 +47,7 @@ export class ProblemFilter implements ExceptionFilter {
       extra = { errors: messages.map((m): FieldError => ({ field: /^(?:property )?(\S+)/.exec(m)?.[1] ?? '', message: m })) };
     } else if (err instanceof HttpException) {
       status = err.getStatus(); title = err.message; detail = err.message;
-    } else if (err instanceof QueryFailedError && /connect|terminat|timeout/i.test(err.message)) {
-      status = 503; title = 'Service Unavailable'; detail = 'the database is not reachable';
-    } else if (err instanceof Error && /ECONNREFUSED|Connection terminated|timeout exceeded|not reachable/i.test(err.message)) {
+    } else if (isDatabaseUnreachable(err)) {
       status = 503; title = 'Service Unavailable'; detail = 'the database is not reachable';
     }
     if (status >= 500) this.log.error(err instanceof Error ? err.stack ?? err.message : String(err));
