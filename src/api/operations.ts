@@ -3,7 +3,7 @@
  * succeeded | failed | cancelled, with progress. Runners receive an AbortSignal that `cancel`
  * fires; a runner that ignores it still ends as cancelled (its result is discarded).
  */
-import { Controller, Get, HttpCode, Injectable, Param, ParseUUIDPipe, Post, Query } from '@nestjs/common';
+import { Controller, Get, HttpCode, Injectable, OnModuleDestroy, Param, ParseUUIDPipe, Post, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { DataSource } from 'typeorm';
 import { TenantId } from './auth.js';
@@ -25,7 +25,7 @@ export const operationView = (o: OperationEntity) => ({
 });
 
 @Injectable()
-export class OperationsService {
+export class OperationsService implements OnModuleDestroy {
   private readonly running = new Map<string, AbortController>();
 
   constructor(private readonly ds: DataSource, private readonly events: EventsService) {}
@@ -88,7 +88,12 @@ export class OperationsService {
     return { ...o, cancelRequested: true };
   }
 
-  /** Waits until no operation is running (for shutdown). */
+  /** On shutdown: cancels running operations and waits (up to 2 s) for them to record it. */
+  async onModuleDestroy(): Promise<void> {
+    await this.drain();
+  }
+
+  /** Cancels every running operation and waits until they have ended. */
   async drain(): Promise<void> {
     for (const ac of this.running.values()) ac.abort();
     for (let i = 0; i < 100 && this.running.size > 0; i++) await new Promise((r) => setTimeout(r, 20));
