@@ -4,9 +4,10 @@
  */
 import { asmCommand } from './asm.js';
 import { disasmCommand } from './disasm.js';
+import { serveCommand } from './serve.js';
 import { CliError, Command } from './cli-error.js';
 
-export const COMMANDS: Command[] = [asmCommand, disasmCommand];
+export const COMMANDS: Command[] = [asmCommand, disasmCommand, serveCommand];
 
 export function help(): string {
   const w = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -16,7 +17,7 @@ export function help(): string {
     'commands:',
     ...COMMANDS.map((c) => `  ${c.name.padEnd(w)}  ${c.summary}\n  ${' '.repeat(w)}  ${c.usage}`),
     '',
-    'Not available yet: run, serve, bench, experiment (see README.md, "Status").',
+    'Not available yet: run, bench, experiment (see README.md, "Status").',
     '',
   ].join('\n');
 }
