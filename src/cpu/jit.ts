@@ -185,13 +185,20 @@ function translate(h: Hart, pa: number): Block | null {
   }
   if (n === 0) return null;
   const regs = [...used].sort((a, b) => a - b);
+  // Only blocks that touch memory pay for the views and TLB arrays; only blocks that store
+  // watch for writes into code pages.
+  const body = parts.join('\n');
+  const memPrologue = /ltag|stag/.test(body)
+    ? `, _a = 0, _v = 0, _p = 0;
+    const mode = h.priv | (h.virt << 2), tlb = h.mmu.tlb, ltag = tlb[1].tag, lpage = tlb[1].page, stag = tlb[2].tag, spage = tlb[2].page;
+    const mem = h.mem, u8 = mem.u8, u16 = mem.u16, i32 = mem.i32, codePages = h.codePages;`
+    : ';';
+  const storePrologue = /codeDirty/.test(body) ? 'h.codeDirty = false;' : '';
   const load = regs.map((r) => `r${r} = x[${r}]`).join(', ');
   const store = regs.map((r) => `x[${r}] = r${r};`).join(' ');
   const src = `
-    let ${load ? load + ', ' : ''}_z = 0, ip = 0, npc = ${fallthrough}, cyc = 0, _a = 0, _v = 0, _p = 0;
-    const mode = h.priv | (h.virt << 2), tlb = h.mmu.tlb, ltag = tlb[1].tag, lpage = tlb[1].page, stag = tlb[2].tag, spage = tlb[2].page;
-    const mem = h.mem, u8 = mem.u8, u16 = mem.u16, i32 = mem.i32, codePages = h.codePages;
-    h.codeDirty = false;
+    let ${load ? load + ', ' : ''}_z = 0, ip = 0, npc = ${fallthrough}, cyc = 0${memPrologue}
+    ${storePrologue}
     try {
       blk: {
         ${parts.join('\n        ')}
@@ -217,6 +224,7 @@ function translate(h: Hart, pa: number): Block | null {
  */
 export function runJit(h: Hart, jit: Jit, max: number): number {
   const x = h.x, ctr = h.ctr;
+  const ftag = h.mmu.tlb[0].tag, fpage = h.mmu.tlb[0].page;
   const start = ctr[Ctr.Instructions];
   h.stopReason = StopReason.Budget;
   let prev = null as Block | null;
@@ -234,8 +242,10 @@ export function runJit(h: Hart, jit: Jit, max: number): number {
           if (h.stopReason !== StopReason.Budget) return h.stopReason;
         }
       }
-      const pa = h.fetchPa(h.pc);
       const pc = h.pc | 0;
+      const vpn = pc >>> 12;
+      const pa = (pc & 1) === 0 && ftag[vpn & 255] === ((vpn << 3) | (h.priv | (h.virt << 2)))
+        ? fpage[vpn & 255] + (pc & 0xfff) : h.fetchPa(pc);
       const n1: Block | null = prev ? prev.next1 : null, n2: Block | null = prev ? prev.next2 : null;
       const b: Block | null = n1 && n1.pa === pa && n1.vpc === pc && n1.valid ? n1
         : n2 && n2.pa === pa && n2.vpc === pc && n2.valid ? n2 : jit.lookup(pa);
