@@ -650,10 +650,6 @@ export class Hart implements MmuHost {
     return pa;
   }
 
-  /** Reads a NUL-terminated string or bytes from physical memory (for hosts and tests). */
-  readPhys(pa: number, len: number): Uint8Array {
-    return this.mem.u8.slice(pa, pa + len);
-  }
 }
 
 export { ACC_FETCH, ACC_LOAD, ACC_STORE };

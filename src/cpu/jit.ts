@@ -49,8 +49,6 @@ export interface Block {
   next2: Block | null;
 }
 
-export const JIT_COUNTERS = ['translations', 'evictions', 'invalidations', 'blocksExecuted'] as const;
-
 /** Per-hart translation state. */
 export class Jit {
   readonly blocks = new Map<number, Block>();

@@ -47,9 +47,6 @@ export function decode(word: number): number {
   return -1;
 }
 
-/** True when the low two bits mark a 16-bit (compressed) instruction. */
-export const isCompressed = (halfOrWord: number): boolean => (halfOrWord & 3) !== 3;
-
 // Compressed: the whole 16-bit space fits in two tables: row index per halfword (-1 = illegal)
 // and the expansion (0 = illegal/reserved).
 const C_ROW = new Int16Array(65536).fill(-1);
