@@ -649,7 +649,4 @@ export class Hart implements MmuHost {
     }
     return pa;
   }
-
 }
-
-export { ACC_FETCH, ACC_LOAD, ACC_STORE };
