@@ -168,6 +168,9 @@ function translate(h: Hart, pa: number): Block | null {
     const id = decode(w);
     if (id < 0) break;
     const row = INSNS[id];
+    // CSR instructions may read instret/cycle/time: they start a block of their own, so the
+    // counters are exact when they run.
+    if (n > 0 && row.format.startsWith('CSR')) break;
     const vpc = (vpc0 + off) | 0;
     const next = (vpc + len) | 0;
     const body = splice(row.name, row.format, w, vpc, len, used);

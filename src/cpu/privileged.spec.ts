@@ -321,3 +321,55 @@ describe('H extension: two-stage translation', () => {
     expect(h.mstatush & MSH.MPV).toBe(0);
   });
 });
+
+describe('counters, misaligned accesses and memory errors', () => {
+  function flat() {
+    const m = machine();
+    m.h.nativeTraps = NATIVE_M;
+    return m;
+  }
+
+  test('rdcycle/rdinstret count retired work; U-mode access needs mcounteren and scounteren', () => {
+    const { mem, h } = flat();
+    code(mem, 0x1000, [I('addi', { rd: 5, rs1: 0, imm: 1 }), I('csrrs', { rd: 6, csr: 0xc02, rs1: 0 }), I('csrrs', { rd: 7, csr: 0xc00, rs1: 0 })]);
+    h.priv = PRIV_M; h.pc = 0x1000;
+    h.run(3);
+    expect(h.x[6]).toBe(1); // one instruction retired before the read
+    expect(h.x[7]).toBeGreaterThanOrEqual(2);
+    h.priv = PRIV_U; h.pc = 0x1004;
+    expect(h.run(1)).toBe(StopReason.Trap);
+    expect(h.mcause).toBe(CAUSE.illegal);
+    h.mcounteren = 7; h.scounteren = 7; h.priv = PRIV_U; h.pc = 0x1004;
+    expect(h.run(1)).toBe(StopReason.Budget);
+  });
+
+  test('misaligned loads and stores, even across a page boundary, work transparently', () => {
+    const { mem, h } = flat();
+    code(mem, 0x1000, [I('sw', { rs1: 6, rs2: 5, imm: 0 }), I('lw', { rd: 7, rs1: 6, imm: 0 }), I('lhu', { rd: 8, rs1: 6, imm: 1 })]);
+    h.priv = PRIV_M; h.pc = 0x1000; h.x[5] = 0x11223344; h.x[6] = 0x2ffe;
+    h.run(3);
+    expect([h.x[7], h.x[8]]).toEqual([0x11223344, 0x2233]);
+    expect([mem.u8[0x2ffe], mem.u8[0x3001]]).toEqual([0x44, 0x11]);
+  });
+
+  test('a poisoned frame raises a hardware error (cause 19) on every access; clearing it restores access', () => {
+    const { mem, h } = flat();
+    code(mem, 0x1000, [I('lw', { rd: 5, rs1: 6, imm: 0 })]);
+    mem.write32(0x5000, 77);
+    h.priv = PRIV_M; h.pc = 0x1000; h.x[6] = 0x5000;
+    h.run(1);
+    expect(h.x[5]).toBe(77); // the page is now in the TLB
+    mem.setPoison(5, true);
+    h.mmu.flushAll();
+    for (let i = 0; i < 2; i++) {
+      h.pc = 0x1000; h.x[5] = 0;
+      expect(h.run(1)).toBe(StopReason.Trap);
+      expect([h.mcause, h.mtval]).toEqual([CAUSE.hardwareError, 0x5000]);
+      h.priv = PRIV_M;
+    }
+    mem.setPoison(5, false);
+    h.pc = 0x1000;
+    h.run(1);
+    expect(h.x[5]).toBe(77);
+  });
+});
