@@ -102,4 +102,12 @@ describe.each(BACKENDS)('tenants, auth, hosts and events on $name', (backend) =>
     await api().post('/v1/hosts').set({ Authorization: `Bearer ${tokenB}`, 'Idempotency-Key': 'create-idem-1' }).send({ name: 'idem2', cpus: 1, memoryMiB: 16 }).expect(201);
   });
 
+  test('concurrent writers of one tenant get unique, gap-free event seqs', async () => {
+    const auth = { Authorization: `Bearer ${tokenB}` };
+    const before = (await api().get('/v1/events').set(auth).expect(200)).body.items as Array<{ seq: number }>;
+    const last = before.length ? before[before.length - 1].seq : 0;
+    await Promise.all(Array.from({ length: 20 }, (_, i) => api().post('/v1/hosts').set(auth).send({ name: `par-${i}`, cpus: 1, memoryMiB: 16 }).expect(201)));
+    const after = (await api().get(`/v1/events?since=${last}`).set(auth).expect(200)).body.items as Array<{ seq: number }>;
+    expect(after.map((e) => e.seq)).toEqual(Array.from({ length: 20 }, (_, i) => last + 1 + i));
+  });
 });
