@@ -5,7 +5,7 @@
  * means; writes the same table to bench/results/cpu.md.
  *
  * hvsim runs the compiled engine from dist/ (npm run bench:cpu builds first), through the same
- * user-program harness the differential tests use. Each side's start-up (qemu's process start,
+ * in-process VM path (`runProgram`: guest OS, KHV, console device) that `hvsim run` and the differential tests use. Each side's start-up (qemu's process start,
  * hvsim's machine set-up) is measured on a program that exits at once and subtracted.
  *
  * Usage: npm run bench:cpu [-- --runs N] [-- PROGRAM ...]
@@ -14,10 +14,10 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { basename, join } from 'node:path';
-import type * as Harness from '../src/testing/user-harness.js';
+import type * as RunProgram from '../src/runtime/run-program.js';
 
 const root = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..');
-const { runUserProgram } = (await import(join(root, 'dist/testing/user-harness.js'))) as typeof Harness;
+const { runProgram } = (await import(join(root, 'dist/runtime/run-program.js'))) as typeof RunProgram;
 
 const args = process.argv.slice(2);
 const runsIdx = args.indexOf('--runs');
@@ -50,11 +50,11 @@ const emptySrc = join(build, 'empty.c');
 writeFileSync(emptySrc, '#include "../../test/corpus/hv.h"\nint main(int argc, char **argv) { return 0; }\n');
 gcc(emptySrc, join(build, 'empty.elf'));
 const startup = median(Array.from({ length: 9 }, () => qemuMs(join(build, 'empty.elf')).ms));
-// hvsim's own set-up (64 MiB machine, page tables, stack) is excluded the same way.
+// hvsim's own set-up (host memory, VM boot, kernel text, page tables, stack) is excluded the same way.
 const emptyBytes = new Uint8Array(readFileSync(join(build, 'empty.elf')));
 const hvStartup = median(Array.from({ length: 9 }, () => {
   const t = process.hrtime.bigint();
-  runUserProgram(emptyBytes, { engine: 'interp' });
+  runProgram(emptyBytes, { engine: 'interp' });
   return Number(process.hrtime.bigint() - t) / 1e6;
 }));
 
@@ -69,7 +69,7 @@ for (const file of programs) {
   const q = Array.from({ length: RUNS }, () => qemuMs(elf));
   const time = (engine: 'interp' | 'jit') => Array.from({ length: RUNS }, () => {
     const t = process.hrtime.bigint();
-    const r = runUserProgram(bytes, { engine });
+    const r = runProgram(bytes, { engine });
     const ms = Math.max(0.1, Number(process.hrtime.bigint() - t) / 1e6 - hvStartup);
     if (!r.stdout.equals(q[0].stdout)) throw new Error(`${name}: ${engine} output differs from qemu-riscv32`);
     return { ms, instructions: r.counters.instructions };

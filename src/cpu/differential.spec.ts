@@ -1,10 +1,11 @@
 /**
- * The hart against qemu-riscv32: random straight-line programs and a corpus of C programs must
- * print the same bytes and exit with the same status.
+ * hvsim against qemu-riscv32, through the real path (guest OS in VS mode, KHV, console device):
+ * random straight-line programs and a corpus of C programs must print the same bytes and exit
+ * with the same status, under both engines.
  */
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { runUserProgram } from '../testing/user-harness.js';
+import { runProgram } from '../runtime/run-program.js';
 import { describeWithTools } from '../testing/jest-tools.js';
 import { gccBuild, gnuAssembleLink, qemuRun, tempDir } from '../testing/toolchain.js';
 import { samplePrograms } from '../testing/random-programs.js';
@@ -19,7 +20,7 @@ describeWithTools(['as', 'ld', 'gcc', 'qemu'])('hart (both engines) vs qemu-risc
     programs.forEach((src, i) => {
       const elf = gnuAssembleLink(src, dir, `p${i}`);
       const want = qemuRun(join(dir, `p${i}.elf`));
-      const results = ENGINES.map((engine) => runUserProgram(elf, { argv: [join(dir, `p${i}.elf`)], engine }));
+      const results = ENGINES.map((engine) => runProgram(elf, { argv: [join(dir, `p${i}.elf`)], engine }));
       for (const [k, got] of results.entries()) {
         if (!got.stdout.equals(want.stdout) || got.status !== want.status) {
           throw new Error(`program ${i} differs under ${ENGINES[k]} (status ${got.status} vs ${want.status}):\n${src}`);
@@ -37,8 +38,8 @@ describeWithTools(['as', 'ld', 'gcc', 'qemu'])('hart (both engines) vs qemu-risc
     const out = join(dir, `${file}.elf`);
     const elf = gccBuild([join(CORPUS, file)], out);
     const argv = [out, 'alpha', 'beta'];
-    const want = qemuRun(out, argv.slice(1));
-    const results = ENGINES.map((engine) => runUserProgram(elf, { argv, engine }));
+    const want = qemuRun(out, argv.slice(1), 'stdin line\n');
+    const results = ENGINES.map((engine) => runProgram(elf, { argv, engine, stdin: Buffer.from('stdin line\n') }));
     for (const got of results) {
       expect(got.stdout.toString('latin1')).toBe(want.stdout.toString('latin1'));
       expect(got.stderr.toString('latin1')).toBe(want.stderr.toString('latin1'));

@@ -115,6 +115,12 @@ export class Hart implements MmuHost {
   illegal(w: number): never { return this.raise(CAUSE.illegal, w); }
   virtualInstruction(w: number): never { return this.raise(CAUSE.virtualInstruction, w); }
 
+  /** Counts and charges one privilege crossing (trap entry or xRET within a machine). */
+  private crossing(): void {
+    this.ctr[Ctr.Crossings]++;
+    this.ctr[Ctr.Cycles] += this.crossingCost;
+  }
+
   chargeWalk(refs: number): void {
     this.ctr[Ctr.TlbMisses]++;
     this.ctr[Ctr.WalkRefs] += refs;
@@ -134,10 +140,11 @@ export class Hart implements MmuHost {
     const fromVirt = this.virt;
     this.lastCause = interrupt ? (cause | 0x80000000) : cause;
     this.ctr[interrupt ? Ctr.Interrupts : Ctr.Traps]++;
-    this.ctr[Ctr.Cycles] += this.crossingCost;
     this.reservation = -1;
     const delegS = fromPriv !== PRIV_M && ((interrupt ? this.mideleg | 0x444 : this.medeleg) & bit) !== 0;
     const delegVS = delegS && fromVirt === 1 && ((interrupt ? this.hideleg : this.hedeleg) & bit) !== 0;
+    // A trap out of V=1 into HS or M is a VM exit: the hypervisor charges it (COSTS.vmExit).
+    if (fromVirt === 0 || delegVS) this.crossing();
     const tval = interrupt ? 0 : this.pTval;
     const gva = !interrupt && this.pGva;
     if (delegVS) {
@@ -229,7 +236,7 @@ export class Hart implements MmuHost {
     if (this.priv !== PRIV_M) this.illegal(0x30200073);
     const s = this.mstatus;
     const mpp = (s >> 11) & 3;
-    this.ctr[Ctr.Cycles] += this.crossingCost;
+    if (!(mpp !== PRIV_M && (this.mstatush & MSH.MPV))) this.crossing();
     this.setMstatusRaw((s & ~(MS.MIE | MS.MPP | (mpp !== PRIV_M ? MS.MPRV : 0))) | ((s & MS.MPIE) ? MS.MIE : 0) | MS.MPIE);
     this.virt = mpp !== PRIV_M && (this.mstatush & MSH.MPV) ? 1 : 0;
     this.mstatush &= ~MSH.MPV;
@@ -241,7 +248,7 @@ export class Hart implements MmuHost {
 
   sret(): number {
     if (this.priv === PRIV_U) (this.virt ? this.virtualInstruction(0x10200073) : this.illegal(0x10200073));
-    this.ctr[Ctr.Cycles] += this.crossingCost;
+    if (this.virt || !(this.hstatus & HS.SPV)) this.crossing();
     this.reservation = -1;
     this.irqDirty = true;
     if (this.virt) {

@@ -79,6 +79,40 @@ export class HostMemory {
     throw new OutOfHostMemory(n);
   }
 
+  /**
+   * Claims `count` contiguous free frames starting at a multiple of `count` (a power of two), as
+   * hypervisor memory of `owner`, zeroed; returns the first frame. Used for the 16 KiB G-stage root.
+   * Raises: OutOfHostMemory when no such run is free.
+   */
+  allocAligned(owner: number, count: number): number {
+    for (let f = 0; f + count <= this.frames; f += count) {
+      let k = 0;
+      for (; k < count; k++) {
+        if (Atomics.compareExchange(this.state, f + k, FrameState.Free, FrameState.Hypervisor) !== FrameState.Free) break;
+      }
+      if (k === count) {
+        for (let j = 0; j < count; j++) Atomics.store(this.owner, f + j, owner);
+        Atomics.sub(this.meta, FREE, count);
+        new Uint8Array(this.buffers.dram, f * PAGE_SIZE, count * PAGE_SIZE).fill(0);
+        return f;
+      }
+      for (let j = 0; j < k; j++) Atomics.store(this.state, f + j, FrameState.Free);
+    }
+    throw new OutOfHostMemory(this.frames);
+  }
+
+  /** Frees every frame `owner` holds (a VM that stopped or crashed); returns how many. */
+  releaseOwner(owner: number): number {
+    let n = 0;
+    for (let f = 0; f < this.frames; f++) {
+      if (this.owner[f] === owner && (this.state[f] === FrameState.Guest || this.state[f] === FrameState.Hypervisor)) {
+        this.free(f, owner);
+        n++;
+      }
+    }
+    return n;
+  }
+
   /** Returns a frame. Raises: Error when `owner` does not own it (a double free is a bug). */
   free(frame: number, owner: number): void {
     const s = this.state[frame];

@@ -756,8 +756,9 @@ export function assemble(source: string, opts: AsmOptions = {}): AsmResult {
  */
 export function assembleRaw(source: string, opts: { base: number; fileName?: string }): { bytes: Uint8Array; symbols: Map<string, number> } {
   const r = new Assembler(opts.fileName ?? '<generated>').run(source, opts.base, true);
-  const end = Math.max(...r.sections.map((s) => s.addr + s.size)) - opts.base;
+  // Addresses may be int32 (negative above 2 GiB): offsets are taken modulo 2^32.
+  const end = Math.max(...r.sections.map((s) => ((s.addr - opts.base) >>> 0) + s.size));
   const bytes = new Uint8Array(end);
-  for (const s of r.sections) if (s.name !== '.bss') bytes.set(s.bytes, s.addr - opts.base);
+  for (const s of r.sections) if (s.name !== '.bss') bytes.set(s.bytes, (s.addr - opts.base) >>> 0);
   return { bytes, symbols: r.symbols };
 }

@@ -17,8 +17,14 @@ export const COSTS = {
   returnMispredict: 18,
   /** One memory reference made by a page-table walk (a TLB miss costs refs * this). */
   walkReference: 30,
-  /** Privilege crossing cost per direction (trap entry or xRET), by crossing preset. */
+  /**
+   * Privilege crossing cost per direction (trap entry or xRET), by crossing preset. A trap from
+   * V=1 into HS/M and the xRET back are a VM exit/entry instead, charged as `vmExit`.
+   */
   crossing: { none: 150, kpti: 350 },
+  /** Modelled work of a native guest-kernel handler reached through a gate: base + per byte copied. */
+  gateBase: 40,
+  gateBytesPerCycle: 8,
   /** VM exit + entry between guest and kernel-level hypervisor (one round trip). */
   vmExit: 1400,
   /** Round trip between kernel-level and user-level hypervisor. */
@@ -44,12 +50,14 @@ export const Ctr = {
   ReturnMispredicts: 6,
   Traps: 7,
   Interrupts: 8,
-  Count: 9,
+  /** Privilege crossings inside a machine: trap entries and xRETs that are not VM exits/entries. */
+  Crossings: 9,
+  Count: 10,
 } as const;
 
 export const COUNTER_NAMES = [
   'instructions', 'cycles', 'tlbMisses', 'walkReferences', 'takenBranches', 'branchMispredicts',
-  'returnMispredicts', 'traps', 'interrupts',
+  'returnMispredicts', 'traps', 'interrupts', 'crossings',
 ] as const;
 
 /**

@@ -1,0 +1,48 @@
+/**
+ * The guest kernel's memory layout. The first 4 MiB of guest RAM are the kernel region, mapped
+ * (supervisor-only, one Sv32 megapage) at KERNEL_VA in every process's page table; the device
+ * region is mapped at DEVICE_VA the same way. Everything above the kernel region is the page pool
+ * the kernel hands to processes and page tables.
+ */
+import { RAM_BASE, DEVICE_BASE, CONSOLE_OFFSET, POWER_OFFSET } from '../hypervisor/platform.js';
+
+export const KERNEL_VA = 0xc000_0000;
+export const DEVICE_VA = 0xc040_0000;
+export const KERNEL_REGION = 0x40_0000;
+
+/** Offsets inside the kernel region (VA = KERNEL_VA + off, GPA = RAM_BASE + off). */
+export const K = {
+  TEXT: 0x0000,
+  TEXT_MAX: 0x2000,
+  GATES: 0x2000,
+  SYSCALL_TABLE: 0x3000,
+  PERCPU: 0x4000,
+  PERCPU_SIZE: 0x100,
+  IDLE_ROOT: 0x5000,
+  RING: 0x10000,
+  RING_STRIDE: 0x10000,
+} as const;
+
+/** Per-CPU area: saved x0..x31 at 4*i, then these words. */
+export const PERCPU = {
+  /** Console ports to flush (bit p), rung by the entry stub after a handler. */
+  PENDING: 128,
+  /** Non-zero: re-dispatch the same syscall after the flush (a write larger than the ring). */
+  CONTINUE: 132,
+} as const;
+
+/** Console ring: head (u32, producer), tail (u32, consumer), then RING_DATA bytes. */
+export const RING_HEADER = 16;
+export const RING_DATA = K.RING_STRIDE - RING_HEADER;
+
+export const MAX_VCPUS = 16;
+export const NR_MAX = 512;
+/** Gate indices past the syscall numbers. */
+export const GATE = { NI: 512, TRAP: 513, IRQ: 514 } as const;
+
+export const kva = (off: number): number => (KERNEL_VA + off) >>> 0;
+export const kgpa = (off: number): number => RAM_BASE + off;
+export const ringGpa = (port: number): number => RAM_BASE + K.RING + port * K.RING_STRIDE;
+export const DOORBELL_VA = (DEVICE_VA + CONSOLE_OFFSET) >>> 0;
+export const POWER_VA = (DEVICE_VA + POWER_OFFSET) >>> 0;
+export const DEVICE_GPA = DEVICE_BASE;

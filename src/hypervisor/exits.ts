@@ -1,0 +1,34 @@
+/**
+ * VM exit reasons as data, with a support level (DESIGN.md section 8). `handledBy` says which
+ * hypervisor level handles it and so how many transitions one exit costs on the baseline path:
+ * KHV-only exits are guest -> KHV -> guest (2 transitions, COSTS.vmExit); UHV exits are guest ->
+ * KHV -> UHV -> KHV -> guest (4 transitions, COSTS.vmExit + COSTS.khvUhvRoundTrip).
+ * An exit whose support is 'unsupported' stops the VM as `crashed` with the reason.
+ */
+export type ExitSupport = 'full' | 'unsupported';
+
+export interface ExitReason {
+  readonly name: string;
+  readonly support: ExitSupport;
+  readonly handledBy: 'khv' | 'uhv';
+  readonly description: string;
+}
+
+export const EXIT_REASONS: readonly ExitReason[] = [
+  { name: 'gstage-fault', support: 'full', handledBy: 'khv', description: 'first touch of an unbacked guest RAM page: the KHV backs it with a host frame (demand allocation)' },
+  { name: 'mmio', support: 'full', handledBy: 'uhv', description: 'load or store to the device region: decoded by the KHV, emulated by the UHV device model (console, power)' },
+  { name: 'hypercall', support: 'full', handledBy: 'khv', description: 'ecall from VS mode: SBI set_timer and system_reset; other SBI calls return SBI_ERR_NOT_SUPPORTED' },
+  { name: 'wfi', support: 'full', handledBy: 'khv', description: 'vCPU idle: halted until its next timer interrupt' },
+  { name: 'gstage-fault-outside-ram', support: 'unsupported', handledBy: 'khv', description: 'guest-physical access outside RAM and the device region' },
+  { name: 'mmio-unsupported-instruction', support: 'unsupported', handledBy: 'khv', description: 'device access by an instruction other than a plain load or store (e.g. an AMO)' },
+  { name: 'virtual-instruction', support: 'unsupported', handledBy: 'khv', description: 'an instruction the guest may not execute in V=1 (e.g. a hypervisor CSR)' },
+  { name: 'memory-error', support: 'unsupported', handledBy: 'khv', description: 'machine check from a poisoned host frame (handled by the memory-error issue)' },
+  { name: 'unknown', support: 'unsupported', handledBy: 'khv', description: 'any other trap into HS or M mode' },
+];
+
+export const EXIT_BY_NAME: ReadonlyMap<string, ExitReason> = new Map(EXIT_REASONS.map((r) => [r.name, r]));
+
+/** A VM stopped because of an exit it cannot handle, or a host limit. */
+export class VmFault extends Error {
+  constructor(readonly reason: string, detail: string) { super(`${reason}: ${detail}`); }
+}

@@ -1,0 +1,66 @@
+/**
+ * A VM's G-stage (Sv32x4) page table, built by the KHV in host memory: a 16 KiB root and 4 KiB
+ * leaf tables, all hypervisor frames of the VM's owner slot. Guest RAM pages are backed lazily:
+ * `back` claims a host frame and maps it (the KHV calls it on a gstage-fault exit, and when guest
+ * kernel code it runs natively touches an unbacked page).
+ *
+ * Invariant: `frameOf[gpn]` and the in-memory table agree; harts only ever see the table.
+ */
+import { PAGE_SIZE, PhysMem } from '../mmu/phys.js';
+import { FrameState, HostMemory } from './host-memory.js';
+import { RAM_BASE } from './platform.js';
+
+const PTE_V = 1, PTE_R = 2, PTE_W = 4, PTE_X = 8, PTE_U = 16, PTE_A = 64, PTE_D = 128;
+const LEAF = PTE_V | PTE_R | PTE_W | PTE_X | PTE_U | PTE_A | PTE_D;
+
+export class GStage {
+  /** hgatp value: mode Sv32x4, VMID 0, root PPN. */
+  readonly hgatp: number;
+  private readonly root: number;
+  /** Host frame backing guest RAM page i (GPA RAM_BASE + i * 4 KiB), or -1. */
+  readonly frameOf: Int32Array;
+  backedPages = 0;
+
+  /** Raises: OutOfHostMemory when the host cannot hold even the root table. */
+  constructor(readonly host: HostMemory, readonly mem: PhysMem, readonly owner: number, readonly ramBytes: number) {
+    this.root = host.allocAligned(owner, 4);
+    this.hgatp = (0x80000000 | this.root) | 0;
+    this.frameOf = new Int32Array(ramBytes / PAGE_SIZE).fill(-1);
+  }
+
+  /** True when `gpa` lies in guest RAM. */
+  isRam(gpa: number): boolean {
+    return gpa >= RAM_BASE && gpa < RAM_BASE + this.ramBytes;
+  }
+
+  /**
+   * Backs the RAM page holding `gpa` with a zeroed host frame and maps it; returns the frame.
+   * Precondition: isRam(gpa) and the page is not backed. Raises: OutOfHostMemory.
+   */
+  back(gpa: number): number {
+    const gpn = Math.floor(gpa / PAGE_SIZE);
+    const l1 = this.root * PAGE_SIZE + Math.floor(gpn / 1024) * 4;
+    let pte1 = this.mem.read32(l1);
+    if ((pte1 & PTE_V) === 0) {
+      const table = this.host.alloc(this.owner, FrameState.Hypervisor);
+      pte1 = (table << 10) | PTE_V;
+      this.mem.write32(l1, pte1);
+    }
+    const frame = this.host.alloc(this.owner, FrameState.Guest);
+    this.mem.write32((pte1 >>> 10) * PAGE_SIZE + (gpn % 1024) * 4, (frame << 10) | LEAF);
+    this.frameOf[(gpa - RAM_BASE) >>> 12] = frame;
+    this.backedPages++;
+    return frame;
+  }
+
+  /** Host-physical address of RAM address `gpa`, or -1 when its page is not backed. */
+  hpa(gpa: number): number {
+    const f = this.frameOf[(gpa - RAM_BASE) >>> 12];
+    return f < 0 ? -1 : f * PAGE_SIZE + (gpa & 0xfff);
+  }
+
+  /** Guest RAM pages that are backed, with their host frames, in GPA order. */
+  *backed(): Generator<{ gpa: number; frame: number }> {
+    for (let i = 0; i < this.frameOf.length; i++) if (this.frameOf[i] >= 0) yield { gpa: RAM_BASE + i * PAGE_SIZE, frame: this.frameOf[i] };
+  }
+}

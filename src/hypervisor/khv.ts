@@ -1,0 +1,266 @@
+/**
+ * The kernel-level hypervisor of one VM: configures its vCPUs for V=1 execution, owns the G-stage
+ * table, and handles every trap that leaves the guest (a VM exit): demand allocation of guest
+ * RAM, MMIO forwarded to the UHV, SBI hypercalls (timer, reset), and idle. Each exit is counted by
+ * reason and charged per DESIGN.md section 6; unsupported exits raise VmFault.
+ *
+ * Exit path (baseline): guest -> KHV (trap into HS, hart.run returns StopReason.Trap) -> [UHV ->
+ * KHV] -> guest (sret with hstatus.SPV = 1). `transitions` counts each arrow.
+ */
+import { Hart, NATIVE_HS, NATIVE_M, PRIV_U, TRAP } from '../cpu/hart.js';
+import { IRQ } from '../cpu/csr.js';
+import { CAUSE } from '../mmu/mmu.js';
+import { PAGE_SIZE, PhysMem } from '../mmu/phys.js';
+import { COSTS, Ctr } from '../uarch/costs.js';
+import { INSNS } from '../isa/table.js';
+import { decode, expandCompressed } from '../isa/decode.js';
+import { rd as fieldRd, rs2 as fieldRs2 } from '../isa/fields.js';
+import { EXIT_BY_NAME, VmFault } from './exits.js';
+import { GStage } from './gstage.js';
+import { HostMemory } from './host-memory.js';
+import { DEVICE_BASE, DEVICE_SIZE, RAM_BASE, SBI, SBI_ERR_NOT_SUPPORTED } from './platform.js';
+import { GuestRam, Uhv } from './uhv.js';
+
+/** Exceptions the guest kernel handles itself (hedeleg): misaligned, access faults, illegal, breakpoint, ecall from VU, page faults. */
+const HEDELEG = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 12) | (1 << 13) | (1 << 15);
+/** Everything delegable goes from M to HS: the KHV is the machine's HS-mode software. */
+const MEDELEG = 0xf0b7ff;
+const VS_IRQS = (1 << IRQ.VSSI) | (1 << IRQ.VSTI) | (1 << IRQ.VSEI);
+
+const LOADS: Record<string, { size: number; signed: boolean }> = {
+  lb: { size: 1, signed: true }, lh: { size: 2, signed: true }, lw: { size: 4, signed: true },
+  lbu: { size: 1, signed: false }, lhu: { size: 2, signed: false },
+};
+const STORES: Record<string, number> = { sb: 1, sh: 2, sw: 4 };
+
+/** One virtual CPU: its hart plus the KHV's per-vCPU state. */
+export class Vcpu {
+  /** Virtual time (cycles) at which the guest asked for a timer interrupt; Infinity = none. */
+  deadline = Infinity;
+  /** Halted in wfi until an interrupt. */
+  halted = false;
+  constructor(readonly id: number, readonly hart: Hart) {}
+}
+
+export class Khv implements GuestRam {
+  readonly gstage: GStage;
+  readonly exits = new Map<string, number>();
+  transitions = 0;
+  /** The hart whose exit is being handled (cycles of native work are charged to it). */
+  private current: Hart | null = null;
+
+  /** Raises: OutOfHostMemory when the host cannot hold the G-stage root. */
+  constructor(readonly host: HostMemory, readonly mem: PhysMem, readonly owner: number, ramBytes: number, readonly uhv: (ram: GuestRam) => Uhv) {
+    this.gstage = new GStage(host, mem, owner, ramBytes);
+    this.device = uhv(this);
+  }
+  readonly device: Uhv;
+
+  /** Puts a fresh hart into the state the KHV runs guests in (V=1, HS-level delegation). */
+  configure(h: Hart): void {
+    h.hgatp = this.gstage.hgatp;
+    h.medeleg = MEDELEG;
+    h.mideleg = 0x222 | VS_IRQS;
+    h.hedeleg = HEDELEG;
+    h.hideleg = VS_IRQS;
+    h.mie |= 1 << IRQ.VSTI;
+    h.mcounteren = 7;
+    h.hcounteren = 7;
+    h.nativeTraps = NATIVE_HS | NATIVE_M;
+    h.virt = 1;
+    h.priv = PRIV_U;
+    h.irqDirty = true;
+  }
+
+  /** Counts one exit and charges it to `h`: VM exit + entry, plus the UHV round trip. */
+  private exit(h: Hart, name: string): void {
+    this.exits.set(name, (this.exits.get(name) ?? 0) + 1);
+    const uhv = EXIT_BY_NAME.get(name)!.handledBy === 'uhv';
+    this.transitions += uhv ? 4 : 2;
+    h.ctr[Ctr.Cycles] += COSTS.vmExit + (uhv ? COSTS.khvUhvRoundTrip : 0);
+  }
+
+  private fail(h: Hart, name: string, detail: string): never {
+    this.exits.set(name, (this.exits.get(name) ?? 0) + 1);
+    throw new VmFault(name, `${detail} (pc 0x${(h.sepc >>> 0).toString(16)})`);
+  }
+
+  /**
+   * Handles the trap a hart stopped on (StopReason.Trap) and re-enters the guest.
+   * Raises: VmFault for unsupported exits; OutOfHostMemory when a demand allocation fails.
+   */
+  handleExit(v: Vcpu): void {
+    const h = v.hart;
+    this.current = h;
+    if (h.priv === 3) {
+      const cause = h.mcause;
+      if (cause === CAUSE.hardwareError) this.fail(h, 'memory-error', `machine check at guest address 0x${(h.mtval >>> 0).toString(16)}`);
+      this.fail(h, 'unknown', `trap cause ${cause} into M mode`);
+    }
+    const cause = h.scause;
+    switch (cause) {
+      case CAUSE.fetchGuestPage: case CAUSE.loadGuestPage: case CAUSE.storeGuestPage: {
+        const gpa = (h.htval >>> 0) * 4 + (h.stval & 3);
+        if (this.gstage.isRam(gpa)) {
+          this.exit(h, 'gstage-fault');
+          this.gstage.back(gpa);
+          h.mmu.flushAll();
+          break;
+        }
+        if (cause !== CAUSE.fetchGuestPage && gpa >= DEVICE_BASE && gpa < DEVICE_BASE + DEVICE_SIZE) {
+          this.mmio(h, gpa - DEVICE_BASE, cause === CAUSE.storeGuestPage);
+          break;
+        }
+        this.fail(h, 'gstage-fault-outside-ram', `guest-physical address 0x${gpa.toString(16)} is neither RAM nor a device`);
+        break;
+      }
+      case CAUSE.ecallVS:
+        this.exit(h, 'hypercall');
+        this.hypercall(v);
+        h.sepc = (h.sepc + 4) | 0;
+        break;
+      case CAUSE.virtualInstruction:
+        this.fail(h, 'virtual-instruction', `instruction 0x${(h.stval >>> 0).toString(16)}`);
+        break;
+      default:
+        this.fail(h, 'unknown', `trap cause ${cause} into HS mode`);
+    }
+    h.pc = h.sret();
+    this.current = null;
+  }
+
+  /** The vCPU executed wfi with nothing pending: it idles until its timer fires. */
+  idle(v: Vcpu): void {
+    this.exit(v.hart, 'wfi');
+    v.halted = true;
+  }
+
+  /** Raises the VS timer interrupt when the deadline has passed. */
+  tick(v: Vcpu): void {
+    if (v.hart.ctr[Ctr.Cycles] >= v.deadline) {
+      v.hart.mip |= 1 << IRQ.VSTI;
+      v.hart.irqDirty = true;
+      v.halted = false;
+    }
+  }
+
+  private hypercall(v: Vcpu): void {
+    const x = v.hart.x;
+    const eid = x[17], fid = x[16];
+    if (eid === SBI.TIME && fid === 0) {
+      v.deadline = (x[11] >>> 0) * 2 ** 32 + (x[10] >>> 0);
+      v.hart.mip &= ~(1 << IRQ.VSTI);
+      v.hart.irqDirty = true;
+      x[10] = 0;
+    } else if (eid === SBI.SRST && fid === 0) {
+      this.device.power = x[11] === 0 ? 'off' : 'fail';
+      x[10] = 0;
+    } else {
+      x[10] = SBI_ERR_NOT_SUPPORTED;
+    }
+    x[11] = 0;
+  }
+
+  /** Decodes the trapping load/store at sepc (read through the guest's translation) and forwards it to the UHV. */
+  private mmio(h: Hart, offset: number, isStore: boolean): void {
+    this.exit(h, 'mmio');
+    let word: number, len: number;
+    try {
+      const lo = h.hlv(h.sepc, 2, true);
+      if ((lo & 3) !== 3) { word = expandCompressed(lo); len = 2; } else { word = (lo | (h.hlv((h.sepc + 2) | 0, 2, true) << 16)) | 0; len = 4; }
+    } catch (e) {
+      if (e !== TRAP) throw e;
+      this.fail(h, 'mmio-unsupported-instruction', 'the instruction that accessed the device cannot be read');
+    }
+    const op = decode(word);
+    const name = op >= 0 ? INSNS[op].name : '?';
+    if (isStore && STORES[name]) {
+      const size = STORES[name];
+      const value = h.x[fieldRs2(word)] & (size === 4 ? -1 : (1 << (size * 8)) - 1);
+      this.device.access(offset, size, true, value);
+    } else if (!isStore && LOADS[name]) {
+      const { size, signed } = LOADS[name];
+      let value = this.device.access(offset, size, false, 0);
+      if (size < 4) value = signed ? (value << (32 - size * 8)) >> (32 - size * 8) : value & ((1 << (size * 8)) - 1);
+      const rd = fieldRd(word);
+      if (rd !== 0) h.x[rd] = value;
+    } else {
+      this.fail(h, 'mmio-unsupported-instruction', `${name} cannot access a device`);
+    }
+    h.sepc = (h.sepc + len) | 0;
+  }
+
+  // *** guest RAM as the hypervisor sees it (GuestRam); backing on demand counts a gstage-fault exit ***
+
+  /** Host address of guest RAM byte `gpa`, backing its page first when needed. Raises: OutOfHostMemory. */
+  hpaOf(gpa: number): number {
+    let pa = this.gstage.hpa(gpa);
+    if (pa < 0) {
+      if (this.current) this.exit(this.current, 'gstage-fault');
+      this.gstage.back(gpa);
+      pa = this.gstage.hpa(gpa);
+    }
+    return pa;
+  }
+
+  /** Native guest code (the kernel's handlers) runs on behalf of `h` from now on. */
+  runningOn(h: Hart | null): void { this.current = h; }
+
+  /**
+   * Per-frame "holds translated code" marks shared by the VM's harts, and the callback that
+   * invalidates translations of a frame (set by the VM runtime when a translating engine runs).
+   */
+  codePages: Uint8Array | null = null;
+  onCodeWrite: (hpa: number) => void = () => {};
+
+  /** Native code wrote into (or freed) the frame holding `hpa`: drop stale translations. */
+  codeWritten(hpa: number): void {
+    if (this.codePages !== null && this.codePages[hpa >>> 12] !== 0) this.onCodeWrite(hpa);
+  }
+
+  read32(gpa: number): number { return this.mem.read32(this.hpaOf(gpa)); }
+  write32(gpa: number, v: number): void {
+    const pa = this.hpaOf(gpa);
+    this.mem.write32(pa, v);
+    this.codeWritten(pa);
+  }
+
+  readBytes(gpa: number, len: number): Uint8Array {
+    const out = new Uint8Array(len);
+    for (let i = 0; i < len;) {
+      const n = Math.min(len - i, PAGE_SIZE - ((gpa + i) & 0xfff));
+      const pa = this.hpaOf(gpa + i);
+      out.set(this.mem.u8.subarray(pa, pa + n), i);
+      i += n;
+    }
+    return out;
+  }
+
+  /** Writes bytes into guest RAM. Callers that may overwrite code must invalidate translations. */
+  writeBytes(gpa: number, bytes: Uint8Array): void {
+    for (let i = 0; i < bytes.length;) {
+      const n = Math.min(bytes.length - i, PAGE_SIZE - ((gpa + i) & 0xfff));
+      const pa = this.hpaOf(gpa + i);
+      this.mem.u8.set(bytes.subarray(i, i + n), pa);
+      this.codeWritten(pa);
+      i += n;
+    }
+  }
+
+  fill(gpa: number, len: number, value: number): void {
+    for (let i = 0; i < len;) {
+      const n = Math.min(len - i, PAGE_SIZE - ((gpa + i) & 0xfff));
+      const pa = this.hpaOf(gpa + i);
+      this.mem.u8.fill(value, pa, pa + n);
+      this.codeWritten(pa);
+      i += n;
+    }
+  }
+
+  /** Frames of this VM go back to the host. */
+  release(): number {
+    return this.host.releaseOwner(this.owner);
+  }
+
+  get ramBase(): number { return RAM_BASE; }
+}

@@ -1,0 +1,32 @@
+/**
+ * The guest-physical platform every hvsim VM sees (like QEMU's `virt` board, smaller):
+ *
+ *   GPA 0x1000_0000  device region (never mapped in the G-stage: every access is a VM exit)
+ *        +0x0000       console: DOORBELL (write: bit p = flush port p's ring)
+ *        +0x1000       power: write 0x5555 = power off (the values of QEMU's sifive_test finisher)
+ *   GPA 0x8000_0000  guest RAM, memoryMiB long, backed by host frames on first touch
+ *
+ * The console rings live in guest RAM at fixed places of the kernel region (see guest/layout.ts),
+ * which both the guest kernel and the UHV's console model know from this platform definition, as
+ * a guest knows its device tree.
+ */
+export const DEVICE_BASE = 0x1000_0000;
+export const DEVICE_SIZE = 0x0040_0000;
+export const CONSOLE_OFFSET = 0x0000;
+export const POWER_OFFSET = 0x1000;
+export const POWER_OFF = 0x5555;
+export const POWER_FAIL = 0x3333;
+
+export const RAM_BASE = 0x8000_0000;
+
+/** SBI extension ids of the hypercalls the KHV implements (RISC-V SBI spec v2.0). */
+export const SBI = {
+  /** TIME extension: set_timer(stime_value lo, hi) = fid 0. */
+  TIME: 0x54494d45,
+  /** System reset extension: system_reset(type, reason) = fid 0. */
+  SRST: 0x53525354,
+} as const;
+export const SBI_ERR_NOT_SUPPORTED = -2;
+
+/** Console ports: 0 = the guest's stdout, 1 = its stderr. */
+export const CONSOLE_PORTS = 2;

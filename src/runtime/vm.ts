@@ -1,0 +1,242 @@
+/**
+ * One running VM, in the current thread: its vCPUs (harts in V=1), KHV, UHV and guest kernel.
+ * The VM worker (vm-worker.ts) runs one of these; `hvsim run` runs one in-process.
+ *
+ * Determinism: vCPUs are interleaved in fixed quanta of simulated time (QUANTUM_CYCLES): in each
+ * quantum, vCPU 0 runs until its clock passes the quantum's end, then vCPU 1, and so on. Nothing
+ * else (wall time, message timing, host load) influences the guest, so the same spec and seed
+ * give the same console bytes and counters.
+ */
+import { Engine, Hart, StopReason } from '../cpu/hart.js';
+import { Jit } from '../cpu/jit.js';
+import { IRQ } from '../cpu/csr.js';
+import { parseElf32 } from '../isa/elf.js';
+import { PhysMem } from '../mmu/phys.js';
+import { COSTS, Ctr, CrossingPreset } from '../uarch/costs.js';
+import { HostMemory, OutOfHostMemory } from '../hypervisor/host-memory.js';
+import { Khv, Vcpu } from '../hypervisor/khv.js';
+import { Uhv } from '../hypervisor/uhv.js';
+import { VmFault } from '../hypervisor/exits.js';
+import { GuestKernel } from '../guest/kernel.js';
+import { SpectreV2Mitigation } from '../guest/kernel-text.js';
+import { ProcessStatus } from '../guest/process.js';
+
+/** Simulated time each vCPU runs before the next one gets its turn (100 µs at 1 GHz). */
+export const QUANTUM_CYCLES = 100_000;
+
+export interface ProcessImage {
+  name: string;
+  /** A static RV32 ELF. */
+  elf: Uint8Array;
+  argv: string[];
+  env: string[];
+  stdin: Uint8Array;
+}
+
+/** Everything a VM's behaviour depends on (structured-clone friendly, for the worker protocol). */
+export interface VmSpec {
+  vcpus: number;
+  memoryMiB: number;
+  seed: number;
+  processes: ProcessImage[];
+  spectreV2Mitigation: SpectreV2Mitigation;
+  crossingPreset: CrossingPreset;
+  engine: Engine;
+}
+
+export const DEFAULT_SPEC: Omit<VmSpec, 'processes'> = {
+  vcpus: 1, memoryMiB: 64, seed: 1, spectreV2Mitigation: 'none', crossingPreset: 'none', engine: 'jit',
+};
+
+export type VmRunState = 'running' | 'stopped' | 'crashed';
+
+export interface VcpuCounters {
+  instructions: number;
+  cycles: number;
+  idleCycles: number;
+  crossings: number;
+  tlbMisses: number;
+  branchMispredicts: number;
+  interrupts: number;
+}
+
+export interface VmCounters extends VcpuCounters {
+  transitions: number;
+  exits: Record<string, number>;
+  syscalls: Record<string, number>;
+  /** Unsupported syscalls by number (each returned -ENOSYS). */
+  enosys: Record<string, number>;
+  doorbells: number;
+  /** Virtual time of the VM: the furthest vCPU clock, in ns. */
+  virtualTimeNs: number;
+  /** Guest RAM pages backed by host frames. */
+  backedPages: number;
+  perVcpu: VcpuCounters[];
+}
+
+export type ConsoleListener = (port: number, bytes: Uint8Array) => void;
+
+export class Vm {
+  readonly vcpus: Vcpu[] = [];
+  readonly khv: Khv;
+  readonly kernel: GuestKernel;
+  state: VmRunState = 'running';
+  /** Why the VM stopped or crashed ('poweroff', 'out-of-host-memory', an exit reason, ...). */
+  reason: string | null = null;
+  private quantumEnd = 0;
+  private readonly idle: number[];
+  private readonly listeners: ConsoleListener[] = [];
+
+  /**
+   * Boots a VM on `host` as frame owner `owner`.
+   * Raises: ElfError for a bad image; RangeError for a bad spec; OutOfHostMemory when the host
+   * cannot hold the kernel; Error when guest memory cannot hold the processes.
+   */
+  constructor(readonly spec: VmSpec, readonly host: HostMemory, readonly owner: number) {
+    const elfs = spec.processes.map((p) => parseElf32(p.elf));
+    if (!Number.isInteger(spec.memoryMiB) || spec.memoryMiB < 8 || spec.memoryMiB > 2047) throw new RangeError(`memoryMiB must be 8-2047, got ${spec.memoryMiB}`);
+    if (spec.processes.length === 0) throw new RangeError('a VM needs at least one process');
+    const mem = new PhysMem(host.buffers.dram);
+    this.khv = new Khv(host, mem, owner, spec.memoryMiB << 20, (ram) => new Uhv(ram, (port, bytes) => this.emit(port, bytes)));
+    for (let i = 0; i < spec.vcpus; i++) {
+      const h = new Hart(mem, i);
+      h.engine = spec.engine;
+      h.crossingCost = COSTS.crossing[spec.crossingPreset];
+      this.vcpus.push(new Vcpu(i, h));
+    }
+    this.idle = this.vcpus.map(() => 0);
+    if (spec.engine === 'jit') this.shareTranslations(mem);
+    this.kernel = new GuestKernel(this.khv, this.vcpus, { mitigation: spec.spectreV2Mitigation, seed: spec.seed, ramBytes: spec.memoryMiB << 20 });
+    try {
+      this.kernel.boot(spec.processes.map((p, i) => ({ elf: elfs[i], name: p.name, argv: p.argv, env: p.env, stdin: p.stdin })));
+    } catch (e) {
+      this.khv.release();
+      throw e;
+    }
+  }
+
+  /**
+   * One "has code" map for all vCPUs, and invalidation broadcast to every translation cache, so a
+   * store by one vCPU (or by the kernel's native code) into code another vCPU translated is seen.
+   */
+  private shareTranslations(mem: PhysMem): void {
+    const codePages = new Uint8Array(Math.ceil(mem.size / 4096));
+    const jits = this.vcpus.map((v) => { const j = new Jit(v.hart); v.hart.jit = j; v.hart.codePages = codePages; return j; });
+    const invalidate = (pa: number): void => { for (const j of jits) (pa < 0 ? j.flush() : j.invalidatePage(pa >>> 12)); };
+    for (const v of this.vcpus) v.hart.onCodeWrite = invalidate;
+    this.khv.codePages = codePages;
+    this.khv.onCodeWrite = invalidate;
+  }
+
+  onConsole(l: ConsoleListener): void { this.listeners.push(l); }
+  private emit(port: number, bytes: Uint8Array): void { for (const l of this.listeners) l(port, bytes); }
+
+  /**
+   * Runs up to `quanta` quanta (all vCPUs each). Returns the state afterwards. Never throws for
+   * anything the guest does: faults end the VM as `crashed` with a reason.
+   */
+  run(quanta: number): VmRunState {
+    for (let q = 0; q < quanta && this.state === 'running'; q++) {
+      this.quantumEnd += QUANTUM_CYCLES;
+      try {
+        for (const v of this.vcpus) {
+          this.runVcpu(v, this.quantumEnd);
+          if (this.state !== 'running') break;
+        }
+      } catch (e) {
+        this.crash(e);
+      }
+    }
+    if (this.state !== 'running') this.release();
+    return this.state;
+  }
+
+  /** Runs until the VM stops or crashes, or `maxInstructions` retire (then it is stopped as 'instruction-limit'). */
+  runToCompletion(maxInstructions = Infinity): VmRunState {
+    while (this.run(16) === 'running') {
+      if (this.instructions() > maxInstructions) this.stop('instruction-limit');
+    }
+    return this.state;
+  }
+
+  /** Stops a running VM from outside (its frames go back to the host). */
+  stop(reason = 'stopped'): void {
+    if (this.state !== 'running') return;
+    this.state = 'stopped';
+    this.reason = reason;
+    this.release();
+  }
+
+  private released = false;
+  private release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.khv.release();
+  }
+
+  private crash(e: unknown): void {
+    this.state = 'crashed';
+    if (e instanceof VmFault) this.reason = e.message;
+    else if (e instanceof OutOfHostMemory) this.reason = e.message;
+    else this.reason = `internal-error: ${(e as Error)?.stack ?? String(e)}`;
+  }
+
+  private runVcpu(v: Vcpu, end: number): void {
+    const h = v.hart;
+    const ctr = h.ctr;
+    while (ctr[Ctr.Cycles] < end) {
+      this.khv.tick(v);
+      if (v.halted) {
+        // Idle: the clock jumps to the next timer deadline (or the quantum's end).
+        const t = Math.min(v.deadline, end);
+        if (t > ctr[Ctr.Cycles]) { this.idle[v.id] += t - ctr[Ctr.Cycles]; ctr[Ctr.Cycles] = t; }
+        if (ctr[Ctr.Cycles] < v.deadline) return;
+        continue;
+      }
+      const timerPending = (h.mip & (1 << IRQ.VSTI)) !== 0;
+      const stopAt = timerPending ? end : Math.min(end, v.deadline);
+      const r = h.run(Math.max(1, Math.ceil(stopAt - ctr[Ctr.Cycles])));
+      if (r === StopReason.Gate) this.kernel.gate(v);
+      else if (r === StopReason.Trap) this.khv.handleExit(v);
+      else if (r === StopReason.Wfi) this.khv.idle(v);
+      const power = this.khv.device.power;
+      if (power !== 'on') {
+        this.state = power === 'off' ? 'stopped' : 'crashed';
+        this.reason = power === 'off' ? 'poweroff' : 'guest-reported-failure';
+        return;
+      }
+    }
+  }
+
+  instructions(): number {
+    let n = 0;
+    for (const v of this.vcpus) n += v.hart.ctr[Ctr.Instructions];
+    return n;
+  }
+
+  processes(): ProcessStatus[] { return this.kernel.statuses(); }
+
+  counters(): VmCounters {
+    const perVcpu = this.vcpus.map((v, i): VcpuCounters => {
+      const c = v.hart.ctr;
+      return {
+        instructions: c[Ctr.Instructions], cycles: c[Ctr.Cycles] - this.idle[i], idleCycles: this.idle[i],
+        crossings: c[Ctr.Crossings], tlbMisses: c[Ctr.TlbMisses], branchMispredicts: c[Ctr.BranchMispredicts],
+        interrupts: c[Ctr.Interrupts],
+      };
+    });
+    const sum = (k: keyof VcpuCounters) => perVcpu.reduce((n, c) => n + c[k], 0);
+    return {
+      instructions: sum('instructions'), cycles: sum('cycles'), idleCycles: sum('idleCycles'), crossings: sum('crossings'),
+      tlbMisses: sum('tlbMisses'), branchMispredicts: sum('branchMispredicts'), interrupts: sum('interrupts'),
+      transitions: this.khv.transitions,
+      exits: Object.fromEntries([...this.khv.exits].sort()),
+      syscalls: Object.fromEntries([...this.kernel.syscallCounts].sort()),
+      enosys: Object.fromEntries([...this.kernel.enosys].sort((a, b) => a[0] - b[0])),
+      doorbells: this.khv.device.counters.doorbells,
+      virtualTimeNs: Math.max(...this.vcpus.map((v) => v.hart.ctr[Ctr.Cycles])),
+      backedPages: this.khv.gstage.backedPages,
+      perVcpu,
+    };
+  }
+}
