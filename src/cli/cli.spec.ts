@@ -1,12 +1,12 @@
 import { spawnSync } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeWithTools } from '../testing/jest-tools.js';
 import { gccBuild, qemuRun, tempDir, TOOLS } from '../testing/toolchain.js';
 
-const cli = (args: string[]) => {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(process.cwd(), 'src/cli/main.ts'), ...args], { encoding: 'utf8' });
+const cli = (args: string[], input = '') => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(process.cwd(), 'src/cli/main.ts'), ...args], { encoding: 'utf8', input });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 };
 
@@ -23,7 +23,9 @@ describe('hvsim CLI', () => {
   test('unknown commands and bad files give one line and exit status 2', () => {
     const dir = tempDir();
     writeFileSync(join(dir, 'junk.elf'), 'not an elf at all, really');
-    for (const args of [['frobnicate'], ['disasm', join(dir, 'junk.elf')], ['disasm', join(dir, 'missing.elf')], ['asm', 'x.s']]) {
+    for (const args of [['frobnicate'], ['disasm', join(dir, 'junk.elf')], ['disasm', join(dir, 'missing.elf')], ['asm', 'x.s'],
+      ['run', join(dir, 'junk.elf')], ['run', join(dir, 'missing.elf')], ['run'], ['run', '--vcpus', '99', 'x.elf'],
+      ['run', '--technique', 'warp=on', 'x.elf'], ['run', '--engine', 'fast', 'x.elf']]) {
       const r = cli(args);
       expect(r.status).toBe(2);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
@@ -43,7 +45,51 @@ describe('hvsim CLI', () => {
   });
 });
 
+describe('hvsim run', () => {
+  test('runs an assembly file: output, exit status, --stats JSON and guest arguments after --', () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'echo.s'), `
+      .globl _start
+      .text
+    _start:
+      lw t0, 0(sp)        # argc
+      lw a1, 8(sp)        # argv[1]
+      mv a2, zero
+    1: add t1, a1, a2
+      lbu t1, 0(t1)
+      beqz t1, 2f
+      addi a2, a2, 1
+      j 1b
+    2: li a0, 2
+      li a7, 64
+      ecall
+      mv a0, t0
+      li a7, 93
+      ecall
+    `);
+    const stats = join(dir, 'stats.json');
+    const r = cli(['run', join(dir, 'echo.s'), '--stats', stats, '--', 'hello-arg', 'x']);
+    expect(r.stderr).toBe('hello-arg');
+    expect(r.status).toBe(3);
+    const s = JSON.parse(readFileSync(stats, 'utf8'));
+    expect(Object.keys(s)).toEqual(expect.arrayContaining(['instructions', 'cycles', 'crossings', 'exits', 'syscalls', 'tlbMisses', 'branchMispredicts', 'wallMs']));
+    expect(s.syscalls).toEqual({ exit: 1, write: 1 });
+    expect(s.crossings).toBe(4);
+  });
+});
+
 describeWithTools(['gcc', 'objdump', 'qemu'])('hvsim CLI against the reference tools', () => {
+  test.each(['segv.c', 'stdin.c', 'args.c'])('hvsim run %s behaves as qemu-riscv32 (stdout, stderr, status; stdin piped)', (file) => {
+    const dir = tempDir();
+    const elf = join(dir, 'p.elf');
+    gccBuild([join(process.cwd(), 'test/corpus', file)], elf);
+    const want = qemuRun(elf, ['one', 'two'], 'piped input\n');
+    const got = cli(['run', elf, '--', 'one', 'two'], 'piped input\n');
+    expect(got.stdout).toBe(want.stdout.toString());
+    expect(got.stderr).toBe(want.stderr.toString());
+    expect(got.status).toBe(want.status);
+  });
+
   test('hvsim asm writes an ELF that qemu-riscv32 runs', () => {
     const dir = tempDir();
     writeFileSync(join(dir, 'hello.s'), `

@@ -5,9 +5,10 @@
 import { asmCommand } from './asm.js';
 import { disasmCommand } from './disasm.js';
 import { serveCommand } from './serve.js';
+import { runCommand } from './run.js';
 import { CliError, Command } from './cli-error.js';
 
-export const COMMANDS: Command[] = [asmCommand, disasmCommand, serveCommand];
+export const COMMANDS: Command[] = [runCommand, asmCommand, disasmCommand, serveCommand];
 
 export function help(): string {
   const w = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -17,7 +18,7 @@ export function help(): string {
     'commands:',
     ...COMMANDS.map((c) => `  ${c.name.padEnd(w)}  ${c.summary}\n  ${' '.repeat(w)}  ${c.usage}`),
     '',
-    'Not available yet: run, bench, experiment (see README.md, "Status").',
+    'Not available yet: bench, experiment (see README.md, "Status").',
     '',
   ].join('\n');
 }
