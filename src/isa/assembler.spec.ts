@@ -134,6 +134,14 @@ describeWithTools(['as', 'objdump', 'qemu'])('assembler vs GNU as', () => {
 });
 
 describe('assembler', () => {
+  test('large .space and .bss reservations assemble (regression: spread of a huge array overflowed the stack)', () => {
+    const r = assemble('.globl _start\n.text\n_start:\n  j _start\n.data\n  .space 3000000, 7\n.bss\n  .space 4194304\n');
+    const data = r.sections.find((s) => s.name === '.data')!;
+    expect(data.size).toBe(3_000_000);
+    expect(data.bytes[2_999_999]).toBe(7);
+    expect(r.sections.find((s) => s.name === '.bss')!.size).toBe(4194304);
+  });
+
   test('pseudo-instructions, local labels, sections and %hi/%lo/%pcrel produce a loadable ELF', () => {
     const r = assemble(`
       .equ N, 3

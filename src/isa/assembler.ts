@@ -235,7 +235,7 @@ class Assembler {
       },
       pcrelHiTarget: (a) => this.pcrelHi.get(a >>> 0),
     };
-    const ctx: Ctx = { pc, env, out: (b) => bytes.push(...b) };
+    const ctx: Ctx = { pc, env, out: (b) => { for (const x of b) bytes.push(x); } };
     try {
       if (pcrelOnly) { (st as Stmt & { pcrel?: (c: Ctx) => void }).pcrel?.(ctx); return; }
       st.emit(ctx);
@@ -376,7 +376,7 @@ class Assembler {
             if (left % 2) { b.push(0); left--; }
             if (left % 4 === 2) { b.push(0x01, 0x00); left -= 2; } // c.nop
             while (left > 0) { b.push(0x13, 0, 0, 0); left -= 4; } // nop
-          } else b.push(...new Array(pad).fill(fill ?? 0));
+          } else for (let k = 0; k < pad; k++) b.push(fill ?? 0);
           c.out(b);
         });
         return;
