@@ -1,0 +1,64 @@
+/**
+ * A live simulated host: its DRAM and frame tables (HostMemory, shared with its VM workers) and
+ * the VMs running on it, each in its own worker thread under an owner slot of the frame table.
+ * Slots are reused only after a VM's worker has finished and its frames are back.
+ */
+import { HostMemory } from '../hypervisor/host-memory.js';
+import { VmRunner } from './vm-runner.js';
+import type { VmSpec } from './vm.js';
+
+export interface HostUsage {
+  frames: number;
+  free: number;
+  poisoned: number;
+  retired: number;
+  /** Frames in use by each running VM (by the key it was started with). */
+  byVm: Record<string, number>;
+}
+
+export class HostRuntime {
+  readonly memory: HostMemory;
+  private readonly vms = new Map<number, { key: string; runner: VmRunner }>();
+  private nextSlot = 1;
+
+  constructor(readonly memoryMiB: number) {
+    this.memory = HostMemory.create(memoryMiB);
+  }
+
+  /**
+   * Starts `spec` in a new worker as VM `key` and resolves once it has booted.
+   * Raises: VmActionError when the VM cannot boot (bad image, too little host memory, ...); the
+   * runner is then already `crashed` and holds nothing.
+   */
+  async startVm(key: string, spec: VmSpec, sliceQuanta?: number): Promise<VmRunner> {
+    const slot = this.takeSlot();
+    const runner = new VmRunner(spec, this.memory, slot, sliceQuanta);
+    this.vms.set(slot, { key, runner });
+    void runner.done.then(() => this.vms.delete(slot));
+    await runner.start();
+    return runner;
+  }
+
+  private takeSlot(): number {
+    for (let i = 0; i < 1 << 20; i++) {
+      const s = this.nextSlot;
+      this.nextSlot = (this.nextSlot % 0x7fffffff) + 1;
+      if (!this.vms.has(s)) return s;
+    }
+    throw new Error('no free VM slot');
+  }
+
+  running(): VmRunner[] { return [...this.vms.values()].map((v) => v.runner); }
+
+  usage(): HostUsage {
+    const u = this.memory.usage();
+    const byVm: Record<string, number> = {};
+    for (const [slot, { key }] of this.vms) if (u.byOwner[slot]) byVm[key] = u.byOwner[slot];
+    return { frames: this.memory.frames, free: u.free, poisoned: u.poisoned, retired: u.retired, byVm };
+  }
+
+  /** Stops every VM on the host. */
+  async shutdown(): Promise<void> {
+    await Promise.all(this.running().map((r) => r.stop()));
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * The one door into a running VM (Firecracker's VmmAction): typed actions from the main thread to
+ * the VM worker, and the worker's replies and notifications. Nothing else crosses the thread
+ * boundary except the shared host memory and the published counters (a SharedArrayBuffer).
+ *
+ * Worker state machine (every transition is driven by an action or by the guest):
+ *
+ *              start               pause               resume
+ *   created ───────────▶ running ───────────▶ paused ───────────▶ running
+ *      │                  │    │                 │
+ *      │ start fails      │    │ stop            │ stop
+ *      ▼                  │    ▼                 ▼
+ *   crashed ◀─────────────┘  stopped           stopped
+ *          guest fault /      ▲
+ *          host limit         └── the guest powers off (last process exited)
+ *
+ * `stopped` and `crashed` are terminal: the worker releases the VM's host frames, sends `final`
+ * and exits. An action that is not allowed in the current state gets `{ok: false, error}` and
+ * changes nothing. `read-state` is allowed in every state.
+ */
+import type { VmCounters, VmSpec } from './vm.js';
+import type { ProcessStatus } from '../guest/process.js';
+import type { HostMemoryBuffers } from '../hypervisor/host-memory.js';
+
+export type WorkerState = 'created' | 'running' | 'paused' | 'stopped' | 'crashed';
+
+export type VmAction =
+  | { type: 'start' }
+  | { type: 'pause' }
+  | { type: 'resume' }
+  | { type: 'stop' }
+  | { type: 'read-state' }
+  /** Injections (memory errors, interrupts) are not implemented yet: always answered with an error. */
+  | { type: 'inject'; what: string };
+
+export type ActionType = VmAction['type'];
+
+/** Which actions each state accepts. */
+export const ALLOWED: Record<WorkerState, readonly ActionType[]> = {
+  created: ['start', 'stop', 'read-state', 'inject'],
+  running: ['pause', 'stop', 'read-state', 'inject'],
+  paused: ['resume', 'stop', 'read-state', 'inject'],
+  stopped: ['read-state'],
+  crashed: ['read-state'],
+};
+
+export interface VmSnapshot {
+  state: WorkerState;
+  reason: string | null;
+  processes: ProcessStatus[];
+  counters: VmCounters | null;
+}
+
+/** Data the worker is created with. */
+export interface WorkerInit {
+  spec: VmSpec;
+  host: HostMemoryBuffers;
+  owner: number;
+  /** Float64Array over it: PUBLISHED counters, refreshed after every slice. */
+  published: SharedArrayBuffer;
+  /** Quanta per slice between message checks (default SLICE_QUANTA). */
+  sliceQuanta?: number;
+}
+
+export type WorkerMessage =
+  | { type: 'reply'; id: number; ok: true; snapshot: VmSnapshot }
+  | { type: 'reply'; id: number; ok: false; error: string; snapshot: VmSnapshot }
+  | { type: 'console'; port: number; bytes: Uint8Array }
+  | { type: 'state'; snapshot: VmSnapshot }
+  | { type: 'final'; snapshot: VmSnapshot };
+
+export interface Envelope { id: number; action: VmAction }
+
+/** Counters published through shared memory, in this order. */
+export const PUBLISHED = ['instructions', 'cycles', 'crossings', 'transitions', 'tlbMisses', 'branchMispredicts', 'virtualTimeNs', 'backedPages'] as const;
+export const SLICE_QUANTA = 10;

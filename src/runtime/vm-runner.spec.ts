@@ -1,0 +1,144 @@
+/**
+ * VMs in real worker threads, driven through the typed protocol.
+ */
+import { assemble } from '../isa/assembler.js';
+import { HostRuntime } from './host-runtime.js';
+import { VmActionError, VmRunner } from './vm-runner.js';
+import { DEFAULT_SPEC, VmSpec } from './vm.js';
+import { runProgram } from './run-program.js';
+import { ConsoleBuffer } from './console-buffer.js';
+
+const asm = (src: string) => assemble(`.globl _start\n.text\n${src}`).elf;
+
+/** Prints `tag` `n` times with busy work in between, then exits with `code`. */
+const printer = (tag: string, n: number, busy: number, code: number) => asm(`
+_start:
+  li s2, ${n}
+1:
+  li t0, ${busy}
+2:
+  addi t0, t0, -1
+  bnez t0, 2b
+  li a0, 1
+  la a1, msg
+  li a2, ${tag.length + 1}
+  li a7, 64
+  ecall
+  addi s2, s2, -1
+  bnez s2, 1b
+  li a0, ${code}
+  li a7, 93
+  ecall
+.data
+msg: .ascii "${tag}\\n"
+`);
+const forever = asm('_start:\n  addi t0, t0, 1\n  j _start\n');
+
+const spec = (elf: Uint8Array, over: Partial<VmSpec> = {}): VmSpec => ({
+  ...DEFAULT_SPEC, memoryMiB: 8, ...over,
+  processes: [{ name: 'main', elf, argv: ['main'], env: [], stdin: new Uint8Array() }],
+});
+
+const collect = (r: VmRunner) => () => r.console.bytes(0).toString();
+
+describe('VM workers', () => {
+  let host: HostRuntime;
+  beforeEach(() => { host = new HostRuntime(128); });
+  afterEach(() => host.shutdown());
+
+  test('a VM runs in a worker to completion: console, state, process status, counters; its frames go back', async () => {
+    const r = await host.startVm('vm-a', spec(printer('hello', 3, 1000, 5)));
+    const out = collect(r);
+    const final = await r.done;
+    expect(final.state).toBe('stopped');
+    expect(final.reason).toBe('poweroff');
+    expect(out()).toBe('hello\nhello\nhello\n');
+    expect(final.processes).toEqual([{ pid: 1, name: 'main', state: 'exited', exitCode: 5, status: 5 }]);
+    expect(final.counters!.syscalls).toEqual({ exit: 1, write: 3 });
+    expect(r.counters().instructions).toBe(final.counters!.instructions);
+    expect(host.usage()).toMatchObject({ free: host.memory.frames, byVm: {} });
+  }, 30_000);
+
+  test('ten VMs on one host at once do not interfere, and the memory accounting returns to zero', async () => {
+    const runners = await Promise.all(Array.from({ length: 10 }, (_, i) =>
+      host.startVm(`vm-${i}`, spec(printer(`vm${i}`, 4, 20_000 * (i + 1), i)))));
+    expect(Object.keys(host.usage().byVm).length).toBeGreaterThan(0);
+    const outs = runners.map(collect);
+    const finals = await Promise.all(runners.map((r) => r.done));
+    finals.forEach((f, i) => {
+      expect(f.state).toBe('stopped');
+      expect(outs[i]()).toBe(`vm${i}\n`.repeat(4));
+      expect(f.processes[0].status).toBe(i);
+    });
+    expect(host.usage()).toMatchObject({ free: host.memory.frames, byVm: {} });
+  }, 60_000);
+
+  test('pause and resume keep the guest exact: same console bytes and counters as an uninterrupted run', async () => {
+    const elf = printer('tick', 20, 100_000, 0);
+    const want = runProgram(elf, { memoryMiB: 8 });
+    const r = await host.startVm('p', spec(elf), 1);
+    const out = collect(r);
+    for (let i = 0; i < 5 && r.state === 'running'; i++) {
+      await r.pause().catch(() => undefined);
+      await new Promise((res) => setTimeout(res, 5));
+      await r.resume().catch(() => undefined);
+    }
+    const final = await r.done;
+    expect(out()).toBe(want.stdout.toString());
+    expect(final.counters).toEqual(want.counters);
+  }, 30_000);
+
+  test('a looping guest: pause holds it still, stop ends it within a second; bad actions change nothing', async () => {
+    const r = await host.startVm('loop', spec(forever));
+    await new Promise((res) => setTimeout(res, 100));
+    const paused = await r.pause();
+    expect(paused.state).toBe('paused');
+    const a = r.counters().instructions;
+    await new Promise((res) => setTimeout(res, 100));
+    expect(r.counters().instructions).toBe(a);
+    expect(a).toBeGreaterThan(0);
+    await expect(r.pause()).rejects.toThrow(/pause is not allowed while the VM is paused/);
+    await expect(r.request({ type: 'inject', what: 'memory-error' })).rejects.toThrow(/not implemented/);
+    expect((await r.resume()).state).toBe('running');
+    const t = performance.now();
+    const final = await r.stop();
+    expect(performance.now() - t).toBeLessThan(1000);
+    expect(final).toMatchObject({ state: 'stopped', reason: 'stopped' });
+    await expect(r.resume()).rejects.toBeInstanceOf(VmActionError);
+    expect(host.usage().free).toBe(host.memory.frames);
+  }, 30_000);
+
+  test('a worker that dies marks only its VM crashed; the host takes its frames back and other VMs go on', async () => {
+    const victim = await host.startVm('victim', spec(forever));
+    const other = await host.startVm('other', spec(printer('fine', 5, 200_000, 0)));
+    const out = collect(other);
+    await new Promise((res) => setTimeout(res, 50));
+    const dead = await victim.kill();
+    expect(dead.state).toBe('crashed');
+    expect(dead.reason).toMatch(/^worker-exited/);
+    expect((await other.done).state).toBe('stopped');
+    expect(out()).toBe('fine\n'.repeat(5));
+    expect(host.usage().free).toBe(host.memory.frames);
+  }, 30_000);
+
+  test('a VM that cannot boot fails its start with the reason and holds nothing', async () => {
+    const small = new HostRuntime(1);
+    const bigBss = asm('_start:\n  j _start\n.bss\n  .space 4194304\n');
+    await expect(small.startVm('big', spec(bigBss, { memoryMiB: 64 }))).rejects.toThrow(/out-of-host-memory/);
+    expect(small.usage().free).toBe(small.memory.frames);
+  }, 30_000);
+});
+
+describe('console buffer', () => {
+  test('keeps the newest bytes per port up to its capacity and flags truncation', () => {
+    const c = new ConsoleBuffer(10);
+    c.push(0, Buffer.from('hello '));
+    c.push(1, Buffer.from('err'));
+    expect(c.truncated).toEqual([false, false]);
+    c.push(0, Buffer.from('world!!'));
+    expect(c.bytes(0).toString()).toBe('lo world!!');
+    expect(c.truncated).toEqual([true, false]);
+    expect(c.total).toEqual([13, 3]);
+    expect(c.bytes(1).toString()).toBe('err');
+  });
+});

@@ -1,0 +1,130 @@
+/**
+ * The main thread's handle on one VM worker: sends protocol actions and resolves their replies,
+ * re-emits console output and state changes, reads the published counters from shared memory,
+ * and turns a worker that dies (an error thrown outside the VM, termination, a crash of the
+ * thread) into a `crashed` VM whose host frames are taken back. The process never goes down
+ * with a worker.
+ *
+ * Events: 'console' (port, bytes), 'state' (snapshot), 'final' (snapshot, once). Console output
+ * is also kept in `console` (bounded), so nothing printed before a listener attaches is lost.
+ */
+import { EventEmitter } from 'node:events';
+import type { Worker } from 'node:worker_threads';
+import { HostMemory } from '../hypervisor/host-memory.js';
+import { PUBLISHED, VmAction, VmSnapshot, WorkerInit, WorkerMessage, WorkerState } from './protocol.js';
+import { spawnModuleWorker } from './spawn-worker.js';
+import { ConsoleBuffer } from './console-buffer.js';
+import type { VmSpec } from './vm.js';
+
+/** An action the worker refused (not allowed in its state, or failed). */
+export class VmActionError extends Error {
+  constructor(message: string, readonly snapshot: VmSnapshot) { super(message); }
+}
+
+export class VmRunner extends EventEmitter {
+  private readonly worker: Worker;
+  private readonly published: Float64Array;
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (s: VmSnapshot) => void; reject: (e: Error) => void }>();
+  readonly console: ConsoleBuffer;
+  private last: VmSnapshot = { state: 'created', reason: null, processes: [], counters: null };
+  /** Resolves with the final snapshot when the VM has stopped or crashed (never rejects). */
+  readonly done: Promise<VmSnapshot>;
+  private resolveDone!: (s: VmSnapshot) => void;
+
+  constructor(readonly spec: VmSpec, readonly host: HostMemory, readonly owner: number, sliceQuanta?: number, consoleBytes?: number) {
+    super();
+    this.console = new ConsoleBuffer(consoleBytes);
+    const sab = new SharedArrayBuffer(PUBLISHED.length * 8);
+    this.published = new Float64Array(sab);
+    this.done = new Promise((r) => { this.resolveDone = r; });
+    const init: WorkerInit = { spec, host: host.buffers, owner, published: sab, sliceQuanta };
+    this.worker = spawnModuleWorker(import.meta.url, 'vm-worker', init);
+    this.worker.on('message', (m: WorkerMessage) => this.onMessage(m));
+    this.worker.on('error', (e) => this.died(`worker-error: ${e?.message ?? e}`));
+    this.worker.on('exit', (code) => this.died(`worker-exited: status ${code}`));
+  }
+
+  get state(): WorkerState { return this.last.state; }
+  get snapshot(): VmSnapshot { return this.last; }
+
+  /** The counters the worker published last (no round trip). */
+  counters(): Record<(typeof PUBLISHED)[number], number> {
+    return Object.fromEntries(PUBLISHED.map((k, i) => [k, this.published[i]])) as Record<(typeof PUBLISHED)[number], number>;
+  }
+
+  /** Sends one action. Raises: VmActionError when the worker refuses it or is gone. */
+  request(action: VmAction): Promise<VmSnapshot> {
+    if (this.last.state === 'stopped' || this.last.state === 'crashed') {
+      return action.type === 'read-state' ? Promise.resolve(this.last) : Promise.reject(new VmActionError(`${action.type} is not allowed while the VM is ${this.last.state}`, this.last));
+    }
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ id, action });
+    });
+  }
+
+  start(): Promise<VmSnapshot> { return this.request({ type: 'start' }); }
+  pause(): Promise<VmSnapshot> { return this.request({ type: 'pause' }); }
+  resume(): Promise<VmSnapshot> { return this.request({ type: 'resume' }); }
+  readState(): Promise<VmSnapshot> { return this.request({ type: 'read-state' }); }
+  /** Stops the VM and resolves once it is down (a VM already down resolves at once). */
+  async stop(): Promise<VmSnapshot> {
+    if (this.last.state !== 'stopped' && this.last.state !== 'crashed') await this.request({ type: 'stop' }).catch(() => undefined);
+    return this.done;
+  }
+
+  /** Kills the worker thread outright (as the OS would); the VM ends `crashed`. */
+  async kill(): Promise<VmSnapshot> {
+    await this.worker.terminate();
+    return this.done;
+  }
+
+  private update(s: VmSnapshot): void {
+    const changed = s.state !== this.last.state;
+    this.last = s;
+    if (changed) this.emit('state', s);
+  }
+
+  private onMessage(m: WorkerMessage): void {
+    switch (m.type) {
+      case 'console':
+        this.console.push(m.port, m.bytes);
+        this.emit('console', m.port, m.bytes);
+        break;
+      case 'state':
+        this.update(m.snapshot);
+        break;
+      case 'final':
+        this.finish(m.snapshot);
+        break;
+      case 'reply': {
+        const p = this.pending.get(m.id);
+        this.pending.delete(m.id);
+        if (this.last.state !== 'stopped' && this.last.state !== 'crashed') this.update(m.snapshot);
+        if (m.ok) p?.resolve(m.snapshot); else p?.reject(new VmActionError(m.error, m.snapshot));
+        break;
+      }
+    }
+  }
+
+  private finished = false;
+  private finish(s: VmSnapshot): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.update(s);
+    for (const p of this.pending.values()) p.reject(new VmActionError(`the VM is ${s.state}${s.reason ? `: ${s.reason}` : ""}`, s));
+    this.pending.clear();
+    this.emit('final', s);
+    this.resolveDone(s);
+  }
+
+  /** The worker went away. If it had not reported a final state, the VM crashed with it. */
+  private died(reason: string): void {
+    if (this.finished) return;
+    // Whatever the worker held goes back to the host (it cannot free it any more).
+    this.host.releaseOwner(this.owner);
+    this.finish({ ...this.last, state: 'crashed', reason });
+  }
+}

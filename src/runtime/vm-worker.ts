@@ -1,0 +1,97 @@
+/**
+ * VM worker entry: one worker thread runs one VM (all its vCPUs), driven by the protocol in
+ * protocol.ts. Between slices of simulated time it yields to the event loop so actions arrive;
+ * nothing a guest does can throw out of here (Vm.run turns guest faults into `crashed`), and an
+ * unexpected error still ends in a `crashed` final message.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { HostMemory } from '../hypervisor/host-memory.js';
+import { Vm } from './vm.js';
+import { ALLOWED, Envelope, PUBLISHED, SLICE_QUANTA, VmAction, VmSnapshot, WorkerInit, WorkerMessage, WorkerState } from './protocol.js';
+
+const init = workerData as WorkerInit;
+const port = parentPort!;
+const published = new Float64Array(init.published);
+const slice = init.sliceQuanta ?? SLICE_QUANTA;
+
+let state: WorkerState = 'created';
+let reason: string | null = null;
+let vm: Vm | null = null;
+let looping = false;
+
+const send = (m: WorkerMessage, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
+
+function snapshot(): VmSnapshot {
+  return { state, reason, processes: vm?.processes() ?? [], counters: vm?.counters() ?? null };
+}
+
+function publish(): void {
+  if (!vm) return;
+  const c = vm.counters() as unknown as Record<string, number>;
+  PUBLISHED.forEach((k, i) => { published[i] = c[k]; });
+}
+
+function finish(next: 'stopped' | 'crashed', why: string | null): void {
+  state = next;
+  reason = why;
+  publish();
+  send({ type: 'final', snapshot: snapshot() });
+  // Close after the reply to the current action (sent in this same tick); the thread then exits.
+  setImmediate(() => port.close());
+}
+
+async function loop(): Promise<void> {
+  if (looping) return;
+  looping = true;
+  try {
+    while (state === 'running' && vm) {
+      const s = vm.run(slice);
+      publish();
+      if (s !== 'running') { finish(s, vm.reason); break; }
+      await new Promise((r) => setImmediate(r));
+    }
+  } catch (e) {
+    finish('crashed', `internal-error: ${(e as Error)?.message ?? e}`);
+  } finally {
+    looping = false;
+  }
+}
+
+function handle(a: VmAction): string | null {
+  if (!ALLOWED[state].includes(a.type)) return `${a.type} is not allowed while the VM is ${state}`;
+  switch (a.type) {
+    case 'start':
+      try {
+        vm = new Vm(init.spec, HostMemory.attach(init.host), init.owner);
+      } catch (e) {
+        finish('crashed', `boot-failed: ${(e as Error)?.message ?? e}`);
+        return (e as Error)?.message ?? String(e);
+      }
+      vm.onConsole((p, bytes) => send({ type: 'console', port: p, bytes }, [bytes.buffer as ArrayBuffer]));
+      state = 'running';
+      setImmediate(loop); // after the reply to this action
+      return null;
+    case 'pause':
+      state = 'paused';
+      return null;
+    case 'resume':
+      state = 'running';
+      setImmediate(loop);
+      return null;
+    case 'stop':
+      vm?.stop('stopped');
+      finish('stopped', 'stopped');
+      return null;
+    case 'read-state':
+      return null;
+    case 'inject':
+      return `inject ${a.what}: not implemented`;
+  }
+}
+
+port.on('message', ({ id, action }: Envelope) => {
+  const error = handle(action);
+  const snap = snapshot();
+  if (error === null) send({ type: 'reply', id, ok: true, snapshot: snap });
+  else send({ type: 'reply', id, ok: false, error, snapshot: snap });
+});
