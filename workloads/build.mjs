@@ -1,0 +1,10 @@
+// Rebuilds workloads/bin/*.elf from workloads/src/*.s + workloads/lib.s with hvsim's own
+// assembler (run through `npm run workloads`, which builds dist/ first).
+import { chmodSync, writeFileSync } from 'node:fs';
+const { BUILTIN_IMAGES, buildBuiltin } = await import(new URL('../dist/runtime/workloads.js', import.meta.url).href);
+for (const { name } of BUILTIN_IMAGES) {
+  const out = new URL(`bin/${name}.elf`, import.meta.url);
+  writeFileSync(out, buildBuiltin(name));
+  chmodSync(out, 0o755);
+  process.stdout.write(`workloads/bin/${name}.elf\n`);
+}

@@ -1,0 +1,57 @@
+# memtouch: memory toucher. Maps MIB MiB of anonymous memory (argv[1], default 8) and, ROUNDS
+# times (argv[2], default 4), writes one word in every 64-byte line of it and sums what it reads
+# back; prints the sum after each round. It keeps dirtying its memory for as long as it runs.
+.globl _start
+.text
+_start:
+  lw s5, 0(sp)              # argc
+  addi s6, sp, 4            # argv
+  li a0, 0
+  li t1, 2
+  blt s5, t1, 1f
+  lw a0, 4(s6)
+1:
+  li a1, 8
+  call parse_uint
+  slli s0, a0, 20           # bytes
+  li a0, 0
+  li t1, 3
+  blt s5, t1, 2f
+  lw a0, 8(s6)
+2:
+  li a1, 4
+  call parse_uint
+  mv s1, a0                 # rounds
+  li a0, 0                  # mmap2(0, bytes, RW, PRIVATE|ANONYMOUS, -1, 0)
+  mv a1, s0
+  li a2, 3
+  li a3, 0x22
+  li a4, -1
+  li a5, 0
+  li a7, 222
+  ecall
+  bltz a0, fail
+  mv s2, a0                 # base
+  li s3, 0                  # round
+round:
+  beq s3, s1, done
+  li t0, 0
+  li s4, 0                  # sum
+line:
+  add t1, s2, t0
+  add t2, t0, s3
+  sw t2, 0(t1)
+  lw t3, 0(t1)
+  add s4, s4, t3
+  addi t0, t0, 64
+  bltu t0, s0, line
+  mv a0, s4
+  call print_hex
+  addi s3, s3, 1
+  j round
+done:
+  li a0, 0
+  j exit
+fail:
+  li a0, 1
+  j exit
