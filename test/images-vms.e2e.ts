@@ -1,5 +1,6 @@
 import request from 'supertest';
 import { ADMIN, BACKENDS, startTestService } from './support/service.js';
+import { builtinElf } from '../src/runtime/workloads.js';
 import { assemble } from '../src/isa/assembler.js';
 
 const HELLO = `
@@ -69,6 +70,22 @@ describe.each(BACKENDS)('images, VM definitions and operations on $name', (backe
     expect(garbage.body.detail).toMatch(/magic/);
     const x86 = Buffer.from(ELF); x86.writeUInt16LE(62, 18);
     expect((await post(x86)).body).toMatchObject({ offset: 18, detail: expect.stringMatching(/RISC-V/) });
+  });
+
+  test('built-in workload images are listed with ?builtin=true, materialized once per tenant', async () => {
+    const r = await api().get('/v1/images?builtin=true').set(auth).expect(200);
+    expect(r.body.items.map((i: { name: string }) => i.name).sort()).toEqual(['cpu', 'hello', 'memtouch', 'syscalls']);
+    expect(r.body.items.every((i: { builtin: boolean; description: string }) => i.builtin && i.description.length > 0)).toBe(true);
+    const again = await api().get('/v1/images?builtin=true').set(auth).expect(200);
+    expect(again.body.items.map((i: { id: string }) => i.id)).toEqual(r.body.items.map((i: { id: string }) => i.id));
+    const uploads = await api().get('/v1/images?builtin=false&pageSize=100').set(auth).expect(200);
+    expect(uploads.body.items.some((i: { builtin: boolean }) => i.builtin)).toBe(false);
+    const hello = r.body.items.find((i: { name: string }) => i.name === 'hello');
+    const bytes = await api().get(`/v1/images/${hello.id}/content`).set(auth).buffer(true).parse((res, cb) => {
+      const chunks: Buffer[] = []; res.on('data', (c: Buffer) => chunks.push(c)); res.on('end', () => cb(null, Buffer.concat(chunks)));
+    }).expect(200);
+    expect(Buffer.from(bytes.body).equals(Buffer.from(builtinElf('hello')))).toBe(true);
+    await api().get('/v1/images?builtin=maybe').set(auth).expect(400);
   });
 
   test('uploads over the size limit are 413', async () => {

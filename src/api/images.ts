@@ -17,6 +17,7 @@ import { ImageEntity } from '../persistence/entities.js';
 import { ElfError, parseElf32 } from '../isa/elf.js';
 import { assemble, AsmError } from '../isa/assembler.js';
 import { listPage, PageQuery } from './pagination.js';
+import { BUILTIN_IMAGES, builtinElf } from '../runtime/workloads.js';
 import { validateBody } from './validate.js';
 
 export class CreateImageDto {
@@ -30,8 +31,16 @@ export class ImageNameQuery {
   @ApiPropertyOptional() @IsOptional() @IsString() @Length(1, 200) name?: string;
 }
 
+export class ImageListQuery extends PageQuery {
+  /** true: only the built-in workload images (materialized for the tenant on first use); false: only uploads. */
+  @ApiPropertyOptional({ enum: ['true', 'false'] }) @IsOptional() @IsIn(['true', 'false']) builtin?: 'true' | 'false';
+}
+
+const BUILTIN_DESCRIPTION = new Map(BUILTIN_IMAGES.map((b) => [b.name, b.description]));
+
 export const imageView = (i: ImageEntity) => ({
   id: i.id, name: i.name, format: i.format, sha256: i.sha256, entry: Number(i.entry), sizeBytes: i.sizeBytes,
+  builtin: i.builtin, ...(i.builtin && BUILTIN_DESCRIPTION.has(i.name) ? { description: BUILTIN_DESCRIPTION.get(i.name) } : {}),
   createdAt: i.createdAt.toISOString(),
 });
 
@@ -83,8 +92,31 @@ export class ImagesService {
     return row.content;
   }
 
-  list(tenantId: string, q: PageQuery) {
-    return listPage(this.ds.getRepository(ImageEntity), tenantId, q, imageView);
+  /**
+   * Makes sure the tenant has every built-in workload image (workloads/bin) as an image row; an
+   * upload of the same bytes becomes the built-in row. Idempotent.
+   */
+  async ensureBuiltins(tenantId: string): Promise<void> {
+    const repo = this.ds.getRepository(ImageEntity);
+    for (const b of BUILTIN_IMAGES) {
+      const elf = Buffer.from(builtinElf(b.name));
+      const sha256 = createHash('sha256').update(elf).digest('hex');
+      const row = await repo.findOneBy({ tenantId, sha256 });
+      if (row?.builtin) continue;
+      if (row) { await repo.update({ id: row.id }, { builtin: true }); continue; }
+      await this.events.tx(async (m) => {
+        const img = await m.save(m.create(ImageEntity, {
+          tenantId, name: b.name, format: 'elf', sha256, sizeBytes: elf.length, entry: String(parseElf32(new Uint8Array(elf)).entry), source: null, content: elf, builtin: true,
+        }));
+        await this.events.append(m, tenantId, 'image.created', `image:${img.id}`, { name: b.name, format: 'elf', sha256, sizeBytes: elf.length, builtin: true });
+      });
+    }
+  }
+
+  async list(tenantId: string, q: ImageListQuery) {
+    if (q.builtin !== 'false') await this.ensureBuiltins(tenantId);
+    const where = q.builtin === undefined ? {} : { builtin: q.builtin === 'true' };
+    return listPage(this.ds.getRepository(ImageEntity), tenantId, q, imageView, where);
   }
 
   /** Deletes an image. Raises: 404, or 409 while a VM definition uses it. */
@@ -127,8 +159,9 @@ export class ImagesController {
     return r.image;
   }
 
+  /** The tenant's images; `?builtin=true` lists the built-in workloads (hello, cpu, syscalls, memtouch). */
   @Get()
-  list(@TenantId() t: string, @Query() q: PageQuery) { return this.images.list(t, q); }
+  list(@TenantId() t: string, @Query() q: ImageListQuery) { return this.images.list(t, q); }
 
   @Get(':id')
   async get(@TenantId() t: string, @Param('id', ParseUUIDPipe) id: string) { return imageView(await this.images.get(t, id)); }

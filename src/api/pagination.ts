@@ -20,12 +20,12 @@ export function pageOffset(token?: string): number {
 export const nextToken = (offset: number, got: number, size: number): string | undefined =>
   (got === size ? Buffer.from(`o:${offset + size}`).toString('base64url') : undefined);
 
-/** One page of a tenant's rows, oldest first, mapped through `view`. */
+/** One page of a tenant's rows (optionally filtered by `where`), oldest first, mapped through `view`. */
 export async function listPage<E extends ObjectLiteral & { tenantId: string }, V>(
-  repo: Repository<E>, tenantId: string, q: PageQuery, view: (e: E) => V,
+  repo: Repository<E>, tenantId: string, q: PageQuery, view: (e: E) => V, where: Partial<E> = {},
 ): Promise<{ items: V[]; nextPageToken: string | undefined }> {
   const size = q.pageSize ?? 20;
   const offset = pageOffset(q.pageToken);
-  const rows = await repo.find({ where: { tenantId } as never, order: { createdAt: 'ASC', id: 'ASC' } as never, skip: offset, take: size });
+  const rows = await repo.find({ where: { ...where, tenantId } as never, order: { createdAt: 'ASC', id: 'ASC' } as never, skip: offset, take: size });
   return { items: rows.map(view), nextPageToken: nextToken(offset, rows.length, size) };
 }

@@ -49,6 +49,8 @@ export class ImageEntity {
   /** Assembly source for format asm (the content is then the assembled ELF). */
   @Column({ type: 'text', nullable: true }) source!: string | null;
   @Column({ type: 'bytea', select: false }) content!: Buffer;
+  /** One of the built-in workload images (workloads/), materialized for this tenant. */
+  @Column({ type: 'boolean', default: false }) builtin!: boolean;
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt!: Date;
 }
 

@@ -1,5 +1,6 @@
 import { Initial1764000000001 } from './0001-initial.js';
 import { ImagesVmsOperations1764000000002 } from './0002-images-vms-operations.js';
+import { BuiltinImages1764000000003 } from './0003-builtin-images.js';
 
 /** Every migration, oldest first. They run at start-up; the schema is never synchronized. */
-export const MIGRATIONS = [Initial1764000000001, ImagesVmsOperations1764000000002];
+export const MIGRATIONS = [Initial1764000000001, ImagesVmsOperations1764000000002, BuiltinImages1764000000003];
