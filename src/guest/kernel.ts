@@ -116,6 +116,7 @@ export class GuestKernel {
       h.gateBase = gateHpa;
       h.gateEnd = gateHpa + PAGE_SIZE;
       h.vstvec = entry;
+      h.scounteren = 7; // user programs may read cycle/time/instret, as under Linux
       h.vsscratch = kva(K.PERCPU + i * K.PERCPU_SIZE) | 0;
       c.vcpu.deadline = TICK_CYCLES;
     });
