@@ -17,6 +17,7 @@ import { HostsController, HostsService } from './api/hosts.js';
 import { EventsController, HealthController } from './api/misc.controllers.js';
 import { ImagesController, ImagesService } from './api/images.js';
 import { VmsController, VmsService } from './api/vms.js';
+import { RuntimeService } from './api/runtime.service.js';
 import { OperationsController, OperationsService } from './api/operations.js';
 import { EventsGateway } from './api/events.gateway.js';
 import { Metrics, MetricsController } from './api/observability.js';
@@ -54,6 +55,7 @@ export class AppModule {
         HostsService,
         ImagesService,
         VmsService,
+        RuntimeService,
         OperationsService,
         EventsGateway,
         IdempotencyInterceptor,

@@ -13,6 +13,13 @@
  *   (1024) more wait in a bounded queue.
  *   Beyond that, events are dropped and, once the client catches up, it receives
  *   `lagged {droppedFrom, droppedTo}` (seq range) so it can re-fetch them from GET /v1/events.
+ *
+ * Per-exit records are opt-in and live only (never persisted): `subscribe` with
+ *   `exits: {sample?: N (default 1), maxPerSecond?: M (default 100)}` streams every N-th exit of
+ *   the subscribed VMs, at most M per second per VM, as `exits {vmId, records: [{vcpu, reason,
+ *   pc, timeNs}]}` messages that must be acknowledged too. At most EXIT_IN_FLIGHT batches are
+ *   unacknowledged and EXIT_QUEUE wait; beyond that batches are dropped and the client later
+ *   gets `lagged {stream: 'exits', vmId, dropped}` (records dropped). Memory stays bounded.
  */
 import { Inject, Logger, OnModuleDestroy } from '@nestjs/common';
 import { CONFIG } from './tokens.js';
@@ -23,6 +30,11 @@ import { DataSource } from 'typeorm';
 import { EventsService, HvEvent } from './events.service.js';
 import { hashToken } from './auth.js';
 import { HostEntity, ImageEntity, OperationEntity, TenantEntity, VmEntity } from '../persistence/entities.js';
+import { RuntimeService } from './runtime.service.js';
+import type { ExitRecord } from '../runtime/protocol.js';
+
+export const EXIT_IN_FLIGHT = 8;
+export const EXIT_QUEUE = 32;
 
 
 const SUBJECT_TABLES: Record<string, new () => { id: string; tenantId: string }> = {
@@ -37,20 +49,37 @@ interface Client {
   /** Highest seq delivered or queued, to keep replay and live events free of duplicates. */
   lastSeq: number;
   dropped: { from: number; to: number } | null;
+  /** Exit-stream subscriptions by VM id. */
+  exits: Map<string, ExitSub>;
+  exitInFlight: number;
+  exitQueue: Array<{ vmId: string; records: ExitRecord[] }>;
 }
+
+interface ExitSub { sample: number; maxPerSecond: number; seen: number; tokens: number; refilledAt: number; dropped: number }
 
 @WebSocketGateway({ namespace: '/events', cors: { origin: true } })
 export class EventsGateway implements OnGatewayInit, OnGatewayConnection, OnModuleDestroy {
   private readonly log = new Logger('EventsGateway');
   private readonly clients = new Map<Socket, Client>();
   private readonly onEvent = (e: HvEvent) => this.publish(e);
+  private readonly onExits = (vmId: string, tenantId: string, records: ExitRecord[], dropped: number) => this.publishExits(vmId, tenantId, records, dropped);
 
-  constructor(private readonly ds: DataSource, private readonly events: EventsService, @Inject(CONFIG) private readonly config: Config) {
+  constructor(private readonly ds: DataSource, private readonly events: EventsService, @Inject(CONFIG) private readonly config: Config,
+    private readonly runtime: RuntimeService) {
     events.live.on('event', this.onEvent);
+    runtime.exitStream.on('exits', this.onExits);
   }
 
   onModuleDestroy(): void {
     this.events.live.off('event', this.onEvent);
+    this.runtime.exitStream.off('exits', this.onExits);
+  }
+
+  /** Exit batches queued for delivery, over all clients (for tests and metrics: bounded by EXIT_QUEUE per client). */
+  queuedExitBatches(): number {
+    let n = 0;
+    for (const c of this.clients.values()) n += c.exitQueue.length;
+    return n;
   }
 
   afterInit(ns: Namespace): void {
@@ -67,9 +96,12 @@ export class EventsGateway implements OnGatewayInit, OnGatewayConnection, OnModu
 
   handleConnection(socket: Socket): void {
     const tenantId = (socket.data as { tenantId: string }).tenantId;
-    const client: Client = { tenantId, subjects: new Set(), inFlight: 0, queue: [], lastSeq: 0, dropped: null };
+    const client: Client = { tenantId, subjects: new Set(), inFlight: 0, queue: [], lastSeq: 0, dropped: null, exits: new Map(), exitInFlight: 0, exitQueue: [] };
     this.clients.set(socket, client);
-    socket.on('disconnect', () => this.clients.delete(socket));
+    socket.on('disconnect', () => {
+      this.clients.delete(socket);
+      for (const vmId of client.exits.keys()) void this.runtime.traceExits(vmId, false);
+    });
     socket.on('subscribe', (req: unknown, ack?: (r: unknown) => void) => {
       this.subscribe(socket, client, req).then((r) => ack?.(r), (e) => {
         this.log.error(e instanceof Error ? e.stack : String(e));
@@ -89,15 +121,29 @@ export class EventsGateway implements OnGatewayInit, OnGatewayConnection, OnModu
   }
 
   private async subscribe(socket: Socket, c: Client, req: unknown) {
-    const r = req as { subjects?: unknown; sinceSeq?: unknown } | null;
+    const r = req as { subjects?: unknown; sinceSeq?: unknown; exits?: { sample?: unknown; maxPerSecond?: unknown } } | null;
     if (!r || !Array.isArray(r.subjects) || r.subjects.some((s) => typeof s !== 'string')) {
       return { subscribed: [], rejected: [{ subject: null, reason: 'subjects must be an array of strings' }] };
+    }
+    const ex = r.exits;
+    const sample = ex?.sample ?? 1, maxPerSecond = ex?.maxPerSecond ?? 100;
+    if (ex !== undefined && (typeof ex !== 'object' || ex === null || !Number.isInteger(sample) || (sample as number) < 1
+      || typeof maxPerSecond !== 'number' || !(maxPerSecond > 0) || maxPerSecond > 100_000)) {
+      return { subscribed: [], rejected: [{ subject: null, reason: 'exits must be {sample: integer >= 1, maxPerSecond: 0 < number <= 100000}' }] };
     }
     const subscribed: string[] = [];
     const rejected: Array<{ subject: string; reason: string }> = [];
     for (const s of r.subjects as string[]) {
       const reason = await this.owns(c.tenantId, s);
       if (reason) rejected.push({ subject: s, reason }); else { subscribed.push(s); c.subjects.add(s); }
+    }
+    if (ex) {
+      for (const s of subscribed) {
+        if (!s.startsWith('vm:')) continue;
+        const vmId = s.slice(3);
+        if (!c.exits.has(vmId)) void this.runtime.traceExits(vmId, true);
+        c.exits.set(vmId, { sample: sample as number, maxPerSecond: maxPerSecond as number, seen: 0, tokens: maxPerSecond as number, refilledAt: Date.now(), dropped: 0 });
+      }
     }
     for (const rj of rejected) socket.emit('error-event', { subject: rj.subject, reason: rj.reason });
     if (typeof r.sinceSeq === 'number' && subscribed.length) {
@@ -117,6 +163,44 @@ export class EventsGateway implements OnGatewayInit, OnGatewayConnection, OnModu
     for (const [socket, c] of this.clients) {
       if (c.tenantId === e.tenantId && c.subjects.has(e.subject)) this.deliver(socket, c, e);
     }
+  }
+
+  /** Samples, rate-limits and delivers a VM's exit records to the clients that asked for them. */
+  private publishExits(vmId: string, tenantId: string, records: ExitRecord[], workerDropped: number): void {
+    const now = Date.now();
+    for (const [socket, c] of this.clients) {
+      const sub = c.tenantId === tenantId ? c.exits.get(vmId) : undefined;
+      if (!sub) continue;
+      sub.tokens = Math.min(sub.maxPerSecond, sub.tokens + ((now - sub.refilledAt) / 1000) * sub.maxPerSecond);
+      sub.refilledAt = now;
+      sub.dropped += workerDropped;
+      const picked: ExitRecord[] = [];
+      for (const rec of records) {
+        if (sub.seen++ % sub.sample !== 0) continue;
+        if (sub.tokens < 1) continue;
+        sub.tokens--;
+        picked.push(rec);
+      }
+      if (picked.length === 0) continue;
+      if (c.exitInFlight < EXIT_IN_FLIGHT && c.exitQueue.length === 0) this.sendExits(socket, c, { vmId, records: picked });
+      else if (c.exitQueue.length < EXIT_QUEUE) c.exitQueue.push({ vmId, records: picked });
+      else sub.dropped += picked.length;
+    }
+  }
+
+  private sendExits(socket: Socket, c: Client, batch: { vmId: string; records: ExitRecord[] }): void {
+    c.exitInFlight++;
+    socket.emit('exits', batch, () => {
+      c.exitInFlight--;
+      while (c.exitInFlight < EXIT_IN_FLIGHT && c.exitQueue.length) this.sendExits(socket, c, c.exitQueue.shift()!);
+      if (c.exitQueue.length === 0) {
+        for (const [vmId, sub] of c.exits) {
+          if (sub.dropped === 0) continue;
+          socket.emit('lagged', { stream: 'exits', vmId, dropped: sub.dropped });
+          sub.dropped = 0;
+        }
+      }
+    });
   }
 
   private deliver(socket: Socket, c: Client, e: HvEvent): void {

@@ -12,6 +12,7 @@ import { conflict, notFound } from './errors.js';
 import { listPage, PageQuery } from './pagination.js';
 import { EventsService } from './events.service.js';
 import { HostEntity } from '../persistence/entities.js';
+import { RuntimeService } from './runtime.service.js';
 
 export class CreateHostDto {
   @ApiProperty() @IsString() @Length(1, 100) name!: string;
@@ -33,19 +34,26 @@ export const hostView = (h: HostEntity) => ({
   createdAt: h.createdAt.toISOString(), updatedAt: h.updatedAt.toISOString(),
 });
 
+/** A host with the live memory accounting of its runtime (4 KiB frames). */
+const hostWithMemory = (h: HostEntity, runtime: RuntimeService) => {
+  const u = runtime.hostUsage(h);
+  return { ...hostView(h), memory: { frames: u.frames, freeFrames: u.free, freeMiB: u.freeMiB, poisonedFrames: u.poisoned, retiredFrames: u.retired, framesByVm: u.byVm } };
+};
+
 export const uniqueViolation = (e: unknown) => (e as { code?: string; driverError?: { code?: string } }).driverError?.code === '23505';
 
 @Injectable()
 export class HostsService {
-  constructor(private readonly ds: DataSource, private readonly events: EventsService) {}
+  constructor(private readonly ds: DataSource, private readonly events: EventsService, private readonly runtime: RuntimeService) {}
 
   async create(tenantId: string, dto: CreateHostDto) {
     try {
-      return await this.events.tx(async (m) => {
+      const h = await this.events.tx(async (m) => {
         const h = await m.save(m.create(HostEntity, { ...dto, techniques: dto.techniques ?? {}, tenantId, state: 'ready' }));
         await this.events.append(m, tenantId, 'host.created', `host:${h.id}`, hostView(h));
-        return hostView(h);
+        return h;
       });
+      return hostWithMemory(h, this.runtime);
     } catch (e) {
       if (uniqueViolation(e)) throw conflict(`a host named '${dto.name}' already exists`);
       throw e;
@@ -58,20 +66,30 @@ export class HostsService {
     return h;
   }
 
+  view(h: HostEntity) { return hostWithMemory(h, this.runtime); }
+
   list(tenantId: string, q: PageQuery) {
-    return listPage(this.ds.getRepository(HostEntity), tenantId, q, hostView);
+    return listPage(this.ds.getRepository(HostEntity), tenantId, q, (h) => this.view(h));
   }
 
+  /** Edits a host. Raises 409 when memoryMiB changes while VMs run on it (its DRAM is in use). */
   async update(tenantId: string, id: string, dto: UpdateHostDto) {
     try {
-      return await this.events.tx(async (m) => {
+      const saved = await this.events.tx(async (m) => {
         const h = await m.findOneBy(HostEntity, { id, tenantId });
         if (!h) throw notFound('host', id);
+        const resize = dto.memoryMiB !== undefined && dto.memoryMiB !== h.memoryMiB;
+        if (resize) {
+          const running = Object.keys(this.runtime.hostUsage(h).byVm).length;
+          if (running > 0) throw conflict(`host ${id} has ${running} running VM(s); stop them before changing its memory`, { runningVms: running });
+        }
         Object.assign(h, dto);
         const saved = await m.save(h);
         await this.events.append(m, tenantId, 'host.updated', `host:${id}`, { changes: { ...dto } });
-        return hostView(saved);
+        if (resize) await this.runtime.dropHost(id);
+        return saved;
       });
+      return hostWithMemory(saved, this.runtime);
     } catch (e) {
       if (uniqueViolation(e)) throw conflict(`a host named '${dto.name}' already exists`);
       throw e;
@@ -87,6 +105,7 @@ export class HostsService {
       await m.delete(HostEntity, { id });
       await this.events.append(m, tenantId, 'host.deleted', `host:${id}`, { name: h.name });
     });
+    await this.runtime.dropHost(id);
   }
 }
 
@@ -102,8 +121,9 @@ export class HostsController {
   @Get()
   list(@TenantId() t: string, @Query() q: PageQuery) { return this.hosts.list(t, q); }
 
+  /** The host with its memory accounting: frames free, poisoned, retired, and used by each running VM. */
   @Get(':id')
-  async get(@TenantId() t: string, @Param('id', ParseUUIDPipe) id: string) { return hostView(await this.hosts.get(t, id)); }
+  async get(@TenantId() t: string, @Param('id', ParseUUIDPipe) id: string) { return this.hosts.view(await this.hosts.get(t, id)); }
 
   @Patch(':id')
   update(@TenantId() t: string, @Param('id', ParseUUIDPipe) id: string, @Body() dto: UpdateHostDto) { return this.hosts.update(t, id, dto); }

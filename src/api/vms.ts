@@ -1,19 +1,25 @@
 /**
- * VM definitions. Placement without hostId picks the host with the most free memory that fits,
- * where a host's committed memory is the sum of its VM definitions' memory (running or not; the
- * runtime's real admission comes with VM execution). Lifecycle transitions are checked against
- * the one state machine in src/runtime/vm-state.ts.
+ * VM definitions and their lifecycle. Placement (without hostId: the host with the most free
+ * memory) and admission at start both use the host runtime's real free memory; definitions may
+ * overcommit a host, and a VM that no longer fits when it starts is refused (409 with numbers). Lifecycle transitions are checked against the
+ * one state machine in src/runtime/vm-state.ts and carried out as Operations by the runtime
+ * (RuntimeService); their results and the VM's telemetry arrive as events.
  */
-import { Body, Controller, Delete, Get, HttpCode, Injectable, Param, ParseUUIDPipe, Patch, Post, Query } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Injectable, Param, ParseUUIDPipe, Patch, Post, Query, Res, StreamableFile } from '@nestjs/common';
+import type { Response } from 'express';
 import { ApiBearerAuth, ApiTags, ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { ArrayMaxSize, ArrayMinSize, IsArray, IsInt, IsObject, IsOptional, IsString, IsUUID, Length, Max, MaxLength, Min, ValidateNested } from 'class-validator';
+import { ArrayMaxSize, ArrayMinSize, IsArray, IsIn, IsInt, IsObject, IsOptional, IsString, IsUUID, Length, Max, MaxLength, Min, ValidateNested } from 'class-validator';
 import { DataSource, EntityManager, In } from 'typeorm';
 import { TenantId } from './auth.js';
 import { Idempotent } from './idempotency.js';
 import { conflict, notFound, ProblemError } from './errors.js';
 import { EventsService } from './events.service.js';
-import { HostEntity, ImageEntity, ProcessSpec, VmEntity } from '../persistence/entities.js';
+import { HostEntity, ImageEntity, ProcessSpec, VmEntity, VmRunEntity } from '../persistence/entities.js';
+import { OperationsService } from './operations.js';
+import { RuntimeService } from './runtime.service.js';
+import type { VmSpec } from '../runtime/vm.js';
+import { VmActionError } from '../runtime/vm-runner.js';
 import { listPage, PageQuery } from './pagination.js';
 import { uniqueViolation } from './hosts.js';
 import { isQuiescent, transition, TransitionError, VmAction, VmState } from '../runtime/vm-state.js';
@@ -32,7 +38,10 @@ export class CreateVmDto {
   @ApiProperty() @IsInt() @Min(1) @Max(65536) memoryMiB!: number;
   @ApiProperty({ type: [ProcessDto] }) @IsArray() @ArrayMinSize(1) @ArrayMaxSize(64) @ValidateNested({ each: true }) @Type(() => ProcessDto) processes!: ProcessDto[];
   @ApiPropertyOptional() @IsOptional() @IsObject() techniques?: Record<string, unknown>;
-  @ApiPropertyOptional() @IsOptional() @IsInt() @Min(0) seed?: number;
+  @ApiPropertyOptional() @IsOptional() @IsInt() @Min(0) @Max(4294967295) seed?: number;
+  @ApiPropertyOptional({ enum: ['interp', 'jit'] }) @IsOptional() @IsIn(['interp', 'jit']) engine?: 'interp' | 'jit';
+  @ApiPropertyOptional({ enum: ['none', 'retpoline'] }) @IsOptional() @IsIn(['none', 'retpoline']) spectreV2Mitigation?: 'none' | 'retpoline';
+  @ApiPropertyOptional({ enum: ['none', 'kpti'] }) @IsOptional() @IsIn(['none', 'kpti']) crossingPreset?: 'none' | 'kpti';
 }
 
 export class UpdateVmDto {
@@ -41,18 +50,29 @@ export class UpdateVmDto {
   @ApiPropertyOptional() @IsOptional() @IsInt() @Min(1) @Max(65536) memoryMiB?: number;
   @ApiPropertyOptional({ type: [ProcessDto] }) @IsOptional() @IsArray() @ArrayMinSize(1) @ArrayMaxSize(64) @ValidateNested({ each: true }) @Type(() => ProcessDto) processes?: ProcessDto[];
   @ApiPropertyOptional() @IsOptional() @IsObject() techniques?: Record<string, unknown>;
-  @ApiPropertyOptional() @IsOptional() @IsInt() @Min(0) seed?: number;
+  @ApiPropertyOptional() @IsOptional() @IsInt() @Min(0) @Max(4294967295) seed?: number;
+  @ApiPropertyOptional({ enum: ['interp', 'jit'] }) @IsOptional() @IsIn(['interp', 'jit']) engine?: 'interp' | 'jit';
+  @ApiPropertyOptional({ enum: ['none', 'retpoline'] }) @IsOptional() @IsIn(['none', 'retpoline']) spectreV2Mitigation?: 'none' | 'retpoline';
+  @ApiPropertyOptional({ enum: ['none', 'kpti'] }) @IsOptional() @IsIn(['none', 'kpti']) crossingPreset?: 'none' | 'kpti';
+}
+
+export class ConsoleQuery {
+  /** `raw` returns one stream's exact bytes as application/octet-stream. */
+  @ApiPropertyOptional({ enum: ['json', 'raw'] }) @IsOptional() @IsIn(['json', 'raw']) format?: 'json' | 'raw';
+  @ApiPropertyOptional({ enum: ['stdout', 'stderr'] }) @IsOptional() @IsIn(['stdout', 'stderr']) stream?: 'stdout' | 'stderr';
 }
 
 export const vmView = (v: VmEntity) => ({
   id: v.id, name: v.name, hostId: v.hostId, vcpus: v.vcpus, memoryMiB: v.memoryMiB, processes: v.processes,
-  techniques: v.techniques, seed: Number(v.seed), state: v.state, stateReason: v.stateReason,
+  techniques: v.techniques, seed: Number(v.seed), engine: v.engine, spectreV2Mitigation: v.spectreV2Mitigation,
+  crossingPreset: v.crossingPreset, state: v.state, stateReason: v.stateReason,
   createdAt: v.createdAt.toISOString(), updatedAt: v.updatedAt.toISOString(),
 });
 
 @Injectable()
 export class VmsService {
-  constructor(private readonly ds: DataSource, private readonly events: EventsService) {}
+  constructor(private readonly ds: DataSource, private readonly events: EventsService,
+    private readonly ops: OperationsService, private readonly runtime: RuntimeService) {}
 
   /** Checks that every image exists for the tenant; records the VM's image references. */
   private async linkImages(m: EntityManager, tenantId: string, vmId: string, processes: ProcessSpec[]) {
@@ -64,13 +84,14 @@ export class VmsService {
     for (const id of ids) await m.query('INSERT INTO vm_images (vm_id, image_id) VALUES ($1, $2)', [vmId, id]);
   }
 
-  /** Host with the most free (uncommitted) memory that fits `memoryMiB`, or the given one if it fits. */
-  private async place(m: EntityManager, tenantId: string, memoryMiB: number, hostId?: string, excludeVm?: string): Promise<string> {
+  /**
+   * Host with the most real free memory (its runtime's free frames) that fits `memoryMiB`, or the
+   * given host if it fits. Raises 404 (unknown host) or 409 with every host's free memory.
+   */
+  private async place(m: EntityManager, tenantId: string, memoryMiB: number, hostId?: string): Promise<string> {
     const hosts = await m.find(HostEntity, { where: hostId ? { tenantId, id: hostId } : { tenantId } });
     if (hostId && hosts.length === 0) throw notFound('host', hostId);
-    const committed: Array<{ host_id: string; mib: string }> = await m.query(
-      'SELECT host_id, SUM(memory_mib) AS mib FROM vms WHERE tenant_id = $1 AND id <> $2 GROUP BY host_id', [tenantId, excludeVm ?? '00000000-0000-0000-0000-000000000000']);
-    const free = hosts.filter((h) => h.state === 'ready').map((h) => ({ h, free: h.memoryMiB - Number(committed.find((c) => c.host_id === h.id)?.mib ?? 0) }));
+    const free = hosts.filter((h) => h.state === 'ready').map((h) => ({ h, free: this.runtime.hostUsage(h).freeMiB }));
     const fits = free.filter((f) => f.free >= memoryMiB).sort((a, b) => b.free - a.free);
     if (fits.length === 0) {
       throw conflict(hosts.length === 0 ? 'no host: create a host first' : `no ready host has ${memoryMiB} MiB free`,
@@ -86,6 +107,7 @@ export class VmsService {
         const vm = await m.save(m.create(VmEntity, {
           tenantId, hostId, name: dto.name, vcpus: dto.vcpus, memoryMiB: dto.memoryMiB, processes: dto.processes.map((p) => ({ ...p })),
           techniques: dto.techniques ?? {}, seed: String(dto.seed ?? 0), state: 'created', stateReason: null,
+          engine: dto.engine ?? 'jit', spectreV2Mitigation: dto.spectreV2Mitigation ?? 'none', crossingPreset: dto.crossingPreset ?? 'none',
         }));
         await this.linkImages(m, tenantId, vm.id, vm.processes);
         await this.events.append(m, tenantId, 'vm.created', `vm:${vm.id}`, vmView(vm));
@@ -114,7 +136,7 @@ export class VmsService {
         const v = await m.findOneBy(VmEntity, { id, tenantId });
         if (!v) throw notFound('vm', id);
         if (!isQuiescent(v.state as VmState)) throw conflict(`VM ${id} is ${v.state}; stop it before editing`, { state: v.state });
-        if (dto.memoryMiB !== undefined && dto.memoryMiB > v.memoryMiB) await this.place(m, tenantId, dto.memoryMiB, v.hostId, v.id);
+        if (dto.memoryMiB !== undefined && dto.memoryMiB > v.memoryMiB) await this.place(m, tenantId, dto.memoryMiB, v.hostId);
         Object.assign(v, { ...dto, seed: dto.seed !== undefined ? String(dto.seed) : v.seed });
         const saved = await m.save(v);
         if (dto.processes) await this.linkImages(m, tenantId, id, saved.processes);
@@ -138,28 +160,158 @@ export class VmsService {
   }
 
   /**
-   * A lifecycle action. The transition is checked first (409 with the current state); `reset`
-   * is carried out; actions that need the VM runtime answer 501 until VM execution is wired.
+   * A lifecycle action. The transition is checked first (409 with the current state); `start`
+   * also checks admission against the host's real free memory (409 with the numbers). `reset`
+   * is carried out at once (200 with the VM); the others run as an Operation (202 with it).
    */
-  async action(tenantId: string, id: string, action: VmAction) {
-    return this.events.tx(async (m) => {
+  async action(tenantId: string, id: string, action: 'start' | 'pause' | 'resume' | 'stop' | 'reset') {
+    return this.runtime.serial(id, async () => {
+      const v = await this.events.tx(async (m) => {
+        const v = await m.findOne(VmEntity, { where: { id, tenantId }, lock: { mode: 'pessimistic_write' } });
+        if (!v) throw notFound('vm', id);
+        let to: VmState;
+        try { to = transition(v.state as VmState, action); } catch (e) {
+          if (e instanceof TransitionError) throw conflict(e.message, { state: v.state });
+          throw e;
+        }
+        if (action === 'start') {
+          const host = await m.findOneByOrFail(HostEntity, { id: v.hostId });
+          const u = this.runtime.hostUsage(host);
+          if (host.state !== 'ready') throw conflict(`host ${host.id} is ${host.state}`, { hostId: host.id, hostState: host.state });
+          if (u.freeMiB < v.memoryMiB) throw conflict(`host ${host.id} has ${u.freeMiB} MiB free, the VM needs ${v.memoryMiB} MiB`, { hostId: host.id, requestedMiB: v.memoryMiB, freeMiB: u.freeMiB });
+        }
+        if ((action === 'pause' || action === 'resume') && !this.runtime.isLive(id)) throw conflict(`VM ${id} has no running instance in this service`, { state: v.state });
+        if (action === 'start' || action === 'stop' || action === 'reset') {
+          const from = v.state;
+          v.state = to;
+          v.stateReason = null;
+          await m.save(v);
+          await this.events.append(m, tenantId, 'vm.state', `vm:${id}`, { from, to, action });
+        }
+        return v;
+      });
+      if (action === 'reset') return { status: 200, body: vmView(v) };
+      const op = await this.ops.start(tenantId, `vm.${action}`, `vm:${id}`, () => this.carryOut(tenantId, v, action));
+      return { status: 202, body: op };
+    });
+  }
+
+  /** The runtime side of a lifecycle action (an Operation's runner). */
+  private async carryOut(tenantId: string, v: VmEntity, action: 'start' | 'pause' | 'resume' | 'stop'): Promise<Record<string, unknown>> {
+    const id = v.id;
+    if (action === 'start') {
+      try {
+        const host = await this.ds.getRepository(HostEntity).findOneByOrFail({ id: v.hostId });
+        await this.runtime.start(tenantId, id, host, await this.spec(tenantId, v));
+      } catch (e) {
+        const reason = `boot-failed: ${e instanceof Error ? e.message : String(e)}`;
+        await this.record(tenantId, id, 'crash', reason);
+        throw new Error(reason);
+      }
+      await this.record(tenantId, id, 'started', null);
+      return { vmId: id };
+    }
+    const runner = this.runtime.runner(id);
+    if (action === 'stop') {
+      if (runner) await runner.stop(); else await this.record(tenantId, id, 'stopped', 'stopped');
+      return { vmId: id };
+    }
+    if (!runner) throw new Error(`VM ${id} is not running`);
+    try {
+      await (action === 'pause' ? runner.pause() : runner.resume());
+    } catch (e) {
+      if (e instanceof VmActionError) throw new Error(e.message);
+      throw e;
+    }
+    await this.record(tenantId, id, action, null);
+    return { vmId: id };
+  }
+
+  /** Applies a runtime transition to the VM row (if it still applies) with its event. */
+  private record(tenantId: string, id: string, action: VmAction, reason: string | null): Promise<void> {
+    return this.runtime.serial(id, () => this.events.tx(async (m) => {
       const v = await m.findOne(VmEntity, { where: { id, tenantId }, lock: { mode: 'pessimistic_write' } });
-      if (!v) throw notFound('vm', id);
+      if (!v) return;
       let to: VmState;
       try { to = transition(v.state as VmState, action); } catch (e) {
-        if (e instanceof TransitionError) throw conflict(e.message, { state: v.state });
+        if (e instanceof TransitionError) return; // the VM moved on (e.g. it stopped by itself first)
         throw e;
-      }
-      if (action !== 'reset') {
-        throw new ProblemError(501, 'Not Implemented', `VM execution is not available yet: '${action}' needs the VM runtime (see README, Status)`, { state: v.state });
       }
       const from = v.state;
       v.state = to;
-      v.stateReason = null;
-      const saved = await m.save(v);
-      await this.events.append(m, tenantId, 'vm.state', `vm:${id}`, { from, to, action });
-      return vmView(saved);
-    });
+      v.stateReason = reason;
+      await m.save(v);
+      await this.events.append(m, tenantId, 'vm.state', `vm:${id}`, { from, to, action, ...(reason ? { reason } : {}) });
+      if (to === 'crashed') await this.events.append(m, tenantId, 'vm.fault', `vm:${id}`, { reason });
+    }));
+  }
+
+  /** The runtime spec of a VM definition: its images' bytes, arguments, stdin and settings. */
+  private async spec(tenantId: string, v: VmEntity): Promise<VmSpec> {
+    const ids = [...new Set(v.processes.map((p) => p.imageId))];
+    const rows = await this.ds.getRepository(ImageEntity).createQueryBuilder('i').addSelect('i.content')
+      .where('i.tenant_id = :tenantId AND i.id IN (:...ids)', { tenantId, ids }).getMany();
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    return {
+      vcpus: v.vcpus, memoryMiB: v.memoryMiB, seed: Number(v.seed) >>> 0, engine: v.engine,
+      spectreV2Mitigation: v.spectreV2Mitigation, crossingPreset: v.crossingPreset,
+      processes: v.processes.map((p) => {
+        const img = byId.get(p.imageId);
+        if (!img) throw new Error(`image ${p.imageId} no longer exists`);
+        return {
+          name: img.name, elf: new Uint8Array(img.content), argv: p.argv ?? [img.name], env: p.env ?? [],
+          stdin: new TextEncoder().encode(p.stdin ?? ''),
+        };
+      }),
+    };
+  }
+
+  /**
+   * The VM with its current or latest run: uptime (virtual and wall), vCPUs, processes. A live
+   * VM is asked through its worker.
+   */
+  async describe(tenantId: string, id: string) {
+    const v = await this.get(tenantId, id);
+    const run = await this.ds.getRepository(VmRunEntity).findOneBy({ vmId: id });
+    const runner = this.runtime.runner(id);
+    const snap = runner ? await runner.readState().catch(() => runner.snapshot) : null;
+    const counters = (snap?.counters ?? run?.counters ?? null) as { virtualTimeNs?: number; perVcpu?: Array<Record<string, number>> } | null;
+    const stoppedAt = runner ? null : run?.stoppedAt ?? null;
+    return {
+      ...vmView(v),
+      run: run ? {
+        startedAt: run.startedAt.toISOString(), stoppedAt: stoppedAt?.toISOString() ?? null,
+        uptime: { virtualNs: counters?.virtualTimeNs ?? 0, wallMs: (stoppedAt ?? new Date()).getTime() - run.startedAt.getTime() },
+        vcpus: (counters?.perVcpu ?? []).map((c, i) => ({ id: i, state: snap?.vcpus?.[i] ?? (runner ? 'running' : 'stopped'), instructions: c.instructions, cycles: c.cycles, idleCycles: c.idleCycles })),
+        processes: snap?.processes ?? run.processes,
+      } : null,
+    };
+  }
+
+  /** Console bytes so far (bounded: the newest 1 MiB per stream) of the current or latest run. */
+  async console(tenantId: string, id: string) {
+    await this.get(tenantId, id);
+    const runner = this.runtime.runner(id);
+    if (runner) {
+      const c = runner.console;
+      return { stdout: c.bytes(0), stderr: c.bytes(1), truncated: c.truncated[0] || c.truncated[1] };
+    }
+    const run = await this.ds.getRepository(VmRunEntity).createQueryBuilder('r').addSelect('r.consoleStdout').addSelect('r.consoleStderr')
+      .where('r.vm_id = :id', { id }).getOne();
+    return { stdout: run?.consoleStdout ?? Buffer.alloc(0), stderr: run?.consoleStderr ?? Buffer.alloc(0), truncated: run?.consoleTruncated ?? false };
+  }
+
+  /** Counters of the current or latest run. Raises 404 when the VM never ran. */
+  async counters(tenantId: string, id: string) {
+    await this.get(tenantId, id);
+    const runner = this.runtime.runner(id);
+    if (runner) {
+      const s = await runner.readState().catch(() => runner.snapshot);
+      if (s.counters) return { live: true, ...s.counters };
+    }
+    const run = await this.ds.getRepository(VmRunEntity).findOneBy({ vmId: id });
+    if (!run?.counters) throw new ProblemError(404, 'Not Found', `VM ${id} has not run yet`);
+    return { live: false, ...run.counters };
   }
 }
 
@@ -175,8 +327,24 @@ export class VmsController {
   @Get()
   list(@TenantId() t: string, @Query() q: PageQuery) { return this.vms.list(t, q); }
 
+  /** The VM with its current or latest run (uptime, vCPUs, per-process status). */
   @Get(':id')
-  async get(@TenantId() t: string, @Param('id', ParseUUIDPipe) id: string) { return vmView(await this.vms.get(t, id)); }
+  get(@TenantId() t: string, @Param('id', ParseUUIDPipe) id: string) { return this.vms.describe(t, id); }
+
+  /** Console output so far: JSON `{stdout, stderr, truncated, bytes}` (text as UTF-8), or `?format=raw&stream=stdout|stderr` for exact bytes. */
+  @Get(':id/console')
+  async console(@TenantId() t: string, @Param('id', ParseUUIDPipe) id: string, @Query() q: ConsoleQuery, @Res({ passthrough: true }) res: Response) {
+    const c = await this.vms.console(t, id);
+    if (q.format === 'raw') {
+      res.type('application/octet-stream');
+      return new StreamableFile(q.stream === 'stderr' ? c.stderr : c.stdout);
+    }
+    return { stdout: c.stdout.toString('utf8'), stderr: c.stderr.toString('utf8'), truncated: c.truncated, bytes: { stdout: c.stdout.length, stderr: c.stderr.length } };
+  }
+
+  /** Counters of the current or latest run: instructions, cycles, crossings, exits by reason, syscalls by name, TLB misses, mispredicts, per vCPU and in total. */
+  @Get(':id/counters')
+  counters(@TenantId() t: string, @Param('id', ParseUUIDPipe) id: string) { return this.vms.counters(t, id); }
 
   @Patch(':id')
   update(@TenantId() t: string, @Param('id', ParseUUIDPipe) id: string, @Body() dto: UpdateVmDto) { return this.vms.update(t, id, dto); }
@@ -184,9 +352,16 @@ export class VmsController {
   @Delete(':id') @HttpCode(204)
   remove(@TenantId() t: string, @Param('id', ParseUUIDPipe) id: string) { return this.vms.remove(t, id); }
 
-  @Post(':id/start') start(@TenantId() t: string, @Param('id', ParseUUIDPipe) id: string) { return this.vms.action(t, id, 'start'); }
-  @Post(':id/pause') pause(@TenantId() t: string, @Param('id', ParseUUIDPipe) id: string) { return this.vms.action(t, id, 'pause'); }
-  @Post(':id/resume') resume(@TenantId() t: string, @Param('id', ParseUUIDPipe) id: string) { return this.vms.action(t, id, 'resume'); }
-  @Post(':id/stop') stop(@TenantId() t: string, @Param('id', ParseUUIDPipe) id: string) { return this.vms.action(t, id, 'stop'); }
-  @Post(':id/reset') @HttpCode(200) reset(@TenantId() t: string, @Param('id', ParseUUIDPipe) id: string) { return this.vms.action(t, id, 'reset'); }
+  /** Lifecycle: 202 with the Operation that carries it out (its events and GET /v1/operations/{id} tell the outcome); `reset` is 200 with the VM. */
+  @Post(':id/start') start(@TenantId() t: string, @Param('id', ParseUUIDPipe) id: string, @Res({ passthrough: true }) res: Response) { return this.act(t, id, 'start', res); }
+  @Post(':id/pause') pause(@TenantId() t: string, @Param('id', ParseUUIDPipe) id: string, @Res({ passthrough: true }) res: Response) { return this.act(t, id, 'pause', res); }
+  @Post(':id/resume') resume(@TenantId() t: string, @Param('id', ParseUUIDPipe) id: string, @Res({ passthrough: true }) res: Response) { return this.act(t, id, 'resume', res); }
+  @Post(':id/stop') stop(@TenantId() t: string, @Param('id', ParseUUIDPipe) id: string, @Res({ passthrough: true }) res: Response) { return this.act(t, id, 'stop', res); }
+  @Post(':id/reset') reset(@TenantId() t: string, @Param('id', ParseUUIDPipe) id: string, @Res({ passthrough: true }) res: Response) { return this.act(t, id, 'reset', res); }
+
+  private async act(t: string, id: string, action: 'start' | 'pause' | 'resume' | 'stop' | 'reset', res: Response) {
+    const r = await this.vms.action(t, id, action);
+    res.status(r.status);
+    return r.body;
+  }
 }

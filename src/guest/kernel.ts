@@ -400,11 +400,15 @@ export class GuestKernel {
     return 0;
   }
 
+  /** Called when a process has exited (normally or by a signal). */
+  onProcessExit: ((s: ProcessStatus) => void) | null = null;
+
   /** Ends the current process with an exit code or a signal, then schedules the next one. */
   exit(c: Cpu, p: Process, code: number | null, signal?: { sig: number; pc: number; addr: number }): void {
     if (code !== null) p.exitCode = code & 0xff;
     if (signal) { p.signal = signal.sig; p.faultPc = signal.pc >>> 0; p.faultAddress = signal.addr >>> 0; }
     p.state = 'exited';
+    this.onProcessExit?.(p.status());
     this.teardown(p);
     this.switchTo(c, this.runQueue.shift() ?? null);
   }

@@ -72,9 +72,13 @@ export class Khv implements GuestRam {
     h.irqDirty = true;
   }
 
+  /** When set, told about every exit (reason, hart, guest pc, virtual time); for exit tracing. */
+  onExit: ((reason: string, h: Hart) => void) | null = null;
+
   /** Counts one exit and charges it to `h`: VM exit + entry, plus the UHV round trip. */
   private exit(h: Hart, name: string): void {
     this.exits.set(name, (this.exits.get(name) ?? 0) + 1);
+    this.onExit?.(name, h);
     const uhv = EXIT_BY_NAME.get(name)!.handledBy === 'uhv';
     this.transitions += uhv ? 4 : 2;
     h.ctr[Ctr.Cycles] += COSTS.vmExit + (uhv ? COSTS.khvUhvRoundTrip : 0);

@@ -69,8 +69,25 @@ export class VmEntity {
   @Column({ type: 'bigint', default: 0 }) seed!: string;
   @Column({ type: 'text', default: 'created' }) state!: string;
   @Column({ name: 'state_reason', type: 'text', nullable: true }) stateReason!: string | null;
+  @Column({ type: 'text', default: 'jit' }) engine!: 'interp' | 'jit';
+  @Column({ name: 'spectre_v2', type: 'text', default: 'none' }) spectreV2Mitigation!: 'none' | 'retpoline';
+  @Column({ name: 'crossing_preset', type: 'text', default: 'none' }) crossingPreset!: 'none' | 'kpti';
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt!: Date;
   @UpdateDateColumn({ name: 'updated_at', type: 'timestamptz' }) updatedAt!: Date;
+}
+
+/** The latest run of a VM: what it left behind once it stopped (or so far, while it runs). */
+@Entity({ name: 'vm_runs' })
+export class VmRunEntity {
+  @PrimaryColumn({ name: 'vm_id', type: 'uuid' }) vmId!: string;
+  @Column({ name: 'tenant_id', type: 'uuid' }) tenantId!: string;
+  @Column({ name: 'started_at', type: 'timestamptz' }) startedAt!: Date;
+  @Column({ name: 'stopped_at', type: 'timestamptz', nullable: true }) stoppedAt!: Date | null;
+  @Column({ type: 'jsonb', default: [] }) processes!: unknown[];
+  @Column({ type: 'jsonb', nullable: true }) counters!: Record<string, unknown> | null;
+  @Column({ name: 'console_stdout', type: 'bytea', select: false }) consoleStdout!: Buffer;
+  @Column({ name: 'console_stderr', type: 'bytea', select: false }) consoleStderr!: Buffer;
+  @Column({ name: 'console_truncated', type: 'boolean', default: false }) consoleTruncated!: boolean;
 }
 
 @Entity({ name: 'operations' })
@@ -98,4 +115,4 @@ export class IdempotencyEntity {
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt!: Date;
 }
 
-export const ENTITIES = [TenantEntity, HostEntity, EventEntity, ImageEntity, VmEntity, OperationEntity, IdempotencyEntity];
+export const ENTITIES = [TenantEntity, HostEntity, EventEntity, ImageEntity, VmEntity, VmRunEntity, OperationEntity, IdempotencyEntity];

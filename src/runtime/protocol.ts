@@ -30,6 +30,8 @@ export type VmAction =
   | { type: 'resume' }
   | { type: 'stop' }
   | { type: 'read-state' }
+  /** Stream every VM exit (batched per slice) until turned off. */
+  | { type: 'trace-exits'; on: boolean }
   /** Injections (memory errors, interrupts) are not implemented yet: always answered with an error. */
   | { type: 'inject'; what: string };
 
@@ -37,15 +39,17 @@ export type ActionType = VmAction['type'];
 
 /** Which actions each state accepts. */
 export const ALLOWED: Record<WorkerState, readonly ActionType[]> = {
-  created: ['start', 'stop', 'read-state', 'inject'],
-  running: ['pause', 'stop', 'read-state', 'inject'],
-  paused: ['resume', 'stop', 'read-state', 'inject'],
+  created: ['start', 'stop', 'read-state', 'inject', 'trace-exits'],
+  running: ['pause', 'stop', 'read-state', 'inject', 'trace-exits'],
+  paused: ['resume', 'stop', 'read-state', 'inject', 'trace-exits'],
   stopped: ['read-state'],
   crashed: ['read-state'],
 };
 
 export interface VmSnapshot {
   state: WorkerState;
+  /** Per vCPU: 'running', or 'idle' (halted in wfi with nothing to run). */
+  vcpus: Array<'running' | 'idle'>;
   reason: string | null;
   processes: ProcessStatus[];
   counters: VmCounters | null;
@@ -66,8 +70,15 @@ export type WorkerMessage =
   | { type: 'reply'; id: number; ok: true; snapshot: VmSnapshot }
   | { type: 'reply'; id: number; ok: false; error: string; snapshot: VmSnapshot }
   | { type: 'console'; port: number; bytes: Uint8Array }
+  | { type: 'process'; status: ProcessStatus }
+  /** Exits since the last batch (while tracing); `dropped` counts those over MAX_EXIT_BATCH. */
+  | { type: 'exits'; records: ExitRecord[]; dropped: number }
   | { type: 'state'; snapshot: VmSnapshot }
   | { type: 'final'; snapshot: VmSnapshot };
+
+/** One VM exit, for tracing: vCPU, reason, guest pc, virtual time (ns) of the vCPU. */
+export interface ExitRecord { vcpu: number; reason: string; pc: number; timeNs: number }
+export const MAX_EXIT_BATCH = 10_000;
 
 export interface Envelope { id: number; action: VmAction }
 

@@ -5,7 +5,8 @@
  * thread) into a `crashed` VM whose host frames are taken back. The process never goes down
  * with a worker.
  *
- * Events: 'console' (port, bytes), 'state' (snapshot), 'final' (snapshot, once). Console output
+ * Events: 'console' (port, bytes), 'process' (status), 'exits' (records, dropped), 'state'
+ * (snapshot), 'final' (snapshot, once). Console output
  * is also kept in `console` (bounded), so nothing printed before a listener attaches is lost.
  */
 import { EventEmitter } from 'node:events';
@@ -27,7 +28,7 @@ export class VmRunner extends EventEmitter {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (s: VmSnapshot) => void; reject: (e: Error) => void }>();
   readonly console: ConsoleBuffer;
-  private last: VmSnapshot = { state: 'created', reason: null, processes: [], counters: null };
+  private last: VmSnapshot = { state: 'created', reason: null, vcpus: [], processes: [], counters: null };
   /** Resolves with the final snapshot when the VM has stopped or crashed (never rejects). */
   readonly done: Promise<VmSnapshot>;
   private resolveDone!: (s: VmSnapshot) => void;
@@ -92,6 +93,12 @@ export class VmRunner extends EventEmitter {
       case 'console':
         this.console.push(m.port, m.bytes);
         this.emit('console', m.port, m.bytes);
+        break;
+      case 'process':
+        this.emit('process', m.status);
+        break;
+      case 'exits':
+        this.emit('exits', m.records, m.dropped);
         break;
       case 'state':
         this.update(m.snapshot);

@@ -7,7 +7,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { HostMemory } from '../hypervisor/host-memory.js';
 import { Vm } from './vm.js';
-import { ALLOWED, Envelope, PUBLISHED, SLICE_QUANTA, VmAction, VmSnapshot, WorkerInit, WorkerMessage, WorkerState } from './protocol.js';
+import { Ctr } from '../uarch/costs.js';
+import { ALLOWED, Envelope, ExitRecord, MAX_EXIT_BATCH, PUBLISHED, SLICE_QUANTA, VmAction, VmSnapshot, WorkerInit, WorkerMessage, WorkerState } from './protocol.js';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -18,11 +19,20 @@ let state: WorkerState = 'created';
 let reason: string | null = null;
 let vm: Vm | null = null;
 let looping = false;
+let exitBatch: ExitRecord[] = [];
+let exitsDropped = 0;
+
+function flushExits(): void {
+  if (exitBatch.length === 0 && exitsDropped === 0) return;
+  send({ type: 'exits', records: exitBatch, dropped: exitsDropped });
+  exitBatch = [];
+  exitsDropped = 0;
+}
 
 const send = (m: WorkerMessage, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
 
 function snapshot(): VmSnapshot {
-  return { state, reason, processes: vm?.processes() ?? [], counters: vm?.counters() ?? null };
+  return { state, reason, vcpus: vm?.vcpus.map((v) => (v.halted ? 'idle' : 'running')) ?? [], processes: vm?.processes() ?? [], counters: vm?.counters() ?? null };
 }
 
 function publish(): void {
@@ -47,6 +57,7 @@ async function loop(): Promise<void> {
     while (state === 'running' && vm) {
       const s = vm.run(slice);
       publish();
+      flushExits();
       if (s !== 'running') { finish(s, vm.reason); break; }
       await new Promise((r) => setImmediate(r));
     }
@@ -68,6 +79,7 @@ function handle(a: VmAction): string | null {
         return (e as Error)?.message ?? String(e);
       }
       vm.onConsole((p, bytes) => send({ type: 'console', port: p, bytes }, [bytes.buffer as ArrayBuffer]));
+      vm.kernel.onProcessExit = (status) => send({ type: 'process', status });
       state = 'running';
       setImmediate(loop); // after the reply to this action
       return null;
@@ -83,6 +95,13 @@ function handle(a: VmAction): string | null {
       finish('stopped', 'stopped');
       return null;
     case 'read-state':
+      return null;
+    case 'trace-exits':
+      if (!vm) return 'trace-exits needs a started VM';
+      vm.khv.onExit = a.on ? (reason, h) => {
+        if (exitBatch.length >= MAX_EXIT_BATCH) { exitsDropped++; return; }
+        exitBatch.push({ vcpu: h.hartId, reason, pc: (h.virt ? h.pc : h.sepc) >>> 0, timeNs: h.ctr[Ctr.Cycles] });
+      } : null;
       return null;
     case 'inject':
       return `inject ${a.what}: not implemented`;

@@ -1,0 +1,258 @@
+/**
+ * VMs defined over REST really run: lifecycle through Operations, live telemetry over Socket.IO,
+ * console and counters through REST, host memory accounting, exit streams for slow consumers.
+ */
+import request from 'supertest';
+import { io, Socket } from 'socket.io-client';
+import { ADMIN, BACKENDS, startTestService } from './support/service.js';
+import { assemble } from '../src/isa/assembler.js';
+import { runProgram } from '../src/runtime/run-program.js';
+import { EventsGateway, EXIT_QUEUE } from '../src/api/events.gateway.js';
+
+interface Ev { seq: number; type: string; subject: string; data: Record<string, unknown> }
+
+/** Prints "<tag> <i>\n" `n` times with `busy` loop iterations before each line; exits with `code`. */
+const printer = (tag: string, n: number, busy: number, code: number) => Buffer.from(assemble(`
+.globl _start
+.text
+_start:
+  li s2, 0
+1:
+  li t0, ${busy}
+2:
+  addi t0, t0, -1
+  bnez t0, 2b
+  la a1, msg
+  addi t1, s2, 48
+  sb t1, ${tag.length + 1}(a1)
+  li a0, 1
+  li a2, ${tag.length + 3}
+  li a7, 64
+  ecall
+  addi s2, s2, 1
+  li t0, ${n}
+  bne s2, t0, 1b
+  li a0, ${code}
+  li a7, 93
+  ecall
+.data
+msg: .ascii "${tag} ?\\n"
+`).elf);
+const FOREVER = Buffer.from(assemble('.globl _start\n.text\n_start:\n  addi t0, t0, 1\n  j _start\n').elf);
+/**
+ * Grows the heap by `bytes` and writes one word per page of it, from s0 up to s1; then `after`.
+ * HOG (100 MiB, then spin) fills host memory; EXITER (4 MiB, re-touching forever with a getpid
+ * per round) makes a steady stream of exits.
+ */
+const toucher = (bytes: number, after: string) => Buffer.from(assemble(`
+.globl _start
+.text
+_start:
+  li a0, 0
+  li a7, 214
+  ecall
+  mv s0, a0
+  mv s2, a0
+  li t0, ${bytes}
+  add s1, a0, t0
+  mv a0, s1
+  li a7, 214
+  ecall
+1:
+  sw zero, 0(s0)
+  li t0, 4096
+  add s0, s0, t0
+  bltu s0, s1, 1b
+${after}
+`).elf);
+const HOG = toucher(100 << 20, '2:\n  j 2b');
+const EXITER = toucher(4 << 20, '  li a7, 172\n  ecall\n  mv s0, s2\n  j 1b');
+
+describe.each(BACKENDS)('VM lifecycle and telemetry on $name', (backend) => {
+  let svc: Awaited<ReturnType<typeof startTestService>>;
+  let auth: Record<string, string>;
+  let token: string;
+  const sockets: Socket[] = [];
+  const api = () => request(svc.url);
+
+  const connect = () => new Promise<Socket>((resolve, reject) => {
+    const s = io(`${svc.url}/events`, { auth: { token }, transports: ['websocket'], reconnection: false });
+    sockets.push(s);
+    s.on('connect', () => resolve(s));
+    s.on('connect_error', reject);
+  });
+  const subscribe = (s: Socket, req: unknown) => new Promise<{ subscribed: string[]; rejected: unknown[] }>((r) => s.emit('subscribe', req, r));
+  const upload = async (name: string, elf: Buffer) => (await api().post(`/v1/images?name=${name}`).set(auth).set('Content-Type', 'application/octet-stream').send(elf).expect((r) => expect([200, 201]).toContain(r.status))).body.id as string;
+  const until = async <T>(what: string, f: () => Promise<T | undefined> | T | undefined, ms = 20_000): Promise<T> => {
+    const end = Date.now() + ms;
+    for (;;) {
+      const v = await f();
+      if (v !== undefined && v !== false) return v;
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  };
+  const vmState = async (id: string) => (await api().get(`/v1/vms/${id}`).set(auth).expect(200)).body;
+  const opDone = (opId: string) => until(`operation ${opId}`, async () => {
+    const o = (await api().get(`/v1/operations/${opId}`).set(auth).expect(200)).body;
+    return o.state === 'succeeded' || o.state === 'failed' ? o : undefined;
+  });
+
+  beforeAll(async () => {
+    svc = await startTestService(backend);
+    token = (await api().post('/v1/tenants').set('Authorization', `Bearer ${ADMIN}`).send({ name: 'lifecycle' }).expect(201)).body.token;
+    auth = { Authorization: `Bearer ${token}` };
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const s of sockets) s.disconnect();
+    await svc?.close();
+    await svc?.dropSchema();
+  }, 60_000);
+
+  test('upload, create, subscribe, start: state, console and counters events; the VM stops by itself; REST shows the same bytes', async () => {
+    const elf = printer('hello', 6, 3_000_000, 3);
+    const want = runProgram(new Uint8Array(elf), { memoryMiB: 32 });
+    const image = await upload('hello', elf);
+    const host = (await api().post('/v1/hosts').set(auth).send({ name: 'h1', cpus: 2, memoryMiB: 256 }).expect(201)).body;
+    expect(host.memory).toMatchObject({ frames: 65536, freeFrames: 65536, framesByVm: {} });
+    const vm = (await api().post('/v1/vms').set(auth).send({ name: 'hello-vm', hostId: host.id, vcpus: 1, memoryMiB: 32, processes: [{ imageId: image }] }).expect(201)).body;
+    const s = await connect();
+    const events: Ev[] = [];
+    s.on('event', (e: Ev, ack: () => void) => { events.push(e); ack(); });
+    expect((await subscribe(s, { subjects: [`vm:${vm.id}`] })).subscribed).toEqual([`vm:${vm.id}`]);
+
+    const op = await api().post(`/v1/vms/${vm.id}/start`).set(auth).expect(202);
+    expect(op.body).toMatchObject({ kind: 'vm.start', subject: `vm:${vm.id}` });
+    await until('the VM to stop', () => events.find((e) => e.type === 'vm.state' && e.data.to === 'stopped'));
+    expect((await opDone(op.body.id)).state).toBe('succeeded');
+
+    const states = events.filter((e) => e.type === 'vm.state').map((e) => e.data.to);
+    expect(states[0]).toBe('starting');
+    expect(states.at(-1)).toBe('stopped');
+    expect(events.some((e) => e.type === 'vm.counters' && (e.data.instructions as number) > 0)).toBe(true);
+    const consoleText = events.filter((e) => e.type === 'vm.console').map((e) => e.data.text).join('');
+    expect(consoleText).toBe(want.stdout.toString());
+    expect(events.find((e) => e.type === 'vm.process')?.data).toMatchObject({ pid: 1, exitCode: 3, status: 3 });
+    const seqs = events.map((e) => e.seq);
+    expect([...seqs].sort((a, b) => a - b)).toEqual(seqs);
+
+    const got = await vmState(vm.id);
+    expect(got).toMatchObject({ state: 'stopped', stateReason: 'poweroff' });
+    expect(got.run.processes).toEqual([{ pid: 1, name: 'hello', state: 'exited', exitCode: 3, status: 3 }]);
+    expect(got.run.uptime.virtualNs).toBeGreaterThan(0);
+    expect(got.run.vcpus).toHaveLength(1);
+    const c = (await api().get(`/v1/vms/${vm.id}/console`).set(auth).expect(200)).body;
+    expect(c).toMatchObject({ stdout: want.stdout.toString(), stderr: '', truncated: false });
+    const raw = await api().get(`/v1/vms/${vm.id}/console?format=raw&stream=stdout`).set(auth).buffer(true).parse((res, cb) => {
+      const chunks: Buffer[] = []; res.on('data', (d: Buffer) => chunks.push(d)); res.on('end', () => cb(null, Buffer.concat(chunks)));
+    }).expect(200);
+    expect(Buffer.from(raw.body).equals(want.stdout)).toBe(true);
+    const counters = (await api().get(`/v1/vms/${vm.id}/counters`).set(auth).expect(200)).body;
+    expect(counters).toMatchObject({ live: false, instructions: want.counters.instructions, cycles: want.counters.cycles, syscalls: { exit: 1, write: 6 } });
+    expect(counters.perVcpu).toHaveLength(1);
+    const metrics = (await api().get('/metrics').expect(200)).text;
+    expect(metrics).toContain(`hvsim_vm_instructions{vm="${vm.id}",host="${host.id}"} ${want.counters.instructions}`);
+    expect(metrics).toMatch(new RegExp(`hvsim_vm_exits\\{vm="${vm.id}",host="${host.id}",reason="mmio"\\} \\d+`));
+    expect((await api().get(`/v1/hosts/${host.id}`).set(auth).expect(200)).body.memory).toMatchObject({ freeFrames: 65536, framesByVm: {} });
+    // Starting again works from stopped.
+    await api().post(`/v1/vms/${vm.id}/pause`).set(auth).expect(409);
+  }, 60_000);
+
+  test('ten VMs on one host at once: each prints its own output; the memory accounting returns to zero', async () => {
+    const host = (await api().post('/v1/hosts').set(auth).send({ name: 'h10', cpus: 4, memoryMiB: 512 }).expect(201)).body;
+    const vms = await Promise.all(Array.from({ length: 10 }, async (_, i) => {
+      const image = await upload(`p${i}`, printer(`vm${i}`, 3, 200_000 * (i + 1), i));
+      return (await api().post('/v1/vms').set(auth).send({ name: `ten-${i}`, hostId: host.id, vcpus: 1, memoryMiB: 16, processes: [{ imageId: image }] }).expect(201)).body;
+    }));
+    await Promise.all(vms.map((v) => api().post(`/v1/vms/${v.id}/start`).set(auth).expect(202)));
+    for (const [i, v] of vms.entries()) {
+      const s = await until(`vm ${i}`, async () => { const b = await vmState(v.id); return b.state === 'stopped' ? b : undefined; });
+      expect(s.run.processes[0].status).toBe(i);
+      const c = (await api().get(`/v1/vms/${v.id}/console`).set(auth).expect(200)).body;
+      expect(c.stdout).toBe([0, 1, 2].map((k) => `vm${i} ${k}\n`).join(''));
+    }
+    const mem = (await api().get(`/v1/hosts/${host.id}`).set(auth).expect(200)).body.memory;
+    expect(mem).toMatchObject({ freeFrames: mem.frames, framesByVm: {} });
+  }, 90_000);
+
+  test('pause and resume keep the guest exact; stop of a looping guest takes under a second; admission is real', async () => {
+    const host = (await api().post('/v1/hosts').set(auth).send({ name: 'hp', cpus: 2, memoryMiB: 128 }).expect(201)).body;
+    const elf = printer('tick', 8, 6_000_000, 0);
+    const want = runProgram(new Uint8Array(elf), { memoryMiB: 16 });
+    const image = await upload('tick', elf);
+    const vm = (await api().post('/v1/vms').set(auth).send({ name: 'pausable', hostId: host.id, vcpus: 1, memoryMiB: 16, processes: [{ imageId: image }] }).expect(201)).body;
+    await api().post(`/v1/vms/${vm.id}/start`).set(auth).expect(202);
+    await until('running', async () => (await vmState(vm.id)).state === 'running' || undefined);
+    const p = await api().post(`/v1/vms/${vm.id}/pause`).set(auth).expect(202);
+    expect((await opDone(p.body.id)).state).toBe('succeeded');
+    expect((await vmState(vm.id)).state).toBe('paused');
+    const a = (await api().get(`/v1/vms/${vm.id}/counters`).set(auth).expect(200)).body.instructions;
+    expect(a).toBeLessThan(want.counters.instructions);
+    await new Promise((r) => setTimeout(r, 150));
+    expect((await api().get(`/v1/vms/${vm.id}/counters`).set(auth).expect(200)).body.instructions).toBe(a);
+    await api().post(`/v1/vms/${vm.id}/pause`).set(auth).expect(409);
+    expect((await opDone((await api().post(`/v1/vms/${vm.id}/resume`).set(auth).expect(202)).body.id)).state).toBe('succeeded');
+    await until('stopped', async () => (await vmState(vm.id)).state === 'stopped' || undefined);
+    expect((await api().get(`/v1/vms/${vm.id}/console`).set(auth).expect(200)).body.stdout).toBe(want.stdout.toString());
+    expect((await api().get(`/v1/vms/${vm.id}/counters`).set(auth).expect(200)).body.instructions).toBe(want.counters.instructions);
+
+    const loopImg = await upload('forever', FOREVER);
+    const loop = (await api().post('/v1/vms').set(auth).send({ name: 'loop', hostId: host.id, vcpus: 1, memoryMiB: 16, processes: [{ imageId: loopImg }] }).expect(201)).body;
+    await api().post(`/v1/vms/${loop.id}/start`).set(auth).expect(202);
+    await until('loop running', async () => (await vmState(loop.id)).state === 'running' || undefined);
+    // Definitions may overcommit; a VM that no longer fits in the host's real free memory is refused with the numbers.
+    const big = (await api().post('/v1/vms').set(auth).send({ name: 'too-big', hostId: host.id, vcpus: 1, memoryMiB: 64, processes: [{ imageId: loopImg }] }).expect(201)).body;
+    const hog = (await api().post('/v1/vms').set(auth).send({ name: 'hog', hostId: host.id, vcpus: 1, memoryMiB: 112, processes: [{ imageId: await upload('hog', HOG) }] }).expect(201)).body;
+    await api().post(`/v1/vms/${hog.id}/start`).set(auth).expect(202);
+    await until('the hog to fill its memory', async () => {
+      const m = (await api().get(`/v1/hosts/${host.id}`).set(auth).expect(200)).body.memory;
+      return (m.framesByVm[hog.id] ?? 0) > 100 * 256 || undefined;
+    });
+    const refused = await api().post(`/v1/vms/${big.id}/start`).set(auth).expect(409);
+    expect(refused.body).toMatchObject({ requestedMiB: 64, hostId: host.id });
+    expect(refused.body.freeMiB).toBeLessThan(64);
+    expect((await vmState(big.id)).state).toBe('created');
+    await opDone((await api().post(`/v1/vms/${hog.id}/stop`).set(auth).expect(202)).body.id);
+    const t = Date.now();
+    const stop = await api().post(`/v1/vms/${loop.id}/stop`).set(auth).expect(202);
+    await opDone(stop.body.id);
+    expect(Date.now() - t).toBeLessThan(1000);
+    expect(await vmState(loop.id)).toMatchObject({ state: 'stopped', stateReason: 'stopped' });
+  }, 60_000);
+
+  test('a slow consumer of a busy VM\'s exit stream gets sampled batches and `lagged`; queues stay bounded', async () => {
+    const host = (await api().post('/v1/hosts').set(auth).send({ name: 'hx', cpus: 2, memoryMiB: 128 }).expect(201)).body;
+    const image = await upload('exiter', EXITER);
+    const vm = (await api().post('/v1/vms').set(auth).send({ name: 'exiter', hostId: host.id, vcpus: 1, memoryMiB: 16, processes: [{ imageId: image }] }).expect(201)).body;
+    const fast = await connect();
+    const slow = await connect();
+    const fastBatches: Array<{ vmId: string; records: Array<{ reason: string }> }> = [];
+    fast.on('exits', (b: { vmId: string; records: Array<{ reason: string }> }, ack: () => void) => { fastBatches.push(b); ack(); });
+    let slowBatches = 0;
+    let stalled = true;
+    const lagged: unknown[] = [];
+    const unacked: Array<() => void> = [];
+    slow.on('exits', (_b: unknown, ack: () => void) => { slowBatches++; if (stalled) unacked.push(ack); else ack(); });
+    slow.on('lagged', (l: unknown) => lagged.push(l));
+    expect((await subscribe(fast, { subjects: [`vm:${vm.id}`], exits: { sample: 10, maxPerSecond: 100000 } })).subscribed).toHaveLength(1);
+    expect((await subscribe(slow, { subjects: [`vm:${vm.id}`], exits: { sample: 1, maxPerSecond: 100000 } })).subscribed).toHaveLength(1);
+    expect((await subscribe(slow, { subjects: [`vm:${vm.id}`], exits: { sample: 0 } })).rejected).toHaveLength(1);
+    await api().post(`/v1/vms/${vm.id}/start`).set(auth).expect(202);
+    const gateway = svc.app.get(EventsGateway);
+    let maxQueued = 0;
+    await until('exit batches', async () => {
+      maxQueued = Math.max(maxQueued, gateway.queuedExitBatches());
+      return fastBatches.length >= 20 || undefined;
+    });
+    expect(fastBatches.every((b) => b.vmId === vm.id && b.records.length > 0)).toBe(true);
+    expect(new Set(fastBatches.flatMap((b) => b.records.map((r) => r.reason)))).toContain('gstage-fault');
+    expect(slowBatches).toBe(8); // EXIT_IN_FLIGHT batches, never acknowledged
+    expect(maxQueued).toBeLessThanOrEqual(EXIT_QUEUE * sockets.length);
+    stalled = false;
+    for (const ack of unacked.splice(0)) ack();
+    await until('lagged', () => lagged.length > 0 || undefined);
+    expect(lagged[0]).toMatchObject({ stream: 'exits', vmId: vm.id });
+    await opDone((await api().post(`/v1/vms/${vm.id}/stop`).set(auth).expect(202)).body.id);
+  }, 60_000);
+});
