@@ -21,7 +21,7 @@ test('VMs running when the service is killed are stopped with reason service-res
   const dir = mkdtempSync(join(tmpdir(), 'hvsim-restart-'));
   const port = await freePort();
   const admin = 'restart-admin-token-0123456789';
-  const env = { ...process.env, PORT: String(port), HVSIM_DATA_DIR: dir, HVSIM_ADMIN_TOKEN: admin, HVSIM_LOG_LEVEL: 'silent' };
+  const env: Record<string, string | undefined> = { ...process.env, PORT: String(port), HVSIM_DATA_DIR: dir, HVSIM_ADMIN_TOKEN: admin, HVSIM_LOG_LEVEL: "silent" };
   delete env.DATABASE_URL;
   const child: ChildProcess = spawn(process.execPath, [join(process.cwd(), 'dist/main.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   try {

@@ -27,6 +27,8 @@ import { DEVICE_GPA, GATE, K, KERNEL_REGION, KERNEL_VA, DEVICE_VA, MAX_VCPUS, NR
 import { MMAP_BASE, PROT, Process, ProcessStatus, Region, SIG, STACK_SIZE, STACK_TOP } from './process.js';
 import { SeededRandom } from './random.js';
 import { ENOSYS, SYSCALL_BY_NR, SyscallRow } from './syscalls.js';
+import { LookaheadScanner } from './lookahead.js';
+import { resolveTechniques, TechniqueSettings } from '../techniques/catalogue.js';
 
 /** Preemption tick: 4 ms of virtual time (Linux HZ=250). */
 export const TICK_CYCLES = 4_000_000;
@@ -48,6 +50,17 @@ export interface KernelOptions {
   mitigation: SpectreV2Mitigation;
   seed: number;
   ramBytes: number;
+  /** Effective technique settings (catalogue defaults when absent). */
+  techniques?: TechniqueSettings;
+}
+
+/** Counters of syscall lookahead (technique 3). */
+export interface LookaheadStats {
+  syscallsMerged: number;
+  crossingsAvoided: number;
+  instructionsEmulated: number;
+  instructionsScanned: number;
+  chainEnds: Record<string, number>;
 }
 
 /** Per-vCPU kernel state. */
@@ -83,6 +96,10 @@ export class GuestKernel {
   private readonly endPage: number;
   private idleSatp = 0;
   private readonly args = new Int32Array(6);
+  /** Technique settings; changing them takes effect at the next syscall. */
+  techniques: TechniqueSettings;
+  readonly lookahead: LookaheadStats = { syscallsMerged: 0, crossingsAvoided: 0, instructionsEmulated: 0, instructionsScanned: 0, chainEnds: {} };
+  private readonly scanner = new LookaheadScanner();
 
   constructor(readonly khv: Khv, vcpus: Vcpu[], readonly opts: KernelOptions) {
     if (vcpus.length < 1 || vcpus.length > MAX_VCPUS) throw new RangeError(`vcpus must be 1-${MAX_VCPUS}`);
@@ -92,6 +109,7 @@ export class GuestKernel {
     this.nextPage = RAM_BASE + KERNEL_REGION;
     this.endPage = RAM_BASE + opts.ramBytes;
     this.cpus = vcpus.map((vcpu) => ({ vcpu, current: null, frameHpa: 0, switched: false }));
+    this.techniques = opts.techniques ?? resolveTechniques();
   }
 
   /**
@@ -439,6 +457,12 @@ export class GuestKernel {
       if (row) { if (call.p.writeDone === 0) this.count(row); r = row.handler(this, call); }
       else { this.enosys.set(nr >>> 0, (this.enosys.get(nr >>> 0) ?? 0) + 1); r = -ENOSYS; }
       cost += Math.ceil(call.copied / COSTS.gateBytesPerCycle);
+      const la = this.techniques.syscallLookahead;
+      if (la?.enabled && !c.switched && this.frame(c)[PERCPU.CONTINUE >> 2] === 0) {
+        const chained = this.chain(c, call.p, r, la.window as number, la.allowForwardBranches as boolean, la.maxChain as number);
+        r = chained.result;
+        cost += chained.cost;
+      }
       h.x[10] = c.switched ? this.frame(c)[10] : r;
     } else if (index === GATE.TRAP) {
       this.trap(c);
@@ -454,6 +478,46 @@ export class GuestKernel {
     h.linkJalr(0, 1, ra, h.pc, 4);
     h.pc = ra;
     this.khv.runningOn(null);
+  }
+
+  /**
+   * Syscall lookahead: while the next ecall is within `window` instructions and everything before
+   * it is viable, emulate those instructions on the saved user registers, handle that syscall here,
+   * and go on. Returns the user's a0 and the cycles the scans, emulation and handlers cost.
+   */
+  private chain(c: Cpu, p: Process, result: number, window: number, allowForwardBranches: boolean, maxChain: number): { result: number; cost: number } {
+    const h = c.vcpu.hart;
+    const f = this.frame(c);
+    const stats = this.lookahead;
+    const end = (why: string) => { stats.chainEnds[why] = (stats.chainEnds[why] ?? 0) + 1; };
+    const regs = new Int32Array(32);
+    let cost = 0;
+    for (let merged = 0; ; merged++) {
+      if (merged >= maxChain) { end('maxChain'); break; }
+      regs.set(f.subarray(0, 32));
+      regs[0] = 0;
+      regs[10] = result;
+      const scan = this.scanner.scan(h, regs, h.vsepc, window, allowForwardBranches);
+      stats.instructionsScanned += scan.scanned;
+      cost += scan.scanned * COSTS.lookaheadDecode;
+      if (scan.ecallPc === null) { end(scan.end!); break; }
+      // Commit: the emulated instructions' stores, registers and pc become the process's state.
+      this.scanner.commit((pa, byte) => { h.mem.u8[pa] = byte; this.khv.codeWritten(pa); });
+      f.set(regs.subarray(1), 1);
+      h.vsepc = (scan.ecallPc + 4) | 0;
+      stats.instructionsEmulated += scan.emulated;
+      cost += scan.emulated * COSTS.lookaheadEmulate;
+      stats.syscallsMerged++;
+      stats.crossingsAvoided += 2;
+      const nr = regs[17];
+      const row = nr >= 0 && nr < NR_MAX ? SYSCALL_BY_NR.get(nr) : undefined;
+      const call: SyscallCall = { cpu: c, p, a: regs.subarray(10, 16), copied: 0 };
+      if (row) { this.count(row); result = row.handler(this, call); } else { this.enosys.set(nr >>> 0, (this.enosys.get(nr >>> 0) ?? 0) + 1); result = -ENOSYS; }
+      cost += COSTS.gateBase + Math.ceil(call.copied / COSTS.gateBytesPerCycle);
+      if (c.switched) { end('contextSwitch'); break; }
+      if (f[PERCPU.CONTINUE >> 2] !== 0) { end('continuedWrite'); break; }
+    }
+    return { result, cost };
   }
 
   private count(row: SyscallRow): void {

@@ -20,6 +20,8 @@ import { VmFault } from '../hypervisor/exits.js';
 import { GuestKernel } from '../guest/kernel.js';
 import { SpectreV2Mitigation } from '../guest/kernel-text.js';
 import { ProcessStatus } from '../guest/process.js';
+import { LookaheadStats } from '../guest/kernel.js';
+import { resolveTechniques, TechniqueSettings } from '../techniques/catalogue.js';
 
 /** Simulated time each vCPU runs before the next one gets its turn (100 µs at 1 GHz). */
 export const QUANTUM_CYCLES = 100_000;
@@ -42,6 +44,8 @@ export interface VmSpec {
   spectreV2Mitigation: SpectreV2Mitigation;
   crossingPreset: CrossingPreset;
   engine: Engine;
+  /** Effective technique settings (resolveTechniques); catalogue defaults when absent. */
+  techniques?: TechniqueSettings;
 }
 
 export const DEFAULT_SPEC: Omit<VmSpec, 'processes'> = {
@@ -71,6 +75,8 @@ export interface VmCounters extends VcpuCounters {
   virtualTimeNs: number;
   /** Guest RAM pages backed by host frames. */
   backedPages: number;
+  /** Technique counters. */
+  syscallLookahead: LookaheadStats;
   perVcpu: VcpuCounters[];
 }
 
@@ -106,7 +112,9 @@ export class Vm {
     }
     this.idle = this.vcpus.map(() => 0);
     if (spec.engine === 'jit') this.shareTranslations(mem);
-    this.kernel = new GuestKernel(this.khv, this.vcpus, { mitigation: spec.spectreV2Mitigation, seed: spec.seed, ramBytes: spec.memoryMiB << 20 });
+    this.kernel = new GuestKernel(this.khv, this.vcpus, {
+      mitigation: spec.spectreV2Mitigation, seed: spec.seed, ramBytes: spec.memoryMiB << 20, techniques: spec.techniques ?? resolveTechniques(),
+    });
     try {
       this.kernel.boot(spec.processes.map((p, i) => ({ elf: elfs[i], name: p.name, argv: p.argv, env: p.env, stdin: p.stdin })));
     } catch (e) {
@@ -236,6 +244,7 @@ export class Vm {
       doorbells: this.khv.device.counters.doorbells,
       virtualTimeNs: Math.max(...this.vcpus.map((v) => v.hart.ctr[Ctr.Cycles])),
       backedPages: this.khv.gstage.backedPages,
+      syscallLookahead: structuredClone(this.kernel.lookahead),
       perVcpu,
     };
   }

@@ -33,7 +33,7 @@ const BRANCHES = ['beq', 'bne', 'blt', 'bge', 'bltu', 'bgeu'];
 
 const offset = (align: number) => fc.integer({ min: 0, max: BUF / align - 1 }).map((i) => i * align);
 
-const straight: fc.Arbitrary<string> = fc.oneof(
+export const straight: fc.Arbitrary<string> = fc.oneof(
   fc.tuple(fc.constantFrom(...R_OPS), dst, reg, reg).map(([op, d, a, b]) => `${op} ${d}, ${a}, ${b}`),
   fc.tuple(fc.constantFrom(...I_OPS), dst, reg, imm12).map(([op, d, a, i]) => `${op} ${d}, ${a}, ${i}`),
   fc.tuple(fc.constantFrom(...SH_OPS), dst, reg, fc.integer({ min: 0, max: 31 })).map(([op, d, a, i]) => `${op} ${d}, ${a}, ${i}`),

@@ -25,6 +25,12 @@ export const COSTS = {
   /** Modelled work of a native guest-kernel handler reached through a gate: base + per byte copied. */
   gateBase: 40,
   gateBytesPerCycle: 8,
+  /**
+   * Syscall lookahead (technique 3): the kernel fetches and decodes each scanned user instruction
+   * in software, and emulates each viable one on the saved registers (docs/cost-model.md).
+   */
+  lookaheadDecode: 12,
+  lookaheadEmulate: 8,
   /** VM exit + entry between guest and kernel-level hypervisor (one round trip). */
   vmExit: 1400,
   /** Round trip between kernel-level and user-level hypervisor. */
