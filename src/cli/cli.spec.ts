@@ -25,7 +25,7 @@ describe('hvsim CLI', () => {
     writeFileSync(join(dir, 'junk.elf'), 'not an elf at all, really');
     for (const args of [['frobnicate'], ['disasm', join(dir, 'junk.elf')], ['disasm', join(dir, 'missing.elf')], ['asm', 'x.s'],
       ['run', join(dir, 'junk.elf')], ['run', join(dir, 'missing.elf')], ['run'], ['run', '--vcpus', '99', 'x.elf'],
-      ['run', '--technique', 'warp=on', 'x.elf'], ['run', '--engine', 'fast', 'x.elf']]) {
+      ['run', '--technique', 'warp=on', 'x.elf'], ['run', '--engine', 'fast', 'x.elf'], ['run', '--technique', 'syscallLookahead.window=9999', 'x.elf']]) {
       const r = cli(args);
       expect(r.status).toBe(2);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
@@ -122,5 +122,29 @@ describeWithTools(['gcc', 'objdump', 'qemu'])('hvsim CLI against the reference t
     const theirs = execFileSync(TOOLS.objdump.bin, ['-d', elf]).toString();
     expect(insns(ours.stdout)).toEqual(insns(theirs));
     expect(insns(theirs).length).toBeGreaterThan(100);
+  });
+});
+
+describe('hvsim experiment', () => {
+  test('compares variants of a built-in workload: fewer crossings with syscall lookahead, same console; --json', () => {
+    const file = join(process.cwd(), 'workloads/bin/syscalls.elf');
+    const table = cli(['experiment', file, '--variant', 'off:', '--variant', 'on:syscallLookahead=on', '--', '200']);
+    expect(table.status).toBe(0);
+    expect(table.stdout.split('\n')[0]).toMatch(/^variant\s+instructions\s+cycles\s+crossings/);
+    const json = JSON.parse(cli(['experiment', file, '--json', '--variant', 'off:', '--variant', 'on:syscallLookahead=on,syscallLookahead.window=16', '--', '200']).stdout);
+    const [off, on] = json.variants;
+    expect(on.consoleSha256).toBe(off.consoleSha256);
+    expect(on.diverged).toBe(false);
+    expect(on.ratios.crossings).toBeLessThan(1);
+    expect(on.counters.syscallLookahead.syscallsMerged).toBeGreaterThan(0);
+  });
+
+  test('bad variants are one line and status 2; a not-implemented technique says so', () => {
+    for (const args of [['--variant', 'x'], ['--variant', 'a:warp=on'], ['--variant', 'a:syscallLookahead.window=0'], ['--variant', 'a:', '--variant', 'a:'], ['--variant', 'a:protectionDomains=on']]) {
+      const r = cli(['experiment', join(process.cwd(), 'workloads/bin/hello.elf'), ...args]);
+      expect(r.status).toBe(2);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    }
+    expect(cli(['experiment', join(process.cwd(), 'workloads/bin/hello.elf'), '--variant', 'a:protectionDomains=on']).stderr).toMatch(/not implemented/);
   });
 });

@@ -6,9 +6,10 @@ import { asmCommand } from './asm.js';
 import { disasmCommand } from './disasm.js';
 import { serveCommand } from './serve.js';
 import { runCommand } from './run.js';
+import { experimentCommand } from './experiment.js';
 import { CliError, Command } from './cli-error.js';
 
-export const COMMANDS: Command[] = [runCommand, asmCommand, disasmCommand, serveCommand];
+export const COMMANDS: Command[] = [runCommand, experimentCommand, asmCommand, disasmCommand, serveCommand];
 
 export function help(): string {
   const w = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -18,7 +19,7 @@ export function help(): string {
     'commands:',
     ...COMMANDS.map((c) => `  ${c.name.padEnd(w)}  ${c.summary}\n  ${' '.repeat(w)}  ${c.usage}`),
     '',
-    'Not available yet: bench, experiment (see README.md, "Status").',
+    'Not available yet: bench (see README.md, "Status").',
     '',
   ].join('\n');
 }

@@ -54,6 +54,9 @@ const emulate: EmulateFn = (() => {
   return new Function('op', 'w', 'x', 'h', 'pc', 'len', `let npc = (pc + len) | 0; let cyc = 0; switch (op) { ${cases} } x[0] = 0; return npc;`) as EmulateFn;
 })();
 
+/** TLB tag mode of VU (priv U, V=1), as Hart.mode() computes it. */
+const VU_MODE = PRIV_U | (1 << 2);
+
 /** Thrown (as this object) when an access would fault or is not plain RAM. */
 const FAULT_RISK = { faultRisk: true } as const;
 
@@ -75,7 +78,6 @@ export class LookaheadScanner implements EmuMem {
   private h!: Hart;
   private readonly stores = new Map<number, number>();
   readonly ctr = new Float64Array(Ctr.Count);
-  private readonly pages = [new Map<number, number>(), new Map<number, number>(), new Map<number, number>()];
 
   /**
    * Scans from `pc` with the user registers `regs` (updated in place). Preconditions: the hart
@@ -84,7 +86,6 @@ export class LookaheadScanner implements EmuMem {
   scan(h: Hart, regs: Int32Array, pc: number, window: number, allowForwardBranches: boolean): ScanResult {
     this.h = h;
     this.stores.clear();
-    for (const m of this.pages) m.clear();
     const limit = (pc + 4 * window) >>> 0;
     let scanned = 0, emulated = 0;
     try {
@@ -120,13 +121,19 @@ export class LookaheadScanner implements EmuMem {
     this.stores.clear();
   }
 
-  /** Host-physical address of user `va` for an access of kind `acc`, as U mode would see it. */
+  /**
+   * Host-physical address of user `va` for an access of kind `acc`, as U mode would see it:
+   * through the hart's TLB for VU mode (filling it on a miss, with the walk charged), as the
+   * kernel's own access to user memory would.
+   */
   private pa(va: number, acc: number): number {
-    const page = va >>> 12;
-    const cache = this.pages[acc];
-    let base = cache.get(page);
-    if (base === undefined) {
-      const h = this.h;
+    const h = this.h;
+    const vpn = va >>> 12;
+    const t = h.mmu.tlb[acc];
+    const tag = (vpn << 3) | VU_MODE;
+    let base: number;
+    if (t.tag[vpn & 255] === tag) base = t.page[vpn & 255];
+    else {
       try {
         base = h.mmu.translate(va & ~0xfff, acc, PRIV_U, 1, false);
       } catch (e) {
@@ -134,7 +141,8 @@ export class LookaheadScanner implements EmuMem {
         throw e;
       }
       if (base >= h.mem.size || h.mem.isPoisoned(base) || (acc === ACC_FETCH && base >= h.gateBase && base < h.gateEnd)) throw FAULT_RISK;
-      cache.set(page, base);
+      t.tag[vpn & 255] = tag;
+      t.page[vpn & 255] = base;
     }
     return base + (va & (PAGE_SIZE - 1));
   }

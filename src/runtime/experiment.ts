@@ -1,0 +1,94 @@
+/**
+ * Experiments: the same workload on a fresh VM per variant (technique settings), compared with
+ * the first variant. Pure comparison logic plus the in-process runner `hvsim experiment` uses;
+ * the service runs the same variants in worker threads (api/experiments.ts) and compares them with
+ * the same `compare`.
+ *
+ * A variant whose console digest or exit statuses differ from the baseline is flagged `diverged`:
+ * a technique must never change what a program computes.
+ */
+import { createHash } from 'node:crypto';
+import { resolveTechniques, TechniqueSettings, validateTechniques } from '../techniques/catalogue.js';
+import type { VmCounters } from './vm.js';
+
+export interface Variant { name: string; techniques: Record<string, unknown> }
+
+/** What one run of one variant produced. */
+export interface VariantRun {
+  counters: VmCounters;
+  stdout: Uint8Array;
+  stderr: Uint8Array;
+  /** Shell status of every process (128 + signal when killed); -1 if it never ended. */
+  statuses: number[];
+  state: string;
+  reason: string | null;
+  wallMs: number;
+}
+
+export interface VariantResult {
+  name: string;
+  techniques: Record<string, unknown>;
+  counters: VmCounters;
+  consoleSha256: string;
+  statuses: number[];
+  state: string;
+  reason: string | null;
+  /** Median wall time over the repetitions. */
+  wallMs: number;
+  /** This variant / the first variant (1 for the baseline itself). */
+  ratios: { cycles: number; crossings: number; exits: number; instructions: number };
+  diverged: boolean;
+}
+
+/**
+ * Checks variants: 1-16, unique names, techniques valid in the catalogue.
+ * Raises: TechniqueConfigError (400/501) or Error with a message naming the problem.
+ */
+export function validateVariants(variants: Variant[]): void {
+  if (!Array.isArray(variants) || variants.length < 1 || variants.length > 16) throw new RangeError('an experiment needs 1-16 variants');
+  const names = new Set<string>();
+  for (const v of variants) {
+    if (!v.name || names.has(v.name)) throw new RangeError(`variant names must be unique and non-empty (${JSON.stringify(v.name)})`);
+    names.add(v.name);
+    validateTechniques(v.techniques ?? {});
+  }
+}
+
+/** The effective settings of a variant on top of the host defaults. */
+export const variantSettings = (v: Variant, hostDefaults?: Record<string, unknown>): TechniqueSettings => resolveTechniques(hostDefaults, v.techniques);
+
+const digest = (r: VariantRun) => createHash('sha256').update(r.stdout).update(Buffer.from([0])).update(r.stderr).digest('hex');
+const totalExits = (c: VmCounters) => Object.values(c.exits).reduce((a, b) => a + b, 0);
+const ratio = (a: number, b: number) => (b === 0 ? (a === 0 ? 1 : Infinity) : a / b);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** Compares each variant's runs (repetitions) with the first variant's. */
+export function compare(variants: Variant[], runs: VariantRun[][]): VariantResult[] {
+  const base = runs[0][0];
+  const baseDigest = digest(base);
+  return variants.map((v, i) => {
+    const r = runs[i][0];
+    const d = digest(r);
+    return {
+      name: v.name, techniques: v.techniques, counters: r.counters, consoleSha256: d, statuses: r.statuses, state: r.state, reason: r.reason,
+      wallMs: median(runs[i].map((x) => x.wallMs)),
+      ratios: {
+        cycles: ratio(r.counters.cycles, base.counters.cycles), crossings: ratio(r.counters.crossings, base.counters.crossings),
+        exits: ratio(totalExits(r.counters), totalExits(base.counters)), instructions: ratio(r.counters.instructions, base.counters.instructions),
+      },
+      diverged: d !== baseDigest || r.statuses.join() !== base.statuses.join() || r.state !== base.state,
+    };
+  });
+}
+
+/** A fixed-width comparison table for terminals. */
+export function formatTable(results: VariantResult[]): string {
+  const f2 = (x: number) => (Number.isFinite(x) ? x.toFixed(3) : 'inf');
+  const rows = [['variant', 'instructions', 'cycles', 'crossings', 'exits', 'cycles x', 'crossings x', 'exits x', 'status', 'console', 'wall ms']];
+  for (const r of results) {
+    rows.push([r.name, String(r.counters.instructions), String(r.counters.cycles), String(r.counters.crossings), String(totalExits(r.counters)),
+      f2(r.ratios.cycles), f2(r.ratios.crossings), f2(r.ratios.exits), r.statuses.join(','), r.diverged ? 'DIVERGED' : r.consoleSha256.slice(0, 12), r.wallMs.toFixed(1)]);
+  }
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  return rows.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ')).join('\n') + '\n';
+}
