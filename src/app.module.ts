@@ -18,6 +18,8 @@ import { EventsController, HealthController } from './api/misc.controllers.js';
 import { ImagesController, ImagesService } from './api/images.js';
 import { VmsController, VmsService } from './api/vms.js';
 import { RuntimeService } from './api/runtime.service.js';
+import { TechniquesController } from './api/techniques.js';
+import { ExperimentsController, ExperimentsService } from './api/experiments.js';
 import { OperationsController, OperationsService } from './api/operations.js';
 import { EventsGateway } from './api/events.gateway.js';
 import { Metrics, MetricsController } from './api/observability.js';
@@ -48,7 +50,7 @@ export class AppModule {
           },
         }),
       ],
-      controllers: [TenantsController, HostsController, ImagesController, VmsController, OperationsController, EventsController, HealthController, MetricsController],
+      controllers: [TenantsController, HostsController, ImagesController, VmsController, TechniquesController, ExperimentsController, OperationsController, EventsController, HealthController, MetricsController],
       providers: [
         { provide: CONFIG, useValue: { ...o.config, resolvedAdminToken: o.adminToken } },
         EventsService,
@@ -56,6 +58,7 @@ export class AppModule {
         ImagesService,
         VmsService,
         RuntimeService,
+        ExperimentsService,
         OperationsService,
         EventsGateway,
         IdempotencyInterceptor,

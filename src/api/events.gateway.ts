@@ -29,7 +29,7 @@ import type { Namespace, Socket } from 'socket.io';
 import { DataSource } from 'typeorm';
 import { EventsService, HvEvent } from './events.service.js';
 import { hashToken } from './auth.js';
-import { HostEntity, ImageEntity, OperationEntity, TenantEntity, VmEntity } from '../persistence/entities.js';
+import { ExperimentEntity, HostEntity, ImageEntity, OperationEntity, TenantEntity, VmEntity } from '../persistence/entities.js';
 import { RuntimeService } from './runtime.service.js';
 import type { ExitRecord } from '../runtime/protocol.js';
 
@@ -38,7 +38,7 @@ export const EXIT_QUEUE = 32;
 
 
 const SUBJECT_TABLES: Record<string, new () => { id: string; tenantId: string }> = {
-  vm: VmEntity, host: HostEntity, image: ImageEntity, operation: OperationEntity,
+  vm: VmEntity, host: HostEntity, image: ImageEntity, operation: OperationEntity, experiment: ExperimentEntity,
 };
 
 interface Client {

@@ -13,6 +13,7 @@ import { listPage, PageQuery } from './pagination.js';
 import { EventsService } from './events.service.js';
 import { HostEntity } from '../persistence/entities.js';
 import { RuntimeService } from './runtime.service.js';
+import { checkTechniques } from './techniques.js';
 
 export class CreateHostDto {
   @ApiProperty() @IsString() @Length(1, 100) name!: string;
@@ -46,7 +47,9 @@ export const uniqueViolation = (e: unknown) => (e as { code?: string; driverErro
 export class HostsService {
   constructor(private readonly ds: DataSource, private readonly events: EventsService, private readonly runtime: RuntimeService) {}
 
+  /** Raises 400/501 for techniques the catalogue does not allow. */
   async create(tenantId: string, dto: CreateHostDto) {
+    if (dto.techniques) checkTechniques(dto.techniques);
     try {
       const h = await this.events.tx(async (m) => {
         const h = await m.save(m.create(HostEntity, { ...dto, techniques: dto.techniques ?? {}, tenantId, state: 'ready' }));
@@ -74,6 +77,7 @@ export class HostsService {
 
   /** Edits a host. Raises 409 when memoryMiB changes while VMs run on it (its DRAM is in use). */
   async update(tenantId: string, id: string, dto: UpdateHostDto) {
+    if (dto.techniques) checkTechniques(dto.techniques);
     try {
       const saved = await this.events.tx(async (m) => {
         const h = await m.findOneBy(HostEntity, { id, tenantId });

@@ -20,6 +20,8 @@ import { OperationsService } from './operations.js';
 import { RuntimeService } from './runtime.service.js';
 import type { VmSpec } from '../runtime/vm.js';
 import { VmActionError } from '../runtime/vm-runner.js';
+import { checkTechniques } from './techniques.js';
+import { notLive, resolveTechniques, TECHNIQUE_BY_NAME } from '../techniques/catalogue.js';
 import { listPage, PageQuery } from './pagination.js';
 import { uniqueViolation } from './hosts.js';
 import { isQuiescent, transition, TransitionError, VmAction, VmState } from '../runtime/vm-state.js';
@@ -101,6 +103,7 @@ export class VmsService {
   }
 
   async create(tenantId: string, dto: CreateVmDto) {
+    if (dto.techniques) checkTechniques(dto.techniques);
     try {
       return await this.events.tx(async (m) => {
         const hostId = await this.place(m, tenantId, dto.memoryMiB, dto.hostId);
@@ -129,13 +132,20 @@ export class VmsService {
     return listPage(this.ds.getRepository(VmEntity), tenantId, q, vmView);
   }
 
-  /** Edits a definition. Raises 409 unless the VM is created, stopped or crashed. */
+  /**
+   * Edits a definition. While the VM runs, only `techniques` whose catalogue entry says `live`
+   * may change (sent to the running VM, applied at the technique's `appliesAt`); anything else
+   * is a 409 unless the VM is created, stopped or crashed. Raises 400/501 for bad techniques.
+   */
   async update(tenantId: string, id: string, dto: UpdateVmDto) {
+    if (dto.techniques) checkTechniques(dto.techniques);
+    const live = this.runtime.runner(id);
+    if (live && Object.keys(dto).every((k) => k === 'techniques') && dto.techniques) return this.updateLive(tenantId, id, dto.techniques);
     try {
       return await this.events.tx(async (m) => {
         const v = await m.findOneBy(VmEntity, { id, tenantId });
         if (!v) throw notFound('vm', id);
-        if (!isQuiescent(v.state as VmState)) throw conflict(`VM ${id} is ${v.state}; stop it before editing`, { state: v.state });
+        if (!isQuiescent(v.state as VmState)) throw conflict(`VM ${id} is ${v.state}; stop it before editing (a running VM accepts only live technique changes)`, { state: v.state });
         if (dto.memoryMiB !== undefined && dto.memoryMiB > v.memoryMiB) await this.place(m, tenantId, dto.memoryMiB, v.hostId);
         Object.assign(v, { ...dto, seed: dto.seed !== undefined ? String(dto.seed) : v.seed });
         const saved = await m.save(v);
@@ -147,6 +157,33 @@ export class VmsService {
       if (uniqueViolation(e)) throw conflict(`a VM named '${dto.name}' already exists`);
       throw e;
     }
+  }
+
+  /** A technique change on a running VM: merged into the definition and sent to the VM. */
+  private updateLive(tenantId: string, id: string, change: Record<string, unknown>) {
+    return this.runtime.serial(id, () => this.events.tx(async (m) => {
+      const v = await m.findOne(VmEntity, { where: { id, tenantId }, lock: { mode: 'pessimistic_write' } });
+      if (!v) throw notFound('vm', id);
+      const fixed = notLive(change);
+      if (fixed.length) throw conflict(`technique(s) ${fixed.join(', ')} cannot change while the VM is ${v.state}`, { state: v.state, techniques: fixed });
+      const runner = this.runtime.runner(id);
+      if (!runner) throw conflict(`VM ${id} is ${v.state}`, { state: v.state });
+      const merged: Record<string, unknown> = { ...v.techniques };
+      for (const [name, setting] of Object.entries(change)) merged[name] = { ...(merged[name] as object | undefined), ...(setting as object) };
+      const host = await m.findOneByOrFail(HostEntity, { id: v.hostId });
+      try {
+        await runner.request({ type: 'set-techniques', techniques: resolveTechniques(host.techniques, merged) });
+      } catch (e) {
+        if (e instanceof VmActionError) throw conflict(e.message, { state: v.state });
+        throw e;
+      }
+      v.techniques = merged;
+      const saved = await m.save(v);
+      await this.events.append(m, tenantId, 'vm.techniques', `vm:${id}`, {
+        changes: change, appliesAt: Object.fromEntries(Object.keys(change).map((n) => [n, TECHNIQUE_BY_NAME.get(n)!.appliesAt])),
+      });
+      return vmView(saved);
+    }));
   }
 
   async remove(tenantId: string, id: string) {
@@ -202,7 +239,7 @@ export class VmsService {
     if (action === 'start') {
       try {
         const host = await this.ds.getRepository(HostEntity).findOneByOrFail({ id: v.hostId });
-        await this.runtime.start(tenantId, id, host, await this.spec(tenantId, v));
+        await this.runtime.start(tenantId, id, host, await this.spec(tenantId, v, host));
       } catch (e) {
         const reason = `boot-failed: ${e instanceof Error ? e.message : String(e)}`;
         await this.record(tenantId, id, 'crash', reason);
@@ -247,7 +284,7 @@ export class VmsService {
   }
 
   /** The runtime spec of a VM definition: its images' bytes, arguments, stdin and settings. */
-  private async spec(tenantId: string, v: VmEntity): Promise<VmSpec> {
+  private async spec(tenantId: string, v: VmEntity, host: HostEntity): Promise<VmSpec> {
     const ids = [...new Set(v.processes.map((p) => p.imageId))];
     const rows = await this.ds.getRepository(ImageEntity).createQueryBuilder('i').addSelect('i.content')
       .where('i.tenant_id = :tenantId AND i.id IN (:...ids)', { tenantId, ids }).getMany();
@@ -255,6 +292,7 @@ export class VmsService {
     return {
       vcpus: v.vcpus, memoryMiB: v.memoryMiB, seed: Number(v.seed) >>> 0, engine: v.engine,
       spectreV2Mitigation: v.spectreV2Mitigation, crossingPreset: v.crossingPreset,
+      techniques: resolveTechniques(host.techniques, v.techniques),
       processes: v.processes.map((p) => {
         const img = byId.get(p.imageId);
         if (!img) throw new Error(`image ${p.imageId} no longer exists`);

@@ -90,6 +90,19 @@ export class VmRunEntity {
   @Column({ name: 'console_truncated', type: 'boolean', default: false }) consoleTruncated!: boolean;
 }
 
+@Entity({ name: 'experiments' })
+export class ExperimentEntity {
+  @PrimaryGeneratedColumn('uuid') id!: string;
+  @Column({ name: 'tenant_id', type: 'uuid' }) tenantId!: string;
+  @Column({ name: 'operation_id', type: 'uuid', nullable: true }) operationId!: string | null;
+  @Column({ type: 'jsonb' }) spec!: Record<string, unknown>;
+  @Column({ type: 'text' }) state!: 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+  @Column({ type: 'jsonb', nullable: true }) result!: Record<string, unknown> | null;
+  @Column({ type: 'text', nullable: true }) error!: string | null;
+  @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt!: Date;
+  @UpdateDateColumn({ name: 'updated_at', type: 'timestamptz' }) updatedAt!: Date;
+}
+
 @Entity({ name: 'operations' })
 export class OperationEntity {
   @PrimaryGeneratedColumn('uuid') id!: string;
@@ -115,4 +128,4 @@ export class IdempotencyEntity {
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt!: Date;
 }
 
-export const ENTITIES = [TenantEntity, HostEntity, EventEntity, ImageEntity, VmEntity, VmRunEntity, OperationEntity, IdempotencyEntity];
+export const ENTITIES = [TenantEntity, HostEntity, EventEntity, ImageEntity, VmEntity, VmRunEntity, ExperimentEntity, OperationEntity, IdempotencyEntity];

@@ -21,6 +21,7 @@
 import type { VmCounters, VmSpec } from './vm.js';
 import type { ProcessStatus } from '../guest/process.js';
 import type { HostMemoryBuffers } from '../hypervisor/host-memory.js';
+import type { TechniqueSettings } from '../techniques/catalogue.js';
 
 export type WorkerState = 'created' | 'running' | 'paused' | 'stopped' | 'crashed';
 
@@ -32,6 +33,8 @@ export type VmAction =
   | { type: 'read-state' }
   /** Stream every VM exit (batched per slice) until turned off. */
   | { type: 'trace-exits'; on: boolean }
+  /** New effective technique settings; the guest kernel applies them at the next syscall. */
+  | { type: 'set-techniques'; techniques: TechniqueSettings }
   /** Injections (memory errors, interrupts) are not implemented yet: always answered with an error. */
   | { type: 'inject'; what: string };
 
@@ -40,8 +43,8 @@ export type ActionType = VmAction['type'];
 /** Which actions each state accepts. */
 export const ALLOWED: Record<WorkerState, readonly ActionType[]> = {
   created: ['start', 'stop', 'read-state', 'inject', 'trace-exits'],
-  running: ['pause', 'stop', 'read-state', 'inject', 'trace-exits'],
-  paused: ['resume', 'stop', 'read-state', 'inject', 'trace-exits'],
+  running: ['pause', 'stop', 'read-state', 'inject', 'trace-exits', 'set-techniques'],
+  paused: ['resume', 'stop', 'read-state', 'inject', 'trace-exits', 'set-techniques'],
   stopped: ['read-state'],
   crashed: ['read-state'],
 };

@@ -103,6 +103,9 @@ function handle(a: VmAction): string | null {
         exitBatch.push({ vcpu: h.hartId, reason, pc: (h.virt ? h.pc : h.sepc) >>> 0, timeNs: h.ctr[Ctr.Cycles] });
       } : null;
       return null;
+    case 'set-techniques':
+      vm!.kernel.techniques = a.techniques;
+      return null;
     case 'inject':
       return `inject ${a.what}: not implemented`;
   }

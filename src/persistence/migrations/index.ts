@@ -2,6 +2,7 @@ import { Initial1764000000001 } from './0001-initial.js';
 import { ImagesVmsOperations1764000000002 } from './0002-images-vms-operations.js';
 import { BuiltinImages1764000000003 } from './0003-builtin-images.js';
 import { VmRuns1764000000004 } from './0004-vm-runs.js';
+import { Experiments1764000000005 } from './0005-experiments.js';
 
 /** Every migration, oldest first. They run at start-up; the schema is never synchronized. */
-export const MIGRATIONS = [Initial1764000000001, ImagesVmsOperations1764000000002, BuiltinImages1764000000003, VmRuns1764000000004];
+export const MIGRATIONS = [Initial1764000000001, ImagesVmsOperations1764000000002, BuiltinImages1764000000003, VmRuns1764000000004, Experiments1764000000005];
