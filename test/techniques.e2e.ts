@@ -2,9 +2,7 @@
  * Techniques as resources: the catalogue, configuration validation on hosts and VMs, a live
  * change on a running VM, and an experiment run from REST with its events over Socket.IO.
  */
-import request from 'supertest';
-import { io, Socket } from 'socket.io-client';
-import { ADMIN, BACKENDS, startTestService } from './support/service.js';
+import { BACKENDS, until, useTenantSession } from './support/service.js';
 import { assemble } from '../src/isa/assembler.js';
 
 interface Ev { seq: number; type: string; subject: string; data: Record<string, unknown> }
@@ -30,32 +28,10 @@ _start:
 `).elf);
 
 describe.each(BACKENDS)('techniques and experiments on $name', (backend) => {
-  let svc: Awaited<ReturnType<typeof startTestService>>;
+  const session = useTenantSession(backend, 'tech');
+  const api = () => session.api();
   let auth: Record<string, string>;
-  let token: string;
-  const sockets: Socket[] = [];
-  const api = () => request(svc.url);
-  const until = async <T>(what: string, f: () => Promise<T | undefined> | T | undefined, ms = 30_000): Promise<T> => {
-    const end = Date.now() + ms;
-    for (;;) {
-      const v = await f();
-      if (v !== undefined) return v;
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  };
-
-  beforeAll(async () => {
-    svc = await startTestService(backend);
-    token = (await api().post('/v1/tenants').set('Authorization', `Bearer ${ADMIN}`).send({ name: 'tech' }).expect(201)).body.token;
-    auth = { Authorization: `Bearer ${token}` };
-  }, 60_000);
-
-  afterAll(async () => {
-    for (const s of sockets) s.disconnect();
-    await svc?.close();
-    await svc?.dropSchema();
-  }, 60_000);
+  beforeAll(() => { auth = session.auth; });
 
   test('the catalogue lists all seven techniques with their support level; one by name; unknown is 404', async () => {
     const list = (await api().get('/v1/techniques').set(auth).expect(200)).body.items;
@@ -89,7 +65,7 @@ describe.each(BACKENDS)('techniques and experiments on $name', (backend) => {
     const img = (await api().post('/v1/images?name=long').set(auth).set('Content-Type', 'application/octet-stream').send(syscallLoop(400_000)).expect(201)).body;
     const vm = (await api().post('/v1/vms').set(auth).send({ name: 'live', hostId: host.id, vcpus: 1, memoryMiB: 16, processes: [{ imageId: img.id }] }).expect(201)).body;
     await api().post(`/v1/vms/${vm.id}/start`).set(auth).expect(202);
-    await until('running', async () => ((await api().get(`/v1/vms/${vm.id}`).set(auth)).body.state === 'running' ? true : undefined));
+    await until('running', async () => (await api().get(`/v1/vms/${vm.id}`).set(auth)).body.state === 'running');
     const before = (await api().get(`/v1/vms/${vm.id}/counters`).set(auth).expect(200)).body;
     expect(before.syscallLookahead.syscallsMerged).toBe(0);
     const patched = await api().patch(`/v1/vms/${vm.id}`).set(auth).send({ techniques: { syscallLookahead: { enabled: true } } }).expect(200);
@@ -113,16 +89,11 @@ describe.each(BACKENDS)('techniques and experiments on $name', (backend) => {
       workload: { builtin: 'syscalls', argv: ['syscalls', '300'] }, vm: { memoryMiB: 16, crossingPreset: 'kpti' },
       variants: [{ name: 'off', techniques: {} }, { name: 'on', techniques: { syscallLookahead: { enabled: true } } }, { name: 'w4', techniques: { syscallLookahead: { enabled: true, window: 4 } } }],
     }).expect(202);
-    const s = await new Promise<Socket>((resolve, reject) => {
-      const sock = io(`${svc.url}/events`, { auth: { token }, transports: ['websocket'], reconnection: false });
-      sockets.push(sock);
-      sock.on('connect', () => resolve(sock));
-      sock.on('connect_error', reject);
-    });
+    const s = await session.connect();
     const events: Ev[] = [];
     s.on('event', (e: Ev, ack: () => void) => { events.push(e); ack(); });
     await new Promise((res) => s.emit('subscribe', { subjects: [`experiment:${r.body.id}`], sinceSeq: 0 }, res));
-    await until('the experiment', async () => (events.some((e) => e.type === 'experiment.succeeded') ? true : undefined));
+    await until('the experiment', () => events.some((e) => e.type === 'experiment.succeeded'));
     const variantEvents = events.filter((e) => e.type === 'experiment.variant');
     expect(variantEvents.map((e) => e.data.variant)).toEqual(['off', 'on', 'w4']);
     expect(variantEvents.map((e) => e.data.done)).toEqual([1, 2, 3]);

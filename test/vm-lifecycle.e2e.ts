@@ -2,9 +2,8 @@
  * VMs defined over REST really run: lifecycle through Operations, live telemetry over Socket.IO,
  * console and counters through REST, host memory accounting, exit streams for slow consumers.
  */
-import request from 'supertest';
-import { io, Socket } from 'socket.io-client';
-import { ADMIN, BACKENDS, startTestService } from './support/service.js';
+import type { Socket } from 'socket.io-client';
+import { BACKENDS, TenantSession, until, useTenantSession } from './support/service.js';
 import { assemble } from '../src/isa/assembler.js';
 import { runProgram } from '../src/runtime/run-program.js';
 import { EventsGateway, EXIT_QUEUE } from '../src/api/events.gateway.js';
@@ -69,46 +68,20 @@ const HOG = toucher(100 << 20, '2:\n  j 2b');
 const EXITER = toucher(4 << 20, '  li a7, 172\n  ecall\n  mv s0, s2\n  j 1b');
 
 describe.each(BACKENDS)('VM lifecycle and telemetry on $name', (backend) => {
-  let svc: Awaited<ReturnType<typeof startTestService>>;
+  const session = useTenantSession(backend, 'lifecycle');
+  const api = () => session.api();
+  const connect = () => session.connect();
+  const sockets = session.sockets;
   let auth: Record<string, string>;
-  let token: string;
-  const sockets: Socket[] = [];
-  const api = () => request(svc.url);
-
-  const connect = () => new Promise<Socket>((resolve, reject) => {
-    const s = io(`${svc.url}/events`, { auth: { token }, transports: ['websocket'], reconnection: false });
-    sockets.push(s);
-    s.on('connect', () => resolve(s));
-    s.on('connect_error', reject);
-  });
+  let svc: TenantSession['svc'];
+  beforeAll(() => { auth = session.auth; svc = session.svc; });
   const subscribe = (s: Socket, req: unknown) => new Promise<{ subscribed: string[]; rejected: unknown[] }>((r) => s.emit('subscribe', req, r));
   const upload = async (name: string, elf: Buffer) => (await api().post(`/v1/images?name=${name}`).set(auth).set('Content-Type', 'application/octet-stream').send(elf).expect((r) => expect([200, 201]).toContain(r.status))).body.id as string;
-  const until = async <T>(what: string, f: () => Promise<T | undefined> | T | undefined, ms = 20_000): Promise<T> => {
-    const end = Date.now() + ms;
-    for (;;) {
-      const v = await f();
-      if (v !== undefined && v !== false) return v;
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  };
   const vmState = async (id: string) => (await api().get(`/v1/vms/${id}`).set(auth).expect(200)).body;
   const opDone = (opId: string) => until(`operation ${opId}`, async () => {
     const o = (await api().get(`/v1/operations/${opId}`).set(auth).expect(200)).body;
     return o.state === 'succeeded' || o.state === 'failed' ? o : undefined;
   });
-
-  beforeAll(async () => {
-    svc = await startTestService(backend);
-    token = (await api().post('/v1/tenants').set('Authorization', `Bearer ${ADMIN}`).send({ name: 'lifecycle' }).expect(201)).body.token;
-    auth = { Authorization: `Bearer ${token}` };
-  }, 60_000);
-
-  afterAll(async () => {
-    for (const s of sockets) s.disconnect();
-    await svc?.close();
-    await svc?.dropSchema();
-  }, 60_000);
 
   test('upload, create, subscribe, start: state, console and counters events; the VM stops by itself; REST shows the same bytes', async () => {
     const elf = printer('hello', 6, 3_000_000, 3);
@@ -183,7 +156,7 @@ describe.each(BACKENDS)('VM lifecycle and telemetry on $name', (backend) => {
     const image = await upload('tick', elf);
     const vm = (await api().post('/v1/vms').set(auth).send({ name: 'pausable', hostId: host.id, vcpus: 1, memoryMiB: 16, processes: [{ imageId: image }] }).expect(201)).body;
     await api().post(`/v1/vms/${vm.id}/start`).set(auth).expect(202);
-    await until('running', async () => (await vmState(vm.id)).state === 'running' || undefined);
+    await until('running', async () => (await vmState(vm.id)).state === 'running');
     const p = await api().post(`/v1/vms/${vm.id}/pause`).set(auth).expect(202);
     expect((await opDone(p.body.id)).state).toBe('succeeded');
     expect((await vmState(vm.id)).state).toBe('paused');
@@ -193,14 +166,14 @@ describe.each(BACKENDS)('VM lifecycle and telemetry on $name', (backend) => {
     expect((await api().get(`/v1/vms/${vm.id}/counters`).set(auth).expect(200)).body.instructions).toBe(a);
     await api().post(`/v1/vms/${vm.id}/pause`).set(auth).expect(409);
     expect((await opDone((await api().post(`/v1/vms/${vm.id}/resume`).set(auth).expect(202)).body.id)).state).toBe('succeeded');
-    await until('stopped', async () => (await vmState(vm.id)).state === 'stopped' || undefined);
+    await until('stopped', async () => (await vmState(vm.id)).state === 'stopped');
     expect((await api().get(`/v1/vms/${vm.id}/console`).set(auth).expect(200)).body.stdout).toBe(want.stdout.toString());
     expect((await api().get(`/v1/vms/${vm.id}/counters`).set(auth).expect(200)).body.instructions).toBe(want.counters.instructions);
 
     const loopImg = await upload('forever', FOREVER);
     const loop = (await api().post('/v1/vms').set(auth).send({ name: 'loop', hostId: host.id, vcpus: 1, memoryMiB: 16, processes: [{ imageId: loopImg }] }).expect(201)).body;
     await api().post(`/v1/vms/${loop.id}/start`).set(auth).expect(202);
-    await until('loop running', async () => (await vmState(loop.id)).state === 'running' || undefined);
+    await until('loop running', async () => (await vmState(loop.id)).state === 'running');
     // Definitions may overcommit; a VM that no longer fits in the host's real free memory is refused with the numbers.
     const big = (await api().post('/v1/vms').set(auth).send({ name: 'too-big', hostId: host.id, vcpus: 1, memoryMiB: 64, processes: [{ imageId: loopImg }] }).expect(201)).body;
     const hog = (await api().post('/v1/vms').set(auth).send({ name: 'hog', hostId: host.id, vcpus: 1, memoryMiB: 112, processes: [{ imageId: await upload('hog', HOG) }] }).expect(201)).body;

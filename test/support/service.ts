@@ -5,6 +5,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import request from 'supertest';
+import { io, Socket } from 'socket.io-client';
 import { loadConfig } from '../../src/config/config.js';
 import { RunningService, startService } from '../../src/server.js';
 
@@ -30,4 +32,48 @@ export async function startTestService(b: Backend, extraEnv: Record<string, stri
       await c.end();
     },
   };
+}
+
+/** Polls `f` every 25 ms until it returns something other than undefined or false. Raises after `ms`. */
+export async function until<T>(what: string, f: () => Promise<T | undefined | false> | T | undefined | false, ms = 30_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+export interface TenantSession {
+  svc: Awaited<ReturnType<typeof startTestService>>;
+  token: string;
+  auth: Record<string, string>;
+  api(): request.Agent;
+  /** A Socket.IO client on /events with the tenant's token (disconnected after the suite). */
+  connect(): Promise<Socket>;
+  sockets: Socket[];
+}
+
+/** Registers beforeAll/afterAll that start a service on `backend` with one tenant; returns the live session. */
+export function useTenantSession(backend: Backend, tenant: string): TenantSession {
+  const s = { sockets: [] as Socket[] } as unknown as TenantSession;
+  s.api = () => request(s.svc.url) as unknown as request.Agent;
+  s.connect = () => new Promise<Socket>((resolve, reject) => {
+    const sock = io(`${s.svc.url}/events`, { auth: { token: s.token }, transports: ['websocket'], reconnection: false });
+    s.sockets.push(sock);
+    sock.on('connect', () => resolve(sock));
+    sock.on('connect_error', reject);
+  });
+  beforeAll(async () => {
+    s.svc = await startTestService(backend);
+    s.token = (await request(s.svc.url).post('/v1/tenants').set('Authorization', `Bearer ${ADMIN}`).send({ name: tenant }).expect(201)).body.token;
+    s.auth = { Authorization: `Bearer ${s.token}` };
+  }, 60_000);
+  afterAll(async () => {
+    for (const sock of s.sockets) sock.disconnect();
+    await s.svc?.close();
+    await s.svc?.dropSchema();
+  }, 60_000);
+  return s;
 }
