@@ -134,6 +134,12 @@ describeWithTools(['as', 'objdump', 'qemu'])('assembler vs GNU as', () => {
 });
 
 describe('assembler', () => {
+  test('a section is placed at its largest .align (regression: .bss started unaligned, so aligned labels were not)', () => {
+    const r = assemble('.globl _start\n.text\n_start:\n  j _start\n.data\nmsg: .ascii "v"\n.bss\n.align 12\nbuf: .space 4096\n');
+    expect(r.symbols.get('buf')! % 4096).toBe(0);
+    expect(r.sections.find((x) => x.name === '.bss')!.addr % 4096).toBe(0);
+  });
+
   test('large .space and .bss reservations assemble (regression: spread of a huge array overflowed the stack)', () => {
     const r = assemble('.globl _start\n.text\n_start:\n  j _start\n.data\n  .space 3000000, 7\n.bss\n  .space 4194304\n');
     const data = r.sections.find((s) => s.name === '.data')!;

@@ -164,6 +164,8 @@ class Assembler {
   private stmts: Stmt[] = [];
   private problems: AsmProblem[] = [];
   private offsets: Record<SectionName, number> = { '.text': 0, '.rodata': 0, '.data': 0, '.bss': 0 };
+  /** Largest alignment requested in each section (its start address is aligned to it, as ld does). */
+  private aligns: Record<SectionName, number> = { '.text': 4, '.rodata': 4, '.data': 4, '.bss': 4 };
   private section: SectionName = '.text';
   private rvc = false;
   private optionStack: boolean[] = [];
@@ -194,7 +196,8 @@ class Assembler {
     let addr = base;
     for (const s of SECTION_ORDER) {
       if (!flat && s === '.data') addr = (addr + 0xfff) & ~0xfff;
-      addr = (addr + 3) & ~3;
+      const a = this.aligns[s];
+      addr = (addr + a - 1) & ~(a - 1);
       this.bases[s] = addr;
       addr += this.offsets[s];
     }
@@ -368,6 +371,7 @@ class Assembler {
         if (align < 1 || align > 4096 || (align & (align - 1))) throw new LineError(`bad alignment ${align}`, ops[0][1]);
         const fill = ops.length > 1 ? constArg(1, 'fill') : undefined;
         const pad = (align - (this.offsets[this.section] % align)) % align;
+        this.aligns[this.section] = Math.max(this.aligns[this.section], align);
         const text = this.section === '.text' && fill === undefined;
         this.add(pad, col, line, (c) => {
           const b: number[] = [];
