@@ -91,6 +91,8 @@ export class Hart implements MmuHost {
   stopReason: number = StopReason.Budget;
   /** Cause of the last trap taken (interrupts have bit 31 set). */
   lastCause = 0;
+  /** Physical address of the last access that hit a poisoned frame (what a machine-check bank reports). */
+  poisonPa = -1;
 
   constructor(readonly mem: PhysMem, readonly hartId = 0, counters?: Float64Array) {
     this.mmu = new Mmu(this);
@@ -423,6 +425,7 @@ export class Hart implements MmuHost {
       this.raise(ACCESS_FAULT[acc], va, 0, virt === 1);
     }
     if (mem.poison !== null && mem.poison[Math.floor(pa / PAGE_SIZE)] !== 0) {
+      this.poisonPa = pa;
       this.raise(CAUSE.hardwareError, va, 0, virt === 1);
     }
     if (acc === ACC_FETCH && pa >= this.gateBase && pa < this.gateEnd) return pa;

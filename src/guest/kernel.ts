@@ -19,7 +19,7 @@ import { CAUSE } from '../mmu/mmu.js';
 import { PAGE_SIZE } from '../mmu/phys.js';
 import { COSTS, Ctr } from '../uarch/costs.js';
 import { Khv, Vcpu } from '../hypervisor/khv.js';
-import { VmFault } from '../hypervisor/exits.js';
+import { GuestMemoryError, VmFault } from '../hypervisor/exits.js';
 import { RAM_BASE } from '../hypervisor/platform.js';
 import { buildInitialStack } from './initial-stack.js';
 import { buildKernelText, KernelText, SpectreV2Mitigation } from './kernel-text.js';
@@ -92,6 +92,10 @@ export class GuestKernel {
   readonly syscallCounts = new Map<string, number>();
   readonly enosys = new Map<number, number>();
   private readonly freePages: number[] = [];
+  /** Guest pages with a memory error: never handed out again (Linux's HWPoison pages). */
+  readonly badPages = new Set<number>();
+  /** Called when a memory error killed a process or was found in a free page. */
+  onMemoryFailure: ((e: { gpa: number; pid: number | null; va: number | null; owner: 'process' | 'free' }) => void) | null = null;
   private nextPage: number;
   private readonly endPage: number;
   private idleSatp = 0;
@@ -165,9 +169,66 @@ export class GuestKernel {
   }
 
   private freePage(gpa: number): void {
+    if (this.badPages.has(gpa)) return;
     const hpa = this.khv.gstage.hpa(gpa);
     if (hpa >= 0) this.khv.codeWritten(hpa);
     this.freePages.push(gpa);
+  }
+
+  /** Who owns guest page `gpa`: a process (and the user address it is mapped at), the kernel, or nobody. */
+  ownerOf(gpa: number): { kind: 'process'; p: Process; va: number | null } | { kind: 'kernel' } | { kind: 'free' } {
+    if (gpa < RAM_BASE + KERNEL_REGION) return { kind: 'kernel' };
+    for (const p of this.processes) {
+      if (p.state === 'exited') continue;
+      for (const [vpn, e] of p.pages) if (pageOf(e) === gpa) return { kind: 'process', p, va: vpn * PAGE_SIZE };
+      if (p.root === gpa || [...p.tables.values()].includes(gpa)) return { kind: 'process', p, va: null };
+    }
+    return { kind: 'free' };
+  }
+
+  /**
+   * Linux memory_failure for a corrupted guest page hit by an access from vCPU `v` (the hart is
+   * in the hypervisor, after the machine check): the owning process dies with SIGBUS and the page
+   * is never reused; the vCPU resumes with the next runnable process, idles, or powers off.
+   * Raises: VmFault('guest-kernel-panic') when the page belongs to the kernel.
+   */
+  memoryFailureTrap(v: Vcpu, gpa: number, va: number, pc: number, fromUser: boolean): void {
+    const c = this.cpus[v.id];
+    this.badPages.add(gpa);
+    const owner = this.ownerOf(gpa);
+    if (!fromUser || owner.kind !== 'process') {
+      throw new VmFault('guest-kernel-panic', `memory error in ${owner.kind === 'process' ? 'a page table' : owner.kind} memory at guest-physical 0x${gpa.toString(16)} (pc 0x${(pc >>> 0).toString(16)})`);
+    }
+    const p = owner.p;
+    this.kill(p, { sig: SIG.SIGBUS, pc, addr: va });
+    this.onMemoryFailure?.({ gpa, pid: p.pid, va, owner: 'process' });
+    if (c.current === p) {
+      c.current = null;
+      const next = this.runQueue.shift() ?? null;
+      this.enterDirect(c, next);
+      if (!next && this.processes.every((q) => q.state === 'exited')) v.hart.pc = this.text.symbols.get('poweroff')!;
+    }
+  }
+
+  /** A memory error the guest kernel met in its own copy of guest memory (in a syscall): the page's owner gets SIGBUS. */
+  private memoryFailureInKernel(c: Cpu, e: GuestMemoryError): void {
+    const gpa = e.gpa - (e.gpa & 0xfff);
+    this.badPages.add(gpa);
+    const owner = this.ownerOf(gpa);
+    if (owner.kind !== 'process') throw new VmFault('guest-kernel-panic', `memory error in ${owner.kind} memory at guest-physical 0x${gpa.toString(16)}`);
+    this.onMemoryFailure?.({ gpa, pid: owner.p.pid, va: owner.va, owner: 'process' });
+    if (owner.p === c.current) this.exit(c, owner.p, null, { sig: SIG.SIGBUS, pc: c.vcpu.hart.vsepc - 4, addr: owner.va ?? 0 });
+    else this.kill(owner.p, { sig: SIG.SIGBUS, pc: 0, addr: owner.va ?? 0 });
+  }
+
+  /** Ends a process that is not running on the calling path (it may be runnable or sleeping). */
+  private kill(p: Process, signal: { sig: number; pc: number; addr: number }): void {
+    p.signal = signal.sig; p.faultPc = signal.pc >>> 0; p.faultAddress = signal.addr >>> 0;
+    p.state = 'exited';
+    const q = this.runQueue.indexOf(p);
+    if (q >= 0) this.runQueue.splice(q, 1);
+    this.onProcessExit?.(p.status());
+    this.teardown(p);
   }
 
   // *** address spaces ***
@@ -346,6 +407,7 @@ export class GuestKernel {
   /** Starts a vCPU at boot on `p` (or idle): the hart is not inside the kernel yet. */
   private enterDirect(c: Cpu, p: Process | null): void {
     const h = c.vcpu.hart;
+    h.virt = 1;
     if (p) {
       h.x.set(p.regs);
       h.pc = p.pc;
@@ -358,6 +420,7 @@ export class GuestKernel {
       h.vsatp = this.idleSatp;
       h.vsstatus |= MS.SIE;
     }
+    h.irqDirty = true;
     c.current = p;
     h.mmu.flushAll();
   }
@@ -454,8 +517,14 @@ export class GuestKernel {
       const row = index < NR_MAX ? SYSCALL_BY_NR.get(index) : undefined;
       let r: number;
       if (!call.p) throw new VmFault('guest-kernel-panic', 'syscall gate reached with no current process');
-      if (row) { if (call.p.writeDone === 0) this.count(row); r = row.handler(this, call); }
-      else { this.enosys.set(nr >>> 0, (this.enosys.get(nr >>> 0) ?? 0) + 1); r = -ENOSYS; }
+      try {
+        if (row) { if (call.p.writeDone === 0) this.count(row); r = row.handler(this, call); }
+        else { this.enosys.set(nr >>> 0, (this.enosys.get(nr >>> 0) ?? 0) + 1); r = -ENOSYS; }
+      } catch (e) {
+        if (!(e instanceof GuestMemoryError)) throw e;
+        this.memoryFailureInKernel(c, e);
+        r = -14;
+      }
       cost += Math.ceil(call.copied / COSTS.gateBytesPerCycle);
       const la = this.techniques.syscallLookahead;
       if (la?.enabled && !c.switched && this.frame(c)[PERCPU.CONTINUE >> 2] === 0) {

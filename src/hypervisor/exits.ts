@@ -22,11 +22,17 @@ export const EXIT_REASONS: readonly ExitReason[] = [
   { name: 'gstage-fault-outside-ram', support: 'unsupported', handledBy: 'khv', description: 'guest-physical access outside RAM and the device region' },
   { name: 'mmio-unsupported-instruction', support: 'unsupported', handledBy: 'khv', description: 'device access by an instruction other than a plain load or store (e.g. an AMO)' },
   { name: 'virtual-instruction', support: 'unsupported', handledBy: 'khv', description: 'an instruction the guest may not execute in V=1 (e.g. a hypervisor CSR)' },
-  { name: 'memory-error', support: 'unsupported', handledBy: 'khv', description: 'machine check from a poisoned host frame (handled by the memory-error issue)' },
+  { name: 'memory-error', support: 'full', handledBy: 'khv', description: 'machine check from a poisoned frame, or an access to a guest page already found corrupted: the KHV unmaps the page and injects a memory error into the guest, whose kernel kills the owning process (SIGBUS)' },
+  { name: 'memory-error-unowned', support: 'unsupported', handledBy: 'khv', description: 'machine check on a frame that is not this VM\'s guest RAM (hypervisor data)' },
   { name: 'unknown', support: 'unsupported', handledBy: 'khv', description: 'any other trap into HS or M mode' },
 ];
 
 export const EXIT_BY_NAME: ReadonlyMap<string, ExitReason> = new Map(EXIT_REASONS.map((r) => [r.name, r]));
+
+/** Native code read a guest page whose frame has an uncorrectable error (or that is already corrupted). */
+export class GuestMemoryError extends Error {
+  constructor(readonly gpa: number) { super(`memory error at guest-physical 0x${gpa.toString(16)}`); }
+}
 
 /** A VM stopped because of an exit it cannot handle, or a host limit. */
 export class VmFault extends Error {

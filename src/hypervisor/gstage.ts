@@ -12,13 +12,19 @@ import { RAM_BASE } from './platform.js';
 
 const PTE_V = 1, PTE_R = 2, PTE_W = 4, PTE_X = 8, PTE_U = 16, PTE_A = 64, PTE_D = 128;
 const LEAF = PTE_V | PTE_R | PTE_W | PTE_X | PTE_U | PTE_A | PTE_D;
+/** frameOf marker of a corrupted guest page. */
+export const CORRUPTED = -2;
 
 export class GStage {
   /** hgatp value: mode Sv32x4, VMID 0, root PPN. */
   readonly hgatp: number;
   private readonly root: number;
-  /** Host frame backing guest RAM page i (GPA RAM_BASE + i * 4 KiB), or -1. */
+  /** Host frame backing guest RAM page i (GPA RAM_BASE + i * 4 KiB), -1 if unbacked, CORRUPTED if its frame was poisoned. */
   readonly frameOf: Int32Array;
+  /** Guest page address of each backing frame (the reverse of frameOf). */
+  readonly gpaOf = new Map<number, number>();
+  /** Leaf PTE addresses (host-physical), by guest page index, to unmap corrupted pages. */
+  private readonly leafPa = new Map<number, number>();
   backedPages = 0;
 
   /** Raises: OutOfHostMemory when the host cannot hold even the root table. */
@@ -47,13 +53,34 @@ export class GStage {
       this.mem.write32(l1, pte1);
     }
     const frame = this.host.alloc(this.owner, FrameState.Guest);
-    this.mem.write32((pte1 >>> 10) * PAGE_SIZE + (gpn % 1024) * 4, (frame << 10) | LEAF);
-    this.frameOf[(gpa - RAM_BASE) >>> 12] = frame;
+    const leaf = (pte1 >>> 10) * PAGE_SIZE + (gpn % 1024) * 4;
+    this.mem.write32(leaf, (frame << 10) | LEAF);
+    const i = (gpa - RAM_BASE) >>> 12;
+    this.frameOf[i] = frame;
+    this.gpaOf.set(frame, RAM_BASE + i * PAGE_SIZE);
+    this.leafPa.set(i, leaf);
     this.backedPages++;
     return frame;
   }
 
-  /** Host-physical address of RAM address `gpa`, or -1 when its page is not backed. */
+  /**
+   * The guest page holding `gpa` is corrupted (its frame has an uncorrectable error): unmap it so
+   * every later access exits to the KHV, and never back it again. The frame stays owned (and
+   * poisoned) until the VM releases its memory.
+   */
+  corrupt(gpa: number): void {
+    const i = (gpa - RAM_BASE) >>> 12;
+    const leaf = this.leafPa.get(i);
+    if (leaf !== undefined) this.mem.write32(leaf, 0);
+    if (this.frameOf[i] >= 0) this.backedPages--;
+    this.frameOf[i] = CORRUPTED;
+  }
+
+  isCorrupted(gpa: number): boolean {
+    return this.frameOf[(gpa - RAM_BASE) >>> 12] === CORRUPTED;
+  }
+
+  /** Host-physical address of RAM address `gpa`, or -1 when its page is not backed (or corrupted). */
   hpa(gpa: number): number {
     const f = this.frameOf[(gpa - RAM_BASE) >>> 12];
     return f < 0 ? -1 : f * PAGE_SIZE + (gpa & 0xfff);

@@ -6,6 +6,7 @@
  *   state  Uint8 per frame: FrameState               claimed with Atomics.compareExchange
  *   owner  Int32 per frame: owning VM slot, or -1
  *   meta   Int32 [nextHint, freeCount]
+ *   poison Uint8 per frame: 1 = uncorrectable error (what harts check on access; PhysMem.poison)
  *
  * Invariants: a frame is handed out only by winning the compareExchange Free -> Guest|Hypervisor,
  * so two threads can never own one frame; poisoned and retired frames are never handed out.
@@ -21,7 +22,7 @@ export class OutOfHostMemory extends Error {
   constructor(readonly frames: number) { super(`out-of-host-memory: all ${frames} frames are in use`); }
 }
 
-export interface HostMemoryBuffers { dram: SharedArrayBuffer; state: SharedArrayBuffer; owner: SharedArrayBuffer; meta: SharedArrayBuffer }
+export interface HostMemoryBuffers { dram: SharedArrayBuffer; state: SharedArrayBuffer; owner: SharedArrayBuffer; meta: SharedArrayBuffer; poison: SharedArrayBuffer }
 
 const HINT = 0;
 const FREE = 1;
@@ -30,6 +31,8 @@ export class HostMemory {
   readonly frames: number;
   readonly state: Uint8Array;
   readonly owner: Int32Array;
+  /** Per-frame uncorrectable-error flags, shared with the harts of every VM of the host. */
+  readonly poison: Uint8Array;
   private readonly meta: Int32Array;
 
   private constructor(readonly buffers: HostMemoryBuffers) {
@@ -37,6 +40,7 @@ export class HostMemory {
     this.state = new Uint8Array(buffers.state);
     this.owner = new Int32Array(buffers.owner);
     this.meta = new Int32Array(buffers.meta);
+    this.poison = new Uint8Array(buffers.poison);
   }
 
   /** New host memory of `memoryMiB` (1-65536), every frame free. */
@@ -45,7 +49,7 @@ export class HostMemory {
     const frames = memoryMiB * 256;
     const m = new HostMemory({
       dram: new SharedArrayBuffer(memoryMiB << 20), state: new SharedArrayBuffer(frames),
-      owner: new SharedArrayBuffer(frames * 4), meta: new SharedArrayBuffer(8),
+      owner: new SharedArrayBuffer(frames * 4), meta: new SharedArrayBuffer(8), poison: new SharedArrayBuffer(frames),
     });
     m.owner.fill(-1);
     m.meta[FREE] = frames;
@@ -101,16 +105,41 @@ export class HostMemory {
     throw new OutOfHostMemory(this.frames);
   }
 
-  /** Frees every frame `owner` holds (a VM that stopped or crashed); returns how many. */
+  /**
+   * Frees every frame `owner` holds (a VM that stopped or crashed); returns how many. A poisoned
+   * frame is not freed: it becomes Poisoned (owner -1) and is never handed out again.
+   */
   releaseOwner(owner: number): number {
     let n = 0;
     for (let f = 0; f < this.frames; f++) {
       if (this.owner[f] === owner && (this.state[f] === FrameState.Guest || this.state[f] === FrameState.Hypervisor)) {
-        this.free(f, owner);
+        if (Atomics.load(this.poison, f)) { Atomics.store(this.owner, f, -1); Atomics.store(this.state, f, FrameState.Poisoned); } else this.free(f, owner);
         n++;
       }
     }
     return n;
+  }
+
+  /**
+   * Marks frame `f` as having an uncorrectable error. A free frame is retired at once (never
+   * handed out); a used one stays with its owner, who must handle it. Returns the frame's state
+   * before. Callers flush TLBs that may cache the frame (VM workers do, on `inject`).
+   */
+  poisonFrame(f: number): FrameStateValue {
+    Atomics.store(this.poison, f, 1);
+    if (Atomics.compareExchange(this.state, f, FrameState.Free, FrameState.Retired) === FrameState.Free) {
+      Atomics.sub(this.meta, FREE, 1);
+      return FrameState.Free;
+    }
+    return this.state[f] as FrameStateValue;
+  }
+
+  /** Retires a poisoned frame that nobody owns any more (DELETE of a memory error). Returns false if it is still in use. */
+  retire(f: number): boolean {
+    const s = this.state[f];
+    if (s === FrameState.Poisoned || s === FrameState.Retired) { Atomics.store(this.state, f, FrameState.Retired); return true; }
+    if (Atomics.compareExchange(this.state, f, FrameState.Free, FrameState.Retired) === FrameState.Free) { Atomics.sub(this.meta, FREE, 1); return true; }
+    return false;
   }
 
   /** Returns a frame. Raises: Error when `owner` does not own it (a double free is a bug). */

@@ -15,7 +15,7 @@ import { COSTS, Ctr } from '../uarch/costs.js';
 import { INSNS } from '../isa/table.js';
 import { decode, expandCompressed } from '../isa/decode.js';
 import { rd as fieldRd, rs2 as fieldRs2 } from '../isa/fields.js';
-import { EXIT_BY_NAME, VmFault } from './exits.js';
+import { EXIT_BY_NAME, GuestMemoryError, VmFault } from './exits.js';
 import { GStage } from './gstage.js';
 import { HostMemory } from './host-memory.js';
 import { DEVICE_BASE, DEVICE_SIZE, RAM_BASE, SBI, SBI_ERR_NOT_SUPPORTED } from './platform.js';
@@ -46,6 +46,15 @@ export class Khv implements GuestRam {
   readonly gstage: GStage;
   readonly exits = new Map<string, number>();
   transitions = 0;
+  /**
+   * Set by the VM: the guest kernel's memory-failure handler for an access from vCPU `v` to the
+   * corrupted page `gpa` (guest virtual `va`, at `pc`, from user mode or not). It leaves the vCPU
+   * in the state to resume (another process, idle, or power-off); it may raise VmFault.
+   */
+  onMemoryFailure: ((v: Vcpu, gpa: number, va: number, pc: number, fromUser: boolean) => void) | null = null;
+  /** Flushes the TLBs of every vCPU (after a G-stage change that others may have cached). */
+  flushAll: () => void = () => {};
+
   /** The hart whose exit is being handled (cycles of native work are charged to it). */
   private current: Hart | null = null;
 
@@ -98,13 +107,21 @@ export class Khv implements GuestRam {
     this.current = h;
     if (h.priv === 3) {
       const cause = h.mcause;
-      if (cause === CAUSE.hardwareError) this.fail(h, 'memory-error', `machine check at guest address 0x${(h.mtval >>> 0).toString(16)}`);
-      this.fail(h, 'unknown', `trap cause ${cause} into M mode`);
+      if (cause !== CAUSE.hardwareError) this.fail(h, 'unknown', `trap cause ${cause} into M mode`);
+      const frame = Math.floor(h.poisonPa / PAGE_SIZE);
+      const gpa = this.gstage.gpaOf.get(frame);
+      if (gpa === undefined) this.fail(h, 'memory-error-unowned', `machine check on host frame ${frame}`);
+      this.memoryFailure(v, gpa + (h.poisonPa & 0xfff), h.mtval >>> 0, h.mepc, ((h.mstatus >> 11) & 3) === PRIV_U);
+      return;
     }
     const cause = h.scause;
     switch (cause) {
       case CAUSE.fetchGuestPage: case CAUSE.loadGuestPage: case CAUSE.storeGuestPage: {
         const gpa = (h.htval >>> 0) * 4 + (h.stval & 3);
+        if (this.gstage.isRam(gpa) && this.gstage.isCorrupted(gpa)) {
+          this.memoryFailure(v, gpa, h.stval >>> 0, h.sepc, (h.mstatus & (1 << 8)) === 0);
+          return;
+        }
         if (this.gstage.isRam(gpa)) {
           this.exit(h, 'gstage-fault');
           this.gstage.back(gpa);
@@ -132,6 +149,28 @@ export class Khv implements GuestRam {
     h.pc = h.sret();
     this.current = null;
   }
+
+  /**
+   * A guest access consumed an uncorrectable error (machine check) or touched a page already
+   * found corrupted: unmap the page for good and let the guest kernel deal with it (Linux's
+   * memory_failure: the owning process gets SIGBUS).
+   */
+  private memoryFailure(v: Vcpu, gpa: number, va: number, pc: number, fromUser: boolean): void {
+    this.exit(v.hart, 'memory-error');
+    this.corrupt(gpa);
+    if (!this.onMemoryFailure) throw new VmFault('memory-error', `guest page 0x${gpa.toString(16)} is corrupted`);
+    this.onMemoryFailure(v, gpa - (gpa & 0xfff), va, pc, fromUser);
+  }
+
+  /** Marks the guest page of `gpa` corrupted (unmapped, never backed again) and flushes every vCPU's TLB. */
+  corrupt(gpa: number): void {
+    if (this.gstage.isCorrupted(gpa)) return;
+    this.gstage.corrupt(gpa);
+    this.corruptedPages.push(gpa - (gpa & 0xfff));
+    this.flushAll();
+  }
+  /** Guest pages found corrupted, in order. */
+  readonly corruptedPages: number[] = [];
 
   /** The vCPU executed wfi with nothing pending: it idles until its timer fires. */
   idle(v: Vcpu): void {
@@ -196,9 +235,18 @@ export class Khv implements GuestRam {
 
   // *** guest RAM as the hypervisor sees it (GuestRam); backing on demand counts a gstage-fault exit ***
 
-  /** Host address of guest RAM byte `gpa`, backing its page first when needed. Raises: OutOfHostMemory. */
-  hpaOf(gpa: number): number {
+  /**
+   * Host address of guest RAM byte `gpa`, backing its page first when needed. A read (`consume`)
+   * of a poisoned frame consumes the error.
+   * Raises: OutOfHostMemory; GuestMemoryError for a corrupted page, or a poisoned one when reading.
+   */
+  hpaOf(gpa: number, consume = false): number {
+    if (this.gstage.isCorrupted(gpa)) throw new GuestMemoryError(gpa);
     let pa = this.gstage.hpa(gpa);
+    if (pa >= 0 && consume && this.mem.isPoisoned(pa)) {
+      this.corrupt(gpa);
+      throw new GuestMemoryError(gpa);
+    }
     if (pa < 0) {
       if (this.current) this.exit(this.current, 'gstage-fault');
       this.gstage.back(gpa);
@@ -222,7 +270,7 @@ export class Khv implements GuestRam {
     if (this.codePages !== null && this.codePages[hpa >>> 12] !== 0) this.onCodeWrite(hpa);
   }
 
-  read32(gpa: number): number { return this.mem.read32(this.hpaOf(gpa)); }
+  read32(gpa: number): number { return this.mem.read32(this.hpaOf(gpa, true)); }
   write32(gpa: number, v: number): void {
     const pa = this.hpaOf(gpa);
     this.mem.write32(pa, v);
@@ -233,7 +281,7 @@ export class Khv implements GuestRam {
     const out = new Uint8Array(len);
     for (let i = 0; i < len;) {
       const n = Math.min(len - i, PAGE_SIZE - ((gpa + i) & 0xfff));
-      const pa = this.hpaOf(gpa + i);
+      const pa = this.hpaOf(gpa + i, true);
       out.set(this.mem.u8.subarray(pa, pa + n), i);
       i += n;
     }

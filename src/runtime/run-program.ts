@@ -27,6 +27,19 @@ export interface RunResult {
   wallMs: number;
 }
 
+/**
+ * Host memories of finished runs, by size, reused while every frame is free again: a run does not
+ * allocate (and leave to the garbage collector) a fresh SharedArrayBuffer of its whole DRAM, which
+ * matters when thousands of programs run in one process. Frames are zeroed when handed out.
+ */
+const idleHosts = new Map<number, HostMemory>();
+
+function takeHost(mib: number): HostMemory {
+  const h = idleHosts.get(mib);
+  if (h && h.freeFrames === h.frames) { idleHosts.delete(mib); return h; }
+  return HostMemory.create(mib);
+}
+
 /** Host memory for a VM of `memoryMiB`: its RAM plus room for G-stage tables. */
 export const hostMiBFor = (memoryMiB: number): number => memoryMiB + Math.max(4, Math.ceil(memoryMiB / 256)) + (KERNEL_REGION >> 20);
 
@@ -44,11 +57,14 @@ export function runProgram(elf: Uint8Array, opts: RunOptions = {}, more: Uint8Ar
     })),
   } as VmSpec;
   const started = performance.now();
-  const host = HostMemory.create(hostMiBFor(spec.memoryMiB));
-  const vm = new Vm(spec, host, 1);
+  const mib = hostMiBFor(spec.memoryMiB);
+  const host = takeHost(mib);
+  let vm: Vm;
+  try { vm = new Vm(spec, host, 1); } catch (e) { idleHosts.set(mib, host); throw e; }
   const out: Buffer[][] = [[], []];
   vm.onConsole((port, bytes) => { out[port].push(Buffer.from(bytes)); opts.onOutput?.(port, bytes); });
   vm.runToCompletion(opts.maxInstructions);
+  if (host.freeFrames === host.frames) idleHosts.set(mib, host);
   const first = vm.processes()[0];
   return {
     stdout: Buffer.concat(out[0]), stderr: Buffer.concat(out[1]), status: first.status ?? -1,

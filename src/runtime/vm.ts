@@ -16,7 +16,11 @@ import { COSTS, Ctr, CrossingPreset } from '../uarch/costs.js';
 import { HostMemory, OutOfHostMemory } from '../hypervisor/host-memory.js';
 import { Khv, Vcpu } from '../hypervisor/khv.js';
 import { Uhv } from '../hypervisor/uhv.js';
-import { VmFault } from '../hypervisor/exits.js';
+import { GuestMemoryError, VmFault } from '../hypervisor/exits.js';
+import { FrameState } from '../hypervisor/host-memory.js';
+import { ringGpa } from '../guest/layout.js';
+import { RAM_BASE } from '../hypervisor/platform.js';
+import { PAGE_SIZE } from '../mmu/phys.js';
 import { GuestKernel } from '../guest/kernel.js';
 import { SpectreV2Mitigation } from '../guest/kernel-text.js';
 import { ProcessStatus } from '../guest/process.js';
@@ -82,6 +86,9 @@ export interface VmCounters extends VcpuCounters {
 
 export type ConsoleListener = (port: number, bytes: Uint8Array) => void;
 
+/** Who a guest page belongs to: a process (mapped at `va`, or null for its page tables), the kernel, the console rings, or nobody. */
+export type PageOwner = { kind: 'process'; pid: number; va: number | null } | { kind: 'kernel' } | { kind: 'device' } | { kind: 'free' };
+
 export class Vm {
   readonly vcpus: Vcpu[] = [];
   readonly khv: Khv;
@@ -102,7 +109,7 @@ export class Vm {
     const elfs = spec.processes.map((p) => parseElf32(p.elf));
     if (!Number.isInteger(spec.memoryMiB) || spec.memoryMiB < 8 || spec.memoryMiB > 2047) throw new RangeError(`memoryMiB must be 8-2047, got ${spec.memoryMiB}`);
     if (spec.processes.length === 0) throw new RangeError('a VM needs at least one process');
-    const mem = new PhysMem(host.buffers.dram);
+    const mem = new PhysMem(host.buffers.dram, host.poison);
     this.khv = new Khv(host, mem, owner, spec.memoryMiB << 20, (ram) => new Uhv(ram, (port, bytes) => this.emit(port, bytes)));
     for (let i = 0; i < spec.vcpus; i++) {
       const h = new Hart(mem, i);
@@ -112,9 +119,11 @@ export class Vm {
     }
     this.idle = this.vcpus.map(() => 0);
     if (spec.engine === 'jit') this.shareTranslations(mem);
+    this.khv.flushAll = () => { for (const v of this.vcpus) v.hart.mmu.flushAll(); };
     this.kernel = new GuestKernel(this.khv, this.vcpus, {
       mitigation: spec.spectreV2Mitigation, seed: spec.seed, ramBytes: spec.memoryMiB << 20, techniques: spec.techniques ?? resolveTechniques(),
     });
+    this.khv.onMemoryFailure = (v, gpa, va, pc, fromUser) => this.kernel.memoryFailureTrap(v, gpa, va, pc, fromUser);
     try {
       this.kernel.boot(spec.processes.map((p, i) => ({ elf: elfs[i], name: p.name, argv: p.argv, env: p.env, stdin: p.stdin })));
     } catch (e) {
@@ -185,6 +194,7 @@ export class Vm {
   private crash(e: unknown): void {
     this.state = 'crashed';
     if (e instanceof VmFault) this.reason = e.message;
+    else if (e instanceof GuestMemoryError) this.reason = `guest-kernel-panic: ${e.message} in kernel memory`;
     else if (e instanceof OutOfHostMemory) this.reason = e.message;
     else this.reason = `internal-error: ${(e as Error)?.stack ?? String(e)}`;
   }
@@ -214,6 +224,50 @@ export class Vm {
         return;
       }
     }
+  }
+
+  /**
+   * Injects an uncorrectable error into host frame `frame`, which this VM owns as guest RAM. Call
+   * between `run` calls (the worker does, at a slice boundary), so the moment is deterministic in
+   * simulated time. The error stays latent until something reads the page.
+   * Returns the guest page and its owner. Raises: RangeError when the VM does not own the frame as guest RAM.
+   */
+  injectMemoryError(frame: number): { gpa: number; owner: PageOwner; virtualTimeNs: number } {
+    const gpa = this.khv.gstage.gpaOf.get(frame);
+    if (gpa === undefined || this.host.state[frame] !== FrameState.Guest || this.host.owner[frame] !== this.owner) throw new RangeError(`frame ${frame} is not guest memory of this VM`);
+    Atomics.store(this.host.poison, frame, 1);
+    this.khv.flushAll();
+    return { gpa, owner: this.pageOwner(gpa), virtualTimeNs: Math.max(...this.vcpus.map((v) => v.hart.ctr[Ctr.Cycles])) };
+  }
+
+  /** The host frame backing guest page `gpa`, or of user address `va` of process `pid`; -1 when unbacked. */
+  frameOf(target: { gpa: number } | { pid: number; va: number }): number {
+    let gpa: number;
+    if ('gpa' in target) gpa = target.gpa;
+    else {
+      const p = this.kernel.processes.find((x) => x.pid === target.pid && x.state !== 'exited');
+      const e = p?.pages.get(target.va >>> 12);
+      if (e === undefined) return -1;
+      gpa = e - (e & 0xfff);
+    }
+    if (!this.khv.gstage.isRam(gpa)) return -1;
+    const f = this.khv.gstage.frameOf[(gpa - RAM_BASE) >>> 12];
+    return f >= 0 ? f : -1;
+  }
+
+  private pageOwner(gpa: number): PageOwner {
+    const o = this.kernel.ownerOf(gpa - (gpa & 0xfff));
+    if (o.kind === 'process') return { kind: 'process', pid: o.p.pid, va: o.va };
+    if (o.kind === 'kernel') return { kind: gpa >= ringGpa(0) && gpa < ringGpa(0) + 2 * 0x10000 ? 'device' : 'kernel' };
+    return { kind: 'free' };
+  }
+
+  /** Every backed guest page with its host frame and owner (for GET /v1/vms/{id}/memory). */
+  memoryPages(): Array<{ gpa: number; hpa: number; owner: PageOwner; corrupted: boolean }> {
+    const out: Array<{ gpa: number; hpa: number; owner: PageOwner; corrupted: boolean }> = [];
+    for (const { gpa, frame } of this.khv.gstage.backed()) out.push({ gpa, hpa: frame * PAGE_SIZE, owner: this.pageOwner(gpa), corrupted: false });
+    for (const gpa of this.khv.corruptedPages) out.push({ gpa, hpa: -1, owner: this.pageOwner(gpa), corrupted: true });
+    return out.sort((a, b) => a.gpa - b.gpa);
   }
 
   instructions(): number {
