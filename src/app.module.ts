@@ -20,6 +20,7 @@ import { VmsController, VmsService } from './api/vms.js';
 import { RuntimeService } from './api/runtime.service.js';
 import { TechniquesController } from './api/techniques.js';
 import { ExperimentsController, ExperimentsService } from './api/experiments.js';
+import { MemoryErrorsController, MemoryErrorsService } from './api/memory-errors.js';
 import { OperationsController, OperationsService } from './api/operations.js';
 import { EventsGateway } from './api/events.gateway.js';
 import { Metrics, MetricsController } from './api/observability.js';
@@ -50,7 +51,7 @@ export class AppModule {
           },
         }),
       ],
-      controllers: [TenantsController, HostsController, ImagesController, VmsController, TechniquesController, ExperimentsController, OperationsController, EventsController, HealthController, MetricsController],
+      controllers: [TenantsController, HostsController, ImagesController, VmsController, TechniquesController, ExperimentsController, MemoryErrorsController, OperationsController, EventsController, HealthController, MetricsController],
       providers: [
         { provide: CONFIG, useValue: { ...o.config, resolvedAdminToken: o.adminToken } },
         EventsService,
@@ -59,6 +60,7 @@ export class AppModule {
         VmsService,
         RuntimeService,
         ExperimentsService,
+        MemoryErrorsService,
         OperationsService,
         EventsGateway,
         IdempotencyInterceptor,

@@ -105,6 +105,22 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
     await rt?.shutdown();
   }
 
+  /**
+   * A fatal error in hypervisor memory: the host goes `failed` (with an event) and every VM on it
+   * crashes with reason `host-panic`.
+   */
+  async panicHost(tenantId: string, h: HostEntity): Promise<void> {
+    await this.events.tx(async (m) => {
+      await m.update(HostEntity, { id: h.id }, { state: 'failed' });
+      await this.events.append(m, tenantId, 'host.state', `host:${h.id}`, { from: h.state, to: 'failed', reason: 'host-panic' });
+    });
+    await this.hosts.get(h.id)?.panic();
+    await Promise.all([...this.live.keys()].map((id) => this.chains.get(id)));
+  }
+
+  /** The running VM that owns frame-table slot `slot` of a host, if any. */
+  vmOfSlot(hostId: string, slot: number): string | undefined { return this.hosts.get(hostId)?.keyOfSlot(slot); }
+
   /** Memory accounting of a host: frames free, retired, poisoned, and in use by each VM. */
   hostUsage(h: Pick<HostEntity, 'id' | 'memoryMiB'>): HostUsage & { freeMiB: number } {
     const u = this.ensureHost(h).usage();
@@ -141,6 +157,11 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
     runner.on('console', (port: number, bytes: Uint8Array) => l.pendingConsole.push({ port, bytes }));
     runner.on('process', (s: ProcessStatus) => { void this.serial(vmId, () => this.appendEvent(tenantId, vmId, 'vm.process', { ...s })); });
     runner.on('exits', (records: ExitRecord[], dropped: number) => this.exitStream.emit('exits', vmId, tenantId, records, dropped));
+    runner.on('memory-failure', (m: { gpa: number; pid: number | null; va: number | null; virtualTimeNs: number }) => {
+      void this.serial(vmId, () => this.appendEvent(tenantId, vmId, 'vm.memory-failure', {
+        recipient: 'guest', action: 'inject', actionRequired: true, guestPhysicalAddress: m.gpa, pid: m.pid, guestVirtualAddress: m.va, virtualTimeNs: m.virtualTimeNs,
+      }));
+    });
     runner.once('final', (s: VmSnapshot) => { void this.finish(vmId, l, s).catch((e) => this.log.error(e instanceof Error ? e.stack : String(e))); });
     l.timers.push(setInterval(() => { void this.serial(vmId, () => this.flushConsole(vmId, l)); }, CONSOLE_EVERY_MS));
     l.timers.push(setInterval(() => { if (runner.state === 'running') void this.serial(vmId, () => this.publishCounters(vmId, l)); }, COUNTERS_EVERY_MS));

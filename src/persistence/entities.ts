@@ -103,6 +103,21 @@ export class ExperimentEntity {
   @UpdateDateColumn({ name: 'updated_at', type: 'timestamptz' }) updatedAt!: Date;
 }
 
+@Entity({ name: 'memory_errors' })
+export class MemoryErrorEntity {
+  @PrimaryGeneratedColumn('uuid') id!: string;
+  @Column({ name: 'tenant_id', type: 'uuid' }) tenantId!: string;
+  @Column({ name: 'host_id', type: 'uuid' }) hostId!: string;
+  @Column({ type: 'int' }) frame!: number;
+  @Column({ type: 'text' }) kind!: 'uncorrectable' | 'corrected';
+  @Column({ type: 'boolean', default: false }) latent!: boolean;
+  /** corrected | retired (free frame) | latent | known (a VM's page) | fatal (hypervisor data) */
+  @Column({ type: 'text' }) state!: string;
+  @Column({ type: 'jsonb' }) hit!: Record<string, unknown>;
+  @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt!: Date;
+  @UpdateDateColumn({ name: 'updated_at', type: 'timestamptz' }) updatedAt!: Date;
+}
+
 @Entity({ name: 'operations' })
 export class OperationEntity {
   @PrimaryGeneratedColumn('uuid') id!: string;
@@ -128,4 +143,4 @@ export class IdempotencyEntity {
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt!: Date;
 }
 
-export const ENTITIES = [TenantEntity, HostEntity, EventEntity, ImageEntity, VmEntity, VmRunEntity, ExperimentEntity, OperationEntity, IdempotencyEntity];
+export const ENTITIES = [TenantEntity, HostEntity, EventEntity, ImageEntity, VmEntity, VmRunEntity, ExperimentEntity, MemoryErrorEntity, OperationEntity, IdempotencyEntity];

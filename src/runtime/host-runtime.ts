@@ -50,6 +50,14 @@ export class HostRuntime {
 
   running(): VmRunner[] { return [...this.vms.values()].map((v) => v.runner); }
 
+  /** The key of the VM that owns frame-table slot `slot`, if it runs here. */
+  keyOfSlot(slot: number): string | undefined { return this.vms.get(slot)?.key; }
+
+  /** A fatal hypervisor error: every VM's worker is killed (they end `crashed`); resolves when all are down. */
+  async panic(): Promise<void> {
+    await Promise.all(this.running().map((r) => r.kill('host-panic')));
+  }
+
   usage(): HostUsage {
     const u = this.memory.usage();
     const byVm: Record<string, number> = {};

@@ -3,42 +3,13 @@
  * poisoned page dies with SIGBUS and nothing else does; the page is never used again; errors in
  * kernel memory panic the guest; frames with errors never go back to the host's free pool.
  */
-import { assemble } from '../isa/assembler.js';
 import { FrameState, HostMemory } from '../hypervisor/host-memory.js';
 import { ringGpa } from '../guest/layout.js';
+import { pageToucher } from '../testing/guest-programs.js';
 import { DEFAULT_SPEC, Vm, VmSpec } from './vm.js';
 
-const asm = (src: string) => assemble(`.globl _start\n.text\n${src}`).elf;
 
-/** Reads and writes its buffer page in a loop, printing `tag` every 200,000 rounds, `n` times. */
-const toucher = (tag: string, n: number) => asm(`
-_start:
-  li s2, ${n}
-1:
-  li s3, 200000
-2:
-  la t0, buf
-  lw t1, 0(t0)
-  addi t1, t1, 1
-  sw t1, 0(t0)
-  addi s3, s3, -1
-  bnez s3, 2b
-  li a0, 1
-  la a1, msg
-  li a2, 2
-  li a7, 64
-  ecall
-  addi s2, s2, -1
-  bnez s2, 1b
-  li a0, 0
-  li a7, 93
-  ecall
-.data
-msg: .ascii "${tag}\\n"
-.bss
-.align 12
-buf: .space 4096
-`);
+const toucher = pageToucher;
 
 function twoProcessVm(host: HostMemory): Vm {
   const p = (name: string, elf: Uint8Array) => ({ name, elf, argv: [name], env: [], stdin: new Uint8Array() });

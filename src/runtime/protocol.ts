@@ -35,16 +35,24 @@ export type VmAction =
   | { type: 'trace-exits'; on: boolean }
   /** New effective technique settings; the guest kernel applies them at the next syscall. */
   | { type: 'set-techniques'; techniques: TechniqueSettings }
-  /** Injections (memory errors, interrupts) are not implemented yet: always answered with an error. */
-  | { type: 'inject'; what: string };
+  /**
+   * Injects an uncorrectable error into host frame `frame` (guest RAM of this VM) at the next
+   * slice boundary; the reply's `data` is `{gpa, owner, virtualTimeNs}`. Other `what`s are
+   * answered with an error.
+   */
+  | { type: 'inject'; what: 'memory-error' | string; frame?: number }
+  /** Resolves a guest page (`gpa`) or a process's user address (`pid`, `va`) to its host frame; `data` is the frame or -1. */
+  | { type: 'resolve-frame'; gpa?: number; pid?: number; va?: number }
+  /** `data`: every backed guest page with its host address and owner. */
+  | { type: 'memory-map' };
 
 export type ActionType = VmAction['type'];
 
 /** Which actions each state accepts. */
 export const ALLOWED: Record<WorkerState, readonly ActionType[]> = {
-  created: ['start', 'stop', 'read-state', 'inject', 'trace-exits'],
-  running: ['pause', 'stop', 'read-state', 'inject', 'trace-exits', 'set-techniques'],
-  paused: ['resume', 'stop', 'read-state', 'inject', 'trace-exits', 'set-techniques'],
+  created: ['start', 'stop', 'read-state', 'trace-exits'],
+  running: ['pause', 'stop', 'read-state', 'inject', 'trace-exits', 'set-techniques', 'resolve-frame', 'memory-map'],
+  paused: ['resume', 'stop', 'read-state', 'inject', 'trace-exits', 'set-techniques', 'resolve-frame', 'memory-map'],
   stopped: ['read-state'],
   crashed: ['read-state'],
 };
@@ -70,10 +78,12 @@ export interface WorkerInit {
 }
 
 export type WorkerMessage =
-  | { type: 'reply'; id: number; ok: true; snapshot: VmSnapshot }
+  | { type: 'reply'; id: number; ok: true; snapshot: VmSnapshot; data?: unknown }
   | { type: 'reply'; id: number; ok: false; error: string; snapshot: VmSnapshot }
   | { type: 'console'; port: number; bytes: Uint8Array }
   | { type: 'process'; status: ProcessStatus }
+  /** A memory error was consumed: the guest kernel killed process `pid` (SIGBUS). */
+  | { type: 'memory-failure'; gpa: number; pid: number | null; va: number | null; virtualTimeNs: number }
   /** Exits since the last batch (while tracing); `dropped` counts those over MAX_EXIT_BATCH. */
   | { type: 'exits'; records: ExitRecord[]; dropped: number }
   | { type: 'state'; snapshot: VmSnapshot }

@@ -5,7 +5,7 @@
  * thread) into a `crashed` VM whose host frames are taken back. The process never goes down
  * with a worker.
  *
- * Events: 'console' (port, bytes), 'process' (status), 'exits' (records, dropped), 'state'
+ * Events: 'console' (port, bytes), 'process' (status), 'memory-failure' (details), 'exits' (records, dropped), 'state'
  * (snapshot), 'final' (snapshot, once). Console output
  * is also kept in `console` (bounded), so nothing printed before a listener attaches is lost.
  */
@@ -26,7 +26,7 @@ export class VmRunner extends EventEmitter {
   private readonly worker: Worker;
   private readonly published: Float64Array;
   private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (s: VmSnapshot) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<number, { resolve: (s: VmSnapshot) => void; reject: (e: Error) => void; data?: (d: unknown) => void }>();
   readonly console: ConsoleBuffer;
   private last: VmSnapshot = { state: 'created', reason: null, vcpus: [], processes: [], counters: null };
   /** Resolves with the final snapshot when the VM has stopped or crashed (never rejects). */
@@ -66,6 +66,16 @@ export class VmRunner extends EventEmitter {
     });
   }
 
+  /** Sends an action and resolves with the reply's `data`. Raises: VmActionError. */
+  ask<T>(action: VmAction): Promise<T> {
+    if (this.last.state === 'stopped' || this.last.state === 'crashed') return Promise.reject(new VmActionError(`${action.type} is not allowed while the VM is ${this.last.state}`, this.last));
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve: () => undefined, reject, data: (d) => resolve(d as T) });
+      this.worker.postMessage({ id, action });
+    });
+  }
+
   start(): Promise<VmSnapshot> { return this.request({ type: 'start' }); }
   pause(): Promise<VmSnapshot> { return this.request({ type: 'pause' }); }
   resume(): Promise<VmSnapshot> { return this.request({ type: 'resume' }); }
@@ -76,11 +86,13 @@ export class VmRunner extends EventEmitter {
     return this.done;
   }
 
-  /** Kills the worker thread outright (as the OS would); the VM ends `crashed`. */
-  async kill(): Promise<VmSnapshot> {
+  /** Kills the worker thread outright (as the OS would); the VM ends `crashed` with `reason` (default: how the worker ended). */
+  async kill(reason?: string): Promise<VmSnapshot> {
+    this.killReason = reason;
     await this.worker.terminate();
     return this.done;
   }
+  private killReason: string | undefined;
 
   private update(s: VmSnapshot): void {
     const changed = s.state !== this.last.state;
@@ -97,6 +109,9 @@ export class VmRunner extends EventEmitter {
       case 'process':
         this.emit('process', m.status);
         break;
+      case 'memory-failure':
+        this.emit('memory-failure', m);
+        break;
       case 'exits':
         this.emit('exits', m.records, m.dropped);
         break;
@@ -110,7 +125,7 @@ export class VmRunner extends EventEmitter {
         const p = this.pending.get(m.id);
         this.pending.delete(m.id);
         if (this.last.state !== 'stopped' && this.last.state !== 'crashed') this.update(m.snapshot);
-        if (m.ok) p?.resolve(m.snapshot); else p?.reject(new VmActionError(m.error, m.snapshot));
+        if (m.ok) { p?.resolve(m.snapshot); p?.data?.(m.data); } else p?.reject(new VmActionError(m.error, m.snapshot));
         break;
       }
     }
@@ -132,6 +147,6 @@ export class VmRunner extends EventEmitter {
     if (this.finished) return;
     // Whatever the worker held goes back to the host (it cannot free it any more).
     this.host.releaseOwner(this.owner);
-    this.finish({ ...this.last, state: 'crashed', reason });
+    this.finish({ ...this.last, state: 'crashed', reason: this.killReason ?? reason });
   }
 }

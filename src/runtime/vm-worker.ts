@@ -68,7 +68,11 @@ async function loop(): Promise<void> {
   }
 }
 
+/** Data for the reply to the action being handled. */
+let replyData: unknown;
+
 function handle(a: VmAction): string | null {
+  replyData = undefined;
   if (!ALLOWED[state].includes(a.type)) return `${a.type} is not allowed while the VM is ${state}`;
   switch (a.type) {
     case 'start':
@@ -80,6 +84,7 @@ function handle(a: VmAction): string | null {
       }
       vm.onConsole((p, bytes) => send({ type: 'console', port: p, bytes }, [bytes.buffer as ArrayBuffer]));
       vm.kernel.onProcessExit = (status) => send({ type: 'process', status });
+      vm.kernel.onMemoryFailure = (e) => send({ type: 'memory-failure', gpa: e.gpa, pid: e.pid, va: e.va, virtualTimeNs: vm!.counters().virtualTimeNs });
       state = 'running';
       setImmediate(loop); // after the reply to this action
       return null;
@@ -107,13 +112,21 @@ function handle(a: VmAction): string | null {
       vm!.kernel.techniques = a.techniques;
       return null;
     case 'inject':
-      return `inject ${a.what}: not implemented`;
+      if (a.what !== 'memory-error' || a.frame === undefined) return `inject ${a.what}: not implemented`;
+      try { replyData = vm!.injectMemoryError(a.frame); } catch (e) { return (e as Error).message; }
+      return null;
+    case 'resolve-frame':
+      replyData = a.gpa !== undefined ? vm!.frameOf({ gpa: a.gpa }) : vm!.frameOf({ pid: a.pid ?? -1, va: a.va ?? -1 });
+      return null;
+    case 'memory-map':
+      replyData = vm!.memoryPages();
+      return null;
   }
 }
 
 port.on('message', ({ id, action }: Envelope) => {
   const error = handle(action);
   const snap = snapshot();
-  if (error === null) send({ type: 'reply', id, ok: true, snapshot: snap });
+  if (error === null) send({ type: 'reply', id, ok: true, snapshot: snap, data: replyData });
   else send({ type: 'reply', id, ok: false, error, snapshot: snap });
 });
