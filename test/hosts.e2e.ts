@@ -51,6 +51,10 @@ describe.each(BACKENDS)('tenants, auth, hosts and events on $name', (backend) =>
     const id = created.body.id;
     await api().get(`/v1/hosts/${id}`).set(auth).expect(200);
     await api().post('/v1/hosts').set(auth).send({ name: 'h1', cpus: 1, memoryMiB: 16 }).expect(409);
+    // A host's DRAM is real memory of this service: sizes it cannot hold are refused, and nothing is created.
+    const huge = await api().post('/v1/hosts').set(auth).send({ name: 'huge', cpus: 1, memoryMiB: 65536 }).expect(400);
+    expect(huge.body.detail).toMatch(/memoryMiB/);
+    expect((await api().get('/v1/hosts?pageSize=100').set(auth).expect(200)).body.items.some((h: { name: string }) => h.name === 'huge')).toBe(false);
     for (const n of ['h2', 'h3']) await api().post('/v1/hosts').set(auth).send({ name: n, cpus: 1, memoryMiB: 16 }).expect(201);
     const p1 = await api().get('/v1/hosts?pageSize=2').set(auth).expect(200);
     expect(p1.body.items.map((h: { name: string }) => h.name)).toEqual(['h1', 'h2']);

@@ -8,7 +8,7 @@ import { IsIn, IsInt, IsObject, IsOptional, IsString, Length, Max, Min } from 'c
 import { DataSource } from 'typeorm';
 import { TenantId } from './auth.js';
 import { Idempotent } from './idempotency.js';
-import { conflict, notFound } from './errors.js';
+import { conflict, notFound, ProblemError } from './errors.js';
 import { listPage, PageQuery } from './pagination.js';
 import { EventsService } from './events.service.js';
 import { HostEntity } from '../persistence/entities.js';
@@ -18,14 +18,15 @@ import { checkTechniques } from './techniques.js';
 export class CreateHostDto {
   @ApiProperty() @IsString() @Length(1, 100) name!: string;
   @ApiProperty() @IsInt() @Min(1) @Max(64) cpus!: number;
-  @ApiProperty() @IsInt() @Min(16) @Max(65536) memoryMiB!: number;
+  /** Host DRAM is allocated (as shared memory) by this service: at most 16 GiB per host. */
+  @ApiProperty() @IsInt() @Min(16) @Max(16384) memoryMiB!: number;
   @ApiPropertyOptional() @IsOptional() @IsObject() techniques?: Record<string, unknown>;
 }
 
 export class UpdateHostDto {
   @ApiPropertyOptional() @IsOptional() @IsString() @Length(1, 100) name?: string;
   @ApiPropertyOptional() @IsOptional() @IsInt() @Min(1) @Max(64) cpus?: number;
-  @ApiPropertyOptional() @IsOptional() @IsInt() @Min(16) @Max(65536) memoryMiB?: number;
+  @ApiPropertyOptional() @IsOptional() @IsInt() @Min(16) @Max(16384) memoryMiB?: number;
   @ApiPropertyOptional() @IsOptional() @IsObject() techniques?: Record<string, unknown>;
   @ApiPropertyOptional() @IsOptional() @IsIn(['ready', 'maintenance']) state?: string;
 }
@@ -53,6 +54,7 @@ export class HostsService {
     try {
       const h = await this.events.tx(async (m) => {
         const h = await m.save(m.create(HostEntity, { ...dto, techniques: dto.techniques ?? {}, tenantId, state: 'ready' }));
+        this.allocate(h);
         await this.events.append(m, tenantId, 'host.created', `host:${h.id}`, hostView(h));
         return h;
       });
@@ -70,6 +72,14 @@ export class HostsService {
   }
 
   view(h: HostEntity) { return hostWithMemory(h, this.runtime); }
+
+  /** Creates the host's runtime (its DRAM). Raises 507 when this service cannot allocate it (the transaction then rolls back). */
+  private allocate(h: HostEntity): void {
+    try { this.runtime.ensureHost(h); } catch (e) {
+      if (e instanceof RangeError) throw new ProblemError(507, 'Insufficient Storage', `this service cannot allocate ${h.memoryMiB} MiB of host DRAM: ${e.message}`, { memoryMiB: h.memoryMiB });
+      throw e;
+    }
+  }
 
   list(tenantId: string, q: PageQuery) {
     return listPage(this.ds.getRepository(HostEntity), tenantId, q, (h) => this.view(h));
@@ -90,7 +100,7 @@ export class HostsService {
         Object.assign(h, dto);
         const saved = await m.save(h);
         await this.events.append(m, tenantId, 'host.updated', `host:${id}`, { changes: { ...dto } });
-        if (resize) await this.runtime.dropHost(id);
+        if (resize) { await this.runtime.dropHost(id); this.allocate(saved); }
         return saved;
       });
       return hostWithMemory(saved, this.runtime);

@@ -62,7 +62,13 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
 
   async onApplicationBootstrap(): Promise<void> {
     await this.recover();
-    for (const h of await this.ds.getRepository(HostEntity).find()) this.ensureHost(h);
+    for (const h of await this.ds.getRepository(HostEntity).find()) {
+      try { this.ensureHost(h); } catch (e) {
+        // Do not take the service down for one host: it is marked failed and says why in the log.
+        this.log.error(`host ${h.id}: cannot allocate ${h.memoryMiB} MiB of DRAM (${(e as Error).message}); marking it failed`);
+        await this.ds.getRepository(HostEntity).update({ id: h.id }, { state: 'failed' });
+      }
+    }
   }
 
   /** A clean shutdown stops every VM (before the database closes); their state is recorded as stopped ('service-shutdown'). */
@@ -123,7 +129,11 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
 
   /** Memory accounting of a host: frames free, retired, poisoned, and in use by each VM. */
   hostUsage(h: Pick<HostEntity, 'id' | 'memoryMiB'>): HostUsage & { freeMiB: number } {
-    const u = this.ensureHost(h).usage();
+    let rt: HostRuntime;
+    try { rt = this.ensureHost(h); } catch {
+      return { frames: 0, free: 0, poisoned: 0, retired: 0, byVm: {}, freeMiB: 0 }; // DRAM could not be allocated (host failed)
+    }
+    const u = rt.usage();
     return { ...u, freeMiB: Math.floor(u.free / 256) };
   }
 
