@@ -103,7 +103,8 @@ describe.each(BACKENDS)('VM lifecycle and telemetry on $name', (backend) => {
     const states = events.filter((e) => e.type === 'vm.state').map((e) => e.data.to);
     expect(states[0]).toBe('starting');
     expect(states.at(-1)).toBe('stopped');
-    expect(events.some((e) => e.type === 'vm.counters' && (e.data.instructions as number) > 0)).toBe(true);
+    const snapshot = events.find((e) => e.type === 'vm.counters' && (e.data.instructions as number) > 0);
+    expect(snapshot?.data.exits).toMatchObject({ mmio: expect.any(Number) });
     const consoleText = events.filter((e) => e.type === 'vm.console').map((e) => e.data.text).join('');
     expect(consoleText).toBe(want.stdout.toString());
     expect(events.find((e) => e.type === 'vm.process')?.data).toMatchObject({ pid: 1, exitCode: 3, status: 3 });

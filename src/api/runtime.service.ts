@@ -208,8 +208,9 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
 
   private async publishCounters(vmId: string, l: LiveVm): Promise<void> {
     const c = l.runner.counters();
-    this.setGauges(vmId, l.hostId, c, null);
-    await this.appendEvent(l.tenantId, vmId, 'vm.counters', { ...c, wallMs: Date.now() - l.startedAt.getTime() });
+    const exits = l.runner.exitCounts();
+    this.setGauges(vmId, l.hostId, c, exits);
+    await this.appendEvent(l.tenantId, vmId, 'vm.counters', { ...c, exits, wallMs: Date.now() - l.startedAt.getTime() });
   }
 
   private setGauges(vmId: string, hostId: string, c: { instructions: number; cycles: number; crossings: number }, exits: Record<string, number> | null): void {

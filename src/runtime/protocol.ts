@@ -22,6 +22,7 @@ import type { VmCounters, VmSpec } from './vm.js';
 import type { ProcessStatus } from '../guest/process.js';
 import type { HostMemoryBuffers } from '../hypervisor/host-memory.js';
 import type { TechniqueSettings } from '../techniques/catalogue.js';
+import { EXIT_REASONS } from '../hypervisor/exits.js';
 
 export type WorkerState = 'created' | 'running' | 'paused' | 'stopped' | 'crashed';
 
@@ -97,4 +98,6 @@ export interface Envelope { id: number; action: VmAction }
 
 /** Counters published through shared memory, in this order. */
 export const PUBLISHED = ['instructions', 'cycles', 'crossings', 'transitions', 'tlbMisses', 'branchMispredicts', 'virtualTimeNs', 'backedPages'] as const;
+/** After PUBLISHED: exits by reason, one slot per EXIT_REASONS row, in table order. */
+export const PUBLISHED_SLOTS = PUBLISHED.length + EXIT_REASONS.length;
 export const SLICE_QUANTA = 10;

@@ -12,7 +12,8 @@
 import { EventEmitter } from 'node:events';
 import type { Worker } from 'node:worker_threads';
 import { HostMemory } from '../hypervisor/host-memory.js';
-import { PUBLISHED, VmAction, VmSnapshot, WorkerInit, WorkerMessage, WorkerState } from './protocol.js';
+import { EXIT_REASONS } from '../hypervisor/exits.js';
+import { PUBLISHED, PUBLISHED_SLOTS, VmAction, VmSnapshot, WorkerInit, WorkerMessage, WorkerState } from './protocol.js';
 import { spawnModuleWorker } from './spawn-worker.js';
 import { ConsoleBuffer } from './console-buffer.js';
 import type { VmSpec } from './vm.js';
@@ -36,7 +37,7 @@ export class VmRunner extends EventEmitter {
   constructor(readonly spec: VmSpec, readonly host: HostMemory, readonly owner: number, sliceQuanta?: number, consoleBytes?: number) {
     super();
     this.console = new ConsoleBuffer(consoleBytes);
-    const sab = new SharedArrayBuffer(PUBLISHED.length * 8);
+    const sab = new SharedArrayBuffer(PUBLISHED_SLOTS * 8);
     this.published = new Float64Array(sab);
     this.done = new Promise((r) => { this.resolveDone = r; });
     const init: WorkerInit = { spec, host: host.buffers, owner, published: sab, sliceQuanta };
@@ -52,6 +53,13 @@ export class VmRunner extends EventEmitter {
   /** The counters the worker published last (no round trip). */
   counters(): Record<(typeof PUBLISHED)[number], number> {
     return Object.fromEntries(PUBLISHED.map((k, i) => [k, this.published[i]])) as Record<(typeof PUBLISHED)[number], number>;
+  }
+
+  /** Exits by reason as the worker published them last (reasons with at least one exit). */
+  exitCounts(): Record<string, number> {
+    const out: Record<string, number> = {};
+    EXIT_REASONS.forEach((r, i) => { const n = this.published[PUBLISHED.length + i]; if (n) out[r.name] = n; });
+    return out;
   }
 
   /** Sends one action. Raises: VmActionError when the worker refuses it or is gone. */

@@ -8,6 +8,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { HostMemory } from '../hypervisor/host-memory.js';
 import { Vm } from './vm.js';
 import { Ctr } from '../uarch/costs.js';
+import { EXIT_REASONS } from '../hypervisor/exits.js';
 import { ALLOWED, Envelope, ExitRecord, MAX_EXIT_BATCH, PUBLISHED, SLICE_QUANTA, VmAction, VmSnapshot, WorkerInit, WorkerMessage, WorkerState } from './protocol.js';
 
 const init = workerData as WorkerInit;
@@ -39,6 +40,8 @@ function publish(): void {
   if (!vm) return;
   const c = vm.counters() as unknown as Record<string, number>;
   PUBLISHED.forEach((k, i) => { published[i] = c[k]; });
+  const exits = vm.khv.exits;
+  EXIT_REASONS.forEach((r, i) => { published[PUBLISHED.length + i] = exits.get(r.name) ?? 0; });
 }
 
 function finish(next: 'stopped' | 'crashed', why: string | null): void {
