@@ -86,6 +86,37 @@ describe('jit vs interpreter', () => {
     }), { seed: 31, numRuns: 60 });
   });
 
+  test('tight loops (a block branching to itself) stop at exact budgets and trap precisely mid-iteration', () => {
+    // The loop walks a pointer up through RAM, summing words with a multiply and a taken branch per
+    // iteration, until its load leaves RAM (an access fault on the 700th iteration or so).
+    const src = `
+      li a0, 0x${(0x100000 - 0x2bc0).toString(16)}
+      li a1, 0
+      li a2, 3
+    1:
+      lw t0, 0(a0)
+      mul t0, t0, a2
+      add a1, a1, t0
+      addi a0, a0, 16
+      bnez a2, 1b
+      ecall
+    `;
+    for (const slice of [1, 7, 64, 333, 1_000_000]) {
+      const [a, b] = (['interp', 'jit'] as const).map((engine) => {
+        const h = machine(src, engine);
+        const stops: unknown[] = [];
+        for (let i = 0; i < 100_000; i++) {
+          const r = h.run(slice);
+          stops.push([r, h.pc, h.ctr[0]]);
+          if (r === StopReason.Trap) break;
+        }
+        return { final: snapshot(h), stops };
+      });
+      expect(b).toEqual(a);
+      expect(a.final.mcause).toBe(5); // load access fault, raised by the iteration that left RAM
+    }
+  });
+
   test('odd budgets and switching engines mid-run give the same state at every stop', () => {
     fc.assert(fc.property(smcProgram, fc.integer({ min: 1, max: 37 }), (src, slice) => {
       const a = machine(src, 'interp');

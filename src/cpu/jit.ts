@@ -34,7 +34,8 @@ const ENDS_BLOCK = new Set(['jal', 'jalr', 'beq', 'bne', 'blt', 'bge', 'bltu', '
 const STORES = new Set(['sb', 'sh', 'sw', 'sc.w', 'amoswap.w', 'amoadd.w', 'amoxor.w', 'amoand.w', 'amoor.w',
   'amomin.w', 'amomax.w', 'amominu.w', 'amomaxu.w', 'hsv.b', 'hsv.h', 'hsv.w']);
 
-type BlockFn = (h: Hart, x: Int32Array, ctr: Float64Array) => number;
+/** A translated block; `budget` is how many instructions it may retire (at least its length). */
+type BlockFn = (h: Hart, x: Int32Array, ctr: Float64Array, budget: number) => number;
 
 export interface Block {
   pa: number;
@@ -151,6 +152,8 @@ function translate(h: Hart, pa: number): Block | null {
   let off = 0;
   let n = 0;
   let fallthrough = vpc0;
+  let lastWord = 0;
+  let lastRow: (typeof INSNS)[number] | null = null;
   while (n < MAX_BLOCK) {
     const a = pa + off;
     if (a + 2 > pageEnd) break;
@@ -173,6 +176,8 @@ function translate(h: Hart, pa: number): Block | null {
     if (n > 0 && row.format.startsWith('CSR')) break;
     const vpc = (vpc0 + off) | 0;
     const next = (vpc + len) | 0;
+    lastWord = w;
+    lastRow = row;
     const body = splice(row.name, row.format, w, vpc, len, used);
     const cost = COSTS.base + (EXTRA_CYCLES[row.name] ?? 0);
     const store = STORES.has(row.name);
@@ -185,6 +190,10 @@ function translate(h: Hart, pa: number): Block | null {
     if (ENDS_BLOCK.has(row.name)) break;
   }
   if (n === 0) return null;
+  // A block whose last instruction branches back to its own start (a tight loop) iterates inside
+  // its function while the budget allows, keeping registers in locals across iterations.
+  const selfLoop = (lastRow!.format === 'B' || lastRow!.name === 'jal')
+    && ((pcs[n - 1] + ((new Function('w', `return ${IMM_EXPR[lastRow!.format]};`) as (w: number) => number)(lastWord) | 0)) | 0) === vpc0;
   const regs = [...used].sort((a, b) => a - b);
   // Only blocks that touch memory pay for the views and TLB arrays; only blocks that store
   // watch for writes into code pages.
@@ -197,14 +206,32 @@ function translate(h: Hart, pa: number): Block | null {
   const storePrologue = /codeDirty/.test(body) ? 'h.codeDirty = false;' : '';
   const load = regs.map((r) => `r${r} = x[${r}]`).join(', ');
   const store = regs.map((r) => `x[${r}] = r${r};`).join(' ');
-  const src = `
+  const blk = `blk: {
+        ${parts.join('\n        ')}
+        ip = ${n};
+      }`;
+  const src = selfLoop ? `
+    let ${load ? load + ', ' : ''}_z = 0, ip = 0, npc = ${fallthrough}, cyc = 0, doneI = 0, doneC = 0${memPrologue}
+    ${storePrologue}
+    try {
+      for (;;) {
+        ${blk}
+        if (ip !== ${n} || npc !== ${vpc0} || doneI + ${2 * n} > budget) break;
+        doneI += ${n}; doneC += ${prefix[n]} + cyc; cyc = 0;
+      }
+    } catch (e) {
+      ${store}
+      if (e === TRAP) { ctr[${Ctr.Instructions}] += doneI + ip; ctr[${Ctr.Cycles}] += doneC + PREFIX[ip]; h.pc = PCS[ip]; }
+      throw e;
+    }
+    ${store}
+    ctr[${Ctr.Instructions}] += doneI + ip;
+    ctr[${Ctr.Cycles}] += doneC + PREFIX[ip] + cyc;
+    return npc;` : `
     let ${load ? load + ', ' : ''}_z = 0, ip = 0, npc = ${fallthrough}, cyc = 0${memPrologue}
     ${storePrologue}
     try {
-      blk: {
-        ${parts.join('\n        ')}
-        ip = ${n};
-      }
+      ${blk}
     } catch (e) {
       ${store}
       if (e === TRAP) { ctr[${Ctr.Instructions}] += ip; ctr[${Ctr.Cycles}] += PREFIX[ip]; h.pc = PCS[ip]; }
@@ -214,7 +241,7 @@ function translate(h: Hart, pa: number): Block | null {
     ctr[${Ctr.Instructions}] += ip;
     ctr[${Ctr.Cycles}] += PREFIX[ip] + cyc;
     return npc;`;
-  const fn = new Function('TRAP', 'PREFIX', 'PCS', `return function block_${pa.toString(16)}(h, x, ctr) { ${src} }`)(TRAP, Int32Array.from(prefix), Int32Array.from(pcs)) as BlockFn;
+  const fn = new Function('TRAP', 'PREFIX', 'PCS', `return function block_${pa.toString(16)}(h, x, ctr, budget) { ${src} }`)(TRAP, Int32Array.from(prefix), Int32Array.from(pcs)) as BlockFn;
   return { pa, vpc: vpc0, fn, n, valid: true, next1: null, next2: null };
 }
 
@@ -258,7 +285,7 @@ export function runJit(h: Hart, jit: Jit, max: number): number {
         continue;
       }
       jit.stats.blocksExecuted++;
-      h.pc = b.fn(h, x, ctr);
+      h.pc = b.fn(h, x, ctr, max - done);
       prev = b;
       if (h.wfiPending) { h.wfiPending = false; return StopReason.Wfi; }
     } catch (e) {
