@@ -20,7 +20,7 @@ describe.each(BACKENDS)('memory errors on $name', (backend) => {
   test('a latent error in a process page: SIGBUS (135) for its owner only when it touches it; the VM goes on; libvirt-shaped events', async () => {
     const auth = session.auth;
     const host = (await api().post('/v1/hosts').set(auth).send({ name: 'h-ume', cpus: 2, memoryMiB: 64 }).expect(201)).body;
-    const victim = await upload('victim', toucher('v', 400));
+    const victim = await upload('victim', toucher('v', 1_000_000)); // runs until the memory error kills it
     const bystander = await upload('bystander', toucher('b', 30));
     const vm = (await api().post('/v1/vms').set(auth).send({ name: 'ume', hostId: host.id, vcpus: 1, memoryMiB: 16, processes: [{ imageId: victim }, { imageId: bystander }] }).expect(201)).body;
     await api().post(`/v1/vms/${vm.id}/start`).set(auth).expect(202);

@@ -152,7 +152,7 @@ describe.each(BACKENDS)('VM lifecycle and telemetry on $name', (backend) => {
 
   test('pause and resume keep the guest exact; stop of a looping guest takes under a second; admission is real', async () => {
     const host = (await api().post('/v1/hosts').set(auth).send({ name: 'hp', cpus: 2, memoryMiB: 128 }).expect(201)).body;
-    const elf = printer('tick', 8, 6_000_000, 0);
+    const elf = printer('tick', 8, 60_000_000, 0); // long enough (about a second) to be paused while it runs
     const want = runProgram(new Uint8Array(elf), { memoryMiB: 16 });
     const image = await upload('tick', elf);
     const vm = (await api().post('/v1/vms').set(auth).send({ name: 'pausable', hostId: host.id, vcpus: 1, memoryMiB: 16, processes: [{ imageId: image }] }).expect(201)).body;

@@ -24,7 +24,7 @@ import type { ProcessStatus } from '../guest/process.js';
 import { transition, TransitionError, VmState } from '../runtime/vm-state.js';
 
 /** States in which a VM has (or had, before a crash of the service) a live runtime. */
-export const LIVE_STATES: VmState[] = ['starting', 'running', 'paused', 'stopping', 'migrating'];
+const LIVE_STATES: VmState[] = ['starting', 'running', 'paused', 'stopping', 'migrating'];
 const COUNTERS_EVERY_MS = 250;
 const CONSOLE_EVERY_MS = 100;
 const CONSOLE_EVENT_BYTES = 64 * 1024;
@@ -141,7 +141,6 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
 
   isLive(vmId: string): boolean { return this.live.has(vmId); }
   runner(vmId: string): VmRunner | undefined { return this.live.get(vmId)?.runner; }
-  startedAt(vmId: string): Date | undefined { return this.live.get(vmId)?.startedAt; }
 
   /** Runs `work` after every earlier update of this VM. */
   serial<T>(vmId: string, work: () => Promise<T>): Promise<T> {
@@ -233,6 +232,11 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
       await this.events.tx(async (m) => {
         const v = await m.findOne(VmEntity, { where: { id: vmId }, lock: { mode: 'pessimistic_write' } });
         if (!v) return;
+        if (s.counters) {
+          // The last snapshot, so even a run shorter than one 250 ms tick reports its counters.
+          const { perVcpu: _, ...totals } = s.counters;
+          await this.events.append(m, l.tenantId, 'vm.counters', `vm:${vmId}`, { ...totals, final: true, wallMs: Date.now() - l.startedAt.getTime() });
+        }
         await m.update(VmRunEntity, { vmId }, {
           stoppedAt: new Date(), processes: s.processes as never, counters: s.counters as never,
           consoleStdout: c.bytes(0), consoleStderr: c.bytes(1), consoleTruncated: c.truncated[0] || c.truncated[1],

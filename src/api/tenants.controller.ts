@@ -1,7 +1,6 @@
 import { Body, Controller, HttpCode, Post } from '@nestjs/common';
-import { ApiBearerAuth, ApiTags, ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiTags, ApiProperty } from '@nestjs/swagger';
 import { IsString, Length } from 'class-validator';
-import { DataSource } from 'typeorm';
 import { AdminOnly, hashToken, newToken } from './auth.js';
 import { TenantEntity } from '../persistence/entities.js';
 import { EventsService } from './events.service.js';
@@ -14,7 +13,7 @@ export class CreateTenantDto {
 @ApiBearerAuth()
 @Controller('v1/tenants')
 export class TenantsController {
-  constructor(private readonly ds: DataSource, private readonly events: EventsService) {}
+  constructor(private readonly events: EventsService) {}
 
   /** Creates a tenant and returns its token, once (only a hash is stored). Admin only. */
   @Post()

@@ -13,7 +13,7 @@
  * VM powers off through the power device when the last process has exited.
  */
 import { ElfImage } from '../isa/elf.js';
-import { Hart, PRIV_S, PRIV_U } from '../cpu/hart.js';
+import { PRIV_S, PRIV_U } from '../cpu/hart.js';
 import { MS } from '../cpu/csr.js';
 import { CAUSE } from '../mmu/mmu.js';
 import { PAGE_SIZE } from '../mmu/phys.js';
@@ -669,7 +669,4 @@ export class GuestKernel {
   // *** reporting ***
 
   statuses(): ProcessStatus[] { return this.processes.map((p) => p.status()); }
-
-  /** The hart of vCPU i (for tests and reporting). */
-  hart(i: number): Hart { return this.cpus[i].vcpu.hart; }
 }

@@ -18,7 +18,7 @@ import { rd as fieldRd, rs2 as fieldRs2 } from '../isa/fields.js';
 import { EXIT_BY_NAME, GuestMemoryError, VmFault } from './exits.js';
 import { GStage } from './gstage.js';
 import { HostMemory } from './host-memory.js';
-import { DEVICE_BASE, DEVICE_SIZE, RAM_BASE, SBI, SBI_ERR_NOT_SUPPORTED } from './platform.js';
+import { DEVICE_BASE, DEVICE_SIZE, SBI, SBI_ERR_NOT_SUPPORTED } from './platform.js';
 import { GuestRam, Uhv } from './uhv.js';
 
 /** Exceptions the guest kernel handles itself (hedeleg): misaligned, access faults, illegal, breakpoint, ecall from VU, page faults. */
@@ -313,6 +313,4 @@ export class Khv implements GuestRam {
   release(): number {
     return this.host.releaseOwner(this.owner);
   }
-
-  get ramBase(): number { return RAM_BASE; }
 }

@@ -67,7 +67,6 @@ const REG_NAMES = new Map<string, number>();
 ABI_NAMES.forEach((n, i) => { REG_NAMES.set(n, i); REG_NAMES.set(`x${i}`, i); });
 REG_NAMES.set('fp', 8);
 
-const LOADS = new Set(['lb', 'lh', 'lw', 'lbu', 'lhu']);
 
 /** Reverse of the compressed expansion, per compressed row: expansion word -> halfword. */
 let reverseC: Array<Map<number, number>> | null = null;
