@@ -43,6 +43,9 @@ describe.each(BACKENDS)('memory errors on $name', (backend) => {
     expect((await api().get(`/v1/vms/${vm.id}/console`).set(auth).expect(200)).body.stdout.split('b').length - 1).toBe(30);
     const ev = (await api().get(`/v1/events?subject=vm:${vm.id}&limit=1000`).set(auth).expect(200)).body.items as Ev[];
     expect(ev.find((e) => e.type === 'vm.memory-failure')?.data).toMatchObject({ recipient: 'guest', action: 'inject', actionRequired: true, pid: 1, guestVirtualAddress: 0x12000 });
+    const injected = ev.findIndex((e) => e.type === 'vm.memory-error');
+    expect(ev[injected].data).toMatchObject({ id: err.id, state: 'latent', hit: { virtualTimeNs: expect.any(Number) } });
+    expect(injected).toBeLessThan(ev.findIndex((e) => e.type === 'vm.memory-failure'));
     const list = (await api().get(`/v1/hosts/${host.id}/memory-errors`).set(auth).expect(200)).body.items;
     expect(list.map((e: { id: string }) => e.id)).toEqual([err.id]);
     // The poisoned frame stays out of circulation after the VM is gone; retiring it is allowed now.

@@ -89,7 +89,10 @@ export class MemoryErrorsService {
     const latent = dto.latent ?? false;
     const record = async (state: string, hit: Record<string, unknown>, event: Record<string, unknown>) => this.events.tx(async (m) => {
       const e = await m.save(m.create(MemoryErrorEntity, { tenantId, hostId, frame, kind: dto.kind, latent, state, hit }));
-      await this.events.append(m, tenantId, 'host.memory-error', `host:${hostId}`, { id: e.id, frame, hostPhysicalAddress: frame * PAGE_SIZE, kind: dto.kind, latent, state, hit, ...event });
+      const data = { id: e.id, frame, hostPhysicalAddress: frame * PAGE_SIZE, kind: dto.kind, latent, state, hit, ...event };
+      await this.events.append(m, tenantId, 'host.memory-error', `host:${hostId}`, data);
+      // An error in a VM's page is also part of that VM's event sequence (with its virtual time).
+      if (hit.type === 'vm') await this.events.append(m, tenantId, 'vm.memory-error', `vm:${hit.vmId as string}`, data);
       return memoryErrorView(e);
     });
     if (dto.kind === 'corrected') return record('corrected', { type: STATE_NAMES[mem.state[frame]] }, { recipient: 'hypervisor', action: 'ignore', actionRequired: false });
