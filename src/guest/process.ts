@@ -2,7 +2,10 @@
  * A guest process: its saved user registers, its Sv32 page table (in guest RAM, built by the
  * kernel), the regions of its address space, and its exit status.
  */
-export const PROT = { R: 2, W: 4, X: 8 } as const; // PTE permission bits
+import { PTE } from '../mmu/mmu.js';
+
+/** Region and page permissions, as the PTE bits they become. */
+export const PROT = { R: PTE.R, W: PTE.W, X: PTE.X } as const;
 
 export const SIG = { SIGILL: 4, SIGTRAP: 5, SIGBUS: 7, SIGKILL: 9, SIGSEGV: 11 } as const;
 

@@ -7,11 +7,11 @@
  * Invariant: `frameOf[gpn]` and the in-memory table agree; harts only ever see the table.
  */
 import { PAGE_SIZE, PhysMem } from '../mmu/phys.js';
+import { PTE } from '../mmu/mmu.js';
 import { FrameState, HostMemory } from './host-memory.js';
 import { RAM_BASE } from './platform.js';
 
-const PTE_V = 1, PTE_R = 2, PTE_W = 4, PTE_X = 8, PTE_U = 16, PTE_A = 64, PTE_D = 128;
-const LEAF = PTE_V | PTE_R | PTE_W | PTE_X | PTE_U | PTE_A | PTE_D;
+const LEAF = PTE.V | PTE.R | PTE.W | PTE.X | PTE.U | PTE.A | PTE.D;
 /** frameOf marker of a corrupted guest page. */
 export const CORRUPTED = -2;
 
@@ -47,9 +47,9 @@ export class GStage {
     const gpn = Math.floor(gpa / PAGE_SIZE);
     const l1 = this.root * PAGE_SIZE + Math.floor(gpn / 1024) * 4;
     let pte1 = this.mem.read32(l1);
-    if ((pte1 & PTE_V) === 0) {
+    if ((pte1 & PTE.V) === 0) {
       const table = this.host.alloc(this.owner, FrameState.Hypervisor);
-      pte1 = (table << 10) | PTE_V;
+      pte1 = (table << 10) | PTE.V;
       this.mem.write32(l1, pte1);
     }
     const frame = this.host.alloc(this.owner, FrameState.Guest);

@@ -24,7 +24,9 @@ const PAGE_FAULT = [CAUSE.fetchPage, CAUSE.loadPage, CAUSE.storePage];
 const GUEST_PAGE_FAULT = [CAUSE.fetchGuestPage, CAUSE.loadGuestPage, CAUSE.storeGuestPage];
 export const ACCESS_FAULT = [CAUSE.fetchAccess, CAUSE.loadAccess, CAUSE.storeAccess];
 
-const PTE_V = 1, PTE_R = 2, PTE_W = 4, PTE_X = 8, PTE_U = 16, PTE_A = 64, PTE_D = 128;
+/** Sv32 / Sv32x4 page-table entry bits. */
+export const PTE = { V: 1, R: 2, W: 4, X: 8, U: 16, G: 32, A: 64, D: 128 } as const;
+const PTE_V = PTE.V, PTE_R = PTE.R, PTE_W = PTE.W, PTE_X = PTE.X, PTE_U = PTE.U, PTE_A = PTE.A, PTE_D = PTE.D;
 const MSTATUS_SUM = 1 << 18;
 const MSTATUS_MXR = 1 << 19;
 

@@ -9,6 +9,8 @@
 
 export const PAGE_SHIFT = 12;
 export const PAGE_SIZE = 1 << PAGE_SHIFT;
+/** The page-aligned base of address `a` (guest-physical addresses exceed int32, so no `& ~0xfff`). */
+export const pageBase = (a: number): number => a - (a % PAGE_SIZE);
 
 /** A memory-mapped device. Offsets are relative to the region base; size is 1, 2 or 4. */
 export interface MmioDevice {

@@ -11,7 +11,6 @@ import { Engine, Hart, StopReason } from '../cpu/hart.js';
 import { Jit } from '../cpu/jit.js';
 import { IRQ } from '../cpu/csr.js';
 import { parseElf32 } from '../isa/elf.js';
-import { PhysMem } from '../mmu/phys.js';
 import { COSTS, Ctr, CrossingPreset } from '../uarch/costs.js';
 import { HostMemory, OutOfHostMemory } from '../hypervisor/host-memory.js';
 import { Khv, Vcpu } from '../hypervisor/khv.js';
@@ -20,7 +19,7 @@ import { GuestMemoryError, VmFault } from '../hypervisor/exits.js';
 import { FrameState } from '../hypervisor/host-memory.js';
 import { ringGpa } from '../guest/layout.js';
 import { RAM_BASE } from '../hypervisor/platform.js';
-import { PAGE_SIZE } from '../mmu/phys.js';
+import { PAGE_SIZE, PhysMem, pageBase } from '../mmu/phys.js';
 import { GuestKernel } from '../guest/kernel.js';
 import { SpectreV2Mitigation } from '../guest/kernel-text.js';
 import { ProcessStatus } from '../guest/process.js';
@@ -248,7 +247,7 @@ export class Vm {
       const p = this.kernel.processes.find((x) => x.pid === target.pid && x.state !== 'exited');
       const e = p?.pages.get(target.va >>> 12);
       if (e === undefined) return -1;
-      gpa = e - (e & 0xfff);
+      gpa = pageBase(e);
     }
     if (!this.khv.gstage.isRam(gpa)) return -1;
     const f = this.khv.gstage.frameOf[(gpa - RAM_BASE) >>> 12];
@@ -256,7 +255,7 @@ export class Vm {
   }
 
   private pageOwner(gpa: number): PageOwner {
-    const o = this.kernel.ownerOf(gpa - (gpa & 0xfff));
+    const o = this.kernel.ownerOf(pageBase(gpa));
     if (o.kind === 'process') return { kind: 'process', pid: o.p.pid, va: o.va };
     if (o.kind === 'kernel') return { kind: gpa >= ringGpa(0) && gpa < ringGpa(0) + 2 * 0x10000 ? 'device' : 'kernel' };
     return { kind: 'free' };
