@@ -10,7 +10,7 @@
 import { Hart, NATIVE_HS, NATIVE_M, PRIV_U, TRAP } from '../cpu/hart.js';
 import { IRQ } from '../cpu/csr.js';
 import { CAUSE } from '../mmu/mmu.js';
-import { PAGE_SIZE, PhysMem } from '../mmu/phys.js';
+import { PAGE_SIZE, PhysMem, pageBase } from '../mmu/phys.js';
 import { COSTS, Ctr } from '../uarch/costs.js';
 import { INSNS } from '../isa/table.js';
 import { decode, expandCompressed } from '../isa/decode.js';
@@ -159,14 +159,14 @@ export class Khv implements GuestRam {
     this.exit(v.hart, 'memory-error');
     this.corrupt(gpa);
     if (!this.onMemoryFailure) throw new VmFault('memory-error', `guest page 0x${gpa.toString(16)} is corrupted`);
-    this.onMemoryFailure(v, gpa - (gpa & 0xfff), va, pc, fromUser);
+    this.onMemoryFailure(v, pageBase(gpa), va, pc, fromUser);
   }
 
   /** Marks the guest page of `gpa` corrupted (unmapped, never backed again) and flushes every vCPU's TLB. */
   corrupt(gpa: number): void {
     if (this.gstage.isCorrupted(gpa)) return;
     this.gstage.corrupt(gpa);
-    this.corruptedPages.push(gpa - (gpa & 0xfff));
+    this.corruptedPages.push(pageBase(gpa));
     this.flushAll();
   }
   /** Guest pages found corrupted, in order. */
@@ -277,36 +277,28 @@ export class Khv implements GuestRam {
     this.codeWritten(pa);
   }
 
-  readBytes(gpa: number, len: number): Uint8Array {
-    const out = new Uint8Array(len);
+  /** Calls `fn(hpa, offset, n)` for each page-bounded piece of guest RAM [gpa, gpa + len). */
+  private spans(gpa: number, len: number, consume: boolean, fn: (pa: number, offset: number, n: number) => void): void {
     for (let i = 0; i < len;) {
       const n = Math.min(len - i, PAGE_SIZE - ((gpa + i) & 0xfff));
-      const pa = this.hpaOf(gpa + i, true);
-      out.set(this.mem.u8.subarray(pa, pa + n), i);
+      fn(this.hpaOf(gpa + i, consume), i, n);
       i += n;
     }
+  }
+
+  readBytes(gpa: number, len: number): Uint8Array {
+    const out = new Uint8Array(len);
+    this.spans(gpa, len, true, (pa, i, n) => out.set(this.mem.u8.subarray(pa, pa + n), i));
     return out;
   }
 
-  /** Writes bytes into guest RAM. Callers that may overwrite code must invalidate translations. */
+  /** Writes bytes into guest RAM (dropping translations of code they overwrite). */
   writeBytes(gpa: number, bytes: Uint8Array): void {
-    for (let i = 0; i < bytes.length;) {
-      const n = Math.min(bytes.length - i, PAGE_SIZE - ((gpa + i) & 0xfff));
-      const pa = this.hpaOf(gpa + i);
-      this.mem.u8.set(bytes.subarray(i, i + n), pa);
-      this.codeWritten(pa);
-      i += n;
-    }
+    this.spans(gpa, bytes.length, false, (pa, i, n) => { this.mem.u8.set(bytes.subarray(i, i + n), pa); this.codeWritten(pa); });
   }
 
   fill(gpa: number, len: number, value: number): void {
-    for (let i = 0; i < len;) {
-      const n = Math.min(len - i, PAGE_SIZE - ((gpa + i) & 0xfff));
-      const pa = this.hpaOf(gpa + i);
-      this.mem.u8.fill(value, pa, pa + n);
-      this.codeWritten(pa);
-      i += n;
-    }
+    this.spans(gpa, len, false, (pa, _i, n) => { this.mem.u8.fill(value, pa, pa + n); this.codeWritten(pa); });
   }
 
   /** Frames of this VM go back to the host. */
