@@ -15,8 +15,8 @@
 import { ElfImage } from '../isa/elf.js';
 import { PRIV_S, PRIV_U } from '../cpu/hart.js';
 import { MS } from '../cpu/csr.js';
-import { CAUSE } from '../mmu/mmu.js';
-import { PAGE_SIZE } from '../mmu/phys.js';
+import { CAUSE, PTE } from '../mmu/mmu.js';
+import { PAGE_SIZE, pageBase } from '../mmu/phys.js';
 import { COSTS, Ctr } from '../uarch/costs.js';
 import { Khv, Vcpu } from '../hypervisor/khv.js';
 import { GuestMemoryError, VmFault } from '../hypervisor/exits.js';
@@ -33,10 +33,9 @@ import { resolveTechniques, TechniqueSettings } from '../techniques/catalogue.js
 /** Preemption tick: 4 ms of virtual time (Linux HZ=250). */
 export const TICK_CYCLES = 4_000_000;
 
-/** The page address of a `Process.pages` entry (GPA + permission bits; GPAs exceed int32). */
-const pageOf = (e: number): number => e - (e & 0xfff);
+/** The page address of a `Process.pages` entry (GPA + permission bits). */
+const pageOf = pageBase;
 
-const PTE_V = 1, PTE_R = 2, PTE_W = 4, PTE_X = 8, PTE_U = 16, PTE_G = 32, PTE_A = 64, PTE_D = 128;
 
 export interface ProcessSpec {
   elf: ElfImage;
@@ -67,8 +66,8 @@ export interface LookaheadStats {
 interface Cpu {
   vcpu: Vcpu;
   current: Process | null;
-  /** Host address of the per-CPU area (backed at boot, never moves). */
-  frameHpa: number;
+  /** The per-CPU area (saved x0..x31, PENDING, CONTINUE) as a view of host memory (backed at boot, never moves). */
+  frame: Int32Array;
   /** Set by a handler that replaced the saved frame (context switch). */
   switched: boolean;
 }
@@ -104,6 +103,9 @@ export class GuestKernel {
   techniques: TechniqueSettings;
   readonly lookahead: LookaheadStats = { syscallsMerged: 0, crossingsAvoided: 0, instructionsEmulated: 0, instructionsScanned: 0, chainEnds: {} };
   private readonly scanner = new LookaheadScanner();
+  /** The user registers a lookahead chain works on, and their a0-a5 as syscall arguments. */
+  private readonly chainRegs = new Int32Array(32);
+  private readonly chainArgs = this.chainRegs.subarray(10, 16);
 
   constructor(readonly khv: Khv, vcpus: Vcpu[], readonly opts: KernelOptions) {
     if (vcpus.length < 1 || vcpus.length > MAX_VCPUS) throw new RangeError(`vcpus must be 1-${MAX_VCPUS}`);
@@ -112,7 +114,7 @@ export class GuestKernel {
     this.random = new SeededRandom(opts.seed);
     this.nextPage = RAM_BASE + KERNEL_REGION;
     this.endPage = RAM_BASE + opts.ramBytes;
-    this.cpus = vcpus.map((vcpu) => ({ vcpu, current: null, frameHpa: 0, switched: false }));
+    this.cpus = vcpus.map((vcpu) => ({ vcpu, current: null, frame: new Int32Array(0), switched: false }));
     this.techniques = opts.techniques ?? resolveTechniques();
   }
 
@@ -132,7 +134,8 @@ export class GuestKernel {
     for (let port = 0; port < 2; port++) khv.fill(ringGpa(port), RING_HEADER, 0);
     const entry = this.text.symbols.get('trap_entry')!;
     this.cpus.forEach((c, i) => {
-      c.frameHpa = khv.hpaOf(kgpa(K.PERCPU + i * K.PERCPU_SIZE));
+      const frameHpa = khv.hpaOf(kgpa(K.PERCPU + i * K.PERCPU_SIZE));
+      c.frame = khv.mem.i32.subarray(frameHpa >>> 2, (frameHpa + K.PERCPU_SIZE) >>> 2);
       const h = c.vcpu.hart;
       khv.configure(h);
       h.gateBase = gateHpa;
@@ -150,8 +153,8 @@ export class GuestKernel {
 
   /** Root entries every address space shares: the kernel region and the device region. */
   private writeKernelMappings(root: number): void {
-    const k = (((RAM_BASE / PAGE_SIZE) << 10) | PTE_V | PTE_R | PTE_W | PTE_X | PTE_G | PTE_A | PTE_D) | 0;
-    const d = (((DEVICE_GPA / PAGE_SIZE) << 10) | PTE_V | PTE_R | PTE_W | PTE_G | PTE_A | PTE_D) | 0;
+    const k = (((RAM_BASE / PAGE_SIZE) << 10) | PTE.V | PTE.R | PTE.W | PTE.X | PTE.G | PTE.A | PTE.D) | 0;
+    const d = (((DEVICE_GPA / PAGE_SIZE) << 10) | PTE.V | PTE.R | PTE.W | PTE.G | PTE.A | PTE.D) | 0;
     this.khv.write32(root + 4 * (KERNEL_VA >>> 22), k);
     this.khv.write32(root + 4 * (DEVICE_VA >>> 22), d);
   }
@@ -204,15 +207,13 @@ export class GuestKernel {
     this.onMemoryFailure?.({ gpa, pid: p.pid, va, owner: 'process' });
     if (c.current === p) {
       c.current = null;
-      const next = this.runQueue.shift() ?? null;
-      this.enterDirect(c, next);
-      if (!next && this.processes.every((q) => q.state === 'exited')) v.hart.pc = this.text.symbols.get('poweroff')!;
+      this.enterDirect(c, this.runQueue.shift() ?? null);
     }
   }
 
   /** A memory error the guest kernel met in its own copy of guest memory (in a syscall): the page's owner gets SIGBUS. */
   private memoryFailureInKernel(c: Cpu, e: GuestMemoryError): void {
-    const gpa = e.gpa - (e.gpa & 0xfff);
+    const gpa = pageBase(e.gpa);
     this.badPages.add(gpa);
     const owner = this.ownerOf(gpa);
     if (owner.kind !== 'process') throw new VmFault('guest-kernel-panic', `memory error in ${owner.kind} memory at guest-physical 0x${gpa.toString(16)}`);
@@ -244,11 +245,11 @@ export class GuestKernel {
       table = this.allocPage();
       if (table < 0) return -1;
       p.tables.set(l1, table);
-      this.khv.write32(p.root + 4 * l1, ((table / PAGE_SIZE) << 10) | PTE_V);
+      this.khv.write32(p.root + 4 * l1, ((table / PAGE_SIZE) << 10) | PTE.V);
     }
     const gpa = this.allocPage();
     if (gpa < 0) return -1;
-    this.khv.write32(table + 4 * (vpn & 0x3ff), ((gpa / PAGE_SIZE) << 10) | perms | PTE_U | PTE_V | PTE_A | PTE_D);
+    this.khv.write32(table + 4 * (vpn & 0x3ff), ((gpa / PAGE_SIZE) << 10) | perms | PTE.U | PTE.V | PTE.A | PTE.D);
     p.pages.set(vpn, gpa + perms);
     return gpa;
   }
@@ -273,44 +274,45 @@ export class GuestKernel {
   }
 
   /**
-   * GPA of user byte `va` for an access needing `perm` (PROT bit), mapping it on demand when a
-   * region allows it (as a page fault taken in copy_from_user would); -1 = EFAULT.
+   * GPA of user byte `va` for an access needing `perm` (PROT bits; 0 = any mapped page), mapping
+   * it on demand when a region allows it (as a page fault taken in copy_from_user would); -1 = EFAULT.
    */
   private userGpa(p: Process, va: number, perm: number): number {
     if (va < 0 || va >= 0xc000_0000) return -1;
     const e = p.pages.get(va >>> 12);
-    if (e !== undefined) return (e & perm) ? pageOf(e) + (va & 0xfff) : -1;
+    if (e !== undefined) return perm === 0 || (e & perm) ? pageOf(e) + (va & 0xfff) : -1;
     const r = p.region(va);
     if (!r || !(r.perms & perm)) return -1;
     const gpa = this.map(p, va & ~0xfff, r.perms);
     return gpa < 0 ? -1 : gpa + (va & 0xfff);
   }
 
-  /** Copies user memory out; returns null on EFAULT. */
-  copyIn(p: Process, va: number, len: number): Uint8Array | null {
-    const out = new Uint8Array(len);
+  /**
+   * Calls `fn(gpa, offset, n)` for each page-bounded piece of user memory [va, va + len) that
+   * allows `perm`; stops at the first that does not. Returns the bytes covered.
+   */
+  private userSpans(p: Process, va: number, len: number, perm: number, fn: (gpa: number, offset: number, n: number) => void): number {
     for (let i = 0; i < len;) {
       const a = (va + i) >>> 0;
       const n = Math.min(len - i, PAGE_SIZE - (a & 0xfff));
-      const gpa = this.userGpa(p, a, PROT.R);
-      if (gpa < 0) return null;
-      out.set(this.khv.readBytes(gpa, n), i);
+      const gpa = this.userGpa(p, a, perm);
+      if (gpa < 0) return i;
+      fn(gpa, i, n);
       i += n;
     }
-    return out;
+    return len;
   }
 
-  /** Copies into user memory; returns the number of bytes copied before a fault. */
-  copyOut(p: Process, va: number, bytes: Uint8Array): number {
-    for (let i = 0; i < bytes.length;) {
-      const a = (va + i) >>> 0;
-      const n = Math.min(bytes.length - i, PAGE_SIZE - (a & 0xfff));
-      const gpa = this.userGpa(p, a, PROT.W);
-      if (gpa < 0) return i;
-      this.khv.writeBytes(gpa, bytes.subarray(i, i + n));
-      i += n;
-    }
-    return bytes.length;
+  /** Copies user memory out; returns null on EFAULT. */
+  copyIn(p: Process, va: number, len: number): Uint8Array | null {
+    const out = new Uint8Array(len);
+    const done = this.userSpans(p, va, len, PROT.R, (gpa, i, n) => out.set(this.khv.readBytes(gpa, n), i));
+    return done === len ? out : null;
+  }
+
+  /** Copies into user memory (needing write permission, or none with `anyPage`); returns the bytes copied before a fault. */
+  copyOut(p: Process, va: number, bytes: Uint8Array, anyPage = false): number {
+    return this.userSpans(p, va, bytes.length, anyPage ? 0 : PROT.W, (gpa, i, n) => this.khv.writeBytes(gpa, bytes.subarray(i, i + n)));
   }
 
   // *** processes ***
@@ -330,13 +332,7 @@ export class GuestKernel {
       if (stop > STACK_TOP - STACK_SIZE) throw new Error(`segment at 0x${seg.vaddr.toString(16)} overlaps the stack`);
       p.regions.push({ start, end: stop, perms, kind: 'elf' });
       for (let a = start; a < stop; a += PAGE_SIZE) if (this.map(p, a, perms) < 0) throw new Error('guest memory is too small for the processes');
-      const bytes = s.elf.bytes.subarray(seg.offset, seg.offset + seg.filesz);
-      for (let i = 0; i < bytes.length;) {
-        const a = seg.vaddr + i;
-        const n = Math.min(bytes.length - i, PAGE_SIZE - (a & 0xfff));
-        this.khv.writeBytes(pageOf(p.pages.get(a >>> 12)!) + (a & 0xfff), bytes.subarray(i, i + n));
-        i += n;
-      }
+      this.copyOut(p, seg.vaddr, s.elf.bytes.subarray(seg.offset, seg.offset + seg.filesz), true);
       end = Math.max(end, stop);
     }
     p.brkStart = p.brk = end;
@@ -404,7 +400,7 @@ export class GuestKernel {
 
   // *** scheduling ***
 
-  /** Starts a vCPU at boot on `p` (or idle): the hart is not inside the kernel yet. */
+  /** Puts a vCPU that is not inside the kernel (at boot, after a machine check) on `p`, or idle / power-off. */
   private enterDirect(c: Cpu, p: Process | null): void {
     const h = c.vcpu.hart;
     h.virt = 1;
@@ -415,7 +411,7 @@ export class GuestKernel {
       h.vsatp = p.satp;
       p.state = 'running';
     } else {
-      h.pc = this.text.symbols.get('idle')!;
+      h.pc = this.parkPc();
       h.priv = PRIV_S;
       h.vsatp = this.idleSatp;
       h.vsstatus |= MS.SIE;
@@ -425,13 +421,14 @@ export class GuestKernel {
     h.mmu.flushAll();
   }
 
-  private frame(c: Cpu): Int32Array {
-    return this.khv.mem.i32.subarray(c.frameHpa >>> 2, (c.frameHpa + K.PERCPU_SIZE) >>> 2);
+  /** Where a vCPU with no process goes: the idle loop, or power-off once every process has exited. */
+  private parkPc(): number {
+    return this.text.symbols.get(this.processes.every((q) => q.state === 'exited') ? 'poweroff' : 'idle')!;
   }
 
   /** Saves the interrupted user context of `c.current` from the per-CPU frame. */
   private save(c: Cpu, p: Process): void {
-    p.regs.set(this.frame(c).subarray(0, 32));
+    p.regs.set(c.frame.subarray(0, 32));
     p.regs[0] = 0;
     p.pc = c.vcpu.hart.vsepc;
   }
@@ -442,14 +439,13 @@ export class GuestKernel {
     c.switched = true;
     c.current = p;
     if (p) {
-      this.frame(c).set(p.regs);
+      c.frame.set(p.regs);
       h.vsepc = p.pc;
       h.vsstatus = (h.vsstatus & ~MS.SPP) | MS.SPIE;
       h.vsatp = p.satp;
       p.state = 'running';
     } else {
-      const done = this.processes.every((q) => q.state === 'exited');
-      h.vsepc = this.text.symbols.get(done ? 'poweroff' : 'idle')!;
+      h.vsepc = this.parkPc();
       h.vsstatus |= MS.SPP | MS.SPIE;
       h.vsatp = this.idleSatp;
     }
@@ -511,28 +507,18 @@ export class GuestKernel {
     c.switched = false;
     let cost = COSTS.gateBase;
     if (index < NR_MAX || index === GATE.NI) {
-      const call: SyscallCall = { cpu: c, p: c.current!, a: this.args, copied: 0 };
+      if (!c.current) throw new VmFault('guest-kernel-panic', 'syscall gate reached with no current process');
       for (let i = 0; i < 6; i++) this.args[i] = h.x[10 + i];
-      const nr = h.x[17];
-      const row = index < NR_MAX ? SYSCALL_BY_NR.get(index) : undefined;
-      let r: number;
-      if (!call.p) throw new VmFault('guest-kernel-panic', 'syscall gate reached with no current process');
-      try {
-        if (row) { if (call.p.writeDone === 0) this.count(row); r = row.handler(this, call); }
-        else { this.enosys.set(nr >>> 0, (this.enosys.get(nr >>> 0) ?? 0) + 1); r = -ENOSYS; }
-      } catch (e) {
-        if (!(e instanceof GuestMemoryError)) throw e;
-        this.memoryFailureInKernel(c, e);
-        r = -14;
-      }
+      const call: SyscallCall = { cpu: c, p: c.current, a: this.args, copied: 0 };
+      let r = this.dispatch(call, h.x[17]);
       cost += Math.ceil(call.copied / COSTS.gateBytesPerCycle);
       const la = this.techniques.syscallLookahead;
-      if (la?.enabled && !c.switched && this.frame(c)[PERCPU.CONTINUE >> 2] === 0) {
+      if (la?.enabled && !c.switched && c.frame[PERCPU.CONTINUE >> 2] === 0) {
         const chained = this.chain(c, call.p, r, la.window as number, la.allowForwardBranches as boolean, la.maxChain as number);
         r = chained.result;
         cost += chained.cost;
       }
-      h.x[10] = c.switched ? this.frame(c)[10] : r;
+      h.x[10] = c.switched ? c.frame[10] : r;
     } else if (index === GATE.TRAP) {
       this.trap(c);
     } else if (index === GATE.IRQ) {
@@ -550,16 +536,36 @@ export class GuestKernel {
   }
 
   /**
+   * Runs syscall `nr` natively (its handler, or -ENOSYS counted per number) and returns a0. A
+   * memory error met while copying guest memory becomes the page owner's SIGBUS (-EFAULT here).
+   */
+  private dispatch(call: SyscallCall, nr: number): number {
+    const row = nr >= 0 && nr < NR_MAX ? SYSCALL_BY_NR.get(nr) : undefined;
+    try {
+      if (!row) {
+        this.enosys.set(nr >>> 0, (this.enosys.get(nr >>> 0) ?? 0) + 1);
+        return -ENOSYS;
+      }
+      if (call.p.writeDone === 0) this.count(row); // a write continued after a flush is one syscall
+      return row.handler(this, call);
+    } catch (e) {
+      if (!(e instanceof GuestMemoryError)) throw e;
+      this.memoryFailureInKernel(call.cpu, e);
+      return -14;
+    }
+  }
+
+  /**
    * Syscall lookahead: while the next ecall is within `window` instructions and everything before
    * it is viable, emulate those instructions on the saved user registers, handle that syscall here,
    * and go on. Returns the user's a0 and the cycles the scans, emulation and handlers cost.
    */
   private chain(c: Cpu, p: Process, result: number, window: number, allowForwardBranches: boolean, maxChain: number): { result: number; cost: number } {
     const h = c.vcpu.hart;
-    const f = this.frame(c);
+    const f = c.frame;
     const stats = this.lookahead;
     const end = (why: string) => { stats.chainEnds[why] = (stats.chainEnds[why] ?? 0) + 1; };
-    const regs = new Int32Array(32);
+    const regs = this.chainRegs;
     let cost = 0;
     for (let merged = 0; ; merged++) {
       if (merged >= maxChain) { end('maxChain'); break; }
@@ -578,10 +584,8 @@ export class GuestKernel {
       cost += scan.emulated * COSTS.lookaheadEmulate;
       stats.syscallsMerged++;
       stats.crossingsAvoided += 2;
-      const nr = regs[17];
-      const row = nr >= 0 && nr < NR_MAX ? SYSCALL_BY_NR.get(nr) : undefined;
-      const call: SyscallCall = { cpu: c, p, a: regs.subarray(10, 16), copied: 0 };
-      if (row) { this.count(row); result = row.handler(this, call); } else { this.enosys.set(nr >>> 0, (this.enosys.get(nr >>> 0) ?? 0) + 1); result = -ENOSYS; }
+      const call: SyscallCall = { cpu: c, p, a: this.chainArgs, copied: 0 };
+      result = this.dispatch(call, regs[17]);
       cost += COSTS.gateBase + Math.ceil(call.copied / COSTS.gateBytesPerCycle);
       if (c.switched) { end('contextSwitch'); break; }
       if (f[PERCPU.CONTINUE >> 2] !== 0) { end('continuedWrite'); break; }
@@ -641,29 +645,23 @@ export class GuestKernel {
     const base = ringGpa(port);
     const head = this.khv.read32(base) >>> 0, tail = this.khv.read32(base + 4) >>> 0;
     const room = RING_DATA - ((head - tail) >>> 0);
-    const n = Math.min(len, room);
-    let done = 0;
-    while (done < n) {
-      const chunk = Math.min(n - done, PAGE_SIZE - ((va + done) & 0xfff));
-      const bytes = this.copyIn(call.p, (va + done) >>> 0, chunk);
-      if (!bytes) break;
-      let pos = (head + done) % RING_DATA;
+    const done = this.userSpans(call.p, va, Math.min(len, room), PROT.R, (gpa, i, chunk) => {
+      const bytes = this.khv.readBytes(gpa, chunk);
+      const pos = (head + i) % RING_DATA;
       const first = Math.min(chunk, RING_DATA - pos);
       this.khv.writeBytes(base + RING_HEADER + pos, bytes.subarray(0, first));
-      if (first < chunk) { pos = 0; this.khv.writeBytes(base + RING_HEADER, bytes.subarray(first)); }
-      done += chunk;
-    }
+      if (first < chunk) this.khv.writeBytes(base + RING_HEADER, bytes.subarray(first));
+    });
     if (done === 0 && len > 0) return -14;
     this.khv.write32(base, (head + done) | 0);
     call.copied += done;
-    const f = this.frame(call.cpu);
-    f[PERCPU.PENDING >> 2] |= 1 << port;
+    call.cpu.frame[PERCPU.PENDING >> 2] |= 1 << port;
     return done;
   }
 
   /** Asks the stub to dispatch the same syscall again after the doorbell (CONTINUE). */
   continueAfterFlush(call: SyscallCall): void {
-    this.frame(call.cpu)[PERCPU.CONTINUE >> 2] = 1;
+    call.cpu.frame[PERCPU.CONTINUE >> 2] = 1;
   }
 
   // *** reporting ***

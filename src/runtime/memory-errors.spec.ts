@@ -5,6 +5,8 @@
  */
 import { FrameState, HostMemory } from '../hypervisor/host-memory.js';
 import { ringGpa } from '../guest/layout.js';
+import { assemble } from '../isa/assembler.js';
+import { resolveTechniques } from '../techniques/catalogue.js';
 import { pageToucher } from '../testing/guest-programs.js';
 import { DEFAULT_SPEC, Vm, VmSpec } from './vm.js';
 
@@ -76,5 +78,42 @@ describe('memory errors in a VM', () => {
     expect(host.poisonFrame(host.frames - 1)).toBe(FrameState.Free);
     expect(host.state[host.frames - 1]).toBe(FrameState.Retired);
     expect(vm.runToCompletion()).toBe('stopped');
+  });
+
+  test('a memory error met by a syscall merged by lookahead kills the owner with SIGBUS, not the VM (regression)', () => {
+    const r = assemble(`.globl _start
+.text
+_start:
+  la t0, buf
+  li t1, 0x0a41
+  sh t1, 0(t0)
+1:
+  li a7, 172
+  ecall
+  li a0, 1
+  la a1, buf
+  li a2, 2
+  li a7, 64
+  ecall
+  li t0, 20000
+2:
+  addi t0, t0, -1
+  bnez t0, 2b
+  j 1b
+.bss
+.align 12
+buf: .space 4096
+`);
+    const host = HostMemory.create(32);
+    const spec: VmSpec = {
+      ...DEFAULT_SPEC, memoryMiB: 16, techniques: resolveTechniques({ syscallLookahead: { enabled: true } }),
+      processes: [{ name: 'writer', elf: r.elf, argv: ['writer'], env: [], stdin: new Uint8Array() }],
+    };
+    const vm = new Vm(spec, host, 1);
+    vm.run(10);
+    expect(vm.counters().syscallLookahead.syscallsMerged).toBeGreaterThan(0);
+    vm.injectMemoryError(vm.frameOf({ pid: 1, va: r.symbols.get('buf')! }));
+    expect(vm.runToCompletion()).toBe('stopped');
+    expect(vm.processes()[0]).toMatchObject({ signal: 7, status: 135 });
   });
 });
