@@ -11,7 +11,7 @@
  */
 import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { EventEmitter } from 'node:events';
-import { DataSource, In } from 'typeorm';
+import { DataSource, EntityManager, In } from 'typeorm';
 import { Gauge } from 'prom-client';
 import { EventsService } from './events.service.js';
 import { Metrics } from './observability.js';
@@ -21,7 +21,7 @@ import { VmRunner } from '../runtime/vm-runner.js';
 import type { VmSpec } from '../runtime/vm.js';
 import type { ExitRecord, VmSnapshot } from '../runtime/protocol.js';
 import type { ProcessStatus } from '../guest/process.js';
-import { transition, TransitionError, VmState } from '../runtime/vm-state.js';
+import { transition, TransitionError, VmAction, VmState } from '../runtime/vm-state.js';
 
 /** States in which a VM has (or had, before a crash of the service) a live runtime. */
 const LIVE_STATES: VmState[] = ['starting', 'running', 'paused', 'stopping', 'migrating'];
@@ -220,6 +220,26 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
     if (exits) for (const [reason, n] of Object.entries(exits)) this.gauges.exits.set({ ...labels, reason }, n);
   }
 
+  /**
+   * Applies runtime transitions (`actions`, in order) to a VM row locked in `m`, with one
+   * `vm.state` event (and `vm.fault` for a crash). When they no longer apply (the VM moved on,
+   * e.g. it stopped by itself first) nothing changes. Returns whether they applied.
+   */
+  async recordTransition(m: EntityManager, v: VmEntity, actions: VmAction[], reason: string | null, extra: Record<string, unknown> = {}): Promise<boolean> {
+    const from = v.state as VmState;
+    let to = from;
+    try { for (const a of actions) to = transition(to, a); } catch (e) {
+      if (e instanceof TransitionError) return false;
+      throw e;
+    }
+    v.state = to;
+    v.stateReason = reason;
+    await m.save(v);
+    await this.events.append(m, v.tenantId, 'vm.state', `vm:${v.id}`, { from, to, action: actions[actions.length - 1], ...(reason ? { reason } : {}), ...extra });
+    if (to === 'crashed') await this.events.append(m, v.tenantId, 'vm.fault', `vm:${v.id}`, { reason });
+    return true;
+  }
+
   /** The VM is down: record its final state, run record and events; release its runtime. */
   private finish(vmId: string, l: LiveVm, s: VmSnapshot): Promise<void> {
     return this.serial(vmId, async () => {
@@ -242,17 +262,7 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
           consoleStdout: c.bytes(0), consoleStderr: c.bytes(1), consoleTruncated: c.truncated[0] || c.truncated[1],
         });
         const action = s.state === 'crashed' ? 'crash' : 'stopped';
-        const from = v.state as VmState;
-        try {
-          const to = transition(from === 'starting' ? transition(from, 'started') : from, action);
-          v.state = to;
-          v.stateReason = s.reason;
-          await m.save(v);
-          await this.events.append(m, l.tenantId, 'vm.state', `vm:${vmId}`, { from, to, reason: s.reason, processes: s.processes });
-          if (to === 'crashed') await this.events.append(m, l.tenantId, 'vm.fault', `vm:${vmId}`, { reason: s.reason });
-        } catch (e) {
-          if (!(e instanceof TransitionError)) throw e;
-        }
+        await this.recordTransition(m, v, v.state === 'starting' ? ['started', action] : [action], s.reason, { processes: s.processes });
       });
     });
   }

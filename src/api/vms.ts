@@ -268,18 +268,7 @@ export class VmsService {
   private record(tenantId: string, id: string, action: VmAction, reason: string | null): Promise<void> {
     return this.runtime.serial(id, () => this.events.tx(async (m) => {
       const v = await m.findOne(VmEntity, { where: { id, tenantId }, lock: { mode: 'pessimistic_write' } });
-      if (!v) return;
-      let to: VmState;
-      try { to = transition(v.state as VmState, action); } catch (e) {
-        if (e instanceof TransitionError) return; // the VM moved on (e.g. it stopped by itself first)
-        throw e;
-      }
-      const from = v.state;
-      v.state = to;
-      v.stateReason = reason;
-      await m.save(v);
-      await this.events.append(m, tenantId, 'vm.state', `vm:${id}`, { from, to, action, ...(reason ? { reason } : {}) });
-      if (to === 'crashed') await this.events.append(m, tenantId, 'vm.fault', `vm:${id}`, { reason });
+      if (v) await this.runtime.recordTransition(m, v, [action], reason);
     }));
   }
 
