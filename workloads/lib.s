@@ -56,6 +56,20 @@ parse_uint:
   mv a0, a1
   ret
 
+# arg_uint(a0 = sp at _start, a1 = argument index, a2 = default) -> a0: argv[a1] as a decimal
+# number, or the default when there is no such argument
+arg_uint:
+  lw t0, 0(a0)
+  bge a1, t0, 1f
+  slli t1, a1, 2
+  add t1, t1, a0
+  lw a0, 4(t1)
+  mv a1, a2
+  j parse_uint
+1:
+  mv a0, a2
+  ret
+
 # exit(a0 = status)
 exit:
   li a7, 93

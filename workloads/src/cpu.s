@@ -3,14 +3,10 @@
 .globl _start
 .text
 _start:
-  lw t0, 0(sp)
-  li a0, 0
-  li t1, 2
-  blt t0, t1, 1f
-  lw a0, 8(sp)
-1:
-  li a1, 8
-  call parse_uint
+  mv a0, sp
+  li a1, 1
+  li a2, 8
+  call arg_uint
   mv s0, a0                 # rounds
   la s1, buffer
   li t0, 0                  # fill buffer[i] = i * 131 + 7

@@ -4,23 +4,16 @@
 .globl _start
 .text
 _start:
-  lw s5, 0(sp)              # argc
-  addi s6, sp, 4            # argv
-  li a0, 0
-  li t1, 2
-  blt s5, t1, 1f
-  lw a0, 4(s6)
-1:
-  li a1, 8
-  call parse_uint
+  mv s5, sp
+  mv a0, s5
+  li a1, 1
+  li a2, 8
+  call arg_uint
   slli s0, a0, 20           # bytes
-  li a0, 0
-  li t1, 3
-  blt s5, t1, 2f
-  lw a0, 8(s6)
-2:
-  li a1, 4
-  call parse_uint
+  mv a0, s5
+  li a1, 2
+  li a2, 4
+  call arg_uint
   mv s1, a0                 # rounds
   li a0, 0                  # mmap2(0, bytes, RW, PRIVATE|ANONYMOUS, -1, 0)
   mv a1, s0

@@ -4,14 +4,10 @@
 .globl _start
 .text
 _start:
-  lw t0, 0(sp)
-  li a0, 0
-  li t1, 2
-  blt t0, t1, 1f
-  lw a0, 8(sp)
-1:
-  li a1, 2000
-  call parse_uint
+  mv a0, sp
+  li a1, 1
+  li a2, 2000
+  call arg_uint
   mv s0, a0                 # iterations left
   mv s3, a0
   li s1, 0                  # checksum
