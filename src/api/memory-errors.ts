@@ -19,7 +19,7 @@ import { TenantId } from './auth.js';
 import { conflict, notFound, ProblemError } from './errors.js';
 import { EventsService } from './events.service.js';
 import { RuntimeService } from './runtime.service.js';
-import { PageQuery, pageOffset, nextToken } from './pagination.js';
+import { listPage, PageQuery, pageOffset, nextToken } from './pagination.js';
 import { HostEntity, MemoryErrorEntity, VmEntity } from '../persistence/entities.js';
 import { FrameState } from '../hypervisor/host-memory.js';
 import { PAGE_SIZE } from '../mmu/phys.js';
@@ -117,10 +117,7 @@ export class MemoryErrorsService {
 
   async list(tenantId: string, hostId: string, q: PageQuery) {
     await this.host(tenantId, hostId);
-    const size = q.pageSize ?? 20;
-    const offset = pageOffset(q.pageToken);
-    const rows = await this.ds.getRepository(MemoryErrorEntity).find({ where: { tenantId, hostId }, order: { createdAt: 'ASC', id: 'ASC' }, skip: offset, take: size });
-    return { items: rows.map(memoryErrorView), nextPageToken: nextToken(offset, rows.length, size) };
+    return listPage(this.ds.getRepository(MemoryErrorEntity), tenantId, q, memoryErrorView, { hostId });
   }
 
   /** Retires the error's frame for good. Raises 409 while a running VM still holds it. */
