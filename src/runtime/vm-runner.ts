@@ -27,7 +27,7 @@ export class VmRunner extends EventEmitter {
   private readonly worker: Worker;
   private readonly published: Float64Array;
   private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (s: VmSnapshot) => void; reject: (e: Error) => void; data?: (d: unknown) => void }>();
+  private readonly pending = new Map<number, { resolve: (r: { snapshot: VmSnapshot; data?: unknown }) => void; reject: (e: Error) => void }>();
   readonly console: ConsoleBuffer;
   private last: VmSnapshot = { state: 'created', reason: null, vcpus: [], processes: [], counters: null };
   /** Resolves with the final snapshot when the VM has stopped or crashed (never rejects). */
@@ -62,10 +62,10 @@ export class VmRunner extends EventEmitter {
     return out;
   }
 
-  /** Sends one action. Raises: VmActionError when the worker refuses it or is gone. */
-  request(action: VmAction): Promise<VmSnapshot> {
+  /** Sends one action; resolves with the reply's snapshot and data. Raises: VmActionError when the worker refuses it or is gone. */
+  private send(action: VmAction): Promise<{ snapshot: VmSnapshot; data?: unknown }> {
     if (this.last.state === 'stopped' || this.last.state === 'crashed') {
-      return action.type === 'read-state' ? Promise.resolve(this.last) : Promise.reject(new VmActionError(`${action.type} is not allowed while the VM is ${this.last.state}`, this.last));
+      return action.type === 'read-state' ? Promise.resolve({ snapshot: this.last }) : Promise.reject(new VmActionError(`${action.type} is not allowed while the VM is ${this.last.state}`, this.last));
     }
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
@@ -74,15 +74,11 @@ export class VmRunner extends EventEmitter {
     });
   }
 
+  /** Sends one action and resolves with the VM's state after it. Raises: VmActionError. */
+  request(action: VmAction): Promise<VmSnapshot> { return this.send(action).then((r) => r.snapshot); }
+
   /** Sends an action and resolves with the reply's `data`. Raises: VmActionError. */
-  ask<T>(action: VmAction): Promise<T> {
-    if (this.last.state === 'stopped' || this.last.state === 'crashed') return Promise.reject(new VmActionError(`${action.type} is not allowed while the VM is ${this.last.state}`, this.last));
-    const id = this.nextId++;
-    return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { resolve: () => undefined, reject, data: (d) => resolve(d as T) });
-      this.worker.postMessage({ id, action });
-    });
-  }
+  ask<T>(action: VmAction): Promise<T> { return this.send(action).then((r) => r.data as T); }
 
   start(): Promise<VmSnapshot> { return this.request({ type: 'start' }); }
   pause(): Promise<VmSnapshot> { return this.request({ type: 'pause' }); }
@@ -133,7 +129,7 @@ export class VmRunner extends EventEmitter {
         const p = this.pending.get(m.id);
         this.pending.delete(m.id);
         if (this.last.state !== 'stopped' && this.last.state !== 'crashed') this.update(m.snapshot);
-        if (m.ok) { p?.resolve(m.snapshot); p?.data?.(m.data); } else p?.reject(new VmActionError(m.error, m.snapshot));
+        if (m.ok) p?.resolve({ snapshot: m.snapshot, data: m.data }); else p?.reject(new VmActionError(m.error, m.snapshot));
         break;
       }
     }
