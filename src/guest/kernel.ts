@@ -81,6 +81,27 @@ export interface SyscallCall {
   copied: number;
 }
 
+/** The guest OS's state outside guest RAM (GuestKernel.exportState), JSON-safe. */
+export interface GuestOsState {
+  processes: Array<{
+    pid: number; name: string; stdin: string; regs: number[]; pc: number; root: number; satp: number;
+    pages: Array<[number, number]>; tables: Array<[number, number]>; regions: Region[]; brkStart: number; brk: number;
+    stdinPos: number; state: Process['state']; wakeAt: number; writeDone: number;
+    exitCode: number | null; signal: number | null; faultPc: number | null; faultAddress: number | null;
+  }>;
+  runQueue: number[];
+  cpus: Array<number | null>;
+  syscallCounts: Array<[string, number]>;
+  enosys: Array<[number, number]>;
+  freePages: number[];
+  badPages: number[];
+  nextPage: number;
+  idleSatp: number;
+  techniques: TechniqueSettings;
+  lookahead: LookaheadStats;
+  random: number[];
+}
+
 export class GuestKernel {
   readonly processes: Process[] = [];
   private readonly runQueue: Process[] = [];
@@ -133,13 +154,9 @@ export class GuestKernel {
     this.idleSatp = (0x80000000 | (kgpa(K.IDLE_ROOT) / PAGE_SIZE)) | 0;
     for (let port = 0; port < 2; port++) khv.fill(ringGpa(port), RING_HEADER, 0);
     const entry = this.text.symbols.get('trap_entry')!;
+    this.attachCpus(gateHpa);
     this.cpus.forEach((c, i) => {
-      const frameHpa = khv.hpaOf(kgpa(K.PERCPU + i * K.PERCPU_SIZE));
-      c.frame = khv.mem.i32.subarray(frameHpa >>> 2, (frameHpa + K.PERCPU_SIZE) >>> 2);
       const h = c.vcpu.hart;
-      khv.configure(h);
-      h.gateBase = gateHpa;
-      h.gateEnd = gateHpa + PAGE_SIZE;
       h.vstvec = entry;
       h.scounteren = 7; // user programs may read cycle/time/instret, as under Linux
       h.vsscratch = kva(K.PERCPU + i * K.PERCPU_SIZE) | 0;
@@ -147,6 +164,83 @@ export class GuestKernel {
     });
     specs.forEach((s, i) => this.spawn(i + 1, s));
     for (const c of this.cpus) this.enterDirect(c, this.runQueue.shift() ?? null);
+  }
+
+  /**
+   * Everything the guest OS holds outside guest RAM, as JSON-safe data (the GUEST_OS record of a
+   * live migration). Call between slices (no syscall in progress).
+   */
+  exportState(): GuestOsState {
+    return {
+      processes: this.processes.map((p) => ({
+        pid: p.pid, name: p.name, stdin: Buffer.from(p.stdin).toString('base64'), regs: [...p.regs], pc: p.pc, root: p.root, satp: p.satp,
+        pages: [...p.pages], tables: [...p.tables], regions: p.regions.map((r) => ({ ...r })), brkStart: p.brkStart, brk: p.brk,
+        stdinPos: p.stdinPos, state: p.state, wakeAt: p.wakeAt, writeDone: p.writeDone,
+        exitCode: p.exitCode ?? null, signal: p.signal ?? null, faultPc: p.faultPc ?? null, faultAddress: p.faultAddress ?? null,
+      })),
+      runQueue: this.runQueue.map((p) => p.pid),
+      cpus: this.cpus.map((c) => (c.current ? c.current.pid : null)),
+      syscallCounts: [...this.syscallCounts], enosys: [...this.enosys], freePages: [...this.freePages], badPages: [...this.badPages],
+      nextPage: this.nextPage, idleSatp: this.idleSatp, techniques: this.techniques, lookahead: this.lookahead, random: this.random.state,
+    };
+  }
+
+  /**
+   * Takes over a guest OS from `exportState` of another VM whose RAM has already been copied into
+   * this one (instead of `boot`): configures the vCPUs for this KHV and points the per-CPU and
+   * gate views at this host's frames. Raises: Error (a bad state), GuestMemoryError, OutOfHostMemory.
+   */
+  importState(st: GuestOsState): void {
+    const byPid = new Map<number, Process>();
+    for (const q of st.processes) {
+      const p = new Process(q.pid, q.name, new Uint8Array(Buffer.from(q.stdin, 'base64')));
+      p.regs.set(q.regs);
+      p.pc = q.pc; p.root = q.root; p.satp = q.satp;
+      for (const [k, v] of q.pages) p.pages.set(k, v);
+      for (const [k, v] of q.tables) p.tables.set(k, v);
+      p.regions.push(...q.regions);
+      p.brkStart = q.brkStart; p.brk = q.brk; p.stdinPos = q.stdinPos; p.state = q.state; p.wakeAt = q.wakeAt; p.writeDone = q.writeDone;
+      if (q.exitCode !== null) p.exitCode = q.exitCode;
+      if (q.signal !== null) { p.signal = q.signal; p.faultPc = q.faultPc ?? 0; p.faultAddress = q.faultAddress ?? 0; }
+      this.processes.push(p);
+      byPid.set(p.pid, p);
+    }
+    const find = (pid: number): Process => {
+      const p = byPid.get(pid);
+      if (!p) throw new Error(`guest OS state names unknown pid ${pid}`);
+      return p;
+    };
+    this.runQueue.push(...st.runQueue.map(find));
+    if (st.cpus.length !== this.cpus.length) throw new Error(`guest OS state has ${st.cpus.length} CPUs, this VM ${this.cpus.length}`);
+    for (const [k, v] of st.syscallCounts) this.syscallCounts.set(k, v);
+    for (const [k, v] of st.enosys) this.enosys.set(k, v);
+    this.freePages.push(...st.freePages);
+    for (const g of st.badPages) this.badPages.add(g);
+    this.nextPage = st.nextPage;
+    this.idleSatp = st.idleSatp;
+    this.techniques = st.techniques;
+    Object.assign(this.lookahead, st.lookahead);
+    this.random.state = st.random;
+    this.cpus.forEach((c, i) => { c.current = st.cpus[i] === null ? null : find(st.cpus[i]!); });
+    this.attachCpus(this.khv.hpaOf(kgpa(K.GATES)));
+  }
+
+  /** Configures every vCPU for this KHV and points the per-CPU views and gate range at this host's frames. */
+  private attachCpus(gateHpa: number): void {
+    const khv = this.khv;
+    this.cpus.forEach((c, i) => {
+      const frameHpa = khv.hpaOf(kgpa(K.PERCPU + i * K.PERCPU_SIZE));
+      c.frame = khv.mem.i32.subarray(frameHpa >>> 2, (frameHpa + K.PERCPU_SIZE) >>> 2);
+      const h = c.vcpu.hart;
+      khv.configure(h);
+      h.gateBase = gateHpa;
+      h.gateEnd = gateHpa + PAGE_SIZE;
+    });
+  }
+
+  /** Guest pages the kernel writes through host-memory views rather than the KHV (the per-CPU areas): a migration always sends them at switch-over. */
+  viewPages(): number[] {
+    return [...new Set(this.cpus.map((_c, i) => pageBase(kgpa(K.PERCPU + i * K.PERCPU_SIZE))))];
   }
 
   private gateVa(index: number): number { return (kva(K.GATES) + 4 * index) | 0; }
@@ -174,7 +268,7 @@ export class GuestKernel {
   private freePage(gpa: number): void {
     if (this.badPages.has(gpa)) return;
     const hpa = this.khv.gstage.hpa(gpa);
-    if (hpa >= 0) this.khv.codeWritten(hpa);
+    if (hpa >= 0) this.khv.nativeWrite(hpa);
     this.freePages.push(gpa);
   }
 
@@ -577,7 +671,7 @@ export class GuestKernel {
       cost += scan.scanned * COSTS.lookaheadDecode;
       if (scan.ecallPc === null) { end(scan.end!); break; }
       // Commit: the emulated instructions' stores, registers and pc become the process's state.
-      this.scanner.commit((pa, byte) => { h.mem.u8[pa] = byte; this.khv.codeWritten(pa); });
+      this.scanner.commit((pa, byte) => { h.mem.u8[pa] = byte; this.khv.nativeWrite(pa); });
       f.set(regs.subarray(1), 1);
       h.vsepc = (scan.ecallPc + 4) | 0;
       stats.instructionsEmulated += scan.emulated;

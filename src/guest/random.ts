@@ -16,6 +16,10 @@ export class SeededRandom {
     }
   }
 
+  /** The generator's state (for live migration), and its restore. */
+  get state(): number[] { return [...this.s]; }
+  set state(v: number[]) { this.s.set(v); }
+
   next32(): number {
     const s = this.s;
     const r = Math.imul(rotl(Math.imul(s[1], 5), 7), 9) >>> 0;

@@ -19,6 +19,7 @@ export const EXIT_REASONS: readonly ExitReason[] = [
   { name: 'mmio', support: 'full', handledBy: 'uhv', description: 'load or store to the device region: decoded by the KHV, emulated by the UHV device model (console, power)' },
   { name: 'hypercall', support: 'full', handledBy: 'khv', description: 'ecall from VS mode: SBI set_timer and system_reset; other SBI calls return SBI_ERR_NOT_SUPPORTED' },
   { name: 'wfi', support: 'full', handledBy: 'khv', description: 'vCPU idle: halted until its next timer interrupt' },
+  { name: 'dirty-log', support: 'full', handledBy: 'khv', description: 'first store to a guest page since live migration write-protected it (dirty-page tracking): the KHV logs the page dirty and makes it writable again' },
   { name: 'gstage-fault-outside-ram', support: 'unsupported', handledBy: 'khv', description: 'guest-physical access outside RAM and the device region' },
   { name: 'mmio-unsupported-instruction', support: 'unsupported', handledBy: 'khv', description: 'device access by an instruction other than a plain load or store (e.g. an AMO)' },
   { name: 'virtual-instruction', support: 'unsupported', handledBy: 'khv', description: 'an instruction the guest may not execute in V=1 (e.g. a hypervisor CSR)' },

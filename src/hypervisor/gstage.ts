@@ -5,6 +5,10 @@
  * kernel code it runs natively touches an unbacked page).
  *
  * Invariant: `frameOf[gpn]` and the in-memory table agree; harts only ever see the table.
+ *
+ * Dirty-page log (live migration): while `dirty` is set, backed pages are write-protected in the
+ * table; the first store to one faults to the KHV (a dirty-log exit), which logs the page and
+ * makes it writable again. Pages backed while logging start dirty.
  */
 import { PAGE_SIZE, PhysMem } from '../mmu/phys.js';
 import { PTE } from '../mmu/mmu.js';
@@ -60,6 +64,7 @@ export class GStage {
     this.gpaOf.set(frame, RAM_BASE + i * PAGE_SIZE);
     this.leafPa.set(i, leaf);
     this.backedPages++;
+    if (this.dirty !== null) this.dirty[i] = 1;
     return frame;
   }
 
@@ -84,6 +89,65 @@ export class GStage {
   hpa(gpa: number): number {
     const f = this.frameOf[(gpa - RAM_BASE) >>> 12];
     return f < 0 ? -1 : f * PAGE_SIZE + (gpa & 0xfff);
+  }
+
+  /** One byte per guest RAM page while the dirty-page log is on (1 = written since the last `takeDirty`), else null. */
+  dirty: Uint8Array | null = null;
+
+  /** Starts the dirty-page log: every backed page is write-protected. Callers flush every vCPU's TLB. */
+  startDirtyLog(): void {
+    this.dirty = new Uint8Array(this.frameOf.length);
+    this.setWritable(false);
+  }
+
+  /** Stops the log and makes every backed page writable again. */
+  stopDirtyLog(): void {
+    this.dirty = null;
+    this.setWritable(true);
+  }
+
+  private setWritable(on: boolean): void {
+    for (const [i, leaf] of this.leafPa) {
+      if (this.frameOf[i] < 0) continue;
+      const pte = this.mem.read32(leaf);
+      this.mem.write32(leaf, on ? pte | PTE.W : pte & ~PTE.W);
+    }
+  }
+
+  /**
+   * A store faulted on guest page index `i`: when the log write-protected it, logs it dirty, makes
+   * it writable and returns true (the caller flushes the hart's TLB); otherwise returns false.
+   */
+  logStore(i: number): boolean {
+    const leaf = this.leafPa.get(i);
+    if (this.dirty === null || leaf === undefined || this.frameOf[i] < 0) return false;
+    const pte = this.mem.read32(leaf);
+    if ((pte & PTE.W) !== 0) return false;
+    this.mem.write32(leaf, pte | PTE.W);
+    this.dirty[i] = 1;
+    return true;
+  }
+
+  /** Logs the page backed by host frame `frame` dirty (a write by native hypervisor or guest-kernel code). */
+  markFrameDirty(frame: number): void {
+    if (this.dirty === null) return;
+    const gpa = this.gpaOf.get(frame);
+    if (gpa !== undefined) this.dirty[(gpa - RAM_BASE) >>> 12] = 1;
+  }
+
+  /** Page indices logged dirty since the last call, ascending; they are write-protected again. Callers flush every vCPU's TLB. */
+  takeDirty(): number[] {
+    const d = this.dirty;
+    if (d === null) return [];
+    const out: number[] = [];
+    for (let i = 0; i < d.length; i++) {
+      if (d[i] === 0) continue;
+      d[i] = 0;
+      out.push(i);
+      const leaf = this.leafPa.get(i);
+      if (leaf !== undefined && this.frameOf[i] >= 0) this.mem.write32(leaf, this.mem.read32(leaf) & ~PTE.W);
+    }
+    return out;
   }
 
   /** Guest RAM pages that are backed, with their host frames, in GPA order. */

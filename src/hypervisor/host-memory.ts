@@ -6,12 +6,19 @@
  *   state  Uint8 per frame: FrameState               claimed with Atomics.compareExchange
  *   owner  Int32 per frame: owning VM slot, or -1
  *   meta   Int32 [nextHint, freeCount]
- *   poison Uint8 per frame: 1 = uncorrectable error (what harts check on access; PhysMem.poison)
+ *   poison Uint8 per frame: POISON.* (harts check != 0 on access; PhysMem.poison)
  *
  * Invariants: a frame is handed out only by winning the compareExchange Free -> Guest|Hypervisor,
  * so two threads can never own one frame; poisoned and retired frames are never handed out.
  */
 import { PAGE_SIZE } from '../mmu/phys.js';
+
+/**
+ * Per-frame poison values. LATENT: the frame has an uncorrectable error the host has not noticed
+ * (found by the next read, as a machine check); KNOWN: the host knows (patrol scrub, an earlier
+ * machine check), so hypervisor code can avoid reading it.
+ */
+export const POISON = { None: 0, Latent: 1, Known: 2 } as const;
 
 export const FrameState = { Free: 0, Guest: 1, Hypervisor: 2, Poisoned: 3, Retired: 4 } as const;
 export type FrameStateValue = (typeof FrameState)[keyof typeof FrameState];
@@ -125,8 +132,8 @@ export class HostMemory {
    * handed out); a used one stays with its owner, who must handle it. Returns the frame's state
    * before. Callers flush TLBs that may cache the frame (VM workers do, on `inject`).
    */
-  poisonFrame(f: number): FrameStateValue {
-    Atomics.store(this.poison, f, 1);
+  poisonFrame(f: number, kind: number = POISON.Known): FrameStateValue {
+    Atomics.store(this.poison, f, kind);
     if (Atomics.compareExchange(this.state, f, FrameState.Free, FrameState.Retired) === FrameState.Free) {
       Atomics.sub(this.meta, FREE, 1);
       return FrameState.Free;

@@ -18,7 +18,7 @@ import { rd as fieldRd, rs2 as fieldRs2 } from '../isa/fields.js';
 import { EXIT_BY_NAME, GuestMemoryError, VmFault } from './exits.js';
 import { GStage } from './gstage.js';
 import { HostMemory } from './host-memory.js';
-import { DEVICE_BASE, DEVICE_SIZE, SBI, SBI_ERR_NOT_SUPPORTED } from './platform.js';
+import { DEVICE_BASE, DEVICE_SIZE, RAM_BASE, SBI, SBI_ERR_NOT_SUPPORTED } from './platform.js';
 import { GuestRam, Uhv } from './uhv.js';
 
 /** Exceptions the guest kernel handles itself (hedeleg): misaligned, access faults, illegal, breakpoint, ecall from VU, page faults. */
@@ -121,6 +121,11 @@ export class Khv implements GuestRam {
         if (this.gstage.isRam(gpa) && this.gstage.isCorrupted(gpa)) {
           this.memoryFailure(v, gpa, h.stval >>> 0, h.sepc, (h.mstatus & (1 << 8)) === 0);
           return;
+        }
+        if (cause === CAUSE.storeGuestPage && this.gstage.isRam(gpa) && this.gstage.logStore((gpa - RAM_BASE) >>> 12)) {
+          this.exit(h, 'dirty-log');
+          h.mmu.flushAll();
+          break;
         }
         if (this.gstage.isRam(gpa)) {
           this.exit(h, 'gstage-fault');
@@ -265,16 +270,21 @@ export class Khv implements GuestRam {
   codePages: Uint8Array | null = null;
   onCodeWrite: (hpa: number) => void = () => {};
 
-  /** Native code wrote into (or freed) the frame holding `hpa`: drop stale translations. */
-  codeWritten(hpa: number): void {
+  /**
+   * Native code (the KHV, UHV or guest kernel) wrote into the frame holding `hpa`, or freed it:
+   * drop stale translations, and log the page dirty while migration tracks dirty pages. Every
+   * native write to guest RAM goes through here.
+   */
+  nativeWrite(hpa: number): void {
     if (this.codePages !== null && this.codePages[hpa >>> 12] !== 0) this.onCodeWrite(hpa);
+    if (this.gstage.dirty !== null) this.gstage.markFrameDirty(hpa >>> 12);
   }
 
   read32(gpa: number): number { return this.mem.read32(this.hpaOf(gpa, true)); }
   write32(gpa: number, v: number): void {
     const pa = this.hpaOf(gpa);
     this.mem.write32(pa, v);
-    this.codeWritten(pa);
+    this.nativeWrite(pa);
   }
 
   /** Calls `fn(hpa, offset, n)` for each page-bounded piece of guest RAM [gpa, gpa + len). */
@@ -294,11 +304,11 @@ export class Khv implements GuestRam {
 
   /** Writes bytes into guest RAM (dropping translations of code they overwrite). */
   writeBytes(gpa: number, bytes: Uint8Array): void {
-    this.spans(gpa, bytes.length, false, (pa, i, n) => { this.mem.u8.set(bytes.subarray(i, i + n), pa); this.codeWritten(pa); });
+    this.spans(gpa, bytes.length, false, (pa, i, n) => { this.mem.u8.set(bytes.subarray(i, i + n), pa); this.nativeWrite(pa); });
   }
 
   fill(gpa: number, len: number, value: number): void {
-    this.spans(gpa, len, false, (pa, _i, n) => { this.mem.u8.fill(value, pa, pa + n); this.codeWritten(pa); });
+    this.spans(gpa, len, false, (pa, _i, n) => { this.mem.u8.fill(value, pa, pa + n); this.nativeWrite(pa); });
   }
 
   /** Frames of this VM go back to the host. */

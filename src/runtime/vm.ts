@@ -16,7 +16,7 @@ import { HostMemory, OutOfHostMemory } from '../hypervisor/host-memory.js';
 import { Khv, Vcpu } from '../hypervisor/khv.js';
 import { Uhv } from '../hypervisor/uhv.js';
 import { GuestMemoryError, VmFault } from '../hypervisor/exits.js';
-import { FrameState } from '../hypervisor/host-memory.js';
+import { FrameState, POISON } from '../hypervisor/host-memory.js';
 import { ringGpa } from '../guest/layout.js';
 import { RAM_BASE } from '../hypervisor/platform.js';
 import { PAGE_SIZE, PhysMem, pageBase } from '../mmu/phys.js';
@@ -25,6 +25,8 @@ import { SpectreV2Mitigation } from '../guest/kernel-text.js';
 import { ProcessStatus } from '../guest/process.js';
 import { LookaheadStats } from '../guest/kernel.js';
 import { resolveTechniques, TechniqueSettings } from '../techniques/catalogue.js';
+import { captureVcpu, DeviceState, restoreVcpu, VcpuState } from '../migration/machine-state.js';
+import type { GuestOsState } from '../guest/kernel.js';
 
 /** Simulated time each vCPU runs before the next one gets its turn (100 µs at 1 GHz). */
 export const QUANTUM_CYCLES = 100_000;
@@ -104,7 +106,7 @@ export class Vm {
    * Raises: ElfError for a bad image; RangeError for a bad spec; OutOfHostMemory when the host
    * cannot hold the kernel; Error when guest memory cannot hold the processes.
    */
-  constructor(readonly spec: VmSpec, readonly host: HostMemory, readonly owner: number) {
+  constructor(readonly spec: VmSpec, readonly host: HostMemory, readonly owner: number, opts: { incoming?: boolean } = {}) {
     const elfs = spec.processes.map((p) => parseElf32(p.elf));
     if (!Number.isInteger(spec.memoryMiB) || spec.memoryMiB < 8 || spec.memoryMiB > 2047) throw new RangeError(`memoryMiB must be 8-2047, got ${spec.memoryMiB}`);
     if (spec.processes.length === 0) throw new RangeError('a VM needs at least one process');
@@ -123,12 +125,51 @@ export class Vm {
       mitigation: spec.spectreV2Mitigation, seed: spec.seed, ramBytes: spec.memoryMiB << 20, techniques: spec.techniques ?? resolveTechniques(),
     });
     this.khv.onMemoryFailure = (v, gpa, va, pc, fromUser) => this.kernel.memoryFailureTrap(v, gpa, va, pc, fromUser);
+    if (opts.incoming) return;
     try {
       this.kernel.boot(spec.processes.map((p, i) => ({ elf: elfs[i], name: p.name, argv: p.argv, env: p.env, stdin: p.stdin })));
     } catch (e) {
       this.khv.release();
       throw e;
     }
+  }
+
+  /**
+   * A VM that arrives by live migration: its G-stage, vCPUs and guest kernel exist but nothing is
+   * booted; the migration copies RAM in and then calls `restoreState`. Raises: as the constructor.
+   */
+  static incoming(spec: VmSpec, host: HostMemory, owner: number): Vm {
+    return new Vm(spec, host, owner, { incoming: true });
+  }
+
+  /** Everything besides guest RAM that a migration carries. Call between `run` calls. */
+  captureState(): { vcpus: VcpuState[]; device: DeviceState; guestOs: GuestOsState } {
+    const d = this.khv.device;
+    return {
+      vcpus: this.vcpus.map((v, i) => captureVcpu(v, this.idle[i])),
+      device: {
+        quantumEnd: this.quantumEnd, exits: [...this.khv.exits], transitions: this.khv.transitions, power: d.power,
+        doorbells: d.counters.doorbells, consoleBytes: [d.counters.consoleBytes[0], d.counters.consoleBytes[1]],
+      },
+      guestOs: this.kernel.exportState(),
+    };
+  }
+
+  /**
+   * Completes an incoming VM (guest RAM already copied) from `captureState` of its source.
+   * Raises: Error for a state that does not fit this VM; GuestMemoryError; OutOfHostMemory.
+   */
+  restoreState(st: { vcpus: VcpuState[]; device: DeviceState; guestOs: GuestOsState }): void {
+    if (st.vcpus.length !== this.vcpus.length) throw new Error(`state has ${st.vcpus.length} vCPUs, the VM ${this.vcpus.length}`);
+    this.kernel.importState(st.guestOs);
+    st.vcpus.forEach((s, i) => { this.idle[i] = restoreVcpu(this.vcpus[i], s); });
+    const d = st.device;
+    this.quantumEnd = d.quantumEnd;
+    for (const [k, n] of d.exits) this.khv.exits.set(k, (this.khv.exits.get(k) ?? 0) + n);
+    this.khv.transitions += d.transitions;
+    this.khv.device.power = d.power;
+    this.khv.device.counters.doorbells = d.doorbells;
+    this.khv.device.counters.consoleBytes = [...d.consoleBytes];
   }
 
   /**
@@ -229,12 +270,14 @@ export class Vm {
    * Injects an uncorrectable error into host frame `frame`, which this VM owns as guest RAM. Call
    * between `run` calls (the worker does, at a slice boundary), so the moment is deterministic in
    * simulated time. The error stays latent until something reads the page.
+   * `latent`: the host has not noticed the error (POISON.Latent); otherwise it knows (POISON.Known),
+   * which only hypervisor code that checks (a UME-aware migration) tells apart.
    * Returns the guest page and its owner. Raises: RangeError when the VM does not own the frame as guest RAM.
    */
-  injectMemoryError(frame: number): { gpa: number; owner: PageOwner; virtualTimeNs: number } {
+  injectMemoryError(frame: number, latent = true): { gpa: number; owner: PageOwner; virtualTimeNs: number } {
     const gpa = this.khv.gstage.gpaOf.get(frame);
     if (gpa === undefined || this.host.state[frame] !== FrameState.Guest || this.host.owner[frame] !== this.owner) throw new RangeError(`frame ${frame} is not guest memory of this VM`);
-    Atomics.store(this.host.poison, frame, 1);
+    Atomics.store(this.host.poison, frame, latent ? POISON.Latent : POISON.Known);
     this.khv.flushAll();
     return { gpa, owner: this.pageOwner(gpa), virtualTimeNs: Math.max(...this.vcpus.map((v) => v.hart.ctr[Ctr.Cycles])) };
   }
@@ -267,6 +310,13 @@ export class Vm {
     for (const { gpa, frame } of this.khv.gstage.backed()) out.push({ gpa, hpa: frame * PAGE_SIZE, owner: this.pageOwner(gpa), corrupted: false });
     for (const gpa of this.khv.corruptedPages) out.push({ gpa, hpa: -1, owner: this.pageOwner(gpa), corrupted: true });
     return out.sort((a, b) => a.gpa - b.gpa);
+  }
+
+  /** Virtual time of the VM (the furthest vCPU clock), ns. */
+  virtualTimeNs(): number {
+    let t = 0;
+    for (const v of this.vcpus) t = Math.max(t, v.hart.ctr[Ctr.Cycles]);
+    return t;
   }
 
   instructions(): number {

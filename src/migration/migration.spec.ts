@@ -1,0 +1,154 @@
+/**
+ * Live migration between two hosts in one thread, over a real loopback TCP connection: the VM
+ * keeps running during pre-copy, continues on the destination with identical memory and state,
+ * and ends with the same console output as an undisturbed run; poisoned pages travel as error
+ * metadata (technique on) or panic the host (off); a broken stream leaves the source running.
+ */
+import { HostMemory } from '../hypervisor/host-memory.js';
+import { PAGE_SIZE } from '../mmu/phys.js';
+import { builtinElf } from '../runtime/workloads.js';
+import { DEFAULT_SPEC, Vm, VmSpec } from '../runtime/vm.js';
+import { MigrationDestination, DestinationFault } from './destination.js';
+import { MigrationFailed, MigrationHostPanic, MigrationOutcome, MigrationParams, MigrationSource, MigrationStats } from './source.js';
+
+const memtouch = (argv: string[]) => ({ name: 'memtouch', elf: builtinElf('memtouch'), argv: ['memtouch', ...argv], env: [], stdin: new Uint8Array() });
+/** p1 keeps dirtying 2 MiB; p2 and p3 touch 1 MiB once, sleep 100 ms, then touch it twice more. */
+const SPEC: VmSpec = { ...DEFAULT_SPEC, memoryMiB: 32, processes: [memtouch(['2', '200']), memtouch(['1', '3', '100']), memtouch(['1', '3', '100'])] };
+const PARAMS: MigrationParams = { migrationId: 'test', maxDowntimeMs: 1, bandwidthMiBps: 2048, maxRounds: 10, timeoutS: 60, technique: true };
+/** Console lines in order per port, sorted: migration costs virtual time (dirty-log exits), so how lines of different processes interleave may change, nothing else. */
+const lines = (chunks: string[]) => chunks.join('').split('\n').sort();
+const MMAP_BASE = 0x4000_0000;
+
+function consoleOf(vm: Vm): string[] {
+  const out: string[] = [];
+  vm.onConsole((port, b) => out.push(`${port}:${Buffer.from(b).toString()}`));
+  return out;
+}
+
+/** Runs `vm` with a migration to a fresh destination; returns the destination VM and the outcome, or the error. */
+async function migrate(vm: Vm, dstHost: HostMemory, params: Partial<MigrationParams> = {}, failAt: DestinationFault | null = null,
+  beforeSwitch?: (src: Vm) => void) {
+  const dst = new MigrationDestination(vm.spec, dstHost, 7, failAt);
+  const port = await dst.listen();
+  const progress: MigrationStats[] = [];
+  const src = new MigrationSource(vm, { ...PARAMS, ...params }, { progress: (s) => progress.push(s), latentError: () => undefined });
+  let outcome: MigrationOutcome | null = null;
+  try {
+    await src.open(port);
+    for (;;) {
+      expect(vm.run(10)).toBe('running');
+      const r = await src.afterSlice();
+      if (r !== 'running') { outcome = r; break; }
+    }
+  } catch (e) {
+    src.abort();
+    return { error: e as Error, progress, dst: null, outcome: null, src };
+  }
+  beforeSwitch?.(vm);
+  return { error: null, progress, dst: await dst.done, outcome, src };
+}
+
+describe('live migration (pre-copy over TCP)', () => {
+  let reference: { console: string[]; statuses: number[] };
+  beforeAll(() => {
+    const vm = new Vm(SPEC, HostMemory.create(64), 1);
+    const console = consoleOf(vm);
+    vm.runToCompletion();
+    reference = { console, statuses: vm.processes().map((p) => p.status!) };
+  });
+
+  test('the VM continues on the destination: same memory, same state, same console as an undisturbed run', async () => {
+    const a = HostMemory.create(64), b = HostMemory.create(64);
+    const vm = new Vm(SPEC, a, 1);
+    const console = consoleOf(vm);
+    vm.run(30);
+    let sourcePages = new Map<number, Buffer>();
+    let sourceRegs: number[][] = [];
+    const m = await migrate(vm, b, {}, null, (src) => {
+      sourcePages = new Map([...src.khv.gstage.backed()].map(({ gpa, frame }) => [gpa, Buffer.from(src.khv.mem.u8.subarray(frame * PAGE_SIZE, (frame + 1) * PAGE_SIZE))]));
+      sourceRegs = src.vcpus.map((v) => [...v.hart.x, v.hart.pc, v.hart.ctr[0]]);
+    });
+    expect(m.error).toBeNull();
+    const dst = m.dst!;
+    // Every page byte-identical, and nothing more or less backed.
+    const dstPages = new Map([...dst.khv.gstage.backed()].map(({ gpa, frame }) => [gpa, Buffer.from(dst.khv.mem.u8.subarray(frame * PAGE_SIZE, (frame + 1) * PAGE_SIZE))]));
+    expect([...dstPages.keys()]).toEqual([...sourcePages.keys()]);
+    for (const [gpa, bytes] of sourcePages) expect(dstPages.get(gpa)!.equals(bytes)).toBe(true);
+    expect(dst.vcpus.map((v) => [...v.hart.x, v.hart.pc, v.hart.ctr[0]])).toEqual(sourceRegs);
+    expect(m.outcome!.destinationDigest).toBe(m.outcome!.sourceDigest);
+    // Several rounds: p1 keeps dirtying, caught by write protection.
+    expect(m.outcome!.round).toBeGreaterThan(1);
+    expect(m.outcome!.dirtyLogExits).toBeGreaterThan(0);
+    expect(m.progress.map((p) => p.round)).toEqual(m.progress.map((_p, i) => i + 1));
+    vm.stop('migrated');
+    expect(a.usage().byOwner[1]).toBeUndefined();
+    dst.onConsole((port, bytes) => console.push(`${port}:${Buffer.from(bytes).toString()}`));
+    expect(dst.runToCompletion()).toBe('stopped');
+    expect(lines(console)).toEqual(lines(reference.console));
+    expect(dst.processes().map((p) => p.status)).toEqual(reference.statuses);
+  });
+
+  test('technique on: a known and a latent poisoned page travel as error metadata; their processes die with SIGBUS on the destination', async () => {
+    const a = HostMemory.create(64), b = HostMemory.create(64);
+    const vm = new Vm(SPEC, a, 1);
+    const console = consoleOf(vm);
+    vm.run(120); // p2 and p3 have touched their memory once and sleep
+    vm.injectMemoryError(vm.frameOf({ pid: 2, va: MMAP_BASE + 5 * PAGE_SIZE }), false);
+    vm.injectMemoryError(vm.frameOf({ pid: 3, va: MMAP_BASE + 9 * PAGE_SIZE }), true);
+    const m = await migrate(vm, b);
+    expect(m.error).toBeNull();
+    expect(m.outcome!.errorPages).toBe(2);
+    expect(vm.processes().map((p) => p.state)).toEqual(['running', 'sleeping', 'sleeping']);
+    vm.stop('migrated');
+    const dst = m.dst!;
+    const failures: Array<{ pid: number | null }> = [];
+    dst.kernel.onMemoryFailure = (e) => failures.push(e);
+    dst.onConsole((port, bytes) => console.push(`${port}:${Buffer.from(bytes).toString()}`));
+    expect(dst.runToCompletion()).toBe('stopped');
+    expect(failures.map((f) => f.pid).sort()).toEqual([2, 3]);
+    const st = dst.processes();
+    expect(st.map((p) => p.status)).toEqual([0, 135, 135]);
+    expect(st[1].faultAddress).toBe(MMAP_BASE + 5 * PAGE_SIZE);
+    expect(st[2].faultAddress).toBe(MMAP_BASE + 9 * PAGE_SIZE);
+    // p1's output is the undisturbed run's; p2 and p3 printed only their first pass.
+    const mine = lines(console), ref = lines(reference.console);
+    expect(ref.length - mine.length).toBe(4);
+    for (const l of mine) expect(ref).toContain(l);
+  });
+
+  test('technique off: reading a latent poisoned page during the copy panics the host', async () => {
+    const vm = new Vm(SPEC, HostMemory.create(64), 1);
+    vm.run(120);
+    vm.injectMemoryError(vm.frameOf({ pid: 3, va: MMAP_BASE }), true);
+    const m = await migrate(vm, HostMemory.create(64), { technique: false });
+    expect(m.error).toBeInstanceOf(MigrationHostPanic);
+  });
+
+  test.each([
+    ['a dropped connection', { dropConnectionAfterPages: 100 }, null],
+    ['a destination that fails on accept', {}, 'target-ready'],
+    ['a destination that fails mid-stream', {}, 'running'],
+  ] as const)('%s fails the migration cleanly; the source VM runs on to the same end and the destination keeps nothing', async (_n, params, failAt) => {
+    const a = HostMemory.create(64), b = HostMemory.create(64);
+    const vm = new Vm(SPEC, a, 1);
+    const console = consoleOf(vm);
+    vm.run(30);
+    const m = await migrate(vm, b, params, failAt as DestinationFault | null);
+    expect(m.error).toBeInstanceOf(MigrationFailed);
+    expect(vm.khv.gstage.dirty).toBeNull();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(b.usage().byOwner[7]).toBeUndefined();
+    expect(vm.runToCompletion()).toBe('stopped');
+    expect(lines(console)).toEqual(lines(reference.console));
+  });
+
+  test('the destination rejects a stream for a different VM shape', async () => {
+    const vm = new Vm(SPEC, HostMemory.create(64), 1);
+    vm.run(5);
+    const dst = new MigrationDestination({ ...SPEC, memoryMiB: 16 }, HostMemory.create(64), 7);
+    const src = new MigrationSource(vm, PARAMS, { progress: () => undefined, latentError: () => undefined });
+    await src.open(await dst.listen());
+    await expect(dst.done).rejects.toThrow(/32 MiB/);
+    src.abort();
+  });
+});

@@ -1,0 +1,356 @@
+/**
+ * The sending side of a pre-copy live migration, run by the source VM's worker between slices of
+ * guest execution (so the guest keeps running while its memory is copied).
+ *
+ * Rounds: round 1 sends every backed guest page; each later round sends the pages the dirty-page
+ * log (G-stage write protection, gstage.ts) caught since the previous round. Sending is paced in
+ * the VM's virtual time at `bandwidthMiBps`, so a migration is as deterministic as the guest.
+ * When the dirty set would go over in `maxDowntimeMs` (or after `maxRounds`), the guest stops
+ * (stop-and-copy): the last dirty pages, the vCPU, device and guest-OS state and END go out, and
+ * the destination's ACK decides: on success the source VM is released, on anything else the dirty
+ * log is switched off and the guest runs on here as if nothing happened.
+ *
+ * Poisoned frames (technique umeAwareMigration): a frame the host knows is poisoned is sent as
+ * ERROR_META without being read; any other frame is read with an exception-safe copy (its poison
+ * flag checked first, as a machine-check-aware memcpy would), and a latent error found that way is
+ * recorded, marked known and sent as ERROR_META. Without the technique, reading a poisoned frame
+ * consumes the error: the host panics (MigrationHostPanic).
+ */
+import { Socket, connect } from 'node:net';
+import { crc32 } from 'node:zlib';
+import type { Vm } from '../runtime/vm.js';
+import { CORRUPTED } from '../hypervisor/gstage.js';
+import { POISON } from '../hypervisor/host-memory.js';
+import { RAM_BASE } from '../hypervisor/platform.js';
+import { PAGE_SIZE } from '../mmu/phys.js';
+import { encodeJson, encodeVcpu } from './machine-state.js';
+import { encodeRecord, FOUND_BY, FoundBy, MAGIC, PayloadReader, PayloadWriter, PROTOCOL_VERSION, RecordReader, RECORD_HEADER, WireError } from './wire.js';
+
+export interface MigrationParams {
+  migrationId: string;
+  /** Largest acceptable stop-and-copy time, in virtual ms. */
+  maxDowntimeMs: number;
+  /** Link bandwidth, MiB per second of virtual time. */
+  bandwidthMiBps: number;
+  /** Pre-copy rounds before stop-and-copy is forced. */
+  maxRounds: number;
+  /** Wall-clock limit for the whole migration, in seconds. */
+  timeoutS: number;
+  /** umeAwareMigration: poisoned pages travel as error metadata. */
+  technique: boolean;
+  /** Fault injection: the connection drops after this many page records. */
+  dropConnectionAfterPages?: number;
+}
+
+/** QEMU query-migrate-style statistics; sizes in bytes, times in ms unless named otherwise. */
+export interface MigrationStats {
+  round: number;
+  /** Guest RAM the migration covers (backed pages at the start). */
+  total: number;
+  /** Bytes written to the connection. */
+  transferred: number;
+  /** Bytes of dirty pages still to send. */
+  remaining: number;
+  pagesSent: number;
+  zeroPages: number;
+  /** Pages sent as error metadata instead of data. */
+  errorPages: number;
+  /** Pages the guest dirtied per second of virtual time during the last round. */
+  dirtyPagesRate: number;
+  /** Page records per second of wall time. */
+  pagesPerSecond: number;
+  dirtyLogExits: number;
+  setupTimeMs: number;
+  elapsedWallMs: number;
+  elapsedVirtualMs: number;
+  /** Stop-and-copy time the current dirty set would need, virtual ms. */
+  expectedDowntimeMs: number;
+}
+
+export interface MigrationOutcome extends MigrationStats {
+  downtimeVirtualMs: number;
+  downtimeWallMs: number;
+  /** CRC-32 chain over every RAM page the destination must hold (gpn, bytes), hex. */
+  sourceDigest: string;
+  destinationDigest: string;
+}
+
+export interface SourceHooks {
+  progress(s: MigrationStats): void;
+  /** A latent error was found (and, with the technique, contained) while reading a frame. */
+  latentError(e: { gpa: number; frame: number; contained: boolean }): void;
+}
+
+/** Without umeAwareMigration, the copy read a poisoned frame: the host takes a fatal machine check. */
+export class MigrationHostPanic extends Error {
+  constructor(readonly frame: number, readonly gpa: number) { super(`host-panic: machine check reading host frame ${frame} (guest page 0x${gpa.toString(16)}) during migration`); }
+}
+
+/** The migration failed; the source VM keeps running. */
+export class MigrationFailed extends Error {}
+
+const PAGE_RECORD = RECORD_HEADER + 4 + PAGE_SIZE + 4;
+
+/** CRC-32 chain over a page's number and bytes (the END digest, computed the same on both sides). */
+export function digestPage(prev: number, gpn: number, bytes: Uint8Array): number {
+  const n = Buffer.allocUnsafe(4);
+  n.writeUInt32LE(gpn);
+  return crc32(bytes, crc32(n, prev));
+}
+
+export class MigrationSource {
+  private socket: Socket | null = null;
+  private broken: string | null = null;
+  private cancelled = false;
+  private readonly started = Date.now();
+  private readonly dram: Uint8Array;
+  private readonly words: Int32Array;
+  private readonly bytesPerNs: number;
+  private out: Buffer[] = [];
+  private outBytes = 0;
+  private readonly errorSent = new Set<number>();
+  private queue: number[] = [];
+  private qpos = 0;
+  private budget = 0;
+  private lastClock = 0;
+  private roundStartClock = 0;
+  private readonly startClock: number;
+  private exitsAtStart = 0;
+  private records = 0;
+  private pageRecords = 0;
+  readonly stats: MigrationStats;
+  private readonly reader = new RecordReader();
+  private ack: ((r: { ok: boolean; message: string; digest: string }) => void) | null = null;
+
+  constructor(private readonly vm: Vm, readonly params: MigrationParams, private readonly hooks: SourceHooks) {
+    this.dram = new Uint8Array(vm.host.buffers.dram);
+    this.words = new Int32Array(vm.host.buffers.dram);
+    this.bytesPerNs = (params.bandwidthMiBps * 1024 * 1024) / 1e9;
+    this.startClock = this.lastClock = this.roundStartClock = this.clock();
+    this.stats = {
+      round: 0, total: 0, transferred: 0, remaining: 0, pagesSent: 0, zeroPages: 0, errorPages: 0, dirtyPagesRate: 0, pagesPerSecond: 0,
+      dirtyLogExits: 0, setupTimeMs: 0, elapsedWallMs: 0, elapsedVirtualMs: 0, expectedDowntimeMs: 0,
+    };
+  }
+
+  private clock(): number { return this.vm.virtualTimeNs(); }
+
+  /** Connects to the destination, sends HELLO and starts round 1 (and the dirty-page log). Raises: MigrationFailed. */
+  async open(port: number): Promise<void> {
+    const s = connect({ host: '127.0.0.1', port });
+    s.setNoDelay(true);
+    this.socket = s;
+    s.on('error', (e) => { this.broken ??= `connection error: ${e.message}`; });
+    s.on('close', () => { this.broken ??= 'the destination closed the connection'; this.ack?.({ ok: false, message: this.broken, digest: '' }); });
+    s.on('data', (chunk: Buffer) => this.onData(chunk));
+    await new Promise<void>((resolve, reject) => {
+      s.once('connect', resolve);
+      s.once('error', (e) => reject(new MigrationFailed(`cannot connect to the destination: ${e.message}`)));
+    });
+    const p = this.params;
+    this.emit('HELLO', new PayloadWriter().bytes(Buffer.from(MAGIC)).u16(PROTOCOL_VERSION).u32(PAGE_SIZE).u32(this.vm.spec.memoryMiB << 20)
+      .u16(this.vm.spec.vcpus).u16(p.technique ? 1 : 0).str(p.migrationId).done());
+    const gs = this.vm.khv.gstage;
+    gs.startDirtyLog();
+    this.vm.khv.flushAll();
+    this.exitsAtStart = this.vm.khv.exits.get('dirty-log') ?? 0;
+    this.queue = [];
+    for (let i = 0; i < gs.frameOf.length; i++) if (gs.frameOf[i] >= 0 || gs.frameOf[i] === CORRUPTED) this.queue.push(i);
+    this.stats.total = gs.backedPages * PAGE_SIZE;
+    this.stats.round = 1;
+    this.stats.setupTimeMs = Date.now() - this.started;
+    await this.flush();
+  }
+
+  cancel(): void { this.cancelled = true; }
+
+  /**
+   * Called after every slice the guest ran: sends what the bandwidth allowed in that much virtual
+   * time, ends rounds, and performs the switch-over when it is time. Resolves 'running' while
+   * pre-copy goes on, or the outcome once the VM lives on the destination.
+   * Raises: MigrationFailed (the source VM must keep running; call `abort` first), MigrationHostPanic.
+   */
+  async afterSlice(): Promise<'running' | MigrationOutcome> {
+    this.check();
+    const now = this.clock();
+    this.budget += (now - this.lastClock) * this.bytesPerNs;
+    this.lastClock = now;
+    while (this.qpos < this.queue.length && this.budget >= PAGE_RECORD) {
+      this.budget -= this.sendPage(this.queue[this.qpos++]);
+    }
+    if (this.qpos < this.queue.length) { await this.flush(); return 'running'; }
+    return this.endRound();
+  }
+
+  private check(): void {
+    if (this.cancelled) throw new MigrationFailed('cancelled');
+    if (this.broken) throw new MigrationFailed(this.broken);
+    if (Date.now() - this.started > this.params.timeoutS * 1000) throw new MigrationFailed(`timed out after ${this.params.timeoutS} s`);
+  }
+
+  private async endRound(): Promise<'running' | MigrationOutcome> {
+    const st = this.stats;
+    this.emit('ROUND_END', new PayloadWriter().u32(st.round).u32(this.queue.length).done());
+    const gs = this.vm.khv.gstage;
+    const dirty = gs.takeDirty();
+    this.vm.khv.flushAll();
+    for (const g of this.vm.khv.corruptedPages) { const i = (g - RAM_BASE) >>> 12; if (!this.errorSent.has(i)) dirty.push(i); }
+    const now = this.clock();
+    const roundNs = Math.max(1, now - this.roundStartClock);
+    this.roundStartClock = now;
+    st.dirtyPagesRate = Math.round((dirty.length * 1e9) / roundNs);
+    st.remaining = dirty.length * PAGE_SIZE;
+    st.expectedDowntimeMs = st.remaining / this.bytesPerNs / 1e6;
+    this.update();
+    this.hooks.progress({ ...st });
+    await this.flush();
+    if (st.expectedDowntimeMs <= this.params.maxDowntimeMs || st.round >= this.params.maxRounds) return this.switchover(dirty);
+    st.round++;
+    this.queue = dirty;
+    this.qpos = 0;
+    return 'running';
+  }
+
+  private update(): void {
+    const st = this.stats;
+    st.elapsedWallMs = Date.now() - this.started;
+    st.elapsedVirtualMs = (this.clock() - this.startClock) / 1e6;
+    st.pagesPerSecond = Math.round(this.pageRecords / Math.max(0.001, st.elapsedWallMs / 1000));
+    st.dirtyLogExits = (this.vm.khv.exits.get('dirty-log') ?? 0) - this.exitsAtStart;
+  }
+
+  /** Stop-and-copy: the guest does not run again here unless the destination refuses. */
+  private async switchover(dirty: number[]): Promise<MigrationOutcome> {
+    const wall0 = Date.now();
+    const before = this.stats.transferred + this.outBytes;
+    const last = new Set([...dirty, ...this.vm.kernel.viewPages().map((g) => (g - RAM_BASE) >>> 12), ...this.vm.khv.gstage.takeDirty()]);
+    for (const i of [...last].sort((a, b) => a - b)) { this.sendPage(i); if (this.outBytes > 1 << 20) await this.flush(); }
+    const state = this.vm.captureState();
+    for (const v of state.vcpus) this.emit('VCPU', encodeVcpu(v));
+    this.emit('DEVICE', encodeJson(state.device));
+    this.emit('GUEST_OS', encodeJson(state.guestOs));
+    const digest = this.digest();
+    this.records++;
+    this.emit('END', new PayloadWriter().u32(this.records).u32(this.pageRecords).u32(digest).done());
+    const bytes = this.stats.transferred + this.outBytes - before;
+    const reply = new Promise<{ ok: boolean; message: string; digest: string }>((resolve) => { this.ack = resolve; });
+    await this.flush();
+    const timeout = Math.max(1000, this.params.timeoutS * 1000 - (Date.now() - this.started));
+    let timer: NodeJS.Timeout | undefined;
+    const r = await Promise.race([reply, new Promise<{ ok: false; message: string; digest: string }>((resolve) => { timer = setTimeout(() => resolve({ ok: false, message: 'no answer from the destination', digest: '' }), timeout); })]);
+    clearTimeout(timer);
+    if (!r.ok) throw new MigrationFailed(`the destination refused the VM: ${r.message}`);
+    this.update();
+    this.stats.remaining = 0;
+    const sourceDigest = digest.toString(16).padStart(8, '0');
+    this.socket?.end();
+    return { ...this.stats, downtimeVirtualMs: bytes / this.bytesPerNs / 1e6, downtimeWallMs: Date.now() - wall0, sourceDigest, destinationDigest: r.digest };
+  }
+
+  /** The digest over every page the destination will hold as data (ascending page number). */
+  private digest(): number {
+    let d = 0;
+    for (const { gpa, frame } of this.vm.khv.gstage.backed()) {
+      const i = (gpa - RAM_BASE) >>> 12;
+      if (this.errorSent.has(i)) continue;
+      d = digestPage(d, i, this.dram.subarray(frame * PAGE_SIZE, (frame + 1) * PAGE_SIZE));
+    }
+    return d;
+  }
+
+  /** Queues the record(s) for guest page `i`; returns the bytes queued. Raises: MigrationHostPanic. */
+  private sendPage(i: number): number {
+    const gs = this.vm.khv.gstage;
+    const f = gs.frameOf[i];
+    if (f === CORRUPTED) return this.errorMeta(i, 'guest-access');
+    if (f < 0) return 0;
+    const poison = Atomics.load(this.vm.host.poison, f);
+    if (poison !== POISON.None) {
+      const gpa = RAM_BASE + i * PAGE_SIZE;
+      if (!this.params.technique) throw new MigrationHostPanic(f, gpa);
+      if (poison === POISON.Known) return this.errorMeta(i, 'known');
+      Atomics.store(this.vm.host.poison, f, POISON.Known);
+      this.hooks.latentError({ gpa, frame: f, contained: true });
+      return this.errorMeta(i, 'migration-copy');
+    }
+    if (this.params.dropConnectionAfterPages !== undefined && this.pageRecords >= this.params.dropConnectionAfterPages) {
+      this.socket?.destroy();
+      this.broken = `connection dropped after ${this.pageRecords} pages (fault injection)`;
+      throw new MigrationFailed(this.broken);
+    }
+    this.pageRecords++;
+    this.records++;
+    const w = this.words, base = f * (PAGE_SIZE / 4);
+    let zero = true;
+    for (let k = 0; k < PAGE_SIZE / 4; k++) if (w[base + k] !== 0) { zero = false; break; }
+    const n = Buffer.allocUnsafe(4);
+    n.writeUInt32LE(i);
+    if (zero) {
+      this.stats.zeroPages++;
+      return this.push(encodeRecord('ZERO_PAGE', n));
+    }
+    this.stats.pagesSent++;
+    return this.push(encodeRecord('RAM_PAGE', Buffer.concat([n, this.dram.subarray(f * PAGE_SIZE, (f + 1) * PAGE_SIZE)])));
+  }
+
+  private errorMeta(i: number, foundBy: FoundBy): number {
+    if (this.errorSent.has(i)) return 0;
+    this.errorSent.add(i);
+    this.stats.errorPages++;
+    this.records++;
+    return this.push(encodeRecord('ERROR_META', new PayloadWriter().u32(i).u8(1).u8(FOUND_BY[foundBy]).done()));
+  }
+
+  private emit(name: Parameters<typeof encodeRecord>[0], payload: Buffer): void {
+    if (name !== 'END') this.records++;
+    this.push(encodeRecord(name, payload));
+  }
+
+  private push(b: Buffer): number {
+    this.out.push(b);
+    this.outBytes += b.length;
+    return b.length;
+  }
+
+  /** Writes what is queued and waits until the socket takes more. Raises: MigrationFailed. */
+  private async flush(): Promise<void> {
+    if (this.outBytes === 0) return;
+    const s = this.socket!;
+    const buf = Buffer.concat(this.out);
+    this.stats.transferred += this.outBytes;
+    this.out = [];
+    this.outBytes = 0;
+    if (this.broken) throw new MigrationFailed(this.broken);
+    if (!s.write(buf)) {
+      await new Promise<void>((resolve) => {
+        const done = () => { s.off('drain', done); s.off('close', done); resolve(); };
+        s.on('drain', done);
+        s.on('close', done);
+      });
+    }
+    if (this.broken) throw new MigrationFailed(this.broken);
+  }
+
+  private onData(chunk: Buffer): void {
+    try {
+      this.reader.push(chunk);
+      for (let r = this.reader.next(); r; r = this.reader.next()) {
+        if (r.name !== 'ACK') throw new WireError(`unexpected ${r.name} record from the destination`);
+        const p = new PayloadReader(r.payload, 'ACK');
+        const ok = p.u8() === 1, digest = p.u32().toString(16).padStart(8, '0'), message = p.str();
+        p.end();
+        this.ack?.({ ok, message, digest });
+      }
+    } catch (e) {
+      this.broken ??= `bad answer from the destination: ${(e as Error).message}`;
+      this.socket?.destroy();
+    }
+  }
+
+  /** Ends a failed migration on the source: the dirty-page log is off and the guest runs on undisturbed. */
+  abort(): void {
+    this.socket?.destroy();
+    const gs = this.vm.khv.gstage;
+    if (gs.dirty !== null) { gs.stopDirtyLog(); this.vm.khv.flushAll(); }
+  }
+}
