@@ -21,6 +21,7 @@ import { RuntimeService } from './api/runtime.service.js';
 import { TechniquesController } from './api/techniques.js';
 import { ExperimentsController, ExperimentsService } from './api/experiments.js';
 import { MemoryErrorsController, MemoryErrorsService } from './api/memory-errors.js';
+import { MigrationsController, MigrationsService } from './api/migrations.js';
 import { OperationsController, OperationsService } from './api/operations.js';
 import { EventsGateway } from './api/events.gateway.js';
 import { Metrics, MetricsController } from './api/observability.js';
@@ -51,7 +52,7 @@ export class AppModule {
           },
         }),
       ],
-      controllers: [TenantsController, HostsController, ImagesController, VmsController, TechniquesController, ExperimentsController, MemoryErrorsController, OperationsController, EventsController, HealthController, MetricsController],
+      controllers: [TenantsController, HostsController, ImagesController, VmsController, TechniquesController, ExperimentsController, MemoryErrorsController, MigrationsController, OperationsController, EventsController, HealthController, MetricsController],
       providers: [
         { provide: CONFIG, useValue: { ...o.config, resolvedAdminToken: o.adminToken } },
         EventsService,
@@ -61,6 +62,7 @@ export class AppModule {
         RuntimeService,
         ExperimentsService,
         MemoryErrorsService,
+        MigrationsService,
         OperationsService,
         EventsGateway,
         IdempotencyInterceptor,

@@ -111,7 +111,7 @@ export class MemoryErrorsService {
     }
     const runner = vmId ? this.runtime.runner(vmId) : undefined;
     if (!runner) throw conflict(`frame ${frame} belongs to no running VM`, { frame });
-    const r = await runner.ask<{ gpa: number; owner: PageOwner; virtualTimeNs: number }>({ type: 'inject', what: 'memory-error', frame });
+    const r = await runner.ask<{ gpa: number; owner: PageOwner; virtualTimeNs: number }>({ type: 'inject', what: 'memory-error', frame, latent });
     return record(latent ? 'latent' : 'known', { type: 'vm', vmId, guestPhysicalAddress: r.gpa, owner: r.owner, virtualTimeNs: r.virtualTimeNs }, {});
   }
 

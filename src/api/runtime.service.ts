@@ -19,7 +19,7 @@ import { HostEntity, VmEntity, VmRunEntity } from '../persistence/entities.js';
 import { HostRuntime, HostUsage } from '../runtime/host-runtime.js';
 import { VmRunner } from '../runtime/vm-runner.js';
 import type { VmSpec } from '../runtime/vm.js';
-import type { ExitRecord, VmSnapshot } from '../runtime/protocol.js';
+import type { ExitRecord, VmSnapshot, WorkerInit } from '../runtime/protocol.js';
 import type { ProcessStatus } from '../guest/process.js';
 import { transition, TransitionError, VmAction, VmState } from '../runtime/vm-state.js';
 
@@ -163,6 +163,38 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
     const runner = await rt.startVm(vmId, spec);
     const l: LiveVm = { tenantId, hostId: host.id, runner, startedAt, pendingConsole: [], timers: [] };
     this.live.set(vmId, l);
+    this.wire(vmId, l, runner);
+    l.timers.push(setInterval(() => { void this.serial(vmId, () => this.flushConsole(vmId, l)); }, CONSOLE_EVERY_MS));
+    l.timers.push(setInterval(() => { if (l.runner.state === 'running') void this.serial(vmId, () => this.publishCounters(vmId, l)); }, COUNTERS_EVERY_MS));
+    if ((this.tracing.get(vmId) ?? 0) > 0) await runner.request({ type: 'trace-exits', on: true }).catch(() => undefined);
+    return runner;
+  }
+
+  /**
+   * A worker on `host` that will receive VM `vmId` by live migration (not started; it listens when
+   * asked). It is not the VM's live runner until `adopt`.
+   */
+  prepareIncoming(vmId: string, host: Pick<HostEntity, 'id' | 'memoryMiB'>, spec: VmSpec, failAt: NonNullable<WorkerInit['incoming']>['failAt']): VmRunner {
+    return this.ensureHost(host).prepareIncoming(vmId, spec, failAt);
+  }
+
+  /**
+   * The VM now runs in `runner` on host `hostId` (a completed migration): it keeps its console,
+   * telemetry and run record; the source runner's end is not the VM's end.
+   */
+  async adopt(vmId: string, runner: VmRunner, hostId: string): Promise<void> {
+    const l = this.live.get(vmId);
+    if (!l) throw new Error(`VM ${vmId} is not live`);
+    runner.adoptConsole(l.runner.console);
+    l.runner = runner;
+    l.hostId = hostId;
+    this.wire(vmId, l, runner);
+    if ((this.tracing.get(vmId) ?? 0) > 0) await runner.request({ type: 'trace-exits', on: true }).catch(() => undefined);
+  }
+
+  /** Telemetry of one runner of a live VM; ignored once the VM has moved to another runner. */
+  private wire(vmId: string, l: LiveVm, runner: VmRunner): void {
+    const tenantId = l.tenantId;
     runner.on('console', (port: number, bytes: Uint8Array) => l.pendingConsole.push({ port, bytes }));
     runner.on('process', (s: ProcessStatus) => { void this.serial(vmId, () => this.appendEvent(tenantId, vmId, 'vm.process', { ...s })); });
     runner.on('exits', (records: ExitRecord[], dropped: number) => this.exitStream.emit('exits', vmId, tenantId, records, dropped));
@@ -171,11 +203,11 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
         recipient: 'guest', action: 'inject', actionRequired: true, guestPhysicalAddress: m.gpa, pid: m.pid, guestVirtualAddress: m.va, virtualTimeNs: m.virtualTimeNs,
       }));
     });
-    runner.once('final', (s: VmSnapshot) => { void this.finish(vmId, l, s).catch((e) => this.log.error(e instanceof Error ? e.stack : String(e))); });
-    l.timers.push(setInterval(() => { void this.serial(vmId, () => this.flushConsole(vmId, l)); }, CONSOLE_EVERY_MS));
-    l.timers.push(setInterval(() => { if (runner.state === 'running') void this.serial(vmId, () => this.publishCounters(vmId, l)); }, COUNTERS_EVERY_MS));
-    if ((this.tracing.get(vmId) ?? 0) > 0) await runner.request({ type: 'trace-exits', on: true }).catch(() => undefined);
-    return runner;
+    runner.once('final', (s: VmSnapshot) => {
+      // A source that handed its VM over ends 'migrated': the VM lives on in the adopted runner.
+      if (l.runner !== runner || s.reason === 'migrated') return;
+      void this.finish(vmId, l, s).catch((e) => this.log.error(e instanceof Error ? e.stack : String(e)));
+    });
   }
 
   /** A subscription wants (or no longer wants) the exit stream of a VM. */

@@ -143,4 +143,26 @@ export class IdempotencyEntity {
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt!: Date;
 }
 
-export const ENTITIES = [TenantEntity, HostEntity, EventEntity, ImageEntity, VmEntity, VmRunEntity, ExperimentEntity, MemoryErrorEntity, OperationEntity, IdempotencyEntity];
+
+/** A live migration of a VM between hosts (KubeVirt-style phases; QEMU query-migrate-style stats). */
+@Entity({ name: 'vm_migrations' })
+export class MigrationEntity {
+  @PrimaryGeneratedColumn('uuid') id!: string;
+  @Column({ name: 'tenant_id', type: 'uuid' }) tenantId!: string;
+  @Column({ name: 'vm_id', type: 'uuid' }) vmId!: string;
+  @Column({ name: 'source_host_id', type: 'uuid' }) sourceHostId!: string;
+  @Column({ name: 'destination_host_id', type: 'uuid' }) destinationHostId!: string;
+  @Column({ name: 'operation_id', type: 'uuid', nullable: true }) operationId!: string | null;
+  @Column({ type: 'text' }) mode!: 'precopy';
+  /** pending | preparing-target | target-ready | running | completed | failed | cancelled */
+  @Column({ type: 'text' }) phase!: string;
+  @Column({ type: 'jsonb' }) params!: Record<string, unknown>;
+  @Column({ type: 'jsonb' }) faults!: Record<string, unknown>;
+  @Column({ type: 'jsonb', nullable: true }) stats!: Record<string, unknown> | null;
+  @Column({ name: 'failure_reason', type: 'text', nullable: true }) failureReason!: string | null;
+  @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt!: Date;
+  @UpdateDateColumn({ name: 'updated_at', type: 'timestamptz' }) updatedAt!: Date;
+  @Column({ name: 'completed_at', type: 'timestamptz', nullable: true }) completedAt!: Date | null;
+}
+
+export const ENTITIES = [TenantEntity, HostEntity, EventEntity, ImageEntity, VmEntity, VmRunEntity, ExperimentEntity, MemoryErrorEntity, MigrationEntity, OperationEntity, IdempotencyEntity];

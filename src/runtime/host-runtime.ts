@@ -6,6 +6,7 @@
 import { HostMemory } from '../hypervisor/host-memory.js';
 import { VmRunner } from './vm-runner.js';
 import type { VmSpec } from './vm.js';
+import type { WorkerInit } from './protocol.js';
 
 export interface HostUsage {
   frames: number;
@@ -36,6 +37,18 @@ export class HostRuntime {
     this.vms.set(slot, { key, runner });
     void runner.done.then(() => this.vms.delete(slot));
     await runner.start();
+    return runner;
+  }
+
+  /**
+   * A worker for VM `key` arriving by live migration: not booted; `migrate-listen` makes it wait
+   * for the stream. `failAt` injects a destination failure (integration testing).
+   */
+  prepareIncoming(key: string, spec: VmSpec, failAt: NonNullable<WorkerInit['incoming']>['failAt'], consoleBytes?: number): VmRunner {
+    const slot = this.takeSlot();
+    const runner = new VmRunner(spec, this.memory, slot, undefined, consoleBytes, { failAt });
+    this.vms.set(slot, { key, runner });
+    void runner.done.then(() => this.vms.delete(slot));
     return runner;
   }
 

@@ -23,6 +23,8 @@ import type { ProcessStatus } from '../guest/process.js';
 import type { HostMemoryBuffers } from '../hypervisor/host-memory.js';
 import type { TechniqueSettings } from '../techniques/catalogue.js';
 import { EXIT_REASONS } from '../hypervisor/exits.js';
+import type { MigrationOutcome, MigrationParams, MigrationStats } from '../migration/source.js';
+import type { DestinationFault } from '../migration/destination.js';
 
 export type WorkerState = 'created' | 'running' | 'paused' | 'stopped' | 'crashed';
 
@@ -41,7 +43,13 @@ export type VmAction =
    * slice boundary; the reply's `data` is `{gpa, owner, virtualTimeNs}`. Other `what`s are
    * answered with an error.
    */
-  | { type: 'inject'; what: 'memory-error' | string; frame?: number }
+  | { type: 'inject'; what: 'memory-error' | string; frame?: number; latent?: boolean }
+  /** Source: starts a pre-copy migration to the destination worker listening on `port`; outcome arrives as `migration` messages. */
+  | { type: 'migrate'; port: number; params: MigrationParams }
+  /** Source: cancels the running migration (before the switch-over); the VM runs on here. */
+  | { type: 'migrate-cancel' }
+  /** Destination (a worker created with `incoming`): listens for the migration stream; `data` is `{port}`. */
+  | { type: 'migrate-listen' }
   /** Resolves a guest page (`gpa`) or a process's user address (`pid`, `va`) to its host frame; `data` is the frame or -1. */
   | { type: 'resolve-frame'; gpa?: number; pid?: number; va?: number }
   /** `data`: every backed guest page with its host address and owner. */
@@ -51,8 +59,8 @@ export type ActionType = VmAction['type'];
 
 /** Which actions each state accepts. */
 export const ALLOWED: Record<WorkerState, readonly ActionType[]> = {
-  created: ['start', 'stop', 'read-state', 'trace-exits'],
-  running: ['pause', 'stop', 'read-state', 'inject', 'trace-exits', 'set-techniques', 'resolve-frame', 'memory-map'],
+  created: ['start', 'stop', 'read-state', 'trace-exits', 'migrate-listen'],
+  running: ['pause', 'stop', 'read-state', 'inject', 'trace-exits', 'set-techniques', 'resolve-frame', 'memory-map', 'migrate', 'migrate-cancel'],
   paused: ['resume', 'stop', 'read-state', 'inject', 'trace-exits', 'set-techniques', 'resolve-frame', 'memory-map'],
   stopped: ['read-state'],
   crashed: ['read-state'],
@@ -76,7 +84,22 @@ export interface WorkerInit {
   published: SharedArrayBuffer;
   /** Quanta per slice between message checks (default SLICE_QUANTA). */
   sliceQuanta?: number;
+  /** The VM arrives by live migration instead of booting (`migrate-listen`, not `start`); `failAt` injects a destination failure. */
+  incoming?: { failAt: DestinationFault | 'preparing-target' | null };
 }
+
+/** Migration news from a source or destination worker. */
+export type MigrationMessage =
+  | { type: 'migration'; event: 'progress'; stats: MigrationStats }
+  | { type: 'migration'; event: 'latent-error'; gpa: number; frame: number }
+  /** Source: the VM now lives on the destination (this worker ends `stopped`, reason 'migrated'). */
+  | { type: 'migration'; event: 'completed'; outcome: MigrationOutcome }
+  /** Source: failed, the VM runs on here; destination: failed, this worker ends. */
+  | { type: 'migration'; event: 'failed'; reason: string }
+  /** Source without the technique: the copy consumed a memory error; this worker ends `crashed` ('host-panic'). */
+  | { type: 'migration'; event: 'host-panic'; frame: number; gpa: number }
+  /** Destination: the VM is restored and running here. */
+  | { type: 'migration'; event: 'arrived' };
 
 export type WorkerMessage =
   | { type: 'reply'; id: number; ok: true; snapshot: VmSnapshot; data?: unknown }
@@ -87,6 +110,7 @@ export type WorkerMessage =
   | { type: 'memory-failure'; gpa: number; pid: number | null; va: number | null; virtualTimeNs: number }
   /** Exits since the last batch (while tracing); `dropped` counts those over MAX_EXIT_BATCH. */
   | { type: 'exits'; records: ExitRecord[]; dropped: number }
+  | MigrationMessage
   | { type: 'state'; snapshot: VmSnapshot }
   | { type: 'final'; snapshot: VmSnapshot };
 

@@ -5,7 +5,7 @@
  * thread) into a `crashed` VM whose host frames are taken back. The process never goes down
  * with a worker.
  *
- * Events: 'console' (port, bytes), 'process' (status), 'memory-failure' (details), 'exits' (records, dropped), 'state'
+ * Events: 'console' (port, bytes), 'process' (status), 'memory-failure' (details), 'exits' (records, dropped), 'migration' (MigrationMessage), 'state'
  * (snapshot), 'final' (snapshot, once). Console output
  * is also kept in `console` (bounded), so nothing printed before a listener attaches is lost.
  */
@@ -28,19 +28,20 @@ export class VmRunner extends EventEmitter {
   private readonly published: Float64Array;
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (r: { snapshot: VmSnapshot; data?: unknown }) => void; reject: (e: Error) => void }>();
-  readonly console: ConsoleBuffer;
+  /** Console output so far (a VM arriving by migration takes over its source's buffer: `adoptConsole`). */
+  console: ConsoleBuffer;
   private last: VmSnapshot = { state: 'created', reason: null, vcpus: [], processes: [], counters: null };
   /** Resolves with the final snapshot when the VM has stopped or crashed (never rejects). */
   readonly done: Promise<VmSnapshot>;
   private resolveDone!: (s: VmSnapshot) => void;
 
-  constructor(readonly spec: VmSpec, readonly host: HostMemory, readonly owner: number, sliceQuanta?: number, consoleBytes?: number) {
+  constructor(readonly spec: VmSpec, readonly host: HostMemory, readonly owner: number, sliceQuanta?: number, consoleBytes?: number, incoming?: WorkerInit['incoming']) {
     super();
     this.console = new ConsoleBuffer(consoleBytes);
     const sab = new SharedArrayBuffer(PUBLISHED_SLOTS * 8);
     this.published = new Float64Array(sab);
     this.done = new Promise((r) => { this.resolveDone = r; });
-    const init: WorkerInit = { spec, host: host.buffers, owner, published: sab, sliceQuanta };
+    const init: WorkerInit = { spec, host: host.buffers, owner, published: sab, sliceQuanta, incoming };
     this.worker = spawnModuleWorker(import.meta.url, 'vm-worker', init);
     this.worker.on('message', (m: WorkerMessage) => this.onMessage(m));
     this.worker.on('error', (e) => this.died(`worker-error: ${e?.message ?? e}`));
@@ -48,6 +49,9 @@ export class VmRunner extends EventEmitter {
   }
 
   get state(): WorkerState { return this.last.state; }
+
+  /** Continues the console of the VM this one arrived from. */
+  adoptConsole(c: ConsoleBuffer): void { this.console = c; }
   get snapshot(): VmSnapshot { return this.last; }
 
   /** The counters the worker published last (no round trip). */
@@ -118,6 +122,9 @@ export class VmRunner extends EventEmitter {
         break;
       case 'exits':
         this.emit('exits', m.records, m.dropped);
+        break;
+      case 'migration':
+        this.emit('migration', m);
         break;
       case 'state':
         this.update(m.snapshot);

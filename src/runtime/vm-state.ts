@@ -13,12 +13,12 @@
  *      +---------------- reset --------- stopped
  *
  *   any state but created/stopped --(worker or host failure)--> crashed --reset--> created
- *   migrating --(completes or fails)--> running
+ *   migrating --(migrated | migration-failed)--> running; migrating --(the guest powers off)--> stopped
  */
 export const VM_STATES = ['created', 'starting', 'running', 'paused', 'stopping', 'stopped', 'crashed', 'migrating'] as const;
 export type VmState = (typeof VM_STATES)[number];
 
-export const VM_ACTIONS = ['start', 'started', 'pause', 'resume', 'stop', 'stopped', 'crash', 'migrate', 'migrated', 'reset'] as const;
+export const VM_ACTIONS = ['start', 'started', 'pause', 'resume', 'stop', 'stopped', 'crash', 'migrate', 'migrated', 'migration-failed', 'reset'] as const;
 export type VmAction = (typeof VM_ACTIONS)[number];
 
 /** from -> action -> to. Actions not listed for a state are not allowed in it. */
@@ -30,7 +30,7 @@ const TRANSITIONS: Record<VmState, Partial<Record<VmAction, VmState>>> = {
   stopping: { stopped: 'stopped', crash: 'crashed' },
   stopped: { reset: 'created', start: 'starting' },
   crashed: { reset: 'created' },
-  migrating: { migrated: 'running', crash: 'crashed' },
+  migrating: { migrated: 'running', 'migration-failed': 'running', stopped: 'stopped', crash: 'crashed' },
 };
 
 export class TransitionError extends Error {

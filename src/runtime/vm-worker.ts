@@ -9,6 +9,8 @@ import { HostMemory } from '../hypervisor/host-memory.js';
 import { Vm } from './vm.js';
 import { Ctr } from '../uarch/costs.js';
 import { EXIT_REASONS } from '../hypervisor/exits.js';
+import { MigrationDestination } from '../migration/destination.js';
+import { MigrationHostPanic, MigrationSource } from '../migration/source.js';
 import { ALLOWED, Envelope, ExitRecord, MAX_EXIT_BATCH, PUBLISHED, SLICE_QUANTA, VmAction, VmSnapshot, WorkerInit, WorkerMessage, WorkerState } from './protocol.js';
 
 const init = workerData as WorkerInit;
@@ -20,6 +22,7 @@ let state: WorkerState = 'created';
 let reason: string | null = null;
 let vm: Vm | null = null;
 let looping = false;
+let migration: MigrationSource | null = null;
 let exitBatch: ExitRecord[] = [];
 let exitsDropped = 0;
 
@@ -61,7 +64,12 @@ async function loop(): Promise<void> {
       const s = vm.run(slice);
       publish();
       flushExits();
-      if (s !== 'running') { finish(s, vm.reason); break; }
+      if (s !== 'running') {
+        if (migration) { migration.abort(); migration = null; send({ type: 'migration', event: 'failed', reason: `the VM ${s === 'stopped' ? 'stopped' : 'crashed'} during the migration` }); }
+        finish(s, vm.reason);
+        break;
+      }
+      if (migration && await migrationStep(migration, vm)) break;
       await new Promise((r) => setImmediate(r));
     }
   } catch (e) {
@@ -71,10 +79,65 @@ async function loop(): Promise<void> {
   }
 }
 
+/** One migration step after a slice; returns true when this worker's VM is gone (moved, or the host panicked). */
+async function migrationStep(m: MigrationSource, v: Vm): Promise<boolean> {
+  try {
+    const r = await m.afterSlice();
+    if (r === 'running') return false;
+    migration = null;
+    send({ type: 'migration', event: 'completed', outcome: r });
+    v.stop('migrated');
+    finish('stopped', 'migrated');
+    return true;
+  } catch (e) {
+    migration = null;
+    m.abort();
+    if (e instanceof MigrationHostPanic) {
+      send({ type: 'migration', event: 'host-panic', frame: e.frame, gpa: e.gpa });
+      v.stop('host-panic');
+      finish('crashed', 'host-panic');
+      return true;
+    }
+    send({ type: 'migration', event: 'failed', reason: (e as Error).message });
+    return false;
+  }
+}
+
+/** Console, process and memory-failure news of a VM (booted here or arrived by migration) go to the main thread. */
+function attach(v: Vm): void {
+  vm = v;
+  v.onConsole((p, bytes) => send({ type: 'console', port: p, bytes }, [bytes.buffer as ArrayBuffer]));
+  v.kernel.onProcessExit = (status) => send({ type: 'process', status });
+  v.kernel.onMemoryFailure = (e) => send({ type: 'memory-failure', gpa: e.gpa, pid: e.pid, va: e.va, virtualTimeNs: v.virtualTimeNs() });
+}
+
+/** Destination: listen, then take the VM over when the stream completes (or end this worker when it fails). */
+async function listen(): Promise<{ error: string | null; data?: unknown }> {
+  if (init.incoming?.failAt === 'preparing-target') {
+    setImmediate(() => finish('crashed', 'migration-failed: the destination failed while preparing (fault injection)'));
+    return { error: 'the destination failed while preparing (fault injection)' };
+  }
+  const d = new MigrationDestination(init.spec, HostMemory.attach(init.host), init.owner, init.incoming?.failAt ?? null);
+  const port2 = await d.listen();
+  d.done.then((v) => {
+    attach(v);
+    state = 'running';
+    send({ type: 'migration', event: 'arrived' });
+    send({ type: 'state', snapshot: snapshot() });
+    setImmediate(loop);
+  }, (e: Error) => {
+    send({ type: 'migration', event: 'failed', reason: e.message });
+    finish('crashed', `migration-failed: ${e.message}`);
+  });
+  incoming = d;
+  return { error: null, data: { port: port2 } };
+}
+let incoming: MigrationDestination | null = null;
+
 /** Data for the reply to the action being handled. */
 let replyData: unknown;
 
-function handle(a: VmAction): string | null {
+function handle(a: VmAction): string | null | Promise<{ error: string | null; data?: unknown }> {
   replyData = undefined;
   if (!ALLOWED[state].includes(a.type)) return `${a.type} is not allowed while the VM is ${state}`;
   switch (a.type) {
@@ -85,9 +148,7 @@ function handle(a: VmAction): string | null {
         finish('crashed', `boot-failed: ${(e as Error)?.message ?? e}`);
         return (e as Error)?.message ?? String(e);
       }
-      vm.onConsole((p, bytes) => send({ type: 'console', port: p, bytes }, [bytes.buffer as ArrayBuffer]));
-      vm.kernel.onProcessExit = (status) => send({ type: 'process', status });
-      vm.kernel.onMemoryFailure = (e) => send({ type: 'memory-failure', gpa: e.gpa, pid: e.pid, va: e.va, virtualTimeNs: vm!.counters().virtualTimeNs });
+      attach(vm);
       state = 'running';
       setImmediate(loop); // after the reply to this action
       return null;
@@ -99,6 +160,8 @@ function handle(a: VmAction): string | null {
       setImmediate(loop);
       return null;
     case 'stop':
+      if (migration) { migration.abort(); migration = null; send({ type: 'migration', event: 'failed', reason: 'the VM was stopped' }); }
+      incoming?.cancel('the destination VM was stopped');
       vm?.stop('stopped');
       finish('stopped', 'stopped');
       return null;
@@ -116,8 +179,24 @@ function handle(a: VmAction): string | null {
       return null;
     case 'inject':
       if (a.what !== 'memory-error' || a.frame === undefined) return `inject ${a.what}: not implemented`;
-      try { replyData = vm!.injectMemoryError(a.frame); } catch (e) { return (e as Error).message; }
+      try { replyData = vm!.injectMemoryError(a.frame, a.latent ?? true); } catch (e) { return (e as Error).message; }
       return null;
+    case 'migrate': {
+      if (migration) return 'a migration is already running';
+      const v = vm!;
+      const m = new MigrationSource(v, a.params, {
+        progress: (stats) => send({ type: 'migration', event: 'progress', stats }),
+        latentError: (e) => send({ type: 'migration', event: 'latent-error', gpa: e.gpa, frame: e.frame }),
+      });
+      return m.open(a.port).then(() => { migration = m; return { error: null }; }, (e: Error) => { m.abort(); return { error: e.message }; });
+    }
+    case 'migrate-cancel':
+      if (!migration) return 'no migration is running';
+      migration.cancel();
+      return null;
+    case 'migrate-listen':
+      if (incoming) return 'already listening';
+      return listen();
     case 'resolve-frame':
       replyData = a.gpa !== undefined ? vm!.frameOf({ gpa: a.gpa }) : vm!.frameOf({ pid: a.pid ?? -1, va: a.va ?? -1 });
       return null;
@@ -127,9 +206,14 @@ function handle(a: VmAction): string | null {
   }
 }
 
-port.on('message', ({ id, action }: Envelope) => {
-  const error = handle(action);
+function reply(id: number, error: string | null, data: unknown): void {
   const snap = snapshot();
-  if (error === null) send({ type: 'reply', id, ok: true, snapshot: snap, data: replyData });
+  if (error === null) send({ type: 'reply', id, ok: true, snapshot: snap, data });
   else send({ type: 'reply', id, ok: false, error, snapshot: snap });
+}
+
+port.on('message', ({ id, action }: Envelope) => {
+  const r = handle(action);
+  if (r instanceof Promise) void r.then((x) => reply(id, x.error, x.data), (e: Error) => reply(id, e.message, undefined));
+  else reply(id, r, replyData);
 });

@@ -21,7 +21,9 @@ describe('technique catalogue', () => {
     expect(() => validateTechniques({ callTableInlining: { enabled: false } })).not.toThrow();
     const r = resolveTechniques({ syscallLookahead: { window: 8 } }, { syscallLookahead: { enabled: true } });
     expect(r.syscallLookahead).toEqual({ enabled: true, window: 8, allowForwardBranches: true, maxChain: 64 });
-    expect(r.umeAwareMigration.enabled).toBe(false);
+    expect(r.umeAwareMigration.enabled).toBe(true); // on by default
+    expect(resolveTechniques({ umeAwareMigration: { enabled: false } }).umeAwareMigration.enabled).toBe(false);
+    expect(r.protectionDomains.enabled).toBe(false);
     expect(notLive({ syscallLookahead: {}, protectionDomains: {} })).toEqual(['protectionDomains']);
   });
 

@@ -43,9 +43,15 @@ const planned = (number: number, name: string, patent: string, title: string, de
 });
 
 export const TECHNIQUES: readonly Technique[] = [
-  planned(1, 'umeAwareMigration', 'US20210216394A1', 'Live migration that survives uncorrectable memory errors',
-    'Pre-copy migration that sends known-poisoned pages as error metadata and reads the others with an exception-safe copy.',
-    'the migration stream and the destination\'s handling of corrupted guest pages'),
+  {
+    name: 'umeAwareMigration', number: 1, patent: 'US20210216394A1', title: 'Live migration that survives uncorrectable memory errors',
+    description: 'Pre-copy migration that sends known-poisoned pages as error metadata and reads the others with an exception-safe copy; a latent error found by the copy is recorded and sent as metadata too. The destination marks those guest pages corrupted, so the first guest access raises a virtual memory error there (the owning process gets SIGBUS). Off, a VM with known poisoned pages is refused (409) and a latent error read by the copy panics the source host.',
+    changes: 'the migration stream (ERROR_META records instead of RAM pages) and the destination\'s handling of corrupted guest pages',
+    params: [],
+    enabledByDefault: true,
+    counters: ['migration stats.errorPages', 'vm.memory-failure events with foundBy migration-copy'],
+    live: true, appliesAt: 'the next migration', support: 'implemented',
+  },
   planned(2, 'instanceCallInlining', 'US11016767B2', 'Target-injection-safe inlining of instance-dependent indirect calls',
     'Per-process trampolines at one fixed kernel address replace indirect calls whose target depends on the process.',
     'the guest kernel text: indirect calls become direct calls to per-process trampolines'),
