@@ -81,7 +81,7 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
     for (const h of this.hosts.values()) await h.shutdown();
   }
 
-  /** VMs that were live when the service went away without stopping them are `stopped` ('service-restart'). */
+  /** VMs that were live when the service went away without stopping them are `stopped` ('service-restart'), and their migrations `failed`. */
   private async recover(): Promise<void> {
     const stale = await this.ds.getRepository(VmEntity).find({ where: { state: In(LIVE_STATES) } });
     for (const v of stale) {
@@ -93,6 +93,9 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
       });
     }
     if (stale.length) this.log.warn(`${stale.length} VM(s) were running when the service stopped; marked stopped (service-restart)`);
+    // Migrations in flight died with their workers.
+    await this.ds.query(`UPDATE vm_migrations SET phase = 'failed', failure_reason = 'service-restart', completed_at = now(), updated_at = now()
+      WHERE phase IN ('pending', 'preparing-target', 'target-ready', 'running')`);
   }
 
   // *** hosts ***
