@@ -178,7 +178,8 @@ export class MigrationsService {
       return { migrationId: mig.id, ...outcome };
     } catch (e) {
       const reason = (e as Error).message;
-      if (target && !arrived) await target.stop();
+      // The VM stays with the source: a destination that already restored it (its ACK lost) is stopped too.
+      if (target) await target.stop();
       if (e instanceof HostPanicDuringMigration) {
         await this.events.tx((m) => this.events.append(m, mig.tenantId, 'vm.memory-failure', `vm:${mig.vmId}`, {
           recipient: 'hypervisor', action: 'fatal', actionRequired: true, during: 'migration', frame: e.frame, guestPhysicalAddress: e.gpa,

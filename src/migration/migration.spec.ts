@@ -8,7 +8,9 @@ import { HostMemory } from '../hypervisor/host-memory.js';
 import { PAGE_SIZE } from '../mmu/phys.js';
 import { builtinElf } from '../runtime/workloads.js';
 import { DEFAULT_SPEC, Vm, VmSpec } from '../runtime/vm.js';
+import { connect } from 'node:net';
 import { MigrationDestination, DestinationFault } from './destination.js';
+import { encodeRecord, MAGIC, PayloadWriter, PROTOCOL_VERSION } from './wire.js';
 import { MigrationFailed, MigrationHostPanic, MigrationOutcome, MigrationParams, MigrationSource, MigrationStats } from './source.js';
 
 const memtouch = (argv: string[]) => ({ name: 'memtouch', elf: builtinElf('memtouch'), argv: ['memtouch', ...argv], env: [], stdin: new Uint8Array() });
@@ -140,6 +142,22 @@ describe('live migration (pre-copy over TCP)', () => {
     expect(b.usage().byOwner[7]).toBeUndefined();
     expect(vm.runToCompletion()).toBe('stopped');
     expect(lines(console)).toEqual(lines(reference.console));
+  });
+
+  test('a corrupted record after a valid start fails the destination cleanly and frees what it took', async () => {
+    const host = HostMemory.create(64);
+    const dst = new MigrationDestination(SPEC, host, 7);
+    const port = await dst.listen();
+    const hello = new PayloadWriter().bytes(Buffer.from(MAGIC)).u16(PROTOCOL_VERSION).u32(PAGE_SIZE).u32(32 << 20).u16(1).u16(1).str('x').done();
+    const page = encodeRecord('RAM_PAGE', Buffer.concat([Buffer.from([3, 0, 0, 0]), Buffer.alloc(PAGE_SIZE, 0xab)]));
+    const bad = Buffer.from(encodeRecord('RAM_PAGE', Buffer.concat([Buffer.from([4, 0, 0, 0]), Buffer.alloc(PAGE_SIZE, 0xcd)])));
+    bad[100] ^= 0x10;
+    const s = connect(port, '127.0.0.1');
+    s.on('error', () => undefined);
+    s.write(Buffer.concat([encodeRecord('HELLO', hello), page, bad]));
+    await expect(dst.done).rejects.toThrow(/checksum/);
+    expect(host.usage().byOwner[7]).toBeUndefined();
+    s.destroy();
   });
 
   test('the destination rejects a stream for a different VM shape', async () => {
