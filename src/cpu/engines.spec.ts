@@ -44,6 +44,20 @@ function runToEcall(h: Hart, slice: number, alternate = false) {
   throw new Error('program did not finish');
 }
 
+/** Runs `src` to its trap in slices of `slice` under each engine: every stop (reason, pc, instret, cycles) and the final state. */
+function stopsPerEngine(src: string, slice: number) {
+  return (['interp', 'jit'] as const).map((engine) => {
+    const h = machine(src, engine);
+    const stops: unknown[] = [];
+    for (let i = 0; i < 100_000; i++) {
+      const r = h.run(slice);
+      stops.push([r, h.pc, h.ctr[0], h.ctr[1]]);
+      if (r === StopReason.Trap) break;
+    }
+    return { final: snapshot(h), stops, regions: h.jit?.stats.regionsEntered ?? 0 };
+  });
+}
+
 const addiWord = (imm: number) => encode(opId('addi'), { rd: 10, rs1: 10, imm });
 
 /**
@@ -102,18 +116,46 @@ describe('jit vs interpreter', () => {
       ecall
     `;
     for (const slice of [1, 7, 64, 333, 1_000_000]) {
-      const [a, b] = (['interp', 'jit'] as const).map((engine) => {
-        const h = machine(src, engine);
-        const stops: unknown[] = [];
-        for (let i = 0; i < 100_000; i++) {
-          const r = h.run(slice);
-          stops.push([r, h.pc, h.ctr[0]]);
-          if (r === StopReason.Trap) break;
-        }
-        return { final: snapshot(h), stops };
-      });
-      expect(b).toEqual(a);
+      const [a, b] = stopsPerEngine(src, slice);
+      expect(b.stops).toEqual(a.stops);
+      expect(b.final).toEqual(a.final);
       expect(a.final.mcause).toBe(5); // load access fault, raised by the iteration that left RAM
+    }
+  });
+
+  test('regions (hot blocks of a page run as one function) stop at exact budgets and trap precisely', () => {
+    // A loop over several blocks of one page (a two-way branch, a call and a return) that walks up
+    // through RAM until its load leaves it (an access fault after about 700 iterations).
+    const src = `
+      li a0, 0x${(0x100000 - 0x2bc0).toString(16)}
+      li a1, 0
+      li a2, 3
+    1:
+      lw t0, 0(a0)
+      add t0, t0, a0
+      andi t1, t0, 16
+      beqz t1, 2f
+      add a1, a1, t0
+      j 3f
+    2:
+      sub a1, a1, t0
+    3:
+      jal ra, 4f
+      sw a1, 4(a0)
+      addi a0, a0, 16
+      bnez a2, 1b
+      ecall
+    4:
+      mul t2, a1, a2
+      xor a1, a1, t2
+      ret
+    `;
+    for (const slice of [1, 5, 64, 333, 1_000_000]) {
+      const [a, b] = stopsPerEngine(src, slice);
+      expect(b.stops).toEqual(a.stops);
+      expect(b.final).toEqual(a.final);
+      expect(a.final.mcause).toBe(5);
+      if (slice >= 64) expect(b.regions).toBeGreaterThan(0);
     }
   });
 
