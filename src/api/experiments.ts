@@ -21,6 +21,10 @@ import { HostRuntime } from '../runtime/host-runtime.js';
 import { hostMiBFor } from '../runtime/run-program.js';
 import { builtinElf, WORKLOADS } from '../runtime/workloads.js';
 import { DEFAULT_SPEC, ProcessImage, VmSpec } from '../runtime/vm.js';
+import { MIGRATION_DEFAULTS } from './migrations.js';
+import type { VmRunner } from '../runtime/vm-runner.js';
+import type { MigrationMessage } from '../runtime/protocol.js';
+import type { MigrationOutcome } from '../migration/source.js';
 
 export class ExperimentWorkloadDto {
   @ApiPropertyOptional() @IsOptional() @IsUUID() imageId?: string;
@@ -38,6 +42,14 @@ export class ExperimentVmDto {
   @ApiPropertyOptional({ enum: ['none', 'kpti'] }) @IsOptional() @IsIn(['none', 'kpti']) crossingPreset?: 'none' | 'kpti';
 }
 
+export class ExperimentMigrationDto {
+  /** Virtual time (ms) at which round 1 starts; the same in every run, so rounds and pages repeat. */
+  @ApiPropertyOptional() @IsOptional() @IsInt() @Min(0) @Max(600000) atVirtualMs?: number;
+  @ApiPropertyOptional() @IsOptional() @IsInt() @Min(1) @Max(60000) maxDowntimeMs?: number;
+  @ApiPropertyOptional() @IsOptional() @IsInt() @Min(1) @Max(65536) maxBandwidthMiBps?: number;
+  @ApiPropertyOptional() @IsOptional() @IsInt() @Min(1) @Max(1000) maxRounds?: number;
+}
+
 export class VariantDto {
   @ApiProperty() @IsString() @Length(1, 64) name!: string;
   @ApiProperty() @IsObject() techniques!: Record<string, unknown>;
@@ -48,6 +60,8 @@ export class CreateExperimentDto {
   @ApiPropertyOptional() @IsOptional() @ValidateNested() @Type(() => ExperimentVmDto) vm?: ExperimentVmDto;
   @ApiProperty({ type: [VariantDto] }) @IsArray() @ArrayMinSize(1) @ArrayMaxSize(16) @ValidateNested({ each: true }) @Type(() => VariantDto) variants!: VariantDto[];
   @ApiPropertyOptional() @IsOptional() @IsInt() @Min(1) @Max(10) repetitions?: number;
+  /** Live-migrate every run to a second private host at `atVirtualMs` (pre-copy; each variant's umeAwareMigration applies). */
+  @ApiPropertyOptional({ type: ExperimentMigrationDto }) @IsOptional() @ValidateNested() @Type(() => ExperimentMigrationDto) migration?: ExperimentMigrationDto;
 }
 
 export const experimentView = (e: ExperimentEntity) => ({
@@ -78,7 +92,11 @@ export class ExperimentsService {
     };
     const variants: Variant[] = dto.variants.map((v) => ({ name: v.name, techniques: v.techniques }));
     const repetitions = dto.repetitions ?? 1;
-    const stored = { workload: dto.workload, vm: spec, variants, repetitions };
+    const migration = dto.migration ? {
+      atVirtualMs: dto.migration.atVirtualMs ?? 10, maxDowntimeMs: dto.migration.maxDowntimeMs ?? MIGRATION_DEFAULTS.maxDowntimeMs,
+      maxBandwidthMiBps: dto.migration.maxBandwidthMiBps ?? MIGRATION_DEFAULTS.maxBandwidthMiBps, maxRounds: dto.migration.maxRounds ?? MIGRATION_DEFAULTS.maxRounds,
+    } : null;
+    const stored = { workload: dto.workload, vm: spec, variants, repetitions, ...(migration ? { migration } : {}) };
     const exp = await this.events.tx(async (m) => {
       const e = await m.save(m.create(ExperimentEntity, { tenantId, spec: stored, state: 'pending', result: null, error: null, operationId: null }));
       await this.events.append(m, tenantId, 'experiment.created', `experiment:${e.id}`, { variants: variants.map((v) => v.name), repetitions });
@@ -86,7 +104,7 @@ export class ExperimentsService {
     });
     const op = await this.ops.start(tenantId, 'experiment.run', `experiment:${exp.id}`, async (ctx) => {
       try {
-        const result = await this.run(tenantId, exp.id, spec, processes, variants, repetitions, ctx.progress, ctx.signal);
+        const result = await this.run(tenantId, exp.id, spec, processes, variants, repetitions, migration, ctx.progress, ctx.signal);
         await this.finish(tenantId, exp.id, { state: 'succeeded', result }, 'experiment.succeeded', { diverged: result.variants.filter((v) => v.diverged).map((v) => v.name) });
         return { experimentId: exp.id };
       } catch (e) {
@@ -114,9 +132,10 @@ export class ExperimentsService {
 
   /** Runs every variant × repetition in a worker on a private host and compares them. */
   private async run(tenantId: string, id: string, spec: Omit<VmSpec, 'processes' | 'techniques'>, processes: ProcessImage[], variants: Variant[],
-    repetitions: number, progress: (p: number) => Promise<void>, signal: AbortSignal) {
+    repetitions: number, migration: ExperimentMigration | null, progress: (p: number) => Promise<void>, signal: AbortSignal) {
     await this.ds.getRepository(ExperimentEntity).update({ id }, { state: 'running' });
     const host = new HostRuntime(hostMiBFor(spec.memoryMiB));
+    const target = migration ? new HostRuntime(hostMiBFor(spec.memoryMiB)) : null;
     const runs: VariantRun[][] = [];
     const total = variants.length * repetitions;
     let done = 0;
@@ -125,15 +144,28 @@ export class ExperimentsService {
       for (let k = 0; k < repetitions; k++) {
         if (signal.aborted) throw new Error('cancelled');
         const started = performance.now();
-        const runner = await host.startVm(`${id}:${v.name}:${k}`, { ...spec, processes, techniques: variantSettings(v) });
-        const onAbort = () => { void runner.stop(); };
+        const vmSpec: VmSpec = { ...spec, processes, techniques: variantSettings(v) };
+        let runner = await host.startVm(`${id}:${v.name}:${k}`, vmSpec);
+        let onAbort = () => { void runner.stop(); };
         signal.addEventListener('abort', onAbort);
+        let moved: MigrationOutcome | { failed: string } | undefined;
+        if (migration && target) {
+          const r = await migrateRun(runner, target, `${id}:${v.name}:${k}`, vmSpec, migration);
+          moved = r.outcome;
+          if (r.runner !== runner) {
+            signal.removeEventListener('abort', onAbort);
+            runner = r.runner;
+            onAbort = () => { void runner.stop(); };
+            signal.addEventListener('abort', onAbort);
+          }
+        }
         const final = await runner.done;
         signal.removeEventListener('abort', onAbort);
         if (!final.counters) throw new Error(`variant ${v.name} produced no counters (${final.reason})`);
         const run: VariantRun = {
           counters: final.counters, stdout: runner.console.bytes(0), stderr: runner.console.bytes(1),
           statuses: final.processes.map((p) => p.status ?? -1), state: final.state, reason: final.reason, wallMs: performance.now() - started,
+          ...(moved ? { migration: moved } : {}),
         };
         reps.push(run);
         done++;
@@ -145,6 +177,7 @@ export class ExperimentsService {
       }
       runs.push(reps);
     }
+    await target?.shutdown();
     return { variants: compare(variants, runs) };
   }
 
@@ -163,6 +196,43 @@ export class ExperimentsService {
 
   list(tenantId: string, q: PageQuery) {
     return listPage(this.ds.getRepository(ExperimentEntity), tenantId, q, experimentView);
+  }
+}
+
+type ExperimentMigration = { atVirtualMs: number; maxDowntimeMs: number; maxBandwidthMiBps: number; maxRounds: number };
+
+/**
+ * Migrates a run's VM to host `target` once its virtual time reaches `atVirtualMs`. Resolves with
+ * the runner the VM ends in (the destination's when the migration completed) and the outcome.
+ */
+async function migrateRun(src: VmRunner, target: HostRuntime, key: string, spec: VmSpec, m: ExperimentMigration): Promise<{ runner: VmRunner; outcome: MigrationOutcome | { failed: string } }> {
+  const dst = target.prepareIncoming(key, spec, null);
+  try {
+    const arrived = new Promise<boolean>((resolve) => {
+      dst.on('migration', (msg: MigrationMessage) => { if (msg.event === 'arrived') resolve(true); });
+      void dst.done.then(() => resolve(false));
+    });
+    const { port } = await dst.ask<{ port: number }>({ type: 'migrate-listen' });
+    const done = new Promise<MigrationOutcome | { failed: string }>((resolve) => {
+      src.on('migration', (msg: MigrationMessage) => {
+        if (msg.event === 'completed') resolve(msg.outcome);
+        else if (msg.event === 'failed' || msg.event === 'host-panic') resolve({ failed: msg.event === 'failed' ? msg.reason : `host-panic at frame ${msg.frame}` });
+      });
+      void src.done.then(() => resolve({ failed: 'the VM ended before the migration completed' }));
+    });
+    await src.ask({ type: 'migrate', port, params: {
+      migrationId: key, maxDowntimeMs: m.maxDowntimeMs, bandwidthMiBps: m.maxBandwidthMiBps, maxRounds: m.maxRounds, timeoutS: 600,
+      technique: spec.techniques?.umeAwareMigration?.enabled === true, startAtVirtualNs: m.atVirtualMs * 1e6,
+    } });
+    const outcome = await done;
+    if ('failed' in outcome) { await dst.stop(); return { runner: src, outcome }; }
+    if (!await arrived) return { runner: src, outcome: { failed: `the destination VM ended before it ran: ${dst.snapshot.reason}` } };
+    dst.adoptConsole(src.console);
+    await dst.resume();
+    return { runner: dst, outcome };
+  } catch (e) {
+    await dst.stop();
+    return { runner: src, outcome: { failed: (e as Error).message } };
   }
 }
 

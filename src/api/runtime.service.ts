@@ -182,8 +182,9 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
   }
 
   /**
-   * The VM now runs in `runner` on host `hostId` (a completed migration): it keeps its console,
-   * telemetry and run record; the source runner's end is not the VM's end.
+   * The VM now runs in `runner` on host `hostId` (a completed migration; the runner arrived paused):
+   * it keeps its console, telemetry and run record, then resumes; the source runner's end is not
+   * the VM's end.
    */
   async adopt(vmId: string, runner: VmRunner, hostId: string): Promise<void> {
     const l = this.live.get(vmId);
@@ -193,6 +194,7 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
     l.hostId = hostId;
     this.wire(vmId, l, runner);
     if ((this.tracing.get(vmId) ?? 0) > 0) await runner.request({ type: 'trace-exits', on: true }).catch(() => undefined);
+    await runner.resume();
   }
 
   /** Telemetry of one runner of a live VM; ignored once the VM has moved to another runner. */

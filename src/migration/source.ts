@@ -40,6 +40,8 @@ export interface MigrationParams {
   technique: boolean;
   /** Fault injection: the connection drops after this many page records. */
   dropConnectionAfterPages?: number;
+  /** Round 1 starts once the VM's virtual time reaches this (ns); default: at once. Experiments use it to migrate at the same moment every run. */
+  startAtVirtualNs?: number;
 }
 
 /** QEMU query-migrate-style statistics; sizes in bytes, times in ms unless named otherwise. */
@@ -114,7 +116,9 @@ export class MigrationSource {
   private budget = 0;
   private lastClock = 0;
   private roundStartClock = 0;
-  private readonly startClock: number;
+  private startClock: number;
+  /** Wall time round 1 began (after connecting, and after waiting for startAtVirtualNs). */
+  private beganAt = Date.now();
   private exitsAtStart = 0;
   private records = 0;
   private pageRecords = 0;
@@ -135,7 +139,7 @@ export class MigrationSource {
 
   private clock(): number { return this.vm.virtualTimeNs(); }
 
-  /** Connects to the destination, sends HELLO and starts round 1 (and the dirty-page log). Raises: MigrationFailed. */
+  /** Connects to the destination, sends HELLO and starts round 1 (and the dirty-page log) unless `startAtVirtualNs` is still ahead. Raises: MigrationFailed. */
   async open(port: number): Promise<void> {
     const s = connect({ host: '127.0.0.1', port });
     s.setNoDelay(true);
@@ -150,6 +154,13 @@ export class MigrationSource {
     const p = this.params;
     this.emit('HELLO', new PayloadWriter().bytes(Buffer.from(MAGIC)).u16(PROTOCOL_VERSION).u32(PAGE_SIZE).u32(this.vm.spec.memoryMiB << 20)
       .u16(this.vm.spec.vcpus).u16(p.technique ? 1 : 0).str(p.migrationId).done());
+    await this.flush();
+    this.stats.setupTimeMs = Date.now() - this.started;
+    if (this.clock() >= (p.startAtVirtualNs ?? 0)) this.begin();
+  }
+
+  /** Round 1: every backed page is queued and the dirty-page log starts. */
+  private begin(): void {
     const gs = this.vm.khv.gstage;
     gs.startDirtyLog();
     this.vm.khv.flushAll();
@@ -158,8 +169,8 @@ export class MigrationSource {
     for (let i = 0; i < gs.frameOf.length; i++) if (gs.frameOf[i] >= 0 || gs.frameOf[i] === CORRUPTED) this.queue.push(i);
     this.stats.total = gs.backedPages * PAGE_SIZE;
     this.stats.round = 1;
-    this.stats.setupTimeMs = Date.now() - this.started;
-    await this.flush();
+    this.beganAt = Date.now();
+    this.startClock = this.lastClock = this.roundStartClock = this.clock();
   }
 
   cancel(): void { this.cancelled = true; }
@@ -172,6 +183,10 @@ export class MigrationSource {
    */
   async afterSlice(): Promise<'running' | MigrationOutcome> {
     this.check();
+    if (this.stats.round === 0) {
+      if (this.clock() < (this.params.startAtVirtualNs ?? 0)) return 'running';
+      this.begin();
+    }
     const now = this.clock();
     this.budget += (now - this.lastClock) * this.bytesPerNs;
     this.lastClock = now;
@@ -213,7 +228,7 @@ export class MigrationSource {
 
   private update(): void {
     const st = this.stats;
-    st.elapsedWallMs = Date.now() - this.started;
+    st.elapsedWallMs = st.setupTimeMs + Date.now() - this.beganAt;
     st.elapsedVirtualMs = (this.clock() - this.startClock) / 1e6;
     st.pagesPerSecond = Math.round(this.pageRecords / Math.max(0.001, st.elapsedWallMs / 1000));
     st.dirtyLogExits = (this.vm.khv.exits.get('dirty-log') ?? 0) - this.exitsAtStart;

@@ -10,6 +10,7 @@
 import { createHash } from 'node:crypto';
 import { resolveTechniques, TechniqueSettings, validateTechniques } from '../techniques/catalogue.js';
 import type { VmCounters } from './vm.js';
+import type { MigrationOutcome } from '../migration/source.js';
 
 export interface Variant { name: string; techniques: Record<string, unknown> }
 
@@ -23,6 +24,8 @@ export interface VariantRun {
   state: string;
   reason: string | null;
   wallMs: number;
+  /** When the experiment migrates the VM mid-run: the outcome, or why it failed. */
+  migration?: MigrationOutcome | { failed: string };
 }
 
 export interface VariantResult {
@@ -38,6 +41,8 @@ export interface VariantResult {
   /** This variant / the first variant (1 for the baseline itself). */
   ratios: { cycles: number; crossings: number; exits: number; instructions: number };
   diverged: boolean;
+  /** Migration statistics of every repetition (experiments that migrate). */
+  migrations?: Array<MigrationOutcome | { failed: string }>;
 }
 
 /**
@@ -77,6 +82,7 @@ export function compare(variants: Variant[], runs: VariantRun[][]): VariantResul
         exits: ratio(totalExits(r.counters), totalExits(base.counters)), instructions: ratio(r.counters.instructions, base.counters.instructions),
       },
       diverged: d !== baseDigest || r.statuses.join() !== base.statuses.join() || r.state !== base.state,
+      ...(r.migration ? { migrations: runs[i].map((x) => x.migration!) } : {}),
     };
   });
 }

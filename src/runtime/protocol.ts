@@ -98,7 +98,7 @@ export type MigrationMessage =
   | { type: 'migration'; event: 'failed'; reason: string }
   /** Source without the technique: the copy consumed a memory error; this worker ends `crashed` ('host-panic'). */
   | { type: 'migration'; event: 'host-panic'; frame: number; gpa: number }
-  /** Destination: the VM is restored and running here. */
+  /** Destination: the VM is restored here, `paused` until the main thread resumes it. */
   | { type: 'migration'; event: 'arrived' };
 
 export type WorkerMessage =

@@ -120,11 +120,11 @@ async function listen(): Promise<{ error: string | null; data?: unknown }> {
   const d = new MigrationDestination(init.spec, HostMemory.attach(init.host), init.owner, init.incoming?.failAt ?? null);
   const port2 = await d.listen();
   d.done.then((v) => {
+    // Paused until the main thread has switched the VM over to this worker (console, telemetry) and resumes it.
     attach(v);
-    state = 'running';
+    state = 'paused';
     send({ type: 'migration', event: 'arrived' });
     send({ type: 'state', snapshot: snapshot() });
-    setImmediate(loop);
   }, (e: Error) => {
     send({ type: 'migration', event: 'failed', reason: e.message });
     finish('crashed', `migration-failed: ${e.message}`);
