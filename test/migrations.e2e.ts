@@ -155,6 +155,7 @@ describe.each(BACKENDS)('live migration on $name', (backend) => {
       expect(m1.round).toBe(5); // memtouch dirties faster than the link carries: the round limit ends pre-copy
       expect(m1.destinationDigest).toBe(m1.sourceDigest);
       const det = (m: Record<string, number>) => [m.round, m.pagesSent, m.zeroPages, m.transferred, m.dirtyLogExits, m.downtimeVirtualMs];
+      expect(m2.failed).toBeUndefined();
       expect(det(m2)).toEqual(det(m1));
     }
   }, 120_000);

@@ -145,7 +145,7 @@ export class ExperimentsService {
         if (signal.aborted) throw new Error('cancelled');
         const started = performance.now();
         const vmSpec: VmSpec = { ...spec, processes, techniques: variantSettings(v) };
-        let runner = await host.startVm(`${id}:${v.name}:${k}`, vmSpec);
+        let runner = await host.startVm(`${id}:${v.name}:${k}`, vmSpec, migration ? { pauseAtVirtualNs: migration.atVirtualMs * 1e6 } : {});
         let onAbort = () => { void runner.stop(); };
         signal.addEventListener('abort', onAbort);
         let moved: MigrationOutcome | { failed: string } | undefined;
@@ -202,8 +202,10 @@ export class ExperimentsService {
 type ExperimentMigration = { atVirtualMs: number; maxDowntimeMs: number; maxBandwidthMiBps: number; maxRounds: number };
 
 /**
- * Migrates a run's VM to host `target` once its virtual time reaches `atVirtualMs`. Resolves with
- * the runner the VM ends in (the destination's when the migration completed) and the outcome.
+ * Migrates a run's VM (started to pause itself at `atVirtualMs`) to host `target`: once it has
+ * paused, the migration is armed and the VM resumed, so round 1 starts at the same virtual moment
+ * in every run. Resolves with the runner the VM ends in (the destination's when the migration
+ * completed) and the outcome.
  */
 async function migrateRun(src: VmRunner, target: HostRuntime, key: string, spec: VmSpec, m: ExperimentMigration): Promise<{ runner: VmRunner; outcome: MigrationOutcome | { failed: string } }> {
   const dst = target.prepareIncoming(key, spec, null);
@@ -213,6 +215,13 @@ async function migrateRun(src: VmRunner, target: HostRuntime, key: string, spec:
       void dst.done.then(() => resolve(false));
     });
     const { port } = await dst.ask<{ port: number }>({ type: 'migrate-listen' });
+    const paused = await new Promise<boolean>((resolve) => {
+      if (src.state === 'paused') { resolve(true); return; }
+      const onState = (s: { state: string }) => { if (s.state === 'paused') { src.off('state', onState); resolve(true); } };
+      src.on('state', onState);
+      void src.done.then(() => resolve(false));
+    });
+    if (!paused) { await dst.stop(); return { runner: src, outcome: { failed: `the VM ended before ${m.atVirtualMs} ms of virtual time` } }; }
     const done = new Promise<MigrationOutcome | { failed: string }>((resolve) => {
       src.on('migration', (msg: MigrationMessage) => {
         if (msg.event === 'completed') resolve(msg.outcome);
@@ -222,8 +231,9 @@ async function migrateRun(src: VmRunner, target: HostRuntime, key: string, spec:
     });
     await src.ask({ type: 'migrate', port, params: {
       migrationId: key, maxDowntimeMs: m.maxDowntimeMs, bandwidthMiBps: m.maxBandwidthMiBps, maxRounds: m.maxRounds, timeoutS: 600,
-      technique: spec.techniques?.umeAwareMigration?.enabled === true, startAtVirtualNs: m.atVirtualMs * 1e6,
+      technique: spec.techniques?.umeAwareMigration?.enabled === true,
     } });
+    await src.resume();
     const outcome = await done;
     if ('failed' in outcome) { await dst.stop(); return { runner: src, outcome }; }
     if (!await arrived) return { runner: src, outcome: { failed: `the destination VM ended before it ran: ${dst.snapshot.reason}` } };

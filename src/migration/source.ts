@@ -40,8 +40,6 @@ export interface MigrationParams {
   technique: boolean;
   /** Fault injection: the connection drops after this many page records. */
   dropConnectionAfterPages?: number;
-  /** Round 1 starts once the VM's virtual time reaches this (ns); default: at once. Experiments use it to migrate at the same moment every run. */
-  startAtVirtualNs?: number;
 }
 
 /** QEMU query-migrate-style statistics; sizes in bytes, times in ms unless named otherwise. */
@@ -117,7 +115,7 @@ export class MigrationSource {
   private lastClock = 0;
   private roundStartClock = 0;
   private startClock: number;
-  /** Wall time round 1 began (after connecting, and after waiting for startAtVirtualNs). */
+  /** Wall time round 1 began (after connecting). */
   private beganAt = Date.now();
   private exitsAtStart = 0;
   private records = 0;
@@ -139,7 +137,7 @@ export class MigrationSource {
 
   private clock(): number { return this.vm.virtualTimeNs(); }
 
-  /** Connects to the destination, sends HELLO and starts round 1 (and the dirty-page log) unless `startAtVirtualNs` is still ahead. Raises: MigrationFailed. */
+  /** Connects to the destination, sends HELLO and starts round 1 (and the dirty-page log). Raises: MigrationFailed. */
   async open(port: number): Promise<void> {
     const s = connect({ host: '127.0.0.1', port });
     s.setNoDelay(true);
@@ -156,7 +154,7 @@ export class MigrationSource {
       .u16(this.vm.spec.vcpus).u16(p.technique ? 1 : 0).str(p.migrationId).done());
     await this.flush();
     this.stats.setupTimeMs = Date.now() - this.started;
-    if (this.clock() >= (p.startAtVirtualNs ?? 0)) this.begin();
+    this.begin();
   }
 
   /** Round 1: every backed page is queued and the dirty-page log starts. */
@@ -183,10 +181,6 @@ export class MigrationSource {
    */
   async afterSlice(): Promise<'running' | MigrationOutcome> {
     this.check();
-    if (this.stats.round === 0) {
-      if (this.clock() < (this.params.startAtVirtualNs ?? 0)) return 'running';
-      this.begin();
-    }
     const now = this.clock();
     this.budget += (now - this.lastClock) * this.bytesPerNs;
     this.lastClock = now;

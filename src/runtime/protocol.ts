@@ -29,7 +29,8 @@ import type { DestinationFault } from '../migration/destination.js';
 export type WorkerState = 'created' | 'running' | 'paused' | 'stopped' | 'crashed';
 
 export type VmAction =
-  | { type: 'start' }
+  /** Boots and runs the VM; with `pauseAtVirtualNs`, it pauses itself once its virtual time reaches that (a 'state' message says so). */
+  | { type: 'start'; pauseAtVirtualNs?: number }
   | { type: 'pause' }
   | { type: 'resume' }
   | { type: 'stop' }
@@ -61,7 +62,7 @@ export type ActionType = VmAction['type'];
 export const ALLOWED: Record<WorkerState, readonly ActionType[]> = {
   created: ['start', 'stop', 'read-state', 'trace-exits', 'migrate-listen'],
   running: ['pause', 'stop', 'read-state', 'inject', 'trace-exits', 'set-techniques', 'resolve-frame', 'memory-map', 'migrate', 'migrate-cancel'],
-  paused: ['resume', 'stop', 'read-state', 'inject', 'trace-exits', 'set-techniques', 'resolve-frame', 'memory-map'],
+  paused: ['resume', 'stop', 'read-state', 'inject', 'trace-exits', 'set-techniques', 'resolve-frame', 'memory-map', 'migrate', 'migrate-cancel'],
   stopped: ['read-state'],
   crashed: ['read-state'],
 };

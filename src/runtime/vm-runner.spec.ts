@@ -76,7 +76,7 @@ describe('VM workers', () => {
   test('pause and resume keep the guest exact: same console bytes and counters as an uninterrupted run', async () => {
     const elf = printer('tick', 20, 100_000, 0);
     const want = runProgram(elf, { memoryMiB: 8 });
-    const r = await host.startVm('p', spec(elf), 1);
+    const r = await host.startVm('p', spec(elf), { sliceQuanta: 1 });
     const out = collect(r);
     for (let i = 0; i < 5 && r.state === 'running'; i++) {
       await r.pause().catch(() => undefined);

@@ -84,7 +84,8 @@ export class VmRunner extends EventEmitter {
   /** Sends an action and resolves with the reply's `data`. Raises: VmActionError. */
   ask<T>(action: VmAction): Promise<T> { return this.send(action).then((r) => r.data as T); }
 
-  start(): Promise<VmSnapshot> { return this.request({ type: 'start' }); }
+  /** Boots the VM; `pauseAtVirtualNs`: it pauses itself at that virtual time (then 'state' is emitted). */
+  start(pauseAtVirtualNs?: number): Promise<VmSnapshot> { return this.request({ type: 'start', pauseAtVirtualNs }); }
   pause(): Promise<VmSnapshot> { return this.request({ type: 'pause' }); }
   resume(): Promise<VmSnapshot> { return this.request({ type: 'resume' }); }
   readState(): Promise<VmSnapshot> { return this.request({ type: 'read-state' }); }

@@ -23,6 +23,8 @@ let reason: string | null = null;
 let vm: Vm | null = null;
 let looping = false;
 let migration: MigrationSource | null = null;
+/** Pause by itself once virtual time reaches this (the start action's pauseAtVirtualNs). */
+let pauseAt = Infinity;
 let exitBatch: ExitRecord[] = [];
 let exitsDropped = 0;
 
@@ -70,6 +72,12 @@ async function loop(): Promise<void> {
         break;
       }
       if (migration && await migrationStep(migration, vm)) break;
+      if (vm.virtualTimeNs() >= pauseAt) {
+        pauseAt = Infinity;
+        state = 'paused';
+        send({ type: 'state', snapshot: snapshot() });
+        break;
+      }
       await new Promise((r) => setImmediate(r));
     }
   } catch (e) {
@@ -149,6 +157,7 @@ function handle(a: VmAction): string | null | Promise<{ error: string | null; da
         return (e as Error)?.message ?? String(e);
       }
       attach(vm);
+      pauseAt = a.pauseAtVirtualNs ?? Infinity;
       state = 'running';
       setImmediate(loop); // after the reply to this action
       return null;
