@@ -145,7 +145,10 @@ export class MigrationsService {
     try {
       await this.phase(mig, 'preparing-target');
       target = this.runtime.prepareIncoming(mig.vmId, dest, src.spec, faults.destinationFailsAt ?? null);
-      target.on('migration', (m: MigrationMessage) => { if (m.event === 'arrived') arrived = true; else if (m.event === 'failed') news.push(m); wake(); });
+      // The source has the last word on how a migration ends (a destination that fails breaks the
+      // connection, which the source reports, possibly after a host panic of its own); from the
+      // destination only its arrival counts.
+      target.on('migration', (m: MigrationMessage) => { if (m.event === 'arrived') arrived = true; wake(); });
       const { port } = await target.ask<{ port: number }>({ type: 'migrate-listen' });
       await this.phase(mig, 'target-ready');
       await this.phase(mig, 'running');
@@ -154,8 +157,12 @@ export class MigrationsService {
         migrationId: mig.id, maxDowntimeMs: p.maxDowntimeMs, bandwidthMiBps: Math.min(p.maxBandwidthMiBps, faults.bandwidthMiBps ?? Infinity),
         maxRounds: p.maxRounds, timeoutS: p.timeoutS, technique: p.umeAwareMigration, dropConnectionAfterPages: faults.dropConnectionAfterPages,
       };
+      if (ctx.signal.aborted) throw new Error('cancelled');
       await src.ask({ type: 'migrate', port, params });
-      ctx.signal.addEventListener('abort', () => { void src.request({ type: 'migrate-cancel' }).catch(() => undefined); });
+      // A cancel that came while the migration was being set up is carried out now.
+      const cancel = () => { void src.request({ type: 'migrate-cancel' }).catch(() => undefined); };
+      ctx.signal.addEventListener('abort', cancel);
+      if (ctx.signal.aborted) cancel();
       let outcome: MigrationOutcome | null = null;
       while (!outcome) {
         const m = news.shift();

@@ -82,6 +82,9 @@ describe('live migration (pre-copy over TCP)', () => {
     expect(m.outcome!.round).toBeGreaterThan(1);
     expect(m.outcome!.dirtyLogExits).toBeGreaterThan(0);
     expect(m.progress.map((p) => p.round)).toEqual(m.progress.map((_p, i) => i + 1));
+    for (const p of m.progress) expect([p.expectedDowntimeMs, p.expectedDowntimeWallMs].every((x) => Number.isFinite(x) && x >= 0)).toBe(true);
+    // The last round's dirty set is what stop-and-copy sent: its expected virtual downtime is the actual one.
+    expect(m.outcome!.downtimeVirtualMs).toBeGreaterThanOrEqual(m.progress[m.progress.length - 1].expectedDowntimeMs);
     vm.stop('migrated');
     expect(a.usage().byOwner[1]).toBeUndefined();
     dst.onConsole((port, bytes) => console.push(`${port}:${Buffer.from(bytes).toString()}`));

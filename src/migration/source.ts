@@ -65,6 +65,8 @@ export interface MigrationStats {
   elapsedVirtualMs: number;
   /** Stop-and-copy time the current dirty set would need, virtual ms. */
   expectedDowntimeMs: number;
+  /** The same in wall time, at the wall-clock rate the last round achieved. */
+  expectedDowntimeWallMs: number;
 }
 
 export interface MigrationOutcome extends MigrationStats {
@@ -114,6 +116,8 @@ export class MigrationSource {
   private budget = 0;
   private lastClock = 0;
   private roundStartClock = 0;
+  private roundStartWall = Date.now();
+  private roundStartBytes = 0;
   private startClock: number;
   /** Wall time round 1 began (after connecting). */
   private beganAt = Date.now();
@@ -131,7 +135,7 @@ export class MigrationSource {
     this.startClock = this.lastClock = this.roundStartClock = this.clock();
     this.stats = {
       round: 0, total: 0, transferred: 0, remaining: 0, pagesSent: 0, zeroPages: 0, errorPages: 0, dirtyPagesRate: 0, pagesPerSecond: 0,
-      dirtyLogExits: 0, setupTimeMs: 0, elapsedWallMs: 0, elapsedVirtualMs: 0, expectedDowntimeMs: 0,
+      dirtyLogExits: 0, setupTimeMs: 0, elapsedWallMs: 0, elapsedVirtualMs: 0, expectedDowntimeMs: 0, expectedDowntimeWallMs: 0,
     };
   }
 
@@ -169,6 +173,8 @@ export class MigrationSource {
     this.stats.round = 1;
     this.beganAt = Date.now();
     this.startClock = this.lastClock = this.roundStartClock = this.clock();
+    this.roundStartWall = Date.now();
+    this.roundStartBytes = this.stats.transferred + this.outBytes;
   }
 
   cancel(): void { this.cancelled = true; }
@@ -210,6 +216,10 @@ export class MigrationSource {
     st.dirtyPagesRate = Math.round((dirty.length * 1e9) / roundNs);
     st.remaining = dirty.length * PAGE_SIZE;
     st.expectedDowntimeMs = st.remaining / this.bytesPerNs / 1e6;
+    const wall = Date.now(), bytes = st.transferred + this.outBytes;
+    st.expectedDowntimeWallMs = st.remaining * Math.max(1, wall - this.roundStartWall) / Math.max(1, bytes - this.roundStartBytes);
+    this.roundStartWall = wall;
+    this.roundStartBytes = bytes;
     this.update();
     this.hooks.progress({ ...st });
     await this.flush();
