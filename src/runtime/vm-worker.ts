@@ -22,7 +22,9 @@ let state: WorkerState = 'created';
 let reason: string | null = null;
 let vm: Vm | null = null;
 let looping = false;
+/** This worker's side of a live migration: sending its VM, or receiving one. */
 let migration: MigrationSource | null = null;
+let incoming: MigrationDestination | null = null;
 /** Pause by itself once virtual time reaches this (the start action's pauseAtVirtualNs). */
 let pauseAt = Infinity;
 let exitBatch: ExitRecord[] = [];
@@ -50,6 +52,7 @@ function publish(): void {
 }
 
 function finish(next: 'stopped' | 'crashed', why: string | null): void {
+  if (state === 'stopped' || state === 'crashed') return; // already final (e.g. a stop that also ends a pending migration)
   state = next;
   reason = why;
   publish();
@@ -126,7 +129,7 @@ async function listen(): Promise<{ error: string | null; data?: unknown }> {
     return { error: 'the destination failed while preparing (fault injection)' };
   }
   const d = new MigrationDestination(init.spec, HostMemory.attach(init.host), init.owner, init.incoming?.failAt ?? null);
-  const port2 = await d.listen();
+  const listenPort = await d.listen();
   d.done.then((v) => {
     // Paused until the main thread has switched the VM over to this worker (console, telemetry) and resumes it.
     attach(v);
@@ -138,9 +141,8 @@ async function listen(): Promise<{ error: string | null; data?: unknown }> {
     finish('crashed', `migration-failed: ${e.message}`);
   });
   incoming = d;
-  return { error: null, data: { port: port2 } };
+  return { error: null, data: { port: listenPort } };
 }
-let incoming: MigrationDestination | null = null;
 
 /** Data for the reply to the action being handled. */
 let replyData: unknown;
