@@ -43,15 +43,13 @@ const WARM = 8;
 /** Translated blocks kept at most before the cache is evicted. */
 export const DEFAULT_BLOCK_CAP = 16384;
 
-const ENDS_BLOCK = new Set(['jal', 'jalr', 'beq', 'bne', 'blt', 'bge', 'bltu', 'bgeu', 'ecall', 'ebreak',
-  'fence.i', 'csrrw', 'csrrs', 'csrrc', 'csrrwi', 'csrrsi', 'csrrci', 'sret', 'mret', 'wfi', 'sfence.vma',
-  'hfence.vvma', 'hfence.gvma']);
-const STORES = new Set(['sb', 'sh', 'sw', 'sc.w', 'amoswap.w', 'amoadd.w', 'amoxor.w', 'amoand.w', 'amoor.w',
-  'amomin.w', 'amomax.w', 'amominu.w', 'amomaxu.w', 'hsv.b', 'hsv.h', 'hsv.w']);
-
-/** System instructions: a region is left after a block that ends with one (they may change the mode, satp, interrupts). */
+/** System instructions: they end a block, and a region is left after one (they may change the mode, satp, interrupts). */
 const SYSTEM = new Set(['ecall', 'ebreak', 'fence.i', 'csrrw', 'csrrs', 'csrrc', 'csrrwi', 'csrrsi', 'csrrci', 'sret', 'mret', 'wfi',
   'sfence.vma', 'hfence.vvma', 'hfence.gvma']);
+/** Jumps, branches and system instructions end a block. */
+const ENDS_BLOCK = new Set(['jal', 'jalr', 'beq', 'bne', 'blt', 'bge', 'bltu', 'bgeu', ...SYSTEM]);
+const STORES = new Set(['sb', 'sh', 'sw', 'sc.w', 'amoswap.w', 'amoadd.w', 'amoxor.w', 'amoand.w', 'amoor.w',
+  'amomin.w', 'amomax.w', 'amominu.w', 'amomaxu.w', 'hsv.b', 'hsv.h', 'hsv.w']);
 
 /** A translated block; `budget` is how many instructions it may retire (at least its length). */
 type BlockFn = (h: Hart, x: Int32Array, ctr: Float64Array, budget: number) => number;
@@ -92,7 +90,6 @@ export interface Block {
 
 /** The blocks of one physical page translated for one virtual page, compiled together. */
 export interface Region {
-  page: number;
   vpage: number;
   blocks: Block[];
   /** Entry pcs (block starts) of the compiled function and their block lengths. */
@@ -100,7 +97,6 @@ export interface Region {
   fn: RegionFn | null;
   insns: number;
   compiles: number;
-  valid: boolean;
 }
 
 /** Per-hart translation state. */
@@ -118,7 +114,6 @@ export class Jit {
   /** Drops every block (fence.i, or the cache cap). */
   flush(): void {
     for (const b of this.blocks.values()) b.valid = false;
-    for (const r of this.regions.values()) r.valid = false;
     this.blocks.clear();
     this.byPage.clear();
     this.regions.clear();
@@ -129,8 +124,7 @@ export class Jit {
     const list = this.byPage.get(page);
     this.h.codePages![page] = 0;
     this.h.codeDirty = true;
-    const r = this.regions.get(page);
-    if (r) { r.valid = false; this.regions.delete(page); }
+    this.regions.delete(page);
     if (!list) return;
     for (const b of list) { b.valid = false; if (this.blocks.get(b.pa) === b) this.blocks.delete(b.pa); }
     this.stats.invalidations += list.length;
@@ -179,8 +173,7 @@ export class Jit {
   admit(b: Block): Region | null {
     const page = b.pa >>> 12, vpage = b.vpc >>> 12;
     let r = this.regions.get(page);
-    if (r && r.vpage !== vpage) { r.valid = false; this.regions.delete(page); r = undefined; }
-    if (!r) { r = { page, vpage, blocks: [], starts: new Map(), fn: null, insns: 0, compiles: 0, valid: true }; this.regions.set(page, r); }
+    if (!r || r.vpage !== vpage) { r = { vpage, blocks: [], starts: new Map(), fn: null, insns: 0, compiles: 0 }; this.regions.set(page, r); }
     if (b.ir.csr || b.ir.selfLoop || r.compiles >= MAX_REGION_COMPILES || r.starts.has(b.vpc) || !this.fits(r, b)) return null;
     for (const c of this.byPage.get(page) ?? []) {
       if (c.valid && !c.ir.csr && !c.ir.selfLoop && c.vpc >>> 12 === vpage && (c === b || c.hits >= WARM) && !r.blocks.includes(c) && this.fits(r, c)) {
@@ -312,16 +305,18 @@ function prologue(body: string, used: Set<number>) {
   };
 }
 
+/** A block's instructions in the labelled statement every compiled form runs them in (`break blk` ends it early; `ip` counts the ones retired). */
+const blockBody = (b: Block): string => `blk: {
+        ${b.ir.parts.join('\n        ')}
+        ip = ${b.n};
+      }`;
+
 /** A block compiled on its own. A block whose last instruction branches back to its own start (a tight loop) iterates inside its function while the budget allows. */
 function compileBlock(b: Block): BlockFn {
-  const { parts, prefix, pcs, used, fallthrough, selfLoop } = b.ir;
+  const { prefix, pcs, used, fallthrough, selfLoop } = b.ir;
   const n = b.n, vpc0 = b.vpc;
-  const body = parts.join('\n        ');
-  const p = prologue(body, used);
-  const blk = `blk: {
-        ${body}
-        ip = ${n};
-      }`;
+  const blk = blockBody(b);
+  const p = prologue(blk, used);
   const src = selfLoop ? `
     let ${p.load ? p.load + ', ' : ''}_z = 0, ip = 0, npc = ${fallthrough}, cyc = 0, doneI = 0, doneC = 0${p.mem}
     ${p.watch}
@@ -371,10 +366,7 @@ function compileRegion(blocks: Block[]): RegionFn {
     const stores = parts.some((x) => x.includes('codeDirty'));
     return `case ${b.vpc}: bi = ${k};
           if (doneI + ${n} > budget) break run;
-          blk: {
-            ${parts.join('\n            ')}
-            ip = ${n};
-          }
+          ${blockBody(b)}
           if (ip !== ${n}${stores ? ' || h.codeDirty' : ''}) { doneI += ip; doneC += PREFIXES[${k}][ip] + cyc; cyc = 0; break run; }
           doneI += ${n}; doneC += ${prefix[n]} + cyc; cyc = 0;${system ? '\n          break run;' : ''}
           continue;`;

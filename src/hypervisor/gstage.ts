@@ -107,11 +107,16 @@ export class GStage {
   }
 
   private setWritable(on: boolean): void {
-    for (const [i, leaf] of this.leafPa) {
-      if (this.frameOf[i] < 0) continue;
-      const pte = this.mem.read32(leaf);
-      this.mem.write32(leaf, on ? pte | PTE.W : pte & ~PTE.W);
-    }
+    for (const i of this.leafPa.keys()) this.writable(i, on);
+  }
+
+  /** Sets or clears W in the leaf PTE of backed guest page `i`; returns whether it was writable. */
+  private writable(i: number, on: boolean): boolean {
+    const leaf = this.leafPa.get(i);
+    if (leaf === undefined || this.frameOf[i] < 0) return false;
+    const pte = this.mem.read32(leaf);
+    this.mem.write32(leaf, on ? pte | PTE.W : pte & ~PTE.W);
+    return (pte & PTE.W) !== 0;
   }
 
   /**
@@ -119,11 +124,7 @@ export class GStage {
    * it writable and returns true (the caller flushes the hart's TLB); otherwise returns false.
    */
   logStore(i: number): boolean {
-    const leaf = this.leafPa.get(i);
-    if (this.dirty === null || leaf === undefined || this.frameOf[i] < 0) return false;
-    const pte = this.mem.read32(leaf);
-    if ((pte & PTE.W) !== 0) return false;
-    this.mem.write32(leaf, pte | PTE.W);
+    if (this.dirty === null || this.frameOf[i] < 0 || this.writable(i, true)) return false;
     this.dirty[i] = 1;
     return true;
   }
@@ -144,8 +145,7 @@ export class GStage {
       if (d[i] === 0) continue;
       d[i] = 0;
       out.push(i);
-      const leaf = this.leafPa.get(i);
-      if (leaf !== undefined && this.frameOf[i] >= 0) this.mem.write32(leaf, this.mem.read32(leaf) & ~PTE.W);
+      this.writable(i, false);
     }
     return out;
   }

@@ -132,8 +132,8 @@ export class HostMemory {
    * handed out); a used one stays with its owner, who must handle it. Returns the frame's state
    * before. Callers flush TLBs that may cache the frame (VM workers do, on `inject`).
    */
-  poisonFrame(f: number, kind: number = POISON.Known): FrameStateValue {
-    Atomics.store(this.poison, f, kind);
+  poisonFrame(f: number): FrameStateValue {
+    Atomics.store(this.poison, f, POISON.Known);
     if (Atomics.compareExchange(this.state, f, FrameState.Free, FrameState.Retired) === FrameState.Free) {
       Atomics.sub(this.meta, FREE, 1);
       return FrameState.Free;

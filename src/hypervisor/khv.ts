@@ -277,7 +277,7 @@ export class Khv implements GuestRam {
    */
   nativeWrite(hpa: number): void {
     if (this.codePages !== null && this.codePages[hpa >>> 12] !== 0) this.onCodeWrite(hpa);
-    if (this.gstage.dirty !== null) this.gstage.markFrameDirty(hpa >>> 12);
+    this.gstage.markFrameDirty(hpa >>> 12);
   }
 
   read32(gpa: number): number { return this.mem.read32(this.hpaOf(gpa, true)); }

@@ -15,20 +15,11 @@ import { Vm, VmSpec } from '../runtime/vm.js';
 import { HostMemory } from '../hypervisor/host-memory.js';
 import { RAM_BASE } from '../hypervisor/platform.js';
 import { PAGE_SIZE } from '../mmu/phys.js';
-import { Ctr } from '../uarch/costs.js';
 import type { GuestOsState } from '../guest/kernel.js';
-import { decodeJson, decodeVcpu, DeviceState, VcpuState } from './machine-state.js';
-import { encodeRecord, FOUND_BY_NAME, FoundBy, MAGIC, PayloadReader, PayloadWriter, PROTOCOL_VERSION, RecordReader, WireError } from './wire.js';
-import { digestPage } from './source.js';
+import { decodeJson, decodeVcpu, DeviceState, ramDigest, VcpuState } from './machine-state.js';
+import { encodeAck, FOUND_BY_NAME, MAGIC, PayloadReader, PROTOCOL_VERSION, RecordReader, WireError } from './wire.js';
 
 export type DestinationFault = 'target-ready' | 'running';
-
-export interface DestinationHooks {
-  /** A round's pages have arrived. */
-  round?(round: number, pages: number): void;
-  /** An error page arrived as metadata. */
-  errorPage?(gpa: number, foundBy: FoundBy): void;
-}
 
 export class MigrationDestination {
   private server: Server | null = null;
@@ -49,7 +40,7 @@ export class MigrationDestination {
   private readonly pages: number;
 
   constructor(private readonly spec: VmSpec, private readonly host: HostMemory, private readonly owner: number,
-    private readonly failAt: DestinationFault | null = null, private readonly hooks: DestinationHooks = {}) {
+    private readonly failAt: DestinationFault | null = null) {
     this.done = new Promise((res, rej) => { this.resolve = res; this.reject = rej; });
     this.done.catch(() => undefined);
     this.pages = (spec.memoryMiB << 20) / PAGE_SIZE;
@@ -123,18 +114,16 @@ export class MigrationDestination {
       case 'ERROR_META': {
         const r = new PayloadReader(payload, 'ERROR_META');
         const i = this.gpn(r.u32());
-        const kind = r.u8(), found = FOUND_BY_NAME.get(r.u8());
+        const kind = r.u8(), found = r.u8();
         r.end();
-        if (kind !== 1 || found === undefined) throw new WireError('ERROR_META with an unknown error kind or origin');
+        if (kind !== 1 || !FOUND_BY_NAME.has(found)) throw new WireError('ERROR_META with an unknown error kind or origin');
         this.vm!.khv.corrupt(RAM_BASE + i * PAGE_SIZE);
-        this.hooks.errorPage?.(RAM_BASE + i * PAGE_SIZE, found);
         return;
       }
       case 'ROUND_END': {
         const r = new PayloadReader(payload, 'ROUND_END');
-        const round = r.u32(), pages = r.u32();
+        r.u32(); r.u32(); // round, pages in the round
         r.end();
-        this.hooks.round?.(round, pages);
         if (this.failAt === 'running') throw new Error('the destination failed while receiving (fault injection)');
         return;
       }
@@ -163,17 +152,15 @@ export class MigrationDestination {
     if (records !== this.records || pageRecords !== this.pageRecords) throw new WireError(`END counts ${records} records and ${pageRecords} pages, ${this.records} and ${this.pageRecords} arrived`);
     if (this.vcpus.size !== this.spec.vcpus || !this.device || !this.guestOs) throw new WireError('END before every vCPU, device and guest-OS record');
     const vm = this.vm!;
-    let mine = 0;
-    for (const { gpa, frame } of vm.khv.gstage.backed()) mine = digestPage(mine, (gpa - RAM_BASE) >>> 12, vm.khv.mem.u8.subarray(frame * PAGE_SIZE, (frame + 1) * PAGE_SIZE));
+    const mine = ramDigest(vm);
     if (mine !== digest) throw new WireError(`RAM digest ${mine.toString(16)} differs from the source's ${digest.toString(16)}`);
     try {
       vm.restoreState({ vcpus: [...this.vcpus.values()].sort((a, b) => a.id - b.id), device: this.device, guestOs: this.guestOs });
     } catch (e) {
       throw new WireError(`the state does not restore: ${(e as Error).message}`);
     }
-    if (vm.vcpus.some((v) => v.hart.ctr[Ctr.Cycles] < 0)) throw new WireError('restored clocks are negative');
     this.finished = true;
-    this.socket!.end(encodeRecord('ACK', new PayloadWriter().u8(1).u32(mine).str('').done()));
+    this.socket!.end(encodeAck(true, mine, ''));
     this.resolve(vm);
   }
 
@@ -182,7 +169,7 @@ export class MigrationDestination {
     this.finished = true;
     this.server?.close();
     const s = this.socket;
-    if (s && !s.destroyed) s.end(encodeRecord('ACK', new PayloadWriter().u8(0).u32(0).str(e.message).done()));
+    if (s && !s.destroyed) s.end(encodeAck(false, 0, e.message));
     setTimeout(() => s?.destroy(), 100).unref();
     this.vm?.stop('migration-failed');
     this.reject(e);

@@ -7,7 +7,11 @@
  * per-CPU views (the destination builds its own); TLBs and translated blocks (flushed, rebuilt on
  * demand); an LR/SC reservation (lost, so a pending SC fails and the guest retries, as the ISA allows).
  */
+import { crc32 } from 'node:zlib';
 import { Hart } from '../cpu/hart.js';
+import { RAM_BASE } from '../hypervisor/platform.js';
+import { PAGE_SIZE } from '../mmu/phys.js';
+import type { Vm } from '../runtime/vm.js';
 import { Btb, Rsb } from '../uarch/costs.js';
 import type { Vcpu } from '../hypervisor/khv.js';
 import { PayloadReader, PayloadWriter, WireError } from './wire.js';
@@ -122,3 +126,21 @@ export function decodeJson<T>(payload: Buffer, what: string): T {
   if (typeof v !== 'object' || v === null) throw new WireError(`${what} record is not a JSON object`);
   return v as T;
 }
+
+/**
+ * The END record's RAM digest: a CRC-32 chained over the page number (u32) and the 4096 bytes of
+ * every backed guest page in ascending order, except those `skip` names. Source and destination
+ * compute it over their own frames.
+ */
+export function ramDigest(vm: Vm, skip: (page: number) => boolean = () => false): number {
+  const u8 = vm.khv.mem.u8, n = Buffer.allocUnsafe(4);
+  let d = 0;
+  for (const { gpa, frame } of vm.khv.gstage.backed()) {
+    const i = (gpa - RAM_BASE) >>> 12;
+    if (skip(i)) continue;
+    n.writeUInt32LE(i);
+    d = crc32(u8.subarray(frame * PAGE_SIZE, (frame + 1) * PAGE_SIZE), crc32(n, d));
+  }
+  return d;
+}
+

@@ -17,14 +17,13 @@
  * consumes the error: the host panics (MigrationHostPanic).
  */
 import { Socket, connect } from 'node:net';
-import { crc32 } from 'node:zlib';
 import type { Vm } from '../runtime/vm.js';
 import { CORRUPTED } from '../hypervisor/gstage.js';
 import { POISON } from '../hypervisor/host-memory.js';
 import { RAM_BASE } from '../hypervisor/platform.js';
 import { PAGE_SIZE } from '../mmu/phys.js';
-import { encodeJson, encodeVcpu } from './machine-state.js';
-import { encodeRecord, FOUND_BY, FoundBy, MAGIC, PayloadReader, PayloadWriter, PROTOCOL_VERSION, RecordReader, RECORD_HEADER, WireError } from './wire.js';
+import { encodeJson, encodeVcpu, ramDigest } from './machine-state.js';
+import { decodeAck, encodeRecord, FOUND_BY, FoundBy, hex32, MAGIC, PayloadWriter, PROTOCOL_VERSION, RecordName, RecordReader, RECORD_HEADER, WireError } from './wire.js';
 
 export interface MigrationParams {
   migrationId: string;
@@ -79,8 +78,8 @@ export interface MigrationOutcome extends MigrationStats {
 
 export interface SourceHooks {
   progress(s: MigrationStats): void;
-  /** A latent error was found (and, with the technique, contained) while reading a frame. */
-  latentError(e: { gpa: number; frame: number; contained: boolean }): void;
+  /** The technique's exception-safe copy found (and contained) a latent error in a frame. */
+  latentError(e: { gpa: number; frame: number }): void;
 }
 
 /** Without umeAwareMigration, the copy read a poisoned frame: the host takes a fatal machine check. */
@@ -92,13 +91,6 @@ export class MigrationHostPanic extends Error {
 export class MigrationFailed extends Error {}
 
 const PAGE_RECORD = RECORD_HEADER + 4 + PAGE_SIZE + 4;
-
-/** CRC-32 chain over a page's number and bytes (the END digest, computed the same on both sides). */
-export function digestPage(prev: number, gpn: number, bytes: Uint8Array): number {
-  const n = Buffer.allocUnsafe(4);
-  n.writeUInt32LE(gpn);
-  return crc32(bytes, crc32(n, prev));
-}
 
 export class MigrationSource {
   private socket: Socket | null = null;
@@ -116,11 +108,11 @@ export class MigrationSource {
   private budget = 0;
   private lastClock = 0;
   private roundStartClock = 0;
-  private roundStartWall = Date.now();
+  private roundStartWall = 0;
   private roundStartBytes = 0;
-  private startClock: number;
+  private startClock = 0;
   /** Wall time round 1 began (after connecting). */
-  private beganAt = Date.now();
+  private beganAt = 0;
   private exitsAtStart = 0;
   private records = 0;
   private pageRecords = 0;
@@ -132,7 +124,6 @@ export class MigrationSource {
     this.dram = new Uint8Array(vm.host.buffers.dram);
     this.words = new Int32Array(vm.host.buffers.dram);
     this.bytesPerNs = (params.bandwidthMiBps * 1024 * 1024) / 1e9;
-    this.startClock = this.lastClock = this.roundStartClock = this.clock();
     this.stats = {
       round: 0, total: 0, transferred: 0, remaining: 0, pagesSent: 0, zeroPages: 0, errorPages: 0, dirtyPagesRate: 0, pagesPerSecond: 0,
       dirtyLogExits: 0, setupTimeMs: 0, elapsedWallMs: 0, elapsedVirtualMs: 0, expectedDowntimeMs: 0, expectedDowntimeWallMs: 0,
@@ -174,7 +165,7 @@ export class MigrationSource {
     this.beganAt = Date.now();
     this.startClock = this.lastClock = this.roundStartClock = this.clock();
     this.roundStartWall = Date.now();
-    this.roundStartBytes = this.stats.transferred + this.outBytes;
+    this.roundStartBytes = this.sent;
   }
 
   cancel(): void { this.cancelled = true; }
@@ -216,7 +207,7 @@ export class MigrationSource {
     st.dirtyPagesRate = Math.round((dirty.length * 1e9) / roundNs);
     st.remaining = dirty.length * PAGE_SIZE;
     st.expectedDowntimeMs = st.remaining / this.bytesPerNs / 1e6;
-    const wall = Date.now(), bytes = st.transferred + this.outBytes;
+    const wall = Date.now(), bytes = this.sent;
     st.expectedDowntimeWallMs = st.remaining * Math.max(1, wall - this.roundStartWall) / Math.max(1, bytes - this.roundStartBytes);
     this.roundStartWall = wall;
     this.roundStartBytes = bytes;
@@ -241,17 +232,17 @@ export class MigrationSource {
   /** Stop-and-copy: the guest does not run again here unless the destination refuses. */
   private async switchover(dirty: number[]): Promise<MigrationOutcome> {
     const wall0 = Date.now();
-    const before = this.stats.transferred + this.outBytes;
+    const before = this.sent;
     const last = new Set([...dirty, ...this.vm.kernel.viewPages().map((g) => (g - RAM_BASE) >>> 12), ...this.vm.khv.gstage.takeDirty()]);
     for (const i of [...last].sort((a, b) => a - b)) { this.sendPage(i); if (this.outBytes > 1 << 20) await this.flush(); }
     const state = this.vm.captureState();
     for (const v of state.vcpus) this.emit('VCPU', encodeVcpu(v));
     this.emit('DEVICE', encodeJson(state.device));
     this.emit('GUEST_OS', encodeJson(state.guestOs));
-    const digest = this.digest();
-    this.records++;
-    this.emit('END', new PayloadWriter().u32(this.records).u32(this.pageRecords).u32(digest).done());
-    const bytes = this.stats.transferred + this.outBytes - before;
+    // Every page the destination will hold as data: those sent as error metadata it will not.
+    const digest = ramDigest(this.vm, (i) => this.errorSent.has(i));
+    this.emit('END', new PayloadWriter().u32(this.records + 1).u32(this.pageRecords).u32(digest).done());
+    const bytes = this.sent - before;
     const reply = new Promise<{ ok: boolean; message: string; digest: string }>((resolve) => { this.ack = resolve; });
     await this.flush();
     const timeout = Math.max(1000, this.params.timeoutS * 1000 - (Date.now() - this.started));
@@ -261,20 +252,8 @@ export class MigrationSource {
     if (!r.ok) throw new MigrationFailed(`the destination refused the VM: ${r.message}`);
     this.update();
     this.stats.remaining = 0;
-    const sourceDigest = digest.toString(16).padStart(8, '0');
     this.socket?.end();
-    return { ...this.stats, downtimeVirtualMs: bytes / this.bytesPerNs / 1e6, downtimeWallMs: Date.now() - wall0, sourceDigest, destinationDigest: r.digest };
-  }
-
-  /** The digest over every page the destination will hold as data (ascending page number). */
-  private digest(): number {
-    let d = 0;
-    for (const { gpa, frame } of this.vm.khv.gstage.backed()) {
-      const i = (gpa - RAM_BASE) >>> 12;
-      if (this.errorSent.has(i)) continue;
-      d = digestPage(d, i, this.dram.subarray(frame * PAGE_SIZE, (frame + 1) * PAGE_SIZE));
-    }
-    return d;
+    return { ...this.stats, downtimeVirtualMs: bytes / this.bytesPerNs / 1e6, downtimeWallMs: Date.now() - wall0, sourceDigest: hex32(digest), destinationDigest: r.digest };
   }
 
   /** Queues the record(s) for guest page `i`; returns the bytes queued. Raises: MigrationHostPanic. */
@@ -289,7 +268,7 @@ export class MigrationSource {
       if (!this.params.technique) throw new MigrationHostPanic(f, gpa);
       if (poison === POISON.Known) return this.errorMeta(i, 'known');
       Atomics.store(this.vm.host.poison, f, POISON.Known);
-      this.hooks.latentError({ gpa, frame: f, contained: true });
+      this.hooks.latentError({ gpa, frame: f });
       return this.errorMeta(i, 'migration-copy');
     }
     if (this.params.dropConnectionAfterPages !== undefined && this.pageRecords >= this.params.dropConnectionAfterPages) {
@@ -298,38 +277,35 @@ export class MigrationSource {
       throw new MigrationFailed(this.broken);
     }
     this.pageRecords++;
-    this.records++;
     const w = this.words, base = f * (PAGE_SIZE / 4);
     let zero = true;
     for (let k = 0; k < PAGE_SIZE / 4; k++) if (w[base + k] !== 0) { zero = false; break; }
-    const n = Buffer.allocUnsafe(4);
-    n.writeUInt32LE(i);
     if (zero) {
       this.stats.zeroPages++;
-      return this.push(encodeRecord('ZERO_PAGE', n));
+      return this.emit('ZERO_PAGE', new PayloadWriter().u32(i).done());
     }
     this.stats.pagesSent++;
-    return this.push(encodeRecord('RAM_PAGE', Buffer.concat([n, this.dram.subarray(f * PAGE_SIZE, (f + 1) * PAGE_SIZE)])));
+    return this.emit('RAM_PAGE', new PayloadWriter().u32(i).bytes(this.dram.subarray(f * PAGE_SIZE, (f + 1) * PAGE_SIZE)).done());
   }
 
   private errorMeta(i: number, foundBy: FoundBy): number {
     if (this.errorSent.has(i)) return 0;
     this.errorSent.add(i);
     this.stats.errorPages++;
+    return this.emit('ERROR_META', new PayloadWriter().u32(i).u8(1).u8(FOUND_BY[foundBy]).done());
+  }
+
+  /** Queues one record; returns its size on the wire. */
+  private emit(name: RecordName, payload: Buffer): number {
+    const b = encodeRecord(name, payload);
     this.records++;
-    return this.push(encodeRecord('ERROR_META', new PayloadWriter().u32(i).u8(1).u8(FOUND_BY[foundBy]).done()));
-  }
-
-  private emit(name: Parameters<typeof encodeRecord>[0], payload: Buffer): void {
-    if (name !== 'END') this.records++;
-    this.push(encodeRecord(name, payload));
-  }
-
-  private push(b: Buffer): number {
     this.out.push(b);
     this.outBytes += b.length;
     return b.length;
   }
+
+  /** Bytes written to the connection or queued for it. */
+  private get sent(): number { return this.stats.transferred + this.outBytes; }
 
   /** Writes what is queued and waits until the socket takes more. Raises: MigrationFailed. */
   private async flush(): Promise<void> {
@@ -355,10 +331,7 @@ export class MigrationSource {
       this.reader.push(chunk);
       for (let r = this.reader.next(); r; r = this.reader.next()) {
         if (r.name !== 'ACK') throw new WireError(`unexpected ${r.name} record from the destination`);
-        const p = new PayloadReader(r.payload, 'ACK');
-        const ok = p.u8() === 1, digest = p.u32().toString(16).padStart(8, '0'), message = p.str();
-        p.end();
-        this.ack?.({ ok, message, digest });
+        this.ack?.(decodeAck(r.payload));
       }
     } catch (e) {
       this.broken ??= `bad answer from the destination: ${(e as Error).message}`;

@@ -127,3 +127,19 @@ export class PayloadReader {
   str(): string { return this.bytes(this.u32()).toString('utf8'); }
   end(): void { if (this.o !== this.b.length) throw new WireError(`${this.what} record has ${this.b.length - this.o} unexpected trailing bytes`); }
 }
+
+/** A 32-bit value as 8 hex digits (how digests are reported). */
+export const hex32 = (v: number): string => (v >>> 0).toString(16).padStart(8, '0');
+
+/** The destination's answer to END: whether it took the VM, its RAM digest, and why not. */
+export function encodeAck(ok: boolean, digest: number, message: string): Buffer {
+  return encodeRecord('ACK', new PayloadWriter().u8(ok ? 1 : 0).u32(digest).str(message).done());
+}
+
+/** Raises: WireError for a malformed ACK payload. */
+export function decodeAck(payload: Buffer): { ok: boolean; digest: string; message: string } {
+  const p = new PayloadReader(payload, 'ACK');
+  const ok = p.u8() === 1, digest = hex32(p.u32()), message = p.str();
+  p.end();
+  return { ok, digest, message };
+}

@@ -165,8 +165,8 @@ export class Vm {
     st.vcpus.forEach((s, i) => { this.idle[i] = restoreVcpu(this.vcpus[i], s); });
     const d = st.device;
     this.quantumEnd = d.quantumEnd;
-    for (const [k, n] of d.exits) this.khv.exits.set(k, (this.khv.exits.get(k) ?? 0) + n);
-    this.khv.transitions += d.transitions;
+    for (const [k, n] of d.exits) this.khv.exits.set(k, n);
+    this.khv.transitions = d.transitions;
     this.khv.device.power = d.power;
     this.khv.device.counters.doorbells = d.doorbells;
     this.khv.device.counters.consoleBytes = [...d.consoleBytes];
@@ -279,7 +279,7 @@ export class Vm {
     if (gpa === undefined || this.host.state[frame] !== FrameState.Guest || this.host.owner[frame] !== this.owner) throw new RangeError(`frame ${frame} is not guest memory of this VM`);
     Atomics.store(this.host.poison, frame, latent ? POISON.Latent : POISON.Known);
     this.khv.flushAll();
-    return { gpa, owner: this.pageOwner(gpa), virtualTimeNs: Math.max(...this.vcpus.map((v) => v.hart.ctr[Ctr.Cycles])) };
+    return { gpa, owner: this.pageOwner(gpa), virtualTimeNs: this.virtualTimeNs() };
   }
 
   /** The host frame backing guest page `gpa`, or of user address `va` of process `pid`; -1 when unbacked. */
@@ -345,7 +345,7 @@ export class Vm {
       syscalls: Object.fromEntries([...this.kernel.syscallCounts].sort()),
       enosys: Object.fromEntries([...this.kernel.enosys].sort((a, b) => a[0] - b[0])),
       doorbells: this.khv.device.counters.doorbells,
-      virtualTimeNs: Math.max(...this.vcpus.map((v) => v.hart.ctr[Ctr.Cycles])),
+      virtualTimeNs: this.virtualTimeNs(),
       backedPages: this.khv.gstage.backedPages,
       syscallLookahead: structuredClone(this.kernel.lookahead),
       perVcpu,
