@@ -20,13 +20,14 @@ import { Worker } from 'node:worker_threads';
 import type * as HostRuntimeMod from '../src/runtime/host-runtime.js';
 import type * as WorkloadsMod from '../src/runtime/workloads.js';
 import type * as VmMod from '../src/runtime/vm.js';
-import type { MigrationMessage } from '../src/runtime/protocol.js';
+import type * as LiveMigrationMod from '../src/runtime/live-migration.js';
 import type { MigrationOutcome } from '../src/migration/source.js';
 
 const root = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..');
 const { HostRuntime } = (await import(join(root, 'dist/runtime/host-runtime.js'))) as typeof HostRuntimeMod;
 const { builtinElf } = (await import(join(root, 'dist/runtime/workloads.js'))) as typeof WorkloadsMod;
 const { DEFAULT_SPEC } = (await import(join(root, 'dist/runtime/vm.js'))) as typeof VmMod;
+const { migrateVm } = (await import(join(root, 'dist/runtime/live-migration.js'))) as typeof LiveMigrationMod;
 
 const args = process.argv.slice(2);
 const runsIdx = args.indexOf('--runs');
@@ -44,21 +45,15 @@ async function migrateOnce(processes: VmMod.ProcessImage[]): Promise<MigrationOu
   const spec = { ...DEFAULT_SPEC, memoryMiB: 64, processes };
   const a = new HostRuntime(256), b = new HostRuntime(256);
   try {
-    const src = await a.startVm('bench', spec);
-    // Let the resident set fill: memtouch touches its 32 MiB in its first pass.
-    while (src.counters().virtualTimeNs < 40e6) await new Promise((r) => setTimeout(r, 20));
-    const dst = b.prepareIncoming('bench', spec, null);
-    const { port } = await dst.ask<{ port: number }>({ type: 'migrate-listen' });
-    const t0 = performance.now();
-    const done = new Promise<MigrationOutcome>((resolve, reject) => src.on('migration', (m: MigrationMessage) => {
-      if (m.event === 'completed') resolve(m.outcome);
-      else if (m.event === 'failed' || m.event === 'host-panic') reject(new Error(JSON.stringify(m)));
-    }));
-    await src.ask({ type: 'migrate', port, params: { migrationId: 'bench', ...PARAMS } });
-    const outcome = await done;
+    // Migrate at 40 ms of virtual time, once memtouch has filled its 32 MiB resident set.
+    const src = await a.startVm('bench', spec, { pauseAtVirtualNs: 40e6 });
+    while (src.state !== 'paused') await new Promise((r) => setTimeout(r, 5));
+    let t0 = 0;
+    const r = await migrateVm(src, b, 'bench', { migrationId: 'bench', ...PARAMS }, null, { phase: async (p) => { if (p === 'running') t0 = performance.now(); } });
+    if (!r.ok) throw new Error(`migration failed: ${r.reason}`);
     const totalWallMs = performance.now() - t0;
-    await dst.stop();
-    return { ...outcome, totalWallMs };
+    await r.target.stop();
+    return { ...r.outcome, totalWallMs };
   } finally {
     await a.shutdown();
     await b.shutdown();

@@ -23,8 +23,8 @@ import { builtinElf, WORKLOADS } from '../runtime/workloads.js';
 import { DEFAULT_SPEC, ProcessImage, VmSpec } from '../runtime/vm.js';
 import { MIGRATION_DEFAULTS } from './migrations.js';
 import type { VmRunner } from '../runtime/vm-runner.js';
-import type { MigrationMessage } from '../runtime/protocol.js';
 import type { MigrationOutcome } from '../migration/source.js';
+import { migrateVm } from '../runtime/live-migration.js';
 
 export class ExperimentWorkloadDto {
   @ApiPropertyOptional() @IsOptional() @IsUUID() imageId?: string;
@@ -202,48 +202,26 @@ export class ExperimentsService {
 type ExperimentMigration = { atVirtualMs: number; maxDowntimeMs: number; maxBandwidthMiBps: number; maxRounds: number };
 
 /**
- * Migrates a run's VM (started to pause itself at `atVirtualMs`) to host `target`: once it has
- * paused, the migration is armed and the VM resumed, so round 1 starts at the same virtual moment
- * in every run. Resolves with the runner the VM ends in (the destination's when the migration
- * completed) and the outcome.
+ * Migrates a run's VM (started to pause itself at `atVirtualMs`) to host `target` once it has
+ * paused, so round 1 starts at the same virtual moment in every run. Resolves with the runner the
+ * VM ends in (the destination's, resumed, when the migration completed) and the outcome.
  */
 async function migrateRun(src: VmRunner, target: HostRuntime, key: string, spec: VmSpec, m: ExperimentMigration): Promise<{ runner: VmRunner; outcome: MigrationOutcome | { failed: string } }> {
-  const dst = target.prepareIncoming(key, spec, null);
-  try {
-    const arrived = new Promise<boolean>((resolve) => {
-      dst.on('migration', (msg: MigrationMessage) => { if (msg.event === 'arrived') resolve(true); });
-      void dst.done.then(() => resolve(false));
-    });
-    const { port } = await dst.ask<{ port: number }>({ type: 'migrate-listen' });
-    const paused = await new Promise<boolean>((resolve) => {
-      if (src.state === 'paused') { resolve(true); return; }
-      const onState = (s: { state: string }) => { if (s.state === 'paused') { src.off('state', onState); resolve(true); } };
-      src.on('state', onState);
-      void src.done.then(() => resolve(false));
-    });
-    if (!paused) { await dst.stop(); return { runner: src, outcome: { failed: `the VM ended before ${m.atVirtualMs} ms of virtual time` } }; }
-    const done = new Promise<MigrationOutcome | { failed: string }>((resolve) => {
-      src.on('migration', (msg: MigrationMessage) => {
-        if (msg.event === 'completed') resolve(msg.outcome);
-        else if (msg.event === 'failed' || msg.event === 'host-panic') resolve({ failed: msg.event === 'failed' ? msg.reason : `host-panic at frame ${msg.frame}` });
-      });
-      void src.done.then(() => resolve({ failed: 'the VM ended before the migration completed' }));
-    });
-    await src.ask({ type: 'migrate', port, params: {
-      migrationId: key, maxDowntimeMs: m.maxDowntimeMs, bandwidthMiBps: m.maxBandwidthMiBps, maxRounds: m.maxRounds, timeoutS: 600,
-      technique: spec.techniques?.umeAwareMigration?.enabled === true,
-    } });
-    await src.resume();
-    const outcome = await done;
-    if ('failed' in outcome) { await dst.stop(); return { runner: src, outcome }; }
-    if (!await arrived) return { runner: src, outcome: { failed: `the destination VM ended before it ran: ${dst.snapshot.reason}` } };
-    dst.adoptConsole(src.console);
-    await dst.resume();
-    return { runner: dst, outcome };
-  } catch (e) {
-    await dst.stop();
-    return { runner: src, outcome: { failed: (e as Error).message } };
-  }
+  const paused = await new Promise<boolean>((resolve) => {
+    if (src.state === 'paused') { resolve(true); return; }
+    const onState = (s: { state: string }) => { if (s.state === 'paused') { src.off('state', onState); resolve(true); } };
+    src.on('state', onState);
+    void src.done.then(() => resolve(false));
+  });
+  if (!paused) return { runner: src, outcome: { failed: `the VM ended before ${m.atVirtualMs} ms of virtual time` } };
+  const r = await migrateVm(src, target, key, {
+    migrationId: key, maxDowntimeMs: m.maxDowntimeMs, bandwidthMiBps: m.maxBandwidthMiBps, maxRounds: m.maxRounds, timeoutS: 600,
+    technique: spec.techniques?.umeAwareMigration?.enabled === true,
+  }, null);
+  if (!r.ok) return { runner: src, outcome: { failed: r.reason } };
+  r.target.adoptConsole(src.console);
+  await r.target.resume();
+  return { runner: r.target, outcome: r.outcome };
 }
 
 @ApiTags('experiments')

@@ -7,7 +7,8 @@
  * with QEMU query-migrate-style statistics after every round (`migration.progress` events and
  * GET). The VM is `migrating` meanwhile and `running` again afterwards, on the destination host
  * when it completed, on the source otherwise. The transport is a real TCP connection between
- * the two VM workers (docs/migration-protocol.md); this service only orchestrates.
+ * the two VM workers (docs/migration-protocol.md), driven by runtime/live-migration.ts; this service
+ * validates, persists and reports.
  *
  * umeAwareMigration off (QEMU's behaviour): a VM with known poisoned pages is refused (409 naming
  * them), and a latent error the copy reads panics the source host. On: poisoned pages travel as
@@ -28,8 +29,8 @@ import { HostEntity, MemoryErrorEntity, MigrationEntity, VmEntity } from '../per
 import { resolveTechniques } from '../techniques/catalogue.js';
 import { POISON } from '../hypervisor/host-memory.js';
 import { PAGE_SIZE } from '../mmu/phys.js';
-import type { MigrationMessage } from '../runtime/protocol.js';
-import type { MigrationOutcome, MigrationParams } from '../migration/source.js';
+import type { MigrationParams } from '../migration/source.js';
+import { migrateVm } from '../runtime/live-migration.js';
 import type { VmRunner } from '../runtime/vm-runner.js';
 
 export const MIGRATION_PHASES = ['pending', 'preparing-target', 'target-ready', 'running', 'completed', 'failed', 'cancelled'] as const;
@@ -133,77 +134,44 @@ export class MigrationsService {
     });
   }
 
-  /** The Operation's runner: drives both workers through the phases and records the outcome. */
+  /** The Operation's runner: the migration itself (runtime/live-migration.ts), with its phases, progress and outcome recorded. */
   private async carryOut(mig: MigrationEntity, src: VmRunner, source: HostEntity, dest: HostEntity, ctx: RunnerContext): Promise<Record<string, unknown>> {
     const p = mig.params as typeof MIGRATION_DEFAULTS & { umeAwareMigration: boolean };
     const faults = mig.faults as MigrationFaultsDto;
-    let target: VmRunner | null = null;
-    const news: MigrationMessage[] = [];
-    let wake: () => void = () => undefined;
-    const onSource = (m: MigrationMessage) => { news.push(m); wake(); };
-    let arrived = false;
-    try {
-      await this.phase(mig, 'preparing-target');
-      target = this.runtime.prepareIncoming(mig.vmId, dest, src.spec, faults.destinationFailsAt ?? null);
-      // The source has the last word on how a migration ends (a destination that fails breaks the
-      // connection, which the source reports, possibly after a host panic of its own); from the
-      // destination only its arrival counts.
-      target.on('migration', (m: MigrationMessage) => { if (m.event === 'arrived') arrived = true; wake(); });
-      const { port } = await target.ask<{ port: number }>({ type: 'migrate-listen' });
-      await this.phase(mig, 'target-ready');
-      await this.phase(mig, 'running');
-      src.on('migration', onSource);
-      const params: MigrationParams = {
-        migrationId: mig.id, maxDowntimeMs: p.maxDowntimeMs, bandwidthMiBps: Math.min(p.maxBandwidthMiBps, faults.bandwidthMiBps ?? Infinity),
-        maxRounds: p.maxRounds, timeoutS: p.timeoutS, technique: p.umeAwareMigration, dropConnectionAfterPages: faults.dropConnectionAfterPages,
-      };
-      if (ctx.signal.aborted) throw new Error('cancelled');
-      await src.ask({ type: 'migrate', port, params });
-      // A cancel that came while the migration was being set up is carried out now.
-      const cancel = () => { void src.request({ type: 'migrate-cancel' }).catch(() => undefined); };
-      ctx.signal.addEventListener('abort', cancel);
-      if (ctx.signal.aborted) cancel();
-      let outcome: MigrationOutcome | null = null;
-      while (!outcome) {
-        const m = news.shift();
-        if (!m) { await new Promise<void>((r) => { wake = r; }); continue; }
-        if (m.event === 'progress') await this.progress(mig, m.stats as unknown as Record<string, unknown>);
-        else if (m.event === 'latent-error') await this.latentFound(mig, m.gpa, m.frame);
-        else if (m.event === 'completed') outcome = m.outcome;
-        else if (m.event === 'host-panic') throw new HostPanicDuringMigration(m.frame, m.gpa);
-        else if (m.event === 'failed') throw new Error(m.reason);
-      }
-      while (!arrived && target.state !== 'crashed' && target.state !== 'stopped') await new Promise<void>((r) => { wake = r; });
-      if (!arrived) throw new Error(`the destination VM ended before it ran: ${target.snapshot.reason}`);
-      await this.runtime.adopt(mig.vmId, target, dest.id);
+    const params: MigrationParams = {
+      migrationId: mig.id, maxDowntimeMs: p.maxDowntimeMs, bandwidthMiBps: Math.min(p.maxBandwidthMiBps, faults.bandwidthMiBps ?? Infinity),
+      maxRounds: p.maxRounds, timeoutS: p.timeoutS, technique: p.umeAwareMigration, dropConnectionAfterPages: faults.dropConnectionAfterPages,
+    };
+    const r = await migrateVm(src, this.runtime.ensureHost(dest), mig.vmId, params, faults.destinationFailsAt ?? null, {
+      phase: (to) => this.phase(mig, to),
+      progress: (stats) => this.progress(mig, stats as unknown as Record<string, unknown>),
+      latentError: (e) => this.latentFound(mig, e.gpa, e.frame),
+      signal: ctx.signal,
+    });
+    if (r.ok) {
+      await this.runtime.adopt(mig.vmId, r.target, dest.id);
       await this.events.tx(async (m) => {
         const v = await m.findOneOrFail(VmEntity, { where: { id: mig.vmId }, lock: { mode: 'pessimistic_write' } });
         v.hostId = dest.id;
         await this.runtime.recordTransition(m, v, ['migrated'], null, { migrationId: mig.id, hostId: dest.id });
       });
-      await this.phase(mig, 'completed', { stats: outcome as unknown as Record<string, unknown>, completedAt: new Date() });
-      return { migrationId: mig.id, ...outcome };
-    } catch (e) {
-      const reason = (e as Error).message;
-      // The VM stays with the source: a destination that already restored it (its ACK lost) is stopped too.
-      if (target) await target.stop();
-      if (e instanceof HostPanicDuringMigration) {
-        await this.events.tx((m) => this.events.append(m, mig.tenantId, 'vm.memory-failure', `vm:${mig.vmId}`, {
-          recipient: 'hypervisor', action: 'fatal', actionRequired: true, during: 'migration', frame: e.frame, guestPhysicalAddress: e.gpa,
-        }));
-        await this.phase(mig, 'failed', { failureReason: reason, completedAt: new Date() });
-        await this.runtime.panicHost(mig.tenantId, source);
-      } else {
-        await this.phase(mig, ctx.signal.aborted || reason === 'cancelled' ? 'cancelled' : 'failed', { failureReason: reason, completedAt: new Date() });
-        await this.events.tx(async (m) => {
-          const v = await m.findOneOrFail(VmEntity, { where: { id: mig.vmId }, lock: { mode: 'pessimistic_write' } });
-          await this.runtime.recordTransition(m, v, ['migration-failed'], reason, { migrationId: mig.id });
-        });
-      }
-      throw e;
-    } finally {
-      src.off('migration', onSource);
+      await this.phase(mig, 'completed', { stats: r.outcome as unknown as Record<string, unknown>, completedAt: new Date() });
+      return { migrationId: mig.id, ...r.outcome };
     }
+    if (r.hostPanic) {
+      await this.events.tx((m) => this.events.append(m, mig.tenantId, 'vm.memory-failure', `vm:${mig.vmId}`, {
+        recipient: 'hypervisor', action: 'fatal', actionRequired: true, during: 'migration', frame: r.hostPanic!.frame, guestPhysicalAddress: r.hostPanic!.gpa,
+      }));
+      await this.phase(mig, 'failed', { failureReason: r.reason, completedAt: new Date() });
+      await this.runtime.panicHost(mig.tenantId, source);
+    } else {
+      await this.phase(mig, ctx.signal.aborted || r.reason === 'cancelled' ? 'cancelled' : 'failed', { failureReason: r.reason, completedAt: new Date() });
+      await this.events.tx(async (m) => {
+        const v = await m.findOneOrFail(VmEntity, { where: { id: mig.vmId }, lock: { mode: 'pessimistic_write' } });
+        await this.runtime.recordTransition(m, v, ['migration-failed'], r.reason, { migrationId: mig.id });
+      });
+    }
+    throw new Error(r.reason);
   }
 
   private async progress(mig: MigrationEntity, stats: Record<string, unknown>): Promise<void> {
@@ -242,10 +210,6 @@ export class MigrationsService {
     if (m.operationId) await this.ops.cancel(tenantId, m.operationId);
     return this.get(tenantId, id);
   }
-}
-
-class HostPanicDuringMigration extends Error {
-  constructor(readonly frame: number, readonly gpa: number) { super(`host-panic: the copy consumed an uncorrectable error in host frame ${frame} (guest page 0x${gpa.toString(16)})`); }
 }
 
 @ApiTags('migrations')

@@ -19,7 +19,7 @@ import { HostEntity, VmEntity, VmRunEntity } from '../persistence/entities.js';
 import { HostRuntime, HostUsage } from '../runtime/host-runtime.js';
 import { VmRunner } from '../runtime/vm-runner.js';
 import type { VmSpec } from '../runtime/vm.js';
-import type { ExitRecord, VmSnapshot, WorkerInit } from '../runtime/protocol.js';
+import type { ExitRecord, VmSnapshot } from '../runtime/protocol.js';
 import type { ProcessStatus } from '../guest/process.js';
 import { transition, TransitionError, VmAction, VmState } from '../runtime/vm-state.js';
 
@@ -171,14 +171,6 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
     l.timers.push(setInterval(() => { if (l.runner.state === 'running') void this.serial(vmId, () => this.publishCounters(vmId, l)); }, COUNTERS_EVERY_MS));
     if ((this.tracing.get(vmId) ?? 0) > 0) await runner.request({ type: 'trace-exits', on: true }).catch(() => undefined);
     return runner;
-  }
-
-  /**
-   * A worker on `host` that will receive VM `vmId` by live migration (not started; it listens when
-   * asked). It is not the VM's live runner until `adopt`.
-   */
-  prepareIncoming(vmId: string, host: Pick<HostEntity, 'id' | 'memoryMiB'>, spec: VmSpec, failAt: NonNullable<WorkerInit['incoming']>['failAt']): VmRunner {
-    return this.ensureHost(host).prepareIncoming(vmId, spec, failAt);
   }
 
   /**
