@@ -54,7 +54,7 @@ function stopsPerEngine(src: string, slice: number) {
       stops.push([r, h.pc, h.ctr[0], h.ctr[1]]);
       if (r === StopReason.Trap) break;
     }
-    return { final: snapshot(h), stops, regions: h.jit?.stats.regionsEntered ?? 0 };
+    return { final: snapshot(h), stops, chained: h.jit?.stats.chained ?? 0 };
   });
 }
 
@@ -123,7 +123,7 @@ describe('jit vs interpreter', () => {
     }
   });
 
-  test('regions (hot blocks of a page run as one function) stop at exact budgets and trap precisely', () => {
+  test('chained blocks (linked successors run without the dispatcher) stop at exact budgets and trap precisely', () => {
     // A loop over several blocks of one page (a two-way branch, a call and a return) that walks up
     // through RAM until its load leaves it (an access fault after about 700 iterations).
     const src = `
@@ -155,7 +155,7 @@ describe('jit vs interpreter', () => {
       expect(b.stops).toEqual(a.stops);
       expect(b.final).toEqual(a.final);
       expect(a.final.mcause).toBe(5);
-      if (slice >= 64) expect(b.regions).toBeGreaterThan(0);
+      if (slice >= 64) expect(b.chained).toBeGreaterThan(0);
     }
   });
 

@@ -14,6 +14,7 @@ import { Btb, COSTS, Ctr, Rsb } from '../uarch/costs.js';
 import { CSR_BY_ADDR, HS, IRQ, MS, MSH } from './csr.js';
 import { runInterpreter } from './interp.js';
 import { Jit, runJit } from './jit.js';
+import type { Block } from './jit.js';
 
 /** Execution engines: the reference interpreter, or the block translator (default). */
 export type Engine = 'interp' | 'jit';
@@ -432,8 +433,10 @@ export class Hart implements MmuHost {
     if (cache) {
       const vpn = va >>> 12;
       const t = this.mmu.tlb[acc];
-      t.tag[vpn & 255] = (vpn << 3) | this.mode();
+      const tag = (vpn << 3) | this.mode();
+      t.tag[vpn & 255] = tag;
       t.page[vpn & 255] = pa - (va & 0xfff);
+      if (acc === ACC_STORE) t.fast[vpn & 255] = this.reservation < 0 && (this.codePages === null || this.codePages[pa >>> 12] === 0) ? tag : -1;
     }
     return pa;
   }
@@ -491,13 +494,22 @@ export class Hart implements MmuHost {
     if (pa < this.mem.size) { this.mem.write32(pa, v); this.stored(pa); } else this.mmioWrite(pa, 4, v);
   }
 
-  /** Store bookkeeping for stores done outside the hart (translated code's inline fast path). */
-  noteStore(pa: number): void { this.stored(pa); }
-
   /** Store bookkeeping: breaks a matching LR reservation; notifies code-page watchers. */
   private stored(pa: number): void {
-    if (this.reservation >= 0 && (pa & ~3) === this.reservation) this.reservation = -1;
+    if (this.reservation >= 0 && (pa & ~3) === this.reservation) { this.reservation = -1; this.refreshFastStores(); }
     if (this.codePages !== null && this.codePages[pa >>> 12] !== 0) this.onCodeWrite?.(pa);
+  }
+
+  /** Frame `frame` now holds translated code: translated code's stores to it must take the slow path. */
+  protectCode(frame: number): void {
+    const t = this.mmu.tlb[ACC_STORE];
+    for (let i = 0; i < 256; i++) if (t.page[i] >>> 12 === frame) t.fast[i] = -1;
+  }
+
+  /** The reservation is gone: translated code may store without bookkeeping again, except to code frames. */
+  private refreshFastStores(): void {
+    const t = this.mmu.tlb[ACC_STORE], code = this.codePages;
+    for (let i = 0; i < 256; i++) t.fast[i] = code !== null && code[t.page[i] >>> 12] !== 0 ? -1 : t.tag[i];
   }
 
   /** Per-frame "holds translated code" marks (set by a block translator), or null. */
@@ -529,6 +541,7 @@ export class Hart implements MmuHost {
     if (pa >= this.mem.size) this.raise(CAUSE.loadAccess, va, 0, this.virt === 1);
     this.reservation = pa;
     this.reservationVa = va;
+    this.mmu.tlb[ACC_STORE].fast.fill(-1);
     return this.mem.read32(pa);
   }
 
@@ -544,6 +557,7 @@ export class Hart implements MmuHost {
     const pa = this.atomicPa(va);
     const ok = this.reservation === pa;
     this.reservation = -1;
+    this.refreshFastStores();
     if (!ok) return 1;
     this.mem.write32(pa, v);
     this.stored(pa);
@@ -641,6 +655,10 @@ export class Hart implements MmuHost {
   engine: Engine = 'jit';
   /** Translation cache of the jit engine, created on first use. */
   jit: Jit | null = null;
+  /** Jit: the instruction count (ctr) a run must not pass; blocks check it before they start. */
+  jitLimit = 0;
+  /** Jit: the block that last ran to its end with an unlinked successor (the dispatcher links it). */
+  jitFrom: Block | null = null;
 
   /**
    * Physical address of the instruction at virtual `pc`, through the fetch TLB (charging a walk

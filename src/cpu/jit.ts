@@ -14,17 +14,14 @@
  *   that retired. A trapping instruction has no effect.
  * - A store into a page holding translated code invalidates that page's blocks and ends the
  *   running block after the store, so modified code is never executed stale.
- * - Regions: once a block has run HOT times on its own, the warm blocks of its (physical page,
- *   virtual page) pair are compiled together into one function that jumps from block to block with
- *   a `switch` on the pc, registers staying in locals (tight self-loops and CSR blocks stay on
- *   their own). A region runs only blocks of its own page (so the fetch translation the dispatcher
- *   checked at entry holds throughout), leaves after any system instruction, before a block the
- *   budget cannot hold, after a store into code, and on a trap, with the same state as the blocks
- *   run one by one.
+ * - Chaining: a block returns its successor when it is linked (the same physical and virtual
+ *   page, so the fetch translation checked when the chain began still holds), and the dispatcher's
+ *   chain loop calls it without a lookup. Chains end after a system instruction, an unlinked or
+ *   other-page successor, a store into code, a trap, or a block the run's limit cannot hold.
  */
 import { INSNS, Format } from '../isa/table.js';
 import { decode, expandCompressed } from '../isa/decode.js';
-import { SEMANTICS, EXTRA_CYCLES, TAKEN_CODE } from './semantics.js';
+import { SEMANTICS, EXTRA_CYCLES } from './semantics.js';
 import { IMM_EXPR, runInterpreter } from './interp.js';
 import { COSTS, Ctr } from '../uarch/costs.js';
 import { STOP, StopReason, TRAP } from './hart.js';
@@ -32,18 +29,10 @@ import type { Hart } from './hart.js';
 
 /** Instructions per block at most. */
 export const MAX_BLOCK = 64;
-/** Blocks and instructions per region at most (keeps region functions small enough for the optimizing compiler). */
-export const MAX_REGION_BLOCKS = 24;
-export const MAX_REGION_INSNS = 256;
-/** Recompilations of one region at most (each time it learns new entry points); later blocks run on their own. */
-export const MAX_REGION_COMPILES = 8;
-/** Runs on its own before a block makes its page's region (re)compile, and before it is taken into one. */
-export const HOT = 50;
-const WARM = 8;
 /** Translated blocks kept at most before the cache is evicted. */
 export const DEFAULT_BLOCK_CAP = 16384;
 
-/** System instructions: they end a block, and a region is left after one (they may change the mode, satp, interrupts). */
+/** System instructions: they end a block and its chain (they may change the mode, satp, interrupts). */
 const SYSTEM = new Set(['ecall', 'ebreak', 'fence.i', 'csrrw', 'csrrs', 'csrrc', 'csrrwi', 'csrrsi', 'csrrci', 'sret', 'mret', 'wfi',
   'sfence.vma', 'hfence.vvma', 'hfence.gvma']);
 /** Jumps, branches and system instructions end a block. */
@@ -51,10 +40,15 @@ const ENDS_BLOCK = new Set(['jal', 'jalr', 'beq', 'bne', 'blt', 'bge', 'bltu', '
 const STORES = new Set(['sb', 'sh', 'sw', 'sc.w', 'amoswap.w', 'amoadd.w', 'amoxor.w', 'amoand.w', 'amoor.w',
   'amomin.w', 'amomax.w', 'amominu.w', 'amomaxu.w', 'hsv.b', 'hsv.h', 'hsv.w']);
 
-/** A translated block; `budget` is how many instructions it may retire (at least its length). */
-type BlockFn = (h: Hart, x: Int32Array, ctr: Float64Array, budget: number) => number;
-/** A translated region, entered at block `pc`; `budget` as for a block; returns the next pc. */
-type RegionFn = (h: Hart, x: Int32Array, ctr: Float64Array, budget: number, pc: number) => number;
+/**
+ * A translated block. It runs only if the run's instruction limit (`h.jitLimit`) holds all of it,
+ * sets `h.pc` to the next pc, and returns the successor block when that is linked, else null
+ * (after setting `h.jitFrom` to itself when the successor could be linked).
+ */
+type BlockFn = (h: Hart, x: Int32Array, ctr: Float64Array) => Block | null;
+
+/** No successor pc (pcs are even). */
+const NO_PC = 1;
 
 /** A block as translated, before compilation: its instructions' code and accounting. */
 interface BlockIR {
@@ -65,10 +59,8 @@ interface BlockIR {
   used: Set<number>;
   fallthrough: number;
   selfLoop: boolean;
-  /** Ends with a system instruction. */
+  /** Ends with a system instruction: its chain ends with it. */
   system: boolean;
-  /** Starts with a CSR instruction: it may read instret/cycle, which a region only brings up to date when it returns, so it runs on its own. */
-  csr: boolean;
 }
 
 export interface Block {
@@ -76,35 +68,25 @@ export interface Block {
   /** Virtual pc the block was translated for (pc-relative values are baked in). */
   vpc: number;
   ir: BlockIR;
-  /** The block compiled on its own (lazily: blocks inside a region usually never need it). */
-  fn: BlockFn | null;
+  fn: BlockFn;
   /** Number of instructions. */
   n: number;
   valid: boolean;
-  /** Chained successors (last two distinct next blocks). */
-  next1: Block | null;
-  next2: Block | null;
-  /** Times run on its own (a block joins its page's region once it is hot). */
-  hits: number;
+  /** Linked successors: next pc `v0` runs block `l0` (likewise v1/l1); NO_PC when unlinked. Same physical and virtual page only. */
+  v0: number;
+  l0: Block | null;
+  v1: number;
+  l1: Block | null;
 }
 
-/** The blocks of one physical page translated for one virtual page, compiled together. */
-export interface Region {
-  vpage: number;
-  blocks: Block[];
-  /** Entry pcs (block starts) of the compiled function and their block lengths. */
-  starts: Map<number, number>;
-  fn: RegionFn | null;
-  insns: number;
-  compiles: number;
-}
+/** What an invalidated block runs: nothing, back to the dispatcher. */
+const STALE: BlockFn = () => null;
 
 /** Per-hart translation state. */
 export class Jit {
   readonly blocks = new Map<number, Block>();
   private readonly byPage = new Map<number, Block[]>();
-  readonly regions = new Map<number, Region>();
-  readonly stats = { translations: 0, evictions: 0, invalidations: 0, blocksExecuted: 0, regionsEntered: 0, regionCompiles: 0 };
+  readonly stats = { translations: 0, evictions: 0, invalidations: 0, chains: 0, chained: 0, links: 0 };
 
   constructor(private readonly h: Hart, readonly cap = DEFAULT_BLOCK_CAP) {
     h.codePages = new Uint8Array(Math.ceil(h.mem.size / 4096));
@@ -113,10 +95,9 @@ export class Jit {
 
   /** Drops every block (fence.i, or the cache cap). */
   flush(): void {
-    for (const b of this.blocks.values()) b.valid = false;
+    for (const b of this.blocks.values()) drop(b);
     this.blocks.clear();
     this.byPage.clear();
-    this.regions.clear();
     this.h.codePages!.fill(0);
   }
 
@@ -124,9 +105,8 @@ export class Jit {
     const list = this.byPage.get(page);
     this.h.codePages![page] = 0;
     this.h.codeDirty = true;
-    this.regions.delete(page);
     if (!list) return;
-    for (const b of list) { b.valid = false; if (this.blocks.get(b.pa) === b) this.blocks.delete(b.pa); }
+    for (const b of list) { drop(b); if (this.blocks.get(b.pa) === b) this.blocks.delete(b.pa); }
     this.stats.invalidations += list.length;
     this.byPage.delete(page);
   }
@@ -139,8 +119,8 @@ export class Jit {
   lookup(pa: number): Block | null {
     const vpc = this.h.pc | 0;
     const b = this.blocks.get(pa);
-    if (b && b.vpc === vpc) return b;
-    if (b) { b.valid = false; this.blocks.delete(pa); }
+    if (b !== undefined && b.vpc === vpc) return b;
+    if (b !== undefined) { drop(b); this.blocks.delete(pa); }
     if (this.blocks.size >= this.cap) {
       this.stats.evictions += this.blocks.size;
       this.flush();
@@ -148,56 +128,51 @@ export class Jit {
     return this.add(pa, vpc);
   }
 
+  /**
+   * Links `to` as a successor of `from` (which ran to its end with `to`'s pc next), when both are
+   * valid and lie in the same physical and virtual page: then the fetch translation checked when
+   * the chain began still holds (only fetches fill the fetch TLB, and whatever changes
+   * translation or mode is a system instruction, which ends a chain). Keeps the last two.
+   */
+  link(from: Block, to: Block): void {
+    if (!from.valid || !to.valid || from.v0 === to.vpc || (from.pa ^ to.pa) >>> 12 !== 0 || (from.vpc ^ to.vpc) >>> 12 !== 0) return;
+    from.v1 = from.v0; from.l1 = from.l0;
+    from.v0 = to.vpc; from.l0 = to;
+    this.stats.links++;
+  }
+
   private add(pa: number, vpc: number): Block | null {
     const ir = translate(this.h, pa, vpc);
     if (!ir) return null;
-    const t: Block = { pa, vpc, ir, fn: null, n: ir.pcs.length, valid: true, next1: null, next2: null, hits: 0 };
+    const t: Block = { pa, vpc, ir, fn: STALE, n: ir.pcs.length, valid: true, v0: NO_PC, l0: null, v1: NO_PC, l1: null };
+    t.fn = compileBlock(t);
     this.stats.translations++;
     this.blocks.set(pa, t);
     const page = pa >>> 12;
     (this.byPage.get(page) ?? this.byPage.set(page, []).get(page)!).push(t);
-    this.h.codePages![page] = 1;
+    if (this.h.codePages![page] === 0) {
+      this.h.codePages![page] = 1;
+      this.h.protectCode(page);
+    }
     return t;
   }
+}
 
-  /** The block's own function, compiled on first use. */
-  blockFn(b: Block): BlockFn {
-    return b.fn ??= compileBlock(b);
-  }
-
-  /**
-   * Block `b` has become hot: its page's region is rebuilt from every hot block of the page
-   * (translated for the same virtual page) and recompiled. Returns the region, or null when `b`
-   * cannot join (a CSR block, the region is full or has been recompiled too often).
-   */
-  admit(b: Block): Region | null {
-    const page = b.pa >>> 12, vpage = b.vpc >>> 12;
-    let r = this.regions.get(page);
-    if (!r || r.vpage !== vpage) { r = { vpage, blocks: [], starts: new Map(), fn: null, insns: 0, compiles: 0 }; this.regions.set(page, r); }
-    if (b.ir.csr || b.ir.selfLoop || r.compiles >= MAX_REGION_COMPILES || r.starts.has(b.vpc) || !this.fits(r, b)) return null;
-    for (const c of this.byPage.get(page) ?? []) {
-      if (c.valid && !c.ir.csr && !c.ir.selfLoop && c.vpc >>> 12 === vpage && (c === b || c.hits >= WARM) && !r.blocks.includes(c) && this.fits(r, c)) {
-        r.blocks.push(c);
-        r.insns += c.n;
-      }
-    }
-    r.fn = compileRegion(r.blocks);
-    r.starts = new Map(r.blocks.map((x) => [x.vpc, x.n]));
-    r.compiles++;
-    this.stats.regionCompiles++;
-    return r;
-  }
-
-  private fits(r: Region, b: Block): boolean {
-    return r.blocks.length < MAX_REGION_BLOCKS && r.insns + b.n <= MAX_REGION_INSNS;
-  }
+/** Invalidates a block: it no longer runs, and nothing links through it. */
+function drop(b: Block): void {
+  b.valid = false;
+  b.fn = STALE;
+  b.v0 = b.v1 = NO_PC;
+  b.l0 = b.l1 = null;
 }
 
 /**
  * Inlines the TLB fast path of plain loads and stores: a tag compare and a host offset into the
  * RAM views; misses, misaligned and page-crossing accesses, MMIO, poisoned and gate pages (which
  * the TLB never caches) go through the hart's slow path, which charges exactly what the
- * interpreter charges.
+ * interpreter charges. Stores compare the store TLB's `fast` tags, which exclude frames holding
+ * translated code and everything while an LR reservation is held, so the fast path needs no
+ * bookkeeping; after a slow-path store, `IF_CODE_DIRTY` ends the block when it wrote into code.
  */
 function inlineMemory(t: string): string {
   const ea = '(x[RS1] + IMM) | 0';
@@ -206,7 +181,7 @@ function inlineMemory(t: string): string {
     [`h.load${n}(${ea})`, `(${hit('ltag', mask)} ? ${view}[(lpage[_v & 255] + (_a & 0xfff))${shift}] : h.load${n}(_a))`] as const;
   for (const [from, to] of [load(8, 'u8', '', 0), load(16, 'u16', ' >>> 1', 1), load(32, 'i32', ' >>> 2', 3)]) t = t.replace(from, to);
   const store = (n: number, view: string, shift: string, mask: number) => [`h.store${n}(${ea}, x[RS2]);`,
-    `if (${hit('stag', mask)}) { _p = spage[_v & 255] + (_a & 0xfff); ${view}[_p${shift}] = x[RS2]; if (codePages[_p >>> 12] !== 0 || h.reservation >= 0) h.noteStore(_p); } else h.store${n}(_a, x[RS2]);`] as const;
+    `if (${hit('sfast', mask)}) ${view}[(spage[_v & 255] + (_a & 0xfff))${shift}] = x[RS2]; else { h.store${n}(_a, x[RS2]); IF_CODE_DIRTY }`] as const;
   for (const [from, to] of [store(8, 'u8', '', 0), store(16, 'u16', ' >>> 1', 1), store(32, 'i32', ' >>> 2', 3)]) t = t.replace(from, to);
   return t;
 }
@@ -226,7 +201,7 @@ function splice(name: string, format: Format, w: number, pc: number, len: number
   t = t.replace(/x\[RS1\]/g, () => src(rs1)).replace(/x\[RS2\]/g, () => src(rs2));
   return t.replace(/\bRD\b/g, String(rd)).replace(/\bRS1\b/g, String(rs1)).replace(/\bRS2\b/g, String(rs2))
     .replace(/\bIMM\b/g, `(${imm})`).replace(/\bPC\b/g, `(${pc | 0})`).replace(/\bLEN\b/g, String(len))
-    .replace(/\bTAKEN\b/g, TAKEN_CODE);
+    .replace(/\bTAKEN\b/g, `cyc += ${COSTS.takenBranch}; tb++;`);
 }
 
 /**
@@ -246,7 +221,6 @@ function translate(h: Hart, pa: number, vpc0: number): BlockIR | null {
   let fallthrough = vpc0;
   let lastWord = 0;
   let lastRow: (typeof INSNS)[number] | null = null;
-  let firstCsr = false;
   while (n < MAX_BLOCK) {
     const a = pa + off;
     if (a + 2 > pageEnd) break;
@@ -267,15 +241,17 @@ function translate(h: Hart, pa: number, vpc0: number): BlockIR | null {
     // CSR instructions may read instret/cycle/time: they start a block of their own, so the
     // counters are exact when they run.
     if (n > 0 && row.format.startsWith('CSR')) break;
-    if (n === 0) firstCsr = row.format.startsWith('CSR');
     const vpc = (vpc0 + off) | 0;
     const next = (vpc + len) | 0;
     lastWord = w;
     lastRow = row;
     const body = splice(row.name, row.format, w, vpc, len, used);
     const cost = COSTS.base + (EXTRA_CYCLES[row.name] ?? 0);
-    const store = STORES.has(row.name);
-    parts.push(`ip = ${n}; npc = ${next}; ${body}` + (store ? ` if (h.codeDirty) { ip = ${n + 1}; break blk; }` : ''));
+    // A store into code ends the block after it (slow-path stores only: the fast path never writes code).
+    const exit = `if (h.codeDirty) { ip = ${n + 1}; npc = ${next}; break blk; }`;
+    const code = body.includes('IF_CODE_DIRTY') ? body.replace('IF_CODE_DIRTY', exit) : STORES.has(row.name) ? `${body} ${exit}` : body;
+    // Only an instruction that calls into the hart can trap: it records its index for the handler.
+    parts.push(/\bh\./.test(code) ? `ip = ${n}; ${code}` : code);
     pcs.push(vpc);
     prefix.push(prefix[n] + cost);
     n++;
@@ -286,16 +262,16 @@ function translate(h: Hart, pa: number, vpc0: number): BlockIR | null {
   if (n === 0) return null;
   const last = lastRow!;
   const target = last.format === 'B' || last.name === 'jal' ? (pcs[n - 1] + IMM_OF[last.format](lastWord)) | 0 : null;
-  return { parts, prefix, pcs, used, fallthrough, selfLoop: target === vpc0, system: SYSTEM.has(last.name), csr: firstCsr };
+  return { parts, prefix, pcs, used, fallthrough, selfLoop: target === vpc0, system: SYSTEM.has(last.name) };
 }
 
 /** Register locals, the memory prologue (only blocks that touch memory pay for it) and the store prologue of some code. */
 function prologue(body: string, used: Set<number>) {
   const regs = [...used].sort((a, b) => a - b);
-  const mem = /ltag|stag/.test(body)
-    ? `, _a = 0, _v = 0, _p = 0;
-    const mode = h.priv | (h.virt << 2), tlb = h.mmu.tlb, ltag = tlb[1].tag, lpage = tlb[1].page, stag = tlb[2].tag, spage = tlb[2].page;
-    const mem = h.mem, u8 = mem.u8, u16 = mem.u16, i32 = mem.i32, codePages = h.codePages;`
+  const mem = /ltag|sfast/.test(body)
+    ? `, _a = 0, _v = 0;
+    const mode = h.priv | (h.virt << 2), tlb = h.mmu.tlb, ltag = tlb[1].tag, lpage = tlb[1].page, sfast = tlb[2].fast, spage = tlb[2].page;
+    const mem = h.mem, u8 = mem.u8, u16 = mem.u16, i32 = mem.i32;`
     : ';';
   return {
     load: regs.map((r) => `r${r} = x[${r}]`).join(', '),
@@ -311,104 +287,83 @@ const blockBody = (b: Block): string => `blk: {
         ip = ${b.n};
       }`;
 
-/** A block compiled on its own. A block whose last instruction branches back to its own start (a tight loop) iterates inside its function while the budget allows. */
+/**
+ * A block compiled to its function (the BlockFn contract). A block whose last instruction branches
+ * back to its own start (a tight loop) iterates inside its function while the limit allows.
+ * Linked successors are followed by returning them: the dispatcher's chain loop calls the next
+ * block without a lookup, and registers pass through the register file between blocks.
+ */
 function compileBlock(b: Block): BlockFn {
-  const { prefix, pcs, used, fallthrough, selfLoop } = b.ir;
+  const { prefix, pcs, used, fallthrough, selfLoop, system } = b.ir;
   const n = b.n, vpc0 = b.vpc;
   const blk = blockBody(b);
   const p = prologue(blk, used);
-  const src = selfLoop ? `
-    let ${p.load ? p.load + ', ' : ''}_z = 0, ip = 0, npc = ${fallthrough}, cyc = 0, doneI = 0, doneC = 0${p.mem}
+  const run = selfLoop ? `for (;;) {
+        npc = ${fallthrough};
+        ${blk}
+        if (ip !== ${n} || npc !== ${vpc0} || ctr0 + doneI + ${2 * n} > lim) break;
+        doneI += ${n}; doneC += ${prefix[n]} + cyc; cyc = 0;
+      }` : blk;
+  const next = system ? 'return null;' : `if (ip === ${n}) {
+      if (npc === B.v0) return B.l0;
+      if (npc === B.v1) return B.l1;
+      h.jitFrom = B;
+    }
+    return null;`;
+  const src = `
+    const lim = h.jitLimit, ctr0 = ctr[${Ctr.Instructions}];
+    if (ctr0 + ${n} > lim) return null;
+    let ${p.load ? p.load + ', ' : ''}_z = 0, ip = 0, npc = ${fallthrough}, cyc = 0, tb = 0, doneI = 0, doneC = 0${p.mem}
     ${p.watch}
     try {
-      for (;;) {
-        ${blk}
-        if (ip !== ${n} || npc !== ${vpc0} || doneI + ${2 * n} > budget) break;
-        doneI += ${n}; doneC += ${prefix[n]} + cyc; cyc = 0;
-      }
+      ${run}
     } catch (e) {
       ${p.store}
-      if (e === TRAP) { ctr[${Ctr.Instructions}] += doneI + ip; ctr[${Ctr.Cycles}] += doneC + PREFIX[ip]; h.pc = PCS[ip]; }
+      if (e === TRAP) { ctr[${Ctr.Instructions}] += doneI + ip; ctr[${Ctr.Cycles}] += doneC + PREFIX[ip]; ctr[${Ctr.TakenBranches}] += tb; h.pc = PCS[ip]; }
       throw e;
     }
     ${p.store}
     ctr[${Ctr.Instructions}] += doneI + ip;
     ctr[${Ctr.Cycles}] += doneC + PREFIX[ip] + cyc;
-    return npc;` : `
-    let ${p.load ? p.load + ', ' : ''}_z = 0, ip = 0, npc = ${fallthrough}, cyc = 0${p.mem}
-    ${p.watch}
-    try {
-      ${blk}
-    } catch (e) {
-      ${p.store}
-      if (e === TRAP) { ctr[${Ctr.Instructions}] += ip; ctr[${Ctr.Cycles}] += PREFIX[ip]; h.pc = PCS[ip]; }
-      throw e;
-    }
-    ${p.store}
-    ctr[${Ctr.Instructions}] += ip;
-    ctr[${Ctr.Cycles}] += PREFIX[ip] + cyc;
-    return npc;`;
-  return new Function('TRAP', 'PREFIX', 'PCS', `return function block_${b.pa.toString(16)}(h, x, ctr, budget) { ${src} }`)(TRAP, Int32Array.from(prefix), Int32Array.from(pcs)) as BlockFn;
+    ctr[${Ctr.TakenBranches}] += tb;
+    h.pc = npc;
+    ${next}`;
+  let factory = FACTORIES.get(src);
+  if (factory === undefined) {
+    if (FACTORIES.size >= FACTORY_CAP) FACTORIES.clear();
+    factory = new Function('TRAP', 'PREFIX', 'PCS', 'B', `return function block(h, x, ctr) { ${src} }`) as BlockFactory;
+    FACTORIES.set(src, factory);
+  }
+  return factory(TRAP, Int32Array.from(prefix), Int32Array.from(pcs), b);
 }
 
+type BlockFactory = (trap: unknown, prefix: Int32Array, pcs: Int32Array, b: Block) => BlockFn;
 /**
- * The blocks of a region compiled into one function: a loop over `switch (npc)` with one case per
- * block; each case checks the budget, runs the block and accounts for it. It returns when the
- * next pc is not one of its blocks, after a system instruction, after a store into code, or when
- * the budget cannot hold the next block; a trap leaves the state a lone block would.
+ * Compiled blocks by source text, shared by every hart and VM of the thread. A block's source
+ * determines its behaviour (instructions, pcs and costs are constants in it), so the same code
+ * at the same address, in any VM, reuses one factory: no new parse, and its closures share
+ * V8's feedback and optimized code, so a VM running an image another VM has run starts warm.
+ * Bounded: cleared when full.
  */
-function compileRegion(blocks: Block[]): RegionFn {
-  const used = new Set<number>();
-  for (const b of blocks) for (const r of b.ir.used) used.add(r);
-  const cases = blocks.map((b, k) => {
-    const { parts, prefix, system } = b.ir;
-    const n = b.n;
-    const stores = parts.some((x) => x.includes('codeDirty'));
-    return `case ${b.vpc}: bi = ${k};
-          if (doneI + ${n} > budget) break run;
-          ${blockBody(b)}
-          if (ip !== ${n}${stores ? ' || h.codeDirty' : ''}) { doneI += ip; doneC += PREFIXES[${k}][ip] + cyc; cyc = 0; break run; }
-          doneI += ${n}; doneC += ${prefix[n]} + cyc; cyc = 0;${system ? '\n          break run;' : ''}
-          continue;`;
-  });
-  const body = cases.join('\n        ');
-  const p = prologue(body, used);
-  const src = `
-    let ${p.load ? p.load + ', ' : ''}_z = 0, ip = 0, npc = pc, cyc = 0, doneI = 0, doneC = 0, bi = 0${p.mem}
-    ${p.watch}
-    try {
-      run: for (;;) {
-        switch (npc) {
-        ${body}
-        }
-        break;
-      }
-    } catch (e) {
-      ${p.store}
-      if (e === TRAP) { ctr[${Ctr.Instructions}] += doneI + ip; ctr[${Ctr.Cycles}] += doneC + PREFIXES[bi][ip]; h.pc = PCSS[bi][ip]; }
-      throw e;
-    }
-    ${p.store}
-    ctr[${Ctr.Instructions}] += doneI;
-    ctr[${Ctr.Cycles}] += doneC;
-    return npc;`;
-  const name = `region_${(blocks[0].pa >>> 12).toString(16)}`;
-  return new Function('TRAP', 'PREFIXES', 'PCSS', `return function ${name}(h, x, ctr, budget, pc) { ${src} }`)(
-    TRAP, blocks.map((b) => Int32Array.from(b.ir.prefix)), blocks.map((b) => Int32Array.from(b.ir.pcs))) as RegionFn;
-}
+const FACTORIES = new Map<string, BlockFactory>();
+const FACTORY_CAP = 8192;
 
 /**
  * Runs at most `max` instructions with translated blocks; same contract as the interpreter
- * (Hart.run). When fewer instructions remain than the next block holds, the interpreter runs
- * the remainder, so budgets end at exact instruction counts.
+ * (Hart.run). Each pass translates pc through the fetch TLB (as the interpreter's fetch does),
+ * finds the block and runs its chain of linked successors until a block returns null: the next
+ * pc is unlinked, in another page, after a system instruction or a store into code, or the limit
+ * cannot hold the next block. When fewer instructions remain than a block holds, the interpreter
+ * runs the remainder, so budgets end at exact instruction counts.
  */
 export function runJit(h: Hart, jit: Jit, max: number): number {
   const x = h.x, ctr = h.ctr;
   const ftag = h.mmu.tlb[0].tag, fpage = h.mmu.tlb[0].page;
-  const regions = jit.regions;
   const start = ctr[Ctr.Instructions];
+  const stats = jit.stats;
+  h.jitLimit = start + max;
   h.stopReason = StopReason.Budget;
-  let prev = null as Block | null;
+  let from: Block | null = null;
   for (;;) {
     const done = ctr[Ctr.Instructions] - start;
     if (done >= max) return StopReason.Budget;
@@ -418,7 +373,7 @@ export function runJit(h: Hart, jit: Jit, max: number): number {
         const irq = h.pendingInterrupt();
         if (irq >= 0) {
           h.wfiPending = false;
-          prev = null;
+          from = null;
           h.pc = h.takeTrap(h.pc, irq);
           if (h.stopReason !== StopReason.Budget) return h.stopReason;
         }
@@ -427,39 +382,25 @@ export function runJit(h: Hart, jit: Jit, max: number): number {
       const vpn = pc >>> 12;
       const pa = (pc & 1) === 0 && ftag[vpn & 255] === ((vpn << 3) | (h.priv | (h.virt << 2)))
         ? fpage[vpn & 255] + (pc & 0xfff) : h.fetchPa(pc);
-      const r = regions.get(pa >>> 12);
-      if (r !== undefined && r.vpage === vpn) {
-        const n = r.starts.get(pc);
-        if (n !== undefined) {
-          prev = null;
-          if (n > max - done) {
-            const s = runInterpreter(h, max - done);
-            if (s !== StopReason.Budget) return s;
-            continue;
-          }
-          jit.stats.regionsEntered++;
-          h.pc = r.fn!(h, x, ctr, max - done, pc);
-          if (h.wfiPending) { h.wfiPending = false; return StopReason.Wfi; }
-          continue;
-        }
+      const b = jit.lookup(pa);
+      if (from !== null) {
+        if (b !== null) jit.link(from, b);
+        from = null;
       }
-      const n1: Block | null = prev ? prev.next1 : null, n2: Block | null = prev ? prev.next2 : null;
-      const b: Block | null = n1 && n1.pa === pa && n1.vpc === pc && n1.valid ? n1
-        : n2 && n2.pa === pa && n2.vpc === pc && n2.valid ? n2 : jit.lookup(pa);
-      if (b && prev && prev.valid && prev.next1 !== b) { prev.next2 = prev.next1; prev.next1 = b; }
-      if (b !== null && ++b.hits === HOT && jit.admit(b) !== null) { prev = null; continue; }
       if (b === null || b.n > max - done) {
         const s = runInterpreter(h, b === null ? 1 : max - done);
-        prev = null;
         if (s !== StopReason.Budget) return s;
         continue;
       }
-      jit.stats.blocksExecuted++;
-      h.pc = jit.blockFn(b)(h, x, ctr, max - done);
-      prev = b;
+      h.jitFrom = null;
+      let cur = b.fn(h, x, ctr), k = 0;
+      while (cur !== null) { cur = cur.fn(h, x, ctr); k++; }
+      stats.chains++;
+      stats.chained += k;
+      from = h.jitFrom;
       if (h.wfiPending) { h.wfiPending = false; return StopReason.Wfi; }
     } catch (e) {
-      prev = null;
+      from = null;
       if (e === STOP) return h.stopReason;
       if (e !== TRAP) throw e;
       h.pc = h.takeTrap(h.pc);

@@ -57,7 +57,13 @@ export class Tlb {
   static readonly ENTRIES = 256;
   readonly tag = new Int32Array(Tlb.ENTRIES).fill(-1);
   readonly page = new Int32Array(Tlb.ENTRIES);
-  flush(): void { this.tag.fill(-1); }
+  /**
+   * Store TLB only: the tags translated code may store through with no bookkeeping, that is the
+   * entries whose frame holds no translated code, and none while an LR reservation is held
+   * (maintained by the hart; a subset of `tag`, so it never changes what the TLB caches or counts).
+   */
+  readonly fast = new Int32Array(Tlb.ENTRIES).fill(-1);
+  flush(): void { this.tag.fill(-1); this.fast.fill(-1); }
 }
 
 export class Mmu {
