@@ -123,7 +123,7 @@ describe('jit vs interpreter', () => {
     }
   });
 
-  test('chained blocks (linked successors run without the dispatcher) stop at exact budgets and trap precisely', () => {
+  test('chained blocks (successors run without the dispatcher) stop at exact budgets and trap precisely', () => {
     // A loop over several blocks of one page (a two-way branch, a call and a return) that walks up
     // through RAM until its load leaves it (an access fault after about 700 iterations).
     const src = `

@@ -14,7 +14,6 @@ import { Btb, COSTS, Ctr, Rsb } from '../uarch/costs.js';
 import { CSR_BY_ADDR, HS, IRQ, MS, MSH } from './csr.js';
 import { runInterpreter } from './interp.js';
 import { Jit, runJit } from './jit.js';
-import type { Block } from './jit.js';
 
 /** Execution engines: the reference interpreter, or the block translator (default). */
 export type Engine = 'interp' | 'jit';
@@ -657,8 +656,6 @@ export class Hart implements MmuHost {
   jit: Jit | null = null;
   /** Jit: the instruction count (ctr) a run must not pass; blocks check it before they start. */
   jitLimit = 0;
-  /** Jit: the block that last ran to its end with an unlinked successor (the dispatcher links it). */
-  jitFrom: Block | null = null;
 
   /**
    * Physical address of the instruction at virtual `pc`, through the fetch TLB (charging a walk

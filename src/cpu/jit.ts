@@ -14,10 +14,11 @@
  *   that retired. A trapping instruction has no effect.
  * - A store into a page holding translated code invalidates that page's blocks and ends the
  *   running block after the store, so modified code is never executed stale.
- * - Chaining: a block returns its successor when it is linked (the same physical and virtual
- *   page, so the fetch translation checked when the chain began still holds), and the dispatcher's
- *   chain loop calls it without a lookup. Chains end after a system instruction, an unlinked or
- *   other-page successor, a store into code, a trap, or a block the run's limit cannot hold.
+ * - Chaining: a block returns its successor when that is already translated in the same physical
+ *   page for the same virtual page (found in the page's slot table; the fetch translation checked
+ *   when the chain began still holds), and the dispatcher's chain loop calls it without a lookup.
+ *   Chains end after a system instruction, at a successor in another page or not yet translated,
+ *   after a store into code, on a trap, or at a block the run's limit cannot hold.
  */
 import { INSNS, Format } from '../isa/table.js';
 import { decode, expandCompressed } from '../isa/decode.js';
@@ -42,13 +43,12 @@ const STORES = new Set(['sb', 'sh', 'sw', 'sc.w', 'amoswap.w', 'amoadd.w', 'amox
 
 /**
  * A translated block. It runs only if the run's instruction limit (`h.jitLimit`) holds all of it,
- * sets `h.pc` to the next pc, and returns the successor block when that is linked, else null
- * (after setting `h.jitFrom` to itself when the successor could be linked).
+ * sets `h.pc` to the next pc, and returns the successor block when it can be chained, else null.
  */
 type BlockFn = (h: Hart, x: Int32Array, ctr: Float64Array) => Block | null;
 
-/** No successor pc (pcs are even). */
-const NO_PC = 1;
+/** The valid blocks of one physical page, by (start offset / 2); a block looks its same-page successors up here. */
+type Slots = (Block | undefined)[];
 
 /** A block as translated, before compilation: its instructions' code and accounting. */
 interface BlockIR {
@@ -72,11 +72,6 @@ export interface Block {
   /** Number of instructions. */
   n: number;
   valid: boolean;
-  /** Linked successors: next pc `v0` runs block `l0` (likewise v1/l1); NO_PC when unlinked. Same physical and virtual page only. */
-  v0: number;
-  l0: Block | null;
-  v1: number;
-  l1: Block | null;
 }
 
 /** What an invalidated block runs: nothing, back to the dispatcher. */
@@ -86,7 +81,8 @@ const STALE: BlockFn = () => null;
 export class Jit {
   readonly blocks = new Map<number, Block>();
   private readonly byPage = new Map<number, Block[]>();
-  readonly stats = { translations: 0, evictions: 0, invalidations: 0, chains: 0, chained: 0, links: 0 };
+  private readonly slots = new Map<number, Slots>();
+  readonly stats = { translations: 0, evictions: 0, invalidations: 0, chains: 0, chained: 0 };
 
   constructor(private readonly h: Hart, readonly cap = DEFAULT_BLOCK_CAP) {
     h.codePages = new Uint8Array(Math.ceil(h.mem.size / 4096));
@@ -98,6 +94,7 @@ export class Jit {
     for (const b of this.blocks.values()) drop(b);
     this.blocks.clear();
     this.byPage.clear();
+    for (const t of this.slots.values()) t.fill(undefined);
     this.h.codePages!.fill(0);
   }
 
@@ -107,6 +104,7 @@ export class Jit {
     this.h.codeDirty = true;
     if (!list) return;
     for (const b of list) { drop(b); if (this.blocks.get(b.pa) === b) this.blocks.delete(b.pa); }
+    this.slots.get(page)?.fill(undefined);
     this.stats.invalidations += list.length;
     this.byPage.delete(page);
   }
@@ -120,7 +118,7 @@ export class Jit {
     const vpc = this.h.pc | 0;
     const b = this.blocks.get(pa);
     if (b !== undefined && b.vpc === vpc) return b;
-    if (b !== undefined) { drop(b); this.blocks.delete(pa); }
+    if (b !== undefined) { drop(b); this.blocks.delete(pa); this.slots.get(pa >>> 12)![(pa & 0xfff) >>> 1] = undefined; }
     if (this.blocks.size >= this.cap) {
       this.stats.evictions += this.blocks.size;
       this.flush();
@@ -128,27 +126,17 @@ export class Jit {
     return this.add(pa, vpc);
   }
 
-  /**
-   * Links `to` as a successor of `from` (which ran to its end with `to`'s pc next), when both are
-   * valid and lie in the same physical and virtual page: then the fetch translation checked when
-   * the chain began still holds (only fetches fill the fetch TLB, and whatever changes
-   * translation or mode is a system instruction, which ends a chain). Keeps the last two.
-   */
-  link(from: Block, to: Block): void {
-    if (!from.valid || !to.valid || from.v0 === to.vpc || (from.pa ^ to.pa) >>> 12 !== 0 || (from.vpc ^ to.vpc) >>> 12 !== 0) return;
-    from.v1 = from.v0; from.l1 = from.l0;
-    from.v0 = to.vpc; from.l0 = to;
-    this.stats.links++;
-  }
-
   private add(pa: number, vpc: number): Block | null {
     const ir = translate(this.h, pa, vpc);
     if (!ir) return null;
-    const t: Block = { pa, vpc, ir, fn: STALE, n: ir.pcs.length, valid: true, v0: NO_PC, l0: null, v1: NO_PC, l1: null };
-    t.fn = compileBlock(t);
+    const page = pa >>> 12;
+    let slots = this.slots.get(page);
+    if (slots === undefined) this.slots.set(page, slots = new Array<Block | undefined>(2048).fill(undefined));
+    const t: Block = { pa, vpc, ir, fn: STALE, n: ir.pcs.length, valid: true };
+    t.fn = compileBlock(t, slots);
+    slots[(pa & 0xfff) >>> 1] = t;
     this.stats.translations++;
     this.blocks.set(pa, t);
-    const page = pa >>> 12;
     (this.byPage.get(page) ?? this.byPage.set(page, []).get(page)!).push(t);
     if (this.h.codePages![page] === 0) {
       this.h.codePages![page] = 1;
@@ -158,12 +146,10 @@ export class Jit {
   }
 }
 
-/** Invalidates a block: it no longer runs, and nothing links through it. */
+/** Invalidates a block: it no longer runs (its slot is cleared by the caller). */
 function drop(b: Block): void {
   b.valid = false;
   b.fn = STALE;
-  b.v0 = b.v1 = NO_PC;
-  b.l0 = b.l1 = null;
 }
 
 /**
@@ -290,10 +276,11 @@ const blockBody = (b: Block): string => `blk: {
 /**
  * A block compiled to its function (the BlockFn contract). A block whose last instruction branches
  * back to its own start (a tight loop) iterates inside its function while the limit allows.
- * Linked successors are followed by returning them: the dispatcher's chain loop calls the next
- * block without a lookup, and registers pass through the register file between blocks.
+ * A successor in the same page, translated for the same virtual page (its vpc is the next pc), is
+ * returned from the page's slot table: the dispatcher's chain loop calls it without a lookup, and
+ * registers pass through the register file between blocks.
  */
-function compileBlock(b: Block): BlockFn {
+function compileBlock(b: Block, slots: Slots): BlockFn {
   const { prefix, pcs, used, fallthrough, selfLoop, system } = b.ir;
   const n = b.n, vpc0 = b.vpc;
   const blk = blockBody(b);
@@ -304,10 +291,9 @@ function compileBlock(b: Block): BlockFn {
         if (ip !== ${n} || npc !== ${vpc0} || ctr0 + doneI + ${2 * n} > lim) break;
         doneI += ${n}; doneC += ${prefix[n]} + cyc; cyc = 0;
       }` : blk;
-  const next = system ? 'return null;' : `if (ip === ${n}) {
-      if (npc === B.v0) return B.l0;
-      if (npc === B.v1) return B.l1;
-      h.jitFrom = B;
+  const next = system ? 'return null;' : `if (ip === ${n} && (npc ^ ${vpc0}) >>> 12 === 0) {
+      const t = SLOTS[(npc & 0xfff) >>> 1];
+      if (t !== undefined && t.vpc === npc) return t;
     }
     return null;`;
   const src = `
@@ -331,13 +317,13 @@ function compileBlock(b: Block): BlockFn {
   let factory = FACTORIES.get(src);
   if (factory === undefined) {
     if (FACTORIES.size >= FACTORY_CAP) FACTORIES.clear();
-    factory = new Function('TRAP', 'PREFIX', 'PCS', 'B', `return function block(h, x, ctr) { ${src} }`) as BlockFactory;
+    factory = new Function('TRAP', 'PREFIX', 'PCS', 'SLOTS', `return function block(h, x, ctr) { ${src} }`) as BlockFactory;
     FACTORIES.set(src, factory);
   }
-  return factory(TRAP, Int32Array.from(prefix), Int32Array.from(pcs), b);
+  return factory(TRAP, Int32Array.from(prefix), Int32Array.from(pcs), slots);
 }
 
-type BlockFactory = (trap: unknown, prefix: Int32Array, pcs: Int32Array, b: Block) => BlockFn;
+type BlockFactory = (trap: unknown, prefix: Int32Array, pcs: Int32Array, slots: Slots) => BlockFn;
 /**
  * Compiled blocks by source text, shared by every hart and VM of the thread. A block's source
  * determines its behaviour (instructions, pcs and costs are constants in it), so the same code
@@ -351,8 +337,8 @@ const FACTORY_CAP = 8192;
 /**
  * Runs at most `max` instructions with translated blocks; same contract as the interpreter
  * (Hart.run). Each pass translates pc through the fetch TLB (as the interpreter's fetch does),
- * finds the block and runs its chain of linked successors until a block returns null: the next
- * pc is unlinked, in another page, after a system instruction or a store into code, or the limit
+ * finds the block and runs its chain of successors until a block returns null: the next pc is
+ * not translated yet or in another page, after a system instruction or a store into code, or the limit
  * cannot hold the next block. When fewer instructions remain than a block holds, the interpreter
  * runs the remainder, so budgets end at exact instruction counts.
  */
@@ -363,17 +349,17 @@ export function runJit(h: Hart, jit: Jit, max: number): number {
   const stats = jit.stats;
   h.jitLimit = start + max;
   h.stopReason = StopReason.Budget;
-  let from: Block | null = null;
   for (;;) {
     const done = ctr[Ctr.Instructions] - start;
     if (done >= max) return StopReason.Budget;
+    // Blocks chained in this pass (kept outside the try, so a chain ending in a trap is counted too).
+    let k = 0;
     try {
       if (h.irqDirty) {
         h.irqDirty = false;
         const irq = h.pendingInterrupt();
         if (irq >= 0) {
           h.wfiPending = false;
-          from = null;
           h.pc = h.takeTrap(h.pc, irq);
           if (h.stopReason !== StopReason.Budget) return h.stopReason;
         }
@@ -383,24 +369,18 @@ export function runJit(h: Hart, jit: Jit, max: number): number {
       const pa = (pc & 1) === 0 && ftag[vpn & 255] === ((vpn << 3) | (h.priv | (h.virt << 2)))
         ? fpage[vpn & 255] + (pc & 0xfff) : h.fetchPa(pc);
       const b = jit.lookup(pa);
-      if (from !== null) {
-        if (b !== null) jit.link(from, b);
-        from = null;
-      }
       if (b === null || b.n > max - done) {
         const s = runInterpreter(h, b === null ? 1 : max - done);
         if (s !== StopReason.Budget) return s;
         continue;
       }
-      h.jitFrom = null;
-      let cur = b.fn(h, x, ctr), k = 0;
-      while (cur !== null) { cur = cur.fn(h, x, ctr); k++; }
       stats.chains++;
+      let cur = b.fn(h, x, ctr);
+      while (cur !== null) { cur = cur.fn(h, x, ctr); k++; }
       stats.chained += k;
-      from = h.jitFrom;
       if (h.wfiPending) { h.wfiPending = false; return StopReason.Wfi; }
     } catch (e) {
-      from = null;
+      stats.chained += k;
       if (e === STOP) return h.stopReason;
       if (e !== TRAP) throw e;
       h.pc = h.takeTrap(h.pc);
