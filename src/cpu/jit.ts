@@ -57,6 +57,8 @@ interface BlockIR {
   prefix: number[];
   pcs: number[];
   used: Set<number>;
+  /** Registers the block writes (only these are written back). */
+  written: Set<number>;
   fallthrough: number;
   selfLoop: boolean;
   /** Ends with a system instruction: its chain ends with it. */
@@ -176,14 +178,14 @@ function inlineMemory(t: string): string {
 const IMM_OF = Object.fromEntries(Object.entries(IMM_EXPR).map(([f, e]) => [f, new Function('w', `return (${e}) | 0;`) as (w: number) => number])) as Record<Format, (w: number) => number>;
 
 /** Splices a template with constant fields and register locals. */
-function splice(name: string, format: Format, w: number, pc: number, len: number, used: Set<number>): string {
+function splice(name: string, format: Format, w: number, pc: number, len: number, used: Set<number>, written: Set<number>): string {
   const rd = (w >>> 7) & 31, rs1 = (w >>> 15) & 31, rs2 = (w >>> 20) & 31;
   const imm = IMM_OF[format](w);
   const src = (r: number) => { if (r) used.add(r); return r ? `r${r}` : '0'; };
   let t = inlineMemory(SEMANTICS[name]);
   // Locals are plain numbers, not Int32Array elements: truncate every result to int32 as the
   // register file would (e.g. `>>>` yields an unsigned value).
-  t = t.replace(/x\[RD\] = ([^;]+);/g, (_, e: string) => { if (rd) used.add(rd); return `${rd ? `r${rd}` : '_z'} = (${e}) | 0;`; });
+  t = t.replace(/x\[RD\] = ([^;]+);/g, (_, e: string) => { if (rd) { used.add(rd); written.add(rd); } return `${rd ? `r${rd}` : '_z'} = (${e}) | 0;`; });
   t = t.replace(/x\[RS1\]/g, () => src(rs1)).replace(/x\[RS2\]/g, () => src(rs2));
   return t.replace(/\bRD\b/g, String(rd)).replace(/\bRS1\b/g, String(rs1)).replace(/\bRS2\b/g, String(rs2))
     .replace(/\bIMM\b/g, `(${imm})`).replace(/\bPC\b/g, `(${pc | 0})`).replace(/\bLEN\b/g, String(len))
@@ -201,7 +203,7 @@ function translate(h: Hart, pa: number, vpc0: number): BlockIR | null {
   const parts: string[] = [];
   const pcs: number[] = [];
   const prefix: number[] = [0];
-  const used = new Set<number>();
+  const used = new Set<number>(), written = new Set<number>();
   let off = 0;
   let n = 0;
   let fallthrough = vpc0;
@@ -231,7 +233,7 @@ function translate(h: Hart, pa: number, vpc0: number): BlockIR | null {
     const next = (vpc + len) | 0;
     lastWord = w;
     lastRow = row;
-    const body = splice(row.name, row.format, w, vpc, len, used);
+    const body = splice(row.name, row.format, w, vpc, len, used, written);
     const cost = COSTS.base + (EXTRA_CYCLES[row.name] ?? 0);
     // A store into code ends the block after it (slow-path stores only: the fast path never writes code).
     const exit = `if (h.codeDirty) { ip = ${n + 1}; npc = ${next}; break blk; }`;
@@ -248,11 +250,11 @@ function translate(h: Hart, pa: number, vpc0: number): BlockIR | null {
   if (n === 0) return null;
   const last = lastRow!;
   const target = last.format === 'B' || last.name === 'jal' ? (pcs[n - 1] + IMM_OF[last.format](lastWord)) | 0 : null;
-  return { parts, prefix, pcs, used, fallthrough, selfLoop: target === vpc0, system: SYSTEM.has(last.name) };
+  return { parts, prefix, pcs, used, written, fallthrough, selfLoop: target === vpc0, system: SYSTEM.has(last.name) };
 }
 
 /** Register locals, the memory prologue (only blocks that touch memory pay for it) and the store prologue of some code. */
-function prologue(body: string, used: Set<number>) {
+function prologue(body: string, used: Set<number>, written: Set<number>) {
   const regs = [...used].sort((a, b) => a - b);
   const mem = /ltag|sfast/.test(body)
     ? `, _a = 0, _v = 0;
@@ -263,7 +265,7 @@ function prologue(body: string, used: Set<number>) {
     load: regs.map((r) => `r${r} = x[${r}]`).join(', '),
     mem,
     watch: /codeDirty/.test(body) ? 'h.codeDirty = false;' : '',
-    store: regs.map((r) => `x[${r}] = r${r};`).join(' '),
+    store: regs.filter((r) => written.has(r)).map((r) => `x[${r}] = r${r};`).join(' '),
   };
 }
 
@@ -284,14 +286,14 @@ function compileBlock(b: Block, slots: Slots): BlockFn {
   const { prefix, pcs, used, fallthrough, selfLoop, system } = b.ir;
   const n = b.n, vpc0 = b.vpc;
   const blk = blockBody(b);
-  const p = prologue(blk, used);
+  const p = prologue(blk, used, b.ir.written);
   const run = selfLoop ? `for (;;) {
         npc = ${fallthrough};
         ${blk}
         if (ip !== ${n} || npc !== ${vpc0} || ctr0 + doneI + ${2 * n} > lim) break;
         doneI += ${n}; doneC += ${prefix[n]} + cyc; cyc = 0;
       }` : blk;
-  const next = system ? 'return null;' : `if (ip === ${n} && (npc ^ ${vpc0}) >>> 12 === 0) {
+  const next = system ? 'return null;' : `if ((npc ^ ${vpc0}) >>> 12 === 0) {
       const t = SLOTS[(npc & 0xfff) >>> 1];
       if (t !== undefined && t.vpc === npc) return t;
     }
@@ -305,7 +307,7 @@ function compileBlock(b: Block, slots: Slots): BlockFn {
       ${run}
     } catch (e) {
       ${p.store}
-      if (e === TRAP) { ctr[${Ctr.Instructions}] += doneI + ip; ctr[${Ctr.Cycles}] += doneC + PREFIX[ip]; ctr[${Ctr.TakenBranches}] += tb; h.pc = PCS[ip]; }
+      if (e === TRAP) { ctr[${Ctr.Instructions}] += doneI + ip; ctr[${Ctr.Cycles}] += doneC + PREFIX[ip] + cyc; ctr[${Ctr.TakenBranches}] += tb; h.pc = PCS[ip]; }
       throw e;
     }
     ${p.store}
