@@ -47,6 +47,9 @@ const STORES = new Set(['sb', 'sh', 'sw', 'sc.w', 'amoswap.w', 'amoadd.w', 'amox
  */
 type BlockFn = (h: Hart, x: Int32Array, ctr: Float64Array) => Block | null;
 
+/** What a block's inline memory fast paths read: the hart's TLB arrays and RAM views. */
+interface Views { ltag: Int32Array; lpage: Int32Array; sfast: Int32Array; spage: Int32Array; u8: Uint8Array; u16: Uint16Array; i32: Int32Array }
+
 /** The valid blocks of one physical page, by (start offset / 2); a block looks its same-page successors up here. */
 type Slots = (Block | undefined)[];
 
@@ -86,7 +89,12 @@ export class Jit {
   private readonly slots = new Map<number, Slots>();
   readonly stats = { translations: 0, evictions: 0, invalidations: 0, chains: 0, chained: 0 };
 
+  /** The hart's RAM views and TLB arrays (fixed for its life), handed to every block it compiles. */
+  private readonly views: Views;
+
   constructor(private readonly h: Hart, readonly cap = DEFAULT_BLOCK_CAP) {
+    const [, load, store] = h.mmu.tlb;
+    this.views = { ltag: load.tag, lpage: load.page, sfast: store.fast, spage: store.page, u8: h.mem.u8, u16: h.mem.u16, i32: h.mem.i32 };
     h.codePages = new Uint8Array(Math.ceil(h.mem.size / 4096));
     h.onCodeWrite = (pa) => (pa < 0 ? this.flush() : this.invalidatePage(pa >>> 12));
   }
@@ -135,7 +143,7 @@ export class Jit {
     let slots = this.slots.get(page);
     if (slots === undefined) this.slots.set(page, slots = new Array<Block | undefined>(2048).fill(undefined));
     const t: Block = { pa, vpc, ir, fn: STALE, n: ir.pcs.length, valid: true };
-    t.fn = compileBlock(t, slots);
+    t.fn = compileBlock(t, slots, this.views);
     slots[(pa & 0xfff) >>> 1] = t;
     this.stats.translations++;
     this.blocks.set(pa, t);
@@ -258,8 +266,7 @@ function prologue(body: string, used: Set<number>, written: Set<number>) {
   const regs = [...used].sort((a, b) => a - b);
   const mem = /ltag|sfast/.test(body)
     ? `, _a = 0, _v = 0;
-    const mode = h.priv | (h.virt << 2), tlb = h.mmu.tlb, ltag = tlb[1].tag, lpage = tlb[1].page, sfast = tlb[2].fast, spage = tlb[2].page;
-    const mem = h.mem, u8 = mem.u8, u16 = mem.u16, i32 = mem.i32;`
+    const mode = h.priv | (h.virt << 2), ltag = M.ltag, lpage = M.lpage, sfast = M.sfast, spage = M.spage, u8 = M.u8, u16 = M.u16, i32 = M.i32;`
     : ';';
   return {
     load: regs.map((r) => `r${r} = x[${r}]`).join(', '),
@@ -282,7 +289,7 @@ const blockBody = (b: Block): string => `blk: {
  * returned from the page's slot table: the dispatcher's chain loop calls it without a lookup, and
  * registers pass through the register file between blocks.
  */
-function compileBlock(b: Block, slots: Slots): BlockFn {
+function compileBlock(b: Block, slots: Slots, views: Views): BlockFn {
   const { prefix, pcs, used, fallthrough, selfLoop, system } = b.ir;
   const n = b.n, vpc0 = b.vpc;
   const blk = blockBody(b);
@@ -319,13 +326,13 @@ function compileBlock(b: Block, slots: Slots): BlockFn {
   let factory = FACTORIES.get(src);
   if (factory === undefined) {
     if (FACTORIES.size >= FACTORY_CAP) FACTORIES.clear();
-    factory = new Function('TRAP', 'PREFIX', 'PCS', 'SLOTS', `return function block(h, x, ctr) { ${src} }`) as BlockFactory;
+    factory = new Function('TRAP', 'PREFIX', 'PCS', 'SLOTS', 'M', `return function block(h, x, ctr) { ${src} }`) as BlockFactory;
     FACTORIES.set(src, factory);
   }
-  return factory(TRAP, Int32Array.from(prefix), Int32Array.from(pcs), slots);
+  return factory(TRAP, Int32Array.from(prefix), Int32Array.from(pcs), slots, views);
 }
 
-type BlockFactory = (trap: unknown, prefix: Int32Array, pcs: Int32Array, slots: Slots) => BlockFn;
+type BlockFactory = (trap: unknown, prefix: Int32Array, pcs: Int32Array, slots: Slots, views: Views) => BlockFn;
 /**
  * Compiled blocks by source text, shared by every hart and VM of the thread. A block's source
  * determines its behaviour (instructions, pcs and costs are constants in it), so the same code
