@@ -168,7 +168,8 @@ function drop(b: Block): void {
  * the TLB never caches) go through the hart's slow path, which charges exactly what the
  * interpreter charges. Stores compare the store TLB's `fast` tags, which exclude frames holding
  * translated code and everything while an LR reservation is held, so the fast path needs no
- * bookkeeping; after a slow-path store, `IF_CODE_DIRTY` ends the block when it wrote into code.
+ * bookkeeping; a slow-path store clears `h.codeDirty` first, and `IF_CODE_DIRTY` after it ends the
+ * block when it wrote into code.
  */
 function inlineMemory(t: string): string {
   const ea = '(x[RS1] + IMM) | 0';
@@ -177,7 +178,7 @@ function inlineMemory(t: string): string {
     [`h.load${n}(${ea})`, `(${hit('ltag', mask)} ? ${view}[(lpage[_v & 255] + (_a & 0xfff))${shift}] : h.load${n}(_a))`] as const;
   for (const [from, to] of [load(8, 'u8', '', 0), load(16, 'u16', ' >>> 1', 1), load(32, 'i32', ' >>> 2', 3)]) t = t.replace(from, to);
   const store = (n: number, view: string, shift: string, mask: number) => [`h.store${n}(${ea}, x[RS2]);`,
-    `if (${hit('sfast', mask)}) ${view}[(spage[_v & 255] + (_a & 0xfff))${shift}] = x[RS2]; else { h.store${n}(_a, x[RS2]); IF_CODE_DIRTY }`] as const;
+    `if (${hit('sfast', mask)}) ${view}[(spage[_v & 255] + (_a & 0xfff))${shift}] = x[RS2]; else { h.codeDirty = false; h.store${n}(_a, x[RS2]); IF_CODE_DIRTY }`] as const;
   for (const [from, to] of [store(8, 'u8', '', 0), store(16, 'u16', ' >>> 1', 1), store(32, 'i32', ' >>> 2', 3)]) t = t.replace(from, to);
   return t;
 }
@@ -245,7 +246,7 @@ function translate(h: Hart, pa: number, vpc0: number): BlockIR | null {
     const cost = COSTS.base + (EXTRA_CYCLES[row.name] ?? 0);
     // A store into code ends the block after it (slow-path stores only: the fast path never writes code).
     const exit = `if (h.codeDirty) { ip = ${n + 1}; npc = ${next}; break blk; }`;
-    const code = body.includes('IF_CODE_DIRTY') ? body.replace('IF_CODE_DIRTY', exit) : STORES.has(row.name) ? `${body} ${exit}` : body;
+    const code = body.includes('IF_CODE_DIRTY') ? body.replace('IF_CODE_DIRTY', exit) : STORES.has(row.name) ? `h.codeDirty = false; ${body} ${exit}` : body;
     // Only an instruction that calls into the hart can trap: it records its index for the handler.
     parts.push(/\bh\./.test(code) ? `ip = ${n}; ${code}` : code);
     pcs.push(vpc);
@@ -271,7 +272,6 @@ function prologue(body: string, used: Set<number>, written: Set<number>) {
   return {
     load: regs.map((r) => `r${r} = x[${r}]`).join(', '),
     mem,
-    watch: /codeDirty/.test(body) ? 'h.codeDirty = false;' : '',
     store: regs.filter((r) => written.has(r)).map((r) => `x[${r}] = r${r};`).join(' '),
   };
 }
@@ -290,9 +290,14 @@ const blockBody = (b: Block): string => `blk: {
  * registers pass through the register file between blocks.
  */
 function compileBlock(b: Block, slots: Slots, views: Views): BlockFn {
-  const { prefix, pcs, used, fallthrough, selfLoop, system } = b.ir;
+  const { prefix, pcs, used, fallthrough, selfLoop, system, parts } = b.ir;
   const n = b.n, vpc0 = b.vpc;
   const blk = blockBody(b);
+  // The normal exit's accounting, as constants where the block cannot end early or take a branch.
+  const early = selfLoop || parts.some((x) => x.includes('break blk'));
+  const taken = parts.some((x) => x.includes('tb++'));
+  const retired = early ? 'doneI + ip' : String(n);
+  const cycles = (early ? 'doneC + PREFIX[ip]' : String(prefix[n])) + (taken ? ' + cyc' : '');
   const p = prologue(blk, used, b.ir.written);
   const run = selfLoop ? `for (;;) {
         npc = ${fallthrough};
@@ -309,7 +314,6 @@ function compileBlock(b: Block, slots: Slots, views: Views): BlockFn {
     const lim = h.jitLimit, ctr0 = ctr[${Ctr.Instructions}];
     if (ctr0 + ${n} > lim) return null;
     let ${p.load ? p.load + ', ' : ''}_z = 0, ip = 0, npc = ${fallthrough}, cyc = 0, tb = 0, doneI = 0, doneC = 0${p.mem}
-    ${p.watch}
     try {
       ${run}
     } catch (e) {
@@ -318,9 +322,9 @@ function compileBlock(b: Block, slots: Slots, views: Views): BlockFn {
       throw e;
     }
     ${p.store}
-    ctr[${Ctr.Instructions}] += doneI + ip;
-    ctr[${Ctr.Cycles}] += doneC + PREFIX[ip] + cyc;
-    ctr[${Ctr.TakenBranches}] += tb;
+    ctr[${Ctr.Instructions}] += ${retired};
+    ctr[${Ctr.Cycles}] += ${cycles};${taken ? `
+    ctr[${Ctr.TakenBranches}] += tb;` : ''}
     h.pc = npc;
     ${next}`;
   let factory = FACTORIES.get(src);
