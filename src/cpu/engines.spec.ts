@@ -213,6 +213,74 @@ describe('jit vs interpreter', () => {
     expect(b).toEqual(a);
   });
 
+  test('loads sharing one TLB check: a slow path in between, a group spanning two pages and a misaligned base act as in the interpreter', () => {
+    // Data pages A (0x500000) and B (0x600000) share a TLB slot; the page after A is unmapped.
+    const run = (engine: Engine, program: string) => {
+      const mem = PhysMem.ofSize(1 << 20);
+      const h = new Hart(mem);
+      h.engine = engine;
+      const root = 0x10000, l0 = 0x11000, code = 0x20000, dataA = 0x21000, dataB = 0x22000;
+      mem.write32(root + 4, ((l0 >> 12) << 10) | 1);
+      const map = (vpn0: number, frame: number, perms: number) => mem.write32(l0 + 4 * vpn0, ((frame >> 12) << 10) | perms | 0x1 | 0x10 | 0x40 | 0x80);
+      map(0x000, code, 0x2 | 0x8);
+      map(0x100, dataA, 0x2 | 0x4);
+      map(0x200, dataB, 0x2 | 0x4);
+      mem.write32(dataA, 5); mem.write32(dataA + 4, 7); mem.write32(dataB, 11);
+      mem.u8.set(assembleRaw(program, { base: 0x400000 }).bytes, code);
+      h.satp = 0x80000000 | (root >> 12);
+      h.nativeTraps = NATIVE_M;
+      h.priv = PRIV_U; h.pc = 0x400000;
+      while (h.run(1000) !== StopReason.Trap) { /* run to the ecall */ }
+      return snapshot(h);
+    };
+    // In each iteration the load from B evicts A, so the second load from A (grouped with the
+    // first: same base register) misses again.
+    const evicting = `
+      li s0, 0x500000
+      li s1, 0x600000
+      li t3, 50
+    1:
+      lw t0, 0(s0)
+      lw t1, 0(s1)
+      lw t2, 4(s0)
+      add a0, a0, t0
+      add a0, a0, t1
+      add a0, a0, t2
+      addi t3, t3, -1
+      bnez t3, 1b
+      ecall`;
+    const a = run('interp', evicting);
+    expect(a.x[10]).toBe(50 * 23);
+    expect(run('jit', evicting)).toEqual(a);
+    // With A's entry in the TLB, the group's second load lies in the unmapped page after A: a load
+    // page fault there.
+    const spanning = `
+      li s0, 0x500c00
+      lw t2, 8(s0)
+      j 1f
+    1:
+      lw t0, 0(s0)
+      lw t1, 0x400(s0)
+      ecall`;
+    const b = run('interp', spanning);
+    expect(b.mcause).toBe(13);
+    expect(run('jit', spanning)).toEqual(b);
+    // A misaligned base: the group's loads read unaligned words, as the interpreter does.
+    const misaligned = `
+      li s0, 0x500000
+      lw t2, 0(s0)
+      addi s0, s0, 2
+      j 1f
+    1:
+      lw t0, 0(s0)
+      lw t1, 4(s0)
+      add a0, t0, t1
+      ecall`;
+    const c = run('interp', misaligned);
+    expect(c.x[10]).toBe((7 << 16) + 0);
+    expect(run('jit', misaligned)).toEqual(c);
+  });
+
   test('the block cache is bounded: evictions keep results identical', () => {
     const src = `
       li a0, 0

@@ -62,6 +62,8 @@ interface BlockIR {
   used: Set<number>;
   /** Registers the block writes (only these are written back). */
   written: Set<number>;
+  /** Access groups (locals g<k>, g<k>d: see Group). */
+  groups: number;
   fallthrough: number;
   selfLoop: boolean;
   /** Ends with a system instruction: its chain ends with it. */
@@ -171,27 +173,85 @@ function drop(b: Block): void {
  * bookkeeping; a slow-path store clears `h.codeDirty` first, and `IF_CODE_DIRTY` after it ends the
  * block when it wrote into code.
  */
-function inlineMemory(t: string): string {
+function inlineMemory(t: string, g: Group | null): string {
   const ea = '(x[RS1] + IMM) | 0';
   const hit = (tag: string, mask: number) => `(_a = ${ea}, _v = _a >>> 12, ${tag}[_v & 255] === ((_v << 3) | mode) && (_a & ${mask}) === 0)`;
-  const load = (n: number, view: string, shift: string, mask: number) =>
-    [`h.load${n}(${ea})`, `(${hit('ltag', mask)} ? ${view}[(lpage[_v & 255] + (_a & 0xfff))${shift}] : h.load${n}(_a))`] as const;
-  for (const [from, to] of [load(8, 'u8', '', 0), load(16, 'u16', ' >>> 1', 1), load(32, 'i32', ' >>> 2', 3)]) t = t.replace(from, to);
-  const store = (n: number, view: string, shift: string, mask: number) => [`h.store${n}(${ea}, x[RS2]);`,
-    `if (${hit('sfast', mask)}) ${view}[(spage[_v & 255] + (_a & 0xfff))${shift}] = x[RS2]; else { h.codeDirty = false; h.store${n}(_a, x[RS2]); IF_CODE_DIRTY }`] as const;
-  for (const [from, to] of [store(8, 'u8', '', 0), store(16, 'u16', ' >>> 1', 1), store(32, 'i32', ' >>> 2', 3)]) t = t.replace(from, to);
+  // A group member whose group check passed accesses RAM directly: base register + offset + the group's host delta.
+  const direct = (view: string, shift: string) => `${view}[((g${g?.id}d + x[RS1] + IMM) | 0)${shift}]`;
+  const check = (tag: string, page: string) => g?.first ? `_a = (x[RS1] + ${g.first.min}) | 0; _v = _a >>> 12; ` +
+    `g${g.id} = ${tag}[_v & 255] === ((_v << 3) | mode) && ((((x[RS1] + ${g.first.maxEnd}) | 0) ^ _a) >>> 12) === 0 && (x[RS1] & ${g.first.mask}) === 0; ` +
+    `g${g.id}d = (${page}[_v & 255] - (_v << 12)) | 0; ` : '';
+  const load = (n: number, view: string, shift: string, mask: number) => {
+    const generic = `(${hit('ltag', mask)} ? ${view}[(lpage[_v & 255] + (_a & 0xfff))${shift}] : (G_CLOBBER, h.load${n}(_a)))`;
+    return [`h.load${n}(${ea})`, g ? `(g${g.id} ? ${direct(view, shift)} : ${generic})` : generic, check('ltag', 'lpage')] as const;
+  };
+  const store = (n: number, view: string, shift: string, mask: number) => {
+    const generic = `if (${hit('sfast', mask)}) ${view}[(spage[_v & 255] + (_a & 0xfff))${shift}] = x[RS2]; else { G_CLOBBER; h.codeDirty = false; h.store${n}(_a, x[RS2]); IF_CODE_DIRTY }`;
+    return [`h.store${n}(${ea}, x[RS2]);`, g ? `if (g${g.id}) ${direct(view, shift)} = x[RS2]; else ${generic}` : generic, check('sfast', 'spage')] as const;
+  };
+  for (const [from, to, pre] of [load(8, 'u8', '', 0), load(16, 'u16', ' >>> 1', 1), load(32, 'i32', ' >>> 2', 3),
+    store(8, 'u8', '', 0), store(16, 'u16', ' >>> 1', 1), store(32, 'i32', ' >>> 2', 3)]) {
+    if (t.includes(from)) return pre + t.replace(from, to);
+  }
   return t;
+}
+
+/**
+ * Plain loads (or stores) of one block with the same base register, not written in between, share
+ * one TLB check at the first of them: all their bytes in one page that hits the TLB, base aligned
+ * for every size (each offset is a multiple of its size). The others then access RAM directly,
+ * unless any slow path ran in between (it may have refilled the TLB; `G_CLOBBER` clears every
+ * group's flag), so TLB misses and walk cycles stay exactly the interpreter's.
+ */
+interface Group {
+  id: number;
+  /** Set on the first member: the check's offset range and alignment mask. */
+  first: { min: number; maxEnd: number; mask: number } | null;
+}
+
+/** Formats whose bits 7-11 are not a destination register. */
+const NO_RD = new Set<Format>(['S', 'B', 'FENCE', 'FENCEI', 'NONE', 'SFENCE', 'HSV']);
+const MEM_SIZE: Record<string, number> = { lb: 1, lbu: 1, lh: 2, lhu: 2, lw: 4, sb: 1, sh: 2, sw: 4 };
+
+/** Groups the plain memory accesses of a decoded block (see Group); null for the others. */
+function groupAccesses(insns: { name: string; w: number; format: Format }[]): (Group | null)[] {
+  const version = new Array<number>(32).fill(0);
+  const members = new Map<string, { i: number; off: number; size: number }[]>();
+  insns.forEach(({ name, w, format }, i) => {
+    const size = MEM_SIZE[name], rs1 = (w >>> 15) & 31;
+    if (size !== undefined && rs1 !== 0) {
+      const off = IMM_OF[format](w);
+      if (off % size === 0) {
+        const key = `${name[0] === 's'}:${rs1}:${version[rs1]}`;
+        (members.get(key) ?? members.set(key, []).get(key)!).push({ i, off, size });
+      }
+    }
+    if (!NO_RD.has(format)) version[(w >>> 7) & 31]++;
+  });
+  const out = new Array<Group | null>(insns.length).fill(null);
+  let id = 0;
+  for (const list of members.values()) {
+    if (list.length < 2) continue;
+    const first = {
+      min: Math.min(...list.map((m) => m.off)),
+      maxEnd: Math.max(...list.map((m) => m.off + m.size - 1)),
+      mask: Math.max(...list.map((m) => m.size - 1)),
+    };
+    list.forEach((m, k) => { out[m.i] = { id, first: k === 0 ? first : null }; });
+    id++;
+  }
+  return out;
 }
 
 /** Immediate decoders per format, compiled once from the interpreter's expressions. */
 const IMM_OF = Object.fromEntries(Object.entries(IMM_EXPR).map(([f, e]) => [f, new Function('w', `return (${e}) | 0;`) as (w: number) => number])) as Record<Format, (w: number) => number>;
 
 /** Splices a template with constant fields and register locals. */
-function splice(name: string, format: Format, w: number, pc: number, len: number, used: Set<number>, written: Set<number>): string {
+function splice(name: string, format: Format, w: number, pc: number, len: number, used: Set<number>, written: Set<number>, group: Group | null): string {
   const rd = (w >>> 7) & 31, rs1 = (w >>> 15) & 31, rs2 = (w >>> 20) & 31;
   const imm = IMM_OF[format](w);
   const src = (r: number) => { if (r) used.add(r); return r ? `r${r}` : '0'; };
-  let t = inlineMemory(SEMANTICS[name]);
+  let t = inlineMemory(SEMANTICS[name], group);
   // Locals are plain numbers, not Int32Array elements: truncate every result to int32 as the
   // register file would (e.g. `>>>` yields an unsigned value).
   t = t.replace(/x\[RD\] = ([^;]+);/g, (_, e: string) => { if (rd) { used.add(rd); written.add(rd); } return `${rd ? `r${rd}` : '_z'} = (${e}) | 0;`; });
@@ -209,16 +269,9 @@ function splice(name: string, format: Format, w: number, pc: number, len: number
 function translate(h: Hart, pa: number, vpc0: number): BlockIR | null {
   const mem = h.mem;
   const pageEnd = (pa | 0xfff) + 1;
-  const parts: string[] = [];
-  const pcs: number[] = [];
-  const prefix: number[] = [0];
-  const used = new Set<number>(), written = new Set<number>();
+  const insns: { name: string; format: Format; w: number; len: number; vpc: number }[] = [];
   let off = 0;
-  let n = 0;
-  let fallthrough = vpc0;
-  let lastWord = 0;
-  let lastRow: (typeof INSNS)[number] | null = null;
-  while (n < MAX_BLOCK) {
+  while (insns.length < MAX_BLOCK) {
     const a = pa + off;
     if (a + 2 > pageEnd) break;
     const lo = mem.u16[a >>> 1];
@@ -234,32 +287,41 @@ function translate(h: Hart, pa: number, vpc0: number): BlockIR | null {
     }
     const id = decode(w);
     if (id < 0) break;
-    const row = INSNS[id];
+    const { name, format } = INSNS[id];
     // CSR instructions may read instret/cycle/time: they start a block of their own, so the
     // counters are exact when they run.
-    if (n > 0 && row.format.startsWith('CSR')) break;
-    const vpc = (vpc0 + off) | 0;
-    const next = (vpc + len) | 0;
-    lastWord = w;
-    lastRow = row;
-    const body = splice(row.name, row.format, w, vpc, len, used, written);
-    const cost = COSTS.base + (EXTRA_CYCLES[row.name] ?? 0);
-    // A store into code ends the block after it (slow-path stores only: the fast path never writes code).
-    const exit = `if (h.codeDirty) { ip = ${n + 1}; npc = ${next}; break blk; }`;
-    const code = body.includes('IF_CODE_DIRTY') ? body.replace('IF_CODE_DIRTY', exit) : STORES.has(row.name) ? `h.codeDirty = false; ${body} ${exit}` : body;
-    // Only an instruction that calls into the hart can trap: it records its index for the handler.
-    parts.push(/\bh\./.test(code) ? `ip = ${n}; ${code}` : code);
-    pcs.push(vpc);
-    prefix.push(prefix[n] + cost);
-    n++;
+    if (insns.length > 0 && format.startsWith('CSR')) break;
+    insns.push({ name, format, w, len, vpc: (vpc0 + off) | 0 });
     off += len;
-    fallthrough = next;
-    if (ENDS_BLOCK.has(row.name)) break;
+    if (ENDS_BLOCK.has(name)) break;
   }
+  const n = insns.length;
   if (n === 0) return null;
-  const last = lastRow!;
-  const target = last.format === 'B' || last.name === 'jal' ? (pcs[n - 1] + IMM_OF[last.format](lastWord)) | 0 : null;
-  return { parts, prefix, pcs, used, written, fallthrough, selfLoop: target === vpc0, system: SYSTEM.has(last.name) };
+  const groups = groupAccesses(insns);
+  const groupCount = groups.reduce((k, g) => Math.max(k, g ? g.id + 1 : 0), 0);
+  const clobber = groupCount ? `(${Array.from({ length: groupCount }, (_, k) => `g${k}`).join(' = ')} = false)` : '0';
+  const parts: string[] = [];
+  const prefix: number[] = [0];
+  const used = new Set<number>(), written = new Set<number>();
+  insns.forEach(({ name, format, w, len, vpc }, i) => {
+    const next = (vpc + len) | 0;
+    let body = splice(name, format, w, vpc, len, used, written, groups[i]);
+    // A slow path may refill the TLB: later group members check again (see Group).
+    if (groupCount && /\bh\./.test(body) && !body.includes('G_CLOBBER')) body = `G_CLOBBER; ${body}`;
+    body = body.replaceAll('G_CLOBBER', clobber);
+    // A store into code ends the block after it (slow-path stores only: the fast path never writes code).
+    const exit = `if (h.codeDirty) { ip = ${i + 1}; npc = ${next}; break blk; }`;
+    const code = body.includes('IF_CODE_DIRTY') ? body.replace('IF_CODE_DIRTY', exit) : STORES.has(name) ? `h.codeDirty = false; ${body} ${exit}` : body;
+    // Only an instruction that calls into the hart can trap: it records its index for the handler.
+    parts.push(/\bh\./.test(code) ? `ip = ${i}; ${code}` : code);
+    prefix.push(prefix[i] + COSTS.base + (EXTRA_CYCLES[name] ?? 0));
+  });
+  const last = insns[n - 1];
+  const target = last.format === 'B' || last.name === 'jal' ? (last.vpc + IMM_OF[last.format](last.w)) | 0 : null;
+  return {
+    parts, prefix, pcs: insns.map((x) => x.vpc), used, written, groups: groupCount, fallthrough: (last.vpc + last.len) | 0,
+    selfLoop: target === vpc0, system: SYSTEM.has(last.name),
+  };
 }
 
 /** Register locals, the memory prologue (only blocks that touch memory pay for it) and the store prologue of some code. */
@@ -298,6 +360,7 @@ function compileBlock(b: Block, slots: Slots, views: Views): BlockFn {
   const taken = parts.some((x) => x.includes('tb++'));
   const retired = early ? 'doneI + ip' : String(n);
   const cycles = (early ? 'doneC + PREFIX[ip]' : String(prefix[n])) + (taken ? ' + cyc' : '');
+  const groupLocals = Array.from({ length: b.ir.groups }, (_, k) => `g${k} = false, g${k}d = 0, `).join('');
   const p = prologue(blk, used, b.ir.written);
   const run = selfLoop ? `for (;;) {
         npc = ${fallthrough};
@@ -313,7 +376,7 @@ function compileBlock(b: Block, slots: Slots, views: Views): BlockFn {
   const src = `
     const lim = h.jitLimit, ctr0 = ctr[${Ctr.Instructions}];
     if (ctr0 + ${n} > lim) return null;
-    let ${p.load ? p.load + ', ' : ''}_z = 0, ip = 0, npc = ${fallthrough}, cyc = 0, tb = 0, doneI = 0, doneC = 0${p.mem}
+    let ${p.load ? p.load + ', ' : ''}${groupLocals}_z = 0, ip = 0, npc = ${fallthrough}, cyc = 0, tb = 0, doneI = 0, doneC = 0${p.mem}
     try {
       ${run}
     } catch (e) {
