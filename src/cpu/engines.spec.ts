@@ -54,7 +54,21 @@ function stopsPerEngine(src: string, slice: number) {
       stops.push([r, h.pc, h.ctr[0], h.ctr[1]]);
       if (r === StopReason.Trap) break;
     }
-    return { final: snapshot(h), stops, chained: h.jit?.stats.chained ?? 0 };
+    return { final: snapshot(h), stops, chained: h.jit?.stats.chained ?? 0, traces: h.jit?.stats.traces ?? 0 };
+  });
+}
+
+/** Start of the programs that walk a0 up through RAM until a load leaves it (about 700 steps of 16 bytes). */
+const WALK = `li a0, 0x${(0x100000 - 0x2bc0).toString(16)}`;
+
+/** Runs `src` under both engines at each budget: every stop and the final state agree, and it ends in a load access fault. Returns the jit's side. */
+function expectSameToFault(src: string, slices: number[]) {
+  return slices.map((slice) => {
+    const [a, b] = stopsPerEngine(src, slice);
+    expect(b.stops).toEqual(a.stops);
+    expect(b.final).toEqual(a.final);
+    expect(a.final.mcause).toBe(5);
+    return { slice, ...b };
   });
 }
 
@@ -104,7 +118,7 @@ describe('jit vs interpreter', () => {
     // The loop walks a pointer up through RAM, summing words with a multiply and a taken branch per
     // iteration, until its load leaves RAM (an access fault on the 700th iteration or so).
     const src = `
-      li a0, 0x${(0x100000 - 0x2bc0).toString(16)}
+      ${WALK}
       li a1, 0
       li a2, 3
     1:
@@ -115,19 +129,14 @@ describe('jit vs interpreter', () => {
       bnez a2, 1b
       ecall
     `;
-    for (const slice of [1, 7, 64, 333, 1_000_000]) {
-      const [a, b] = stopsPerEngine(src, slice);
-      expect(b.stops).toEqual(a.stops);
-      expect(b.final).toEqual(a.final);
-      expect(a.final.mcause).toBe(5); // load access fault, raised by the iteration that left RAM
-    }
+    expectSameToFault(src, [1, 7, 64, 333, 1_000_000]);
   });
 
   test('chained blocks (successors run without the dispatcher) stop at exact budgets and trap precisely', () => {
     // A loop over several blocks of one page (a two-way branch, a call and a return) that walks up
     // through RAM until its load leaves it (an access fault after about 700 iterations).
     const src = `
-      li a0, 0x${(0x100000 - 0x2bc0).toString(16)}
+      ${WALK}
       li a1, 0
       li a2, 3
     1:
@@ -150,13 +159,36 @@ describe('jit vs interpreter', () => {
       xor a1, a1, t2
       ret
     `;
-    for (const slice of [1, 5, 64, 333, 1_000_000]) {
-      const [a, b] = stopsPerEngine(src, slice);
-      expect(b.stops).toEqual(a.stops);
-      expect(b.final).toEqual(a.final);
-      expect(a.final.mcause).toBe(5);
-      if (slice >= 64) expect(b.chained).toBeGreaterThan(0);
-    }
+    for (const b of expectSameToFault(src, [1, 5, 64, 333, 1_000_000])) if (b.slice >= 64) expect(b.chained).toBeGreaterThan(0);
+  });
+
+  test('traces (hot paths through biased branches, rare side exits) stop at exact budgets and trap precisely', () => {
+    // A loop whose first branch is almost never taken and whose second almost always is (a jump
+    // over a rare path): its hot path becomes one trace, left by one side exit every 64th
+    // iteration and by the other every 128th, until the load leaves RAM.
+    const src = `
+      ${WALK}
+      li a1, 0
+      li a2, 0
+    1:
+      lw t0, 0(a0)
+      add a1, a1, t0
+      addi a2, a2, 1
+      andi t1, a2, 63
+      beqz t1, 2f
+      xori a1, a1, 5
+      addi t2, a2, -5
+      andi t2, t2, 127
+      bnez t2, 3f
+      sub a1, a1, a2
+    3:
+      addi a0, a0, 16
+      j 1b
+    2:
+      slli a1, a1, 1
+      j 3b
+    `;
+    for (const b of expectSameToFault(src, [1, 7, 100, 1_000_000])) if (b.slice >= 100) expect(b.traces).toBeGreaterThan(0);
   });
 
   test('odd budgets and switching engines mid-run give the same state at every stop', () => {

@@ -30,6 +30,9 @@ import type { Hart } from './hart.js';
 
 /** Instructions per block at most. */
 export const MAX_BLOCK = 64;
+/** Runs after which a basic block ending with a two-way branch becomes a trace (if any branch is biased); runs a basic block needs before its direction is trusted. */
+const HOT = 32;
+const WARM = 8;
 /** Translated blocks kept at most before the cache is evicted. */
 export const DEFAULT_BLOCK_CAP = 16384;
 
@@ -68,6 +71,10 @@ interface BlockIR {
   selfLoop: boolean;
   /** Ends with a system instruction: its chain ends with it. */
   system: boolean;
+  /** Ends with a conditional branch (a basic block that counts its directions). */
+  branch: boolean;
+  /** Goes on through branches or jumps (a trace). */
+  trace: boolean;
 }
 
 export interface Block {
@@ -79,6 +86,9 @@ export interface Block {
   /** Number of instructions. */
   n: number;
   valid: boolean;
+  /** Runs and taken branches of a basic block ending with a conditional branch, counted up to HOT runs. */
+  hits: number;
+  taken: number;
 }
 
 /** What an invalidated block runs: nothing, back to the dispatcher. */
@@ -89,7 +99,7 @@ export class Jit {
   readonly blocks = new Map<number, Block>();
   private readonly byPage = new Map<number, Block[]>();
   private readonly slots = new Map<number, Slots>();
-  readonly stats = { translations: 0, evictions: 0, invalidations: 0, chains: 0, chained: 0 };
+  readonly stats = { translations: 0, evictions: 0, invalidations: 0, chains: 0, chained: 0, traces: 0 };
 
   /** The hart's RAM views and TLB arrays (fixed for its life), handed to every block it compiles. */
   private readonly views: Views;
@@ -138,14 +148,41 @@ export class Jit {
     return this.add(pa, vpc);
   }
 
+  /**
+   * A basic block ending with a conditional branch has run HOT times: it is replaced (in its slot
+   * and the block map) by a trace from its start that follows each branch, its own and those of
+   * the basic blocks it reaches, in the direction that basic block took at least 90% of the time,
+   * as far as such directions are known (see translate). Nothing happens when no branch is biased.
+   */
+  private retrace(b: Block): void {
+    if (!b.valid || this.blocks.get(b.pa) !== b) return;
+    const slots = this.slots.get(b.pa >>> 12)!;
+    const follow: Follow = (vpc) => {
+      const s = slots[(vpc & 0xfff) >>> 1];
+      if (s === undefined || s.vpc !== vpc || !s.ir.branch || s.ir.trace || s.hits < WARM) return null;
+      return s.taken * 10 >= s.hits * 9 ? true : s.taken * 10 <= s.hits ? false : null;
+    };
+    const ir = translate(this.h, b.pa, b.vpc, follow);
+    if (ir === null || !ir.trace) return;
+    const t: Block = { pa: b.pa, vpc: b.vpc, ir, fn: STALE, n: ir.pcs.length, valid: true, hits: 0, taken: 0 };
+    t.fn = compileBlock(t, slots, this.views, this.retraceFn);
+    slots[(b.pa & 0xfff) >>> 1] = t;
+    this.blocks.set(b.pa, t);
+    this.byPage.get(b.pa >>> 12)!.push(t);
+    drop(b);
+    this.stats.traces++;
+  }
+
+  private readonly retraceFn = (b: Block): void => this.retrace(b);
+
   private add(pa: number, vpc: number): Block | null {
     const ir = translate(this.h, pa, vpc);
     if (!ir) return null;
     const page = pa >>> 12;
     let slots = this.slots.get(page);
     if (slots === undefined) this.slots.set(page, slots = new Array<Block | undefined>(2048).fill(undefined));
-    const t: Block = { pa, vpc, ir, fn: STALE, n: ir.pcs.length, valid: true };
-    t.fn = compileBlock(t, slots, this.views);
+    const t: Block = { pa, vpc, ir, fn: STALE, n: ir.pcs.length, valid: true, hits: 0, taken: 0 };
+    t.fn = compileBlock(t, slots, this.views, this.retraceFn);
     slots[(pa & 0xfff) >>> 1] = t;
     this.stats.translations++;
     this.blocks.set(pa, t);
@@ -266,13 +303,12 @@ function splice(name: string, format: Format, w: number, pc: number, len: number
  * not even one instruction can be translated (illegal, or crossing the page end): the caller
  * then interprets one instruction, which raises whatever the hardware would.
  */
-function translate(h: Hart, pa: number, vpc0: number): BlockIR | null {
+function translate(h: Hart, pa: number, vpc0: number, follow: Follow | null = null): BlockIR | null {
   const mem = h.mem;
-  const pageEnd = (pa | 0xfff) + 1;
-  const insns: { name: string; format: Format; w: number; len: number; vpc: number }[] = [];
-  let off = 0;
+  const pageBase = pa & ~0xfff, pageEnd = pageBase + 4096;
+  const insns: { name: string; format: Format; w: number; len: number; vpc: number; on?: boolean }[] = [];
+  let a = pa, vpc = vpc0, segment = vpc0;
   while (insns.length < MAX_BLOCK) {
-    const a = pa + off;
     if (a + 2 > pageEnd) break;
     const lo = mem.u16[a >>> 1];
     let w: number, len: number;
@@ -291,9 +327,24 @@ function translate(h: Hart, pa: number, vpc0: number): BlockIR | null {
     // CSR instructions may read instret/cycle/time: they start a block of their own, so the
     // counters are exact when they run.
     if (insns.length > 0 && format.startsWith('CSR')) break;
-    insns.push({ name, format, w, len, vpc: (vpc0 + off) | 0 });
-    off += len;
-    if (ENDS_BLOCK.has(name)) break;
+    const insn: (typeof insns)[number] = { name, format, w, len, vpc };
+    insns.push(insn);
+    const next = (vpc + len) | 0;
+    // A trace goes on through a conditional branch in the direction its basic block mostly took,
+    // and through a plain jump, within the page, to code it has not visited (the other direction
+    // becomes a side exit); a branch back to the trace's start closes a loop and ends it.
+    const target = format === 'B' || (name === 'jal' && ((w >>> 7) & 31) === 0) ? (vpc + IMM_OF[format](w)) | 0 : null;
+    const dir = follow === null || target === null || insns.length >= MAX_BLOCK ? null : format === 'B' ? follow(segment) : true;
+    const to = dir === true ? target! : dir === false ? next : null;
+    if (to === null || to === vpc0 || (to ^ vpc0) >>> 12 !== 0 || insns.some((x) => x.vpc === to)) {
+      if (ENDS_BLOCK.has(name)) break;
+      a += len;
+      vpc = next;
+      continue;
+    }
+    insn.on = dir!;
+    a = pageBase + (to & 0xfff);
+    vpc = segment = to;
   }
   const n = insns.length;
   if (n === 0) return null;
@@ -303,9 +354,10 @@ function translate(h: Hart, pa: number, vpc0: number): BlockIR | null {
   const parts: string[] = [];
   const prefix: number[] = [0];
   const used = new Set<number>(), written = new Set<number>();
-  insns.forEach(({ name, format, w, len, vpc }, i) => {
+  insns.forEach(({ name, format, w, len, vpc, on }, i) => {
     const next = (vpc + len) | 0;
     let body = splice(name, format, w, vpc, len, used, written, groups[i]);
+    if (on !== undefined) body = onTrace(body, on, next, i + 1);
     // A slow path may refill the TLB: later group members check again (see Group).
     if (groupCount && /\bh\./.test(body) && !body.includes('G_CLOBBER')) body = `G_CLOBBER; ${body}`;
     body = body.replaceAll('G_CLOBBER', clobber);
@@ -320,9 +372,25 @@ function translate(h: Hart, pa: number, vpc0: number): BlockIR | null {
   const target = last.format === 'B' || last.name === 'jal' ? (last.vpc + IMM_OF[last.format](last.w)) | 0 : null;
   return {
     parts, prefix, pcs: insns.map((x) => x.vpc), used, written, groups: groupCount, fallthrough: (last.vpc + last.len) | 0,
-    selfLoop: target === vpc0, system: SYSTEM.has(last.name),
+    selfLoop: target === vpc0, system: SYSTEM.has(last.name), branch: last.format === 'B',
+    trace: insns.some((x) => x.on !== undefined),
   };
 }
+
+/**
+ * A trace's branch or jump (spliced code) followed in direction `taken`: it leaves the trace,
+ * with `ip` instructions retired, when it goes the other way; a followed jump just goes on.
+ */
+function onTrace(code: string, taken: boolean, next: number, ip: number): string {
+  const m = /^if \((.*)\) \{ npc = ([^;]+); (cyc [^}]*)\}$/s.exec(code);
+  if (m === null) return code.replace(/^npc = [^;]+; /, ''); // jal x0: no link, so nothing else to do
+  const [, cond, to, counted] = m;
+  return taken ? `if (${cond}) { ${counted}} else { npc = ${next}; ip = ${ip}; break blk; }`
+    : `if (${cond}) { npc = ${to}; ${counted}ip = ${ip}; break blk; }`;
+}
+
+/** Which way the conditional branch ending the basic block at `vpc` mostly went: taken, not taken, or unknown or mixed (null). */
+type Follow = (vpc: number) => boolean | null;
 
 /** Register locals, the memory prologue (only blocks that touch memory pay for it) and the store prologue of some code. */
 function prologue(body: string, used: Set<number>, written: Set<number>) {
@@ -351,7 +419,7 @@ const blockBody = (b: Block): string => `blk: {
  * returned from the page's slot table: the dispatcher's chain loop calls it without a lookup, and
  * registers pass through the register file between blocks.
  */
-function compileBlock(b: Block, slots: Slots, views: Views): BlockFn {
+function compileBlock(b: Block, slots: Slots, views: Views, retrace: (b: Block) => void): BlockFn {
   const { prefix, pcs, used, fallthrough, selfLoop, system, parts } = b.ir;
   const n = b.n, vpc0 = b.vpc;
   const blk = blockBody(b);
@@ -360,6 +428,9 @@ function compileBlock(b: Block, slots: Slots, views: Views): BlockFn {
   const taken = parts.some((x) => x.includes('tb++'));
   const retired = early ? 'doneI + ip' : String(n);
   const cycles = (early ? 'doneC + PREFIX[ip]' : String(prefix[n])) + (taken ? ' + cyc' : '');
+  // A basic block ending with a two-way branch counts its runs and taken branches until it is hot (see Jit.retrace).
+  const count = b.ir.branch && !b.ir.trace && !selfLoop ? `
+    if (B.hits < ${HOT}) { B.hits++; if (npc !== ${fallthrough}) B.taken++; if (B.hits === ${HOT}) RETRACE(B); }` : '';
   const groupLocals = Array.from({ length: b.ir.groups }, (_, k) => `g${k} = false, g${k}d = 0, `).join('');
   const p = prologue(blk, used, b.ir.written);
   const run = selfLoop ? `for (;;) {
@@ -388,18 +459,18 @@ function compileBlock(b: Block, slots: Slots, views: Views): BlockFn {
     ctr[${Ctr.Instructions}] += ${retired};
     ctr[${Ctr.Cycles}] += ${cycles};${taken ? `
     ctr[${Ctr.TakenBranches}] += tb;` : ''}
-    h.pc = npc;
+    h.pc = npc;${count}
     ${next}`;
   let factory = FACTORIES.get(src);
   if (factory === undefined) {
     if (FACTORIES.size >= FACTORY_CAP) FACTORIES.clear();
-    factory = new Function('TRAP', 'PREFIX', 'PCS', 'SLOTS', 'M', `return function block(h, x, ctr) { ${src} }`) as BlockFactory;
+    factory = new Function('TRAP', 'PREFIX', 'PCS', 'SLOTS', 'M', 'B', 'RETRACE', `return function block(h, x, ctr) { ${src} }`) as BlockFactory;
     FACTORIES.set(src, factory);
   }
-  return factory(TRAP, Int32Array.from(prefix), Int32Array.from(pcs), slots, views);
+  return factory(TRAP, Int32Array.from(prefix), Int32Array.from(pcs), slots, views, b, retrace);
 }
 
-type BlockFactory = (trap: unknown, prefix: Int32Array, pcs: Int32Array, slots: Slots, views: Views) => BlockFn;
+type BlockFactory = (trap: unknown, prefix: Int32Array, pcs: Int32Array, slots: Slots, views: Views, b: Block, retrace: (b: Block) => void) => BlockFn;
 /**
  * Compiled blocks by source text, shared by every hart and VM of the thread. A block's source
  * determines its behaviour (instructions, pcs and costs are constants in it), so the same code
