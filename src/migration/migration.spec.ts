@@ -44,7 +44,9 @@ async function migrate(vm: Vm, dstHost: HostMemory, params: Partial<MigrationPar
     }
   } catch (e) {
     src.abort();
-    return { error: e as Error, progress, dst: null, outcome: null, src };
+    // Settles once the destination has noticed and released what it took.
+    const dstSettled = dst.done.then(() => null, (f: Error) => f);
+    return { error: e as Error, progress, dst: null, outcome: null, src, dstSettled };
   }
   beforeSwitch?.(vm);
   return { error: null, progress, dst: await dst.done, outcome, src };
@@ -141,7 +143,7 @@ describe('live migration (pre-copy over TCP)', () => {
     const m = await migrate(vm, b, params, failAt as DestinationFault | null);
     expect(m.error).toBeInstanceOf(MigrationFailed);
     expect(vm.khv.gstage.dirty).toBeNull();
-    await new Promise((r) => setTimeout(r, 20));
+    expect(await m.dstSettled).toBeInstanceOf(Error);
     expect(b.usage().byOwner[7]).toBeUndefined();
     expect(vm.runToCompletion()).toBe('stopped');
     expect(lines(console)).toEqual(lines(reference.console));
