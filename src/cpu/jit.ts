@@ -19,6 +19,11 @@
  *   when the chain began still holds), and the dispatcher's chain loop calls it without a lookup.
  *   Chains end after a system instruction, at a successor in another page or not yet translated,
  *   after a store into code, on a trap, or at a block the run's limit cannot hold.
+ * - Traces: a hot basic block ending with a biased two-way branch is replaced by a trace through
+ *   the page that follows the usual directions; the other directions are side exits that leave
+ *   the same state as the basic blocks would.
+ * - Access groups: loads (or stores) sharing a base register share one TLB check, redone after any
+ *   slow path, so TLB misses and walk cycles are exactly the interpreter's.
  */
 import { INSNS, Format } from '../isa/table.js';
 import { decode, expandCompressed } from '../isa/decode.js';
