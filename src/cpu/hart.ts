@@ -435,7 +435,7 @@ export class Hart implements MmuHost {
       const tag = (vpn << 3) | this.mode();
       t.tag[vpn & 255] = tag;
       t.page[vpn & 255] = pa - (va & 0xfff);
-      if (acc === ACC_STORE) t.fast[vpn & 255] = this.reservation < 0 && (this.codePages === null || this.codePages[pa >>> 12] === 0) ? tag : -1;
+      if (acc === ACC_STORE) t.fast[vpn & 255] = this.fastTag(tag, pa >>> 12);
     }
     return pa;
   }
@@ -507,8 +507,13 @@ export class Hart implements MmuHost {
 
   /** The reservation is gone: translated code may store without bookkeeping again, except to code frames. */
   private refreshFastStores(): void {
-    const t = this.mmu.tlb[ACC_STORE], code = this.codePages;
-    for (let i = 0; i < 256; i++) t.fast[i] = code !== null && code[t.page[i] >>> 12] !== 0 ? -1 : t.tag[i];
+    const t = this.mmu.tlb[ACC_STORE];
+    for (let i = 0; i < 256; i++) t.fast[i] = this.fastTag(t.tag[i], t.page[i] >>> 12);
+  }
+
+  /** The store TLB's `fast` tag for an entry with tag `tag` mapping frame `frame` (see Tlb.fast). */
+  private fastTag(tag: number, frame: number): number {
+    return this.reservation < 0 && (this.codePages === null || this.codePages[frame] === 0) ? tag : -1;
   }
 
   /** Per-frame "holds translated code" marks (set by a block translator), or null. */

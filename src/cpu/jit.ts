@@ -264,7 +264,7 @@ function groupAccesses(insns: { name: string; w: number; format: Format }[]): (G
     if (size !== undefined && rs1 !== 0) {
       const off = IMM_OF[format](w);
       if (off % size === 0) {
-        const key = `${name[0] === 's'}:${rs1}:${version[rs1]}`;
+        const key = `${STORES.has(name)}:${rs1}:${version[rs1]}`;
         (members.get(key) ?? members.set(key, []).get(key)!).push({ i, off, size });
       }
     }
@@ -362,7 +362,7 @@ function translate(h: Hart, pa: number, vpc0: number, follow: Follow | null = nu
   insns.forEach(({ name, format, w, len, vpc, on }, i) => {
     const next = (vpc + len) | 0;
     let body = splice(name, format, w, vpc, len, used, written, groups[i]);
-    if (on !== undefined) body = onTrace(body, on, next, i + 1);
+    if (on !== undefined) body = onTrace(body, format === 'B', on, next, i + 1);
     // A slow path may refill the TLB: later group members check again (see Group).
     if (groupCount && /\bh\./.test(body) && !body.includes('G_CLOBBER')) body = `G_CLOBBER; ${body}`;
     body = body.replaceAll('G_CLOBBER', clobber);
@@ -383,12 +383,13 @@ function translate(h: Hart, pa: number, vpc0: number, follow: Follow | null = nu
 }
 
 /**
- * A trace's branch or jump (spliced code) followed in direction `taken`: it leaves the trace,
+ * A trace's branch or jump (spliced code; branch templates are semantics.ts's `branch`) followed in direction `taken`: it leaves the trace,
  * with `ip` instructions retired, when it goes the other way; a followed jump just goes on.
  */
-function onTrace(code: string, taken: boolean, next: number, ip: number): string {
+function onTrace(code: string, branch: boolean, taken: boolean, next: number, ip: number): string {
+  if (!branch) return code.replace(/^npc = [^;]+; /, ''); // jal x0: no link, so nothing else to do
   const m = /^if \((.*)\) \{ npc = ([^;]+); (cyc [^}]*)\}$/s.exec(code);
-  if (m === null) return code.replace(/^npc = [^;]+; /, ''); // jal x0: no link, so nothing else to do
+  if (m === null) throw new Error(`jit: a branch template no longer has the shape traces expect: ${code}`);
   const [, cond, to, counted] = m;
   return taken ? `if (${cond}) { ${counted}} else { npc = ${next}; ip = ${ip}; break blk; }`
     : `if (${cond}) { npc = ${to}; ${counted}ip = ${ip}; break blk; }`;
