@@ -10,7 +10,7 @@ import { assembleRaw } from '../isa/assembler.js';
 import { encode } from '../isa/encode.js';
 import { opId } from '../isa/table.js';
 import { createHash } from 'node:crypto';
-import { Jit } from './jit.js';
+import { DEFAULT_BLOCK_CAP, Jit } from './jit.js';
 
 const BASE = 0x1000;
 
@@ -22,7 +22,8 @@ function snapshot(h: Hart) {
   };
 }
 
-function machine(src: string, engine: Engine) {
+/** A machine running `src` from BASE in M-mode; with `regionAt`, its jit makes regions of pages after that many runs of a block. */
+function machine(src: string, engine: Engine, regionAt?: number) {
   const mem = PhysMem.ofSize(1 << 20);
   const { bytes } = assembleRaw(src, { base: BASE });
   mem.u8.set(bytes, BASE);
@@ -31,6 +32,7 @@ function machine(src: string, engine: Engine) {
   h.priv = PRIV_M;
   h.pc = BASE;
   h.nativeTraps = NATIVE_M;
+  if (regionAt !== undefined) h.jit = new Jit(h, DEFAULT_BLOCK_CAP, regionAt);
   return h;
 }
 
@@ -45,16 +47,16 @@ function runToEcall(h: Hart, slice: number, alternate = false) {
 }
 
 /** Runs `src` to its trap in slices of `slice` under each engine: every stop (reason, pc, instret, cycles) and the final state. */
-function stopsPerEngine(src: string, slice: number) {
+function stopsPerEngine(src: string, slice: number, regionAt?: number) {
   return (['interp', 'jit'] as const).map((engine) => {
-    const h = machine(src, engine);
+    const h = machine(src, engine, regionAt);
     const stops: unknown[] = [];
     for (let i = 0; i < 100_000; i++) {
       const r = h.run(slice);
       stops.push([r, h.pc, h.ctr[0], h.ctr[1]]);
       if (r === StopReason.Trap) break;
     }
-    return { final: snapshot(h), stops, chained: h.jit?.stats.chained ?? 0, traces: h.jit?.stats.traces ?? 0 };
+    return { final: snapshot(h), stops, chained: h.jit?.stats.chained ?? 0, traces: h.jit?.stats.traces ?? 0, regions: h.jit?.stats.regions ?? 0 };
   });
 }
 
@@ -62,9 +64,9 @@ function stopsPerEngine(src: string, slice: number) {
 const WALK = `li a0, 0x${(0x100000 - 0x2bc0).toString(16)}`;
 
 /** Runs `src` under both engines at each budget: every stop and the final state agree, and it ends in a load access fault. Returns the jit's side. */
-function expectSameToFault(src: string, slices: number[]) {
+function expectSameToFault(src: string, slices: number[], regionAt?: number) {
   return slices.map((slice) => {
-    const [a, b] = stopsPerEngine(src, slice);
+    const [a, b] = stopsPerEngine(src, slice, regionAt);
     expect(b.stops).toEqual(a.stops);
     expect(b.final).toEqual(a.final);
     expect(a.final.mcause).toBe(5);
@@ -102,9 +104,10 @@ slot:
 
 describe('jit vs interpreter', () => {
   test('self-modifying programs leave identical state and counters (and see the new code)', () => {
-    fc.assert(fc.property(smcProgram, (src) => {
+    fc.assert(fc.property(smcProgram, fc.boolean(), (src, regions) => {
       const a = machine(src, 'interp');
-      const b = machine(src, 'jit');
+      // With regions after two runs, the patching store leaves the region that holds it.
+      const b = machine(src, 'jit', regions ? 2 : undefined);
       runToEcall(a, 1000);
       runToEcall(b, 1000);
       expect(snapshot(b)).toEqual(snapshot(a));
@@ -130,6 +133,9 @@ describe('jit vs interpreter', () => {
       ecall
     `;
     expectSameToFault(src, [1, 7, 64, 333, 1_000_000]);
+    // The loop inside a region (with the setup block before it), leaving it on each TLB miss (at
+    // the largest budget the loop never ends normally, so it never counts a run and stays alone).
+    for (const b of expectSameToFault(src, [1, 7, 64, 333, 1_000_000], 1)) if (b.slice === 64 || b.slice === 333) expect(b.regions).toBeGreaterThan(0);
   });
 
   test('chained blocks (successors run without the dispatcher) stop at exact budgets and trap precisely', () => {
@@ -160,6 +166,8 @@ describe('jit vs interpreter', () => {
       ret
     `;
     for (const b of expectSameToFault(src, [1, 5, 64, 333, 1_000_000])) if (b.slice >= 64) expect(b.chained).toBeGreaterThan(0);
+    // The same blocks as one region: budgets end inside it, traps leave it precisely.
+    for (const b of expectSameToFault(src, [1, 5, 64, 333, 1_000_000], 8)) if (b.slice >= 64) expect(b.regions).toBeGreaterThan(0);
   });
 
   test('traces (hot paths through biased branches, rare side exits) stop at exact budgets and trap precisely', () => {
@@ -189,6 +197,42 @@ describe('jit vs interpreter', () => {
       j 3b
     `;
     for (const b of expectSameToFault(src, [1, 7, 100, 1_000_000])) if (b.slice >= 100) expect(b.traces).toBeGreaterThan(0);
+    // Traces inside a region (built after they are): side exits go on to the region's other blocks.
+    for (const b of expectSameToFault(src, [1, 7, 100, 1_000_000], 48)) {
+      if (b.slice >= 100) expect(b.traces).toBeGreaterThan(0);
+      if (b.slice >= 1_000_000) expect(b.regions).toBeGreaterThan(0);
+    }
+  });
+
+  test('regions leave before a slow path mid-block and trap precisely in a call into the hart', () => {
+    // A loop whose load comes mid-block and misses the TLB on every new page (the region leaves
+    // before it, with the instructions before it retired), and whose atomic add goes through the
+    // hart and faults inside the region once the walk leaves RAM.
+    const src = `
+      ${WALK}
+      li a1, 0
+      li a2, 3
+    1:
+      add a1, a1, a2
+      xor a1, a1, a0
+      amoadd.w t2, a2, (a0)
+      lw t0, 4(a0)
+      add a1, a1, t0
+      andi t1, a1, 1
+      beqz t1, 2f
+      addi a1, a1, 3
+    2:
+      addi a0, a0, 16
+      bnez a2, 1b
+      ecall
+    `;
+    for (const slice of [1, 7, 64, 333, 1_000_000]) {
+      const [a, b] = stopsPerEngine(src, slice, 4);
+      expect(b.stops).toEqual(a.stops);
+      expect(b.final).toEqual(a.final);
+      expect(a.final.mcause).toBe(7);
+      if (slice >= 64) expect(b.regions).toBeGreaterThan(0);
+    }
   });
 
   test('odd budgets and switching engines mid-run give the same state at every stop', () => {

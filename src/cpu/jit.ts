@@ -24,6 +24,9 @@
  *   the same state as the basic blocks would.
  * - Access groups: loads (or stores) sharing a base register share one TLB check, redone after any
  *   slow path, so TLB misses and walk cycles are exactly the interpreter's.
+ * - Regions: once a block of a page has run often, the page's blocks that have run become one
+ *   function with registers in locals across blocks; it leaves before any instruction that needs
+ *   a slow path, with exactly the state the blocks would have left there.
  */
 import { INSNS, Format } from '../isa/table.js';
 import { decode, expandCompressed } from '../isa/decode.js';
@@ -64,6 +67,8 @@ type Slots = (Block | undefined)[];
 /** A block as translated, before compilation: its instructions' code and accounting. */
 interface BlockIR {
   parts: string[];
+  /** The same instructions as compiled inside a region (see compileRegion). */
+  rparts: string[];
   /** Static cycles of the first i instructions. */
   prefix: number[];
   pcs: number[];
@@ -73,6 +78,10 @@ interface BlockIR {
   /** Access groups (locals g<k>, g<k>d: see Group). */
   groups: number;
   fallthrough: number;
+  /** Where the last instruction goes when it branches or jumps, if that is a constant. */
+  target: number | null;
+  /** Ends with an indirect jump (jalr). */
+  indirect: boolean;
   selfLoop: boolean;
   /** Ends with a system instruction: its chain ends with it. */
   system: boolean;
@@ -94,22 +103,62 @@ export interface Block {
   /** Runs and taken branches of a basic block ending with a conditional branch, counted up to HOT runs. */
   hits: number;
   taken: number;
+  /** Runs on its own (not inside a region). */
+  runs: number;
+  /** The block's own compiled function; `fn` is its region's entry while it belongs to one. */
+  solo: BlockFn;
 }
 
-/** What an invalidated block runs: nothing, back to the dispatcher. */
-const STALE: BlockFn = () => null;
+/**
+ * What an invalidated block runs: nothing, back to the dispatcher. Like a region's entries, made
+ * by `new Function` as the blocks are, so every Block.fn holds the same kind of function and V8
+ * keeps one shape for Block (an arrow function here would change the field's type and deoptimize
+ * every compiled function that reads a Block).
+ */
+const STALE = new Function('return function stale() { return null; }')() as BlockFn;
+/**
+ * The entry of a region at its k-th block: runs the region, then returns the block at the pc it
+ * stopped at if that can be chained (in the same page, translated for the same virtual page).
+ * When the region left before an instruction its fast paths could not run (how = 2) and a
+ * block starts there, that block runs on its own first (its slow path), since its region entry
+ * would only leave again.
+ * The successor lookup lives here, in code every region shares, rather than on each region's
+ * rarely run exit path, where V8 would have no type feedback for it and would deoptimize the
+ * whole region on its first exits.
+ */
+const ENTRY = new Function('R', 'k', 'SLOTS', 'VPAGE', `return function entry(h, x, ctr) {
+  const how = R(h, x, ctr, k);
+  if (how === 0) return null;
+  const npc = h.pc | 0;
+  if ((npc >>> 12) !== VPAGE) return null;
+  const t = SLOTS[(npc & 0xfff) >>> 1];
+  if (t === undefined || t.vpc !== npc) return null;
+  return how === 1 ? t : t.solo(h, x, ctr);
+}`) as (r: RegionFn, k: number, slots: Slots, vpage: number) => BlockFn;
+
+/**
+ * Runs of one block on its own after which its page's blocks become a region (once per page: a
+ * region is one large function that V8 takes 50-150 ms to optimize, so rebuilding it as more of
+ * the page is found costs more than the blocks left out of it); instructions in a region at most.
+ * docs/engine.md has the measurements behind both.
+ */
+export const REGION_AT = 2048;
+const REGION_INSNS = 512;
 
 /** Per-hart translation state. */
 export class Jit {
   readonly blocks = new Map<number, Block>();
   private readonly byPage = new Map<number, Block[]>();
   private readonly slots = new Map<number, Slots>();
-  readonly stats = { translations: 0, evictions: 0, invalidations: 0, chains: 0, chained: 0, traces: 0 };
+  readonly stats = { translations: 0, evictions: 0, invalidations: 0, chains: 0, chained: 0, traces: 0, regions: 0 };
+  /** Pages whose region has been built (see region). */
+  private readonly regioned = new Set<number>();
 
   /** The hart's RAM views and TLB arrays (fixed for its life), handed to every block it compiles. */
   private readonly views: Views;
 
-  constructor(private readonly h: Hart, readonly cap = DEFAULT_BLOCK_CAP) {
+  /** `regionAt`: runs of a block after which its page becomes a region (lower in tests, to reach regions quickly). */
+  constructor(private readonly h: Hart, readonly cap = DEFAULT_BLOCK_CAP, private readonly regionAt = REGION_AT) {
     const [, load, store] = h.mmu.tlb;
     this.views = { ltag: load.tag, lpage: load.page, sfast: store.fast, spage: store.page, u8: h.mem.u8, u16: h.mem.u16, i32: h.mem.i32 };
     h.codePages = new Uint8Array(Math.ceil(h.mem.size / 4096));
@@ -122,6 +171,7 @@ export class Jit {
     this.blocks.clear();
     this.byPage.clear();
     for (const t of this.slots.values()) t.fill(undefined);
+    this.regioned.clear();
     this.h.codePages!.fill(0);
   }
 
@@ -132,6 +182,7 @@ export class Jit {
     if (!list) return;
     for (const b of list) { drop(b); if (this.blocks.get(b.pa) === b) this.blocks.delete(b.pa); }
     this.slots.get(page)?.fill(undefined);
+    this.regioned.delete(page);
     this.stats.invalidations += list.length;
     this.byPage.delete(page);
   }
@@ -169,8 +220,8 @@ export class Jit {
     };
     const ir = translate(this.h, b.pa, b.vpc, follow);
     if (ir === null || !ir.trace) return;
-    const t: Block = { pa: b.pa, vpc: b.vpc, ir, fn: STALE, n: ir.pcs.length, valid: true, hits: 0, taken: 0 };
-    t.fn = compileBlock(t, slots, this.views, this.retraceFn);
+    const t: Block = { pa: b.pa, vpc: b.vpc, ir, fn: STALE, solo: STALE, n: ir.pcs.length, valid: true, hits: 0, taken: 0, runs: 0 };
+    t.fn = t.solo = compileBlock(t, slots, this.views, this.hotFn, this.regionAt);
     slots[(b.pa & 0xfff) >>> 1] = t;
     this.blocks.set(b.pa, t);
     this.byPage.get(b.pa >>> 12)!.push(t);
@@ -178,7 +229,32 @@ export class Jit {
     this.stats.traces++;
   }
 
-  private readonly retraceFn = (b: Block): void => this.retrace(b);
+  /**
+   * A block has run `regionAt` times on its own: the page's valid blocks for its virtual page that
+   * have run, the most run first, up to REGION_INSNS instructions, become its region (see
+   * compileRegion), whose entry each of them runs from then on; the others keep running on their
+   * own. A page gets one region until its blocks are invalidated or flushed.
+   */
+  private region(b: Block): void {
+    if (!b.valid || this.blocks.get(b.pa) !== b) return;
+    const page = b.pa >>> 12;
+    if (this.regioned.has(page)) return;
+    const vpage = b.vpc >>> 12;
+    const candidates = this.byPage.get(page)!.filter((m) => m.valid && m.runs > 0 && m.vpc >>> 12 === vpage && this.blocks.get(m.pa) === m)
+      .sort((p, q) => q.runs - p.runs);
+    const members: Block[] = [];
+    let size = 0;
+    for (const m of candidates) if (size + m.n <= REGION_INSNS) { members.push(m); size += m.n; }
+    if (members.length < 2) return;
+    this.regioned.add(page);
+    const placed = placeRegion(members);
+    const fn = compileRegion(placed, this.views);
+    for (const m of this.byPage.get(page)!) m.fn = m.solo;
+    placed.forEach((m, k) => { m.fn = ENTRY(fn, k, this.slots.get(page)!, vpage); });
+    this.stats.regions++;
+  }
+
+  private readonly hotFn = (b: Block, region: boolean): void => (region ? this.region(b) : this.retrace(b));
 
   private add(pa: number, vpc: number): Block | null {
     const ir = translate(this.h, pa, vpc);
@@ -186,8 +262,8 @@ export class Jit {
     const page = pa >>> 12;
     let slots = this.slots.get(page);
     if (slots === undefined) this.slots.set(page, slots = new Array<Block | undefined>(2048).fill(undefined));
-    const t: Block = { pa, vpc, ir, fn: STALE, n: ir.pcs.length, valid: true, hits: 0, taken: 0 };
-    t.fn = compileBlock(t, slots, this.views, this.retraceFn);
+    const t: Block = { pa, vpc, ir, fn: STALE, solo: STALE, n: ir.pcs.length, valid: true, hits: 0, taken: 0, runs: 0 };
+    t.fn = t.solo = compileBlock(t, slots, this.views, this.hotFn, this.regionAt);
     slots[(pa & 0xfff) >>> 1] = t;
     this.stats.translations++;
     this.blocks.set(pa, t);
@@ -203,7 +279,7 @@ export class Jit {
 /** Invalidates a block: it no longer runs (its slot is cleared by the caller). */
 function drop(b: Block): void {
   b.valid = false;
-  b.fn = STALE;
+  b.fn = b.solo = STALE;
 }
 
 /**
@@ -215,7 +291,7 @@ function drop(b: Block): void {
  * bookkeeping; a slow-path store clears `h.codeDirty` first, and `IF_CODE_DIRTY` after it ends the
  * block when it wrote into code.
  */
-function inlineMemory(t: string, g: Group | null): string {
+function inlineMemory(t: string, g: Group | null, region: boolean): string {
   const ea = '(x[RS1] + IMM) | 0';
   const hit = (tag: string, mask: number) => `(_a = ${ea}, _v = _a >>> 12, ${tag}[_v & 255] === ((_v << 3) | mode) && (_a & ${mask}) === 0)`;
   // A group member whose group check passed accesses RAM directly: base register + offset + the group's host delta.
@@ -231,6 +307,20 @@ function inlineMemory(t: string, g: Group | null): string {
     const generic = `if (${hit('sfast', mask)}) ${view}[(spage[_v & 255] + (_a & 0xfff))${shift}] = x[RS2]; else { G_CLOBBER; h.codeDirty = false; h.store${n}(_a, x[RS2]); IF_CODE_DIRTY }`;
     return [`h.store${n}(${ea}, x[RS2]);`, g ? `if (g${g.id}) ${direct(view, shift)} = x[RS2]; else ${generic}` : generic, check('sfast', 'spage')] as const;
   };
+  if (region) {
+    // Inside a region the access checks first and leaves the region before the instruction when
+    // the fast path does not apply (see compileRegion); the access itself is then direct.
+    const leave = `{ ip = IP_HERE; how = 2; break run; } `;
+    const guard = (tag: string, page: string, mask: number) => g === null
+      ? `_a = ${ea}; _v = _a >>> 12; if (${tag}[_v & 255] !== ((_v << 3) | mode) || (_a & ${mask}) !== 0) ${leave}`
+      : `${check(tag, page)}if (!g${g.id}) ${leave}`;
+    const at = (view: string, page: string, shift: string) => g === null ? `${view}[(${page}[_v & 255] + (_a & 0xfff))${shift}]` : direct(view, shift);
+    for (const [n, view, shift, mask] of [[8, 'u8', '', 0], [16, 'u16', ' >>> 1', 1], [32, 'i32', ' >>> 2', 3]] as const) {
+      if (t.includes(`h.load${n}(${ea})`)) return guard('ltag', 'lpage', mask) + t.replace(`h.load${n}(${ea})`, at(view, 'lpage', shift));
+      if (t.includes(`h.store${n}(${ea}, x[RS2]);`)) return guard('sfast', 'spage', mask) + t.replace(`h.store${n}(${ea}, x[RS2]);`, `${at(view, 'spage', shift)} = x[RS2];`);
+    }
+    return t;
+  }
   for (const [from, to, pre] of [load(8, 'u8', '', 0), load(16, 'u16', ' >>> 1', 1), load(32, 'i32', ' >>> 2', 3),
     store(8, 'u8', '', 0), store(16, 'u16', ' >>> 1', 1), store(32, 'i32', ' >>> 2', 3)]) {
     if (t.includes(from)) return pre + t.replace(from, to);
@@ -288,19 +378,22 @@ function groupAccesses(insns: { name: string; w: number; format: Format }[]): (G
 /** Immediate decoders per format, compiled once from the interpreter's expressions. */
 const IMM_OF = Object.fromEntries(Object.entries(IMM_EXPR).map(([f, e]) => [f, new Function('w', `return (${e}) | 0;`) as (w: number) => number])) as Record<Format, (w: number) => number>;
 
+/** A taken branch's bookkeeping in spliced code: its extra cycles (in `cyc`) and the taken-branch counter (in `tb`). */
+const TAKEN_CODE = `cyc += ${COSTS.takenBranch}; tb++;`;
+
 /** Splices a template with constant fields and register locals. */
-function splice(name: string, format: Format, w: number, pc: number, len: number, used: Set<number>, written: Set<number>, group: Group | null): string {
+function splice(name: string, format: Format, w: number, pc: number, len: number, used: Set<number>, written: Set<number>, group: Group | null, region: boolean): string {
   const rd = (w >>> 7) & 31, rs1 = (w >>> 15) & 31, rs2 = (w >>> 20) & 31;
   const imm = IMM_OF[format](w);
   const src = (r: number) => { if (r) used.add(r); return r ? `r${r}` : '0'; };
-  let t = inlineMemory(SEMANTICS[name], group);
+  let t = inlineMemory(SEMANTICS[name], group, region);
   // Locals are plain numbers, not Int32Array elements: truncate every result to int32 as the
   // register file would (e.g. `>>>` yields an unsigned value).
   t = t.replace(/x\[RD\] = ([^;]+);/g, (_, e: string) => { if (rd) { used.add(rd); written.add(rd); } return `${rd ? `r${rd}` : '_z'} = (${e}) | 0;`; });
   t = t.replace(/x\[RS1\]/g, () => src(rs1)).replace(/x\[RS2\]/g, () => src(rs2));
   return t.replace(/\bRD\b/g, String(rd)).replace(/\bRS1\b/g, String(rs1)).replace(/\bRS2\b/g, String(rs2))
     .replace(/\bIMM\b/g, `(${imm})`).replace(/\bPC\b/g, `(${pc | 0})`).replace(/\bLEN\b/g, String(len))
-    .replace(/\bTAKEN\b/g, `cyc += ${COSTS.takenBranch}; tb++;`);
+    .replace(/\bTAKEN\b/g, region ? 'tk = TAKEN_COUNT;' : TAKEN_CODE);
 }
 
 /**
@@ -356,28 +449,36 @@ function translate(h: Hart, pa: number, vpc0: number, follow: Follow | null = nu
   const groups = groupAccesses(insns);
   const groupCount = groups.reduce((k, g) => Math.max(k, g ? g.id + 1 : 0), 0);
   const clobber = groupCount ? `(${Array.from({ length: groupCount }, (_, k) => `g${k}`).join(' = ')} = false)` : '0';
-  const parts: string[] = [];
+  const parts: string[] = [], rparts: string[] = [];
   const prefix: number[] = [0];
   const used = new Set<number>(), written = new Set<number>();
+  let takenBefore = 0;
   insns.forEach(({ name, format, w, len, vpc, on }, i) => {
     const next = (vpc + len) | 0;
-    let body = splice(name, format, w, vpc, len, used, written, groups[i]);
-    if (on !== undefined) body = onTrace(body, format === 'B', on, next, i + 1);
-    // A slow path may refill the TLB: later group members check again (see Group).
-    if (groupCount && /\bh\./.test(body) && !body.includes('G_CLOBBER')) body = `G_CLOBBER; ${body}`;
-    body = body.replaceAll('G_CLOBBER', clobber);
-    // A store into code ends the block after it (slow-path stores only: the fast path never writes code).
-    const exit = `if (h.codeDirty) { ip = ${i + 1}; npc = ${next}; break blk; }`;
-    const code = body.includes('IF_CODE_DIRTY') ? body.replace('IF_CODE_DIRTY', exit) : STORES.has(name) ? `h.codeDirty = false; ${body} ${exit}` : body;
-    // Only an instruction that calls into the hart can trap: it records its index for the handler.
-    parts.push(/\bh\./.test(code) ? `ip = ${i}; ${code}` : code);
+    const code = (region: boolean) => {
+      let body = splice(name, format, w, vpc, len, used, written, groups[i], region);
+      if (on !== undefined) body = onTrace(body, format === 'B', on, next, i + 1, region);
+      // A slow path may refill the TLB: later group members check again (see Group).
+      if (groupCount && /\bh\./.test(body) && !body.includes('G_CLOBBER')) body = `G_CLOBBER; ${body}`;
+      body = body.replaceAll('G_CLOBBER', clobber).replaceAll('IP_HERE', String(i)).replaceAll('TAKEN_COUNT', String(takenBefore + 1));
+      // A store into code ends the block after it (slow-path stores only: the fast path never
+      // writes code); inside a region, it leaves the region.
+      const exit = region ? `if (h.codeDirty) { ip = ${i + 1}; how = 2; break run; }` : `if (h.codeDirty) { ip = ${i + 1}; npc = ${next}; break blk; }`;
+      const c = body.includes('IF_CODE_DIRTY') ? body.replace('IF_CODE_DIRTY', exit) : STORES.has(name) && /\bh\./.test(body) ? `h.codeDirty = false; ${body} ${exit}` : body;
+      // Only an instruction that calls into the hart can trap: it records its index for the handler.
+      return /\bh\./.test(c) ? `ip = ${i}; ${c}` : c;
+    };
+    parts.push(code(false));
+    rparts.push(code(true));
+    // Taken branches and jumps the trace follows (so every later instruction of it ran after them).
+    if (on === true) takenBefore++;
     prefix.push(prefix[i] + COSTS.base + (EXTRA_CYCLES[name] ?? 0));
   });
   const last = insns[n - 1];
   const target = last.format === 'B' || last.name === 'jal' ? (last.vpc + IMM_OF[last.format](last.w)) | 0 : null;
   return {
-    parts, prefix, pcs: insns.map((x) => x.vpc), used, written, groups: groupCount, fallthrough: (last.vpc + last.len) | 0,
-    selfLoop: target === vpc0, system: SYSTEM.has(last.name), branch: last.format === 'B',
+    parts, rparts, prefix, pcs: insns.map((x) => x.vpc), used, written, groups: groupCount, fallthrough: (last.vpc + last.len) | 0,
+    target, indirect: last.name === 'jalr', selfLoop: target === vpc0, system: SYSTEM.has(last.name), branch: last.format === 'B',
     trace: insns.some((x) => x.on !== undefined),
   };
 }
@@ -386,9 +487,9 @@ function translate(h: Hart, pa: number, vpc0: number, follow: Follow | null = nu
  * A trace's branch or jump (spliced code; branch templates are semantics.ts's `branch`) followed in direction `taken`: it leaves the trace,
  * with `ip` instructions retired, when it goes the other way; a followed jump just goes on.
  */
-function onTrace(code: string, branch: boolean, taken: boolean, next: number, ip: number): string {
+function onTrace(code: string, branch: boolean, taken: boolean, next: number, ip: number, region: boolean): string {
   if (!branch) return code.replace(/^npc = [^;]+; /, ''); // jal x0: no link, so nothing else to do
-  const m = /^if \((.*)\) \{ npc = ([^;]+); (cyc [^}]*)\}$/s.exec(code);
+  const m = (region ? /^if \((.*)\) \{ npc = ([^;]+); (tk [^}]*)\}$/s : /^if \((.*)\) \{ npc = ([^;]+); (cyc [^}]*)\}$/s).exec(code);
   if (m === null) throw new Error(`jit: a branch template no longer has the shape traces expect: ${code}`);
   const [, cond, to, counted] = m;
   return taken ? `if (${cond}) { ${counted}} else { npc = ${next}; ip = ${ip}; break blk; }`
@@ -412,39 +513,60 @@ function prologue(body: string, used: Set<number>, written: Set<number>) {
   };
 }
 
-/** A block's instructions in the labelled statement every compiled form runs them in (`break blk` ends it early; `ip` counts the ones retired). */
-const blockBody = (b: Block): string => `blk: {
-        ${b.ir.parts.join('\n        ')}
-        ip = ${b.n};
-      }`;
-
 /**
- * A block compiled to its function (the BlockFn contract). A block whose last instruction branches
- * back to its own start (a tight loop) iterates inside its function while the limit allows.
- * A successor in the same page, translated for the same virtual page (its vpc is the next pc), is
- * returned from the page's slot table: the dispatcher's chain loop calls it without a lookup, and
- * registers pass through the register file between blocks.
+ * A block's run inside a compiled function: its instructions (iterating inside while the budget
+ * allows when it branches back to its own start, a tight loop) and the expressions of what it
+ * retired and what that cost when it ends normally (as constants where it cannot end early or
+ * take a branch). `done` is the expression of the instructions the enclosing function has already
+ * retired before this block, `left` of its budget; `prefix` names the block's prefix-cycle table.
+ * On its own a block counts its taken branches in `cyc` and `tb`; inside a region (`rparts`),
+ * `tk` holds the taken branches so far of the current pass through the block, a constant at each
+ * site, so that no rarely run path does arithmetic (see compileRegion).
  */
-function compileBlock(b: Block, slots: Slots, views: Views, retrace: (b: Block) => void): BlockFn {
-  const { prefix, pcs, used, fallthrough, selfLoop, system, parts } = b.ir;
-  const n = b.n, vpc0 = b.vpc;
-  const blk = blockBody(b);
-  // The normal exit's accounting, as constants where the block cannot end early or take a branch.
+function blockRun(b: Block, done: string, left: string, prefix: string, region: boolean) {
+  const { selfLoop, fallthrough } = b.ir;
+  const n = b.n;
+  const parts = region ? b.ir.rparts : b.ir.parts;
+  const taken = region ? parts.some((x) => x.includes('tk = ')) : parts.some((x) => x.includes('tb++'));
+  const blk = `blk: {
+        ${parts.join('\n        ')}
+        ip = ${n};
+      }`;
   const early = selfLoop || parts.some((x) => x.includes('break blk'));
-  const taken = parts.some((x) => x.includes('tb++'));
-  const retired = early ? 'doneI + ip' : String(n);
-  const cycles = (early ? 'doneC + PREFIX[ip]' : String(prefix[n])) + (taken ? ' + cyc' : '');
-  // A basic block ending with a two-way branch counts its runs and taken branches until it is hot (see Jit.retrace).
-  const count = b.ir.branch && !b.ir.trace && !selfLoop ? `
-    if (B.hits < ${HOT}) { B.hits++; if (npc !== ${fallthrough}) B.taken++; if (B.hits === ${HOT}) RETRACE(B); }` : '';
-  const groupLocals = Array.from({ length: b.ir.groups }, (_, k) => `g${k} = false, g${k}d = 0, `).join('');
-  const p = prologue(blk, used, b.ir.written);
+  const tk = COSTS.takenBranch === 1 ? 'tk' : `tk * ${COSTS.takenBranch}`;
   const run = selfLoop ? `for (;;) {
         npc = ${fallthrough};
         ${blk}
-        if (ip !== ${n} || npc !== ${vpc0} || ctr0 + doneI + ${2 * n} > lim) break;
-        doneI += ${n}; doneC += ${prefix[n]} + cyc; cyc = 0;
+        if (ip !== ${n} || npc !== ${b.vpc} || ${done}doneI + ${2 * n} > ${left}) break;
+        doneI += ${n}; doneC += ${b.ir.prefix[n]}${region ? ` + ${tk}; rtb += tk; tk = 0` : ' + cyc; cyc = 0'};
       }` : blk;
+  const extra = taken ? (region ? ` + ${tk}` : ' + cyc') : '';
+  return {
+    blk, run, early, taken,
+    retired: selfLoop ? 'doneI + ip' : early ? 'ip' : String(n),
+    cycles: (selfLoop ? `doneC + ${prefix}[ip]` : early ? `${prefix}[ip]` : String(b.ir.prefix[n])) + extra,
+  };
+}
+
+/** The locals every compiled form declares for the access groups of its blocks. */
+const groupLocals = (groups: number) => Array.from({ length: groups }, (_, k) => `g${k} = false, g${k}d = 0, `).join('');
+
+/**
+ * A block compiled to its function (the BlockFn contract). A successor in the same page,
+ * translated for the same virtual page (its vpc is the next pc), is returned from the page's slot
+ * table: the dispatcher's chain loop calls it without a lookup, and registers pass through the
+ * register file between blocks. Every block counts its runs (a hot page becomes a region, see
+ * Jit.region); a basic block ending with a two-way branch also counts its taken branches until it
+ * is hot (see Jit.retrace).
+ */
+function compileBlock(b: Block, slots: Slots, views: Views, hot: (b: Block, region: boolean) => void, regionAt: number): BlockFn {
+  const { used, fallthrough, system, selfLoop } = b.ir;
+  const n = b.n, vpc0 = b.vpc;
+  const r = blockRun(b, '', 'lim - ctr0', 'PREFIX', false);
+  const count = `
+    if (++B.runs === ${regionAt}) HOT(B, true);${b.ir.branch && !b.ir.trace && !selfLoop ? `
+    if (B.hits < ${HOT}) { B.hits++; if (npc !== ${fallthrough}) B.taken++; if (B.hits === ${HOT}) HOT(B, false); }` : ''}`;
+  const p = prologue(r.blk, used, b.ir.written);
   const next = system ? 'return null;' : `if ((npc ^ ${vpc0}) >>> 12 === 0) {
       const t = SLOTS[(npc & 0xfff) >>> 1];
       if (t !== undefined && t.vpc === npc) return t;
@@ -453,30 +575,149 @@ function compileBlock(b: Block, slots: Slots, views: Views, retrace: (b: Block) 
   const src = `
     const lim = h.jitLimit, ctr0 = ctr[${Ctr.Instructions}];
     if (ctr0 + ${n} > lim) return null;
-    let ${p.load ? p.load + ', ' : ''}${groupLocals}_z = 0, ip = 0, npc = ${fallthrough}, cyc = 0, tb = 0, doneI = 0, doneC = 0${p.mem}
+    let ${p.load ? p.load + ', ' : ''}${groupLocals(b.ir.groups)}_z = 0, ip = 0, npc = ${fallthrough}, cyc = 0, tb = 0, doneI = 0, doneC = 0${p.mem}
     try {
-      ${run}
+      ${r.run}
     } catch (e) {
       ${p.store}
       if (e === TRAP) { ctr[${Ctr.Instructions}] += doneI + ip; ctr[${Ctr.Cycles}] += doneC + PREFIX[ip] + cyc; ctr[${Ctr.TakenBranches}] += tb; h.pc = PCS[ip]; }
       throw e;
     }
     ${p.store}
-    ctr[${Ctr.Instructions}] += ${retired};
-    ctr[${Ctr.Cycles}] += ${cycles};${taken ? `
+    ctr[${Ctr.Instructions}] += ${r.retired};
+    ctr[${Ctr.Cycles}] += ${r.cycles};${r.taken ? `
     ctr[${Ctr.TakenBranches}] += tb;` : ''}
     h.pc = npc;${count}
     ${next}`;
-  let factory = FACTORIES.get(src);
-  if (factory === undefined) {
-    if (FACTORIES.size >= FACTORY_CAP) FACTORIES.clear();
-    factory = new Function('TRAP', 'PREFIX', 'PCS', 'SLOTS', 'M', 'B', 'RETRACE', `return function block(h, x, ctr) { ${src} }`) as BlockFactory;
-    FACTORIES.set(src, factory);
-  }
-  return factory(TRAP, Int32Array.from(prefix), Int32Array.from(pcs), slots, views, b, retrace);
+  return factory(src, 'TRAP, PREFIX, PCS, SLOTS, M, B, HOT', 'block(h, x, ctr)')(TRAP, Int32Array.from(b.ir.prefix), Int32Array.from(b.ir.pcs), slots, views, b, hot) as BlockFn;
 }
 
-type BlockFactory = (trap: unknown, prefix: Int32Array, pcs: Int32Array, slots: Slots, views: Views, b: Block, retrace: (b: Block) => void) => BlockFn;
+/** A region's function: runs the region from its k-th block (see compileRegion); 0 when it stopped, 1 when its next pc may be chained, 2 when it left before an instruction it could not run. */
+type RegionFn = (h: Hart, x: Int32Array, ctr: Float64Array, k: number) => 0 | 1 | 2;
+
+/**
+ * The hot blocks of one page, for one virtual page, compiled into one function: a loop over a
+ * switch on the block's index, registers in locals for the whole run, so going from one block to
+ * the next costs an index lookup and a jump instead of a call, a register write-back and reload
+ * and the counters' update; a block's usual successor is placed right after it and reached by
+ * falling into its case. It keeps the BlockFn contract as a whole: it runs a block only if the
+ * budget holds all of it, stops after a system instruction (0), goes on to a pc outside its blocks
+ * by returning (1, the entry then chains a same-page successor as a block would), and a trap in any
+ * block leaves exactly the state that block would leave running alone.
+ *
+ * A region has no slow paths: a load or store whose TLB fast path does not apply, and a store
+ * into code, leave the region before (or, for the store, after) that instruction with every
+ * earlier one retired (2; the entry runs the block there on its own, slow path included). Rarely
+ * run paths inside it are only such exits, constant assignments and `break`s (taken-branch
+ * counts are constants per site, in `tk`), because V8 deoptimizes a function the first time it
+ * runs an operation it has no type feedback for, and for a function this large each
+ * reoptimization costs 50-150 ms (docs/engine.md).
+ */
+function compileRegion(members: Block[], views: Views): RegionFn {
+  const vpage = members[0].vpc >>> 12;
+  const used = new Set<number>(), written = new Set<number>();
+  let groups = 0;
+  const cases = members.map((b, k) => {
+    b.ir.used.forEach((r) => used.add(r));
+    b.ir.written.forEach((r) => written.add(r));
+    groups = Math.max(groups, b.ir.groups);
+    const r = blockRun(b, 'ri + ', 'left', `PX[${k}]`, true);
+    const dispatch = `if ((npc >>> 12) !== ${vpage}) break run;
+          k = IDX[(npc & 0xfff) >>> 1];
+          if (k < 0) break run;
+          continue;`;
+    // The usual successor is placed next (see placeRegion): going there falls into its case.
+    const next = b.ir.system ? 'how = 0; break run;'
+      : k + 1 < members.length && likelySuccessor(b) === members[k + 1].vpc ? `if (npc === ${members[k + 1].vpc}) k = ${k + 1}; else {
+          ${dispatch}
+          }` : dispatch;
+    return `case ${k}: {
+          if (ri + ${b.n} > left) { npc = ${b.vpc}; how = 0; break run; }
+          npc = ${b.ir.fallthrough};
+          ${r.run}
+          ri += ${r.retired}; rc += ${r.cycles};${r.taken ? ' rtb += tk; tk = 0;' : ''}${b.ir.selfLoop ? ' doneI = 0; doneC = 0;' : ''}
+          ${next}
+        }`;
+  });
+  const tk = COSTS.takenBranch === 1 ? 'tk' : `tk * ${COSTS.takenBranch}`;
+  const p = prologue(cases.join(''), used, written);
+  const src = `
+    const left = h.jitLimit - ctr[${Ctr.Instructions}];
+    let ${p.load ? p.load + ', ' : ''}${groupLocals(groups)}_z = 0, ip = 0, npc = 0, tk = 0, doneI = 0, doneC = 0, ri = 0, rc = 0, rtb = 0, how = 1${p.mem}
+    try {
+      run: for (;;) {
+        switch (k) {
+        ${cases.join('\n        ')}
+        }
+      }
+    } catch (e) {
+      ${p.store}
+      if (e === TRAP) {
+        ctr[${Ctr.Instructions}] += ri + doneI + ip;
+        ctr[${Ctr.Cycles}] += rc + doneC + PX[k][ip] + ${tk};
+        ctr[${Ctr.TakenBranches}] += rtb + tk;
+        h.pc = PC[k][ip];
+      }
+      throw e;
+    }
+    ${p.store}
+    if (how === 2) {
+      ctr[${Ctr.Instructions}] += ri + doneI + ip;
+      ctr[${Ctr.Cycles}] += rc + doneC + PX[k][ip] + ${tk};
+      ctr[${Ctr.TakenBranches}] += rtb + tk;
+      h.pc = PC[k][ip];
+      return 2;
+    }
+    ctr[${Ctr.Instructions}] += ri;
+    ctr[${Ctr.Cycles}] += rc;
+    ctr[${Ctr.TakenBranches}] += rtb;
+    h.pc = npc;
+    return how;`;
+  const idx = new Int16Array(2048).fill(-1);
+  members.forEach((b, k) => { idx[(b.vpc & 0xfff) >>> 1] = k; });
+  // A region's pc table has one more entry than the block: where a block left after its last instruction (a store into code) goes on.
+  return factory(src, 'TRAP, PX, PC, M, IDX', 'region(h, x, ctr, k)')(TRAP, members.map((b) => Int32Array.from(b.ir.prefix)),
+    members.map((b) => Int32Array.from([...b.ir.pcs, b.ir.fallthrough])), views, idx) as RegionFn;
+}
+
+/** The pc a block most likely goes on to: its taken direction, counted, when it ends with a branch; null if unknown. */
+function likelySuccessor(b: Block): number | null {
+  const { ir } = b;
+  if (ir.system) return null;
+  if (ir.branch) return ir.selfLoop || ir.trace || b.taken * 2 <= b.hits ? ir.fallthrough : ir.target;
+  return ir.indirect ? null : ir.target ?? ir.fallthrough;
+}
+
+/**
+ * Orders a region's blocks so that each is followed, where possible, by its likely successor
+ * (chains grown from the most run block first): that transition then falls into the next case
+ * instead of going round the dispatch switch.
+ */
+function placeRegion(blocks: Block[]): Block[] {
+  const byVpc = new Map(blocks.map((b) => [b.vpc, b]));
+  const placed = new Set<Block>();
+  const out: Block[] = [];
+  for (const first of blocks) {
+    for (let b: Block | undefined = first; b !== undefined && !placed.has(b); b = byVpc.get(likelySuccessor(b) ?? NaN)) {
+      placed.add(b);
+      out.push(b);
+    }
+  }
+  return out;
+}
+
+/** The factory compiled from a function's source (shared through FACTORIES). */
+function factory(src: string, params: string, signature: string): (...args: unknown[]) => unknown {
+  const key = signature + src;
+  let f = FACTORIES.get(key);
+  if (f === undefined) {
+    if (FACTORIES.size >= FACTORY_CAP) FACTORIES.clear();
+    f = new Function(...params.split(', '), `return function ${signature} { ${src} }`) as (...args: unknown[]) => unknown;
+    FACTORIES.set(key, f);
+  }
+  return f;
+}
+
 /**
  * Compiled blocks by source text, shared by every hart and VM of the thread. A block's source
  * determines its behaviour (instructions, pcs and costs are constants in it), so the same code
@@ -484,7 +725,7 @@ type BlockFactory = (trap: unknown, prefix: Int32Array, pcs: Int32Array, slots: 
  * V8's feedback and optimized code, so a VM running an image another VM has run starts warm.
  * Bounded: cleared when full.
  */
-const FACTORIES = new Map<string, BlockFactory>();
+const FACTORIES = new Map<string, (...args: unknown[]) => unknown>();
 const FACTORY_CAP = 8192;
 
 /**
