@@ -137,12 +137,13 @@ const ENTRY = new Function('R', 'k', 'SLOTS', 'VPAGE', `return function entry(h,
 }`) as (r: RegionFn, k: number, slots: Slots, vpage: number) => BlockFn;
 
 /**
- * Runs of one block on its own after which its page's blocks become a region (once per page: a
- * region is one large function that V8 takes 50-150 ms to optimize, so rebuilding it as more of
- * the page is found costs more than the blocks left out of it); instructions in a region at most.
- * docs/engine.md has the measurements behind both.
+ * Runs of one block on its own after which its page's blocks become a region, and builds of one
+ * page's region at most (a block left out of the region that becomes as hot triggers a rebuild
+ * with it; each build is one large function that V8 takes 50-190 ms to optimize); instructions in
+ * a region at most. docs/engine.md has the measurements behind all three.
  */
 export const REGION_AT = 2048;
+const REGION_BUILDS = 4;
 const REGION_INSNS = 512;
 
 /** Per-hart translation state. */
@@ -151,8 +152,8 @@ export class Jit {
   private readonly byPage = new Map<number, Block[]>();
   private readonly slots = new Map<number, Slots>();
   readonly stats = { translations: 0, evictions: 0, invalidations: 0, chains: 0, chained: 0, traces: 0, regions: 0 };
-  /** Pages whose region has been built (see region). */
-  private readonly regioned = new Set<number>();
+  /** Region builds per page (see region). */
+  private readonly builds = new Map<number, number>();
 
   /** The hart's RAM views and TLB arrays (fixed for its life), handed to every block it compiles. */
   private readonly views: Views;
@@ -171,7 +172,7 @@ export class Jit {
     this.blocks.clear();
     this.byPage.clear();
     for (const t of this.slots.values()) t.fill(undefined);
-    this.regioned.clear();
+    this.builds.clear();
     this.h.codePages!.fill(0);
   }
 
@@ -182,7 +183,7 @@ export class Jit {
     if (!list) return;
     for (const b of list) { drop(b); if (this.blocks.get(b.pa) === b) this.blocks.delete(b.pa); }
     this.slots.get(page)?.fill(undefined);
-    this.regioned.delete(page);
+    this.builds.delete(page);
     this.stats.invalidations += list.length;
     this.byPage.delete(page);
   }
@@ -232,13 +233,14 @@ export class Jit {
   /**
    * A block has run `regionAt` times on its own: the page's valid blocks for its virtual page that
    * have run, the most run first, up to REGION_INSNS instructions, become its region (see
-   * compileRegion), whose entry each of them runs from then on; the others keep running on their
-   * own. A page gets one region until its blocks are invalidated or flushed.
+   * compileRegion), whose entry each of them runs from then on; the others run on their own, and
+   * one of them becoming as hot rebuilds the region, up to REGION_BUILDS times a page (counted
+   * until the page's blocks are invalidated or flushed).
    */
   private region(b: Block): void {
     if (!b.valid || this.blocks.get(b.pa) !== b) return;
-    const page = b.pa >>> 12;
-    if (this.regioned.has(page)) return;
+    const page = b.pa >>> 12, built = this.builds.get(page) ?? 0;
+    if (built >= REGION_BUILDS) return;
     const vpage = b.vpc >>> 12;
     const candidates = this.byPage.get(page)!.filter((m) => m.valid && m.runs > 0 && m.vpc >>> 12 === vpage && this.blocks.get(m.pa) === m)
       .sort((p, q) => q.runs - p.runs);
@@ -246,7 +248,7 @@ export class Jit {
     let size = 0;
     for (const m of candidates) if (size + m.n <= REGION_INSNS) { members.push(m); size += m.n; }
     if (members.length < 2) return;
-    this.regioned.add(page);
+    this.builds.set(page, built + 1);
     const placed = placeRegion(members);
     const fn = compileRegion(placed, this.views);
     for (const m of this.byPage.get(page)!) m.fn = m.solo;
