@@ -67,8 +67,8 @@ type Slots = (Block | undefined)[];
 /** A block as translated, before compilation: its instructions' code and accounting. */
 interface BlockIR {
   parts: string[];
-  /** The same instructions as compiled inside a region (see compileRegion). */
-  rparts: string[];
+  /** The same instructions as compiled inside a region (see compileRegion), made on first use. */
+  regionParts: () => string[];
   /** Static cycles of the first i instructions. */
   prefix: number[];
   pcs: number[];
@@ -142,7 +142,7 @@ const ENTRY = new Function('R', 'k', 'SLOTS', 'VPAGE', `return function entry(h,
  * with it; each build is one large function that V8 takes 50-190 ms to optimize); instructions in
  * a region at most. docs/engine.md has the measurements behind all three.
  */
-export const REGION_AT = 2048;
+const REGION_AT = 2048;
 const REGION_BUILDS = 4;
 const REGION_INSNS = 512;
 
@@ -451,35 +451,36 @@ function translate(h: Hart, pa: number, vpc0: number, follow: Follow | null = nu
   const groups = groupAccesses(insns);
   const groupCount = groups.reduce((k, g) => Math.max(k, g ? g.id + 1 : 0), 0);
   const clobber = groupCount ? `(${Array.from({ length: groupCount }, (_, k) => `g${k}`).join(' = ')} = false)` : '0';
-  const parts: string[] = [], rparts: string[] = [];
   const prefix: number[] = [0];
   const used = new Set<number>(), written = new Set<number>();
-  let takenBefore = 0;
-  insns.forEach(({ name, format, w, len, vpc, on }, i) => {
-    const next = (vpc + len) | 0;
-    const code = (region: boolean) => {
-      let body = splice(name, format, w, vpc, len, used, written, groups[i], region);
-      if (on !== undefined) body = onTrace(body, format === 'B', on, next, i + 1, region);
-      // A slow path may refill the TLB: later group members check again (see Group).
-      if (groupCount && /\bh\./.test(body) && !body.includes('G_CLOBBER')) body = `G_CLOBBER; ${body}`;
-      body = body.replaceAll('G_CLOBBER', clobber).replaceAll('IP_HERE', String(i)).replaceAll('TAKEN_COUNT', String(takenBefore + 1));
-      // A store into code ends the block after it (slow-path stores only: the fast path never
-      // writes code); inside a region, it leaves the region.
-      const exit = region ? `if (h.codeDirty) { ip = ${i + 1}; how = 2; break run; }` : `if (h.codeDirty) { ip = ${i + 1}; npc = ${next}; break blk; }`;
-      const c = body.includes('IF_CODE_DIRTY') ? body.replace('IF_CODE_DIRTY', exit) : STORES.has(name) && /\bh\./.test(body) ? `h.codeDirty = false; ${body} ${exit}` : body;
-      // Only an instruction that calls into the hart can trap: it records its index for the handler.
-      return /\bh\./.test(c) ? `ip = ${i}; ${c}` : c;
-    };
-    parts.push(code(false));
-    rparts.push(code(true));
-    // Taken branches and jumps the trace follows (so every later instruction of it ran after them).
-    if (on === true) takenBefore++;
+  // Taken branches and jumps the trace follows before each instruction (every later instruction of it ran after them).
+  const takenBefore: number[] = [];
+  insns.forEach(({ name }, i) => {
+    takenBefore.push(i === 0 ? 0 : takenBefore[i - 1] + (insns[i - 1].on === true ? 1 : 0));
     prefix.push(prefix[i] + COSTS.base + (EXTRA_CYCLES[name] ?? 0));
   });
+  const code = (i: number, region: boolean) => {
+    const { name, format, w, len, vpc, on } = insns[i];
+    const next = (vpc + len) | 0;
+    let body = splice(name, format, w, vpc, len, used, written, groups[i], region);
+    if (on !== undefined) body = onTrace(body, format === 'B', on, next, i + 1);
+    // A slow path may refill the TLB: later group members check again (see Group).
+    if (groupCount && /\bh\./.test(body) && !body.includes('G_CLOBBER')) body = `G_CLOBBER; ${body}`;
+    body = body.replaceAll('G_CLOBBER', clobber).replaceAll('IP_HERE', String(i)).replaceAll('TAKEN_COUNT', String(takenBefore[i] + 1));
+    // A store into code ends the block after it (slow-path stores only: the fast path never
+    // writes code); inside a region, it leaves the region.
+    const exit = region ? `if (h.codeDirty) { ip = ${i + 1}; how = 2; break run; }` : `if (h.codeDirty) { ip = ${i + 1}; npc = ${next}; break blk; }`;
+    const c = body.includes('IF_CODE_DIRTY') ? body.replace('IF_CODE_DIRTY', exit) : STORES.has(name) && /\bh\./.test(body) ? `h.codeDirty = false; ${body} ${exit}` : body;
+    // Only an instruction that calls into the hart can trap: it records its index for the handler.
+    return /\bh\./.test(c) ? `ip = ${i}; ${c}` : c;
+  };
+  const parts = insns.map((_, i) => code(i, false));
+  // The region form is spliced only for blocks that join a region, once.
+  let rparts: string[] | null = null;
   const last = insns[n - 1];
   const target = last.format === 'B' || last.name === 'jal' ? (last.vpc + IMM_OF[last.format](last.w)) | 0 : null;
   return {
-    parts, rparts, prefix, pcs: insns.map((x) => x.vpc), used, written, groups: groupCount, fallthrough: (last.vpc + last.len) | 0,
+    parts, regionParts: () => (rparts ??= insns.map((_, i) => code(i, true))), prefix, pcs: insns.map((x) => x.vpc), used, written, groups: groupCount, fallthrough: (last.vpc + last.len) | 0,
     target, indirect: last.name === 'jalr', selfLoop: target === vpc0, system: SYSTEM.has(last.name), branch: last.format === 'B',
     trace: insns.some((x) => x.on !== undefined),
   };
@@ -489,9 +490,10 @@ function translate(h: Hart, pa: number, vpc0: number, follow: Follow | null = nu
  * A trace's branch or jump (spliced code; branch templates are semantics.ts's `branch`) followed in direction `taken`: it leaves the trace,
  * with `ip` instructions retired, when it goes the other way; a followed jump just goes on.
  */
-function onTrace(code: string, branch: boolean, taken: boolean, next: number, ip: number, region: boolean): string {
+function onTrace(code: string, branch: boolean, taken: boolean, next: number, ip: number): string {
   if (!branch) return code.replace(/^npc = [^;]+; /, ''); // jal x0: no link, so nothing else to do
-  const m = (region ? /^if \((.*)\) \{ npc = ([^;]+); (tk [^}]*)\}$/s : /^if \((.*)\) \{ npc = ([^;]+); (cyc [^}]*)\}$/s).exec(code);
+  // The taken side's bookkeeping: TAKEN_CODE, or `tk = ...;` in a region.
+  const m = /^if \((.*)\) \{ npc = ([^;]+); ((?:cyc|tk) [^}]*)\}$/s.exec(code);
   if (m === null) throw new Error(`jit: a branch template no longer has the shape traces expect: ${code}`);
   const [, cond, to, counted] = m;
   return taken ? `if (${cond}) { ${counted}} else { npc = ${next}; ip = ${ip}; break blk; }`
@@ -521,14 +523,14 @@ function prologue(body: string, used: Set<number>, written: Set<number>) {
  * retired and what that cost when it ends normally (as constants where it cannot end early or
  * take a branch). `done` is the expression of the instructions the enclosing function has already
  * retired before this block, `left` of its budget; `prefix` names the block's prefix-cycle table.
- * On its own a block counts its taken branches in `cyc` and `tb`; inside a region (`rparts`),
+ * On its own a block counts its taken branches in `cyc` and `tb`; inside a region (`regionParts`),
  * `tk` holds the taken branches so far of the current pass through the block, a constant at each
  * site, so that no rarely run path does arithmetic (see compileRegion).
  */
 function blockRun(b: Block, done: string, left: string, prefix: string, region: boolean) {
   const { selfLoop, fallthrough } = b.ir;
   const n = b.n;
-  const parts = region ? b.ir.rparts : b.ir.parts;
+  const parts = region ? b.ir.regionParts() : b.ir.parts;
   const taken = region ? parts.some((x) => x.includes('tk = ')) : parts.some((x) => x.includes('tb++'));
   const blk = `blk: {
         ${parts.join('\n        ')}
@@ -544,7 +546,7 @@ function blockRun(b: Block, done: string, left: string, prefix: string, region: 
       }` : blk;
   const extra = taken ? (region ? ` + ${tk}` : ' + cyc') : '';
   return {
-    blk, run, early, taken,
+    blk, run, taken,
     retired: selfLoop ? 'doneI + ip' : early ? 'ip' : String(n),
     cycles: (selfLoop ? `doneC + ${prefix}[ip]` : early ? `${prefix}[ip]` : String(b.ir.prefix[n])) + extra,
   };
@@ -653,21 +655,16 @@ function compileRegion(members: Block[], views: Views): RegionFn {
         }
       }
     } catch (e) {
-      ${p.store}
-      if (e === TRAP) {
-        ctr[${Ctr.Instructions}] += ri + doneI + ip;
-        ctr[${Ctr.Cycles}] += rc + doneC + PX[k][ip] + ${tk};
-        ctr[${Ctr.TakenBranches}] += rtb + tk;
-        h.pc = PC[k][ip];
-      }
-      throw e;
+      if (e !== TRAP) { ${p.store} throw e; }
+      how = 3; // a trap: accounted like a leave (2), then rethrown
     }
     ${p.store}
-    if (how === 2) {
+    if (how >= 2) {
       ctr[${Ctr.Instructions}] += ri + doneI + ip;
       ctr[${Ctr.Cycles}] += rc + doneC + PX[k][ip] + ${tk};
       ctr[${Ctr.TakenBranches}] += rtb + tk;
       h.pc = PC[k][ip];
+      if (how === 3) throw TRAP;
       return 2;
     }
     ctr[${Ctr.Instructions}] += ri;
