@@ -1,5 +1,5 @@
 /**
- * Table-driven decoder. Lookup structures are built once from INSNS/CINSNS at module load;
+ * Table-driven decoder. Lookup structures are built once from INSNS/CINSNS (the 32-bit ones at module load, compressed entries on first use);
  * decoding itself does no allocation and no string work.
  */
 import { CINSNS, INSNS, maskMatch } from './table.js';
@@ -47,31 +47,37 @@ export function decode(word: number): number {
   return -1;
 }
 
-// Compressed: the whole 16-bit space fits in two tables: row index per halfword (-1 = illegal)
-// and the expansion (0 = illegal/reserved).
-const C_ROW = new Int16Array(65536).fill(-1);
+// Compressed: the whole 16-bit space fits in two tables: row index per halfword (-1 = illegal,
+// -2 = not looked up yet) and the expansion (0 = illegal/reserved). Entries are filled on first
+// use: filling all 65,536 at import cost ~50 ms of every `hvsim run`'s start-up.
+const C_ROW = new Int16Array(65536).fill(-2);
 const C_EXPANSION = new Uint32Array(65536);
-{
-  const rows = CINSNS.map((r) => ({ r, ...maskMatch(r.pattern) }));
-  for (let h = 0; h < 65536; h++) {
-    if ((h & 3) === 3) continue;
-    for (let i = 0; i < rows.length; i++) {
-      const { r, mask, match } = rows[i];
-      if ((h & mask) === match && (!r.guard || r.guard(h))) {
-        const word = r.expand(h);
-        if (word !== 0) { C_ROW[h] = i; C_EXPANSION[h] = word; }
-        break;
-      }
+let cRows: Array<{ r: (typeof CINSNS)[number]; mask: number; match: number }> | null = null;
+
+function fillCompressed(h: number): void {
+  cRows ??= CINSNS.map((r) => ({ r, ...maskMatch(r.pattern) }));
+  C_ROW[h] = -1;
+  if ((h & 3) === 3) return;
+  for (let i = 0; i < cRows.length; i++) {
+    const { r, mask, match } = cRows[i];
+    if ((h & mask) === match && (!r.guard || r.guard(h))) {
+      const word = r.expand(h);
+      if (word !== 0) { C_ROW[h] = i; C_EXPANSION[h] = word; }
+      return;
     }
   }
 }
 
 /** The 32-bit equivalent of a compressed halfword, or 0 when it is illegal or reserved. */
 export function expandCompressed(half: number): number {
-  return C_EXPANSION[half & 0xffff];
+  const h = half & 0xffff;
+  if (C_ROW[h] === -2) fillCompressed(h);
+  return C_EXPANSION[h];
 }
 
 /** Index into CINSNS of a legal compressed halfword, or -1. */
 export function compressedRow(half: number): number {
-  return C_ROW[half & 0xffff];
+  const h = half & 0xffff;
+  if (C_ROW[h] === -2) fillCompressed(h);
+  return C_ROW[h];
 }
