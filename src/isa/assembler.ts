@@ -16,6 +16,9 @@ import { ABI_NAMES } from './disasm.js';
 import { evaluate, EvalEnv, Expr, ExprError, hi20, isPcrelHi, lo12, parseExpr, UnresolvedError } from './expr.js';
 import { writeElf32 } from './elf-writer.js';
 
+/** Defined by the linker when a program does not define it, as GNU ld does (C start code sets gp from it). */
+const GLOBAL_POINTER = '__global_pointer$';
+
 export interface AsmProblem { file: string; line: number; column: number; message: string }
 
 export class AsmError extends Error {
@@ -181,6 +184,8 @@ class Assembler {
   constructor(private readonly file: string) {}
 
   private problem(line: number, column: number, message: string) {
+    // Statements with a %pcrel_hi half are evaluated in both passes: report each problem once.
+    if (this.problems.some((p) => p.line === line && p.column === column && p.message === message)) return;
     this.problems.push({ file: this.file, line, column, message });
   }
 
@@ -229,7 +234,7 @@ class Assembler {
     const bytes: number[] = [];
     const env: EvalEnv = {
       dot: pc,
-      symbol: (n) => (this.labels.has(n) || this.equs.has(n) ? this.symbolValue(n, new Set()) : undefined),
+      symbol: (n) => (this.labels.has(n) || this.equs.has(n) || n === GLOBAL_POINTER ? this.symbolValue(n, new Set()) : undefined),
       local: (n, dir) => {
         const defs = this.locals.get(n) ?? [];
         const d = dir === 'b' ? [...defs].reverse().find((x) => x.idx <= idx) : defs.find((x) => x.idx > idx);
@@ -259,6 +264,11 @@ class Assembler {
     const l = this.labels.get(name);
     if (l) return this.bases[l.section] + l.offset;
     const e = this.equs.get(name);
+    if (!e && name === GLOBAL_POINTER) {
+      // As GNU ld's default script: MIN(__SDATA_BEGIN__ + 0x800, MAX(__DATA_BEGIN__ + 0x800, __BSS_END__ - 0x800)).
+      const sdata = this.bases['.data'] + this.offsets['.data'];
+      return Math.min(sdata + 0x800, Math.max(this.bases['.data'] + 0x800, this.bases['.bss'] + this.offsets['.bss'] - 0x800));
+    }
     if (!e) throw new UnresolvedError(`undefined symbol '${name}'`);
     if (seen.has(name)) throw new UnresolvedError(`'${name}' is defined in terms of itself`);
     seen.add(name);
