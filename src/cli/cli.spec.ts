@@ -5,8 +5,11 @@ import { join } from 'node:path';
 import { describeWithTools } from '../testing/jest-tools.js';
 import { gccBuild, qemuRun, tempDir, TOOLS } from '../testing/toolchain.js';
 
+/** Every test here spawns hvsim processes: generous, for a busy machine. */
+const SLOW = 180_000;
+
 const cli = (args: string[], input = '') => {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(process.cwd(), 'src/cli/main.ts'), ...args], { encoding: 'utf8', input });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(process.cwd(), 'src/cli/main.ts'), ...args], { encoding: 'utf8', input, timeout: SLOW });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 };
 
@@ -15,22 +18,59 @@ const insns = (listing: string) => listing.split('\n').filter((l) => /^\s+[0-9a-
   .map((l) => l.replace(/\s+#.*$/, '').replace(/\s*<[^>]*>/g, '').replace(/\s+/g, ' ').trim());
 
 describe('hvsim CLI', () => {
-  test('--help lists the commands; no command is exit status 2', () => {
-    expect(cli(['--help']).stdout).toMatch(/asm .*\n.*hvsim asm FILE\.s -o FILE\.elf/);
+  test('--help lists the commands; every command has --help; --version; no command is exit status 2', () => {
+    const help = cli(['--help']);
+    expect(help.status).toBe(0);
+    for (const c of ['run', 'experiment', 'asm', 'disasm', 'serve']) expect(help.stdout).toMatch(new RegExp(`^  ${c} `, 'm'));
+    expect(help.stdout).not.toMatch(/bench/);
+    for (const c of ['run', 'experiment', 'asm', 'disasm', 'serve']) {
+      const r = cli([c, '--help']);
+      expect(r.status).toBe(0);
+      expect(r.stdout).toMatch(new RegExp(`^Usage: hvsim ${c} `, 'm'));
+    }
+    expect(cli(['help', 'run']).stdout).toMatch(/^Usage: hvsim run /m);
+    const v = cli(['--version']);
+    expect(v.status).toBe(0);
+    expect(v.stdout.trim()).toBe(JSON.parse(readFileSync(join(process.cwd(), 'package.json'), 'utf8')).version);
     expect(cli([]).status).toBe(2);
-  });
+  }, SLOW);
+
+  test('--stats to an unwritable path is one line and status 2 before the program runs', () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'hello.s'), '.globl _start\n_start:\n li a0, 1\n la a1, m\n li a2, 3\n li a7, 64\n ecall\n li a0, 0\n li a7, 93\n ecall\nm: .ascii "hi\\n"\n');
+    for (const stats of [join(dir, 'missing-dir', 's.json'), dir]) {
+      const r = cli(['run', join(dir, 'hello.s'), '--stats', stats]);
+      expect(r.status).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(/--stats/);
+    }
+  }, SLOW);
+
+  test('asm reports an undefined symbol once per use and provides __global_pointer$ as GNU ld does', () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'u.s'), '.globl _start\n_start:\n call nothere\n la a0, nothere\n li a7, 93\n ecall\n');
+    const u = cli(['asm', join(dir, 'u.s'), '-o', join(dir, 'u.elf')]);
+    expect(u.status).toBe(2);
+    expect(u.stderr.trim().split('\n')).toEqual([expect.stringMatching(/:3:\d+: error: undefined symbol 'nothere'$/), expect.stringMatching(/:4:\d+: error: undefined symbol 'nothere'$/)]);
+    // ld: __global_pointer$ = MIN(__SDATA_BEGIN__ + 0x800, MAX(__DATA_BEGIN__ + 0x800, __BSS_END__ - 0x800)): data start + 0x800 here.
+    writeFileSync(join(dir, 'gp.s'), '.data\nd: .word 1\n.text\n.globl _start\n_start:\n la gp, __global_pointer$\n la t0, d\n sub a0, gp, t0\n srli a0, a0, 4\n li a7, 93\n ecall\n');
+    expect(cli(['asm', join(dir, 'gp.s'), '-o', join(dir, 'gp.elf')]).status).toBe(0);
+    expect(cli(['run', join(dir, 'gp.elf')]).status).toBe(0x800 >> 4);
+  }, SLOW);
 
   test('unknown commands and bad files give one line and exit status 2', () => {
     const dir = tempDir();
     writeFileSync(join(dir, 'junk.elf'), 'not an elf at all, really');
     for (const args of [['frobnicate'], ['disasm', join(dir, 'junk.elf')], ['disasm', join(dir, 'missing.elf')], ['asm', 'x.s'],
       ['run', join(dir, 'junk.elf')], ['run', join(dir, 'missing.elf')], ['run'], ['run', '--vcpus', '99', 'x.elf'],
-      ['run', '--technique', 'warp=on', 'x.elf'], ['run', '--engine', 'fast', 'x.elf'], ['run', '--technique', 'syscallLookahead.window=9999', 'x.elf']]) {
+      ['run', '--technique', 'warp=on', 'x.elf'], ['run', '--engine', 'fast', 'x.elf'], ['run', '--technique', 'syscallLookahead.window=9999', 'x.elf'],
+      ['rn', 'x.elf'], ['run', '--frobnicate', 'x.elf'], ['asm', '-o'], ['disasm'], ['serve', 'extra'], ['experiment', 'x.elf', '--repetitions', 'many']]) {
       const r = cli(args);
       expect(r.status).toBe(2);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
     }
-  });
+  }, SLOW);
 
   test('asm reports every bad line as file:line:column and exits 2', () => {
     const dir = tempDir();
@@ -42,7 +82,7 @@ describe('hvsim CLI', () => {
       expect.stringMatching(new RegExp(`^${f.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}:2:3: error: `)),
       expect.stringMatching(/:3:\d+: error: /),
     ]);
-  });
+  }, SLOW);
 });
 
 describe('hvsim run', () => {
@@ -75,7 +115,7 @@ describe('hvsim run', () => {
     expect(Object.keys(s)).toEqual(expect.arrayContaining(['instructions', 'cycles', 'crossings', 'exits', 'syscalls', 'tlbMisses', 'branchMispredicts', 'wallMs']));
     expect(s.syscalls).toEqual({ exit: 1, write: 1 });
     expect(s.crossings).toBe(4);
-  });
+  }, SLOW);
 });
 
 describeWithTools(['gcc', 'objdump', 'qemu'])('hvsim CLI against the reference tools', () => {
@@ -88,7 +128,7 @@ describeWithTools(['gcc', 'objdump', 'qemu'])('hvsim CLI against the reference t
     expect(got.stdout).toBe(want.stdout.toString());
     expect(got.stderr).toBe(want.stderr.toString());
     expect(got.status).toBe(want.status);
-  });
+  }, SLOW);
 
   test('hvsim asm writes an ELF that qemu-riscv32 runs', () => {
     const dir = tempDir();
@@ -111,7 +151,7 @@ describeWithTools(['gcc', 'objdump', 'qemu'])('hvsim CLI against the reference t
     const r = qemuRun(join(dir, 'hello.elf'));
     expect(r.stdout.toString()).toBe('hello, world\n');
     expect(r.status).toBe(42);
-  });
+  }, SLOW);
 
   test.each(['qsort.c', 'div64.c', 'dispatch.c'])('hvsim disasm of gcc-built %s matches objdump -d instruction for instruction', (file) => {
     const dir = tempDir();
@@ -122,7 +162,7 @@ describeWithTools(['gcc', 'objdump', 'qemu'])('hvsim CLI against the reference t
     const theirs = execFileSync(TOOLS.objdump.bin, ['-d', elf]).toString();
     expect(insns(ours.stdout)).toEqual(insns(theirs));
     expect(insns(theirs).length).toBeGreaterThan(100);
-  });
+  }, SLOW);
 });
 
 describe('hvsim experiment', () => {
@@ -137,7 +177,7 @@ describe('hvsim experiment', () => {
     expect(on.diverged).toBe(false);
     expect(on.ratios.crossings).toBeLessThan(1);
     expect(on.counters.syscallLookahead.syscallsMerged).toBeGreaterThan(0);
-  });
+  }, SLOW);
 
   test('bad variants are one line and status 2; a not-implemented technique says so', () => {
     for (const args of [['--variant', 'x'], ['--variant', 'a:warp=on'], ['--variant', 'a:syscallLookahead.window=0'], ['--variant', 'a:', '--variant', 'a:'], ['--variant', 'a:protectionDomains=on']]) {
@@ -146,5 +186,5 @@ describe('hvsim experiment', () => {
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
     }
     expect(cli(['experiment', join(process.cwd(), 'workloads/bin/hello.elf'), '--variant', 'a:protectionDomains=on']).stderr).toMatch(/not implemented/);
-  });
+  }, SLOW);
 });

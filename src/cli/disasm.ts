@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { ElfError, parseElf32 } from '../isa/elf.js';
 import { disassembleRange, SymbolLookup } from '../isa/disasm.js';
-import { CliError, Command } from './cli-error.js';
+import { CliError } from './cli-error.js';
 
 /** objdump -d style listing of every executable section of an ELF. */
 export function listing(bytes: Uint8Array, fileName: string): string {
@@ -31,20 +31,15 @@ export function listing(bytes: Uint8Array, fileName: string): string {
   return out.join('\n') + '\n';
 }
 
-export const disasmCommand: Command = {
-  name: 'disasm',
-  summary: 'list the executable sections of an RV32 ELF in objdump -d syntax',
-  usage: 'hvsim disasm FILE.elf',
-  async run(args) {
-    if (args.length !== 1 || args[0].startsWith('-')) throw new CliError(`usage: ${this.usage}`);
-    let bytes: Uint8Array;
-    try { bytes = new Uint8Array(readFileSync(args[0])); } catch (e) { throw new CliError(`disasm: cannot read ${args[0]}: ${(e as NodeJS.ErrnoException).code ?? e}`); }
-    try {
-      process.stdout.write(listing(bytes, basename(args[0])));
-      return 0;
-    } catch (e) {
-      if (e instanceof ElfError) throw new CliError(`disasm: ${args[0]}: ${e.message} (offset ${e.offset})`);
-      throw e;
-    }
-  },
-};
+/** `hvsim disasm FILE.elf`; resolves to the exit status. Raises: CliError for unreadable or bad files. */
+export async function disassembleFile(file: string): Promise<number> {
+  let bytes: Uint8Array;
+  try { bytes = new Uint8Array(readFileSync(file)); } catch (e) { throw new CliError(`disasm: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? e}`); }
+  try {
+    process.stdout.write(listing(bytes, basename(file)));
+    return 0;
+  } catch (e) {
+    if (e instanceof ElfError) throw new CliError(`disasm: ${file}: ${e.message} (offset ${e.offset})`);
+    throw e;
+  }
+}

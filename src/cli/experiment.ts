@@ -7,11 +7,10 @@
  */
 import { runProgram } from '../runtime/run-program.js';
 import { compare, formatTable, validateVariants, Variant, VariantRun, variantSettings } from '../runtime/experiment.js';
-import { CliError, Command } from './cli-error.js';
-import { intArg, loadProgram, parseTechniqueAssignments, parseVmOptions, VM_OPTIONS_USAGE } from './vm-options.js';
+import { CliError } from './cli-error.js';
+import type { VmOptions } from './options.js';
+import { loadProgram, parseTechniqueAssignments, vmSpec } from './vm-options.js';
 import { readStdin } from './run.js';
-
-const USAGE = `hvsim experiment FILE --variant NAME:[TECHNIQUE=on|off|TECHNIQUE.PARAM=VALUE,...] ... ${VM_OPTIONS_USAGE} [--repetitions N] [--json] [-- ARGS...]`;
 
 function progress(done: number, total: number, label: string): void {
   if (!process.stderr.isTTY) return;
@@ -21,42 +20,42 @@ function progress(done: number, total: number, label: string): void {
   if (done === total) process.stderr.write('\n');
 }
 
-export const experimentCommand: Command = {
-  name: 'experiment',
-  summary: 'run a program once per technique variant and compare cycles, crossings, exits and output',
-  usage: USAGE,
-  async run(args) {
-    const o = parseVmOptions('experiment', USAGE, args, ['--variant', '--repetitions'], ['--json']);
-    const variants: Variant[] = o.rest.filter(([k]) => k === '--variant').map(([, v]) => {
-      const m = /^([^:]+):(.*)$/.exec(v!);
-      if (!m) throw new CliError(`experiment: --variant needs NAME:SETTINGS, got ${v}`);
-      return { name: m[1], techniques: parseTechniqueAssignments('experiment', m[2] ? m[2].split(',') : []) };
-    });
-    if (variants.length === 0) throw new CliError('experiment: give at least one --variant');
-    try { validateVariants(variants); } catch (e) { throw new CliError(`experiment: ${(e as Error).message}`); }
-    const repArg = o.rest.find(([k]) => k === '--repetitions')?.[1];
-    const repetitions = repArg === undefined ? 1 : intArg('experiment', '--repetitions', repArg, 1, 100);
-    const json = o.rest.some(([k]) => k === '--json');
-    const elf = loadProgram('experiment', o.file!);
-    const stdin = readStdin();
-    const total = variants.length * repetitions;
-    const runs: VariantRun[][] = [];
-    let done = 0;
-    for (const v of variants) {
-      const reps: VariantRun[] = [];
-      for (let k = 0; k < repetitions; k++) {
-        progress(done, total, v.name);
-        const r = runProgram(elf, { ...o.spec, techniques: variantSettings(v), argv: [o.file!, ...o.guestArgs], stdin });
-        reps.push({
-          counters: r.counters, stdout: r.stdout, stderr: r.stderr, statuses: r.vm.processes().map((p) => p.status ?? -1),
-          state: r.vm.state, reason: r.vm.reason, wallMs: r.wallMs,
-        });
-        progress(++done, total, v.name);
-      }
-      runs.push(reps);
+export interface ExperimentOptions extends VmOptions {
+  variant: string[];
+  repetitions?: number;
+  json?: boolean;
+}
+
+/** `hvsim experiment FILE --variant ...`; resolves to the exit status. Raises: CliError. */
+export async function runExperiment(file: string, guestArgs: string[], o: ExperimentOptions): Promise<number> {
+  const variants: Variant[] = o.variant.map((v) => {
+    const m = /^([^:]+):(.*)$/.exec(v);
+    if (!m) throw new CliError(`experiment: --variant needs NAME:SETTINGS, got ${v}`);
+    return { name: m[1], techniques: parseTechniqueAssignments('experiment', m[2] ? m[2].split(',') : []) };
+  });
+  if (variants.length === 0) throw new CliError('experiment: give at least one --variant');
+  try { validateVariants(variants); } catch (e) { throw new CliError(`experiment: ${(e as Error).message}`); }
+  const repetitions = o.repetitions ?? 1;
+  const elf = loadProgram('experiment', file);
+  const spec = vmSpec(o);
+  const stdin = readStdin();
+  const total = variants.length * repetitions;
+  const runs: VariantRun[][] = [];
+  let done = 0;
+  for (const v of variants) {
+    const reps: VariantRun[] = [];
+    for (let k = 0; k < repetitions; k++) {
+      progress(done, total, v.name);
+      const r = runProgram(elf, { ...spec, techniques: variantSettings(v), argv: [file, ...guestArgs], stdin });
+      reps.push({
+        counters: r.counters, stdout: r.stdout, stderr: r.stderr, statuses: r.vm.processes().map((p) => p.status ?? -1),
+        state: r.vm.state, reason: r.vm.reason, wallMs: r.wallMs,
+      });
+      progress(++done, total, v.name);
     }
-    const results = compare(variants, runs);
-    process.stdout.write(json ? JSON.stringify({ variants: results }, null, 2) + '\n' : formatTable(results));
-    return results.some((r) => r.diverged) ? 1 : 0;
-  },
-};
+    runs.push(reps);
+  }
+  const results = compare(variants, runs);
+  process.stdout.write(o.json ? JSON.stringify({ variants: results }, null, 2) + '\n' : formatTable(results));
+  return results.some((r) => r.diverged) ? 1 : 0;
+}

@@ -1,40 +1,47 @@
 /**
- * The hvsim command. Subcommands are a table; each prints one-line errors and exits with
- * status 2 on bad input.
+ * The hvsim command, on commander. Commands come from modules: a module is a function that adds
+ * its commands to the program (`registerLocalCommands` here; client commands register the same
+ * way). Every command has --help; usage errors are one line and exit status 2.
  */
-import { asmCommand } from './asm.js';
-import { disasmCommand } from './disasm.js';
-import { serveCommand } from './serve.js';
-import { runCommand } from './run.js';
-import { experimentCommand } from './experiment.js';
-import { CliError, Command } from './cli-error.js';
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { CliError } from './cli-error.js';
+import { registerLocalCommands } from './local.js';
 
-export const COMMANDS: Command[] = [runCommand, experimentCommand, asmCommand, disasmCommand, serveCommand];
+/** Adds commands to the program. */
+export type CommandModule = (program: Command) => void;
 
-export function help(): string {
-  const w = Math.max(...COMMANDS.map((c) => c.name.length));
-  return [
-    'usage: hvsim COMMAND [ARGS...]',
-    '',
-    'commands:',
-    ...COMMANDS.map((c) => `  ${c.name.padEnd(w)}  ${c.summary}\n  ${' '.repeat(w)}  ${c.usage}`),
-    '',
-    'Not available yet: bench (see README.md, "Status").',
-    '',
-  ].join('\n');
+/** The modules whose commands make up hvsim, in the order --help lists them. */
+export const COMMAND_MODULES: CommandModule[] = [registerLocalCommands];
+
+/** The package version (package.json sits two levels above both src/cli and dist/cli). */
+export function version(): string {
+  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 }
 
-export async function main(argv: string[]): Promise<number> {
-  const [name, ...args] = argv;
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(help());
-    return name === undefined ? 2 : 0;
-  }
-  const cmd = COMMANDS.find((c) => c.name === name);
+/** The hvsim program with the commands of `modules`; errors throw CommanderError instead of exiting. */
+export function buildProgram(modules: CommandModule[] = COMMAND_MODULES): Command {
+  const program = new Command('hvsim')
+    .description('Simulated hypervisor-as-a-service: run RV32 programs locally, or serve the REST API.')
+    .version(version(), '-V, --version', 'print the version')
+    .helpCommand('help [command]', 'show help for a command')
+    .exitOverride()
+    // Commander puts a suggestion ("Did you mean ...?") on a line of its own: keep errors one line.
+    .configureOutput({ outputError: (s, write) => write(s.replace(/\n(?=.)/g, ' ')) });
+  for (const register of modules) register(program);
+  return program;
+}
+
+/** Runs hvsim with `argv` (without node and script); resolves to the exit status. */
+export async function main(argv: string[], program = buildProgram()): Promise<number> {
   try {
-    if (!cmd) throw new CliError(`hvsim: unknown command '${name}' (try hvsim --help)`);
-    return await cmd.run(args);
+    await program.parseAsync(argv, { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
+    if (e instanceof CommanderError) {
+      // Help or version asked for: 0. No command, or a usage error (already printed): 2.
+      return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : 2;
+    }
     if (e instanceof CliError) {
       process.stderr.write(`${e.message}\n`);
       return e.status;

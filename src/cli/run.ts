@@ -1,17 +1,17 @@
 /**
- * `hvsim run FILE [options] [-- ARGS...]` (DESIGN.md section 7): runs FILE as the single process
+ * `hvsim run FILE [options] [-- ARGS...]` (docs/cli.md): runs FILE as the single process
  * of a fresh in-process VM, with no server or database. Guest stdout/stderr go byte for byte to
  * ours, guest stdin is ours (read to the end first; empty when stdin is a terminal), and the exit
  * status is the guest's, or 128 + signal. A VM that crashes exits 70 with one line saying why; one
  * stopped by --max-instructions exits 124.
  */
-import { readFileSync, writeFileSync, writeSync, fstatSync } from 'node:fs';
+import { accessSync, constants, readFileSync, statSync, writeFileSync, writeSync, fstatSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { runProgram } from '../runtime/run-program.js';
 import { resolveTechniques } from '../techniques/catalogue.js';
-import { Command } from './cli-error.js';
-import { intArg, loadProgram, parseTechniqueAssignments, parseVmOptions, VM_OPTIONS_USAGE } from './vm-options.js';
-
-const USAGE = `hvsim run FILE ${VM_OPTIONS_USAGE} [--technique NAME=on|off|NAME.PARAM=VALUE ...] [--stats FILE.json] [--max-instructions N] [-- ARGS...]`;
+import { CliError } from './cli-error.js';
+import type { VmOptions } from './options.js';
+import { loadProgram, parseTechniqueAssignments, vmSpec } from './vm-options.js';
 
 /** The whole of our stdin for the guest; empty when stdin is a terminal. */
 export function readStdin(): Uint8Array {
@@ -23,40 +23,54 @@ export function readStdin(): Uint8Array {
   }
 }
 
-export const runCommand: Command = {
-  name: 'run',
-  summary: 'run a static RV32 ELF (or .s/.S assembly) as the only process of an in-process VM, like qemu-riscv32',
-  usage: USAGE,
-  async run(args) {
-    const o = parseVmOptions('run', USAGE, args, ['--technique', '--stats', '--max-instructions']);
-    const file = o.file!;
-    const stats = o.rest.find(([k]) => k === '--stats')?.[1];
-    const maxArg = o.rest.find(([k]) => k === '--max-instructions')?.[1];
-    const maxInstructions = maxArg === undefined ? undefined : intArg('run', '--max-instructions', maxArg, 1, Number.MAX_SAFE_INTEGER);
-    const techniques = resolveTechniques(parseTechniqueAssignments('run', o.rest.filter(([k]) => k === '--technique').map(([, v]) => v!)));
-    const bytes = loadProgram('run', file);
-    const guestArgs = o.guestArgs;
-    const r = runProgram(bytes, {
-      ...o.spec, techniques, argv: [file, ...guestArgs], env: Object.entries(process.env).map(([k, v]) => `${k}=${v}`), stdin: readStdin(), maxInstructions,
-      onOutput: (port, b) => { writeSync(port === 0 ? 1 : 2, b); },
-    });
-    if (stats) {
-      const c = r.counters;
-      writeFileSync(stats, JSON.stringify({
-        instructions: c.instructions, cycles: c.cycles, crossings: c.crossings, exits: c.exits, syscalls: c.syscalls,
-        tlbMisses: c.tlbMisses, branchMispredicts: c.branchMispredicts, wallMs: Math.round(r.wallMs * 1000) / 1000,
-        transitions: c.transitions, enosys: c.enosys, doorbells: c.doorbells, virtualTimeNs: c.virtualTimeNs, syscallLookahead: c.syscallLookahead, perVcpu: c.perVcpu,
-        state: r.vm.state, reason: r.vm.reason, processes: r.vm.processes(),
-      }, null, 2) + '\n');
-    }
-    if (r.vm.state === 'crashed') {
-      process.stderr.write(`hvsim: VM crashed: ${(r.vm.reason ?? '').split('\n')[0]}\n`);
-      return 70;
-    }
-    if (r.vm.reason === 'instruction-limit') {
-      process.stderr.write(`hvsim: stopped after --max-instructions ${maxInstructions}\n`);
-      return 124;
-    }
-    return r.status;
-  },
-};
+export interface RunOptions extends VmOptions {
+  technique: string[];
+  stats?: string;
+  maxInstructions?: number;
+}
+
+/**
+ * Fails unless `path` can be written (an existing writable file, or a new one in a writable
+ * directory): checked before a run, not after it. Raises: CliError.
+ */
+export function checkWritable(cmd: string, option: string, path: string): void {
+  try {
+    const st = statSync(path, { throwIfNoEntry: false });
+    if (st?.isDirectory()) throw new CliError(`${cmd}: ${option} ${path} is a directory`);
+    accessSync(st ? path : dirname(resolve(path)), constants.W_OK);
+  } catch (e) {
+    if (e instanceof CliError) throw e;
+    throw new CliError(`${cmd}: cannot write ${option} ${path}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+  }
+}
+
+/** `hvsim run FILE [options] [-- ARGS...]`; resolves to the exit status. Raises: CliError. */
+export async function runFile(file: string, guestArgs: string[], o: RunOptions): Promise<number> {
+  const techniques = resolveTechniques(parseTechniqueAssignments('run', o.technique));
+  if (o.stats !== undefined) checkWritable('run', '--stats', o.stats);
+  const bytes = loadProgram('run', file);
+  const stats = o.stats;
+  const maxInstructions = o.maxInstructions;
+  const r = runProgram(bytes, {
+    ...vmSpec(o), techniques, argv: [file, ...guestArgs], env: Object.entries(process.env).map(([k, v]) => `${k}=${v}`), stdin: readStdin(), maxInstructions,
+    onOutput: (port, b) => { writeSync(port === 0 ? 1 : 2, b); },
+  });
+  if (stats) {
+    const c = r.counters;
+    writeFileSync(stats, JSON.stringify({
+      instructions: c.instructions, cycles: c.cycles, crossings: c.crossings, exits: c.exits, syscalls: c.syscalls,
+      tlbMisses: c.tlbMisses, branchMispredicts: c.branchMispredicts, wallMs: Math.round(r.wallMs * 1000) / 1000,
+      transitions: c.transitions, enosys: c.enosys, doorbells: c.doorbells, virtualTimeNs: c.virtualTimeNs, syscallLookahead: c.syscallLookahead, perVcpu: c.perVcpu,
+      state: r.vm.state, reason: r.vm.reason, processes: r.vm.processes(),
+    }, null, 2) + '\n');
+  }
+  if (r.vm.state === 'crashed') {
+    process.stderr.write(`hvsim: VM crashed: ${(r.vm.reason ?? '').split('\n')[0]}\n`);
+    return 70;
+  }
+  if (r.vm.reason === 'instruction-limit') {
+    process.stderr.write(`hvsim: stopped after --max-instructions ${maxInstructions}\n`);
+    return 124;
+  }
+  return r.status;
+}

@@ -1,7 +1,6 @@
 /**
- * Command-line options shared by `hvsim run` and `hvsim experiment`: the VM spec (vCPUs, memory,
- * seed, engine, Spectre-v2 mitigation, crossing preset), technique assignments, the program file
- * and the guest's arguments after `--`. Every bad value is a CliError (one line, status 2).
+ * What `hvsim run` and `hvsim experiment` share once they run: the VM spec from the options,
+ * technique assignments and the program file. Every bad value is a CliError (one line, status 2).
  */
 import { readFileSync } from 'node:fs';
 import { assemble, AsmError } from '../isa/assembler.js';
@@ -9,54 +8,20 @@ import { ElfError, parseElf32 } from '../isa/elf.js';
 import { DEFAULT_SPEC, VmSpec } from '../runtime/vm.js';
 import { TECHNIQUE_BY_NAME, TechniqueConfigError, validateTechniques } from '../techniques/catalogue.js';
 import { CliError } from './cli-error.js';
+import type { VmOptions } from './options.js';
 
-export const VM_OPTIONS_USAGE = '[--vcpus N] [--memory-mib M] [--seed N] [--engine interp|jit] [--spectre-v2 none|retpoline] [--crossing none|kpti]';
-
-export interface ParsedVmOptions {
-  spec: Omit<VmSpec, 'processes' | 'techniques'>;
-  file: string | undefined;
-  guestArgs: string[];
-  /** Options this parser did not know, with their value, for the command to handle. */
-  rest: Array<[string, string | undefined]>;
+/** The VM spec of the options, defaults for what they leave out. */
+export function vmSpec(o: VmOptions): Omit<VmSpec, 'processes' | 'techniques'> {
+  return {
+    ...DEFAULT_SPEC,
+    vcpus: o.vcpus ?? DEFAULT_SPEC.vcpus,
+    memoryMiB: o.memoryMib ?? DEFAULT_SPEC.memoryMiB,
+    seed: o.seed ?? DEFAULT_SPEC.seed,
+    engine: o.engine ?? DEFAULT_SPEC.engine,
+    spectreV2Mitigation: o.spectreV2 ?? DEFAULT_SPEC.spectreV2Mitigation,
+    crossingPreset: o.crossing ?? DEFAULT_SPEC.crossingPreset,
+  };
 }
-
-function intOption(cmd: string, name: string, v: string | undefined, min: number, max: number): number {
-  const n = Number(v);
-  if (v === undefined || !Number.isInteger(n) || n < min || n > max) throw new CliError(`${cmd}: ${name} needs an integer from ${min} to ${max}, got ${v ?? 'nothing'}`);
-  return n;
-}
-
-function choice<T extends string>(cmd: string, name: string, v: string | undefined, allowed: readonly T[]): T {
-  if (!allowed.includes(v as T)) throw new CliError(`${cmd}: ${name} must be one of ${allowed.join(', ')}, got ${v ?? 'nothing'}`);
-  return v as T;
-}
-
-/** Parses `args`; options in `valued` take a value, `flags` do not; anything else starting with - is an error. */
-export function parseVmOptions(cmd: string, usage: string, args: string[], valued: string[], flags: string[] = []): ParsedVmOptions {
-  const spec = { ...DEFAULT_SPEC };
-  let file: string | undefined;
-  let guestArgs: string[] = [];
-  const rest: Array<[string, string | undefined]> = [];
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (a === '--') { guestArgs = args.slice(i + 1); break; }
-    if (file !== undefined && !a.startsWith('-')) { guestArgs = args.slice(i); break; }
-    switch (a) {
-      case '--vcpus': spec.vcpus = intOption(cmd, a, args[++i], 1, 16); break;
-      case '--memory-mib': spec.memoryMiB = intOption(cmd, a, args[++i], 8, 2047); break;
-      case '--seed': spec.seed = intOption(cmd, a, args[++i], 0, 2 ** 32 - 1); break;
-      case '--engine': spec.engine = choice(cmd, a, args[++i], ['interp', 'jit'] as const); break;
-      case '--spectre-v2': spec.spectreV2Mitigation = choice(cmd, a, args[++i], ['none', 'retpoline'] as const); break;
-      case '--crossing': spec.crossingPreset = choice(cmd, a, args[++i], ['none', 'kpti'] as const); break;
-      default:
-        if (valued.includes(a)) { const v = args[++i]; if (v === undefined) throw new CliError(`${cmd}: ${a} needs a value`); rest.push([a, v]); } else if (flags.includes(a)) rest.push([a, undefined]); else if (a.startsWith('-')) throw new CliError(`${cmd}: unknown option ${a} (usage: ${usage})`); else file = a;
-    }
-  }
-  if (!file) throw new CliError(`usage: ${usage}`);
-  return { spec, file, guestArgs, rest };
-}
-
-export const intArg = intOption;
 
 /**
  * Technique assignments `NAME=on|off` and `NAME.PARAM=VALUE` into a configuration object,
