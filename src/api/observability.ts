@@ -1,5 +1,5 @@
 /**
- * Structured JSON logs with request ids (pino), and Prometheus metrics (prom-client): HTTP
+ * Structured JSON logs with request ids (pino; secrets redacted), and Prometheus metrics (prom-client): HTTP
  * request counts and latency histograms labelled by method, route pattern and status.
  */
 import { Controller, Get, Header } from '@nestjs/common';
@@ -36,8 +36,37 @@ export class Metrics {
   }
 }
 
+/**
+ * Request headers that carry a secret: bearer tokens, cookies, API keys, and idempotency keys
+ * (a key lets whoever holds it replay or read the stored response of a request).
+ */
+export const SECRET_HEADERS = ['authorization', 'proxy-authorization', 'cookie', 'x-api-key', 'idempotency-key'];
+/** Query parameters that may carry a token (Socket.IO clients and some HTTP clients put it there). */
+const SECRET_QUERY_PARAMS = ['token', 'access_token', 'auth', 'api_key', 'apikey', 'key'];
+const SECRET_QUERY = new RegExp(`([?&](?:${SECRET_QUERY_PARAMS.join('|')})=)[^&#]*`, 'gi');
+
+/** A URL with the values of secret-carrying query parameters replaced. */
+export function redactUrl(url: string): string {
+  return url.replace(SECRET_QUERY, '$1[redacted]');
+}
+
+/**
+ * The pino options of every log the service writes: secret headers censored (pino `redact`),
+ * secret query parameters censored in logged URLs.
+ */
+export function loggerOptions(level: string) {
+  return {
+    level,
+    base: { service: 'hvsim' },
+    redact: {
+      paths: [...SECRET_HEADERS.map((h) => `req.headers["${h}"]`), ...SECRET_QUERY_PARAMS.map((q) => `req.query["${q}"]`), 'res.headers["set-cookie"]'],
+      censor: '[redacted]',
+    },
+  };
+}
+
 export function httpLogger(level: string) {
-  const logger: Pino = pino({ level, base: { service: 'hvsim' } });
+  const logger: Pino = pino(loggerOptions(level));
   return pinoHttp({
     logger,
     genReqId: (req, res) => {
@@ -45,6 +74,9 @@ export function httpLogger(level: string) {
       const id = typeof given === 'string' && /^[\w.-]{1,100}$/.test(given) ? given : randomUUID();
       res.setHeader('X-Request-Id', id);
       return id;
+    },
+    serializers: {
+      req: (req: { url?: string }) => (typeof req.url === 'string' ? { ...req, url: redactUrl(req.url) } : req),
     },
     customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
   });
