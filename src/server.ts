@@ -51,11 +51,25 @@ function resolveAdminToken(config: Config): { token: string; generated: boolean 
   return { token, generated: true };
 }
 
-export async function startService(config: Config): Promise<RunningService> {
+export interface StartOptions {
+  /** The embedded database, already starting (`npm start` opens it while it loads this module). */
+  embedded?: Promise<EmbeddedPostgres>;
+  /** performance.now() when start-up began, for the times `progress` hears. */
+  t0?: number;
+}
+
+/**
+ * Starts the service. `progress` hears each start-up phase as it begins and once more when the
+ * service listens, with the milliseconds since the start (`npm start` prints them).
+ */
+export async function startService(config: Config, progress: (phase: string, ms: number) => void = () => {}, opts: StartOptions = {}): Promise<RunningService> {
+  const t0 = opts.t0 ?? performance.now();
+  const phase = (name: string) => progress(name, Math.round(performance.now() - t0));
   let embedded: EmbeddedPostgres | null = null;
   let databaseUrl = config.databaseUrl;
   if (!databaseUrl) {
-    embedded = await startEmbeddedPostgres(config.embedded);
+    if (!opts.embedded) phase(`opening the embedded database (${config.embedded.memory ? 'in memory' : config.embedded.dataDir})`);
+    embedded = await (opts.embedded ?? startEmbeddedPostgres(config.embedded));
     databaseUrl = embedded.url;
   } else if (config.schema !== 'public') {
     const c = new pg.Client({ connectionString: databaseUrl });
@@ -65,6 +79,7 @@ export async function startService(config: Config): Promise<RunningService> {
   }
   const { token, generated } = resolveAdminToken(config);
   try {
+    phase('starting the application (schema migrations, hosts)');
     const metrics = new Metrics();
     const app = await NestFactory.create<NestExpressApplication>(
       AppModule.forRoot({ config, databaseUrl, embedded: embedded !== null, adminToken: token, metrics }),
@@ -77,7 +92,9 @@ export async function startService(config: Config): Promise<RunningService> {
     app.use(express.raw({ type: 'application/octet-stream', limit: config.imageMaxBytes }));
     app.use(bodyErrors);
     SwaggerModule.setup('docs', app, () => openApiDocument(app));
+    phase('listening');
     await app.listen(config.port, config.host);
+    phase('ready');
     const addr = app.getHttpServer().address() as { port: number };
     return {
       app, url: `http://${config.host}:${addr.port}`, adminToken: token, generatedToken: generated,
