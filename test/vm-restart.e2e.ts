@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { assemble } from '../src/isa/assembler.js';
 import { loadConfig } from '../src/config/config.js';
 import { startService } from '../src/server.js';
+import { until } from './support/service.js';
 
 const freePort = () => new Promise<number>((resolve) => {
   const s = createServer().listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => resolve(p)); });
@@ -26,7 +27,7 @@ test('VMs running when the service is killed are stopped with reason service-res
   const child: ChildProcess = spawn(process.execPath, [join(process.cwd(), 'dist/main.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   try {
     await new Promise<void>((resolve, reject) => {
-      child.stdout!.on('data', (d: Buffer) => { if (d.toString().includes('listening')) resolve(); });
+      child.stdout!.on('data', (d: Buffer) => { if (d.toString().includes('hvsim listening on')) resolve(); });
       child.once('exit', (code) => reject(new Error(`service exited early with ${code}`)));
     });
     const url = `http://127.0.0.1:${port}`;
@@ -38,10 +39,7 @@ test('VMs running when the service is killed are stopped with reason service-res
     const vm = (await request(url).post('/v1/vms').set(auth).send({ name: 'spin', hostId: host.id, vcpus: 1, memoryMiB: 16, processes: [{ imageId: img.id }] }).expect(201)).body;
     const idle = (await request(url).post('/v1/vms').set(auth).send({ name: 'idle', hostId: host.id, vcpus: 1, memoryMiB: 16, processes: [{ imageId: img.id }] }).expect(201)).body;
     await request(url).post(`/v1/vms/${vm.id}/start`).set(auth).expect(202);
-    for (let i = 0; i < 200; i++) {
-      if ((await request(url).get(`/v1/vms/${vm.id}`).set(auth)).body.state === 'running') break;
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    await until('the VM to run', async () => (await request(url).get(`/v1/vms/${vm.id}`).set(auth)).body.state === 'running');
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
 
@@ -63,4 +61,4 @@ test('VMs running when the service is killed are stopped with reason service-res
   } finally {
     child.kill('SIGKILL');
   }
-}, 90_000);
+}, 240_000);

@@ -100,9 +100,7 @@ describe('VM workers', () => {
     await expect(r.pause()).rejects.toThrow(/pause is not allowed while the VM is paused/);
     await expect(r.request({ type: 'inject', what: 'memory-error' })).rejects.toThrow(/not implemented/);
     expect((await r.resume()).state).toBe('running');
-    const t = performance.now();
     const final = await r.stop();
-    expect(performance.now() - t).toBeLessThan(1000);
     expect(final).toMatchObject({ state: 'stopped', reason: 'stopped' });
     await expect(r.resume()).rejects.toBeInstanceOf(VmActionError);
     expect(host.usage().free).toBe(host.memory.frames);
