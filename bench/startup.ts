@@ -1,0 +1,126 @@
+/**
+ * Start-up benchmark: what a user waits for, whole process, median of several runs.
+ *
+ *   service  `node dist/main.js` (what `npm start` execs) with an existing data dir, from spawn
+ *            until GET /healthz answers 200, split by the phases the service prints
+ *            ("hvsim: PHASE (N ms)"; N counts from the start of runServiceFromEnv, after Node
+ *            itself booted and loaded the entry module)
+ *   cli      `hvsim run` of an empty program (li a0, 0; ecall exit), from spawn to exit, next to
+ *            its peers measured in the same run: `node -e ''` (Node's own start), `hvsim --version`
+ *            (commander and the command table, no emulator) and qemu-riscv32 on the same ELF
+ *
+ * Wall time depends on what else the machine runs; CPU time (user + system) much less so, and is
+ * printed beside it.
+ *
+ * The machine's load average is printed with the results: on a busy machine every figure grows.
+ * Usage: npm run bench:startup [-- --runs N]      Writes bench/results/startup.md.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const root = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..');
+const runsArg = process.argv.indexOf('--runs');
+const RUNS = runsArg > 0 ? Number(process.argv[runsArg + 1]) : 7;
+const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
+const ms = (x: number) => `${Math.round(x)}`;
+
+interface ServiceRun { healthz: number; phases: Map<string, number>; firstLine: number; cpu: number }
+
+/** CPU time (user + system) a live process has used so far, in ms (Linux /proc; NaN elsewhere). */
+function cpuMs(pid: number): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch { return NaN; }
+}
+
+/** One start of the service on `dataDir`: spawn to /healthz, the phase times, then SIGTERM. */
+async function serviceRun(dataDir: string): Promise<ServiceRun> {
+  const t0 = performance.now();
+  const child = spawn(process.execPath, [join(root, 'dist/main.js')], {
+    cwd: root, env: { ...process.env, PORT: '0', HVSIM_DATA_DIR: dataDir, HVSIM_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  let firstLine = -1;
+  child.stdout.on('data', (d: Buffer) => { if (firstLine < 0) firstLine = performance.now() - t0; out += d.toString(); });
+  let url: string | undefined;
+  while (!(url = /listening on (http:\/\/\S+)/.exec(out)?.[1])) {
+    if (child.exitCode !== null) throw new Error(`service exited: ${out}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  for (;;) {
+    const ok = await fetch(`${url}/healthz`).then((r) => r.status === 200, () => false);
+    if (ok) break;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  const healthz = performance.now() - t0;
+  const cpu = cpuMs(child.pid!);
+  const phases = new Map<string, number>();
+  for (const m of out.matchAll(/^hvsim: (.+) \((\d+) ms\)$/gm)) phases.set(m[1].replace(/ \(.*\)$/, ''), Number(m[2]));
+  phases.set('listening', Number(/after (\d+) ms/.exec(out)?.[1] ?? NaN));
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
+  return { healthz, phases, firstLine, cpu };
+}
+
+const TIME = spawnSync('/usr/bin/time', ['-f', '%U %S', 'true']).status === 0;
+
+/** Whole-process wall time of a command and its CPU time (user + system, NaN without /usr/bin/time), in ms. */
+function timed(cmd: string, args: string[]): { wall: number; cpu: number } {
+  const t = performance.now();
+  const r = TIME ? spawnSync('/usr/bin/time', ['-f', '%U %S', cmd, ...args], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' })
+    : spawnSync(cmd, args, { cwd: root, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  const wall = performance.now() - t;
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: status ${r.status} ${r.stderr}`);
+  const m = TIME ? /([\d.]+) ([\d.]+)\s*$/.exec(r.stderr) : null;
+  return { wall, cpu: m ? (Number(m[1]) + Number(m[2])) * 1000 : NaN };
+}
+
+const load = loadavg().map((x) => x.toFixed(2)).join(' ');
+const dataDir = mkdtempSync(join(tmpdir(), 'hvsim-bench-'));
+const lines: string[] = [];
+try {
+  await serviceRun(dataDir); // creates the data dir (initdb, migrations): not measured
+  const svc: ServiceRun[] = [];
+  for (let i = 0; i < RUNS; i++) svc.push(await serviceRun(dataDir));
+  const dir = mkdtempSync(join(tmpdir(), 'hvsim-bench-cli-'));
+  writeFileSync(join(dir, 'empty.s'), '.globl _start\n_start:\n  li a0, 0\n  li a7, 93\n  ecall\n');
+  const elf = join(dir, 'empty.elf');
+  spawnSync(process.execPath, [join(root, 'bin/hvsim.js'), 'asm', join(dir, 'empty.s'), '-o', elf]);
+  const cli: Record<string, Array<{ wall: number; cpu: number }>> = { "node -e ''": [], 'hvsim --version': [], 'hvsim run empty.elf': [], 'qemu-riscv32 empty.elf': [] };
+  const qemu = spawnSync('qemu-riscv32', [elf]).status === 0;
+  for (let i = 0; i < RUNS * 2; i++) {
+    cli["node -e ''"].push(timed(process.execPath, ['-e', '']));
+    cli['hvsim --version'].push(timed(process.execPath, [join(root, 'bin/hvsim.js'), '--version']));
+    cli['hvsim run empty.elf'].push(timed(process.execPath, [join(root, 'bin/hvsim.js'), 'run', elf]));
+    if (qemu) cli['qemu-riscv32 empty.elf'].push(timed('qemu-riscv32', [elf]));
+  }
+  rmSync(dir, { recursive: true, force: true });
+
+  lines.push('# Start-up', '', `Measured by \`npm run bench:startup\` (bench/startup.ts): ${RUNS} service starts and ${RUNS * 2} runs of each command, medians,`,
+    `on ${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}, load average ${load} when the run began.`, '',
+    '## Service: `node dist/main.js` (what `npm start` execs) with an existing data dir, spawn to GET /healthz = 200', '',
+    '| phase (as the service prints it) | starts at, ms since start-up began (median) |', '|---|---|');
+  const names = [...svc[0].phases.keys()];
+  for (const n of names) lines.push(`| ${n} | ${ms(median(svc.map((s) => s.phases.get(n) ?? NaN)))} |`);
+  lines.push('', `| whole process | ms (median) | min | max |`, '|---|---|---|---|',
+    `| spawn to the first line (Node boot, config) | ${ms(median(svc.map((s) => s.firstLine)))} | ${ms(Math.min(...svc.map((s) => s.firstLine)))} | ${ms(Math.max(...svc.map((s) => s.firstLine)))} |`,
+    `| **spawn to /healthz** | **${ms(median(svc.map((s) => s.healthz)))}** | ${ms(Math.min(...svc.map((s) => s.healthz)))} | ${ms(Math.max(...svc.map((s) => s.healthz)))} |`,
+    `| CPU time (user + system) of the service until /healthz | ${ms(median(svc.map((s) => s.cpu)))} | ${ms(Math.min(...svc.map((s) => s.cpu)))} | ${ms(Math.max(...svc.map((s) => s.cpu)))} |`,
+    '', '## CLI: whole process, spawn to exit', '', '| command | wall ms (median) | min | max | CPU ms, user + system (median) |', '|---|---|---|---|---|');
+  for (const [k, v] of Object.entries(cli)) {
+    if (!v.length) continue;
+    const w = v.map((x) => x.wall);
+    lines.push(`| ${k} | ${ms(median(w))} | ${ms(Math.min(...w))} | ${ms(Math.max(...w))} | ${ms(median(v.map((x) => x.cpu)))} |`);
+  }
+  lines.push('');
+} finally {
+  rmSync(dataDir, { recursive: true, force: true });
+}
+const text = lines.join('\n');
+process.stdout.write(text + '\n');
+writeFileSync(join(root, 'bench/results/startup.md'), text + '\n');
