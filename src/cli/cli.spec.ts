@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { describeWithTools } from '../testing/jest-tools.js';
 import { gccBuild, qemuRun, tempDir, TOOLS } from '../testing/toolchain.js';
 
@@ -83,6 +83,32 @@ describe('hvsim CLI', () => {
       expect.stringMatching(/:3:\d+: error: /),
     ]);
   }, SLOW);
+});
+
+/** Files reachable from `file` through static imports (dynamic `await import` is what loads lazily), and the packages they import. */
+function staticGraph(file: string, seen = new Set<string>(), packages = new Set<string>()): { files: Set<string>; packages: Set<string> } {
+  if (seen.has(file)) return { files: seen, packages };
+  seen.add(file);
+  const text = readFileSync(file, 'utf8');
+  for (const m of text.matchAll(/^(?:import|export)\s(?!type\s)[^'"]*?from\s+['"]([^'"]+)['"]|^import\s+['"]([^'"]+)['"]/gm)) {
+    const spec = m[1] ?? m[2];
+    if (spec.startsWith('.')) staticGraph(join(dirname(file), spec.replace(/\.js$/, '.ts')), seen, packages);
+    else packages.add(spec);
+  }
+  return { files: seen, packages };
+}
+
+describe('what the local commands load', () => {
+  test('hvsim and each local command load no NestJS, TypeORM, pg or PGlite (only serve does)', () => {
+    const service = /^(@nestjs\/|typeorm|pg$|@electric-sql\/|express|socket\.io|pino)/;
+    for (const f of ['main.ts', 'run.ts', 'experiment.ts', 'asm.ts', 'disasm.ts']) {
+      const { packages } = staticGraph(join(process.cwd(), 'src/cli', f));
+      expect({ f, service: [...packages].filter((p) => service.test(p)) }).toEqual({ f, service: [] });
+    }
+    // The command table itself loads no emulator either: that is what keeps --help and --version fast.
+    expect([...staticGraph(join(process.cwd(), 'src/cli/main.ts')).files].map((f) => f.replace(/.*\/src\//, '')).sort())
+      .toEqual(['cli/cli-error.ts', 'cli/local.ts', 'cli/main.ts', 'cli/options.ts']);
+  });
 });
 
 describe('hvsim run', () => {

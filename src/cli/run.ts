@@ -1,5 +1,5 @@
 /**
- * `hvsim run FILE [options] [-- ARGS...]` (docs/cli.md): runs FILE as the single process
+ * `hvsim run FILE [options] [-- ARGS...]` (README.md, "The hvsim command"): runs FILE as the single process
  * of a fresh in-process VM, with no server or database. Guest stdout/stderr go byte for byte to
  * ours, guest stdin is ours (read to the end first; empty when stdin is a terminal), and the exit
  * status is the guest's, or 128 + signal. A VM that crashes exits 70 with one line saying why; one
