@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -141,6 +141,87 @@ describe('hvsim run', () => {
     expect(Object.keys(s)).toEqual(expect.arrayContaining(['instructions', 'cycles', 'crossings', 'exits', 'syscalls', 'tlbMisses', 'branchMispredicts', 'wallMs']));
     expect(s.syscalls).toEqual({ exit: 1, write: 1 });
     expect(s.crossings).toBe(4);
+  }, SLOW);
+});
+
+const CAT = `.globl _start
+.text
+_start:
+1: li a0, 0
+  la a1, buf
+  li a2, 64
+  li a7, 63           # read(0, buf, 64)
+  ecall
+  blez a0, 2f
+  mv a2, a0
+  li a0, 1
+  la a1, buf
+  li a7, 64           # write(1, buf, n)
+  ecall
+  j 1b
+2: li a0, 5
+  li a7, 93
+  ecall
+.bss
+buf: .space 64
+`;
+
+/** hvsim as a child process whose stdin the test writes while it runs. */
+function cliLive(args: string[]) {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(process.cwd(), 'src/cli/main.ts'), ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+  child.stdin.on('error', () => { /* the guest exited before reading everything: EPIPE */ });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, stdout: () => stdout, exited };
+}
+
+const waitFor = async (what: string, f: () => boolean, ms = SLOW / 2) => {
+  const end = Date.now() + ms;
+  while (!f()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+};
+
+describe('hvsim run streams stdin to the guest', () => {
+  test('`yes | hvsim run hello.elf` ends when the guest exits (stdin is not read to the end first)', async () => {
+    const r = cliLive(['run', join(process.cwd(), 'workloads/bin/hello.elf')]);
+    let exited = false;
+    void r.exited.then(() => { exited = true; });
+    const chunk = 'y\n'.repeat(4096);
+    while (!exited) {
+      if (!r.child.stdin.write(chunk)) await new Promise((res) => { r.child.stdin.once('drain', res); setTimeout(res, 50); });
+    }
+    expect(await r.exited).toBe(0);
+    expect(r.stdout()).toBe('Hello from hvsim!\n');
+  }, SLOW);
+
+  test('the guest blocks in read until data arrives, sees it as it arrives, and reads 0 at EOF', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'cat.s'), CAT);
+    const r = cliLive(['run', join(dir, 'cat.s')]);
+    r.child.stdin.write('one\n');
+    await waitFor('the first line echoed while stdin is still open', () => r.stdout() === 'one\n');
+    r.child.stdin.end('two\n');
+    expect(await r.exited).toBe(5);
+    expect(r.stdout()).toBe('one\ntwo\n');
+  }, SLOW);
+
+  test('stdin from a file: same output and the same counters on every run', () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'cat.s'), CAT);
+    const input = Array.from({ length: 300 }, (_, i) => `line ${i} ${'x'.repeat(i % 97)}`).join('\n');
+    writeFileSync(join(dir, 'in.txt'), input);
+    const runs = [1, 2].map((k) => {
+      const stats = join(dir, `s${k}.json`);
+      const r = spawnSync('sh', ['-c', `"${process.execPath}" --import tsx "${join(process.cwd(), 'src/cli/main.ts')}" run "${join(dir, 'cat.s')}" --stats "${stats}" < "${join(dir, 'in.txt')}"`], { encoding: 'utf8', timeout: SLOW });
+      const s = JSON.parse(readFileSync(stats, 'utf8'));
+      return { status: r.status, stdout: r.stdout, instructions: s.instructions, cycles: s.cycles, syscalls: s.syscalls };
+    });
+    expect(runs[0].stdout).toBe(input);
+    expect(runs[0].status).toBe(5);
+    expect(runs[1]).toEqual(runs[0]);
   }, SLOW);
 });
 

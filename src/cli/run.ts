@@ -1,11 +1,12 @@
 /**
  * `hvsim run FILE [options] [-- ARGS...]` (README.md, "The hvsim command"): runs FILE as the single process
  * of a fresh in-process VM, with no server or database. Guest stdout/stderr go byte for byte to
- * ours, guest stdin is ours (read to the end first; empty when stdin is a terminal), and the exit
+ * ours, guest stdin is ours (read as the guest reads: it blocks until data or EOF), and the exit
  * status is the guest's, or 128 + signal. A VM that crashes exits 70 with one line saying why; one
  * stopped by --max-instructions exits 124.
  */
-import { accessSync, constants, readFileSync, statSync, writeFileSync, writeSync, fstatSync } from 'node:fs';
+import { accessSync, constants, readFileSync, readSync, statSync, writeFileSync, writeSync, fstatSync } from 'node:fs';
+import { setStdinFeed, StdinFeed } from '../guest/syscalls.js';
 import { dirname, resolve } from 'node:path';
 import { runProgram } from '../runtime/run-program.js';
 import { resolveTechniques } from '../techniques/catalogue.js';
@@ -13,7 +14,32 @@ import { CliError } from './cli-error.js';
 import type { VmOptions } from './options.js';
 import { loadProgram, parseTechniqueAssignments, vmSpec } from './vm-options.js';
 
-/** The whole of our stdin for the guest; empty when stdin is a terminal. */
+/**
+ * Our stdin as the guest reads it: up to `max` bytes per read, blocking until some arrive (a
+ * terminal or pipe gives what it has; a file gives min(max, what is left), so runs on a file are
+ * deterministic); empty at end of file, and from then on.
+ */
+export function streamedStdin(): StdinFeed {
+  const buf = Buffer.alloc(1 << 16);
+  const empty = new Uint8Array(0);
+  let eof = false;
+  return (max) => {
+    while (!eof) {
+      try {
+        const n = readSync(0, buf, 0, Math.min(max, buf.length), null);
+        if (n === 0) eof = true;
+        return buf.subarray(0, n);
+      } catch (e) {
+        // A non-blocking stdin with nothing in it yet: wait a little and try again.
+        if ((e as NodeJS.ErrnoException).code === 'EAGAIN') { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5); continue; }
+        eof = true;
+      }
+    }
+    return empty;
+  };
+}
+
+/** The whole of our stdin (for `hvsim experiment`, which gives every variant the same input); empty when stdin is a terminal. */
 export function readStdin(): Uint8Array {
   try {
     if (fstatSync(0).isCharacterDevice()) return new Uint8Array();
@@ -51,10 +77,12 @@ export async function runFile(file: string, guestArgs: string[], o: RunOptions):
   const bytes = loadProgram('run', file);
   const stats = o.stats;
   const maxInstructions = o.maxInstructions;
+  setStdinFeed(streamedStdin());
   const r = runProgram(bytes, {
-    ...vmSpec(o), techniques, argv: [file, ...guestArgs], env: Object.entries(process.env).map(([k, v]) => `${k}=${v}`), stdin: readStdin(), maxInstructions,
+    ...vmSpec(o), techniques, argv: [file, ...guestArgs], env: Object.entries(process.env).map(([k, v]) => `${k}=${v}`), maxInstructions,
     onOutput: (port, b) => { writeSync(port === 0 ? 1 : 2, b); },
   });
+  setStdinFeed(null);
   if (stats) {
     const c = r.counters;
     writeFileSync(stats, JSON.stringify({

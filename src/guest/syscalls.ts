@@ -62,10 +62,26 @@ function write(k: GuestKernel, c: SyscallCall): number {
   return done + r;
 }
 
+/**
+ * More stdin once a process's preloaded stdin is used up: up to `max` bytes, blocking until some
+ * arrive; empty at end of file. `hvsim run` streams the host's stdin through it, so a guest blocks
+ * in read() until data or EOF as under qemu-user. Unset (the service): preloaded stdin only.
+ */
+export type StdinFeed = (max: number) => Uint8Array;
+let stdinFeed: StdinFeed | null = null;
+export function setStdinFeed(feed: StdinFeed | null): void { stdinFeed = feed; }
+
 function read(k: GuestKernel, c: SyscallCall): number {
   const [fd, buf, len] = [c.a[0], c.a[1] >>> 0, c.a[2] >>> 0];
   if (fd !== 0) return -EBADF;
   const p = c.p;
+  if (stdinFeed && p.stdinPos === p.stdin.length && len > 0) {
+    const chunk = stdinFeed(len);
+    const copied = k.copyOut(p, buf, chunk);
+    if (copied === 0 && chunk.length > 0) return -EFAULT;
+    c.copied += copied;
+    return copied;
+  }
   const n = Math.min(len, p.stdin.length - p.stdinPos);
   const copied = k.copyOut(p, buf, p.stdin.subarray(p.stdinPos, p.stdinPos + n));
   if (copied === 0 && n > 0) return -EFAULT;
