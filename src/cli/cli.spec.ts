@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describeWithTools } from '../testing/jest-tools.js';
+import { main } from './main.js';
 import { gccBuild, qemuRun, tempDir, TOOLS } from '../testing/toolchain.js';
 
 /** Every test here spawns hvsim processes: generous, for a busy machine. */
@@ -13,26 +14,38 @@ const cli = (args: string[], input = '') => {
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 };
 
+/** hvsim's main() in this process, for usage errors (no process to spawn); stderr captured. */
+const inProcess = async (args: string[]) => {
+  let stdout = '';
+  let stderr = '';
+  const saved = process.exitCode;
+  try {
+    const status = await main(args, { out: (s) => { stdout += s; }, err: (s) => { stderr += s; } });
+    return { status, stdout, stderr };
+  } finally { process.exitCode = saved; }
+};
+
 /** Instruction lines of an objdump -d listing: address, bytes and text, without annotations. */
 const insns = (listing: string) => listing.split('\n').filter((l) => /^\s+[0-9a-f]+:\t/.test(l))
   .map((l) => l.replace(/\s+#.*$/, '').replace(/\s*<[^>]*>/g, '').replace(/\s+/g, ' ').trim());
 
 describe('hvsim CLI', () => {
-  test('--help lists the commands; every command has --help; --version; no command is exit status 2', () => {
-    const help = cli(['--help']);
+  test('--help lists the commands; every command has --help; --version; no command is exit status 2', async () => {
+    const help = await inProcess(['--help']);
     expect(help.status).toBe(0);
     for (const c of ['run', 'experiment', 'asm', 'disasm', 'serve']) expect(help.stdout).toMatch(new RegExp(`^  ${c} `, 'm'));
     expect(help.stdout).not.toMatch(/bench/);
     for (const c of ['run', 'experiment', 'asm', 'disasm', 'serve']) {
-      const r = cli([c, '--help']);
+      const r = await inProcess([c, '--help']);
       expect(r.status).toBe(0);
       expect(r.stdout).toMatch(new RegExp(`^Usage: hvsim ${c} `, 'm'));
     }
-    expect(cli(['help', 'run']).stdout).toMatch(/^Usage: hvsim run /m);
+    expect((await inProcess(['help', 'run'])).stdout).toMatch(/^Usage: hvsim run /m);
     const v = cli(['--version']);
     expect(v.status).toBe(0);
     expect(v.stdout.trim()).toBe(JSON.parse(readFileSync(join(process.cwd(), 'package.json'), 'utf8')).version);
-    expect(cli([]).status).toBe(2);
+    expect((await inProcess([])).status).toBe(2);
+    expect(cli(['--help']).stdout).toMatch(/^Usage: hvsim /); // and the installed entry point
   }, SLOW);
 
   test('--stats to an unwritable path is one line and status 2 before the program runs', () => {
@@ -59,14 +72,14 @@ describe('hvsim CLI', () => {
     expect(cli(['run', join(dir, 'gp.elf')]).status).toBe(0x800 >> 4);
   }, SLOW);
 
-  test('unknown commands and bad files give one line and exit status 2', () => {
+  test('unknown commands and bad files give one line and exit status 2', async () => {
     const dir = tempDir();
     writeFileSync(join(dir, 'junk.elf'), 'not an elf at all, really');
     for (const args of [['frobnicate'], ['disasm', join(dir, 'junk.elf')], ['disasm', join(dir, 'missing.elf')], ['asm', 'x.s'],
       ['run', join(dir, 'junk.elf')], ['run', join(dir, 'missing.elf')], ['run'], ['run', '--vcpus', '99', 'x.elf'],
       ['run', '--technique', 'warp=on', 'x.elf'], ['run', '--engine', 'fast', 'x.elf'], ['run', '--technique', 'syscallLookahead.window=9999', 'x.elf'],
       ['rn', 'x.elf'], ['run', '--frobnicate', 'x.elf'], ['asm', '-o'], ['disasm'], ['serve', 'extra'], ['experiment', 'x.elf', '--repetitions', 'many']]) {
-      const r = cli(args);
+      const r = await inProcess(args);
       expect(r.status).toBe(2);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
     }
@@ -286,12 +299,12 @@ describe('hvsim experiment', () => {
     expect(on.counters.syscallLookahead.syscallsMerged).toBeGreaterThan(0);
   }, SLOW);
 
-  test('bad variants are one line and status 2; a not-implemented technique says so', () => {
+  test('bad variants are one line and status 2; a not-implemented technique says so', async () => {
     for (const args of [['--variant', 'x'], ['--variant', 'a:warp=on'], ['--variant', 'a:syscallLookahead.window=0'], ['--variant', 'a:', '--variant', 'a:'], ['--variant', 'a:protectionDomains=on']]) {
-      const r = cli(['experiment', join(process.cwd(), 'workloads/bin/hello.elf'), ...args]);
+      const r = await inProcess(['experiment', join(process.cwd(), 'workloads/bin/hello.elf'), ...args]);
       expect(r.status).toBe(2);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
     }
-    expect(cli(['experiment', join(process.cwd(), 'workloads/bin/hello.elf'), '--variant', 'a:protectionDomains=on']).stderr).toMatch(/not implemented/);
+    expect((await inProcess(['experiment', join(process.cwd(), 'workloads/bin/hello.elf'), '--variant', 'a:protectionDomains=on'])).stderr).toMatch(/not implemented/);
   }, SLOW);
 });

@@ -19,21 +19,26 @@ export function version(): string {
   return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 }
 
+/** Where help and usage errors go (stdout and stderr unless a test captures them). */
+export interface CliIo { out(s: string): void; err(s: string): void }
+const STDIO: CliIo = { out: (s) => { process.stdout.write(s); }, err: (s) => { process.stderr.write(s); } };
+
 /** The hvsim program with the commands of `modules`; errors throw CommanderError instead of exiting. */
-export function buildProgram(modules: CommandModule[] = COMMAND_MODULES): Command {
+export function buildProgram(modules: CommandModule[] = COMMAND_MODULES, io: CliIo = STDIO): Command {
   const program = new Command('hvsim')
     .description('Simulated hypervisor-as-a-service: run RV32 programs locally, or serve the REST API.')
     .version(version(), '-V, --version', 'print the version')
     .helpCommand('help [command]', 'show help for a command')
     .exitOverride()
     // Commander puts a suggestion ("Did you mean ...?") on a line of its own: keep errors one line.
-    .configureOutput({ outputError: (s, write) => write(s.replace(/\n(?=.)/g, ' ')) });
+    .configureOutput({ writeOut: io.out, writeErr: io.err, outputError: (s, write) => write(s.replace(/\n(?=.)/g, ' ')) });
   for (const register of modules) register(program);
   return program;
 }
 
 /** Runs hvsim with `argv` (without node and script); resolves to the exit status. */
-export async function main(argv: string[], program = buildProgram()): Promise<number> {
+export async function main(argv: string[], io: CliIo = STDIO): Promise<number> {
+  const program = buildProgram(COMMAND_MODULES, io);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
@@ -43,7 +48,7 @@ export async function main(argv: string[], program = buildProgram()): Promise<nu
       return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : 2;
     }
     if (e instanceof CliError) {
-      process.stderr.write(`${e.message}\n`);
+      io.err(`${e.message}\n`);
       return e.status;
     }
     throw e;
