@@ -20,10 +20,10 @@ import { PAGE_SIZE, pageBase } from '../mmu/phys.js';
 import { COSTS, Ctr } from '../uarch/costs.js';
 import { Khv, Vcpu } from '../hypervisor/khv.js';
 import { GuestMemoryError, VmFault } from '../hypervisor/exits.js';
-import { RAM_BASE } from '../hypervisor/platform.js';
+import { CONSOLE_PORTS, RAM_BASE, RING_DATA, RING_HEADER, ringGpa } from '../hypervisor/platform.js';
 import { buildInitialStack } from './initial-stack.js';
 import { buildKernelText, KernelText, SpectreV2Mitigation } from './kernel-text.js';
-import { DEVICE_GPA, GATE, K, KERNEL_REGION, KERNEL_VA, DEVICE_VA, MAX_VCPUS, NR_MAX, PERCPU, RING_DATA, RING_HEADER, kgpa, kva, ringGpa } from './layout.js';
+import { DEVICE_GPA, GATE, K, KERNEL_REGION, KERNEL_VA, DEVICE_VA, MAX_VCPUS, NR_MAX, PERCPU, kgpa, kva } from './layout.js';
 import { MMAP_BASE, PROT, Process, ProcessStatus, Region, SIG, STACK_SIZE, STACK_TOP } from './process.js';
 import { SeededRandom } from './random.js';
 import { ENOSYS, SYSCALL_BY_NR, SyscallRow } from './syscalls.js';
@@ -152,7 +152,7 @@ export class GuestKernel {
     }
     this.writeKernelMappings(kgpa(K.IDLE_ROOT));
     this.idleSatp = (0x80000000 | (kgpa(K.IDLE_ROOT) / PAGE_SIZE)) | 0;
-    for (let port = 0; port < 2; port++) khv.fill(ringGpa(port), RING_HEADER, 0);
+    for (let port = 0; port < CONSOLE_PORTS; port++) khv.fill(ringGpa(port), RING_HEADER, 0);
     const entry = this.text.symbols.get('trap_entry')!;
     this.attachCpus(gateHpa);
     this.cpus.forEach((c, i) => {

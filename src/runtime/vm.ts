@@ -17,8 +17,7 @@ import { Khv, Vcpu } from '../hypervisor/khv.js';
 import { Uhv } from '../hypervisor/uhv.js';
 import { GuestMemoryError, VmFault } from '../hypervisor/exits.js';
 import { FrameState, POISON } from '../hypervisor/host-memory.js';
-import { ringGpa } from '../guest/layout.js';
-import { RAM_BASE } from '../hypervisor/platform.js';
+import { CONSOLE_PORTS, CONSOLE_RING_BASE, RAM_BASE, ringGpa } from '../hypervisor/platform.js';
 import { PAGE_SIZE, PhysMem, pageBase } from '../mmu/phys.js';
 import { GuestKernel } from '../guest/kernel.js';
 import { SpectreV2Mitigation } from '../guest/kernel-text.js';
@@ -300,7 +299,7 @@ export class Vm {
   private pageOwner(gpa: number): PageOwner {
     const o = this.kernel.ownerOf(pageBase(gpa));
     if (o.kind === 'process') return { kind: 'process', pid: o.p.pid, va: o.va };
-    if (o.kind === 'kernel') return { kind: gpa >= ringGpa(0) && gpa < ringGpa(0) + 2 * 0x10000 ? 'device' : 'kernel' };
+    if (o.kind === 'kernel') return { kind: gpa >= CONSOLE_RING_BASE && gpa < ringGpa(CONSOLE_PORTS) ? 'device' : 'kernel' };
     return { kind: 'free' };
   }
 
