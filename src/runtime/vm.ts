@@ -22,7 +22,8 @@ import { PAGE_SIZE, PhysMem, pageBase } from '../mmu/phys.js';
 import { GuestKernel } from '../guest/kernel.js';
 import { SpectreV2Mitigation } from '../guest/kernel-text.js';
 import { ProcessStatus } from '../guest/process.js';
-import { LookaheadStats } from '../guest/kernel.js';
+import type { LookaheadStats } from '../guest/syscall-chain.js';
+import { SYSCALLS } from '../guest/syscalls.js';
 import { resolveTechniques, TechniqueSettings } from '../techniques/catalogue.js';
 import { captureVcpu, restoreVcpu } from '../migration/machine-state.js';
 import type { MachineState, Migratable, MigrationTarget, PageRead } from '../migration/migratable.js';
@@ -123,7 +124,7 @@ export class Vm implements Migratable, MigrationTarget {
     if (spec.engine === 'jit') this.shareTranslations(mem);
     this.khv.flushAll = () => { for (const v of this.vcpus) v.hart.mmu.flushAll(); };
     this.kernel = new GuestKernel(this.khv, this.vcpus, {
-      mitigation: spec.spectreV2Mitigation, seed: spec.seed, ramBytes: spec.memoryMiB << 20, techniques: spec.techniques ?? resolveTechniques(),
+      mitigation: spec.spectreV2Mitigation, seed: spec.seed, ramBytes: spec.memoryMiB << 20, syscalls: SYSCALLS, techniques: spec.techniques ?? resolveTechniques(),
     });
     this.khv.onMemoryFailure = (v, gpa, va, pc, fromUser) => this.kernel.memoryFailureTrap(v, gpa, va, pc, fromUser);
     if (opts.incoming) return;
@@ -357,7 +358,7 @@ export class Vm implements Migratable, MigrationTarget {
     if ('gpa' in target) gpa = target.gpa;
     else {
       const p = this.kernel.processes.find((x) => x.pid === target.pid && x.state !== 'exited');
-      const e = p?.pages.get(target.va >>> 12);
+      const e = p?.mm.pages.get(target.va >>> 12);
       if (e === undefined) return -1;
       gpa = pageBase(e);
     }
