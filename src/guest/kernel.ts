@@ -270,7 +270,7 @@ export class GuestKernel implements SyscallKernel {
       cost += Math.ceil(call.copied / COSTS.gateBytesPerCycle);
       const la = this.techniques.syscallLookahead;
       if (la?.enabled && !c.switched && c.frame[PERCPU.CONTINUE >> 2] === 0) {
-        const chained = this.chain.run(c, call.p, r, { window: la.window as number, allowForwardBranches: la.allowForwardBranches as boolean, maxChain: la.maxChain as number });
+        const chained = this.chain.run(c, call.p, r, la.window as number, la.allowForwardBranches as boolean, la.maxChain as number);
         r = chained.result;
         cost += chained.cost;
       }

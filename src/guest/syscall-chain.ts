@@ -21,9 +21,6 @@ export interface LookaheadStats {
   chainEnds: Record<string, number>;
 }
 
-/** The technique's settings for one chain. */
-export interface ChainLimits { window: number; allowForwardBranches: boolean; maxChain: number }
-
 export class SyscallChain {
   readonly stats: LookaheadStats = { syscallsMerged: 0, crossingsAvoided: 0, instructionsEmulated: 0, instructionsScanned: 0, chainEnds: {} };
   private readonly scanner = new LookaheadScanner();
@@ -36,10 +33,10 @@ export class SyscallChain {
 
   /**
    * After a syscall of `p` on `c` returned `result` (no context switch, no pending CONTINUE):
-   * chains the syscalls that follow. Returns the user's a0 and the cycles the scans, emulation
-   * and handlers cost.
+   * chains the syscalls that follow, each within `window` instructions of the last, at most
+   * `maxChain` of them. Returns the user's a0 and the cycles the scans, emulation and handlers cost.
    */
-  run(c: Cpu, p: Process, result: number, limits: ChainLimits): { result: number; cost: number } {
+  run(c: Cpu, p: Process, result: number, window: number, allowForwardBranches: boolean, maxChain: number): { result: number; cost: number } {
     const h = c.vcpu.hart;
     const f = c.frame;
     const stats = this.stats;
@@ -47,11 +44,11 @@ export class SyscallChain {
     const regs = this.regs;
     let cost = 0;
     for (let merged = 0; ; merged++) {
-      if (merged >= limits.maxChain) { end('maxChain'); break; }
+      if (merged >= maxChain) { end('maxChain'); break; }
       regs.set(f.subarray(0, 32));
       regs[0] = 0;
       regs[10] = result;
-      const scan = this.scanner.scan(h, regs, h.vsepc, limits.window, limits.allowForwardBranches);
+      const scan = this.scanner.scan(h, regs, h.vsepc, window, allowForwardBranches);
       stats.instructionsScanned += scan.scanned;
       cost += scan.scanned * COSTS.lookaheadDecode;
       if (scan.ecallPc === null) { end(scan.end!); break; }
