@@ -43,8 +43,6 @@ import { Cpu, Scheduler, TICK_CYCLES } from './scheduler.js';
 import { LookaheadStats, SyscallChain } from './syscall-chain.js';
 import type { SyscallCall, SyscallKernel, SyscallRow, SyscallTable } from './syscall-abi.js';
 
-export type { ProcessSpec } from './processes.js';
-
 export interface KernelOptions {
   mitigation: SpectreV2Mitigation;
   seed: number;
