@@ -16,6 +16,7 @@ import express from 'express';
 import { SwaggerModule } from '@nestjs/swagger';
 import { openApiDocument } from './openapi.js';
 import { httpLogger, Metrics } from './api/observability.js';
+import { verifyJsonBytes } from './api/validate.js';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 
 /** Errors of the body parsers (too large, malformed JSON) as problem+json. */
@@ -73,7 +74,7 @@ export async function startService(config: Config): Promise<RunningService> {
     app.use(httpLogger(config.logLevel));
     app.use(metrics.middleware());
     // JSON bodies may carry a base64 image (4/3 of the binary limit); raw uploads are ELF bytes.
-    app.use(express.json({ limit: Math.ceil(config.imageMaxBytes * 1.4) + 4096 }));
+    app.use(express.json({ limit: Math.ceil(config.imageMaxBytes * 1.4) + 4096, verify: verifyJsonBytes }));
     app.use(express.raw({ type: 'application/octet-stream', limit: config.imageMaxBytes }));
     app.use(bodyErrors);
     SwaggerModule.setup('docs', app, () => openApiDocument(app));
