@@ -55,7 +55,7 @@ describe.each(BACKENDS)('hostile input on $name', (backend) => {
     // fetch sends the bytes as they are (supertest would serialize a Buffer as JSON).
     const r = await fetch(`${s.svc.url}/v1/hosts`, { method: 'POST', headers: { ...s.auth, 'Content-Type': 'application/json' }, body });
     expect(r.status).toBe(400);
-    expect((await r.json()).detail).toMatch(/not valid UTF-8/);
+    expect(((await r.json()) as { detail: string }).detail).toMatch(/not valid UTF-8/);
   });
 
   test('numeric query parameters are bounded', async () => {
