@@ -106,7 +106,7 @@ export class Authenticator {
           else parsers[i++](req, res, step);
         };
         step();
-      }, next);
+      }, () => next()); // the guard meets the same failure and answers it (503 when the database is down)
     };
   }
 }
