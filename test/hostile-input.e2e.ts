@@ -94,6 +94,8 @@ describe.each(BACKENDS)('hostile input on $name', (backend) => {
     await s.api().get(`/v1/hosts/${h.id}`).set(s.auth).expect(200);
     const r = await s.api().get(`/v1/hosts/${h.id.toUpperCase()}`).set(s.auth).expect(400);
     expect(r.body.detail).toMatch(/lowercase/);
+    const b = await s.api().post('/v1/vms').set(s.auth).send({ name: 'up', hostId: h.id.toUpperCase(), vcpus: 1, memoryMiB: 16, processes: [{ imageId: imageId.toUpperCase() }] }).expect(400);
+    expect(b.body.errors.map((e: { field: string }) => e.field).sort()).toEqual(['hostId', 'processes[0].imageId']);
     const sock = await s.connect();
     const ack = await sock.emitWithAck('subscribe', { subjects: [`host:${h.id.toUpperCase()}`] });
     expect(ack.subscribed).toEqual([]);

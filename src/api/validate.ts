@@ -52,6 +52,9 @@ export function verifyJsonBytes(_req: unknown, _res: unknown, buf: Buffer): void
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 const UUID_ANY_CASE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** False for a UUID spelled with uppercase letters (ids are lowercase everywhere). */
+const uuidIsCanonical = (v: unknown) => typeof v !== 'string' || !UUID_ANY_CASE.test(v) || v === v.toLowerCase();
+
 /** The problem with a string that is to be stored (names, argv, env, stdin, source), or null. */
 function stringProblem(s: string): string | null {
   if (s.includes('\0')) return 'contains a NUL character';
@@ -61,7 +64,7 @@ function stringProblem(s: string): string | null {
 
 /**
  * Every problem of a parsed body or query that no DTO rule sees: NUL and unpaired surrogates in
- * any string or key, and `__proto__`/`constructor`/`prototype` keys. Fields are named by path
+ * any string or key, `__proto__`/`constructor`/`prototype` keys, and uppercase UUIDs in `…Id` fields. Fields are named by path
  * (`processes[0].argv[1]`). Iterative: depth is bounded before parsing, but this never recurses.
  */
 export function inputProblems(value: unknown, root = ''): string[] {
@@ -80,7 +83,9 @@ export function inputProblems(value: unknown, root = ''): string[] {
         if (FORBIDDEN_KEYS.has(k)) { problems.push(`property ${at} should not exist`); continue; }
         const p = stringProblem(k);
         if (p) { problems.push(`${path || 'body'} has a key that ${p}`); continue; }
-        stack.push([(v as Record<string, unknown>)[k], at]);
+        const field = (v as Record<string, unknown>)[k];
+        if (k.endsWith('Id') && !uuidIsCanonical(field)) { problems.push(`${at} must be a lowercase UUID (ids are canonical lowercase)`); continue; }
+        stack.push([field, at]);
       }
     }
   }
@@ -100,7 +105,7 @@ export class InputGuard implements CanActivate {
     const req = ctx.switchToHttp().getRequest<Request>();
     const problems = [...inputProblems(req.body), ...inputProblems(req.query)];
     for (const [name, v] of Object.entries(req.params ?? {})) {
-      if (typeof v === 'string' && UUID_ANY_CASE.test(v) && v !== v.toLowerCase()) problems.push(`${name} must be a lowercase UUID (ids are canonical lowercase), got '${v}'`);
+      if (!uuidIsCanonical(v)) problems.push(`${name} must be a lowercase UUID (ids are canonical lowercase), got '${v}'`);
     }
     if (problems.length) throw new BadRequestException(problems);
     return true;
