@@ -9,7 +9,8 @@ import type { Config } from './config/config.js';
 import { CONFIG } from './api/tokens.js';
 import { ENTITIES } from './persistence/entities.js';
 import { MIGRATIONS } from './persistence/migrations/index.js';
-import { AuthGuard } from './api/auth.js';
+import { Authenticator, AuthGuard } from './api/auth.js';
+import { InputGuard } from './api/validate.js';
 import { ProblemFilter } from './api/errors.js';
 import { EventsService } from './api/events.service.js';
 import { TenantsController } from './api/tenants.controller.js';
@@ -67,7 +68,9 @@ export class AppModule {
         EventsGateway,
         IdempotencyInterceptor,
         { provide: Metrics, useValue: o.metrics },
+        Authenticator,
         { provide: APP_GUARD, useClass: AuthGuard },
+        { provide: APP_GUARD, useClass: InputGuard },
         { provide: APP_FILTER, useClass: ProblemFilter },
         { provide: APP_PIPE, useValue: new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }) },
       ],

@@ -11,11 +11,12 @@ import pg from 'pg';
 import { AppModule } from './app.module.js';
 import type { Config } from './config/config.js';
 import { startEmbeddedPostgres, EmbeddedPostgres } from './persistence/embedded.js';
-import { newToken } from './api/auth.js';
+import { Authenticator, newToken } from './api/auth.js';
 import express from 'express';
 import { SwaggerModule } from '@nestjs/swagger';
 import { openApiDocument } from './openapi.js';
 import { httpLogger, Metrics } from './api/observability.js';
+import { verifyJsonBytes } from './api/validate.js';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 
 /** Errors of the body parsers (too large, malformed JSON) as problem+json. */
@@ -88,8 +89,11 @@ export async function startService(config: Config, progress: (phase: string, ms:
     app.use(httpLogger(config.logLevel));
     app.use(metrics.middleware());
     // JSON bodies may carry a base64 image (4/3 of the binary limit); raw uploads are ELF bytes.
-    app.use(express.json({ limit: Math.ceil(config.imageMaxBytes * 1.4) + 4096 }));
-    app.use(express.raw({ type: 'application/octet-stream', limit: config.imageMaxBytes }));
+    // Only an authenticated request's body is parsed.
+    app.use(app.get(Authenticator).parseBodiesAfterAuth(
+      express.json({ limit: Math.ceil(config.imageMaxBytes * 1.4) + 4096, verify: verifyJsonBytes }),
+      express.raw({ type: 'application/octet-stream', limit: config.imageMaxBytes }),
+    ));
     app.use(bodyErrors);
     SwaggerModule.setup('docs', app, () => openApiDocument(app));
     phase('opening the HTTP port');

@@ -24,7 +24,7 @@ describe.each(BACKENDS)('tenants, auth, hosts and events on $name', (backend) =>
     const r = await api().get('/v1/hosts').set('Authorization', `Bearer ${tokenA}`).set('X-Request-Id', 'trace-123').expect(200);
     expect(r.headers['x-request-id']).toBe('trace-123');
     expect((await api().get('/healthz')).headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
-    const m = await api().get('/metrics').expect(200);
+    const m = await api().get('/metrics').set('Authorization', `Bearer ${ADMIN}`).expect(200);
     expect(m.text).toMatch(/hvsim_http_requests_total\{method="GET",route="\/v1\/hosts",status="200"\} [1-9]/);
     expect(m.text).toMatch(/hvsim_http_request_duration_seconds_bucket/);
   });

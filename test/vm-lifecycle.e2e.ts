@@ -3,7 +3,7 @@
  * console and counters through REST, host memory accounting, exit streams for slow consumers.
  */
 import type { Socket } from 'socket.io-client';
-import { BACKENDS, TenantSession, until, useTenantSession } from './support/service.js';
+import { ADMIN, BACKENDS, TenantSession, until, useTenantSession } from './support/service.js';
 import { assemble } from '../src/isa/assembler.js';
 import { runProgram } from '../src/runtime/run-program.js';
 import { EventsGateway, EXIT_QUEUE } from '../src/api/events.gateway.js';
@@ -125,7 +125,7 @@ describe.each(BACKENDS)('VM lifecycle and telemetry on $name', (backend) => {
     const counters = (await api().get(`/v1/vms/${vm.id}/counters`).set(auth).expect(200)).body;
     expect(counters).toMatchObject({ live: false, instructions: want.counters.instructions, cycles: want.counters.cycles, syscalls: { exit: 1, write: 6 } });
     expect(counters.perVcpu).toHaveLength(1);
-    const metrics = (await api().get('/metrics').expect(200)).text;
+    const metrics = (await api().get('/metrics').set('Authorization', `Bearer ${ADMIN}`).expect(200)).text;
     expect(metrics).toContain(`hvsim_vm_instructions{vm="${vm.id}",host="${host.id}"} ${want.counters.instructions}`);
     expect(metrics).toMatch(new RegExp(`hvsim_vm_exits\\{vm="${vm.id}",host="${host.id}",reason="mmio"\\} \\d+`));
     expect((await api().get(`/v1/hosts/${host.id}`).set(auth).expect(200)).body.memory).toMatchObject({ freeFrames: 65536, framesByVm: {} });

@@ -1,16 +1,18 @@
 /**
- * Bearer-token authentication. Tokens are random; only their sha256 is stored. Failed attempts
- * are rate-limited per client address (429 once the budget of the last minute is spent).
+ * Bearer-token authentication. Tokens are random; only their sha256 is stored. A request's
+ * principal is resolved once, before its body is parsed (bodies of unauthenticated requests are
+ * never parsed), and the guard reuses it. Failed attempts are rate-limited per (client address,
+ * failing token hash): 429 once that pair's budget of the last minute is spent. A valid token is
+ * never refused by the limiter, so bad requests behind one address (a NAT) lock out nobody else.
  */
-import { CanActivate, ExecutionContext, Injectable, SetMetadata, createParamDecorator } from '@nestjs/common';
+import { CanActivate, ExecutionContext, Inject, Injectable, SetMetadata, createParamDecorator } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { Request } from 'express';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { DataSource } from 'typeorm';
 import { ProblemError, unauthorized } from './errors.js';
 import { TenantEntity } from '../persistence/entities.js';
 import { CONFIG } from './tokens.js';
-import { Inject } from '@nestjs/common';
 import type { Config } from '../config/config.js';
 
 export const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');
@@ -30,42 +32,98 @@ export const TenantId = createParamDecorator((_: unknown, ctx: ExecutionContext)
   return p.tenantId;
 });
 
-@Injectable()
-export class AuthGuard implements CanActivate {
-  private failures = new Map<string, number[]>();
-  readonly adminTokenHash: string;
+/** What a request's Authorization header proved: the principal, or why not (with the hash of the token tried). */
+type Resolution = { principal: Principal } | { principal: null; detail: string; tokenHash: string };
+type AuthRequest = Request & { principal?: Principal; [RESOLVED]?: Promise<Resolution> };
+const RESOLVED = Symbol('hvsim:auth');
 
-  constructor(private readonly reflector: Reflector, private readonly ds: DataSource, @Inject(CONFIG) private readonly config: Config & { resolvedAdminToken: string }) {
+/** Most (address, token) pairs the limiter remembers; past it, the oldest are forgotten. */
+const MAX_TRACKED = 10_000;
+const WINDOW_MS = 60_000;
+
+@Injectable()
+export class Authenticator {
+  readonly adminTokenHash: string;
+  private failures = new Map<string, number[]>();
+
+  constructor(private readonly ds: DataSource, @Inject(CONFIG) private readonly config: Config & { resolvedAdminToken: string }) {
     this.adminTokenHash = hashToken(config.resolvedAdminToken);
   }
 
+  /** Resolves the request's bearer token once (later calls share the answer). */
+  resolve(req: Request): Promise<Resolution> {
+    const r = req as AuthRequest;
+    return (r[RESOLVED] ??= this.lookup(req.headers.authorization));
+  }
+
+  private async lookup(header: string | undefined): Promise<Resolution> {
+    const m = /^Bearer (\S+)$/.exec(header ?? '');
+    if (!m) return { principal: null, detail: 'missing bearer token (Authorization: Bearer TOKEN)', tokenHash: '' };
+    const hash = hashToken(m[1]);
+    if (timingSafeEqual(Buffer.from(hash), Buffer.from(this.adminTokenHash))) return { principal: { kind: 'admin' } };
+    const tenant = await this.ds.getRepository(TenantEntity).findOneBy({ tokenHash: hash });
+    return tenant ? { principal: { kind: 'tenant', tenantId: tenant.id } } : { principal: null, detail: 'invalid token', tokenHash: hash };
+  }
+
+  /**
+   * Counts a failed authentication of `tokenHash` from `addr`.
+   * Raises: 429 when the pair has failed authFailuresPerMinute times in the last minute, else 401.
+   */
+  fail(addr: string, tokenHash: string, detail: string): never {
+    const key = `${addr} ${tokenHash}`;
+    const now = Date.now();
+    const recent = (this.failures.get(key) ?? []).filter((t) => now - t < WINDOW_MS);
+    if (recent.length >= this.config.authFailuresPerMinute) {
+      throw new ProblemError(429, 'Too Many Requests', 'too many failed authentications with this token from this address; retry in a minute');
+    }
+    recent.push(now);
+    this.failures.delete(key);
+    this.failures.set(key, recent);
+    if (this.failures.size > MAX_TRACKED) this.forgetOld(now);
+    throw unauthorized(detail);
+  }
+
+  /** Drops pairs with no failure in the window, then the least recently failed beyond MAX_TRACKED. */
+  private forgetOld(now: number): void {
+    for (const [k, ts] of this.failures) if (now - ts[ts.length - 1] >= WINDOW_MS) this.failures.delete(k);
+    for (const k of this.failures.keys()) {
+      if (this.failures.size <= MAX_TRACKED) break;
+      this.failures.delete(k);
+    }
+  }
+
+  /**
+   * Wraps body parsers so that they run only for authenticated requests: an unauthenticated
+   * request's body is never read into a parser (the guard answers 401 without it).
+   */
+  parseBodiesAfterAuth(...parsers: RequestHandler[]): RequestHandler {
+    return (req: Request, res: Response, next: NextFunction) => {
+      this.resolve(req).then((r) => {
+        if (!r.principal) return next();
+        let i = 0;
+        const step = (err?: unknown): void => {
+          if (err || i === parsers.length) next(err);
+          else parsers[i++](req, res, step);
+        };
+        step();
+      }, () => next()); // the guard meets the same failure and answers it (503 when the database is down)
+    };
+  }
+}
+
+@Injectable()
+export class AuthGuard implements CanActivate {
+  constructor(private readonly reflector: Reflector, private readonly auth: Authenticator) {}
+
   async canActivate(ctx: ExecutionContext): Promise<boolean> {
     if (this.reflector.getAllAndOverride<boolean>(PUBLIC, [ctx.getHandler(), ctx.getClass()])) return true;
-    const req = ctx.switchToHttp().getRequest<Request & { principal?: Principal }>();
-    const addr = req.ip ?? 'unknown';
-    const now = Date.now();
-    const recent = (this.failures.get(addr) ?? []).filter((t) => now - t < 60_000);
-    if (recent.length >= this.config.authFailuresPerMinute) {
-      throw new ProblemError(429, 'Too Many Requests', 'too many failed authentications from this address; retry in a minute');
-    }
-    const fail = (detail: string): never => {
-      recent.push(now);
-      this.failures.set(addr, recent);
-      throw unauthorized(detail);
-    };
-    const m = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '');
-    if (!m) return fail('missing bearer token (Authorization: Bearer TOKEN)');
-    const hash = hashToken(m[1]);
+    const req = ctx.switchToHttp().getRequest<AuthRequest>();
+    const r = await this.auth.resolve(req);
+    if (!r.principal) return this.auth.fail(req.ip ?? 'unknown', r.tokenHash, r.detail);
     const adminOnly = this.reflector.getAllAndOverride<boolean>(ADMIN_ONLY, [ctx.getHandler(), ctx.getClass()]);
-    if (timingSafeEqual(Buffer.from(hash), Buffer.from(this.adminTokenHash))) {
-      req.principal = { kind: 'admin' };
-      if (!adminOnly) throw new ProblemError(403, 'Forbidden', 'the admin token manages tenants; use a tenant token here');
-      return true;
-    }
-    const tenant = await this.ds.getRepository(TenantEntity).findOneBy({ tokenHash: hash });
-    if (!tenant) return fail('invalid token');
-    if (adminOnly) throw new ProblemError(403, 'Forbidden', 'this endpoint needs the admin token');
-    req.principal = { kind: 'tenant', tenantId: tenant.id };
+    req.principal = r.principal;
+    if (r.principal.kind === 'admin' && !adminOnly) throw new ProblemError(403, 'Forbidden', 'the admin token manages tenants; use a tenant token here');
+    if (r.principal.kind === 'tenant' && adminOnly) throw new ProblemError(403, 'Forbidden', 'this endpoint needs the admin token');
     return true;
   }
 }

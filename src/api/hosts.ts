@@ -14,19 +14,22 @@ import { EventsService } from './events.service.js';
 import { HostEntity } from '../persistence/entities.js';
 import { RuntimeService } from './runtime.service.js';
 import { checkTechniques } from './techniques.js';
+import { MAX_HOST_MIB } from '../hypervisor/host-memory.js';
+
+const HOST_MIB_LIMIT = `memoryMiB must not be greater than ${MAX_HOST_MIB} (the largest host this service simulates: host-physical addresses are 31-bit)`;
 
 export class CreateHostDto {
   @ApiProperty() @IsString() @Length(1, 100) name!: string;
   @ApiProperty() @IsInt() @Min(1) @Max(64) cpus!: number;
-  /** Host DRAM is allocated (as shared memory) by this service: at most 16 GiB per host. */
-  @ApiProperty() @IsInt() @Min(16) @Max(16384) memoryMiB!: number;
+  /** Host DRAM is allocated (as lazily committed shared memory) by this service: at most 2048 MiB per host. */
+  @ApiProperty({ minimum: 16, maximum: MAX_HOST_MIB }) @IsInt() @Min(16) @Max(MAX_HOST_MIB, { message: HOST_MIB_LIMIT }) memoryMiB!: number;
   @ApiPropertyOptional() @IsOptional() @IsObject() techniques?: Record<string, unknown>;
 }
 
 export class UpdateHostDto {
   @ApiPropertyOptional() @IsOptional() @IsString() @Length(1, 100) name?: string;
   @ApiPropertyOptional() @IsOptional() @IsInt() @Min(1) @Max(64) cpus?: number;
-  @ApiPropertyOptional() @IsOptional() @IsInt() @Min(16) @Max(16384) memoryMiB?: number;
+  @ApiPropertyOptional({ minimum: 16, maximum: MAX_HOST_MIB }) @IsOptional() @IsInt() @Min(16) @Max(MAX_HOST_MIB, { message: HOST_MIB_LIMIT }) memoryMiB?: number;
   @ApiPropertyOptional() @IsOptional() @IsObject() techniques?: Record<string, unknown>;
   @ApiPropertyOptional() @IsOptional() @IsIn(['ready', 'maintenance']) state?: string;
 }

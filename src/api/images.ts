@@ -1,9 +1,11 @@
 /**
  * Images: static RV32 ELF executables (uploaded as bytes, or as base64 in JSON), or assembly
  * source assembled into an ELF on upload. Validated by the ISA toolkit's ELF loader; the same
- * bytes uploaded twice by one tenant return the existing image.
+ * bytes uploaded twice by one tenant return the existing image. Assembling, validation and the
+ * digest run in a worker pool (one thread, a bounded queue), never on the main thread; what is
+ * stored is at most imageMaxBytes, whatever the input.
  */
-import { Body, Controller, Delete, Get, HttpCode, Injectable, Param, ParseUUIDPipe, Post, Query, Req, Res } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Inject, Injectable, OnModuleDestroy, Param, ParseUUIDPipe, Post, Query, Req, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags, ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsIn, IsOptional, IsString, Length } from 'class-validator';
 import type { Request, Response } from 'express';
@@ -14,8 +16,11 @@ import { Idempotent } from './idempotency.js';
 import { conflict, notFound, ProblemError } from './errors.js';
 import { EventsService } from './events.service.js';
 import { ImageEntity } from '../persistence/entities.js';
-import { ElfError, parseElf32 } from '../isa/elf.js';
-import { assemble, AsmError } from '../isa/assembler.js';
+import { parseElf32 } from '../isa/elf.js';
+import { Piscina } from 'piscina';
+import type { Prepared, PrepareTask } from './image-prepare.js';
+import { CONFIG } from './tokens.js';
+import type { Config } from '../config/config.js';
 import { listPage, PageQuery } from './pagination.js';
 import { BUILTIN_IMAGES, builtinElf } from '../runtime/workloads.js';
 import { validateBody } from './validate.js';
@@ -46,29 +51,44 @@ export const imageView = (i: ImageEntity) => ({
 
 const unprocessable = (detail: string, extra: Record<string, unknown>) => new ProblemError(422, 'Unprocessable Content', detail, extra);
 
-@Injectable()
-export class ImagesService {
-  constructor(private readonly ds: DataSource, private readonly events: EventsService) {}
+/** Uploads waiting for the pool beyond this are refused with 503. */
+const UPLOAD_QUEUE = 32;
 
-  /** Validates and stores an image. Raises 422 (malformed ELF or assembly errors). */
-  async create(tenantId: string, name: string, format: 'elf' | 'asm', bytes: Buffer | null, source: string | null) {
-    let elf: Buffer;
-    if (format === 'asm') {
-      try {
-        elf = Buffer.from(assemble(source ?? '', { fileName: name }).elf);
-      } catch (e) {
-        if (e instanceof AsmError) throw unprocessable(`assembly failed: ${e.problems.length} error(s)`, { errors: e.problems });
-        throw e;
-      }
-    } else elf = bytes!;
-    let entry: number;
+@Injectable()
+export class ImagesService implements OnModuleDestroy {
+  private pool: Piscina | null = null;
+
+  constructor(private readonly ds: DataSource, private readonly events: EventsService, @Inject(CONFIG) private readonly config: Config) {}
+
+  async onModuleDestroy(): Promise<void> { await this.pool?.destroy(); }
+
+  /** Runs `task` in the upload pool. Raises: 503 when UPLOAD_QUEUE uploads are already waiting. */
+  private async prepare(task: PrepareTask): Promise<Prepared> {
+    // From TypeScript source (tests, tsx) the worker needs tsx's loader: a .mjs entry registers it.
+    const ts = import.meta.url.endsWith('.ts');
+    this.pool ??= new Piscina({
+      filename: new URL(ts ? './image-prepare.boot.mjs' : './image-prepare.js', import.meta.url).href,
+      minThreads: 0, maxThreads: 1, maxQueue: UPLOAD_QUEUE, idleTimeout: 60_000,
+    });
     try {
-      entry = parseElf32(new Uint8Array(elf.buffer, elf.byteOffset, elf.length)).entry;
+      return await this.pool.run(task) as Prepared;
     } catch (e) {
-      if (e instanceof ElfError) throw unprocessable(`not a valid static RV32 executable: ${e.message} (at offset ${e.offset})`, { offset: e.offset });
+      if (e instanceof Error && /queue is at limit/i.test(e.message)) {
+        throw new ProblemError(503, 'Service Unavailable', `${UPLOAD_QUEUE} uploads are already waiting to be processed; retry later`);
+      }
       throw e;
     }
-    const sha256 = createHash('sha256').update(elf).digest('hex');
+  }
+
+  /** Validates and stores an image. Raises 413 (ELF over imageMaxBytes), 422 (malformed ELF or assembly errors, output over imageMaxBytes), 503 (pool full). */
+  async create(tenantId: string, name: string, format: 'elf' | 'asm', bytes: Buffer | null, source: string | null) {
+    const max = this.config.imageMaxBytes;
+    if (bytes && bytes.length > max) throw new ProblemError(413, 'Content Too Large', `the image is ${bytes.length} bytes; the limit is ${max}`);
+    const p = await this.prepare(format === 'asm' ? { format, source: source ?? '', fileName: name, maxBytes: max } : { format, bytes: bytes! });
+    if (!p.ok && 'asmProblems' in p) throw unprocessable(`assembly failed: ${p.asmProblems.length} error(s)`, { errors: p.asmProblems });
+    if (!p.ok) throw unprocessable(`not a valid static RV32 executable: ${p.elfError.message} (at offset ${p.elfError.offset})`, { offset: p.elfError.offset });
+    const { entry, sha256 } = p;
+    const elf = Buffer.from(p.elf.buffer, p.elf.byteOffset, p.elf.length);
     const repo = this.ds.getRepository(ImageEntity);
     const existing = await repo.findOneBy({ tenantId, sha256 });
     if (existing) return { created: false, image: imageView(existing) };

@@ -7,7 +7,7 @@ import { Public, TenantId } from './auth.js';
 import { EventsService } from './events.service.js';
 
 export class EventsQuery {
-  @ApiPropertyOptional() @IsOptional() @Type(() => Number) @IsInt() @Min(0) since?: number;
+  @ApiPropertyOptional({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }) @IsOptional() @Type(() => Number) @IsInt() @Min(0) @Max(Number.MAX_SAFE_INTEGER) since?: number;
   @ApiPropertyOptional() @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(1000) limit?: number;
   @ApiPropertyOptional() @IsOptional() @IsString() @Matches(/^[a-z]+:[0-9a-f-]+$/) subject?: string;
 }

@@ -1,15 +1,19 @@
 /**
  * Structured JSON logs with request ids (pino; secrets redacted), and Prometheus metrics (prom-client): HTTP
- * request counts and latency histograms labelled by method, route pattern and status.
+ * request counts and latency histograms labelled by method, route template (`/v1/vms/:id`; every
+ * request no route matched is `unmatched`, so junk paths add no series) and status. /metrics is
+ * the operator's: it needs the admin token. Series labelled with a VM are dropped when the VM is
+ * deleted.
  */
 import { Controller, Get, Header } from '@nestjs/common';
-import { ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import type { NextFunction, Request, Response } from 'express';
 import { randomUUID } from 'node:crypto';
 import { pino, Logger as Pino } from 'pino';
 import { pinoHttp } from 'pino-http';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { Public } from './auth.js';
+import { AdminOnly } from './auth.js';
+import { EventsService, HvEvent } from './events.service.js';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -21,13 +25,21 @@ export class Metrics {
 
   constructor() { collectDefaultMetrics({ register: this.registry, prefix: 'hvsim_' }); }
 
+  /** Removes every series labelled `vm="<vmId>"` (a deleted VM). */
+  async forgetVm(vmId: string): Promise<void> {
+    for (const metric of this.registry.getMetricsAsArray()) {
+      const m = metric as unknown as { get(): Promise<{ values: Array<{ labels: Record<string, string | number> }> }>; remove(labels: Record<string, string | number>): void };
+      for (const v of (await m.get()).values) if (v.labels.vm === vmId) m.remove(v.labels);
+    }
+  }
+
   /** Express middleware recording every request when its response finishes. */
   middleware() {
     return (req: Request, res: Response, next: NextFunction) => {
       const start = process.hrtime.bigint();
       res.on('finish', () => {
-        const route = (req.route as { path?: string } | undefined)?.path ?? (res.statusCode === 404 ? 'unmatched' : req.path.split('/').slice(0, 3).join('/'));
-        const full = `${req.baseUrl ?? ''}${route}`;
+        const template = (req.route as { path?: string } | undefined)?.path;
+        const full = template === undefined ? 'unmatched' : `${req.baseUrl ?? ''}${template}`;
         this.requests.inc({ method: req.method, route: full, status: String(res.statusCode) });
         this.latency.observe({ method: req.method, route: full }, Number(process.hrtime.bigint() - start) / 1e9);
       });
@@ -83,11 +95,16 @@ export function httpLogger(level: string) {
 }
 
 @ApiTags('health')
+@ApiBearerAuth()
 @Controller()
 export class MetricsController {
-  constructor(private readonly metrics: Metrics) {}
+  constructor(private readonly metrics: Metrics, events: EventsService) {
+    events.live.on('event', (e: HvEvent) => {
+      if (e.type === 'vm.deleted') void this.metrics.forgetVm(e.subject.slice('vm:'.length));
+    });
+  }
 
-  /** Prometheus text exposition. */
-  @Get('metrics') @Public() @Header('Content-Type', 'text/plain; version=0.0.4')
+  /** Prometheus text exposition (admin token: it names every tenant's VMs and hosts). */
+  @Get('metrics') @AdminOnly() @Header('Content-Type', 'text/plain; version=0.0.4')
   async scrape(): Promise<string> { return this.metrics.registry.metrics(); }
 }

@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import { FrameState, HostMemory, OutOfHostMemory } from './host-memory.js';
+import { FrameState, HostMemory, MAX_HOST_MIB, OutOfHostMemory } from './host-memory.js';
 
 const spawn = (mem: HostMemory, owner: number, count: number) => new Promise<number[]>((resolve, reject) => {
   // The fixture is TypeScript: register tsx's loader inside the worker, then import it.
@@ -43,5 +43,15 @@ describe('host memory', () => {
     expect(got).not.toContain(0);
     expect(got).not.toContain(1);
     expect(mem.usage()).toMatchObject({ poisoned: 1, retired: 1 });
+  });
+
+  test('a host of 2048 MiB (the largest) has all its DRAM, and larger is refused (memoryMiB << 20 overflowed)', () => {
+    const mem = HostMemory.create(MAX_HOST_MIB);
+    expect(MAX_HOST_MIB).toBe(2048);
+    expect(mem.buffers.dram.byteLength).toBe(2048 * 2 ** 20);
+    expect(mem.frames).toBe(2048 * 256);
+    expect(mem.freeFrames).toBe(2048 * 256);
+    expect(() => HostMemory.create(4096)).toThrow(/memoryMiB must be 1-2048, got 4096/);
+    expect(() => HostMemory.create(5000)).toThrow(RangeError);
   });
 });

@@ -31,6 +31,13 @@ export class OutOfHostMemory extends Error {
 
 export interface HostMemoryBuffers { dram: SharedArrayBuffer; state: SharedArrayBuffer; owner: SharedArrayBuffer; meta: SharedArrayBuffer; poison: SharedArrayBuffer }
 
+/**
+ * The largest host: 2048 MiB. Host-physical addresses must stay below 2^31 because the engines keep
+ * physical pages in Int32Array TLB entries and index RAM with int32 arithmetic; a SharedArrayBuffer
+ * is allocated lazily (pages are touched as frames are used), so this bound is about addresses, not RAM.
+ */
+export const MAX_HOST_MIB = 2048;
+
 const HINT = 0;
 const FREE = 1;
 
@@ -50,12 +57,12 @@ export class HostMemory {
     this.poison = new Uint8Array(buffers.poison);
   }
 
-  /** New host memory of `memoryMiB` (1-65536), every frame free. */
+  /** New host memory of `memoryMiB` (1-MAX_HOST_MIB), every frame free. Raises: RangeError outside that range. */
   static create(memoryMiB: number): HostMemory {
-    if (!Number.isInteger(memoryMiB) || memoryMiB < 1 || memoryMiB > 65536) throw new RangeError(`memoryMiB must be 1-65536, got ${memoryMiB}`);
+    if (!Number.isInteger(memoryMiB) || memoryMiB < 1 || memoryMiB > MAX_HOST_MIB) throw new RangeError(`memoryMiB must be 1-${MAX_HOST_MIB}, got ${memoryMiB}`);
     const frames = memoryMiB * 256;
     const m = new HostMemory({
-      dram: new SharedArrayBuffer(memoryMiB << 20), state: new SharedArrayBuffer(frames),
+      dram: new SharedArrayBuffer(memoryMiB * 2 ** 20), state: new SharedArrayBuffer(frames),
       owner: new SharedArrayBuffer(frames * 4), meta: new SharedArrayBuffer(8), poison: new SharedArrayBuffer(frames),
     });
     m.owner.fill(-1);

@@ -217,4 +217,40 @@ describe('assembler', () => {
   test('a missing _start is an error', () => {
     expect(() => assemble('nop\n')).toThrow(/_start/);
   });
+
+  const problemsOf = (src: string, opts = {}) => {
+    try { assemble(src, opts); } catch (e) {
+      expect(e).toBeInstanceOf(AsmError);
+      return (e as AsmError).problems;
+    }
+    throw new Error('assembled');
+  };
+
+  test('an unterminated string is an error (regression: .ascii "abc emitted nothing)', () => {
+    expect(problemsOf('_start: nop\n.data\nx: .ascii "abc\n')).toEqual([expect.objectContaining({ line: 3, message: expect.stringMatching(/unterminated string/) })]);
+    expect(problemsOf('_start: nop\n.data\n.asciz "a\\"\n')[0].message).toMatch(/unterminated string/);
+    // An escaped backslash before the closing quote ends the string.
+    const r = assemble('_start: nop\n.data\n.ascii "a\\\\", "b"\n');
+    expect([...r.sections.find((x) => x.name === '.data')!.bytes]).toEqual([97, 92, 98]);
+  });
+
+  test('deeply nested or very long expressions are AsmErrors, not RangeErrors (regression: 100,000 parentheses)', () => {
+    const deep = '('.repeat(100_000) + '1' + ')'.repeat(100_000);
+    expect(problemsOf(`_start: li a0, ${deep}\n`)[0].message).toMatch(/expression is longer than 1024 characters/);
+    expect(problemsOf(`_start: li a0, ${'-'.repeat(100_000)}1\n`)[0].message).toMatch(/longer than 1024/);
+    expect(problemsOf(`_start: li a0, ${'1+'.repeat(100_000)}1\n`)[0].message).toMatch(/longer than 1024/);
+    // Within the bound, nesting still works.
+    expect(assemble(`_start: li a0, ${'('.repeat(300)}1${')'.repeat(300)}\n`).entry).toBe(0x10000);
+    // A chain of 20,000 .equ definitions each naming the previous one.
+    const chain = Array.from({ length: 20_000 }, (_, i) => `.equ s${i + 1}, s${i}+1`).join('\n');
+    expect(problemsOf(`.equ s0, 0\n${chain}\n_start: li a0, s20000\n`)[0].message).toMatch(/nest deeper than 1000/);
+  });
+
+  test('output is bounded: .space past maxOutputBytes is an error before any byte is produced (regression: 81 bytes gave 64 MiB)', () => {
+    const src = '.globl _start\n.text\n_start: j _start\n.data\n.space 67108864\n';
+    expect(problemsOf(src, { maxOutputBytes: 16 << 20 })[0].message).toMatch(/image would be 67108868 bytes or more; the limit is 16777216/);
+    expect(problemsOf('_start: nop\n.data\n.space 10000000\n.space 10000000\n', { maxOutputBytes: 16 << 20 })).toHaveLength(1);
+    // .bss is not stored: only its own bound applies.
+    expect(assemble('_start: nop\n.bss\n.space 33554432\n', { maxOutputBytes: 16 << 20 }).sections.find((x) => x.name === '.bss')!.size).toBe(33554432);
+  });
 });

@@ -32,7 +32,18 @@ export interface AsmOptions {
   fileName?: string;
   /** Address of .text (default 0x10000); other sections follow it. */
   base?: number;
+  /**
+   * Largest image this may produce: the bytes of .text, .rodata and .data (not .bss, which is not
+   * stored). Checked before any section is filled, so a 1-line `.space` cannot make it allocate
+   * more. Default 64 MiB.
+   */
+  maxOutputBytes?: number;
 }
+
+/** Longest operand expression, and deepest chain of `.equ` symbols: they bound the recursion of parsing and evaluating. */
+const MAX_EXPR_CHARS = 1024;
+const MAX_SYMBOL_DEPTH = 1000;
+const DEFAULT_MAX_OUTPUT = 64 << 20;
 
 export interface AsmSection { name: string; addr: number; bytes: Uint8Array; size: number }
 
@@ -60,6 +71,8 @@ interface Stmt {
   offset: number;
   size: number;
   emit(c: Ctx): void;
+  /** A reservation (.space) of `size` copies of this byte, written in place rather than emitted. */
+  fill?: number;
 }
 
 class LineError extends Error {
@@ -113,11 +126,13 @@ function autoCompress(word: number): number | undefined {
 function splitOperands(s: string, col0: number): Array<[string, number]> {
   const out: Array<[string, number]> = [];
   if (s.trim() === '') return out;
-  let depth = 0, start = 0, inStr = false;
+  let depth = 0, start = 0, inStr = false, quote = 0;
   for (let i = 0; i <= s.length; i++) {
     const c = s[i];
-    if (c === '"' && s[i - 1] !== '\\') inStr = !inStr;
-    if (inStr) continue;
+    if (inStr && c === '\\') { i++; continue; }
+    if (c === '"') { inStr = !inStr; quote = i; }
+    if (inStr && i < s.length) continue;
+    if (inStr) throw new LineError('unterminated string literal', col0 + quote);
     if (c === '(') depth++;
     if (c === ')') depth--;
     if ((c === ',' && depth === 0) || i === s.length) {
@@ -181,7 +196,9 @@ class Assembler {
   /** %pcrel_hi targets by the address of their auipc. */
   private pcrelHi = new Map<number, number>();
 
-  constructor(private readonly file: string) {}
+  /** Set once the stored sections grow past maxOutput (pass 2 is then skipped). */
+  private tooLarge = false;
+  constructor(private readonly file: string, private readonly maxOutput: number) {}
 
   private problem(line: number, column: number, message: string) {
     // Statements with a %pcrel_hi half are evaluated in both passes: report each problem once.
@@ -196,6 +213,7 @@ class Assembler {
         else throw e;
       }
     });
+    if (this.tooLarge) throw new AsmError(this.problems.sort((a, b) => a.line - b.line || a.column - b.column));
     // Layout: .text at base, then .rodata, .data (page-aligned unless flat), .bss.
     let addr = base;
     for (const s of SECTION_ORDER) {
@@ -230,6 +248,12 @@ class Assembler {
   }
 
   private emitStmt(st: Stmt, idx: number, buffers: Record<SectionName, Uint8Array>, pcrelOnly: boolean) {
+    if (st.fill !== undefined) {
+      if (pcrelOnly) return;
+      if (st.section !== '.bss') buffers[st.section].fill(st.fill, st.offset, st.offset + st.size);
+      else if (st.fill !== 0) this.problem(st.line, st.col, 'non-zero data in .bss');
+      return;
+    }
     const pc = (this.bases[st.section] + st.offset) | 0;
     const bytes: number[] = [];
     const env: EvalEnv = {
@@ -271,6 +295,7 @@ class Assembler {
     }
     if (!e) throw new UnresolvedError(`undefined symbol '${name}'`);
     if (seen.has(name)) throw new UnresolvedError(`'${name}' is defined in terms of itself`);
+    if (seen.size >= MAX_SYMBOL_DEPTH) throw new LineError(`symbol definitions nest deeper than ${MAX_SYMBOL_DEPTH} (at '${name}')`, 1);
     seen.add(name);
     return evaluate(e, {
       dot: 0, symbol: (n) => this.symbolValue(n, seen),
@@ -292,6 +317,11 @@ class Assembler {
     const st: Stmt & { pcrel?: (c: Ctx) => void } = { line, col, section: this.section, offset: this.offsets[this.section], size, emit, pcrel };
     this.stmts.push(st);
     this.offsets[this.section] += size;
+    const stored = this.offsets['.text'] + this.offsets['.rodata'] + this.offsets['.data'];
+    if (!this.tooLarge && this.section !== '.bss' && stored > this.maxOutput) {
+      this.tooLarge = true;
+      this.problem(line, col, `image would be ${stored} bytes or more; the limit is ${this.maxOutput}`);
+    }
   }
 
   private statement(text: string, line: number) {
@@ -327,6 +357,7 @@ class Assembler {
 
   private expr(op: [string, number] | undefined, what: string, col: number): Expr {
     if (!op || op[0] === '') throw new LineError(`missing ${what}`, col);
+    if (op[0].length > MAX_EXPR_CHARS) throw new LineError(`${what}: expression is longer than ${MAX_EXPR_CHARS} characters`, op[1]);
     const { e, end } = parseExpr(op[0], 0, op[1] - 1);
     if (end !== op[0].length) throw new LineError(`unexpected '${op[0].slice(end)}' in ${what}`, op[1] + end);
     return e;
@@ -415,7 +446,8 @@ class Assembler {
         const n = constArg(0, 'size');
         if (n < 0 || n > 64 << 20) throw new LineError(`bad size ${n}`, ops[0][1]);
         const fill = ops.length > 1 ? constArg(1, 'fill') & 0xff : 0;
-        this.add(n, col, line, (c) => c.out(new Array(n).fill(fill)));
+        this.add(n, col, line, () => { /* filled by emitStmt */ });
+        (this.stmts[this.stmts.length - 1] as Stmt).fill = fill;
         return;
       }
       case '.equ': case '.set': {
@@ -759,7 +791,7 @@ function hasDot(e: Expr): boolean {
  * `_start`). Raises: AsmError listing every problem with file:line:column.
  */
 export function assemble(source: string, opts: AsmOptions = {}): AsmResult {
-  return new Assembler(opts.fileName ?? '<input>').run(source, opts.base ?? 0x10000, false);
+  return new Assembler(opts.fileName ?? '<input>', opts.maxOutputBytes ?? DEFAULT_MAX_OUTPUT).run(source, opts.base ?? 0x10000, false);
 }
 
 /**
@@ -768,7 +800,7 @@ export function assemble(source: string, opts: AsmOptions = {}): AsmResult {
  * Raises: AsmError.
  */
 export function assembleRaw(source: string, opts: { base: number; fileName?: string }): { bytes: Uint8Array; symbols: Map<string, number> } {
-  const r = new Assembler(opts.fileName ?? '<generated>').run(source, opts.base, true);
+  const r = new Assembler(opts.fileName ?? '<generated>', DEFAULT_MAX_OUTPUT).run(source, opts.base, true);
   // Addresses may be int32 (negative above 2 GiB): offsets are taken modulo 2^32.
   const end = Math.max(...r.sections.map((s) => ((s.addr - opts.base) >>> 0) + s.size));
   const bytes = new Uint8Array(end);
