@@ -29,12 +29,16 @@
  *   a slow path, with exactly the state the blocks would have left there.
  */
 import { INSNS, Format } from '../isa/table.js';
-import { decode, expandCompressed } from '../isa/decode.js';
+import { decode } from '../isa/decode.js';
+import { FACTS } from '../isa/facts.js';
+import { fetchInsn, insnLen, insnWord } from '../isa/fetch.js';
+import { ACC_STORE } from '../mmu/mmu.js';
 import { SEMANTICS, EXTRA_CYCLES } from './semantics.js';
-import { IMM_EXPR, runInterpreter } from './interp.js';
+import { IMM_OF } from './template.js';
+import { runInterpreter } from './interp.js';
 import { COSTS, Ctr } from '../uarch/costs.js';
-import { STOP, StopReason, TRAP } from './hart.js';
-import type { Hart } from './hart.js';
+import { STOP, StopReason, TRAP } from './trap.js';
+import type { HartCore } from './hart-core.js';
 
 /** Instructions per block at most. */
 export const MAX_BLOCK = 64;
@@ -44,22 +48,22 @@ const WARM = 8;
 /** Translated blocks kept at most before the cache is evicted. */
 export const DEFAULT_BLOCK_CAP = 16384;
 
-/** System instructions: they end a block and its chain (they may change the mode, satp, interrupts). */
-const SYSTEM = new Set(['ecall', 'ebreak', 'fence.i', 'csrrw', 'csrrs', 'csrrc', 'csrrwi', 'csrrsi', 'csrrci', 'sret', 'mret', 'wfi',
-  'sfence.vma', 'hfence.vvma', 'hfence.gvma']);
-/** Jumps, branches and system instructions end a block. */
-const ENDS_BLOCK = new Set(['jal', 'jalr', 'beq', 'bne', 'blt', 'bge', 'bltu', 'bgeu', ...SYSTEM]);
-const STORES = new Set(['sb', 'sh', 'sw', 'sc.w', 'amoswap.w', 'amoadd.w', 'amoxor.w', 'amoand.w', 'amoor.w',
-  'amomin.w', 'amomax.w', 'amominu.w', 'amomaxu.w', 'hsv.b', 'hsv.h', 'hsv.w']);
-
 /**
- * A translated block. It runs only if the run's instruction limit (`h.jitLimit`) holds all of it,
+ * A translated block. It runs only if the run's instruction limit (`Views.limit`) holds all of it,
  * sets `h.pc` to the next pc, and returns the successor block when it can be chained, else null.
  */
-type BlockFn = (h: Hart, x: Int32Array, ctr: Float64Array) => Block | null;
+type BlockFn = (h: HartCore, x: Int32Array, ctr: Float64Array) => Block | null;
 
-/** What a block's inline memory fast paths read: the hart's TLB arrays and RAM views. */
-interface Views { ltag: Int32Array; lpage: Int32Array; sfast: Int32Array; spage: Int32Array; u8: Uint8Array; u16: Uint16Array; i32: Int32Array }
+/**
+ * What compiled code reads besides the hart: its TLB arrays and RAM views (for the inline memory
+ * fast paths), the run's instruction limit (the instruction count a run must not pass; blocks
+ * check it before they start) and the code-dirty flag (set when a store hit a page holding
+ * translated code: the running block must end).
+ */
+interface Views {
+  ltag: Int32Array; lpage: Int32Array; sfast: Int32Array; spage: Int32Array; u8: Uint8Array; u16: Uint16Array; i32: Int32Array;
+  limit: number; dirty: boolean;
+}
 
 /** The valid blocks of one physical page, by (start offset / 2); a block looks its same-page successors up here. */
 type Slots = (Block | undefined)[];
@@ -155,13 +159,13 @@ export class Jit {
   /** Region builds per page (see region). */
   private readonly builds = new Map<number, number>();
 
-  /** The hart's RAM views and TLB arrays (fixed for its life), handed to every block it compiles. */
-  private readonly views: Views;
+  /** The hart's RAM views and TLB arrays (fixed for its life), the run's limit and code-dirty flag, handed to every block it compiles. */
+  readonly views: Views;
 
   /** `regionAt`: runs of a block after which its page becomes a region (lower in tests, to reach regions quickly). */
-  constructor(private readonly h: Hart, readonly cap = DEFAULT_BLOCK_CAP, private readonly regionAt = REGION_AT) {
+  constructor(private readonly h: HartCore, readonly cap = DEFAULT_BLOCK_CAP, private readonly regionAt = REGION_AT) {
     const [, load, store] = h.mmu.tlb;
-    this.views = { ltag: load.tag, lpage: load.page, sfast: store.fast, spage: store.page, u8: h.mem.u8, u16: h.mem.u16, i32: h.mem.i32 };
+    this.views = { ltag: load.tag, lpage: load.page, sfast: store.fast, spage: store.page, u8: h.mem.u8, u16: h.mem.u16, i32: h.mem.i32, limit: 0, dirty: false };
     h.codePages = new Uint8Array(Math.ceil(h.mem.size / 4096));
     h.onCodeWrite = (pa) => (pa < 0 ? this.flush() : this.invalidatePage(pa >>> 12));
   }
@@ -179,7 +183,7 @@ export class Jit {
   invalidatePage(page: number): void {
     const list = this.byPage.get(page);
     this.h.codePages![page] = 0;
-    this.h.codeDirty = true;
+    this.views.dirty = true;
     if (!list) return;
     for (const b of list) { drop(b); if (this.blocks.get(b.pa) === b) this.blocks.delete(b.pa); }
     this.slots.get(page)?.fill(undefined);
@@ -272,9 +276,15 @@ export class Jit {
     (this.byPage.get(page) ?? this.byPage.set(page, []).get(page)!).push(t);
     if (this.h.codePages![page] === 0) {
       this.h.codePages![page] = 1;
-      this.h.protectCode(page);
+      this.protectCode(page);
     }
     return t;
+  }
+
+  /** Frame `frame` now holds translated code: translated code's stores to it must take the slow path (the store watch, HartCore.codePages). */
+  private protectCode(frame: number): void {
+    const t = this.h.mmu.tlb[ACC_STORE];
+    for (let i = 0; i < 256; i++) if (t.page[i] >>> 12 === frame) t.fast[i] = -1;
   }
 }
 
@@ -290,7 +300,7 @@ function drop(b: Block): void {
  * the TLB never caches) go through the hart's slow path, which charges exactly what the
  * interpreter charges. Stores compare the store TLB's `fast` tags, which exclude frames holding
  * translated code and everything while an LR reservation is held, so the fast path needs no
- * bookkeeping; a slow-path store clears `h.codeDirty` first, and `IF_CODE_DIRTY` after it ends the
+ * bookkeeping; a slow-path store clears `M.dirty` first, and `IF_CODE_DIRTY` after it ends the
  * block when it wrote into code.
  */
 function inlineMemory(t: string, g: Group | null, region: boolean): string {
@@ -306,7 +316,7 @@ function inlineMemory(t: string, g: Group | null, region: boolean): string {
     return [`h.load${n}(${ea})`, g ? `(g${g.id} ? ${direct(view, shift)} : ${generic})` : generic, check('ltag', 'lpage')] as const;
   };
   const store = (n: number, view: string, shift: string, mask: number) => {
-    const generic = `if (${hit('sfast', mask)}) ${view}[(spage[_v & 255] + (_a & 0xfff))${shift}] = x[RS2]; else { G_CLOBBER; h.codeDirty = false; h.store${n}(_a, x[RS2]); IF_CODE_DIRTY }`;
+    const generic = `if (${hit('sfast', mask)}) ${view}[(spage[_v & 255] + (_a & 0xfff))${shift}] = x[RS2]; else { G_CLOBBER; M.dirty = false; h.store${n}(_a, x[RS2]); IF_CODE_DIRTY }`;
     return [`h.store${n}(${ea}, x[RS2]);`, g ? `if (g${g.id}) ${direct(view, shift)} = x[RS2]; else ${generic}` : generic, check('sfast', 'spage')] as const;
   };
   if (region) {
@@ -343,24 +353,20 @@ interface Group {
   first: { min: number; maxEnd: number; mask: number } | null;
 }
 
-/** Formats whose bits 7-11 are not a destination register. */
-const NO_RD = new Set<Format>(['S', 'B', 'FENCE', 'FENCEI', 'NONE', 'SFENCE', 'HSV']);
-const MEM_SIZE: Record<string, number> = { lb: 1, lbu: 1, lh: 2, lhu: 2, lw: 4, sb: 1, sh: 2, sw: 4 };
-
 /** Groups the plain memory accesses of a decoded block (see Group); null for the others. */
-function groupAccesses(insns: { name: string; w: number; format: Format }[]): (Group | null)[] {
+function groupAccesses(insns: { id: number; w: number; format: Format }[]): (Group | null)[] {
   const version = new Array<number>(32).fill(0);
   const members = new Map<string, { i: number; off: number; size: number }[]>();
-  insns.forEach(({ name, w, format }, i) => {
-    const size = MEM_SIZE[name], rs1 = (w >>> 15) & 31;
-    if (size !== undefined && rs1 !== 0) {
+  insns.forEach(({ id, w, format }, i) => {
+    const { plain, size, writesMem, writesRd } = FACTS[id], rs1 = (w >>> 15) & 31;
+    if (plain && rs1 !== 0) {
       const off = IMM_OF[format](w);
       if (off % size === 0) {
-        const key = `${STORES.has(name)}:${rs1}:${version[rs1]}`;
+        const key = `${writesMem}:${rs1}:${version[rs1]}`;
         (members.get(key) ?? members.set(key, []).get(key)!).push({ i, off, size });
       }
     }
-    if (!NO_RD.has(format)) version[(w >>> 7) & 31]++;
+    if (writesRd) version[(w >>> 7) & 31]++;
   });
   const out = new Array<Group | null>(insns.length).fill(null);
   let id = 0;
@@ -376,9 +382,6 @@ function groupAccesses(insns: { name: string; w: number; format: Format }[]): (G
   }
   return out;
 }
-
-/** Immediate decoders per format, compiled once from the interpreter's expressions. */
-const IMM_OF = Object.fromEntries(Object.entries(IMM_EXPR).map(([f, e]) => [f, new Function('w', `return (${e}) | 0;`) as (w: number) => number])) as Record<Format, (w: number) => number>;
 
 /** A taken branch's bookkeeping in spliced code: its extra cycles (in `cyc`) and the taken-branch counter (in `tb`). */
 const TAKEN_CODE = `cyc += ${COSTS.takenBranch}; tb++;`;
@@ -403,41 +406,36 @@ function splice(name: string, format: Format, w: number, pc: number, len: number
  * not even one instruction can be translated (illegal, or crossing the page end): the caller
  * then interprets one instruction, which raises whatever the hardware would.
  */
-function translate(h: Hart, pa: number, vpc0: number, follow: Follow | null = null): BlockIR | null {
-  const mem = h.mem;
+function translate(h: HartCore, pa: number, vpc0: number, follow: Follow | null = null): BlockIR | null {
+  const u16 = h.mem.u16;
+  // Beyond the end of RAM the reader gives 0 (undefined | 0); the length check below stops there.
+  const read16 = (at: number) => u16[at >>> 1] | 0;
   const pageBase = pa & ~0xfff, pageEnd = pageBase + 4096;
-  const insns: { name: string; format: Format; w: number; len: number; vpc: number; on?: boolean }[] = [];
+  const insns: { id: number; name: string; format: Format; w: number; len: number; vpc: number; on?: boolean }[] = [];
   let a = pa, vpc = vpc0, segment = vpc0;
   while (insns.length < MAX_BLOCK) {
     if (a + 2 > pageEnd) break;
-    const lo = mem.u16[a >>> 1];
-    let w: number, len: number;
-    if ((lo & 3) === 3) {
-      if (a + 4 > pageEnd) break;
-      w = (lo | (mem.u16[(a + 2) >>> 1] << 16)) >>> 0;
-      len = 4;
-    } else {
-      w = expandCompressed(lo);
-      len = 2;
-      if (w === 0) break;
-    }
+    const raw = fetchInsn(read16, a);
+    const len = insnLen(raw), w = insnWord(raw) >>> 0;
+    if (a + len > pageEnd || w === 0) break;
     const id = decode(w);
     if (id < 0) break;
     const { name, format } = INSNS[id];
+    const facts = FACTS[id];
     // CSR instructions may read instret/cycle/time: they start a block of their own, so the
     // counters are exact when they run.
-    if (insns.length > 0 && format.startsWith('CSR')) break;
-    const insn: (typeof insns)[number] = { name, format, w, len, vpc };
+    if (insns.length > 0 && facts.startsBlock) break;
+    const insn: (typeof insns)[number] = { id, name, format, w, len, vpc };
     insns.push(insn);
     const next = (vpc + len) | 0;
     // A trace goes on through a conditional branch in the direction its basic block mostly took,
     // and through a plain jump, within the page, to code it has not visited (the other direction
     // becomes a side exit); a branch back to the trace's start closes a loop and ends it.
-    const target = format === 'B' || (name === 'jal' && ((w >>> 7) & 31) === 0) ? (vpc + IMM_OF[format](w)) | 0 : null;
-    const dir = follow === null || target === null || insns.length >= MAX_BLOCK ? null : format === 'B' ? follow(segment) : true;
+    const target = facts.kind === 'branch' || (facts.kind === 'jal' && ((w >>> 7) & 31) === 0) ? (vpc + IMM_OF[format](w)) | 0 : null;
+    const dir = follow === null || target === null || insns.length >= MAX_BLOCK ? null : facts.kind === 'branch' ? follow(segment) : true;
     const to = dir === true ? target! : dir === false ? next : null;
     if (to === null || to === vpc0 || (to ^ vpc0) >>> 12 !== 0 || insns.some((x) => x.vpc === to)) {
-      if (ENDS_BLOCK.has(name)) break;
+      if (facts.endsBlock) break;
       a += len;
       vpc = next;
       continue;
@@ -460,28 +458,28 @@ function translate(h: Hart, pa: number, vpc0: number, follow: Follow | null = nu
     prefix.push(prefix[i] + COSTS.base + (EXTRA_CYCLES[name] ?? 0));
   });
   const code = (i: number, region: boolean) => {
-    const { name, format, w, len, vpc, on } = insns[i];
+    const { id, name, format, w, len, vpc, on } = insns[i];
     const next = (vpc + len) | 0;
     let body = splice(name, format, w, vpc, len, used, written, groups[i], region);
-    if (on !== undefined) body = onTrace(body, format === 'B', on, next, i + 1);
+    if (on !== undefined) body = onTrace(body, FACTS[id].kind === 'branch', on, next, i + 1);
     // A slow path may refill the TLB: later group members check again (see Group).
     if (groupCount && /\bh\./.test(body) && !body.includes('G_CLOBBER')) body = `G_CLOBBER; ${body}`;
     body = body.replaceAll('G_CLOBBER', clobber).replaceAll('IP_HERE', String(i)).replaceAll('TAKEN_COUNT', String(takenBefore[i] + 1));
     // A store into code ends the block after it (slow-path stores only: the fast path never
     // writes code); inside a region, it leaves the region.
-    const exit = region ? `if (h.codeDirty) { ip = ${i + 1}; how = 2; break run; }` : `if (h.codeDirty) { ip = ${i + 1}; npc = ${next}; break blk; }`;
-    const c = body.includes('IF_CODE_DIRTY') ? body.replace('IF_CODE_DIRTY', exit) : STORES.has(name) && /\bh\./.test(body) ? `h.codeDirty = false; ${body} ${exit}` : body;
+    const exit = region ? `if (M.dirty) { ip = ${i + 1}; how = 2; break run; }` : `if (M.dirty) { ip = ${i + 1}; npc = ${next}; break blk; }`;
+    const c = body.includes('IF_CODE_DIRTY') ? body.replace('IF_CODE_DIRTY', exit) : FACTS[id].writesMem && /\bh\./.test(body) ? `M.dirty = false; ${body} ${exit}` : body;
     // Only an instruction that calls into the hart can trap: it records its index for the handler.
     return /\bh\./.test(c) ? `ip = ${i}; ${c}` : c;
   };
   const parts = insns.map((_, i) => code(i, false));
   // The region form is spliced only for blocks that join a region, once.
   let rparts: string[] | null = null;
-  const last = insns[n - 1];
-  const target = last.format === 'B' || last.name === 'jal' ? (last.vpc + IMM_OF[last.format](last.w)) | 0 : null;
+  const last = insns[n - 1], lastFacts = FACTS[last.id];
+  const target = lastFacts.kind === 'branch' || lastFacts.kind === 'jal' ? (last.vpc + IMM_OF[last.format](last.w)) | 0 : null;
   return {
     parts, regionParts: () => (rparts ??= insns.map((_, i) => code(i, true))), prefix, pcs: insns.map((x) => x.vpc), used, written, groups: groupCount, fallthrough: (last.vpc + last.len) | 0,
-    target, indirect: last.name === 'jalr', selfLoop: target === vpc0, system: SYSTEM.has(last.name), branch: last.format === 'B',
+    target, indirect: lastFacts.kind === 'jalr', selfLoop: target === vpc0, system: lastFacts.endsChain, branch: lastFacts.kind === 'branch',
     trace: insns.some((x) => x.on !== undefined),
   };
 }
@@ -577,7 +575,7 @@ function compileBlock(b: Block, slots: Slots, views: Views, hot: (b: Block, regi
     }
     return null;`;
   const src = `
-    const lim = h.jitLimit, ctr0 = ctr[${Ctr.Instructions}];
+    const lim = M.limit, ctr0 = ctr[${Ctr.Instructions}];
     if (ctr0 + ${n} > lim) return null;
     let ${p.load ? p.load + ', ' : ''}${groupLocals(b.ir.groups)}_z = 0, ip = 0, npc = ${fallthrough}, cyc = 0, tb = 0, doneI = 0, doneC = 0${p.mem}
     try {
@@ -597,7 +595,7 @@ function compileBlock(b: Block, slots: Slots, views: Views, hot: (b: Block, regi
 }
 
 /** A region's function: runs the region from its k-th block (see compileRegion); 0 when it stopped, 1 when its next pc may be chained, 2 when it left before an instruction it could not run. */
-type RegionFn = (h: Hart, x: Int32Array, ctr: Float64Array, k: number) => 0 | 1 | 2;
+type RegionFn = (h: HartCore, x: Int32Array, ctr: Float64Array, k: number) => 0 | 1 | 2;
 
 /**
  * The hot blocks of one page, for one virtual page, compiled into one function: a loop over a
@@ -646,7 +644,7 @@ function compileRegion(members: Block[], views: Views): RegionFn {
   const tk = COSTS.takenBranch === 1 ? 'tk' : `tk * ${COSTS.takenBranch}`;
   const p = prologue(cases.join(''), used, written);
   const src = `
-    const left = h.jitLimit - ctr[${Ctr.Instructions}];
+    const left = M.limit - ctr[${Ctr.Instructions}];
     let ${p.load ? p.load + ', ' : ''}${groupLocals(groups)}_z = 0, ip = 0, npc = 0, tk = 0, doneI = 0, doneC = 0, ri = 0, rc = 0, rtb = 0, how = 1${p.mem}
     try {
       run: for (;;) {
@@ -735,12 +733,12 @@ const FACTORY_CAP = 8192;
  * cannot hold the next block. When fewer instructions remain than a block holds, the interpreter
  * runs the remainder, so budgets end at exact instruction counts.
  */
-export function runJit(h: Hart, jit: Jit, max: number): number {
+export function runJit(h: HartCore, jit: Jit, max: number): number {
   const x = h.x, ctr = h.ctr;
   const ftag = h.mmu.tlb[0].tag, fpage = h.mmu.tlb[0].page;
   const start = ctr[Ctr.Instructions];
   const stats = jit.stats;
-  h.jitLimit = start + max;
+  jit.views.limit = start + max;
   h.stopReason = StopReason.Budget;
   for (;;) {
     const done = ctr[Ctr.Instructions] - start;
