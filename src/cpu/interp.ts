@@ -6,8 +6,7 @@
 import { INSNS } from '../isa/table.js';
 import { decode } from '../isa/decode.js';
 import { insnLen, insnWord } from '../isa/fetch.js';
-import { EXTRA_CYCLES } from './semantics.js';
-import { IMM_EXPR, expandTemplate } from './template.js';
+import { EXTRA_CYCLES, expand, wordSlots } from './template.js';
 import { COSTS, Ctr } from '../uarch/costs.js';
 import type { HartCore } from './hart-core.js';
 import { STOP, StopReason, TRAP } from './trap.js';
@@ -16,11 +15,8 @@ type Helper = (w: number) => number;
 
 function generate(): (h: HartCore, max: number, decode: Helper, word: Helper, length: Helper) => number {
   const cases = INSNS.map((row, id) => {
-    const body = expandTemplate(row.name, row.format, {
-      rd: '((w >>> 7) & 31)', rs1: '((w >>> 15) & 31)', rs2: '((w >>> 20) & 31)',
-      imm: IMM_EXPR[row.format], pc: 'pc', len: 'len',
-    });
-    const extra = EXTRA_CYCLES[row.name] ?? 0;
+    const body = expand(id, wordSlots(id));
+    const extra = EXTRA_CYCLES[id];
     return `case ${id}: { ${body} ${extra ? `cyc += ${extra};` : ''} break; } // ${row.name}`;
   }).join('\n');
   const src = `

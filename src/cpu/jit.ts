@@ -33,8 +33,8 @@ import { decode } from '../isa/decode.js';
 import { FACTS } from '../isa/facts.js';
 import { fetchInsn, insnLen, insnWord } from '../isa/fetch.js';
 import { ACC_STORE } from '../mmu/mmu.js';
-import { SEMANTICS, EXTRA_CYCLES } from './semantics.js';
-import { IMM_OF } from './template.js';
+import { Slots as TemplateSlots, signExtend } from './semantics.js';
+import { EXTRA_CYCLES, IMM_OF, expand } from './template.js';
 import { runInterpreter } from './interp.js';
 import { COSTS, Ctr } from '../uarch/costs.js';
 import { STOP, StopReason, TRAP } from './trap.js';
@@ -93,6 +93,13 @@ interface BlockIR {
   branch: boolean;
   /** Goes on through branches or jumps (a trace). */
   trace: boolean;
+  /** Has inline memory accesses (plain loads or stores). */
+  mem: boolean;
+  /** Has a branch or jump (counts taken branches). */
+  taken: boolean;
+  /** Its run may end before its last instruction: on its own (`early`), inside a region (`earlyInRegion`). */
+  early: boolean;
+  earlyInRegion: boolean;
 }
 
 export interface Block {
@@ -295,57 +302,58 @@ function drop(b: Block): void {
 }
 
 /**
- * Inlines the TLB fast path of plain loads and stores: a tag compare and a host offset into the
- * RAM views; misses, misaligned and page-crossing accesses, MMIO, poisoned and gate pages (which
- * the TLB never caches) go through the hart's slow path, which charges exactly what the
- * interpreter charges. Stores compare the store TLB's `fast` tags, which exclude frames holding
- * translated code and everything while an LR reservation is held, so the fast path needs no
- * bookkeeping; a slow-path store clears `M.dirty` first, and `IF_CODE_DIRTY` after it ends the
- * block when it wrote into code.
+ * The TLB fast path of a plain load or store (isa/facts.ts `plain`), inlined: a tag compare and a
+ * host offset into the RAM views; misses, misaligned and page-crossing accesses, MMIO, poisoned
+ * and gate pages (which the TLB never caches) go through the hart's slow path, which charges
+ * exactly what the interpreter charges. Stores compare the store TLB's `fast` tags, which exclude
+ * frames holding translated code and everything while an LR reservation is held, so the fast path
+ * needs no bookkeeping; a slow-path store clears `M.dirty` first and after it ends the block
+ * (`exit`) when it wrote into code.
+ *
+ * Inside a region the access checks first and leaves the region before the instruction when the
+ * fast path does not apply (see compileRegion); the access itself is then direct.
+ *
+ * Returns the statements to run before the instruction (`pre`: a group's check, a region's guard)
+ * and the access: the loaded value's expression, or the store statement.
  */
-function inlineMemory(t: string, g: Group | null, region: boolean): string {
-  const ea = '(x[RS1] + IMM) | 0';
-  const hit = (tag: string, mask: number) => `(_a = ${ea}, _v = _a >>> 12, ${tag}[_v & 255] === ((_v << 3) | mode) && (_a & ${mask}) === 0)`;
+function inlineAccess(
+  size: 1 | 2 | 4, store: boolean, base: string, imm: string, value: string,
+  g: Group | null, region: boolean, clobber: string, ip: number, exit: string,
+): { pre: string; access: string } {
+  const view = size === 1 ? 'u8' : size === 2 ? 'u16' : 'i32';
+  const shift = size === 1 ? '' : size === 2 ? ' >>> 1' : ' >>> 2';
+  const mask = size - 1, n = 8 * size;
+  const [tag, page] = store ? ['sfast', 'spage'] : ['ltag', 'lpage'];
+  const ea = `(${base} + ${imm}) | 0`;
   // A group member whose group check passed accesses RAM directly: base register + offset + the group's host delta.
-  const direct = (view: string, shift: string) => `${view}[((g${g?.id}d + x[RS1] + IMM) | 0)${shift}]`;
-  const check = (tag: string, page: string) => g?.first ? `_a = (x[RS1] + ${g.first.min}) | 0; _v = _a >>> 12; ` +
-    `g${g.id} = ${tag}[_v & 255] === ((_v << 3) | mode) && ((((x[RS1] + ${g.first.maxEnd}) | 0) ^ _a) >>> 12) === 0 && (x[RS1] & ${g.first.mask}) === 0; ` +
+  const direct = `${view}[((g${g?.id}d + ${base} + ${imm}) | 0)${shift}]`;
+  const check = g?.first ? `_a = (${base} + ${g.first.min}) | 0; _v = _a >>> 12; ` +
+    `g${g.id} = ${tag}[_v & 255] === ((_v << 3) | mode) && ((((${base} + ${g.first.maxEnd}) | 0) ^ _a) >>> 12) === 0 && (${base} & ${g.first.mask}) === 0; ` +
     `g${g.id}d = (${page}[_v & 255] - (_v << 12)) | 0; ` : '';
-  const load = (n: number, view: string, shift: string, mask: number) => {
-    const generic = `(${hit('ltag', mask)} ? ${view}[(lpage[_v & 255] + (_a & 0xfff))${shift}] : (G_CLOBBER, h.load${n}(_a)))`;
-    return [`h.load${n}(${ea})`, g ? `(g${g.id} ? ${direct(view, shift)} : ${generic})` : generic, check('ltag', 'lpage')] as const;
-  };
-  const store = (n: number, view: string, shift: string, mask: number) => {
-    const generic = `if (${hit('sfast', mask)}) ${view}[(spage[_v & 255] + (_a & 0xfff))${shift}] = x[RS2]; else { G_CLOBBER; M.dirty = false; h.store${n}(_a, x[RS2]); IF_CODE_DIRTY }`;
-    return [`h.store${n}(${ea}, x[RS2]);`, g ? `if (g${g.id}) ${direct(view, shift)} = x[RS2]; else ${generic}` : generic, check('sfast', 'spage')] as const;
-  };
   if (region) {
-    // Inside a region the access checks first and leaves the region before the instruction when
-    // the fast path does not apply (see compileRegion); the access itself is then direct.
-    const leave = `{ ip = IP_HERE; how = 2; break run; } `;
-    const guard = (tag: string, page: string, mask: number) => g === null
+    const leave = `{ ip = ${ip}; how = 2; break run; } `;
+    const pre = g === null
       ? `_a = ${ea}; _v = _a >>> 12; if (${tag}[_v & 255] !== ((_v << 3) | mode) || (_a & ${mask}) !== 0) ${leave}`
-      : `${check(tag, page)}if (!g${g.id}) ${leave}`;
-    const at = (view: string, page: string, shift: string) => g === null ? `${view}[(${page}[_v & 255] + (_a & 0xfff))${shift}]` : direct(view, shift);
-    for (const [n, view, shift, mask] of [[8, 'u8', '', 0], [16, 'u16', ' >>> 1', 1], [32, 'i32', ' >>> 2', 3]] as const) {
-      if (t.includes(`h.load${n}(${ea})`)) return guard('ltag', 'lpage', mask) + t.replace(`h.load${n}(${ea})`, at(view, 'lpage', shift));
-      if (t.includes(`h.store${n}(${ea}, x[RS2]);`)) return guard('sfast', 'spage', mask) + t.replace(`h.store${n}(${ea}, x[RS2]);`, `${at(view, 'spage', shift)} = x[RS2];`);
-    }
-    return t;
+      : `${check}if (!g${g.id}) ${leave}`;
+    const at = g === null ? `${view}[(${page}[_v & 255] + (_a & 0xfff))${shift}]` : direct;
+    return { pre, access: store ? `${at} = ${value};` : at };
   }
-  for (const [from, to, pre] of [load(8, 'u8', '', 0), load(16, 'u16', ' >>> 1', 1), load(32, 'i32', ' >>> 2', 3),
-    store(8, 'u8', '', 0), store(16, 'u16', ' >>> 1', 1), store(32, 'i32', ' >>> 2', 3)]) {
-    if (t.includes(from)) return pre + t.replace(from, to);
+  const hit = `(_a = ${ea}, _v = _a >>> 12, ${tag}[_v & 255] === ((_v << 3) | mode) && (_a & ${mask}) === 0)`;
+  const at = `${view}[(${page}[_v & 255] + (_a & 0xfff))${shift}]`;
+  if (store) {
+    const generic = `if (${hit}) ${at} = ${value}; else { ${clobber}; M.dirty = false; h.store${n}(_a, ${value}); ${exit} }`;
+    return { pre: check, access: g ? `if (g${g.id}) ${direct} = ${value}; else ${generic}` : generic };
   }
-  return t;
+  const generic = `(${hit} ? ${at} : (${clobber}, h.load${n}(_a)))`;
+  return { pre: check, access: g ? `(g${g.id} ? ${direct} : ${generic})` : generic };
 }
 
 /**
  * Plain loads (or stores) of one block with the same base register, not written in between, share
  * one TLB check at the first of them: all their bytes in one page that hits the TLB, base aligned
  * for every size (each offset is a multiple of its size). The others then access RAM directly,
- * unless any slow path ran in between (it may have refilled the TLB; `G_CLOBBER` clears every
- * group's flag), so TLB misses and walk cycles stay exactly the interpreter's.
+ * unless any slow path ran in between (it may have refilled the TLB; the clobber expression
+ * clears every group's flag), so TLB misses and walk cycles stay exactly the interpreter's.
  */
 interface Group {
   id: number;
@@ -383,22 +391,76 @@ function groupAccesses(insns: { id: number; w: number; format: Format }[]): (Gro
   return out;
 }
 
-/** A taken branch's bookkeeping in spliced code: its extra cycles (in `cyc`) and the taken-branch counter (in `tb`). */
+/** A taken branch's bookkeeping in a block: its extra cycles (in `cyc`) and the taken-branch counter (in `tb`). */
 const TAKEN_CODE = `cyc += ${COSTS.takenBranch}; tb++;`;
 
-/** Splices a template with constant fields and register locals. */
-function splice(name: string, format: Format, w: number, pc: number, len: number, used: Set<number>, written: Set<number>, group: Group | null, region: boolean): string {
+/** One decoded instruction of a block being translated; `on`: the direction a trace follows its branch or jump in. */
+interface Insn { id: number; format: Format; w: number; len: number; vpc: number; on?: boolean }
+
+/** What splicing one instruction needs to know about its place in the block. */
+interface Place {
+  /** Index in the block, and the taken branches the trace followed before it. */
+  i: number;
+  takenBefore: number;
+  group: Group | null;
+  /** Clears every access group's flag (an expression). */
+  clobber: string;
+  region: boolean;
+  used: Set<number>;
+  written: Set<number>;
+}
+
+/**
+ * The code of one instruction in a block (or, `region`, in a region): the row's template expanded
+ * with the JIT's slots (semantics.ts): fields as constants, registers in locals, plain loads and
+ * stores inlined, a branch or jump a trace follows going on in the trace (the other direction a
+ * side exit that leaves with `ip` instructions retired), and, read from the instruction's facts,
+ * the trap index (only an instruction that may trap records it, for the handler), the group
+ * clobber after a slow path, and the end of the block after a store into code.
+ */
+function splice(insn: Insn, p: Place): string {
+  const { id, format, w, len, vpc, on } = insn;
+  const { i, group, clobber, region, used, written } = p;
+  const f = FACTS[id];
   const rd = (w >>> 7) & 31, rs1 = (w >>> 15) & 31, rs2 = (w >>> 20) & 31;
-  const imm = IMM_OF[format](w);
-  const src = (r: number) => { if (r) used.add(r); return r ? `r${r}` : '0'; };
-  let t = inlineMemory(SEMANTICS[name], group, region);
-  // Locals are plain numbers, not Int32Array elements: truncate every result to int32 as the
-  // register file would (e.g. `>>>` yields an unsigned value).
-  t = t.replace(/x\[RD\] = ([^;]+);/g, (_, e: string) => { if (rd) { used.add(rd); written.add(rd); } return `${rd ? `r${rd}` : '_z'} = (${e}) | 0;`; });
-  t = t.replace(/x\[RS1\]/g, () => src(rs1)).replace(/x\[RS2\]/g, () => src(rs2));
-  return t.replace(/\bRD\b/g, String(rd)).replace(/\bRS1\b/g, String(rs1)).replace(/\bRS2\b/g, String(rs2))
-    .replace(/\bIMM\b/g, `(${imm})`).replace(/\bPC\b/g, `(${pc | 0})`).replace(/\bLEN\b/g, String(len))
-    .replace(/\bTAKEN\b/g, region ? 'tk = TAKEN_COUNT;' : TAKEN_CODE);
+  const imm = `(${IMM_OF[format](w)})`;
+  const next = (vpc + len) | 0;
+  const reg = (r: number) => { if (r) used.add(r); return r ? `r${r}` : '0'; };
+  const taken = region ? `tk = ${p.takenBefore + 1};` : TAKEN_CODE;
+  // A store into code ends the block after it (slow-path stores only: the fast path never
+  // writes code); inside a region, it leaves the region.
+  const exit = region ? `if (M.dirty) { ip = ${i + 1}; how = 2; break run; }` : `if (M.dirty) { ip = ${i + 1}; npc = ${next}; break blk; }`;
+  let pre = '';
+  const access = (store: boolean) => {
+    const a = inlineAccess(f.size as 1 | 2 | 4, store, reg(rs1), imm, store ? reg(rs2) : '', group, region, clobber, i, exit);
+    pre = a.pre;
+    return a.access;
+  };
+  const slots: TemplateSlots = {
+    rd: String(rd), rs1: String(rs1), rs2: String(rs2),
+    get r1() { return reg(rs1); },
+    get r2() { return reg(rs2); },
+    imm, pc: `(${vpc | 0})`, len: String(len),
+    // Locals are plain numbers, not Int32Array elements: truncate every result to int32 as the
+    // register file would (e.g. `>>>` yields an unsigned value).
+    writeRd: (v) => { if (rd) { used.add(rd); written.add(rd); } return `${rd ? `r${rd}` : '_z'} = (${v}) | 0;`; },
+    load: () => signExtend(access(false), f.size, f.signed),
+    store: () => access(true),
+    branch: (cond) => {
+      const to = `(${(vpc + IMM_OF[format](w)) | 0})`;
+      if (on === undefined) return `if (${cond}) { npc = ${to}; ${taken} }`;
+      return on ? `if (${cond}) { ${taken} } else { npc = ${next}; ip = ${i + 1}; break blk; }`
+        : `if (${cond}) { npc = ${to}; ${taken} ip = ${i + 1}; break blk; }`;
+    },
+    // A followed jump (jal x0: no link) just goes on.
+    jump: (target) => (on === undefined ? `npc = ${target}; ${taken}` : taken),
+  };
+  const code = expand(id, slots);
+  let body = pre + code; // pre is set while expanding (by load/store)
+  // A slow path may refill the TLB: later group members check again (see Group). Plain accesses clobber on their own slow path.
+  if (clobber !== '0' && f.mayTrap && !f.plain) body = `${clobber}; ${body}`;
+  if (f.writesMem && !f.plain) body = `M.dirty = false; ${body} ${exit}`;
+  return f.mayTrap && !(f.plain && region) ? `ip = ${i}; ${body}` : body;
 }
 
 /**
@@ -411,7 +473,7 @@ function translate(h: HartCore, pa: number, vpc0: number, follow: Follow | null 
   // Beyond the end of RAM the reader gives 0 (undefined | 0); the length check below stops there.
   const read16 = (at: number) => u16[at >>> 1] | 0;
   const pageBase = pa & ~0xfff, pageEnd = pageBase + 4096;
-  const insns: { id: number; name: string; format: Format; w: number; len: number; vpc: number; on?: boolean }[] = [];
+  const insns: Insn[] = [];
   let a = pa, vpc = vpc0, segment = vpc0;
   while (insns.length < MAX_BLOCK) {
     if (a + 2 > pageEnd) break;
@@ -420,12 +482,12 @@ function translate(h: HartCore, pa: number, vpc0: number, follow: Follow | null 
     if (a + len > pageEnd || w === 0) break;
     const id = decode(w);
     if (id < 0) break;
-    const { name, format } = INSNS[id];
+    const { format } = INSNS[id];
     const facts = FACTS[id];
     // CSR instructions may read instret/cycle/time: they start a block of their own, so the
     // counters are exact when they run.
     if (insns.length > 0 && facts.startsBlock) break;
-    const insn: (typeof insns)[number] = { id, name, format, w, len, vpc };
+    const insn: Insn = { id, format, w, len, vpc };
     insns.push(insn);
     const next = (vpc + len) | 0;
     // A trace goes on through a conditional branch in the direction its basic block mostly took,
@@ -453,25 +515,12 @@ function translate(h: HartCore, pa: number, vpc0: number, follow: Follow | null 
   const used = new Set<number>(), written = new Set<number>();
   // Taken branches and jumps the trace follows before each instruction (every later instruction of it ran after them).
   const takenBefore: number[] = [];
-  insns.forEach(({ name }, i) => {
+  insns.forEach(({ id }, i) => {
     takenBefore.push(i === 0 ? 0 : takenBefore[i - 1] + (insns[i - 1].on === true ? 1 : 0));
-    prefix.push(prefix[i] + COSTS.base + (EXTRA_CYCLES[name] ?? 0));
+    prefix.push(prefix[i] + COSTS.base + EXTRA_CYCLES[id]);
   });
-  const code = (i: number, region: boolean) => {
-    const { id, name, format, w, len, vpc, on } = insns[i];
-    const next = (vpc + len) | 0;
-    let body = splice(name, format, w, vpc, len, used, written, groups[i], region);
-    if (on !== undefined) body = onTrace(body, FACTS[id].kind === 'branch', on, next, i + 1);
-    // A slow path may refill the TLB: later group members check again (see Group).
-    if (groupCount && /\bh\./.test(body) && !body.includes('G_CLOBBER')) body = `G_CLOBBER; ${body}`;
-    body = body.replaceAll('G_CLOBBER', clobber).replaceAll('IP_HERE', String(i)).replaceAll('TAKEN_COUNT', String(takenBefore[i] + 1));
-    // A store into code ends the block after it (slow-path stores only: the fast path never
-    // writes code); inside a region, it leaves the region.
-    const exit = region ? `if (M.dirty) { ip = ${i + 1}; how = 2; break run; }` : `if (M.dirty) { ip = ${i + 1}; npc = ${next}; break blk; }`;
-    const c = body.includes('IF_CODE_DIRTY') ? body.replace('IF_CODE_DIRTY', exit) : FACTS[id].writesMem && /\bh\./.test(body) ? `M.dirty = false; ${body} ${exit}` : body;
-    // Only an instruction that calls into the hart can trap: it records its index for the handler.
-    return /\bh\./.test(c) ? `ip = ${i}; ${c}` : c;
-  };
+  const code = (i: number, region: boolean) =>
+    splice(insns[i], { i, takenBefore: takenBefore[i], group: groups[i], clobber, region, used, written });
   const parts = insns.map((_, i) => code(i, false));
   // The region form is spliced only for blocks that join a region, once.
   let rparts: string[] | null = null;
@@ -481,30 +530,22 @@ function translate(h: HartCore, pa: number, vpc0: number, follow: Follow | null 
     parts, regionParts: () => (rparts ??= insns.map((_, i) => code(i, true))), prefix, pcs: insns.map((x) => x.vpc), used, written, groups: groupCount, fallthrough: (last.vpc + last.len) | 0,
     target, indirect: lastFacts.kind === 'jalr', selfLoop: target === vpc0, system: lastFacts.endsChain, branch: lastFacts.kind === 'branch',
     trace: insns.some((x) => x.on !== undefined),
+    mem: insns.some((x) => FACTS[x.id].plain),
+    taken: insns.some((x) => FACTS[x.id].transfers),
+    // A block's run ends early (break blk) at a store (into code), and in a trace at a side exit;
+    // a region's, at a side exit only (it leaves the region at the others).
+    early: insns.some((x) => FACTS[x.id].writesMem || (x.on !== undefined && FACTS[x.id].kind === 'branch')),
+    earlyInRegion: insns.some((x) => x.on !== undefined && FACTS[x.id].kind === 'branch'),
   };
-}
-
-/**
- * A trace's branch or jump (spliced code; branch templates are semantics.ts's `branch`) followed in direction `taken`: it leaves the trace,
- * with `ip` instructions retired, when it goes the other way; a followed jump just goes on.
- */
-function onTrace(code: string, branch: boolean, taken: boolean, next: number, ip: number): string {
-  if (!branch) return code.replace(/^npc = [^;]+; /, ''); // jal x0: no link, so nothing else to do
-  // The taken side's bookkeeping: TAKEN_CODE, or `tk = ...;` in a region.
-  const m = /^if \((.*)\) \{ npc = ([^;]+); ((?:cyc|tk) [^}]*)\}$/s.exec(code);
-  if (m === null) throw new Error(`jit: a branch template no longer has the shape traces expect: ${code}`);
-  const [, cond, to, counted] = m;
-  return taken ? `if (${cond}) { ${counted}} else { npc = ${next}; ip = ${ip}; break blk; }`
-    : `if (${cond}) { npc = ${to}; ${counted}ip = ${ip}; break blk; }`;
 }
 
 /** Which way the conditional branch ending the basic block at `vpc` mostly went: taken, not taken, or unknown or mixed (null). */
 type Follow = (vpc: number) => boolean | null;
 
-/** Register locals, the memory prologue (only blocks that touch memory pay for it) and the store prologue of some code. */
-function prologue(body: string, used: Set<number>, written: Set<number>) {
+/** Register locals, the memory prologue (only code with inline accesses, `mem`, pays for it) and the store prologue of some code. */
+function prologue(hasMem: boolean, used: Set<number>, written: Set<number>) {
   const regs = [...used].sort((a, b) => a - b);
-  const mem = /ltag|sfast/.test(body)
+  const mem = hasMem
     ? `, _a = 0, _v = 0;
     const mode = h.priv | (h.virt << 2), ltag = M.ltag, lpage = M.lpage, sfast = M.sfast, spage = M.spage, u8 = M.u8, u16 = M.u16, i32 = M.i32;`
     : ';';
@@ -529,12 +570,12 @@ function blockRun(b: Block, done: string, left: string, prefix: string, region: 
   const { selfLoop, fallthrough } = b.ir;
   const n = b.n;
   const parts = region ? b.ir.regionParts() : b.ir.parts;
-  const taken = region ? parts.some((x) => x.includes('tk = ')) : parts.some((x) => x.includes('tb++'));
+  const taken = b.ir.taken;
   const blk = `blk: {
         ${parts.join('\n        ')}
         ip = ${n};
       }`;
-  const early = selfLoop || parts.some((x) => x.includes('break blk'));
+  const early = selfLoop || (region ? b.ir.earlyInRegion : b.ir.early);
   const tk = COSTS.takenBranch === 1 ? 'tk' : `tk * ${COSTS.takenBranch}`;
   const run = selfLoop ? `for (;;) {
         npc = ${fallthrough};
@@ -568,7 +609,7 @@ function compileBlock(b: Block, slots: Slots, views: Views, hot: (b: Block, regi
   const count = `
     if (++B.runs === ${regionAt}) HOT(B, true);${b.ir.branch && !b.ir.trace && !selfLoop ? `
     if (B.hits < ${HOT}) { B.hits++; if (npc !== ${fallthrough}) B.taken++; if (B.hits === ${HOT}) HOT(B, false); }` : ''}`;
-  const p = prologue(r.blk, used, b.ir.written);
+  const p = prologue(b.ir.mem, used, b.ir.written);
   const next = system ? 'return null;' : `if ((npc ^ ${vpc0}) >>> 12 === 0) {
       const t = SLOTS[(npc & 0xfff) >>> 1];
       if (t !== undefined && t.vpc === npc) return t;
@@ -642,7 +683,7 @@ function compileRegion(members: Block[], views: Views): RegionFn {
         }`;
   });
   const tk = COSTS.takenBranch === 1 ? 'tk' : `tk * ${COSTS.takenBranch}`;
-  const p = prologue(cases.join(''), used, written);
+  const p = prologue(members.some((b) => b.ir.mem), used, written);
   const src = `
     const left = M.limit - ctr[${Ctr.Instructions}];
     let ${p.load ? p.load + ', ' : ''}${groupLocals(groups)}_z = 0, ip = 0, npc = 0, tk = 0, doneI = 0, doneC = 0, ri = 0, rc = 0, rtb = 0, how = 1${p.mem}

@@ -16,7 +16,7 @@ import { decode } from '../isa/decode.js';
 import { FACTS } from '../isa/facts.js';
 import { fetchInsn, insnLen, insnWord } from '../isa/fetch.js';
 import { immB } from '../isa/fields.js';
-import { IMM_EXPR, expandTemplate } from '../cpu/template.js';
+import { expand, wordSlots } from '../cpu/template.js';
 import type { HartCore } from '../cpu/hart-core.js';
 import { PRIV_U } from '../cpu/hart-core.js';
 import { TRAP } from '../cpu/trap.js';
@@ -51,12 +51,9 @@ type EmulateFn = (op: number, w: number, x: Int32Array, h: EmuMem, pc: number, l
 
 /** One generated function: a switch over the emulable op ids, each case the row's template. Returns the next pc. */
 const emulate: EmulateFn = (() => {
-  const cases = INSNS.map((r, id) => {
+  const cases = INSNS.map((_, id) => {
     if (!EMULATED.has(CLASS[id])) return '';
-    const body = expandTemplate(r.name, r.format, {
-      rd: '((w >>> 7) & 31)', rs1: '((w >>> 15) & 31)', rs2: '((w >>> 20) & 31)', imm: IMM_EXPR[r.format], pc: 'pc', len: 'len',
-    });
-    return `case ${id}: { ${body} break; }`;
+    return `case ${id}: { ${expand(id, wordSlots(id))} break; }`;
   }).join('\n');
   return new Function('op', 'w', 'x', 'h', 'pc', 'len', `let npc = (pc + len) | 0; let cyc = 0; switch (op) { ${cases} } x[0] = 0; return npc;`) as EmulateFn;
 })();

@@ -18,7 +18,8 @@ describe('instruction facts (the contract of facts.ts)', () => {
       if (f.readsMem || f.writesMem) expect(f.mayTrap).toBe(true);
       // Whatever ends a chain ends its block; control flow ends a block.
       if (f.endsChain) expect(f.endsBlock).toBe(true);
-      if (['branch', 'jal', 'jalr'].includes(f.kind)) expect(f.endsBlock && !f.mayTrap).toBe(true);
+      if (f.transfers) expect(f.endsBlock && !f.mayTrap).toBe(true);
+      expect(f.transfers).toBe(['branch', 'jal', 'jalr'].includes(f.kind));
       // A block ends after whatever may change the mode, translation or code: the privileged rows
       // that are not loads or stores, CSR accesses and fence.i.
       if (f.privileged && !f.readsMem && !f.writesMem) expect(f.endsChain).toBe(true);

@@ -36,6 +36,7 @@
  * - privileged: a row of the privileged architecture (Priv and H extensions): whether it may run
  *   depends on the current mode and the trap bits of mstatus/hstatus. (A CSR access's privilege
  *   depends on the CSR's address instead, checked at run time.)
+ * - transfers: a branch or jump (branch, jal, jalr); taking it counts as a taken branch.
  * - plain: a load or store of RAM that translated code may inline as a TLB-checked fast path
  *   (lb ... sw); the others go through the hart every time.
  */
@@ -59,6 +60,8 @@ export interface InsnFacts {
   readonly privileged: boolean;
   /** A plain RAM load or store (kind load/store): translated code may inline its fast path. */
   readonly plain: boolean;
+  /** A branch or jump (kind branch, jal, jalr): it may transfer control, and counts as a taken branch when it does. */
+  readonly transfers: boolean;
 }
 
 type Rule = Pick<InsnFacts, 'endsBlock' | 'endsChain' | 'mayTrap' | 'readsMem' | 'writesMem' | 'writesRd'>;
@@ -98,4 +101,5 @@ export const FACTS: readonly InsnFacts[] = INSNS.map((r) => ({
   startsBlock: r.kind === 'csr',
   privileged: r.ext === 'Priv' || r.ext === 'H',
   plain: r.kind === 'load' || r.kind === 'store',
+  transfers: r.kind === 'branch' || r.kind === 'jal' || r.kind === 'jalr',
 }));
