@@ -11,7 +11,7 @@
  * the hardware would, and is read from guest memory itself, so code modified by the program is
  * seen as it is now.
  */
-import { INSNS, Kind } from '../isa/table.js';
+import { INSNS, Kind, opId } from '../isa/table.js';
 import { decode } from '../isa/decode.js';
 import { FACTS } from '../isa/facts.js';
 import { fetchInsn, insnLen, insnWord } from '../isa/fetch.js';
@@ -58,7 +58,7 @@ const emulate: EmulateFn = (() => {
   return new Function('op', 'w', 'x', 'h', 'pc', 'len', `let npc = (pc + len) | 0; let cyc = 0; switch (op) { ${cases} } x[0] = 0; return npc;`) as EmulateFn;
 })();
 
-const ECALL = INSNS.findIndex((r) => r.name === 'ecall');
+const ECALL = opId('ecall');
 
 /** TLB tag mode of VU (priv U, V=1), as Hart.mode() computes it. */
 const VU_MODE = PRIV_U | (1 << 2);
