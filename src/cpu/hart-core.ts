@@ -13,8 +13,8 @@
 import { PhysMem, PAGE_SIZE } from '../mmu/phys.js';
 import { ACC_FETCH, ACC_LOAD, ACC_STORE, ACCESS_FAULT, CAUSE, Mmu, MmuHost } from '../mmu/mmu.js';
 import { Btb, COSTS, Ctr, Rsb } from '../uarch/costs.js';
-import { fetchInsn } from '../isa/fetch.js';
-import { CSR_BY_ADDR, HS, IRQ, MS, MSH } from './csr.js';
+import { compileFetch } from '../isa/fetch.js';
+import { CsrRowOf, HS, IRQ, MS, MSH } from './csr-bits.js';
 import { STOP, StopReason, TRAP } from './trap.js';
 
 export const PRIV_U = 0;
@@ -28,7 +28,13 @@ export const NATIVE_VS = 4;
 
 const LINK = (r: number) => r === 1 || r === 5;
 
-export class HartCore implements MmuHost {
+/** The fetch-and-expand step (isa/fetch.ts) compiled for the hart's reader: 16 bits through fetchPa. */
+const FETCH = compileFetch<HartCore>((h, a) => `${h}.mem.u16[${h}.fetchPa(${a}) >>> 1]`);
+
+export abstract class HartCore implements MmuHost {
+  /** The CSR file (csr.ts), by address: supplied by Hart, so that this module does not import the table written against it. */
+  protected abstract readonly csrs: ReadonlyArray<CsrRowOf<HartCore> | undefined>;
+
   readonly x = new Int32Array(32);
   pc = 0;
   /** 0 = U, 1 = S, 3 = M. */
@@ -306,7 +312,7 @@ export class HartCore implements MmuHost {
     if (this.virt) {
       if (level === 3) this.illegal(insn);
       if (level === 2 || (level === 1 && this.priv === PRIV_U)) {
-        if (CSR_BY_ADDR[addr]) this.virtualInstruction(insn);
+        if (this.csrs[addr]) this.virtualInstruction(insn);
         this.illegal(insn);
       }
       if (level === 1 && (addr & 0xf00) === 0x100) addr = addr + 0x100; // sstatus -> vsstatus, etc.
@@ -315,7 +321,7 @@ export class HartCore implements MmuHost {
     }
     if (addr === 0x180 && !this.virt && this.priv === PRIV_S && (this.mstatus & MS.TVM)) this.illegal(insn);
     if (addr === 0x280 && this.virt && (this.hstatus & HS.VTVM)) this.virtualInstruction(insn);
-    const row = CSR_BY_ADDR[addr];
+    const row = this.csrs[addr];
     if (!row) this.illegal(insn);
     if (write && (addr >> 10) === 3) this.illegal(insn);
     if (addr >= 0xc00 && addr <= 0xc82 && !this.counterAllowed(addr & 31, insn)) this.illegal(insn);
@@ -605,11 +611,8 @@ export class HartCore implements MmuHost {
    */
   fetch(pc: number): number {
     if (pc & 1) this.raise(CAUSE.fetchMisaligned, pc);
-    return fetchInsn(this.read16, pc);
+    return FETCH(this, pc);
   }
-
-  /** fetchInsn's reader: 16 bits through fetchPa, made once. */
-  private readonly read16 = (va: number): number => this.mem.u16[this.fetchPa(va) >>> 1];
 
   /**
    * Physical address of the instruction at virtual `pc`, through the fetch TLB (charging a walk

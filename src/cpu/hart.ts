@@ -2,10 +2,11 @@
  * A hart as the rest of the system runs it: the architectural state and memory access of
  * HartCore (hart-core.ts) plus the engine seam, which lives here on the engines' side: which
  * engine `run` uses and the JIT's translation cache. The engines themselves (interp.ts, jit.ts)
- * know only HartCore, so src/cpu has no import circle: trap.ts <- hart-core.ts <- interp.ts,
- * jit*.ts <- hart.ts.
+ * know only HartCore, so src/cpu has no import circle: trap.ts, csr-bits.ts <- hart-core.ts <-
+ * interp.ts, jit*.ts, csr.ts <- hart.ts (which hands the CSR table to the hart).
  */
 import { HartCore } from './hart-core.js';
+import { CSR_BY_ADDR } from './csr.js';
 import { runInterpreter } from './interp.js';
 import { Jit, runJit } from './jit.js';
 
@@ -16,6 +17,7 @@ export { HartCore, PRIV_U, PRIV_S, PRIV_M, NATIVE_M, NATIVE_HS, NATIVE_VS } from
 export type Engine = 'interp' | 'jit';
 
 export class Hart extends HartCore {
+  protected readonly csrs = CSR_BY_ADDR;
   /** The engine `run` uses; switching is allowed between runs (the state is the same). */
   engine: Engine = 'jit';
   /** Translation cache of the jit engine, created on first use. */
