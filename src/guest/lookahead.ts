@@ -14,7 +14,7 @@
 import { INSNS, Kind, opId } from '../isa/table.js';
 import { decode } from '../isa/decode.js';
 import { FACTS } from '../isa/facts.js';
-import { fetchInsn, insnLen, insnWord } from '../isa/fetch.js';
+import { compileFetch, insnLen, insnWord } from '../isa/fetch.js';
 import { immB } from '../isa/fields.js';
 import { expand, wordSlots } from '../cpu/template.js';
 import type { HartCore } from '../cpu/hart-core.js';
@@ -60,6 +60,9 @@ const emulate: EmulateFn = (() => {
 
 const ECALL = opId('ecall');
 
+/** The fetch-and-expand step (isa/fetch.ts) compiled for the scanner's reader (user-mode fetch through the TLB). */
+const FETCH = compileFetch<LookaheadScanner>((s, a) => `${s}.fetch16(${a})`);
+
 /** TLB tag mode of VU (priv U, V=1), as Hart.mode() computes it. */
 const VU_MODE = PRIV_U | (1 << 2);
 
@@ -82,8 +85,6 @@ export interface ScanResult {
  */
 export class LookaheadScanner implements EmuMem {
   private h!: HartCore;
-  /** fetch16 as a function value, made once (fetchInsn's reader). */
-  private readonly read16 = (va: number): number => this.fetch16(va);
   private readonly stores = new Map<number, number>();
   readonly ctr = new Float64Array(Ctr.Count);
 
@@ -98,7 +99,7 @@ export class LookaheadScanner implements EmuMem {
     let scanned = 0, emulated = 0;
     try {
       while (scanned < window) {
-        const raw = fetchInsn(this.read16, pc);
+        const raw = FETCH(this, pc);
         const w = insnWord(raw), len = insnLen(raw);
         scanned++;
         const op = w === 0 ? -1 : decode(w);
@@ -153,7 +154,8 @@ export class LookaheadScanner implements EmuMem {
     return base + (va & (PAGE_SIZE - 1));
   }
 
-  private fetch16(va: number): number {
+  /** The 16-bit reader of FETCH. */
+  fetch16(va: number): number {
     if (va & 1) throw FAULT_RISK;
     const pa = this.pa(va, ACC_FETCH);
     return this.h.mem.u16[pa >>> 1];
