@@ -308,3 +308,29 @@ describe('hvsim experiment', () => {
     expect((await inProcess(['experiment', join(process.cwd(), 'workloads/bin/hello.elf'), '--variant', 'a:protectionDomains=on'])).stderr).toMatch(/not implemented/);
   }, SLOW);
 });
+
+describe('hvsim run when its stdout reader goes away', () => {
+  const YES = `.globl _start
+_start:
+  li a0, 1
+  la a1, line
+  li a2, 2
+  li a7, 64
+  ecall
+  j _start
+.data
+line: .ascii "y\\n"
+`;
+  test('a guest writing to a closed pipe ends as killed by SIGPIPE (status 141, as under qemu-riscv32), with nothing on stderr', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'yes.s'), YES);
+    const child = spawn(process.execPath, ['--import', 'tsx', join(process.cwd(), 'src/cli/main.ts'), 'run', join(dir, 'yes.s')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    await new Promise((resolve) => child.stdout.once('data', resolve));
+    child.stdout.destroy();
+    expect(await exited).toBe(141);
+    expect(stderr).toBe('');
+  }, SLOW);
+});

@@ -70,6 +70,23 @@ export function checkWritable(cmd: string, option: string, path: string): void {
   }
 }
 
+/** 128 + SIGPIPE: how a shell reports a process killed by writing to a pipe nobody reads. */
+const KILLED_BY_SIGPIPE = 128 + 13;
+
+/**
+ * Writes guest console bytes to the host fd. When the reader is gone (EPIPE), the process ends as
+ * qemu-riscv32's does: the host SIGPIPE reaches the guest, whose default action kills it, so
+ * nothing more is written (not even --stats) and the status is 141.
+ */
+function writeOutput(fd: number, bytes: Uint8Array): void {
+  try {
+    writeSync(fd, bytes);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EPIPE') process.exit(KILLED_BY_SIGPIPE);
+    throw e;
+  }
+}
+
 /** `hvsim run FILE [options] [-- ARGS...]`; resolves to the exit status. Raises: CliError. */
 export async function runFile(file: string, guestArgs: string[], o: RunOptions): Promise<number> {
   const techniques = resolveTechniques(parseTechniqueAssignments('run', o.technique));
@@ -80,7 +97,7 @@ export async function runFile(file: string, guestArgs: string[], o: RunOptions):
   setStdinFeed(streamedStdin());
   const r = runProgram(bytes, {
     ...vmSpec(o), techniques, argv: [file, ...guestArgs], env: Object.entries(process.env).map(([k, v]) => `${k}=${v}`), maxInstructions,
-    onOutput: (port, b) => { writeSync(port === 0 ? 1 : 2, b); },
+    onOutput: (port, b) => { writeOutput(port === 0 ? 1 : 2, b); },
   });
   setStdinFeed(null);
   if (stats) {
