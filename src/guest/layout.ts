@@ -4,7 +4,7 @@
  * region is mapped at DEVICE_VA the same way. Everything above the kernel region is the page pool
  * the kernel hands to processes and page tables.
  */
-import { RAM_BASE, DEVICE_BASE, CONSOLE_OFFSET, POWER_OFFSET } from '../hypervisor/platform.js';
+import { RAM_BASE, DEVICE_BASE, CONSOLE_OFFSET, CONSOLE_RING_BASE, POWER_OFFSET } from '../hypervisor/platform.js';
 
 export const KERNEL_VA = 0xc000_0000;
 export const DEVICE_VA = 0xc040_0000;
@@ -19,8 +19,8 @@ export const K = {
   PERCPU: 0x4000,
   PERCPU_SIZE: 0x100,
   IDLE_ROOT: 0x5000,
-  RING: 0x10000,
-  RING_STRIDE: 0x10000,
+  /** The console rings (the platform fixes where: hypervisor/platform.ts). */
+  RING: CONSOLE_RING_BASE - RAM_BASE,
 } as const;
 
 /** Per-CPU area: saved x0..x31 at 4*i, then these words. */
@@ -31,10 +31,6 @@ export const PERCPU = {
   CONTINUE: 132,
 } as const;
 
-/** Console ring: head (u32, producer), tail (u32, consumer), then RING_DATA bytes. */
-export const RING_HEADER = 16;
-export const RING_DATA = K.RING_STRIDE - RING_HEADER;
-
 export const MAX_VCPUS = 16;
 export const NR_MAX = 512;
 /** Gate indices past the syscall numbers. */
@@ -42,7 +38,6 @@ export const GATE = { NI: 512, TRAP: 513, IRQ: 514 } as const;
 
 export const kva = (off: number): number => (KERNEL_VA + off) >>> 0;
 export const kgpa = (off: number): number => RAM_BASE + off;
-export const ringGpa = (port: number): number => RAM_BASE + K.RING + port * K.RING_STRIDE;
 export const DOORBELL_VA = (DEVICE_VA + CONSOLE_OFFSET) >>> 0;
 export const POWER_VA = (DEVICE_VA + POWER_OFFSET) >>> 0;
 export const DEVICE_GPA = DEVICE_BASE;

@@ -1,22 +1,13 @@
 /**
- * A guest process: its saved user registers, its Sv32 page table (in guest RAM, built by the
- * kernel), the regions of its address space, and its exit status.
+ * A guest process: its saved user registers, its address space (address-space.ts), its standard
+ * input, its scheduling state and its exit status.
  */
-import { PTE } from '../mmu/mmu.js';
-
-/** Region and page permissions, as the PTE bits they become. */
-export const PROT = { R: PTE.R, W: PTE.W, X: PTE.X } as const;
+import type { AddressSpace } from './address-space.js';
 
 export const SIG = { SIGILL: 4, SIGTRAP: 5, SIGBUS: 7, SIGKILL: 9, SIGSEGV: 11 } as const;
 
-export const STACK_TOP = 0x8000_0000;
-export const STACK_SIZE = 8 * 1024 * 1024;
-export const MMAP_BASE = 0x4000_0000;
-/** User addresses end where the kernel half (KERNEL_VA) begins. */
-export const USER_END = 0xc000_0000;
-
-export type RegionKind = 'elf' | 'stack' | 'heap' | 'mmap';
-export interface Region { start: number; end: number; perms: number; kind: RegionKind }
+/** A signal that ends a process, with the pc and address of the access that raised it. */
+export interface Fatal { sig: number; pc: number; addr: number }
 
 export type ProcessState = 'runnable' | 'running' | 'sleeping' | 'exited';
 
@@ -37,16 +28,6 @@ export interface ProcessStatus {
 export class Process {
   readonly regs = new Int32Array(32);
   pc = 0;
-  /** Guest-physical address of the root page table, and the satp value selecting it. */
-  root = 0;
-  satp = 0;
-  /** Mapped user pages: vpn -> guest-physical page address + PTE permission bits. */
-  readonly pages = new Map<number, number>();
-  /** Leaf page tables: root index -> guest-physical address. */
-  readonly tables = new Map<number, number>();
-  readonly regions: Region[] = [];
-  brkStart = 0;
-  brk = 0;
   stdinPos = 0;
   state: ProcessState = 'runnable';
   /** Virtual time at which a sleeping process becomes runnable. */
@@ -58,11 +39,13 @@ export class Process {
   faultPc?: number;
   faultAddress?: number;
 
-  constructor(readonly pid: number, readonly name: string, readonly stdin: Uint8Array) {}
+  constructor(readonly pid: number, readonly name: string, readonly stdin: Uint8Array, readonly mm: AddressSpace) {}
 
-  region(va: number): Region | undefined {
-    for (const r of this.regions) if (va >= r.start && va < r.end) return r;
-    return undefined;
+  /** Records how the process ended: an exit code, or a fatal signal. */
+  end(code: number | null, fatal?: Fatal): void {
+    if (code !== null) this.exitCode = code & 0xff;
+    if (fatal) { this.signal = fatal.sig; this.faultPc = fatal.pc >>> 0; this.faultAddress = fatal.addr >>> 0; }
+    this.state = 'exited';
   }
 
   status(): ProcessStatus {

@@ -6,9 +6,10 @@
  *        +0x1000       power: write 0x5555 = power off (the values of QEMU's sifive_test finisher)
  *   GPA 0x8000_0000  guest RAM, memoryMiB long, backed by host frames on first touch
  *
- * The console rings live in guest RAM at fixed places of the kernel region (see guest/layout.ts),
- * which both the guest kernel and the UHV's console model know from this platform definition, as
- * a guest knows its device tree.
+ * The console rings live in guest RAM at fixed places (CONSOLE_RING_BASE, inside what the guest
+ * kernel uses as its kernel region), which both the guest kernel and the UHV's console model know
+ * from this platform definition, as a guest knows its device tree. The guest imports this module;
+ * nothing in src/hypervisor imports the guest.
  */
 export const DEVICE_BASE = 0x1000_0000;
 export const DEVICE_SIZE = 0x0040_0000;
@@ -30,3 +31,14 @@ export const SBI_ERR_NOT_SUPPORTED = -2;
 
 /** Console ports: 0 = the guest's stdout, 1 = its stderr. */
 export const CONSOLE_PORTS = 2;
+
+/**
+ * Console rings, one per port, in guest RAM: port p's ring is at ringGpa(p). Layout: head (u32,
+ * advanced by the guest, the producer), tail (u32, advanced by the UHV, the consumer), 8 bytes
+ * reserved, then RING_DATA bytes used modulo RING_DATA.
+ */
+export const CONSOLE_RING_BASE = RAM_BASE + 0x1_0000;
+export const CONSOLE_RING_STRIDE = 0x1_0000;
+export const RING_HEADER = 16;
+export const RING_DATA = CONSOLE_RING_STRIDE - RING_HEADER;
+export const ringGpa = (port: number): number => CONSOLE_RING_BASE + port * CONSOLE_RING_STRIDE;

@@ -5,8 +5,7 @@
  *   one ring per port) and writes the port mask to DOORBELL; one doorbell exit drains the rings.
  * - power: writing POWER_OFF (or POWER_FAIL) powers the VM off.
  */
-import { CONSOLE_OFFSET, CONSOLE_PORTS, POWER_FAIL, POWER_OFF, POWER_OFFSET } from './platform.js';
-import { RING_DATA, RING_HEADER, ringGpa } from '../guest/layout.js';
+import { CONSOLE_OFFSET, CONSOLE_PORTS, POWER_FAIL, POWER_OFF, POWER_OFFSET, RING_DATA, RING_HEADER, ringGpa } from './platform.js';
 import { VmFault } from './exits.js';
 
 /** Guest-physical memory as the VMM sees it (its mapping of the VM's RAM). */

@@ -11,35 +11,42 @@
  * 'running' drops it after the first round has arrived.
  */
 import { AddressInfo, createServer, Server, Socket } from 'node:net';
-import { Vm, VmSpec } from '../runtime/vm.js';
-import { HostMemory } from '../hypervisor/host-memory.js';
-import { RAM_BASE } from '../hypervisor/platform.js';
 import { PAGE_SIZE } from '../mmu/phys.js';
-import type { GuestOsState } from '../guest/kernel.js';
-import { decodeJson, decodeVcpu, DeviceState, ramDigest, VcpuState } from './machine-state.js';
+import { decodeJson, decodeVcpu, ramDigest } from './machine-state.js';
+import type { DeviceState, MigrationTarget, VcpuState } from './migratable.js';
 import { encodeAck, FOUND_BY_NAME, MAGIC, PayloadReader, PROTOCOL_VERSION, RecordReader, WireError } from './wire.js';
 
 export type DestinationFault = 'target-ready' | 'running';
 
-export class MigrationDestination {
+/** The shape of the machine a stream must be for (HELLO is checked against it). */
+export interface TargetShape {
+  memoryMiB: number;
+  vcpus: number;
+}
+
+export class MigrationDestination<T extends MigrationTarget = MigrationTarget> {
   private server: Server | null = null;
   private socket: Socket | null = null;
-  private vm: Vm | null = null;
+  private vm: T | null = null;
   private readonly reader = new RecordReader();
   private records = 0;
   private pageRecords = 0;
   private hello = false;
   private readonly vcpus = new Map<number, VcpuState>();
   private device: DeviceState | null = null;
-  private guestOs: GuestOsState | null = null;
+  private guestOs: object | null = null;
   private finished = false;
-  private resolve!: (vm: Vm) => void;
+  private resolve!: (vm: T) => void;
   private reject!: (e: Error) => void;
   /** Resolves with the running-ready VM after the ACK; rejects with the reason the migration failed here. */
-  readonly done: Promise<Vm>;
+  readonly done: Promise<T>;
   private readonly pages: number;
 
-  constructor(private readonly spec: VmSpec, private readonly host: HostMemory, private readonly owner: number,
+  /**
+   * `createTarget` builds the (not booted) machine once HELLO has been checked against `spec`;
+   * it may raise OutOfHostMemory, which fails the migration.
+   */
+  constructor(private readonly spec: TargetShape, private readonly createTarget: () => T,
     private readonly failAt: DestinationFault | null = null) {
     this.done = new Promise((res, rej) => { this.resolve = res; this.reject = rej; });
     this.done.catch(() => undefined);
@@ -94,7 +101,7 @@ export class MigrationDestination {
         if (pageSize !== PAGE_SIZE) throw new WireError(`page size ${pageSize} is not ${PAGE_SIZE}`);
         if (ramBytes !== this.spec.memoryMiB << 20 || vcpus !== this.spec.vcpus) throw new WireError(`the stream is for a VM of ${ramBytes >> 20} MiB and ${vcpus} vCPUs, this one has ${this.spec.memoryMiB} MiB and ${this.spec.vcpus}`);
         this.hello = true;
-        this.vm = Vm.incoming(this.spec, this.host, this.owner);
+        this.vm = this.createTarget();
         return;
       }
       case 'RAM_PAGE': case 'ZERO_PAGE': {
@@ -102,12 +109,8 @@ export class MigrationDestination {
         const i = this.gpn(r.u32());
         const data = name === 'RAM_PAGE' ? r.bytes(PAGE_SIZE) : null;
         r.end();
-        const gs = this.vm!.khv.gstage;
-        if (gs.isCorrupted(RAM_BASE + i * PAGE_SIZE)) throw new WireError(`page ${i} arrived as data after error metadata`);
-        let f = gs.frameOf[i];
-        if (f < 0) f = gs.back(RAM_BASE + i * PAGE_SIZE);
-        const u8 = this.vm!.khv.mem.u8;
-        if (data) u8.set(data, f * PAGE_SIZE); else u8.fill(0, f * PAGE_SIZE, (f + 1) * PAGE_SIZE);
+        if (this.vm!.isCorrupted(i)) throw new WireError(`page ${i} arrived as data after error metadata`);
+        this.vm!.writePage(i, data);
         this.pageRecords++;
         return;
       }
@@ -117,7 +120,7 @@ export class MigrationDestination {
         const kind = r.u8(), found = r.u8();
         r.end();
         if (kind !== 1 || !FOUND_BY_NAME.has(found)) throw new WireError('ERROR_META with an unknown error kind or origin');
-        this.vm!.khv.corrupt(RAM_BASE + i * PAGE_SIZE);
+        this.vm!.markCorrupted(i);
         return;
       }
       case 'ROUND_END': {
@@ -128,13 +131,13 @@ export class MigrationDestination {
         return;
       }
       case 'VCPU': {
-        const v = decodeVcpu(payload, this.vm!.vcpus[0].hart.ctr.length);
+        const v = decodeVcpu(payload, this.vm!.counterCount);
         if (v.id >= this.spec.vcpus || this.vcpus.has(v.id)) throw new WireError(`VCPU record for vCPU ${v.id} is out of range or repeated`);
         this.vcpus.set(v.id, v);
         return;
       }
       case 'DEVICE': this.device = decodeJson<DeviceState>(payload, 'DEVICE'); return;
-      case 'GUEST_OS': this.guestOs = decodeJson<GuestOsState>(payload, 'GUEST_OS'); return;
+      case 'GUEST_OS': this.guestOs = decodeJson<object>(payload, 'GUEST_OS'); return;
       case 'END': return this.end(payload);
       default: throw new WireError(`unexpected ${name} record`);
     }
@@ -155,7 +158,7 @@ export class MigrationDestination {
     const mine = ramDigest(vm);
     if (mine !== digest) throw new WireError(`RAM digest ${mine.toString(16)} differs from the source's ${digest.toString(16)}`);
     try {
-      vm.restoreState({ vcpus: [...this.vcpus.values()].sort((a, b) => a.id - b.id), device: this.device, guestOs: this.guestOs });
+      vm.importState({ vcpus: [...this.vcpus.values()].sort((a, b) => a.id - b.id), device: this.device, guestOs: this.guestOs });
     } catch (e) {
       throw new WireError(`the state does not restore: ${(e as Error).message}`);
     }
@@ -171,7 +174,7 @@ export class MigrationDestination {
     const s = this.socket;
     if (s && !s.destroyed) s.end(encodeAck(false, 0, e.message));
     setTimeout(() => s?.destroy(), 100).unref();
-    this.vm?.stop('migration-failed');
+    this.vm?.discard('migration-failed');
     this.reject(e);
   }
 }

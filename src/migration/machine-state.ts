@@ -9,11 +9,9 @@
  */
 import { crc32 } from 'node:zlib';
 import { Hart } from '../cpu/hart.js';
-import { RAM_BASE } from '../hypervisor/platform.js';
-import { PAGE_SIZE } from '../mmu/phys.js';
-import type { Vm } from '../runtime/vm.js';
 import { Btb, Rsb } from '../uarch/costs.js';
 import type { Vcpu } from '../hypervisor/khv.js';
+import type { DeviceState, MigratableMemory, VcpuState } from './migratable.js';
 import { PayloadReader, PayloadWriter, WireError } from './wire.js';
 
 /** Hart fields in VCPU-record order (each an int32). */
@@ -22,33 +20,6 @@ export const HART_FIELDS = [
   'mscratch', 'mcounteren', 'stvec', 'sepc', 'scause', 'stval', 'sscratch', 'satp', 'scounteren', 'hstatus', 'hedeleg', 'hideleg', 'htval',
   'htinst', 'hcounteren', 'htimedelta', 'vsstatus', 'vstvec', 'vsscratch', 'vsepc', 'vscause', 'vstval', 'vsatp',
 ] as const satisfies ReadonlyArray<keyof Hart>;
-
-export interface VcpuState {
-  id: number;
-  halted: boolean;
-  wfiPending: boolean;
-  /** Timer deadline in cycles (Infinity: none). */
-  deadline: number;
-  idleCycles: number;
-  x: Int32Array;
-  fields: Int32Array;
-  ctr: Float64Array;
-  btbTag: Int32Array;
-  btbTarget: Int32Array;
-  rsb: Int32Array;
-  rsbTop: number;
-  rsbDepth: number;
-}
-
-export interface DeviceState {
-  /** The VM's quantum clock (cycles). */
-  quantumEnd: number;
-  exits: Array<[string, number]>;
-  transitions: number;
-  power: 'on' | 'off' | 'fail';
-  doorbells: number;
-  consoleBytes: [number, number];
-}
 
 export function captureVcpu(v: Vcpu, idleCycles: number): VcpuState {
   const h = v.hart;
@@ -132,14 +103,13 @@ export function decodeJson<T>(payload: Buffer, what: string): T {
  * every backed guest page in ascending order, except those `skip` names. Source and destination
  * compute it over their own frames.
  */
-export function ramDigest(vm: Vm, skip: (page: number) => boolean = () => false): number {
-  const u8 = vm.khv.mem.u8, n = Buffer.allocUnsafe(4);
+export function ramDigest(ram: MigratableMemory, skip: (page: number) => boolean = () => false): number {
+  const n = Buffer.allocUnsafe(4);
   let d = 0;
-  for (const { gpa, frame } of vm.khv.gstage.backed()) {
-    const i = (gpa - RAM_BASE) >>> 12;
+  for (const i of ram.backedPages()) {
     if (skip(i)) continue;
     n.writeUInt32LE(i);
-    d = crc32(u8.subarray(frame * PAGE_SIZE, (frame + 1) * PAGE_SIZE), crc32(n, d));
+    d = crc32(ram.frameBytes(i)!, crc32(n, d));
   }
   return d;
 }

@@ -30,7 +30,7 @@ function consoleOf(vm: Vm): string[] {
 /** Runs `vm` with a migration to a fresh destination; returns the destination VM and the outcome, or the error. */
 async function migrate(vm: Vm, dstHost: HostMemory, params: Partial<MigrationParams> = {}, failAt: DestinationFault | null = null,
   beforeSwitch?: (src: Vm) => void) {
-  const dst = new MigrationDestination(vm.spec, dstHost, 7, failAt);
+  const dst = new MigrationDestination(vm.spec, () => Vm.incoming(vm.spec, dstHost, 7), failAt);
   const port = await dst.listen();
   const progress: MigrationStats[] = [];
   const src = new MigrationSource(vm, { ...PARAMS, ...params }, { progress: (s) => progress.push(s), latentError: () => undefined });
@@ -151,7 +151,7 @@ describe('live migration (pre-copy over TCP)', () => {
 
   test('a corrupted record after a valid start fails the destination cleanly and frees what it took', async () => {
     const host = HostMemory.create(64);
-    const dst = new MigrationDestination(SPEC, host, 7);
+    const dst = new MigrationDestination(SPEC, () => Vm.incoming(SPEC, host, 7));
     const port = await dst.listen();
     const hello = new PayloadWriter().bytes(Buffer.from(MAGIC)).u16(PROTOCOL_VERSION).u32(PAGE_SIZE).u32(32 << 20).u16(1).u16(1).str('x').done();
     const page = encodeRecord('RAM_PAGE', Buffer.concat([Buffer.from([3, 0, 0, 0]), Buffer.alloc(PAGE_SIZE, 0xab)]));
@@ -168,7 +168,7 @@ describe('live migration (pre-copy over TCP)', () => {
   test('the destination rejects a stream for a different VM shape', async () => {
     const vm = new Vm(SPEC, HostMemory.create(64), 1);
     vm.run(5);
-    const dst = new MigrationDestination({ ...SPEC, memoryMiB: 16 }, HostMemory.create(64), 7);
+    const dst = new MigrationDestination({ ...SPEC, memoryMiB: 16 }, () => Vm.incoming({ ...SPEC, memoryMiB: 16 }, HostMemory.create(64), 7));
     const src = new MigrationSource(vm, PARAMS, { progress: () => undefined, latentError: () => undefined });
     await src.open(await dst.listen());
     await expect(dst.done).rejects.toThrow(/32 MiB/);

@@ -17,12 +17,10 @@
  * consumes the error: the host panics (MigrationHostPanic).
  */
 import { Socket, connect } from 'node:net';
-import type { Vm } from '../runtime/vm.js';
-import { CORRUPTED } from '../hypervisor/gstage.js';
-import { POISON } from '../hypervisor/host-memory.js';
 import { RAM_BASE } from '../hypervisor/platform.js';
 import { PAGE_SIZE } from '../mmu/phys.js';
 import { encodeJson, encodeVcpu, ramDigest } from './machine-state.js';
+import type { Migratable } from './migratable.js';
 import { decodeAck, encodeRecord, FOUND_BY, FoundBy, hex32, MAGIC, PayloadWriter, PROTOCOL_VERSION, RecordName, RecordReader, RECORD_HEADER, WireError } from './wire.js';
 
 export interface MigrationParams {
@@ -91,14 +89,13 @@ export class MigrationHostPanic extends Error {
 export class MigrationFailed extends Error {}
 
 const PAGE_RECORD = RECORD_HEADER + 4 + PAGE_SIZE + 4;
+const ZERO_PAGE = new Uint8Array(PAGE_SIZE);
 
 export class MigrationSource {
   private socket: Socket | null = null;
   private broken: string | null = null;
   private cancelled = false;
   private readonly started = Date.now();
-  private readonly dram: Uint8Array;
-  private readonly words: Int32Array;
   private readonly bytesPerNs: number;
   private out: Buffer[] = [];
   private outBytes = 0;
@@ -120,9 +117,7 @@ export class MigrationSource {
   private readonly reader = new RecordReader();
   private ack: ((r: { ok: boolean; message: string; digest: string }) => void) | null = null;
 
-  constructor(private readonly vm: Vm, readonly params: MigrationParams, private readonly hooks: SourceHooks) {
-    this.dram = new Uint8Array(vm.host.buffers.dram);
-    this.words = new Int32Array(vm.host.buffers.dram);
+  constructor(private readonly vm: Migratable, readonly params: MigrationParams, private readonly hooks: SourceHooks) {
     this.bytesPerNs = (params.bandwidthMiBps * 1024 * 1024) / 1e9;
     this.stats = {
       round: 0, total: 0, transferred: 0, remaining: 0, pagesSent: 0, zeroPages: 0, errorPages: 0, dirtyPagesRate: 0, pagesPerSecond: 0,
@@ -145,8 +140,8 @@ export class MigrationSource {
       s.once('error', (e) => reject(new MigrationFailed(`cannot connect to the destination: ${e.message}`)));
     });
     const p = this.params;
-    this.emit('HELLO', new PayloadWriter().bytes(Buffer.from(MAGIC)).u16(PROTOCOL_VERSION).u32(PAGE_SIZE).u32(this.vm.spec.memoryMiB << 20)
-      .u16(this.vm.spec.vcpus).u16(p.technique ? 1 : 0).str(p.migrationId).done());
+    this.emit('HELLO', new PayloadWriter().bytes(Buffer.from(MAGIC)).u16(PROTOCOL_VERSION).u32(PAGE_SIZE).u32(this.vm.ramBytes)
+      .u16(this.vm.vcpuCount).u16(p.technique ? 1 : 0).str(p.migrationId).done());
     await this.flush();
     this.stats.setupTimeMs = Date.now() - this.started;
     this.begin();
@@ -154,13 +149,13 @@ export class MigrationSource {
 
   /** Round 1: every backed page is queued and the dirty-page log starts. */
   private begin(): void {
-    const gs = this.vm.khv.gstage;
-    gs.startDirtyLog();
-    this.vm.khv.flushAll();
-    this.exitsAtStart = this.vm.khv.exits.get('dirty-log') ?? 0;
-    this.queue = [];
-    for (let i = 0; i < gs.frameOf.length; i++) if (gs.frameOf[i] >= 0 || gs.frameOf[i] === CORRUPTED) this.queue.push(i);
-    this.stats.total = gs.backedPages * PAGE_SIZE;
+    const vm = this.vm;
+    vm.startDirtyLog();
+    this.exitsAtStart = vm.dirtyLogExits();
+    // Every page that holds data or is known to be corrupted (the two are disjoint), in page order.
+    const backed = [...vm.backedPages()];
+    this.queue = [...backed, ...vm.corruptedPages()].sort((a, b) => a - b);
+    this.stats.total = backed.length * PAGE_SIZE;
     this.stats.round = 1;
     this.beganAt = Date.now();
     this.startClock = this.lastClock = this.roundStartClock = this.clock();
@@ -197,10 +192,8 @@ export class MigrationSource {
   private async endRound(): Promise<'running' | MigrationOutcome> {
     const st = this.stats;
     this.emit('ROUND_END', new PayloadWriter().u32(st.round).u32(this.queue.length).done());
-    const gs = this.vm.khv.gstage;
-    const dirty = gs.takeDirty();
-    this.vm.khv.flushAll();
-    for (const g of this.vm.khv.corruptedPages) { const i = (g - RAM_BASE) >>> 12; if (!this.errorSent.has(i)) dirty.push(i); }
+    const dirty = this.vm.takeDirtyPages();
+    for (const i of this.vm.corruptedPages()) if (!this.errorSent.has(i)) dirty.push(i);
     const now = this.clock();
     const roundNs = Math.max(1, now - this.roundStartClock);
     this.roundStartClock = now;
@@ -226,16 +219,16 @@ export class MigrationSource {
     st.elapsedWallMs = st.setupTimeMs + Date.now() - this.beganAt;
     st.elapsedVirtualMs = (this.clock() - this.startClock) / 1e6;
     st.pagesPerSecond = Math.round(this.pageRecords / Math.max(0.001, st.elapsedWallMs / 1000));
-    st.dirtyLogExits = (this.vm.khv.exits.get('dirty-log') ?? 0) - this.exitsAtStart;
+    st.dirtyLogExits = this.vm.dirtyLogExits() - this.exitsAtStart;
   }
 
   /** Stop-and-copy: the guest does not run again here unless the destination refuses. */
   private async switchover(dirty: number[]): Promise<MigrationOutcome> {
     const wall0 = Date.now();
     const before = this.sent;
-    const last = new Set([...dirty, ...this.vm.kernel.viewPages().map((g) => (g - RAM_BASE) >>> 12), ...this.vm.khv.gstage.takeDirty()]);
+    const last = new Set([...dirty, ...this.vm.untrackedPages(), ...this.vm.takeDirtyPages()]);
     for (const i of [...last].sort((a, b) => a - b)) { this.sendPage(i); if (this.outBytes > 1 << 20) await this.flush(); }
-    const state = this.vm.captureState();
+    const state = this.vm.exportState();
     for (const v of state.vcpus) this.emit('VCPU', encodeVcpu(v));
     this.emit('DEVICE', encodeJson(state.device));
     this.emit('GUEST_OS', encodeJson(state.guestOs));
@@ -258,17 +251,16 @@ export class MigrationSource {
 
   /** Queues the record(s) for guest page `i`; returns the bytes queued. Raises: MigrationHostPanic. */
   private sendPage(i: number): number {
-    const gs = this.vm.khv.gstage;
-    const f = gs.frameOf[i];
-    if (f === CORRUPTED) return this.errorMeta(i, 'guest-access');
-    if (f < 0) return 0;
-    const poison = Atomics.load(this.vm.host.poison, f);
-    if (poison !== POISON.None) {
+    const page = this.vm.readPage(i);
+    if (page.kind === 'corrupted') return this.errorMeta(i, 'guest-access');
+    if (page.kind === 'unbacked') return 0;
+    if (page.kind === 'poisoned') {
       const gpa = RAM_BASE + i * PAGE_SIZE;
-      if (!this.params.technique) throw new MigrationHostPanic(f, gpa);
-      if (poison === POISON.Known) return this.errorMeta(i, 'known');
-      Atomics.store(this.vm.host.poison, f, POISON.Known);
-      this.hooks.latentError({ gpa, frame: f });
+      // Without the technique the copy is a plain memcpy: it consumes the error.
+      if (!this.params.technique) throw new MigrationHostPanic(page.frame, gpa);
+      if (page.known) return this.errorMeta(i, 'known');
+      this.vm.notePoisonKnown(i);
+      this.hooks.latentError({ gpa, frame: page.frame });
       return this.errorMeta(i, 'migration-copy');
     }
     if (this.params.dropConnectionAfterPages !== undefined && this.pageRecords >= this.params.dropConnectionAfterPages) {
@@ -277,15 +269,12 @@ export class MigrationSource {
       throw new MigrationFailed(this.broken);
     }
     this.pageRecords++;
-    const w = this.words, base = f * (PAGE_SIZE / 4);
-    let zero = true;
-    for (let k = 0; k < PAGE_SIZE / 4; k++) if (w[base + k] !== 0) { zero = false; break; }
-    if (zero) {
+    if (Buffer.compare(page.bytes, ZERO_PAGE) === 0) {
       this.stats.zeroPages++;
       return this.emit('ZERO_PAGE', new PayloadWriter().u32(i).done());
     }
     this.stats.pagesSent++;
-    return this.emit('RAM_PAGE', new PayloadWriter().u32(i).bytes(this.dram.subarray(f * PAGE_SIZE, (f + 1) * PAGE_SIZE)).done());
+    return this.emit('RAM_PAGE', new PayloadWriter().u32(i).bytes(page.bytes).done());
   }
 
   private errorMeta(i: number, foundBy: FoundBy): number {
@@ -342,7 +331,6 @@ export class MigrationSource {
   /** Ends a failed migration on the source: the dirty-page log is off and the guest runs on undisturbed. */
   abort(): void {
     this.socket?.destroy();
-    const gs = this.vm.khv.gstage;
-    if (gs.dirty !== null) { gs.stopDirtyLog(); this.vm.khv.flushAll(); }
+    this.vm.stopDirtyLog();
   }
 }

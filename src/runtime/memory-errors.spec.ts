@@ -4,7 +4,7 @@
  * kernel memory panic the guest; frames with errors never go back to the host's free pool.
  */
 import { FrameState, HostMemory } from '../hypervisor/host-memory.js';
-import { ringGpa } from '../guest/layout.js';
+import { ringGpa } from '../hypervisor/platform.js';
 import { assemble } from '../isa/assembler.js';
 import { resolveTechniques } from '../techniques/catalogue.js';
 import { pageToucher } from '../testing/guest-programs.js';

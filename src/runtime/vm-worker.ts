@@ -24,7 +24,7 @@ let vm: Vm | null = null;
 let looping = false;
 /** This worker's side of a live migration: sending its VM, or receiving one. */
 let migration: MigrationSource | null = null;
-let incoming: MigrationDestination | null = null;
+let incoming: MigrationDestination<Vm> | null = null;
 /** Pause by itself once virtual time reaches this (the start action's pauseAtVirtualNs). */
 let pauseAt = Infinity;
 let exitBatch: ExitRecord[] = [];
@@ -128,7 +128,7 @@ async function listen(): Promise<{ error: string | null; data?: unknown }> {
     setImmediate(() => finish('crashed', 'migration-failed: the destination failed while preparing (fault injection)'));
     return { error: 'the destination failed while preparing (fault injection)' };
   }
-  const d = new MigrationDestination(init.spec, HostMemory.attach(init.host), init.owner, init.incoming?.failAt ?? null);
+  const d = new MigrationDestination(init.spec, () => Vm.incoming(init.spec, HostMemory.attach(init.host), init.owner), init.incoming?.failAt ?? null);
   const listenPort = await d.listen();
   d.done.then((v) => {
     // Paused until the main thread has switched the VM over to this worker (console, telemetry) and resumes it.

@@ -17,15 +17,17 @@ import { Khv, Vcpu } from '../hypervisor/khv.js';
 import { Uhv } from '../hypervisor/uhv.js';
 import { GuestMemoryError, VmFault } from '../hypervisor/exits.js';
 import { FrameState, POISON } from '../hypervisor/host-memory.js';
-import { ringGpa } from '../guest/layout.js';
-import { RAM_BASE } from '../hypervisor/platform.js';
+import { CONSOLE_PORTS, CONSOLE_RING_BASE, RAM_BASE, ringGpa } from '../hypervisor/platform.js';
 import { PAGE_SIZE, PhysMem, pageBase } from '../mmu/phys.js';
 import { GuestKernel } from '../guest/kernel.js';
 import { SpectreV2Mitigation } from '../guest/kernel-text.js';
 import { ProcessStatus } from '../guest/process.js';
-import { LookaheadStats } from '../guest/kernel.js';
+import type { LookaheadStats } from '../guest/syscall-chain.js';
+import { SYSCALLS } from '../guest/syscalls.js';
 import { resolveTechniques, TechniqueSettings } from '../techniques/catalogue.js';
-import { captureVcpu, DeviceState, restoreVcpu, VcpuState } from '../migration/machine-state.js';
+import { captureVcpu, restoreVcpu } from '../migration/machine-state.js';
+import type { MachineState, Migratable, MigrationTarget, PageRead } from '../migration/migratable.js';
+import { CORRUPTED } from '../hypervisor/gstage.js';
 import type { GuestOsState } from '../guest/kernel.js';
 
 /** Simulated time each vCPU runs before the next one gets its turn (100 µs at 1 GHz). */
@@ -90,7 +92,7 @@ export type ConsoleListener = (port: number, bytes: Uint8Array) => void;
 /** Who a guest page belongs to: a process (mapped at `va`, or null for its page tables), the kernel, the console rings, or nobody. */
 export type PageOwner = { kind: 'process'; pid: number; va: number | null } | { kind: 'kernel' } | { kind: 'device' } | { kind: 'free' };
 
-export class Vm {
+export class Vm implements Migratable, MigrationTarget {
   readonly vcpus: Vcpu[] = [];
   readonly khv: Khv;
   readonly kernel: GuestKernel;
@@ -122,7 +124,7 @@ export class Vm {
     if (spec.engine === 'jit') this.shareTranslations(mem);
     this.khv.flushAll = () => { for (const v of this.vcpus) v.hart.mmu.flushAll(); };
     this.kernel = new GuestKernel(this.khv, this.vcpus, {
-      mitigation: spec.spectreV2Mitigation, seed: spec.seed, ramBytes: spec.memoryMiB << 20, techniques: spec.techniques ?? resolveTechniques(),
+      mitigation: spec.spectreV2Mitigation, seed: spec.seed, ramBytes: spec.memoryMiB << 20, syscalls: SYSCALLS, techniques: spec.techniques ?? resolveTechniques(),
     });
     this.khv.onMemoryFailure = (v, gpa, va, pc, fromUser) => this.kernel.memoryFailureTrap(v, gpa, va, pc, fromUser);
     if (opts.incoming) return;
@@ -136,14 +138,82 @@ export class Vm {
 
   /**
    * A VM that arrives by live migration: its G-stage, vCPUs and guest kernel exist but nothing is
-   * booted; the migration copies RAM in and then calls `restoreState`. Raises: as the constructor.
+   * booted; the migration copies RAM in and then calls `importState`. Raises: as the constructor.
    */
   static incoming(spec: VmSpec, host: HostMemory, owner: number): Vm {
     return new Vm(spec, host, owner, { incoming: true });
   }
 
+  // *** the migration seam (migration/migratable.ts) ***
+
+  get ramBytes(): number { return this.spec.memoryMiB << 20; }
+  get vcpuCount(): number { return this.vcpus.length; }
+  get counterCount(): number { return this.vcpus[0].hart.ctr.length; }
+
+  *backedPages(): Generator<number> {
+    const f = this.khv.gstage.frameOf;
+    for (let i = 0; i < f.length; i++) if (f[i] >= 0) yield i;
+  }
+
+  readPage(gpn: number): PageRead {
+    const f = this.khv.gstage.frameOf[gpn];
+    if (f === CORRUPTED) return { kind: 'corrupted' };
+    if (f < 0) return { kind: 'unbacked' };
+    const poison = Atomics.load(this.host.poison, f);
+    if (poison !== POISON.None) return { kind: 'poisoned', frame: f, known: poison === POISON.Known };
+    return { kind: 'data', bytes: this.khv.mem.u8.subarray(f * PAGE_SIZE, (f + 1) * PAGE_SIZE) };
+  }
+
+  frameBytes(gpn: number): Uint8Array | null {
+    const f = this.khv.gstage.frameOf[gpn];
+    return f >= 0 ? this.khv.mem.u8.subarray(f * PAGE_SIZE, (f + 1) * PAGE_SIZE) : null;
+  }
+
+  notePoisonKnown(gpn: number): void {
+    const f = this.khv.gstage.frameOf[gpn];
+    if (f >= 0) Atomics.store(this.host.poison, f, POISON.Known);
+  }
+
+  startDirtyLog(): void {
+    this.khv.gstage.startDirtyLog();
+    this.khv.flushAll();
+  }
+
+  takeDirtyPages(): number[] {
+    const d = this.khv.gstage.takeDirty();
+    this.khv.flushAll();
+    return d;
+  }
+
+  stopDirtyLog(): void {
+    if (this.khv.gstage.dirty === null) return;
+    this.khv.gstage.stopDirtyLog();
+    this.khv.flushAll();
+  }
+
+  dirtyLogExits(): number { return this.khv.exits.get('dirty-log') ?? 0; }
+
+  corruptedPages(): number[] { return this.khv.corruptedPages.map((g) => (g - RAM_BASE) >>> 12); }
+
+  untrackedPages(): number[] { return this.kernel.viewPages().map((g) => (g - RAM_BASE) >>> 12); }
+
+  writePage(gpn: number, bytes: Uint8Array | null): void {
+    const gs = this.khv.gstage, gpa = RAM_BASE + gpn * PAGE_SIZE;
+    if (gs.isCorrupted(gpa)) throw new Error(`guest page ${gpn} is corrupted`);
+    let f = gs.frameOf[gpn];
+    if (f < 0) f = gs.back(gpa);
+    const u8 = this.khv.mem.u8;
+    if (bytes) u8.set(bytes, f * PAGE_SIZE); else u8.fill(0, f * PAGE_SIZE, (f + 1) * PAGE_SIZE);
+  }
+
+  markCorrupted(gpn: number): void { this.khv.corrupt(RAM_BASE + gpn * PAGE_SIZE); }
+
+  isCorrupted(gpn: number): boolean { return this.khv.gstage.isCorrupted(RAM_BASE + gpn * PAGE_SIZE); }
+
+  discard(reason: string): void { this.stop(reason); }
+
   /** Everything besides guest RAM that a migration carries. Call between `run` calls. */
-  captureState(): { vcpus: VcpuState[]; device: DeviceState; guestOs: GuestOsState } {
+  exportState(): MachineState & { guestOs: GuestOsState } {
     const d = this.khv.device;
     return {
       vcpus: this.vcpus.map((v, i) => captureVcpu(v, this.idle[i])),
@@ -156,12 +226,12 @@ export class Vm {
   }
 
   /**
-   * Completes an incoming VM (guest RAM already copied) from `captureState` of its source.
+   * Completes an incoming VM (guest RAM already copied) from `exportState` of its source.
    * Raises: Error for a state that does not fit this VM; GuestMemoryError; OutOfHostMemory.
    */
-  restoreState(st: { vcpus: VcpuState[]; device: DeviceState; guestOs: GuestOsState }): void {
+  importState(st: MachineState): void {
     if (st.vcpus.length !== this.vcpus.length) throw new Error(`state has ${st.vcpus.length} vCPUs, the VM ${this.vcpus.length}`);
-    this.kernel.importState(st.guestOs);
+    this.kernel.importState(st.guestOs as GuestOsState);
     st.vcpus.forEach((s, i) => { this.idle[i] = restoreVcpu(this.vcpus[i], s); });
     const d = st.device;
     this.quantumEnd = d.quantumEnd;
@@ -288,7 +358,7 @@ export class Vm {
     if ('gpa' in target) gpa = target.gpa;
     else {
       const p = this.kernel.processes.find((x) => x.pid === target.pid && x.state !== 'exited');
-      const e = p?.pages.get(target.va >>> 12);
+      const e = p?.mm.pages.get(target.va >>> 12);
       if (e === undefined) return -1;
       gpa = pageBase(e);
     }
@@ -300,7 +370,7 @@ export class Vm {
   private pageOwner(gpa: number): PageOwner {
     const o = this.kernel.ownerOf(pageBase(gpa));
     if (o.kind === 'process') return { kind: 'process', pid: o.p.pid, va: o.va };
-    if (o.kind === 'kernel') return { kind: gpa >= ringGpa(0) && gpa < ringGpa(0) + 2 * 0x10000 ? 'device' : 'kernel' };
+    if (o.kind === 'kernel') return { kind: gpa >= CONSOLE_RING_BASE && gpa < ringGpa(CONSOLE_PORTS) ? 'device' : 'kernel' };
     return { kind: 'free' };
   }
 
