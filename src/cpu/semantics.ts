@@ -110,6 +110,8 @@ export const SEMANTICS: Record<string, string> = {
   'hsv.b': 'h.hsv(x[RS1], x[RS2], 1);',
   'hsv.h': 'h.hsv(x[RS1], x[RS2], 2);',
   'hsv.w': 'h.hsv(x[RS1], x[RS2], 4);',
+  // Xdomain: a protection-domain gate; returns the next pc (the entry, or the caller's return address).
+  dgate: 'npc = h.dgate(x[RS1], RS1, PC, LEN);',
 };
 
 /** Extra cycles beyond the base cost, by mnemonic (DESIGN.md section 6). */
