@@ -52,12 +52,13 @@ export function runProgram(elf: Uint8Array, opts: RunOptions = {}, more: Uint8Ar
     ...DEFAULT_SPEC,
     ...Object.fromEntries(Object.entries(opts).filter(([k, v]) => v !== undefined && k in DEFAULT_SPEC)),
     ...(opts.techniques ? { techniques: opts.techniques } : {}),
+    ...(opts.domains ? { domains: opts.domains } : {}),
     processes: [elf, ...more].map((bytes, i) => ({
       name: i === 0 ? 'main' : `p${i}`, elf: bytes, argv: opts.argv ?? ['prog'], env: opts.env ?? [], stdin: opts.stdin ?? new Uint8Array(),
     })),
   } as VmSpec;
   const started = performance.now();
-  const mib = hostMiBFor(spec.memoryMiB);
+  const mib = hostMiBFor(spec.memoryMiB) + Math.ceil((spec.domains ?? []).reduce((n, d) => n + d.memoryKiB + 64, 0) / 1024);
   const host = takeHost(mib);
   let vm: Vm;
   try { vm = new Vm(spec, host, 1); } catch (e) { idleHosts.set(mib, host); throw e; }
