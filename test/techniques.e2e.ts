@@ -49,7 +49,7 @@ describe.each(BACKENDS)('techniques and experiments on $name', (backend) => {
       [{ syscallLookahead: { windw: 3 } }, 400, /no parameter 'windw'/],
       [{ syscallLookahead: { window: 0 } }, 400, /window must be an integer from 1 to 1024/],
       [{ syscallLookahead: { enabled: 'yes' } }, 400, /enabled must be a boolean/],
-      [{ protectionDomains: { enabled: true } }, 501, /not implemented/],
+      [{ callTableInlining: { enabled: true } }, 501, /not implemented/],
     ];
     for (const [techniques, status, detail] of cases) {
       const r = await api().post('/v1/hosts').set(auth).send({ name: `bad-${status}-${Math.random()}`, cpus: 1, memoryMiB: 64, techniques }).expect(status);

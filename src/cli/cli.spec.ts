@@ -140,11 +140,11 @@ describe('hvsim experiment', () => {
   });
 
   test('bad variants are one line and status 2; a not-implemented technique says so', () => {
-    for (const args of [['--variant', 'x'], ['--variant', 'a:warp=on'], ['--variant', 'a:syscallLookahead.window=0'], ['--variant', 'a:', '--variant', 'a:'], ['--variant', 'a:protectionDomains=on']]) {
+    for (const args of [['--variant', 'x'], ['--variant', 'a:warp=on'], ['--variant', 'a:syscallLookahead.window=0'], ['--variant', 'a:', '--variant', 'a:'], ['--variant', 'a:callTableInlining=on']]) {
       const r = cli(['experiment', join(process.cwd(), 'workloads/bin/hello.elf'), ...args]);
       expect(r.status).toBe(2);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
     }
-    expect(cli(['experiment', join(process.cwd(), 'workloads/bin/hello.elf'), '--variant', 'a:protectionDomains=on']).stderr).toMatch(/not implemented/);
+    expect(cli(['experiment', join(process.cwd(), 'workloads/bin/hello.elf'), '--variant', 'a:callTableInlining=on']).stderr).toMatch(/not implemented/);
   });
 });
