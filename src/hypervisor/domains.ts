@@ -122,6 +122,47 @@ export interface ExitSink {
 const DGATE = opId('dgate');
 const LEAF_U = PTE.V | PTE.U | PTE.A | PTE.D;
 
+/** Where a domain's image goes: user pages (va -> PTE permissions) in order, gate entry addresses, the secret's address. */
+interface DomainPlan { pages: Map<number, number>; entries: number[]; secret: number | null }
+
+/**
+ * Checks a domain spec against its parsed image and lays it out (nothing is allocated).
+ * Raises: RangeError naming the problem (memory size, segments outside the domain's image range,
+ * a missing or non-executable entry symbol, a secret slot outside the image, too little memory).
+ */
+function planDomain(spec: DomainSpec, elf: ElfImage): DomainPlan {
+  const where = `domain ${spec.name}`;
+  if (!Number.isInteger(spec.memoryKiB) || spec.memoryKiB < 32 || spec.memoryKiB > MAX_DOMAIN_KIB || spec.memoryKiB % 4) throw new RangeError(`${where}: memoryKiB must be a multiple of 4 in 32-${MAX_DOMAIN_KIB}, got ${spec.memoryKiB}`);
+  if (spec.entryPoints.length === 0 || spec.entryPoints.length > 64) throw new RangeError(`${where}: needs 1-64 entry points`);
+  const pages = new Map<number, number>();
+  const imageEnd = DOMAIN_STACK_TOP - DOMAIN_STACK_SIZE;
+  for (const seg of elf.segments) {
+    if (seg.memsz === 0) continue;
+    if (seg.vaddr < PAGE_SIZE || seg.vaddr + seg.memsz > imageEnd) throw new RangeError(`${where}: segment at 0x${seg.vaddr.toString(16)} lies outside 0x1000-0x${imageEnd.toString(16)}`);
+    const perms = (seg.readable ? PTE.R : 0) | (seg.writable ? PTE.W | PTE.R : 0) | (seg.executable ? PTE.X : 0);
+    for (let va = seg.vaddr & ~0xfff; va < seg.vaddr + seg.memsz; va += PAGE_SIZE) pages.set(va, (pages.get(va) ?? 0) | perms);
+  }
+  for (let va = imageEnd; va < DOMAIN_STACK_TOP; va += PAGE_SIZE) pages.set(va, PTE.R | PTE.W);
+  if (2 + pages.size > spec.memoryKiB / 4) throw new RangeError(`${where}: ${spec.memoryKiB} KiB cannot hold its page tables, image and stack (${(2 + pages.size) * 4} KiB)`);
+  const entries = spec.entryPoints.map((sym) => {
+    const entry = elf.symbols.get(sym);
+    if (entry === undefined) throw new RangeError(`${where}: no entry symbol ${sym}`);
+    if (!elf.segments.some((s) => s.executable && entry >= s.vaddr && entry < s.vaddr + s.memsz)) throw new RangeError(`${where}: entry ${sym} is not in executable code`);
+    return entry;
+  });
+  const secret = elf.symbols.get(SECRET_SYMBOL) ?? null;
+  if (secret !== null && !elf.segments.some((s) => s.writable && secret >= s.vaddr && secret + SECRET_BYTES <= s.vaddr + s.memsz)) throw new RangeError(`${where}: ${SECRET_SYMBOL} is not ${SECRET_BYTES} bytes of a writable segment`);
+  return { pages, entries, secret };
+}
+
+/**
+ * Checks a domain definition without building it (for the API, before it is stored).
+ * Raises: ElfError for a bad image; RangeError as planDomain.
+ */
+export function validateDomain(spec: DomainSpec): void {
+  planDomain(spec, parseElf32(spec.elf));
+}
+
 export class ProtectionDomains {
   readonly domains: Domain[] = [];
   /** Per vCPU hart: its gate hardware. */
@@ -151,8 +192,6 @@ export class ProtectionDomains {
     const elfs = specs.map((s) => {
       if (names.has(s.name)) throw new RangeError(`two protection domains are named ${s.name}`);
       names.add(s.name);
-      if (!Number.isInteger(s.memoryKiB) || s.memoryKiB < 32 || s.memoryKiB > MAX_DOMAIN_KIB || s.memoryKiB % 4) throw new RangeError(`domain ${s.name}: memoryKiB must be a multiple of 4 in 32-${MAX_DOMAIN_KIB}, got ${s.memoryKiB}`);
-      if (s.entryPoints.length === 0) throw new RangeError(`domain ${s.name}: needs at least one entry point`);
       return parseElf32(s.elf);
     });
     const ramEntries = specs.length ? root.ramRootEntries() : [];
@@ -173,6 +212,7 @@ export class ProtectionDomains {
   setFast(fast: boolean): void { for (const u of this.units) u.fast = fast; }
 
   private build(i: number, spec: DomainSpec, elf: ElfImage, ramEntries: Array<[number, number]>, seed: number): void {
+    const plan = planDomain(spec, elf);
     const window = domainWindow(i);
     const pages = spec.memoryKiB / 4;
     const frames = new Int32Array(pages);
@@ -188,53 +228,32 @@ export class ProtectionDomains {
       const leaf = (this.mem.read32(l1) >>> 10) * PAGE_SIZE + (gpn % 1024) * 4;
       this.mem.write32(leaf, (frames[k] << 10) | PTE.V | PTE.R | PTE.W | PTE.X | PTE.U | PTE.A | PTE.D);
     }
-    // Guest page table in private memory: page 0 the Sv32 root, page 1 the leaf table for [0, 4 MiB).
-    let next = 2;
-    const take = (what: string): number => {
-      if (next >= pages) throw new RangeError(`domain ${spec.name}: ${spec.memoryKiB} KiB cannot hold its ${what}`);
-      return window + PAGE_SIZE * next++;
-    };
+    // Guest page table in private memory: page 0 the Sv32 root, page 1 the leaf table for [0, 4 MiB),
+    // then the image's pages and the stack's, in plan order.
     const ptRoot = window, pt0 = window + PAGE_SIZE;
     this.mem.write32(hpa(ptRoot), ((pt0 / PAGE_SIZE) << 10) | PTE.V);
-    const map = (va: number, gpa: number, perms: number): void => this.mem.write32(hpa(pt0) + (va >>> 12) * 4, ((gpa / PAGE_SIZE) << 10) | LEAF_U | perms);
-    const mapped = new Map<number, number>();
-    for (const seg of elf.segments) {
-      if (seg.memsz === 0) continue;
-      if (seg.vaddr < PAGE_SIZE || seg.vaddr + seg.memsz > DOMAIN_STACK_TOP - DOMAIN_STACK_SIZE) throw new RangeError(`domain ${spec.name}: segment at 0x${seg.vaddr.toString(16)} lies outside 0x1000-0x${(DOMAIN_STACK_TOP - DOMAIN_STACK_SIZE).toString(16)}`);
-      const perms = (seg.readable ? PTE.R : 0) | (seg.writable ? PTE.W | PTE.R : 0) | (seg.executable ? PTE.X : 0);
-      for (let va = seg.vaddr & ~0xfff; va < seg.vaddr + seg.memsz; va += PAGE_SIZE) {
-        let gpa = mapped.get(va);
-        if (gpa === undefined) { gpa = take('image'); mapped.set(va, gpa); map(va, gpa, perms); }
-        else this.mem.write32(hpa(pt0) + (va >>> 12) * 4, this.mem.read32(hpa(pt0) + (va >>> 12) * 4) | perms);
-      }
-      for (let b = 0; b < seg.filesz; b++) {
-        const va = seg.vaddr + b;
-        this.mem.u8[hpa(mapped.get(va & ~0xfff)!) + (va & 0xfff)] = elf.bytes[seg.offset + b];
-      }
+    const gpaOf = new Map<number, number>();
+    let next = 2;
+    for (const [va, perms] of plan.pages) {
+      const gpa = window + PAGE_SIZE * next++;
+      gpaOf.set(va, gpa);
+      this.mem.write32(hpa(pt0) + (va >>> 12) * 4, ((gpa / PAGE_SIZE) << 10) | LEAF_U | perms);
     }
-    for (let va = DOMAIN_STACK_TOP - DOMAIN_STACK_SIZE; va < DOMAIN_STACK_TOP; va += PAGE_SIZE) map(va, take('stack'), PTE.R | PTE.W);
+    const byteAt = (va: number): number => hpa(gpaOf.get(va & ~0xfff)!) + (va & 0xfff);
+    for (const seg of elf.segments) for (let b = 0; b < seg.filesz; b++) this.mem.u8[byteAt(seg.vaddr + b)] = elf.bytes[seg.offset + b];
     // The secret: derived from the VM seed and the domain's name, written only here.
-    const at = elf.symbols.get(SECRET_SYMBOL);
-    if (at !== undefined) {
+    if (plan.secret !== null) {
       const secret = createHash('sha256').update(`hvsim-domain-secret:${seed}:${spec.name}`).digest();
-      for (let b = 0; b < SECRET_BYTES; b++) {
-        const gpa = mapped.get((at + b) & ~0xfff);
-        if (gpa === undefined) throw new RangeError(`domain ${spec.name}: ${SECRET_SYMBOL} is not in a loaded segment`);
-        this.mem.u8[hpa(gpa) + ((at + b) & 0xfff)] = secret[b];
-      }
+      for (let b = 0; b < SECRET_BYTES; b++) this.mem.u8[byteAt(plan.secret + b)] = secret[b];
       secret.fill(0);
     }
     const gates: number[] = [];
-    for (const sym of spec.entryPoints) {
-      const entry = elf.symbols.get(sym);
-      if (entry === undefined) throw new RangeError(`domain ${spec.name}: no entry symbol ${sym}`);
-      const page = mapped.get(entry & ~0xfff);
-      if (page === undefined || !elf.segments.some((s) => s.executable && entry >= s.vaddr && entry < s.vaddr + s.memsz)) throw new RangeError(`domain ${spec.name}: entry ${sym} is not in executable code`);
+    plan.entries.forEach((entry, k) => {
       gates.push(this.gateCount++);
       this.gateDomain.push(i + 1);
       this.gateEntry.push(entry | 0);
-      this.gateNames.push(`${spec.name}.${sym}`);
-    }
+      this.gateNames.push(`${spec.name}.${spec.entryPoints[k]}`);
+    });
     this.domains.push({
       index: i, spec, window, frames, gates, hgatp: (0x80000000 | (gRoot / PAGE_SIZE)) | 0,
       vsatp: (0x80000000 | (ptRoot / PAGE_SIZE)) | 0, sharedPte: hpa(pt0) + (DOMAIN_SHARED_VA >>> 12) * 4,
