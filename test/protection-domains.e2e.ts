@@ -54,7 +54,7 @@ describe.each(BACKENDS)('protection domains on $name', (backend) => {
     // The memory listing never shows a page of the domain's window.
     const pages: Array<{ guestPhysicalAddress: number }> = [];
     for (let token: string | null = ''; token !== null;) {
-      const page = (await api().get(`/v1/vms/${vm.id}/memory?pageSize=100${token ? `&pageToken=${token}` : ''}`).set(auth).expect(200)).body;
+      const page: { items: Array<{ guestPhysicalAddress: number }>; nextPageToken?: string } = (await api().get(`/v1/vms/${vm.id}/memory?pageSize=100${token ? `&pageToken=${token}` : ''}`).set(auth).expect(200)).body;
       pages.push(...page.items);
       token = page.nextPageToken ?? null;
     }

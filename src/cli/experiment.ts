@@ -8,10 +8,10 @@
 import { runProgram } from '../runtime/run-program.js';
 import { compare, formatTable, validateVariants, Variant, VariantRun, variantSettings } from '../runtime/experiment.js';
 import { CliError, Command } from './cli-error.js';
-import { intArg, loadProgram, parseTechniqueAssignments, parseVmOptions, VM_OPTIONS_USAGE } from './vm-options.js';
+import { DOMAIN_USAGE, intArg, loadProgram, parseDomains, parseTechniqueAssignments, parseVmOptions, VM_OPTIONS_USAGE } from './vm-options.js';
 import { readStdin } from './run.js';
 
-const USAGE = `hvsim experiment FILE --variant NAME:[TECHNIQUE=on|off|TECHNIQUE.PARAM=VALUE,...] ... ${VM_OPTIONS_USAGE} [--repetitions N] [--json] [-- ARGS...]`;
+const USAGE = `hvsim experiment FILE --variant NAME:[TECHNIQUE=on|off|TECHNIQUE.PARAM=VALUE,...] ... ${VM_OPTIONS_USAGE} ${DOMAIN_USAGE} [--repetitions N] [--json] [-- ARGS...]`;
 
 function progress(done: number, total: number, label: string): void {
   if (!process.stderr.isTTY) return;
@@ -26,7 +26,7 @@ export const experimentCommand: Command = {
   summary: 'run a program once per technique variant and compare cycles, crossings, exits and output',
   usage: USAGE,
   async run(args) {
-    const o = parseVmOptions('experiment', USAGE, args, ['--variant', '--repetitions'], ['--json']);
+    const o = parseVmOptions('experiment', USAGE, args, ['--variant', '--repetitions', '--domain'], ['--json']);
     const variants: Variant[] = o.rest.filter(([k]) => k === '--variant').map(([, v]) => {
       const m = /^([^:]+):(.*)$/.exec(v!);
       if (!m) throw new CliError(`experiment: --variant needs NAME:SETTINGS, got ${v}`);
@@ -37,6 +37,7 @@ export const experimentCommand: Command = {
     const repArg = o.rest.find(([k]) => k === '--repetitions')?.[1];
     const repetitions = repArg === undefined ? 1 : intArg('experiment', '--repetitions', repArg, 1, 100);
     const json = o.rest.some(([k]) => k === '--json');
+    const domains = parseDomains('experiment', o.rest.filter(([k]) => k === '--domain').map(([, v]) => v!), o.spec.vcpus);
     const elf = loadProgram('experiment', o.file!);
     const stdin = readStdin();
     const total = variants.length * repetitions;
@@ -46,7 +47,7 @@ export const experimentCommand: Command = {
       const reps: VariantRun[] = [];
       for (let k = 0; k < repetitions; k++) {
         progress(done, total, v.name);
-        const r = runProgram(elf, { ...o.spec, techniques: variantSettings(v), argv: [o.file!, ...o.guestArgs], stdin });
+        const r = runProgram(elf, { ...o.spec, techniques: variantSettings(v), domains, argv: [o.file!, ...o.guestArgs], stdin });
         reps.push({
           counters: r.counters, stdout: r.stdout, stderr: r.stderr, statuses: r.vm.processes().map((p) => p.status ?? -1),
           state: r.vm.state, reason: r.vm.reason, wallMs: r.wallMs,

@@ -9,9 +9,9 @@ import { readFileSync, writeFileSync, writeSync, fstatSync } from 'node:fs';
 import { runProgram } from '../runtime/run-program.js';
 import { resolveTechniques } from '../techniques/catalogue.js';
 import { Command } from './cli-error.js';
-import { intArg, loadProgram, parseTechniqueAssignments, parseVmOptions, VM_OPTIONS_USAGE } from './vm-options.js';
+import { DOMAIN_USAGE, intArg, loadProgram, parseDomains, parseTechniqueAssignments, parseVmOptions, VM_OPTIONS_USAGE } from './vm-options.js';
 
-const USAGE = `hvsim run FILE ${VM_OPTIONS_USAGE} [--technique NAME=on|off|NAME.PARAM=VALUE ...] [--stats FILE.json] [--max-instructions N] [-- ARGS...]`;
+const USAGE = `hvsim run FILE ${VM_OPTIONS_USAGE} ${DOMAIN_USAGE} [--technique NAME=on|off|NAME.PARAM=VALUE ...] [--stats FILE.json] [--max-instructions N] [-- ARGS...]`;
 
 /** The whole of our stdin for the guest; empty when stdin is a terminal. */
 export function readStdin(): Uint8Array {
@@ -28,16 +28,17 @@ export const runCommand: Command = {
   summary: 'run a static RV32 ELF (or .s/.S assembly) as the only process of an in-process VM, like qemu-riscv32',
   usage: USAGE,
   async run(args) {
-    const o = parseVmOptions('run', USAGE, args, ['--technique', '--stats', '--max-instructions']);
+    const o = parseVmOptions('run', USAGE, args, ['--technique', '--stats', '--max-instructions', '--domain']);
     const file = o.file!;
     const stats = o.rest.find(([k]) => k === '--stats')?.[1];
     const maxArg = o.rest.find(([k]) => k === '--max-instructions')?.[1];
     const maxInstructions = maxArg === undefined ? undefined : intArg('run', '--max-instructions', maxArg, 1, Number.MAX_SAFE_INTEGER);
     const techniques = resolveTechniques(parseTechniqueAssignments('run', o.rest.filter(([k]) => k === '--technique').map(([, v]) => v!)));
+    const domains = parseDomains('run', o.rest.filter(([k]) => k === '--domain').map(([, v]) => v!), o.spec.vcpus);
     const bytes = loadProgram('run', file);
     const guestArgs = o.guestArgs;
     const r = runProgram(bytes, {
-      ...o.spec, techniques, argv: [file, ...guestArgs], env: Object.entries(process.env).map(([k, v]) => `${k}=${v}`), stdin: readStdin(), maxInstructions,
+      ...o.spec, techniques, domains, argv: [file, ...guestArgs], env: Object.entries(process.env).map(([k, v]) => `${k}=${v}`), stdin: readStdin(), maxInstructions,
       onOutput: (port, b) => { writeSync(port === 0 ? 1 : 2, b); },
     });
     if (stats) {
@@ -45,7 +46,7 @@ export const runCommand: Command = {
       writeFileSync(stats, JSON.stringify({
         instructions: c.instructions, cycles: c.cycles, crossings: c.crossings, exits: c.exits, syscalls: c.syscalls,
         tlbMisses: c.tlbMisses, branchMispredicts: c.branchMispredicts, wallMs: Math.round(r.wallMs * 1000) / 1000,
-        transitions: c.transitions, enosys: c.enosys, doorbells: c.doorbells, virtualTimeNs: c.virtualTimeNs, syscallLookahead: c.syscallLookahead, perVcpu: c.perVcpu,
+        transitions: c.transitions, enosys: c.enosys, doorbells: c.doorbells, virtualTimeNs: c.virtualTimeNs, syscallLookahead: c.syscallLookahead, protectionDomains: c.protectionDomains, perVcpu: c.perVcpu,
         state: r.vm.state, reason: r.vm.reason, processes: r.vm.processes(),
       }, null, 2) + '\n');
     }

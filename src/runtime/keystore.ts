@@ -2,7 +2,9 @@
  * The built-in secure key-store protection domain (technique 7) and the root-domain workload that
  * uses it: workloads/domains/keystore.s (the domain: seal, unseal and sign over a key that lives
  * only in its private memory) and workloads/domains/keystore-client.s (the client, assembled with
- * workloads/lib.s). Both are assembled from source with hvsim's own assembler when asked for.
+ * workloads/lib.s). Both are assembled from source with hvsim's own assembler; `npm run workloads`
+ * also writes them to workloads/bin (KEYSTORE_BINARIES; a test checks the committed ones match) for
+ * `hvsim run|experiment ... --domain keystore` and for uploading as images.
  */
 import { readFileSync } from 'node:fs';
 import { assemble } from '../isa/assembler.js';
@@ -29,3 +31,9 @@ export function keystoreDomain(name = 'keystore'): DomainSpec {
 export function keystoreClientElf(): Uint8Array {
   return assemble(source('workloads/domains/keystore-client.s') + '\n' + source('workloads/lib.s'), { fileName: 'workloads/domains/keystore-client.s' }).elf;
 }
+
+/** The committed ELFs of the key-store pair in workloads/bin, and what builds each. */
+export const KEYSTORE_BINARIES: ReadonlyArray<{ file: string; build: () => Uint8Array }> = [
+  { file: 'keystore-domain.elf', build: keystoreDomainElf },
+  { file: 'keystore-client.elf', build: keystoreClientElf },
+];

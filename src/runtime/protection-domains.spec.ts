@@ -4,7 +4,11 @@
  * switches (and on both engines); its key never appears in anything the root domain, the
  * console, the memory listing or a migration can see; every attack is blocked and reported.
  */
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tempDir } from '../testing/toolchain.js';
 import { assemble } from '../isa/assembler.js';
 import { disasm32 } from '../isa/disasm.js';
 import { PTE } from '../mmu/mmu.js';
@@ -14,7 +18,7 @@ import { DomainAccessError } from '../hypervisor/exits.js';
 import { DOMAIN_BASE, DomainEvent, domainWindow } from '../hypervisor/domains.js';
 import { MigrationFailed, MigrationSource } from '../migration/source.js';
 import { resolveTechniques } from '../techniques/catalogue.js';
-import { keystoreClientElf, keystoreDomain, keystoreDomainElf } from './keystore.js';
+import { KEYSTORE_BINARIES, keystoreClientElf, keystoreDomain, keystoreDomainElf } from './keystore.js';
 import { runProgram } from './run-program.js';
 import { DEFAULT_SPEC, Vm, VmSpec } from './vm.js';
 
@@ -231,4 +235,30 @@ describe('protection domains', () => {
       expect(host.freeFrames).toBe(free);
     }
   });
+
+  test.each(KEYSTORE_BINARIES.map((b) => [b.file, b.build] as const))('the committed workloads/bin/%s is what its source assembles to (npm run workloads)', (file, build) => {
+    expect(Buffer.from(readFileSync(join(process.cwd(), 'workloads/bin', file))).equals(Buffer.from(build()))).toBe(true);
+  });
+
+  test('hvsim run|experiment --domain: the key-store pair from the command line, --stats with the counters, bad domains one line and status 2', () => {
+    const cli = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', join(process.cwd(), 'src/cli/main.ts'), ...args], { encoding: 'utf8' });
+    const stats = join(tempDir(), 'stats.json');
+    const run = cli(['run', 'workloads/bin/keystore-client.elf', '--domain', 'keystore', '--technique', 'protectionDomains.fastGate=off', '--stats', stats, '--', '5']);
+    expect(run.status).toBe(0);
+    expect(run.stdout).toMatch(/rounds 00000005\n/);
+    expect(JSON.parse(readFileSync(stats, 'utf8')).protectionDomains).toMatchObject({ switches: { gate: 0, exit: (5 * 4 + 2) * 2 }, cyclesPerSwitch: 1400 });
+    const custom = cli(['run', 'workloads/bin/keystore-client.elf', '--domain', 'ks=workloads/domains/keystore.s:ks_seal,ks_unseal,ks_sign:128', '--', '2']);
+    expect(custom.status).toBe(0);
+    const exp = cli(['experiment', 'workloads/bin/keystore-client.elf', '--domain', 'keystore', '--variant', 'exit:protectionDomains.fastGate=off', '--variant', 'gate:protectionDomains.fastGate=on', '--json', '--', '20']);
+    expect(exp.status).toBe(0);
+    const [exit, gate] = JSON.parse(exp.stdout).variants;
+    expect(gate.diverged).toBe(false);
+    expect(gate.counters.protectionDomains.switches.gate).toBe(exit.counters.protectionDomains.switches.exit);
+    expect(gate.ratios.cycles).toBeLessThan(1);
+    for (const args of [['--domain', 'x=workloads/bin/keystore-domain.elf:nope'], ['--domain', 'garbage'], ['--domain', 'keystore', '--vcpus', '2'], ['--domain', 'x=missing.elf:a']]) {
+      const r = cli(['run', 'workloads/bin/keystore-client.elf', ...args]);
+      expect(r.status).toBe(2);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    }
+  }, 120_000);
 });
