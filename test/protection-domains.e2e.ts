@@ -51,6 +51,10 @@ describe.each(BACKENDS)('protection domains on $name', (backend) => {
     await until('running', async () => (await vmState(vm.id)).state === 'running');
     await bad({ ...def, name: 'late' }, 409, /before the VM starts/);
     await api().delete(`/v1/vms/${vm.id}/domains/keystore`).set(auth).expect(409);
+    // Its domain's memory never leaves the host: a migration is refused before it starts.
+    const other = (await api().post('/v1/hosts').set(auth).send({ name: 'h-pd-dest', cpus: 1, memoryMiB: 64 }).expect(201)).body;
+    const refused = await api().post(`/v1/vms/${vm.id}/migrations`).set(auth).send({ destinationHostId: other.id, mode: 'precopy' }).expect(409);
+    expect(refused.body).toMatchObject({ detail: expect.stringMatching(/protection domain/), domains: ['keystore'] });
     // The memory listing never shows a page of the domain's window.
     const pages: Array<{ guestPhysicalAddress: number }> = [];
     for (let token: string | null = ''; token !== null;) {
