@@ -92,6 +92,27 @@ describe.each(BACKENDS)('protection domains on $name', (backend) => {
     expect(ev.data).toMatchObject({ kind: 'gate-violation', source: 'guest-user', detail: 'gate 5 is not registered', virtualTimeNs: expect.any(Number) });
   }, 120_000);
 
+  test('an experiment over REST: exit-based vs fast-gate switches on the key-store client, same output, fewer cycles', async () => {
+    const auth = session.auth;
+    const client = (await api().post('/v1/images?name=keystore-client-elf').set(auth).set('Content-Type', 'application/octet-stream').send(readFileSync(new URL('../workloads/bin/keystore-client.elf', import.meta.url))).expect((r) => { if (r.status !== 201 && r.status !== 200) throw new Error(String(r.status)); })).body.id;
+    await api().post('/v1/experiments').set(auth).send({ workload: { imageId: client, domains: [{ name: 'x' }] }, variants: [{ name: 'a', techniques: {} }] }).expect(400);
+    const r = await api().post('/v1/experiments').set(auth).send({
+      workload: { imageId: client, argv: ['keystore-client', '200'], domains: [{ builtin: 'keystore' }] },
+      variants: [{ name: 'exit', techniques: { protectionDomains: { fastGate: false } } }, { name: 'gate', techniques: { protectionDomains: { fastGate: true } } }],
+    }).expect(202);
+    const exp = await until('the experiment', async () => {
+      const e = (await api().get(`/v1/experiments/${r.body.id}`).set(auth).expect(200)).body;
+      return e.state === 'succeeded' || e.state === 'failed' ? e : undefined;
+    }, 120_000);
+    expect(exp.state).toBe('succeeded');
+    const [exit, gate] = exp.result.variants;
+    expect(exit.statuses).toEqual([0]);
+    expect(gate.diverged).toBe(false);
+    expect(exit.counters.protectionDomains.switches).toEqual({ gate: 0, exit: (200 * 4 + 2) * 2 });
+    expect(gate.counters.protectionDomains.switches).toEqual({ gate: (200 * 4 + 2) * 2, exit: 0 });
+    expect(gate.ratios.cycles).toBeLessThan(1);
+  }, 180_000);
+
   test('a VM with more than one vCPU cannot have domains (409)', async () => {
     const auth = session.auth;
     const host = (await api().post('/v1/hosts').set(auth).send({ name: 'h-pd3', cpus: 2, memoryMiB: 64 }).expect(201)).body;
