@@ -124,6 +124,19 @@ describe('protection domains', () => {
     }
   }, 60_000);
 
+  test('two domains: gates are numbered across them, each has its own secret that only its memory holds, and each runs in its own window', () => {
+    const vm = vmWith({ seed: 3, processes: [proc(keystoreClientElf(), ['keystore-client', '5'])], domains: [keystoreDomain('a'), keystoreDomain('b')] });
+    expect(vm.domains.gateNames).toEqual(['a.ks_seal', 'a.ks_unseal', 'a.ks_sign', 'b.ks_seal', 'b.ks_unseal', 'b.ks_sign']);
+    const [ka, kb] = [keyOf(3, 'a'), keyOf(3, 'b')];
+    const [ma, mb] = [vm.domains.privateBytes(0), vm.domains.privateBytes(1)];
+    expect([contains(ma, ka), contains(ma, kb), contains(mb, kb), contains(mb, ka)]).toEqual([true, false, true, false]);
+    expect(vm.domains.windowOf(domainWindow(1) + 0x1000)?.spec.name).toBe('b');
+    expect(vm.domains.windowOf(domainWindow(2))).toBeNull();
+    expect(vm.runToCompletion()).toBe('stopped');
+    expect(vm.processes()[0].status).toBe(0);
+    expect(vm.counters().protectionDomains).toMatchObject({ domains: 2, gates: 6, switches: { gate: (5 * 4 + 2) * 2 } });
+  });
+
   test('a migration of a VM with domains is refused before anything is sent', async () => {
     const vm = vmWith({ processes: [proc(keystoreClientElf(), ['keystore-client', '1000'])], domains: [keystoreDomain()] });
     vm.run(2);
