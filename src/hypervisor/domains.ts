@@ -208,9 +208,6 @@ export class ProtectionDomains {
     }
   }
 
-  /** Turns the fast gate on or off (the technique's parameter); takes effect at the next dgate. */
-  setFast(fast: boolean): void { for (const u of this.units) u.fast = fast; }
-
   private build(i: number, spec: DomainSpec, elf: ElfImage, ramEntries: Array<[number, number]>, seed: number): void {
     const plan = planDomain(spec, elf);
     const window = domainWindow(i);
