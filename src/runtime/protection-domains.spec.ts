@@ -182,6 +182,26 @@ describe('protection domains', () => {
       }
     });
 
+    test('root kernel code (VS mode) loading through a crafted kernel mapping: G-stage fault, reported, the guest kernel dies of its own access fault', () => {
+      const vm = vmWith({ processes: [proc(program('  li a0, 0\n'))], domains: [keystoreDomain()] });
+      const events: DomainEvent[] = [];
+      vm.onDomainEvent((e) => events.push(e));
+      const p = vm.kernel.processes[0];
+      // A malicious kernel maps the domain's window as a supervisor megapage at 0xb000_0000 ...
+      vm.khv.write32(p.mm.root + 4 * (0xb000_0000 >>> 22), ((domainWindow(0) / PAGE_SIZE) << 10) | PTE.V | PTE.R | PTE.W | PTE.G | PTE.A | PTE.D);
+      // ... and runs `lw a0, 0(t0); j .` in kernel mode (written into an unused page of its region).
+      const code = assemble('.globl _start\n.text\n_start:\n  lw a0, 0(t0)\n  j _start\n').sections.find((x) => x.name === '.text')!.bytes;
+      vm.khv.writeBytes(0x8000_0000 + 0x3f_f000, code);
+      const h = vm.vcpus[0].hart;
+      h.priv = 1;
+      h.pc = 0xc03f_f000 | 0;
+      h.x[5] = (0xb000_0000 + (keyPage(vm) - domainWindow(0))) | 0;
+      vm.runToCompletion(1_000_000);
+      expect(events).toEqual([expect.objectContaining({ kind: 'blocked-access', source: 'guest-kernel', domain: 'keystore', pc: 0xc03f_f000 | 0 })]);
+      expect(vm.state).toBe('crashed');
+      expect(vm.reason).toMatch(/guest-kernel-panic: kernel trap cause 5/);
+    });
+
     test('a root kernel path (write(2) of a crafted mapping) is refused by the KHV: the caller dies, the console gets nothing', () => {
       const r = attacked('  li a0, 1\n  li a1, 0x300000\n  li a2, 64\n  li a7, 64\n  ecall\n  li a0, 0\n', (vm) => craftMapping(vm, 0x300000, keyPage(vm), PTE.R));
       expect(r.status).toMatchObject({ signal: 11 });
