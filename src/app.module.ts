@@ -18,6 +18,7 @@ import { HostsController, HostsService } from './api/hosts.js';
 import { EventsController, HealthController } from './api/misc.controllers.js';
 import { ImagesController, ImagesService } from './api/images.js';
 import { VmsController, VmsService } from './api/vms.js';
+import { DomainsController, DomainsService } from './api/domains.js';
 import { RuntimeService } from './api/runtime.service.js';
 import { TechniquesController } from './api/techniques.js';
 import { ExperimentsController, ExperimentsService } from './api/experiments.js';
@@ -53,13 +54,14 @@ export class AppModule {
           },
         }),
       ],
-      controllers: [TenantsController, HostsController, ImagesController, VmsController, TechniquesController, ExperimentsController, MemoryErrorsController, MigrationsController, OperationsController, EventsController, HealthController, MetricsController],
+      controllers: [TenantsController, HostsController, ImagesController, VmsController, DomainsController, TechniquesController, ExperimentsController, MemoryErrorsController, MigrationsController, OperationsController, EventsController, HealthController, MetricsController],
       providers: [
         { provide: CONFIG, useValue: { ...o.config, resolvedAdminToken: o.adminToken } },
         EventsService,
         HostsService,
         ImagesService,
         VmsService,
+        DomainsService,
         RuntimeService,
         ExperimentsService,
         MemoryErrorsService,

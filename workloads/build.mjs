@@ -8,3 +8,11 @@ for (const { name } of BUILTIN_IMAGES) {
   chmodSync(out, 0o755);
   process.stdout.write(`workloads/bin/${name}.elf\n`);
 }
+// The key-store protection domain and its client (technique 7).
+const { KEYSTORE_BINARIES } = await import(new URL('../dist/runtime/keystore.js', import.meta.url).href);
+for (const { file, build } of KEYSTORE_BINARIES) {
+  const out = new URL(`bin/${file}`, import.meta.url);
+  writeFileSync(out, build());
+  chmodSync(out, 0o755);
+  process.stdout.write(`workloads/bin/${file}\n`);
+}

@@ -18,7 +18,9 @@ import { listPage, PageQuery } from './pagination.js';
 import { ExperimentEntity, ImageEntity } from '../persistence/entities.js';
 import { compare, Variant, VariantRun, variantSettings } from '../runtime/experiment.js';
 import { HostRuntime } from '../runtime/host-runtime.js';
-import { hostMiBFor } from '../runtime/run-program.js';
+import { domainsMiB, hostMiBFor } from '../runtime/run-program.js';
+import { keystoreDomain } from '../runtime/keystore.js';
+import { DomainSpec, MAX_DOMAIN_KIB, MAX_DOMAINS, validateDomain } from '../hypervisor/domains.js';
 import { builtinElf, WORKLOADS } from '../runtime/workloads.js';
 import { DEFAULT_SPEC, ProcessImage, VmSpec } from '../runtime/vm.js';
 import { MIGRATION_DEFAULTS } from './migrations.js';
@@ -26,11 +28,21 @@ import type { VmRunner } from '../runtime/vm-runner.js';
 import type { MigrationOutcome } from '../migration/source.js';
 import { migrateVm } from '../runtime/live-migration.js';
 
+/** A protection domain of the experiment's VM (technique 7): the built-in key-store, or an image of the tenant. */
+export class ExperimentDomainDto {
+  @ApiPropertyOptional({ enum: ['keystore'], description: 'the built-in key-store domain (gates ks_seal, ks_unseal, ks_sign)' }) @IsOptional() @IsIn(['keystore']) builtin?: 'keystore';
+  @ApiPropertyOptional() @IsOptional() @IsString() @Length(1, 64) name?: string;
+  @ApiPropertyOptional() @IsOptional() @IsUUID() imageId?: string;
+  @ApiPropertyOptional({ type: [String] }) @IsOptional() @IsArray() @ArrayMinSize(1) @ArrayMaxSize(64) @IsString({ each: true }) entryPoints?: string[];
+  @ApiPropertyOptional() @IsOptional() @IsInt() @Min(32) @Max(MAX_DOMAIN_KIB) memoryKiB?: number;
+}
+
 export class ExperimentWorkloadDto {
   @ApiPropertyOptional() @IsOptional() @IsUUID() imageId?: string;
   @ApiPropertyOptional({ description: 'a built-in workload: hello, cpu, syscalls, memtouch, mix' }) @IsOptional() @IsString() builtin?: string;
   @ApiPropertyOptional({ type: [String] }) @IsOptional() @IsArray() @ArrayMaxSize(64) @IsString({ each: true }) argv?: string[];
   @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(1 << 20) stdin?: string;
+  @ApiPropertyOptional({ type: [ExperimentDomainDto] }) @IsOptional() @IsArray() @ArrayMaxSize(MAX_DOMAINS) @ValidateNested({ each: true }) @Type(() => ExperimentDomainDto) domains?: ExperimentDomainDto[];
 }
 
 export class ExperimentVmDto {
@@ -85,6 +97,7 @@ export class ExperimentsService {
     }
     if ((dto.workload.imageId === undefined) === (dto.workload.builtin === undefined)) throw bad('workload needs exactly one of imageId and builtin');
     const processes = await this.processes(tenantId, dto.workload);
+    const domains = await this.domains(tenantId, dto.workload.domains ?? []);
     const workload = dto.workload.builtin ? WORKLOADS.find((w) => w.name === dto.workload.builtin) : undefined;
     const spec: Omit<VmSpec, 'processes' | 'techniques'> = {
       ...DEFAULT_SPEC, vcpus: dto.vm?.vcpus ?? workload?.vcpus ?? 1, memoryMiB: dto.vm?.memoryMiB ?? DEFAULT_SPEC.memoryMiB, seed: dto.vm?.seed ?? DEFAULT_SPEC.seed,
@@ -96,6 +109,8 @@ export class ExperimentsService {
       atVirtualMs: dto.migration.atVirtualMs ?? 10, maxDowntimeMs: dto.migration.maxDowntimeMs ?? MIGRATION_DEFAULTS.maxDowntimeMs,
       maxBandwidthMiBps: dto.migration.maxBandwidthMiBps ?? MIGRATION_DEFAULTS.maxBandwidthMiBps, maxRounds: dto.migration.maxRounds ?? MIGRATION_DEFAULTS.maxRounds,
     } : null;
+    if (domains.length && spec.vcpus !== 1) throw bad('protection domains need a VM with one vCPU');
+    if (domains.length && migration) throw bad('a VM with protection domains cannot be migrated');
     const stored = { workload: dto.workload, vm: spec, variants, repetitions, ...(migration ? { migration } : {}) };
     const exp = await this.events.tx(async (m) => {
       const e = await m.save(m.create(ExperimentEntity, { tenantId, spec: stored, state: 'pending', result: null, error: null, operationId: null }));
@@ -104,7 +119,7 @@ export class ExperimentsService {
     });
     const op = await this.ops.start(tenantId, 'experiment.run', `experiment:${exp.id}`, async (ctx) => {
       try {
-        const result = await this.run(tenantId, exp.id, spec, processes, variants, repetitions, migration, ctx.progress, ctx.signal);
+        const result = await this.run(tenantId, exp.id, { ...spec, domains }, processes, variants, repetitions, migration, ctx.progress, ctx.signal);
         await this.finish(tenantId, exp.id, { state: 'succeeded', result }, 'experiment.succeeded', { diverged: result.variants.filter((v) => v.diverged).map((v) => v.name) });
         return { experimentId: exp.id };
       } catch (e) {
@@ -115,6 +130,23 @@ export class ExperimentsService {
     });
     await this.ds.getRepository(ExperimentEntity).update({ id: exp.id }, { operationId: op.id });
     return { ...experimentView({ ...exp, operationId: op.id }), operation: op };
+  }
+
+  /** The workload's protection domains, checked. Raises 400 (incomplete or bad definition), 404 (image). */
+  private async domains(tenantId: string, defs: ExperimentDomainDto[]): Promise<DomainSpec[]> {
+    const out: DomainSpec[] = [];
+    for (const d of defs) {
+      if (d.builtin === 'keystore') { out.push(keystoreDomain(d.name)); continue; }
+      if (d.name === undefined || d.imageId === undefined || d.entryPoints === undefined) throw bad('a domain needs builtin, or name, imageId and entryPoints');
+      const img = await this.ds.getRepository(ImageEntity).createQueryBuilder('i').addSelect('i.content')
+        .where('i.id = :id AND i.tenant_id = :tenantId', { id: d.imageId, tenantId }).getOne();
+      if (!img) throw notFound('image', d.imageId);
+      const spec: DomainSpec = { name: d.name, elf: new Uint8Array(img.content), entryPoints: d.entryPoints, memoryKiB: d.memoryKiB ?? 64 };
+      try { validateDomain(spec); } catch (e) { throw bad(`domain ${d.name}: ${(e as Error).message}`); }
+      out.push(spec);
+    }
+    if (new Set(out.map((d) => d.name)).size !== out.length) throw bad('protection domain names must be unique');
+    return out;
   }
 
   private async processes(tenantId: string, w: ExperimentWorkloadDto): Promise<ProcessImage[]> {
@@ -134,7 +166,7 @@ export class ExperimentsService {
   private async run(tenantId: string, id: string, spec: Omit<VmSpec, 'processes' | 'techniques'>, processes: ProcessImage[], variants: Variant[],
     repetitions: number, migration: ExperimentMigration | null, progress: (p: number) => Promise<void>, signal: AbortSignal) {
     await this.ds.getRepository(ExperimentEntity).update({ id }, { state: 'running' });
-    const host = new HostRuntime(hostMiBFor(spec.memoryMiB));
+    const host = new HostRuntime(hostMiBFor(spec.memoryMiB) + domainsMiB(spec.domains));
     const target = migration ? new HostRuntime(hostMiBFor(spec.memoryMiB)) : null;
     const runs: VariantRun[][] = [];
     const total = variants.length * repetitions;

@@ -75,7 +75,8 @@ export class MigrationsService {
 
   /**
    * Starts a migration. Raises 404 (VM, destination host), 400 (same host), 409 (VM not running,
-   * destination not ready, known poisoned pages without the technique), 507 (no room on the destination).
+   * protection domains, destination not ready, known poisoned pages without the technique), 507
+   * (no room on the destination).
    */
   async create(tenantId: string, vmId: string, dto: CreateMigrationDto) {
     return this.runtime.serial(vmId, async () => {
@@ -83,6 +84,7 @@ export class MigrationsService {
       if (!vm) throw notFound('vm', vmId);
       const runner = this.runtime.runner(vmId);
       if (vm.state !== 'running' || !runner) throw conflict(`VM ${vmId} is ${vm.state}: only a running VM can migrate`, { state: vm.state });
+      if (vm.domains?.length) throw conflict(`VM ${vmId} has ${vm.domains.length} protection domain(s), whose memory never leaves its host: it cannot be migrated`, { domains: vm.domains.map((d) => d.name) });
       const dest = await this.ds.getRepository(HostEntity).findOneBy({ id: dto.destinationHostId, tenantId });
       if (!dest) throw notFound('host', dto.destinationHostId);
       if (dest.id === vm.hostId) throw new ProblemError(400, 'Bad Request', `VM ${vmId} already runs on host ${dest.id}`);

@@ -18,6 +18,7 @@ import { Metrics } from './observability.js';
 import { HostEntity, VmEntity, VmRunEntity } from '../persistence/entities.js';
 import { HostRuntime, HostUsage } from '../runtime/host-runtime.js';
 import { VmRunner } from '../runtime/vm-runner.js';
+import type { DomainEvent } from '../hypervisor/domains.js';
 import type { VmSpec } from '../runtime/vm.js';
 import type { ExitRecord, VmSnapshot } from '../runtime/protocol.js';
 import type { ProcessStatus } from '../guest/process.js';
@@ -199,6 +200,10 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
       void this.serial(vmId, () => this.appendEvent(tenantId, vmId, 'vm.memory-failure', {
         recipient: 'guest', action: 'inject', actionRequired: true, guestPhysicalAddress: m.gpa, pid: m.pid, guestVirtualAddress: m.va, virtualTimeNs: m.virtualTimeNs,
       }));
+    });
+    // Technique 7: vm.domain-blocked-access, vm.domain-gate-violation, vm.domain-fault.
+    runner.on('domain-event', (m: { event: DomainEvent; virtualTimeNs: number }) => {
+      void this.serial(vmId, () => this.appendEvent(tenantId, vmId, `vm.domain-${m.event.kind}`, { ...m.event, virtualTimeNs: m.virtualTimeNs }));
     });
     runner.once('final', (s: VmSnapshot) => {
       // A source that handed its VM over ends 'migrated': the VM lives on in the adopted runner.

@@ -76,8 +76,8 @@ export class VmsService {
   constructor(private readonly ds: DataSource, private readonly events: EventsService,
     private readonly ops: OperationsService, private readonly runtime: RuntimeService) {}
 
-  /** Checks that every image exists for the tenant; records the VM's image references. */
-  private async linkImages(m: EntityManager, tenantId: string, vmId: string, processes: ProcessSpec[]) {
+  /** Checks that every image exists for the tenant; records the VM's image references (its processes' and domains'). */
+  async linkImages(m: EntityManager, tenantId: string, vmId: string, processes: Array<{ imageId: string }>) {
     const ids = [...new Set(processes.map((p) => p.imageId))];
     const found = await m.find(ImageEntity, { where: { tenantId, id: In(ids) }, select: { id: true } });
     const missing = ids.filter((id) => !found.some((f) => f.id === id));
@@ -112,7 +112,7 @@ export class VmsService {
           techniques: dto.techniques ?? {}, seed: String(dto.seed ?? 0), state: 'created', stateReason: null,
           engine: dto.engine ?? 'jit', spectreV2Mitigation: dto.spectreV2Mitigation ?? 'none', crossingPreset: dto.crossingPreset ?? 'none',
         }));
-        await this.linkImages(m, tenantId, vm.id, vm.processes);
+        await this.linkImages(m, tenantId, vm.id, [...vm.processes, ...(vm.domains ?? [])]);
         await this.events.append(m, tenantId, 'vm.created', `vm:${vm.id}`, vmView(vm));
         return vmView(vm);
       });
@@ -149,7 +149,7 @@ export class VmsService {
         if (dto.memoryMiB !== undefined && dto.memoryMiB > v.memoryMiB) await this.place(m, tenantId, dto.memoryMiB, v.hostId);
         Object.assign(v, { ...dto, seed: dto.seed !== undefined ? String(dto.seed) : v.seed });
         const saved = await m.save(v);
-        if (dto.processes) await this.linkImages(m, tenantId, id, saved.processes);
+        if (dto.processes) await this.linkImages(m, tenantId, id, [...saved.processes, ...(saved.domains ?? [])]);
         await this.events.append(m, tenantId, 'vm.updated', `vm:${id}`, { changes: { ...dto } });
         return vmView(saved);
       });
@@ -274,7 +274,7 @@ export class VmsService {
 
   /** The runtime spec of a VM definition: its images' bytes, arguments, stdin and settings. */
   private async spec(tenantId: string, v: VmEntity, host: HostEntity): Promise<VmSpec> {
-    const ids = [...new Set(v.processes.map((p) => p.imageId))];
+    const ids = [...new Set([...v.processes, ...(v.domains ?? [])].map((p) => p.imageId))];
     const rows = await this.ds.getRepository(ImageEntity).createQueryBuilder('i').addSelect('i.content')
       .where('i.tenant_id = :tenantId AND i.id IN (:...ids)', { tenantId, ids }).getMany();
     const byId = new Map(rows.map((r) => [r.id, r]));
@@ -289,6 +289,11 @@ export class VmsService {
           name: img.name, elf: new Uint8Array(img.content), argv: p.argv ?? [img.name], env: p.env ?? [],
           stdin: new TextEncoder().encode(p.stdin ?? ''),
         };
+      }),
+      domains: (v.domains ?? []).map((d) => {
+        const img = byId.get(d.imageId);
+        if (!img) throw new Error(`image ${d.imageId} no longer exists`);
+        return { name: d.name, elf: new Uint8Array(img.content), entryPoints: d.entryPoints, memoryKiB: d.memoryKiB };
       }),
     };
   }

@@ -300,12 +300,12 @@ describe('hvsim experiment', () => {
   }, SLOW);
 
   test('bad variants are one line and status 2; a not-implemented technique says so', async () => {
-    for (const args of [['--variant', 'x'], ['--variant', 'a:warp=on'], ['--variant', 'a:syscallLookahead.window=0'], ['--variant', 'a:', '--variant', 'a:'], ['--variant', 'a:protectionDomains=on']]) {
+    for (const args of [['--variant', 'x'], ['--variant', 'a:warp=on'], ['--variant', 'a:syscallLookahead.window=0'], ['--variant', 'a:', '--variant', 'a:'], ['--variant', 'a:callTableInlining=on']]) {
       const r = await inProcess(['experiment', join(process.cwd(), 'workloads/bin/hello.elf'), ...args]);
       expect(r.status).toBe(2);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
     }
-    expect((await inProcess(['experiment', join(process.cwd(), 'workloads/bin/hello.elf'), '--variant', 'a:protectionDomains=on'])).stderr).toMatch(/not implemented/);
+    expect((await inProcess(['experiment', join(process.cwd(), 'workloads/bin/hello.elf'), '--variant', 'a:callTableInlining=on'])).stderr).toMatch(/not implemented/);
   }, SLOW);
 });
 

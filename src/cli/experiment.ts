@@ -9,7 +9,7 @@ import { runProgram } from '../runtime/run-program.js';
 import { compare, formatTable, validateVariants, Variant, VariantRun, variantSettings } from '../runtime/experiment.js';
 import { CliError } from './cli-error.js';
 import type { VmOptions } from './options.js';
-import { loadProgram, parseTechniqueAssignments, vmSpec } from './vm-options.js';
+import { loadProgram, parseDomains, parseTechniqueAssignments, vmSpec } from './vm-options.js';
 import { readStdin } from './run.js';
 
 function progress(done: number, total: number, label: string): void {
@@ -38,6 +38,7 @@ export async function runExperiment(file: string, guestArgs: string[], o: Experi
   const repetitions = o.repetitions ?? 1;
   const elf = loadProgram('experiment', file);
   const spec = vmSpec(o);
+  const domains = parseDomains('experiment', o.domain ?? [], spec.vcpus);
   const stdin = readStdin();
   const total = variants.length * repetitions;
   const runs: VariantRun[][] = [];
@@ -46,7 +47,7 @@ export async function runExperiment(file: string, guestArgs: string[], o: Experi
     const reps: VariantRun[] = [];
     for (let k = 0; k < repetitions; k++) {
       progress(done, total, v.name);
-      const r = runProgram(elf, { ...spec, techniques: variantSettings(v), argv: [file, ...guestArgs], stdin });
+      const r = runProgram(elf, { ...spec, techniques: variantSettings(v), domains, argv: [file, ...guestArgs], stdin });
       reps.push({
         counters: r.counters, stdout: r.stdout, stderr: r.stderr, statuses: r.vm.processes().map((p) => p.status ?? -1),
         state: r.vm.state, reason: r.vm.reason, wallMs: r.wallMs,

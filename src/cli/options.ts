@@ -23,6 +23,8 @@ export interface VmOptions {
   engine?: 'interp' | 'jit';
   spectreV2?: 'none' | 'retpoline';
   crossing?: 'none' | 'kpti';
+  /** `--domain` values (technique 7), parsed by parseDomains when the command runs. */
+  domain?: string[];
 }
 
 /** Declares the VM spec options of `run` and `experiment`. */
@@ -34,5 +36,6 @@ export function addVmOptions(cmd: Command): Command {
     .option('--seed <n>', 'seed of everything random in the VM, 0-4294967295 (default 1)', (v) => intOption(name, '--seed', v, 0, 2 ** 32 - 1))
     .addOption(new Option('--engine <engine>', 'execution engine (default jit)').choices(['interp', 'jit']))
     .addOption(new Option('--spectre-v2 <mitigation>', 'Spectre-v2 mitigation of the guest kernel (default none)').choices(['none', 'retpoline']))
-    .addOption(new Option('--crossing <preset>', 'privilege-crossing cost preset (default none)').choices(['none', 'kpti']));
+    .addOption(new Option('--crossing <preset>', 'privilege-crossing cost preset (default none)').choices(['none', 'kpti']))
+    .option('--domain <domain>', 'a protection domain (technique 7): keystore, or NAME=FILE:ENTRY[,ENTRY...][:KIB] (repeatable; needs --vcpus 1)', collect, []);
 }

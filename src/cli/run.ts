@@ -12,7 +12,7 @@ import { runProgram } from '../runtime/run-program.js';
 import { resolveTechniques } from '../techniques/catalogue.js';
 import { CliError } from './cli-error.js';
 import type { VmOptions } from './options.js';
-import { loadProgram, parseTechniqueAssignments, vmSpec } from './vm-options.js';
+import { loadProgram, parseDomains, parseTechniqueAssignments, vmSpec } from './vm-options.js';
 
 /**
  * Our stdin as the guest reads it: up to `max` bytes per read, blocking until some arrive (a
@@ -91,12 +91,14 @@ function writeOutput(fd: number, bytes: Uint8Array): void {
 export async function runFile(file: string, guestArgs: string[], o: RunOptions): Promise<number> {
   const techniques = resolveTechniques(parseTechniqueAssignments('run', o.technique));
   if (o.stats !== undefined) checkWritable('run', '--stats', o.stats);
+  const spec = vmSpec(o);
+  const domains = parseDomains('run', o.domain ?? [], spec.vcpus);
   const bytes = loadProgram('run', file);
   const stats = o.stats;
   const maxInstructions = o.maxInstructions;
   setStdinFeed(streamedStdin());
   const r = runProgram(bytes, {
-    ...vmSpec(o), techniques, argv: [file, ...guestArgs], env: Object.entries(process.env).map(([k, v]) => `${k}=${v}`), maxInstructions,
+    ...spec, techniques, domains, argv: [file, ...guestArgs], env: Object.entries(process.env).map(([k, v]) => `${k}=${v}`), maxInstructions,
     onOutput: (port, b) => { writeOutput(port === 0 ? 1 : 2, b); },
   });
   setStdinFeed(null);
@@ -105,7 +107,7 @@ export async function runFile(file: string, guestArgs: string[], o: RunOptions):
     writeFileSync(stats, JSON.stringify({
       instructions: c.instructions, cycles: c.cycles, crossings: c.crossings, exits: c.exits, syscalls: c.syscalls,
       tlbMisses: c.tlbMisses, branchMispredicts: c.branchMispredicts, wallMs: Math.round(r.wallMs * 1000) / 1000,
-      transitions: c.transitions, enosys: c.enosys, doorbells: c.doorbells, virtualTimeNs: c.virtualTimeNs, syscallLookahead: c.syscallLookahead, perVcpu: c.perVcpu,
+      transitions: c.transitions, enosys: c.enosys, doorbells: c.doorbells, virtualTimeNs: c.virtualTimeNs, syscallLookahead: c.syscallLookahead, protectionDomains: c.protectionDomains, perVcpu: c.perVcpu,
       state: r.vm.state, reason: r.vm.reason, processes: r.vm.processes(),
     }, null, 2) + '\n');
   }

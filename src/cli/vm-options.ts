@@ -9,6 +9,8 @@ import { DEFAULT_SPEC, VmSpec } from '../runtime/vm.js';
 import { TECHNIQUE_BY_NAME, TechniqueConfigError, validateTechniques } from '../techniques/catalogue.js';
 import { CliError } from './cli-error.js';
 import type { VmOptions } from './options.js';
+import { DomainSpec, validateDomain } from '../hypervisor/domains.js';
+import { keystoreDomain } from '../runtime/keystore.js';
 
 /** The VM spec of the options, defaults for what they leave out. */
 export function vmSpec(o: VmOptions): Omit<VmSpec, 'processes' | 'techniques'> {
@@ -59,4 +61,22 @@ export function loadProgram(cmd: string, file: string): Uint8Array {
     throw e;
   }
   return bytes;
+}
+
+/**
+ * `--domain` values into protection domains (technique 7): `keystore` is the built-in key-store
+ * domain; otherwise NAME=FILE:ENTRIES[:KIB] with FILE an ELF or .s/.S source, ENTRIES its entry
+ * symbols (the gates, numbered in order across domains) and KIB its private memory (default 64).
+ * Raises: CliError naming the problem.
+ */
+export function parseDomains(cmd: string, items: string[], vcpus: number): DomainSpec[] {
+  if (items.length > 0 && vcpus !== 1) throw new CliError(`${cmd}: protection domains need a VM with one vCPU (--vcpus 1), got ${vcpus}`);
+  return items.map((item) => {
+    if (item === 'keystore') return keystoreDomain();
+    const m = /^([A-Za-z0-9_.-]+)=([^:]+):([^:]+)(?::(\d+))?$/.exec(item);
+    if (!m) throw new CliError(`${cmd}: --domain needs keystore or NAME=FILE:ENTRY[,ENTRY...][:KIB], got ${item}`);
+    const spec: DomainSpec = { name: m[1], elf: loadProgram(cmd, m[2]), entryPoints: m[3].split(','), memoryKiB: m[4] === undefined ? 64 : Number(m[4]) };
+    try { validateDomain(spec); } catch (e) { throw new CliError(`${cmd}: ${(e as Error).message}`); }
+    return spec;
+  });
 }

@@ -16,6 +16,7 @@ import { Btb, COSTS, Ctr, Rsb } from '../uarch/costs.js';
 import { compileFetch } from '../isa/fetch.js';
 import { CsrRowOf, HS, IRQ, MS, MSH } from './csr-bits.js';
 import { STOP, StopReason, TRAP } from './trap.js';
+import { DGATE_RETURN, DomainGates, dgateWord } from './domain-gate.js';
 
 export const PRIV_U = 0;
 export const PRIV_S = 1;
@@ -61,6 +62,9 @@ export abstract class HartCore implements MmuHost {
   /** Physical range whose instruction fetch stops the loop with StopReason.Gate. */
   gateBase = -1;
   gateEnd = -1;
+
+  /** Protection-domain gate tables set by the KHV (technique 7), or null when the VM has no domains. */
+  domainGates: DomainGates | null = null;
 
   /** LR/SC reservation: physical address, or -1, and the virtual address LR used. */
   reservation = -1;
@@ -255,6 +259,18 @@ export abstract class HartCore implements MmuHost {
     this.virt = (this.hstatus & HS.SPV) ? 1 : 0;
     this.hstatus &= ~HS.SPV;
     return this.sepc;
+  }
+
+  /**
+   * dgate rs1 (Xdomain, see domain-gate.ts) with x[rs1] = `id`: a permitted call or return under
+   * the fast gate switches here and returns the next pc. Raises: illegal instruction when V=0;
+   * virtual instruction (an exit to the KHV) for everything the hart does not perform itself.
+   */
+  dgate(id: number, rs1: number, pc: number, len: number): number {
+    const g = this.domainGates;
+    if (!this.virt) this.illegal(dgateWord(rs1));
+    if (g === null || !g.fast || !g.permits(this.priv, id)) this.virtualInstruction(dgateWord(rs1));
+    return id === DGATE_RETURN ? g.leave(this, false) : g.enter(this, id, (pc + len) | 0, false);
   }
 
   wfi(): void {

@@ -145,6 +145,8 @@ export const SEMANTICS: Record<string, Template> = {
   'hsv.b': (s) => `h.hsv(${s.r1}, ${s.r2}, 1);`,
   'hsv.h': (s) => `h.hsv(${s.r1}, ${s.r2}, 2);`,
   'hsv.w': (s) => `h.hsv(${s.r1}, ${s.r2}, 4);`,
+  // Xdomain: a protection-domain gate; returns the next pc (the entry, or the caller's return address).
+  dgate: (s) => `npc = h.dgate(${s.r1}, ${s.rs1}, ${s.pc}, ${s.len});`,
 
 };
 

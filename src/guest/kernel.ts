@@ -26,7 +26,7 @@ import { CAUSE } from '../mmu/mmu.js';
 import { PAGE_SIZE, pageBase } from '../mmu/phys.js';
 import { COSTS, Ctr } from '../uarch/costs.js';
 import type { Khv, Vcpu } from '../hypervisor/khv.js';
-import { GuestMemoryError, VmFault } from '../hypervisor/exits.js';
+import { DomainAccessError, GuestMemoryError, VmFault } from '../hypervisor/exits.js';
 import { RAM_BASE } from '../hypervisor/platform.js';
 import { resolveTechniques, TechniqueSettings } from '../techniques/catalogue.js';
 import { AddressSpace, AddressSpaceState, MemoryContext, PROT, writeKernelMappings } from './address-space.js';
@@ -291,7 +291,8 @@ export class GuestKernel implements SyscallKernel {
 
   /**
    * Runs syscall `nr` natively (its handler, or -ENOSYS counted per number) and returns a0. A
-   * memory error met while copying guest memory becomes the page owner's SIGBUS (-EFAULT here).
+   * memory error met while copying guest memory becomes the page owner's SIGBUS (-EFAULT here); a
+   * copy the hypervisor refused (DomainAccessError: a protection domain's memory) kills the caller (SIGSEGV).
    */
   private dispatch(call: SyscallCall, nr: number): number {
     const row = nr >= 0 && nr < NR_MAX ? this.byNr[nr] : undefined;
@@ -303,6 +304,11 @@ export class GuestKernel implements SyscallKernel {
       if (call.p.writeDone === 0) this.syscallCounts.set(row.name, (this.syscallCounts.get(row.name) ?? 0) + 1); // a write continued after a flush is one syscall
       return row.handler(this, call);
     } catch (e) {
+      if (e instanceof DomainAccessError) {
+        // The hypervisor refused a copy touching a secure protection domain's memory: the caller dies.
+        this.procs.exit(call.cpu, call.p, null, { sig: SIG.SIGSEGV, pc: call.cpu.vcpu.hart.vsepc - 4, addr: 0 });
+        return -ERRNO.EFAULT;
+      }
       if (!(e instanceof GuestMemoryError)) throw e;
       this.failure.inSyscall(call.cpu, e);
       return -ERRNO.EFAULT;

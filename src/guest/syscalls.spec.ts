@@ -21,7 +21,7 @@ describe('guest OS tables', () => {
   test('exit reasons: unique names, and the baseline routing of every supported one is defined', () => {
     expect(new Set(EXIT_REASONS.map((r) => r.name)).size).toBe(EXIT_REASONS.length);
     for (const r of EXIT_REASONS) expect(['khv', 'uhv']).toContain(r.handledBy);
-    expect(EXIT_REASONS.filter((r) => r.support === 'full').map((r) => r.name).sort()).toEqual(['dirty-log', 'gstage-fault', 'hypercall', 'memory-error', 'mmio', 'wfi']);
+    expect(EXIT_REASONS.filter((r) => r.support === 'full').map((r) => r.name).sort()).toEqual(['dirty-log', 'domain-blocked', 'domain-fault', 'domain-share', 'domain-switch', 'domain-violation', 'gstage-fault', 'hypercall', 'memory-error', 'mmio', 'wfi']);
   });
 
   test('gate indices sit after the syscall numbers; both kernel-text variants fit and export their entry points', () => {

@@ -25,6 +25,11 @@ export const EXIT_REASONS: readonly ExitReason[] = [
   { name: 'virtual-instruction', support: 'unsupported', handledBy: 'khv', description: 'an instruction the guest may not execute in V=1 (e.g. a hypervisor CSR)' },
   { name: 'memory-error', support: 'full', handledBy: 'khv', description: 'machine check from a poisoned frame, or an access to a guest page already found corrupted: the KHV unmaps the page and injects a memory error into the guest, whose kernel kills the owning process (SIGBUS)' },
   { name: 'memory-error-unowned', support: 'unsupported', handledBy: 'khv', description: 'machine check on a frame that is not this VM\'s guest RAM (hypervisor data)' },
+  { name: 'domain-switch', support: 'full', handledBy: 'khv', description: 'dgate call or return without the fast gate: the KHV switches G-stage root and guest page table (technique 7; charged COSTS.domainSwitchExit)' },
+  { name: 'domain-share', support: 'full', handledBy: 'khv', description: 'dgate registering a shared buffer page for a protection domain' },
+  { name: 'domain-blocked', support: 'full', handledBy: 'khv', description: 'root-domain access to a secure protection domain\'s memory: blocked, reported, and an access fault injected into the guest' },
+  { name: 'domain-violation', support: 'full', handledBy: 'khv', description: 'dgate to no registered gate (or from guest kernel mode): reported, illegal instruction injected into the guest' },
+  { name: 'domain-fault', support: 'full', handledBy: 'khv', description: 'exception inside a secure protection domain: the call is abandoned and returns -EFAULT' },
   { name: 'unknown', support: 'unsupported', handledBy: 'khv', description: 'any other trap into HS or M mode' },
 ];
 
@@ -33,6 +38,11 @@ export const EXIT_BY_NAME: ReadonlyMap<string, ExitReason> = new Map(EXIT_REASON
 /** Native code read a guest page whose frame has an uncorrectable error (or that is already corrupted). */
 export class GuestMemoryError extends Error {
   constructor(readonly gpa: number) { super(`memory error at guest-physical 0x${gpa.toString(16)}`); }
+}
+
+/** Native code (the KHV, a device, the guest kernel's copies) touched a secure protection domain's memory (domains.ts): blocked. */
+export class DomainAccessError extends Error {
+  constructor(readonly gpa: number, readonly domain: string) { super(`access to protection domain ${domain} memory at guest-physical 0x${gpa.toString(16)} blocked`); }
 }
 
 /** A VM stopped because of an exit it cannot handle, or a host limit. */

@@ -69,6 +69,26 @@ export class GStage {
   }
 
   /**
+   * Creates every leaf table guest RAM needs (otherwise made on first touch) and returns the root
+   * table's entries for RAM as [root index, PTE] pairs. A secure protection domain's G-stage table
+   * (domains.ts) installs the same entries, so both tables share the leaves: backing, corruption
+   * and dirty logging apply to both at once. Raises: OutOfHostMemory.
+   */
+  ramRootEntries(): Array<[number, number]> {
+    const out: Array<[number, number]> = [];
+    for (let gpn = RAM_BASE / PAGE_SIZE; gpn < (RAM_BASE + this.ramBytes) / PAGE_SIZE; gpn += 1024) {
+      const l1 = this.root * PAGE_SIZE + Math.floor(gpn / 1024) * 4;
+      let pte1 = this.mem.read32(l1);
+      if ((pte1 & PTE.V) === 0) {
+        pte1 = (this.host.alloc(this.owner, FrameState.Hypervisor) << 10) | PTE.V;
+        this.mem.write32(l1, pte1);
+      }
+      out.push([Math.floor(gpn / 1024), pte1]);
+    }
+    return out;
+  }
+
+  /**
    * The guest page holding `gpa` is corrupted (its frame has an uncorrectable error): unmap it so
    * every later access exits to the KHV, and never back it again. The frame stays owned (and
    * poisoned) until the VM releases its memory.

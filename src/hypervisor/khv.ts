@@ -22,6 +22,7 @@ import { GStage } from './gstage.js';
 import { HostMemory } from './host-memory.js';
 import { DEVICE_BASE, DEVICE_SIZE, RAM_BASE, SBI, SBI_ERR_NOT_SUPPORTED } from './platform.js';
 import { GuestRam, Uhv } from './uhv.js';
+import type { ExitSink, ProtectionDomains } from './domains.js';
 
 /** Exceptions the guest kernel handles itself (hedeleg): misaligned, access faults, illegal, breakpoint, ecall from VU, page faults. */
 const HEDELEG = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 12) | (1 << 13) | (1 << 15);
@@ -81,14 +82,21 @@ export class Khv implements GuestRam {
   /** When set, told about every exit (reason, hart, guest pc, virtual time); for exit tracing. */
   onExit: ((reason: string, h: Hart) => void) | null = null;
 
-  /** Counts one exit and charges it to `h`: VM exit + entry, plus the UHV round trip. */
-  private exit(h: Hart, name: string): void {
+  /**
+   * Counts one exit and charges it to `h`: VM exit + entry, plus the UHV round trip. `charge`
+   * false: the caller charges its own cost (a domain switch charges COSTS.domainSwitchExit).
+   */
+  private exit(h: Hart, name: string, charge = true): void {
     this.exits.set(name, (this.exits.get(name) ?? 0) + 1);
     this.onExit?.(name, h);
     const uhv = EXIT_BY_NAME.get(name)!.handledBy === 'uhv';
     this.transitions += uhv ? 4 : 2;
-    h.ctr[Ctr.Cycles] += COSTS.vmExit + (uhv ? COSTS.khvUhvRoundTrip : 0);
+    if (charge) h.ctr[Ctr.Cycles] += COSTS.vmExit + (uhv ? COSTS.khvUhvRoundTrip : 0);
   }
+
+  /** Secure protection domains of this VM (technique 7; set by the VM), or null. */
+  domains: ProtectionDomains | null = null;
+  private readonly sink: ExitSink = { exit: (h, name, charge) => this.exit(h, name, charge), read32: (gpa) => this.read32(gpa) };
 
   private fail(h: Hart, name: string, detail: string): never {
     this.exits.set(name, (this.exits.get(name) ?? 0) + 1);
@@ -109,6 +117,10 @@ export class Khv implements GuestRam {
       const gpa = this.gstage.gpaOf.get(frame);
       if (gpa === undefined) this.fail(h, 'memory-error-unowned', `machine check on host frame ${frame}`);
       this.memoryFailure(v, gpa + (h.poisonPa & 0xfff), h.mtval >>> 0, h.mepc, ((h.mstatus >> 11) & 3) === PRIV_U);
+      return;
+    }
+    if (this.domains !== null && this.domains.handleExit(h, this.sink)) {
+      this.current = null;
       return;
     }
     const cause = h.scause;
@@ -242,9 +254,11 @@ export class Khv implements GuestRam {
   /**
    * Host address of guest RAM byte `gpa`, backing its page first when needed. A read (`consume`)
    * of a poisoned frame consumes the error.
-   * Raises: OutOfHostMemory; GuestMemoryError for a corrupted page, or a poisoned one when reading.
+   * Raises: OutOfHostMemory; GuestMemoryError for a corrupted page, or a poisoned one when reading;
+   * DomainAccessError for an address in a secure protection domain's memory (domains.ts).
    */
   hpaOf(gpa: number, consume = false): number {
+    if (this.domains !== null && !this.gstage.isRam(gpa) && this.domains.windowOf(gpa) !== null) this.domains.nativeAccess(gpa, this.current);
     if (this.gstage.isCorrupted(gpa)) throw new GuestMemoryError(gpa);
     let pa = this.gstage.hpa(gpa);
     if (pa >= 0 && consume && this.mem.isPoisoned(pa)) {

@@ -9,7 +9,8 @@
 
 import { CIMM, IMM, extractor, place } from './imm.js';
 
-export type Extension = 'I' | 'M' | 'A' | 'C' | 'Zicsr' | 'Zifencei' | 'Priv' | 'H';
+/** Xdomain: hvsim's protection-domain gate (technique 7), in the custom-0 opcode space. */
+export type Extension = 'I' | 'M' | 'A' | 'C' | 'Zicsr' | 'Zifencei' | 'Priv' | 'H' | 'Xdomain';
 
 /**
  * Operand formats of 32-bit instructions. They decide how the assembler parses operands and how
@@ -81,6 +82,7 @@ const Z = row('Zicsr');
 const F = row('Zifencei');
 const P = row('Priv');
 const H = row('H');
+const X = row('Xdomain');
 
 /** AMOs: funct5, then aq/rl as operand bits. */
 const amo = (name: string, funct5: string, kind: Kind = 'amo'): InsnRow =>
@@ -182,6 +184,11 @@ export const INSNS: readonly InsnRow[] = [
   H('hsv.b',       '0110001 ..... ..... 100 00000 1110011', 'HSV', st(1)),
   H('hsv.h',       '0110011 ..... ..... 100 00000 1110011', 'HSV', st(2)),
   H('hsv.w',       '0110101 ..... ..... 100 00000 1110011', 'HSV', st(4)),
+
+  // *** Xdomain: protection-domain gate (a VMFUNC-like switch of G-stage and guest page table) ***
+  // dgate rs1: x[rs1] >= 0 calls gate x[rs1]; DGATE_RETURN (-1) returns to the caller. Operands
+  // as SFENCE's: rs1, and rs2, which is reserved (ignored; assemblers write 0). See cpu/domain-gate.ts.
+  X('dgate',       '0000000 ..... ..... 000 00000 0001011', 'SFENCE', { kind: 'system' }),
 ];
 
 /** Mask/match pair of a pattern. */

@@ -75,6 +75,8 @@ export interface MigratableMemory {
 /** The sending side: a running VM whose RAM is copied while it runs. */
 export interface Migratable extends MigratableMemory {
   readonly ramBytes: number;
+  /** Why the VM must not be migrated at all (checked before anything is sent), or null. */
+  migrationBlocker?(): string | null;
   readonly vcpuCount: number;
   /** The VM's virtual time (its furthest vCPU clock), ns: migration paces itself in it. */
   virtualTimeNs(): number;

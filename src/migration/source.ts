@@ -129,6 +129,8 @@ export class MigrationSource {
 
   /** Connects to the destination, sends HELLO and starts round 1 (and the dirty-page log). Raises: MigrationFailed. */
   async open(port: number): Promise<void> {
+    const blocked = this.vm.migrationBlocker?.() ?? null;
+    if (blocked !== null) throw new MigrationFailed(blocked);
     const s = connect({ host: '127.0.0.1', port });
     s.setNoDelay(true);
     this.socket = s;

@@ -72,9 +72,14 @@ export class VmEntity {
   @Column({ type: 'text', default: 'jit' }) engine!: 'interp' | 'jit';
   @Column({ name: 'spectre_v2', type: 'text', default: 'none' }) spectreV2Mitigation!: 'none' | 'retpoline';
   @Column({ name: 'crossing_preset', type: 'text', default: 'none' }) crossingPreset!: 'none' | 'kpti';
+  /** Secure protection domains (technique 7), in gate order. */
+  @Column({ type: 'jsonb', default: [] }) domains!: DomainDef[];
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt!: Date;
   @UpdateDateColumn({ name: 'updated_at', type: 'timestamptz' }) updatedAt!: Date;
 }
+
+/** A protection domain of a VM definition: an image and its entry symbols (gates), and its private memory. */
+export interface DomainDef { name: string; imageId: string; entryPoints: string[]; memoryKiB: number }
 
 /** The latest run of a VM: what it left behind once it stopped (or so far, while it runs). */
 @Entity({ name: 'vm_runs' })

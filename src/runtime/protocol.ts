@@ -25,6 +25,7 @@ import type { TechniqueSettings } from '../techniques/catalogue.js';
 import { EXIT_REASONS } from '../hypervisor/exits.js';
 import type { MigrationOutcome, MigrationParams, MigrationStats } from '../migration/source.js';
 import type { DestinationFault } from '../migration/destination.js';
+import type { DomainEvent } from '../hypervisor/domains.js';
 
 export type WorkerState = 'created' | 'running' | 'paused' | 'stopped' | 'crashed';
 
@@ -109,6 +110,8 @@ export type WorkerMessage =
   | { type: 'process'; status: ProcessStatus }
   /** A memory error was consumed: the guest kernel killed process `pid` (SIGBUS). */
   | { type: 'memory-failure'; gpa: number; pid: number | null; va: number | null; virtualTimeNs: number }
+  /** Technique 7: an access to a protection domain's memory was blocked, a gate misused, or a domain faulted. */
+  | { type: 'domain-event'; event: DomainEvent; virtualTimeNs: number }
   /** Exits since the last batch (while tracing); `dropped` counts those over MAX_EXIT_BATCH. */
   | { type: 'exits'; records: ExitRecord[]; dropped: number }
   | MigrationMessage

@@ -42,6 +42,8 @@ function takeHost(mib: number): HostMemory {
 
 /** Host memory for a VM of `memoryMiB`: its RAM plus room for G-stage tables. */
 export const hostMiBFor = (memoryMiB: number): number => memoryMiB + Math.max(4, Math.ceil(memoryMiB / 256)) + (KERNEL_REGION >> 20);
+/** Host memory a VM's protection domains need besides (their private memory and tables), MiB. */
+export const domainsMiB = (domains: ReadonlyArray<{ memoryKiB: number }> = []): number => Math.ceil(domains.reduce((n, d) => n + d.memoryKiB + 64, 0) / 1024);
 
 /**
  * Runs `elf` (plus `more` processes, if given) to completion.
@@ -52,12 +54,13 @@ export function runProgram(elf: Uint8Array, opts: RunOptions = {}, more: Uint8Ar
     ...DEFAULT_SPEC,
     ...Object.fromEntries(Object.entries(opts).filter(([k, v]) => v !== undefined && k in DEFAULT_SPEC)),
     ...(opts.techniques ? { techniques: opts.techniques } : {}),
+    ...(opts.domains ? { domains: opts.domains } : {}),
     processes: [elf, ...more].map((bytes, i) => ({
       name: i === 0 ? 'main' : `p${i}`, elf: bytes, argv: opts.argv ?? ['prog'], env: opts.env ?? [], stdin: opts.stdin ?? new Uint8Array(),
     })),
   } as VmSpec;
   const started = performance.now();
-  const mib = hostMiBFor(spec.memoryMiB);
+  const mib = hostMiBFor(spec.memoryMiB) + domainsMiB(spec.domains);
   const host = takeHost(mib);
   let vm: Vm;
   try { vm = new Vm(spec, host, 1); } catch (e) { idleHosts.set(mib, host); throw e; }

@@ -120,6 +120,7 @@ function attach(v: Vm): void {
   v.onConsole((p, bytes) => send({ type: 'console', port: p, bytes }, [bytes.buffer as ArrayBuffer]));
   v.kernel.onProcessExit = (status) => send({ type: 'process', status });
   v.kernel.onMemoryFailure = (e) => send({ type: 'memory-failure', gpa: e.gpa, pid: e.pid, va: e.va, virtualTimeNs: v.virtualTimeNs() });
+  v.onDomainEvent((event) => send({ type: 'domain-event', event, virtualTimeNs: v.virtualTimeNs() }));
 }
 
 /** Destination: listen, then take the VM over when the stream completes (or end this worker when it fails). */

@@ -29,6 +29,7 @@ import { captureVcpu, restoreVcpu } from '../migration/machine-state.js';
 import type { MachineState, Migratable, MigrationTarget, PageRead } from '../migration/migratable.js';
 import { CORRUPTED } from '../hypervisor/gstage.js';
 import type { GuestOsState } from '../guest/kernel.js';
+import { DomainCounters, DomainEvent, DomainSpec, ProtectionDomains } from '../hypervisor/domains.js';
 
 /** Simulated time each vCPU runs before the next one gets its turn (100 µs at 1 GHz). */
 export const QUANTUM_CYCLES = 100_000;
@@ -53,6 +54,8 @@ export interface VmSpec {
   engine: Engine;
   /** Effective technique settings (resolveTechniques); catalogue defaults when absent. */
   techniques?: TechniqueSettings;
+  /** Secure protection domains (technique 7, hypervisor/domains.ts); none when absent. */
+  domains?: DomainSpec[];
 }
 
 export const DEFAULT_SPEC: Omit<VmSpec, 'processes'> = {
@@ -84,6 +87,8 @@ export interface VmCounters extends VcpuCounters {
   backedPages: number;
   /** Technique counters. */
   syscallLookahead: LookaheadStats;
+  /** Technique 7's counters; null when the VM has no protection domains. */
+  protectionDomains: DomainCounters | null;
   perVcpu: VcpuCounters[];
 }
 
@@ -96,6 +101,8 @@ export class Vm implements Migratable, MigrationTarget {
   readonly vcpus: Vcpu[] = [];
   readonly khv: Khv;
   readonly kernel: GuestKernel;
+  /** Secure protection domains (technique 7); with none defined, every dgate is a gate violation (SIGILL). */
+  readonly domains: ProtectionDomains;
   state: VmRunState = 'running';
   /** Why the VM stopped or crashed ('poweroff', 'out-of-host-memory', an exit reason, ...). */
   reason: string | null = null;
@@ -127,6 +134,12 @@ export class Vm implements Migratable, MigrationTarget {
       mitigation: spec.spectreV2Mitigation, seed: spec.seed, ramBytes: spec.memoryMiB << 20, syscalls: SYSCALLS, techniques: spec.techniques ?? resolveTechniques(),
     });
     this.khv.onMemoryFailure = (v, gpa, va, pc, fromUser) => this.kernel.memoryFailureTrap(v, gpa, va, pc, fromUser);
+    try {
+      this.domains = this.khv.domains = this.buildDomains(opts.incoming ? [] : spec.domains ?? []);
+    } catch (e) {
+      this.khv.release();
+      throw e;
+    }
     if (opts.incoming) return;
     try {
       this.kernel.boot(spec.processes.map((p, i) => ({ elf: elfs[i], name: p.name, argv: p.argv, env: p.env, stdin: p.stdin })));
@@ -134,6 +147,26 @@ export class Vm implements Migratable, MigrationTarget {
       this.khv.release();
       throw e;
     }
+  }
+
+  /**
+   * Technique 7: the domains' memory, G-stage and guest page tables, gates on every vCPU.
+   * Raises: RangeError when the technique is off or a domain is bad; ElfError; OutOfHostMemory.
+   */
+  private buildDomains(specs: DomainSpec[]): ProtectionDomains {
+    const t = (this.spec.techniques ?? resolveTechniques()).protectionDomains;
+    if (specs.length && !t?.enabled) throw new RangeError('the VM defines protection domains but technique protectionDomains is off');
+    const d = new ProtectionDomains(this.host, this.khv.mem, this.owner, this.khv.gstage, specs, this.vcpus.map((v) => v.hart), t.fastGate !== false, this.spec.seed);
+    d.onEvent = (e) => { for (const l of this.domainListeners) l(e); };
+    return d;
+  }
+  private readonly domainListeners: Array<(e: DomainEvent) => void> = [];
+  /** Tells `l` about every blocked access, gate violation and domain fault (technique 7). */
+  onDomainEvent(l: (e: DomainEvent) => void): void { this.domainListeners.push(l); }
+
+  /** Why this VM cannot be migrated, or null: a secure domain's memory never leaves the host (docs/decisions.md). */
+  migrationBlocker(): string | null {
+    return this.domains.domains.length ? `the VM has ${this.domains.domains.length} protection domain(s), whose memory is never sent: protection-domain VMs cannot be migrated` : null;
   }
 
   /**
@@ -418,6 +451,7 @@ export class Vm implements Migratable, MigrationTarget {
       virtualTimeNs: this.virtualTimeNs(),
       backedPages: this.khv.gstage.backedPages,
       syscallLookahead: structuredClone(this.kernel.lookahead),
+      protectionDomains: this.domains.domains.length ? this.domains.counters() : null,
       perVcpu,
     };
   }

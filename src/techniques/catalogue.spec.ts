@@ -23,7 +23,7 @@ describe('technique catalogue', () => {
     expect(r.syscallLookahead).toEqual({ enabled: true, window: 8, allowForwardBranches: true, maxChain: 64 });
     expect(r.umeAwareMigration.enabled).toBe(true); // on by default
     expect(resolveTechniques({ umeAwareMigration: { enabled: false } }).umeAwareMigration.enabled).toBe(false);
-    expect(r.protectionDomains.enabled).toBe(false);
+    expect(r.protectionDomains).toEqual({ enabled: true, fastGate: true }); // on by default: a VM's domains work without opting in
     expect(notLive({ syscallLookahead: {}, protectionDomains: {} })).toEqual(['protectionDomains']);
   });
 

@@ -77,9 +77,17 @@ export const TECHNIQUES: readonly Technique[] = [
   planned(6, 'privilegedModeRendezvous', 'US10678909B2', 'Global view of memory with a privileged mode',
     'A vCPU enters a privileged mode only after mapping its region and stopping every other vCPU.',
     'multi-vCPU VMs: a stop-the-world rendezvous around privileged-mode entry'),
-  planned(7, 'protectionDomains', 'US20160299851A1', 'Isolating guest code and data with several nested page tables',
-    'Secure protection domains with their own G-stage tables, entered and left only through registered gates.',
-    'G-stage roots per domain and gate-based switches'),
+  {
+    name: 'protectionDomains', number: 7, patent: 'US20160299851A1', title: 'Isolating guest code and data with several nested page tables',
+    description: 'A VM defines secure protection domains (POST /v1/vms/{id}/domains) besides its root domain. The KHV gives each its own G-stage table mapping guest RAM plus the domain\'s private memory, which the root domain\'s table does not map; the domain\'s code, data and guest page tables live there. Root code enters and leaves a domain only through registered gates (the dgate instruction); any other access to domain memory, from guest code, the guest kernel\'s copies or a device, is blocked and reported, and the attacker is killed. Off, a VM that defines domains does not start.',
+    changes: 'per-domain G-stage roots; dgate switches G-stage root and guest page table, without an exit (fast gate, COSTS.domainSwitchGate) or through an exit to the KHV (COSTS.domainSwitchExit)',
+    params: [
+      { name: 'fastGate', type: 'boolean', default: true, description: 'permitted dgate calls and returns switch in the CPU without a VM exit (VMFUNC-like); off, every switch exits to the KHV' },
+    ],
+    enabledByDefault: true,
+    counters: ['protectionDomains.switches.gate', 'protectionDomains.switches.exit', 'protectionDomains.switchCycles', 'protectionDomains.cyclesPerSwitch', 'protectionDomains.blockedAccesses', 'protectionDomains.gateViolations', 'protectionDomains.domainFaults', 'exits.domain-*'],
+    live: false, support: 'implemented',
+  },
 ];
 
 export const TECHNIQUE_BY_NAME: ReadonlyMap<string, Technique> = new Map(TECHNIQUES.map((t) => [t.name, t]));
