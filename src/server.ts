@@ -17,6 +17,7 @@ import { SwaggerModule } from '@nestjs/swagger';
 import { openApiDocument } from './openapi.js';
 import { httpLogger, Metrics } from './api/observability.js';
 import type { NestExpressApplication } from '@nestjs/platform-express';
+import { methodNotAllowed } from './api/method-not-allowed.js';
 
 /** Errors of the body parsers (too large, malformed JSON) as problem+json. */
 function bodyErrors(err: { status?: number; type?: string; message?: string }, _req: express.Request, res: express.Response, next: express.NextFunction) {
@@ -76,6 +77,7 @@ export async function startService(config: Config): Promise<RunningService> {
     app.use(express.json({ limit: Math.ceil(config.imageMaxBytes * 1.4) + 4096 }));
     app.use(express.raw({ type: 'application/octet-stream', limit: config.imageMaxBytes }));
     app.use(bodyErrors);
+    app.use(methodNotAllowed(() => openApiDocument(app)));
     SwaggerModule.setup('docs', app, () => openApiDocument(app));
     await app.listen(config.port, config.host);
     const addr = app.getHttpServer().address() as { port: number };
