@@ -18,6 +18,7 @@ import { openApiDocument } from './openapi.js';
 import { httpLogger, Metrics } from './api/observability.js';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { methodNotAllowed } from './api/method-not-allowed.js';
+import { dashboard } from './api/dashboard.js';
 
 /** Errors of the body parsers (too large, malformed JSON) as problem+json. */
 function bodyErrors(err: { status?: number; type?: string; message?: string }, _req: express.Request, res: express.Response, next: express.NextFunction) {
@@ -78,6 +79,7 @@ export async function startService(config: Config): Promise<RunningService> {
     app.use(express.raw({ type: 'application/octet-stream', limit: config.imageMaxBytes }));
     app.use(bodyErrors);
     app.use(methodNotAllowed(() => openApiDocument(app)));
+    app.use(dashboard());
     SwaggerModule.setup('docs', app, () => openApiDocument(app));
     await app.listen(config.port, config.host);
     const addr = app.getHttpServer().address() as { port: number };

@@ -730,7 +730,9 @@ export interface components {
             cpus: number;
             memoryMiB: number;
             name: string;
-            techniques?: Record<string, never>;
+            techniques?: {
+                [key: string]: unknown;
+            };
         };
         CreateImageDto: {
             content: string;
@@ -765,7 +767,9 @@ export interface components {
             seed?: number;
             /** @enum {string} */
             spectreV2Mitigation?: "none" | "retpoline";
-            techniques?: Record<string, never>;
+            techniques?: {
+                [key: string]: unknown;
+            };
             vcpus: number;
         };
         Event: {
@@ -1158,7 +1162,9 @@ export interface components {
             name?: string;
             /** @enum {string} */
             state?: "ready" | "maintenance";
-            techniques?: Record<string, never>;
+            techniques?: {
+                [key: string]: unknown;
+            };
         };
         UpdateVmDto: {
             /** @enum {string} */
@@ -1171,12 +1177,16 @@ export interface components {
             seed?: number;
             /** @enum {string} */
             spectreV2Mitigation?: "none" | "retpoline";
-            techniques?: Record<string, never>;
+            techniques?: {
+                [key: string]: unknown;
+            };
             vcpus?: number;
         };
         VariantDto: {
             name: string;
-            techniques: Record<string, never>;
+            techniques: {
+                [key: string]: unknown;
+            };
         };
         Vm: {
             /** Format: date-time */

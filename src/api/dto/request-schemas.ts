@@ -17,7 +17,7 @@ const RULES: Record<string, Rule> = {
   isInt: on((s) => { s.type = 'integer'; }),
   isBoolean: on((s) => { s.type = 'boolean'; }),
   isString: on((s) => { s.type = 'string'; }),
-  isObject: on((s) => { s.type = 'object'; }),
+  isObject: on((s) => { s.type = 'object'; if (!s.properties) s.additionalProperties = true; }),
   isUuid: on((s) => { s.type = 'string'; s.format = 'uuid'; }),
   min: on((s, c) => { s.minimum = c[0] as number; }),
   max: on((s, c) => { s.maximum = c[0] as number; }),
