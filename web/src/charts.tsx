@@ -15,8 +15,9 @@ export function Chart({ title, times, series }: { title: string; times: number[]
     const palette = ['#2563eb', '#dc2626', '#16a34a', '#d97706', '#7c3aed', '#0891b2', '#db2777', '#4b5563'];
     plot.current = new uPlot({
       title, width: 460, height: 180,
-      series: [{}, ...series.map((s, i) => ({ label: s.label, stroke: palette[i % palette.length], width: 1.5 }))],
-      axes: [{}, { size: 70 }],
+      series: [{ label: 's' }, ...series.map((s, i) => ({ label: s.label, stroke: palette[i % palette.length], width: 1.5 }))],
+      scales: { x: { time: false } },
+      axes: [{ label: 's since start' }, { size: 90 }],
     }, [times, ...series.map((s) => s.values)], el.current!);
     return () => { plot.current?.destroy(); plot.current = null; };
   }, [labels]);
