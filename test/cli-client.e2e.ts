@@ -79,6 +79,18 @@ describe.each(BACKENDS)('hvsim client commands on $name', (backend) => {
     const events = await ok(['events', '--subject', `host:${b.id}`]);
     expect(events).toMatch(/host\.memory-error/);
 
+    // A looping VM: pause, resume, migrate with --watch, stop.
+    writeFileSync(join(dir, 'loop.s'), '.globl _start\n.text\n_start:\n  j _start\n');
+    const loop = await json(['images', 'create', '--asm', join(dir, 'loop.s'), '--name', 'loop']);
+    const lvm = await json(['vms', 'create', '--name', 'cli-loop', '--host', a.id, '--image', loop.id, '--memory-mib', '8']);
+    for (const action of ['start', 'pause', 'resume']) expect(await json(['vm', action, lvm.id, '--wait'])).toMatchObject({ state: 'succeeded' });
+    const watched = await hvsim(['--json', 'vm', 'migrate', lvm.id, b.id, '--watch']);
+    expect(watched.code).toBe(0);
+    expect(JSON.parse(watched.stdout)).toMatchObject({ phase: 'completed', destinationHostId: b.id });
+    expect(watched.stderr).toMatch(/pending|running/);
+    expect((await json(['migrations', 'ls', lvm.id])).items).toHaveLength(1);
+    expect(await json(['vm', 'stop', lvm.id, '--wait'])).toMatchObject({ state: 'succeeded' });
+
     expect(await ok(['vms', 'rm', vm.id])).toMatch(/deleted/);
     // HVSIM_TOKEN wins over the config file.
     expect(await hvsim(['hosts', 'ls'], { HVSIM_TOKEN: 'hvt_wrong' })).toMatchObject({ code: 1 });

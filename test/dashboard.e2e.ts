@@ -101,6 +101,7 @@ describeIf('the dashboard in a browser', () => {
     const phases = await page.getByTestId('phases').locator('li').allTextContents();
     expect(phases[phases.length - 1]).toBe('completed');
     expect(phases).toEqual(expect.arrayContaining(['pending', 'running', 'completed']));
+    for (const stat of ['transferred', 'remaining', 'downtimeVirtualMs']) await page.locator(`[data-stat="${stat}"]`).waitFor();
     await until('the VM on rack-b', async () => (await page.locator('p', { hasText: 'host' }).first().textContent())?.includes('rack-b'), 30_000);
     await shot(page, 'migration');
 

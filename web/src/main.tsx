@@ -46,7 +46,6 @@ function Login() {
     if (!r.ok) { setErr(r.status === 401 ? 'that token is not valid' : `the service answered ${r.status}`); return; }
     setToken(token);
     location.hash = '#/';
-    location.reload();
   };
   return (
     <form class="login card" onSubmit={submit}>
@@ -62,7 +61,9 @@ function Login() {
 function Inventory() {
   const [hosts, reloadHosts, hostErr] = useData(() => must(api().GET('/v1/hosts', { params: { query: { pageSize: 100 } } })));
   const [vms, reloadVms, vmErr] = useData(() => must(api().GET('/v1/vms', { params: { query: { pageSize: 100 } } })));
-  const [images] = useData(() => must(api().GET('/v1/images', { params: { query: { pageSize: 100 } } })));
+  // Retried once: the first listing of a tenant's images also stores the built-in ones.
+  const listImages = () => must(api().GET('/v1/images', { params: { query: { pageSize: 100 } } }));
+  const [images, , imageErr] = useData(() => listImages().catch(listImages));
   const [err, setErr] = useState<string | null>(null);
   useEffect(() => {
     const subjects = [...(hosts?.items ?? []).map((h) => `host:${h.id}`), ...(vms?.items ?? []).map((v) => `vm:${v.id}`)];
@@ -108,7 +109,7 @@ function Inventory() {
       </section>
       <section class="card">
         <h2>VMs</h2>
-        <ErrorLine error={vmErr} />
+        <ErrorLine error={vmErr ?? imageErr} />
         <table data-testid="vms"><thead><tr><th>Name</th><th>Host</th><th>vCPUs</th><th>Memory</th><th>State</th></tr></thead><tbody>
           {(vms?.items ?? []).map((v) => (
             <tr key={v.id}><td><a href={`#/vm/${v.id}`}>{v.name}</a></td><td>{hostName(v.hostId)}</td><td>{v.vcpus}</td><td>{v.memoryMiB} MiB</td><td><span class={`state ${v.state}`}>{v.state}</span></td></tr>
@@ -149,6 +150,13 @@ function addRate(r: Rates, prev: CounterData & { t: number }, cur: CounterData &
   };
 }
 
+/** Migration statistics (runtime/live-migration stats after each round; the downtime once completed). */
+const STAT_LABELS: Array<[string, string]> = [
+  ['round', 'round'], ['total', 'guest RAM (bytes)'], ['transferred', 'transferred (bytes)'], ['remaining', 'remaining (bytes)'],
+  ['dirtyPagesRate', 'dirty rate (pages/s)'], ['errorPages', 'error pages'], ['expectedDowntimeMs', 'expected downtime (ms)'],
+  ['downtimeVirtualMs', 'downtime (virtual ms)'], ['downtimeWallMs', 'downtime (wall ms)'],
+];
+
 function VmPage({ id }: { id: string }) {
   const [vm, reload, err] = useData(() => must(api().GET('/v1/vms/{id}', { params: { path: { id } } })), [id]);
   const [hosts] = useData(() => must(api().GET('/v1/hosts', { params: { query: { pageSize: 100 } } })));
@@ -171,7 +179,13 @@ function VmPage({ id }: { id: string }) {
       if (e.type === 'migration.phase') {
         const d = e.data as { migrationId: string; to: string };
         setMigration((m) => (m && m.id === d.migrationId ? { ...m, phases: [...m.phases, d.to] } : { id: d.migrationId, phases: [d.to], stats: null }));
-        if (['completed', 'failed', 'cancelled'].includes(d.to)) reload();
+        if (['completed', 'failed', 'cancelled'].includes(d.to)) {
+          reload();
+          // The final statistics (with the actual downtime) are on the migration resource.
+          void must(api().GET('/v1/migrations/{id}', { params: { path: { id: d.migrationId } } })).then((m) => {
+            setMigration((x) => (x && x.id === m.id ? { ...x, stats: (m.stats ?? x.stats) as Record<string, unknown> | null } : x));
+          }, () => {});
+        }
       }
       if (e.type === 'migration.progress') {
         const d = e.data as { migrationId: string } & Record<string, unknown>;
@@ -243,7 +257,7 @@ function VmPage({ id }: { id: string }) {
           <div>
             <ol class="phases" data-testid="phases">{migration.phases.map((p) => <li class={p}>{p}</li>)}</ol>
             <dl class="stats">
-              {['round', 'rounds', 'transferredBytes', 'remainingBytes', 'dirtyRatePagesPerSecond', 'expectedDowntimeMs', 'downtimeMs'].filter((k) => s[k] !== undefined).map((k) => <><dt>{k}</dt><dd>{String(s[k])}</dd></>)}
+              {STAT_LABELS.filter(([k]) => s[k] !== undefined).map(([k, label]) => <><dt>{label}</dt><dd data-stat={k}>{typeof s[k] === 'number' ? Number(s[k]).toLocaleString('en', { maximumFractionDigits: 2 }) : String(s[k])}</dd></>)}
             </dl>
           </div>
         )}

@@ -247,8 +247,8 @@ export function registerClientCommands(program: Command): Command {
       let last = '';
       while (!['completed', 'failed', 'cancelled'].includes(m.phase)) {
         const stats = (m.stats ?? {}) as Record<string, unknown>;
-        const line = `${m.phase}${stats.round !== undefined ? ` round ${stats.round}` : ''}${stats.remainingBytes !== undefined ? `, ${stats.remainingBytes} bytes remaining` : ''}`;
-        if (line !== last && !conn.json) process.stderr.write(`${line}\n`);
+        const line = `${m.phase}${stats.round !== undefined ? ` round ${stats.round}` : ''}${stats.remaining !== undefined ? `, ${stats.remaining} bytes remaining` : ''}`;
+        if (line !== last) process.stderr.write(`${line}\n`);
         last = line;
         await new Promise((res) => setTimeout(res, 100));
         m = await call(conn.api.GET('/v1/migrations/{id}', path(m.id)));
