@@ -108,14 +108,14 @@ describe.each(BACKENDS)('hvsim client commands on $name', (backend) => {
       [['vm', 'start'], 2, /missing required argument/],
     ];
     for (const [args, code, message] of cases) {
-      const r = await hvsim(args);
+      const r = await hvsim(['--url', svc.url, ...args], { HVSIM_TOKEN: token });
       expect({ args, code: r.code, stdout: r.stdout }).toEqual({ args, code, stdout: '' });
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
       expect(r.stderr).toMatch(message);
       expect(r.stderr).not.toContain(token);
     }
     expect(await hvsim(['hosts', 'ls'], { HVSIM_CONFIG: join(dir, 'none.json') })).toMatchObject({ code: 2, stderr: expect.stringMatching(/no token/) });
-    expect(await hvsim(['--url', 'http://127.0.0.1:9', 'hosts', 'ls'])).toMatchObject({ code: 1, stderr: expect.stringMatching(/cannot reach the service/) });
+    expect(await hvsim(['--url', 'http://127.0.0.1:1', 'hosts', 'ls'], { HVSIM_TOKEN: token })).toMatchObject({ code: 1, stderr: expect.stringMatching(/cannot reach the service: /) });
     expect((await hvsim(['--help'])).code).toBe(0);
   }, 240_000);
 });

@@ -43,8 +43,12 @@ async function call<T>(p: Promise<{ data?: T; error?: unknown; response: Respons
     return await must(p);
   } catch (e) {
     if (e instanceof ApiError) throw new ClientError(`hvsim: ${e.problem.detail || e.problem.title} (${e.status})`, e.status === 400 || e.status === 422 ? 2 : 1);
-    const cause = (e as { cause?: { code?: string } }).cause?.code;
-    throw new ClientError(`hvsim: cannot reach the service: ${cause ?? (e instanceof Error ? e.message : String(e))}`, 1);
+    // fetch's TypeError('fetch failed') says why in its cause (ECONNREFUSED, a bad port, ...).
+    let why = e instanceof Error ? e.message : String(e);
+    for (let c = (e as { cause?: unknown }).cause as { cause?: unknown; code?: unknown; message?: unknown } | undefined; c; c = c.cause as typeof c) {
+      why = typeof c.code === 'string' ? c.code : typeof c.message === 'string' ? c.message : why;
+    }
+    throw new ClientError(`hvsim: cannot reach the service: ${why}`, 1);
   }
 }
 
