@@ -18,6 +18,8 @@ import { openApiDocument } from './openapi.js';
 import { httpLogger, Metrics } from './api/observability.js';
 import { verifyJsonBytes } from './api/validate.js';
 import type { NestExpressApplication } from '@nestjs/platform-express';
+import { methodNotAllowed } from './api/method-not-allowed.js';
+import { dashboard } from './api/dashboard.js';
 
 /** Errors of the body parsers (too large, malformed JSON) as problem+json. */
 function bodyErrors(err: { status?: number; type?: string; message?: string }, _req: express.Request, res: express.Response, next: express.NextFunction) {
@@ -95,6 +97,8 @@ export async function startService(config: Config, progress: (phase: string, ms:
       express.raw({ type: 'application/octet-stream', limit: config.imageMaxBytes }),
     ));
     app.use(bodyErrors);
+    app.use(methodNotAllowed(() => openApiDocument(app)));
+    app.use(dashboard());
     SwaggerModule.setup('docs', app, () => openApiDocument(app));
     phase('opening the HTTP port');
     await app.listen(config.port, config.host);

@@ -11,8 +11,21 @@ import { registerLocalCommands } from './local.js';
 /** Adds commands to the program. */
 export type CommandModule = (program: Command) => void;
 
-/** The modules whose commands make up hvsim, in the order --help lists them. */
+/** The modules of the local commands (run, experiment, asm, disasm, serve). */
 export const COMMAND_MODULES: CommandModule[] = [registerLocalCommands];
+
+const LOCAL_COMMANDS = new Set(['run', 'experiment', 'asm', 'disasm', 'serve']);
+
+/**
+ * The modules for one invocation: a local command loads only the local module (the client
+ * commands' SDK and table library cost ~100 ms of start-up that `hvsim run` must not pay);
+ * anything else (help, a client command, a global option first) also loads the client commands.
+ */
+export async function modulesFor(argv: string[]): Promise<CommandModule[]> {
+  if (argv.length > 0 && LOCAL_COMMANDS.has(argv[0])) return COMMAND_MODULES;
+  const { registerClientCommands } = await import('./client/index.js');
+  return [...COMMAND_MODULES, registerClientCommands];
+}
 
 /** The package version (package.json sits two levels above both src/cli and dist/cli). */
 export function version(): string {
@@ -38,7 +51,7 @@ export function buildProgram(modules: CommandModule[] = COMMAND_MODULES, io: Cli
 
 /** Runs hvsim with `argv` (without node and script); resolves to the exit status. */
 export async function main(argv: string[], io: CliIo = STDIO): Promise<number> {
-  const program = buildProgram(COMMAND_MODULES, io);
+  const program = buildProgram(await modulesFor(argv), io);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
