@@ -192,7 +192,7 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
   /** Telemetry of one runner of a live VM; ignored once the VM has moved to another runner. */
   private wire(vmId: string, l: LiveVm, runner: VmRunner): void {
     const tenantId = l.tenantId;
-    runner.on('console', (port: number, bytes: Uint8Array) => l.pendingConsole.push({ port, bytes }));
+    runner.on('console', (stdout: Uint8Array, stderr: Uint8Array) => { if (stdout.length) l.pendingConsole.push({ port: 0, bytes: stdout }); if (stderr.length) l.pendingConsole.push({ port: 1, bytes: stderr }); });
     runner.on('process', (s: ProcessStatus) => { void this.serial(vmId, () => this.appendEvent(tenantId, vmId, 'vm.process', { ...s })); });
     runner.on('exits', (records: ExitRecord[], dropped: number) => this.exitStream.emit('exits', vmId, tenantId, records, dropped));
     runner.on('memory-failure', (m: { gpa: number; pid: number | null; va: number | null; virtualTimeNs: number }) => {
