@@ -26,7 +26,7 @@ import type { VmSpec } from '../runtime/vm.js';
 import type { ExitRecord, VmSnapshot } from '../runtime/protocol.js';
 import type { ProcessStatus } from '../guest/process.js';
 import { transition, TransitionError, VmAction, VmState } from '../runtime/vm-state.js';
-import { ConsoleBuffer } from '../runtime/console-buffer.js';
+import { CounterHistory } from '../runtime/counter-history.js';
 import { withRetry } from './retry.js';
 import { CONFIG } from './tokens.js';
 import type { Config } from '../config/config.js';
@@ -37,8 +37,6 @@ const CONSOLE_EVERY_MS = 100;
 const CONSOLE_EVENT_BYTES = 64 * 1024;
 /** Console bytes per stream waiting to become events; more before the next flush is dropped from the event log (counted as `lagged`). */
 const CONSOLE_EVENTS_PENDING_BYTES = 1 << 20;
-/** Points of a VM's in-memory counters history; when full, neighbours merge (half the resolution). */
-export const COUNTER_HISTORY_POINTS = 256;
 
 /** The VM was stopped while it was booting: its worker has been ended. */
 export class BootCancelled extends Error {
@@ -67,26 +65,6 @@ class PendingConsole {
     this.size[port] = 0;
     this.lagged[port] = 0;
     return r;
-  }
-}
-
-/** Latest counters and a bounded, downsampled series of samples (instructions, cycles at a wall time). */
-export class CounterHistory {
-  readonly points: Array<{ wallMs: number; instructions: number; cycles: number; virtualTimeNs: number }> = [];
-  /** Wall milliseconds between kept points (doubles each time the series is halved). */
-  stepMs: number;
-  constructor(stepMs: number) { this.stepMs = stepMs; }
-
-  add(p: { wallMs: number; instructions: number; cycles: number; virtualTimeNs: number }): void {
-    const last = this.points[this.points.length - 1];
-    if (last && p.wallMs - last.wallMs < this.stepMs) { this.points[this.points.length - 1] = p; return; }
-    this.points.push(p);
-    if (this.points.length > COUNTER_HISTORY_POINTS) {
-      // Keep every other point (the later of each pair): the same span at half the resolution.
-      for (let i = 0; i < this.points.length / 2; i++) this.points[i] = this.points[Math.min(this.points.length - 1, 2 * i + 1)];
-      this.points.length = Math.ceil(this.points.length / 2);
-      this.stepMs *= 2;
-    }
   }
 }
 

@@ -328,17 +328,23 @@ export class VmsService {
     return { stdout: run?.consoleStdout ?? Buffer.alloc(0), stderr: run?.consoleStderr ?? Buffer.alloc(0), truncated: run?.consoleTruncated ?? false };
   }
 
-  /** Counters of the current or latest run. Raises 404 when the VM never ran. */
+  /**
+   * Counters of the current or latest run, with `history`: samples (wall ms since the start,
+   * instructions, cycles, virtual ns) bounded to COUNTER_HISTORY_POINTS, downsampled as the run
+   * grows (`stepMs` apart), for runs since the service started. Raises 404 when the VM never ran.
+   */
   async counters(tenantId: string, id: string) {
     await this.get(tenantId, id);
+    const h = this.runtime.counterHistory(id);
+    const history = h ? { stepMs: h.stepMs, points: h.points() } : null;
     const runner = this.runtime.runner(id);
     if (runner) {
       const s = await runner.request({ type: 'read-state' }, DESCRIBE_TIMEOUT_MS).catch(() => runner.snapshot);
-      if (s.counters) return { live: true, ...s.counters };
+      if (s.counters) return { live: true, ...s.counters, history };
     }
     const run = await this.ds.getRepository(VmRunEntity).findOneBy({ vmId: id });
     if (!run?.counters) throw new ProblemError(404, 'Not Found', `VM ${id} has not run yet`);
-    return { live: false, ...run.counters };
+    return { live: false, ...run.counters, history };
   }
 }
 
