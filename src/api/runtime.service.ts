@@ -38,6 +38,12 @@ const CONSOLE_EVENT_BYTES = 64 * 1024;
 /** Console bytes per stream waiting to become events; more before the next flush is dropped from the event log (counted as `lagged`). */
 const CONSOLE_EVENTS_PENDING_BYTES = 1 << 20;
 
+/**
+ * Workers booting at once (spawning a thread, loading the engine, loading the images): more starts
+ * wait their turn in `starting`, so a burst of starts does not spawn hundreds of threads at once.
+ */
+export const MAX_CONCURRENT_BOOTS = 8;
+
 /** The VM was stopped while it was booting: its worker has been ended. */
 export class BootCancelled extends Error {
   constructor(vmId: string) { super(`VM ${vmId} was stopped while it was starting`); }
@@ -91,6 +97,9 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
   private readonly booting = new Map<string, { cancelled: boolean; over: Promise<unknown> }>();
   /** Counters history of VMs that ran since this service started (kept after they stop, dropped with the VM). */
   private readonly histories = new Map<string, CounterHistory>();
+  /** Boots under way, and starts waiting for one to finish. */
+  private boots = 0;
+  private readonly bootQueue: Array<() => void> = [];
   private readonly chains = new Map<string, Promise<unknown>>();
   /** How many live exit subscriptions each VM has. */
   private readonly tracing = new Map<string, number>();
@@ -233,8 +242,17 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
     await withRetry(() => this.ds.getRepository(VmRunEntity).upsert({
       vmId, tenantId, startedAt, stoppedAt: null, processes: [], counters: null, consoleStdout: Buffer.alloc(0), consoleStderr: Buffer.alloc(0), consoleTruncated: false,
     }, ['vmId']));
-    if (boot.cancelled) throw new BootCancelled(vmId);
-    const runner = await rt.startVm(vmId, spec, { consoleBytes: this.config.retention.consoleBytes });
+    if (this.boots >= MAX_CONCURRENT_BOOTS) await new Promise<void>((r) => this.bootQueue.push(r));
+    else this.boots++;
+    let runner: VmRunner;
+    try {
+      if (boot.cancelled) throw new BootCancelled(vmId);
+      runner = await rt.startVm(vmId, spec, { consoleBytes: this.config.retention.consoleBytes });
+    } finally {
+      // Hand the boot slot to the next waiting start (or give it back).
+      const next = this.bootQueue.shift();
+      if (next) next(); else this.boots--;
+    }
     let resolveSettled!: () => void;
     const settled = new Promise<void>((r) => { resolveSettled = r; });
     const history = new CounterHistory(1000);
