@@ -11,20 +11,22 @@ import { RuntimeService } from '../src/api/runtime.service.js';
 import { processGuard } from '../src/api/process-guard.js';
 
 const elf = (src: string) => Buffer.from(assemble(`.globl _start\n.text\n${src}`).elf);
-const HELLO = elf(`_start:
+/** write(1, msg, n); exit(0), with `data` the assembler directive that lays out msg. */
+const printOnce = (data: string, n: number) => elf(`_start:
   li a0, 1
   la a1, msg
-  li a2, 3
+  li a2, ${n}
   li a7, 64
   ecall
   li a0, 0
   li a7, 93
   ecall
 .data
-msg: .ascii "hi\\n"
+msg: ${data}
 `);
+const HELLO = printOnce('.ascii "hi\\n"', 3);
 /** The chatty guest of issue 23: a tight loop writing one 60-byte line per iteration, forever. */
-const LINE = 'chatty guest line: 0123456789abcdefghijklmnopqrstuvwxyz.....\n';
+const LINE = 'chatty guest line: 0123456789abcdefghijklmnopqrstuvwxyz....\n';
 const CHATTY = elf(`_start:
   la a1, msg
 1:
@@ -37,18 +39,7 @@ const CHATTY = elf(`_start:
 msg: .ascii "${LINE.replace('\n', '\\n')}"
 `);
 /** write(1, "A\0B\n", 4); exit(0) - issue 23 item 3. */
-const NUL = elf(`_start:
-  li a0, 1
-  la a1, msg
-  li a2, 4
-  li a7, 64
-  ecall
-  li a0, 0
-  li a7, 93
-  ecall
-.data
-msg: .byte 65, 0, 66, 10
-`);
+const NUL = printOnce('.byte 65, 0, 66, 10', 4);
 const FOREVER = elf('_start:\n  addi t0, t0, 1\n  j _start\n');
 
 const FINAL_OPS = ['succeeded', 'failed', 'cancelled'];
