@@ -8,7 +8,7 @@
  *   2. /healthz latency while 10 chatty guests (issue 23's loop printing a 60-byte line) run:
  *      200 sequential requests, p50/p99/max, and the same with no guest running.
  *
- * Writes bench/results/load.md. Usage: npm run bench:load
+ * Writes bench/results/load.md. Usage: npm run bench:load [-- --concurrency 1,50,200]
  */
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
@@ -89,7 +89,9 @@ async function stopAll(ids: string[]): Promise<void> {
 }
 
 const rows: string[] = [];
-for (const n of [1, 50, 200]) {
+const arg = process.argv.indexOf('--concurrency');
+const levels = arg > 0 ? process.argv[arg + 1].split(',').map(Number) : [1, 50, 200];
+for (const n of levels) {
   const t = performance.now();
   const res = await Promise.all(Array.from({ length: n }, () => startOne(images.spin)));
   const ms = res.map((r) => r.ms);

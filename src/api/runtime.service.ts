@@ -35,8 +35,12 @@ import type { Config } from '../config/config.js';
 const LIVE_STATES: VmState[] = ['starting', 'running', 'paused', 'stopping', 'migrating'];
 const CONSOLE_EVERY_MS = 100;
 const CONSOLE_EVENT_BYTES = 64 * 1024;
-/** Console bytes per stream waiting to become events; more before the next flush is dropped from the event log (counted as `lagged`). */
-const CONSOLE_EVENTS_PENDING_BYTES = 1 << 20;
+/**
+ * Console bytes per stream waiting to become events; more before the next flush is left out of the
+ * event log (counted as `lagged`). One 64 KiB event per stream per 100 ms bounds what one VM
+ * writes into the log (and what the database does on the service's behalf) to ~1.3 MB/s.
+ */
+const CONSOLE_EVENTS_PENDING_BYTES = CONSOLE_EVENT_BYTES;
 
 /**
  * Workers booting at once (spawning a thread, loading the engine, loading the images): more starts
@@ -83,6 +87,8 @@ interface LiveVm {
   history: CounterHistory;
   lastCountersEvent: number;
   timers: NodeJS.Timeout[];
+  /** Periodic work queued or running (at most one of each kind waits in the VM's chain). */
+  queued: Set<'console' | 'counters'>;
   /** Resolves once the VM's end (final state, run record) has been recorded or given up on. */
   settled: Promise<void>;
   resolveSettled: () => void;
@@ -257,11 +263,11 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
     const settled = new Promise<void>((r) => { resolveSettled = r; });
     const history = new CounterHistory(1000);
     this.histories.set(vmId, history);
-    const l: LiveVm = { tenantId, hostId: host.id, runner, startedAt, pendingConsole: new PendingConsole(), history, lastCountersEvent: Date.now(), timers: [], settled, resolveSettled };
+    const l: LiveVm = { tenantId, hostId: host.id, runner, startedAt, pendingConsole: new PendingConsole(), history, lastCountersEvent: Date.now(), timers: [], queued: new Set(), settled, resolveSettled };
     this.live.set(vmId, l);
     this.wire(vmId, l, runner);
-    l.timers.push(setInterval(() => this.background(vmId, () => this.flushConsole(vmId, l)), CONSOLE_EVERY_MS));
-    l.timers.push(setInterval(() => { if (l.runner.state === 'running') this.background(vmId, () => this.sampleCounters(vmId, l)); }, 250));
+    l.timers.push(setInterval(() => this.periodic(vmId, l, 'console', () => this.flushConsole(vmId, l)), CONSOLE_EVERY_MS));
+    l.timers.push(setInterval(() => { if (l.runner.state === 'running') this.periodic(vmId, l, 'counters', () => this.sampleCounters(vmId, l)); }, 250));
     if (boot.cancelled) {
       // Stopped while booting: end the worker now (its end is recorded through 'final' like any stop).
       await runner.stop();
@@ -290,6 +296,17 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
   /** The latest counters samples of a VM (bounded, downsampled), if it ran since the service started. */
   counterHistory(vmId: string): CounterHistory | undefined { return this.histories.get(vmId); }
   forgetVm(vmId: string): void { this.histories.delete(vmId); }
+
+  /**
+   * Periodic work of a VM, queued only if the same kind is not already waiting: when the database
+   * is slower than the period, ticks are skipped instead of piling up in the VM's chain (where a
+   * user's stop would wait behind them).
+   */
+  private periodic(vmId: string, l: LiveVm, kind: 'console' | 'counters', work: () => Promise<unknown>): void {
+    if (l.queued.has(kind)) return;
+    l.queued.add(kind);
+    this.background(vmId, () => work().finally(() => l.queued.delete(kind)));
+  }
 
   /** Runs background work for a VM after its earlier updates; failures are logged, never unhandled. */
   private background(vmId: string, work: () => Promise<unknown>): void {
