@@ -20,6 +20,7 @@ import { verifyJsonBytes } from './api/validate.js';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { methodNotAllowed } from './api/method-not-allowed.js';
 import { dashboard } from './api/dashboard.js';
+import { installProcessGuard } from './api/process-guard.js';
 
 /** Errors of the body parsers (too large, malformed JSON) as problem+json. */
 function bodyErrors(err: { status?: number; type?: string; message?: string }, _req: express.Request, res: express.Response, next: express.NextFunction) {
@@ -68,6 +69,7 @@ export interface StartOptions {
 export async function startService(config: Config, progress: (phase: string, ms: number) => void = () => {}, opts: StartOptions = {}): Promise<RunningService> {
   const t0 = opts.t0 ?? performance.now();
   const phase = (name: string) => progress(name, Math.round(performance.now() - t0));
+  installProcessGuard();
   let embedded: EmbeddedPostgres | null = null;
   let databaseUrl = config.databaseUrl;
   if (!databaseUrl) {
