@@ -27,6 +27,8 @@ export const NATIVE_HS = 2;
 export const NATIVE_VS = 4;
 
 const LINK = (r: number) => r === 1 || r === 5;
+/** The encoding of pmret (isa/table.ts, Xhvpm). */
+export const PMRET_WORD = 0x0000000b;
 
 export class HartCore implements MmuHost {
   readonly x = new Int32Array(32);
@@ -275,6 +277,16 @@ export class HartCore implements MmuHost {
     if (this.virt) this.virtualInstruction(gvma ? 0x62000073 : 0x22000073);
     if (this.priv === PRIV_U || (gvma && this.priv === PRIV_S && (this.mstatus & MS.TVM))) this.illegal(0x62000073);
     this.mmu.flushAll();
+  }
+
+  /**
+   * pmret (Xhvpm, technique 6): the return from the privileged mode. The mode is the
+   * hypervisor's (hypervisor/privileged-mode.ts), so the hart always traps: V=1 raises a
+   * virtual-instruction exception (the KHV emulates it, or reflects an illegal instruction to the
+   * guest when the vCPU is not in the mode); V=0 raises an illegal-instruction exception.
+   */
+  pmret(): never {
+    return this.virt ? this.virtualInstruction(PMRET_WORD) : this.illegal(PMRET_WORD);
   }
 
   fenceI(): void {

@@ -110,6 +110,8 @@ export const SEMANTICS: Record<string, string> = {
   'hsv.b': 'h.hsv(x[RS1], x[RS2], 1);',
   'hsv.h': 'h.hsv(x[RS1], x[RS2], 2);',
   'hsv.w': 'h.hsv(x[RS1], x[RS2], 4);',
+  // Xhvpm: the hart has no privileged mode of its own; the hypervisor emulates pmret.
+  pmret: 'h.pmret();',
 };
 
 /** Extra cycles beyond the base cost, by mnemonic (DESIGN.md section 6). */

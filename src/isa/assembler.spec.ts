@@ -84,6 +84,7 @@ describeWithTools(['as', 'objdump', 'qemu'])('assembler vs GNU as', () => {
   test('random operands for every row assemble to the same bytes', () => {
     const lines: string[] = [];
     INSNS.forEach((row, id) => {
+      if (row.ext === 'Xhvpm') return; // hvsim's own extension: GNU as does not know it (xhvpm.spec.ts)
       const ops = operandsFor(id, { minFenceSet: 1 });
       for (const o of fc.sample(ops, { seed: 99 + id, numRuns: 25 })) {
         if (row.name === 'lr.w') o.rs2 = 0;

@@ -9,7 +9,11 @@
 
 import { CIMM, IMM, extractor, place } from './imm.js';
 
-export type Extension = 'I' | 'M' | 'A' | 'C' | 'Zicsr' | 'Zifencei' | 'Priv' | 'H';
+/**
+ * `Xhvpm` is hvsim's own (non-standard, hence X-prefixed) extension: the privileged mode of
+ * technique 6 (docs/techniques/global-view.md), in the custom-0 opcode space.
+ */
+export type Extension = 'I' | 'M' | 'A' | 'C' | 'Zicsr' | 'Zifencei' | 'Priv' | 'H' | 'Xhvpm';
 
 /**
  * Operand formats of 32-bit instructions. They decide how the assembler parses operands and how
@@ -35,7 +39,7 @@ export type Format =
  *   lr      load-reserved               sc      store-conditional     amo   atomic read-modify-write
  *   branch  conditional branch          jal     direct jump           jalr  indirect jump
  *   csr     Zicsr access                fence   memory ordering       fencei  instruction-fetch fence
- *   system  ecall, ebreak, xRET, wfi, sfence.vma, hfence.*
+ *   system  ecall, ebreak, xRET, wfi, sfence.vma, hfence.*, pmret
  *   hlv     hypervisor virtual-machine load (hlv, hlvx)      hsv   hypervisor virtual-machine store
  */
 export type Kind =
@@ -81,6 +85,7 @@ const Z = row('Zicsr');
 const F = row('Zifencei');
 const P = row('Priv');
 const H = row('H');
+const X = row('Xhvpm');
 
 /** AMOs: funct5, then aq/rl as operand bits. */
 const amo = (name: string, funct5: string, kind: Kind = 'amo'): InsnRow =>
@@ -182,6 +187,11 @@ export const INSNS: readonly InsnRow[] = [
   H('hsv.b',       '0110001 ..... ..... 100 00000 1110011', 'HSV', st(1)),
   H('hsv.h',       '0110011 ..... ..... 100 00000 1110011', 'HSV', st(2)),
   H('hsv.w',       '0110101 ..... ..... 100 00000 1110011', 'HSV', st(4)),
+
+  // *** Xhvpm: the privileged mode's return (custom-0). Leaves the mode (restoring the state saved
+  // at entry); anywhere else it raises a virtual-instruction exception (V=1, the hypervisor
+  // emulates it as KVM emulates RSM) or an illegal-instruction exception (V=0). ***
+  X('pmret',       '0000000 00000 00000 000 00000 0001011', 'NONE'),
 ];
 
 /** Mask/match pair of a pattern. */
