@@ -246,10 +246,11 @@ export class Khv implements GuestRam {
       v.hart.irqDirty = true;
       x[10] = 0;
     } else if (eid === SBI.PMODE && this.pm) {
-      // Enters the privileged mode once this exit is over; the handler answers in the saved a0/a1.
+      // Enters the privileged mode once this exit is over; the handler reads the arguments and
+      // answers in the saved a0/a1, so they stay as they are here.
       if (this.pm.inMode(v.id)) { x[10] = SBI_ERR_ALREADY_STARTED; x[11] = 0; return; }
       this.pm.request(v.id, 'hypercall');
-      x[10] = 0;
+      return;
     } else if (eid === SBI.SRST && fid === 0) {
       this.device.power = x[11] === 0 ? 'off' : 'fail';
       x[10] = 0;

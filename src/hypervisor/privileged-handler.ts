@@ -6,7 +6,8 @@
  *
  * Handler ABI (docs/techniques/global-view.md):
  * - entry at PM_REGION_BASE in VS mode (V=1, privilege S) with vsatp = 0 (guest-virtual =
- *   guest-physical) and VS interrupts masked; a0 = the save area's address, a1 = the vCPU id,
+ *   guest-physical) and VS interrupts masked; a0 = the vCPU's save area (saveArea(id): one per
+ *   vCPU, since in the per-vCPU view several may be in the mode at once), a1 = the vCPU id,
  *   a2 = the entry source (PM_SOURCE); every other register still holds the interrupted value;
  * - the save area holds the interrupted x0..x31 at 4*i and its pc at SAVE.PC. What the handler
  *   writes there is what the vCPU resumes with: `pmret` restores registers and pc from it;
@@ -18,26 +19,32 @@
 import { assembleRaw } from '../isa/assembler.js';
 import { PM_FN, PM_REGION_BASE, SBI_ERR_NOT_SUPPORTED } from './platform.js';
 
+export const DATA_GPA = PM_REGION_BASE + 0x1000;
+
 /** Offsets in the region's data page (page 1). */
 export const DATA = {
-  /** The save area: x0..x31 at 4*i. */
-  SAVE: 0x000,
   /** The protected monotonic counter (u32). */
-  COUNTER: 0x100,
+  COUNTER: 0x000,
   /** Asynchronous entries the handler served (u32). */
-  INTERRUPTS: 0x104,
-  /** The sealed key: four words, written by the KHV at boot from the VM seed. */
-  KEY: 0x200,
+  INTERRUPTS: 0x004,
+  /** The sealed key: four words, written by the KHV when the region is made, from the VM seed. */
+  KEY: 0x010,
+  /** The save areas, one per vCPU (as SMM's per-CPU state save areas): vCPU i's at SAVE + i * SAVE_SIZE. */
+  SAVE: 0x100,
 } as const;
 
-/** Words of the save area after the registers. */
-export const SAVE = { PC: 0x80 } as const;
+/** A save area: x0..x31 at 4*i, then the pc. */
+export const SAVE = { PC: 0x80, SIZE: 0x90 } as const;
+/** vCPUs whose save areas fit the data page. */
+export const SAVE_AREAS = Math.floor((0x1000 - DATA.SAVE) / SAVE.SIZE);
+
+/** Guest-physical address of vCPU `id`'s save area. */
+export const saveArea = (id: number): number => DATA_GPA + DATA.SAVE + id * SAVE.SIZE;
 
 /** Entry sources, as the handler sees them in a2. */
 export const PM_SOURCE = { hypercall: 0, device: 1, external: 2 } as const;
 export type PmSource = keyof typeof PM_SOURCE;
 
-export const DATA_GPA = PM_REGION_BASE + 0x1000;
 
 /** The MAC the SEAL function computes (what the handler's code does, for tests and docs). */
 export function sealMac(key: ArrayLike<number>, word: number): number {

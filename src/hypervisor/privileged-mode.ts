@@ -40,7 +40,7 @@ import { PAGE_SIZE, PhysMem } from '../mmu/phys.js';
 import { COSTS, Ctr } from '../uarch/costs.js';
 import { FrameState, HostMemory } from './host-memory.js';
 import { PM_REGION_BASE, PM_REGION_PAGES } from './platform.js';
-import { DATA, DATA_GPA, PM_SOURCE, PmSource, SAVE, handlerBytes } from './privileged-handler.js';
+import { DATA, DATA_GPA, PM_SOURCE, PmSource, SAVE, SAVE_AREAS, handlerBytes, saveArea } from './privileged-handler.js';
 
 export type { PmSource } from './privileged-handler.js';
 
@@ -145,6 +145,7 @@ export class PrivilegedMode {
     this.seed = opts.seed;
     this.view = opts.settings().view;
     const n = vcpus.length;
+    if (n > SAVE_AREAS) throw new RangeError(`the privileged-mode region has save areas for ${SAVE_AREAS} vCPUs, not ${n}`);
     this.stopped = new Uint8Array(n);
     this.stopSince = new Float64Array(n);
     this.pending = new Uint8Array(n);
@@ -261,7 +262,7 @@ export class PrivilegedMode {
       this.stats.viewSwitches++;
     }
     // The state save, as SMM saves into SMRAM: registers and pc in the guest-visible save area.
-    const save = this.dataFrame * PAGE_SIZE + DATA.SAVE;
+    const save = this.saveHpa(id);
     for (let i = 0; i < 32; i++) this.mem.write32(save + 4 * i, h.x[i]);
     this.mem.write32(save + SAVE.PC, h.pc);
     this.saved[id] = { priv: h.priv, vsstatus: h.vsstatus, vsatp: h.vsatp, halted: v.halted, since: h.ctr[Ctr.Cycles] };
@@ -269,7 +270,7 @@ export class PrivilegedMode {
     h.vsstatus &= ~MS.SIE;
     h.vsatp = 0;
     h.reservation = -1;
-    h.x[10] = DATA_GPA; h.x[11] = id; h.x[12] = PM_SOURCE[source];
+    h.x[10] = saveArea(id); h.x[11] = id; h.x[12] = PM_SOURCE[source];
     h.pc = PM_REGION_BASE;
     h.irqDirty = true;
     h.mmu.flushAll();
@@ -291,7 +292,7 @@ export class PrivilegedMode {
     if (!s) return false;
     const v = this.vcpus[id];
     const h = v.hart;
-    const save = this.dataFrame * PAGE_SIZE + DATA.SAVE;
+    const save = this.saveHpa(id);
     for (let i = 1; i < 32; i++) h.x[i] = this.mem.read32(save + 4 * i);
     h.sepc = this.mem.read32(save + SAVE.PC);
     h.mstatus = (h.mstatus & ~MS.SPP) | (s.priv === PRIV_S ? MS.SPP : 0);
@@ -336,6 +337,11 @@ export class PrivilegedMode {
     this.event(id, 'region-fault', { gpa });
   }
 
+  /** The region is mapped in the VM's (global) G-stage table now. */
+  regionMapped(): boolean {
+    return this.globalLeaf >= 0 && this.mem.read32(this.globalLeaf * PAGE_SIZE + 4 * ((PM_REGION_BASE >>> 12) & 0x3ff)) !== 0;
+  }
+
   /** The protected counter (for reports; only the handler writes it). */
   counter(): number { return this.dataFrame < 0 ? 0 : this.mem.read32(this.dataFrame * PAGE_SIZE + DATA.COUNTER) >>> 0; }
 
@@ -360,6 +366,9 @@ export class PrivilegedMode {
     if (this.saved.some((s) => s !== null)) return;
     this.view = this.settings().view;
   }
+
+  /** Host address of vCPU `id`'s save area. */
+  private saveHpa(id: number): number { return this.dataFrame * PAGE_SIZE + (saveArea(id) - DATA_GPA); }
 
   private rootPa(hgatp: number): number { return (hgatp & 0x3fffff) * PAGE_SIZE; }
 
