@@ -201,22 +201,25 @@ export class PrivilegedMode {
   /**
    * The privileged-mode interrupt for vCPU `target` from `source`. Enters at once when allowed
    * (the target is at an instruction boundary: the caller runs between instructions), otherwise
-   * queues it. While the KHV handles an exit (`deferRequests`), the request waits until it ends.
+   * queues it. While the KHV handles an exit (beginExit), the request waits until it ends.
+   * Returns what became of it: 'entered', 'queued', 'coalesced' (already pending or in the mode),
+   * 'dropped' (the queue is full) or 'deferred' (during an exit).
    * Raises: RangeError for a vCPU that does not exist.
    */
-  request(target: number, source: PmSource): void {
+  request(target: number, source: PmSource): PmPhase | 'deferred' {
     if (!Number.isInteger(target) || target < 0 || target >= this.vcpus.length) throw new RangeError(`no vCPU ${target}`);
-    if (this.deferred !== null) { this.deferred.push({ vcpu: target, source }); return; }
-    if (this.pending[target] !== 0 || this.inMode(target)) { this.stats.coalesced++; this.event(target, 'coalesced', { source }); return; }
+    if (this.deferred !== null) { this.deferred.push({ vcpu: target, source }); return 'deferred'; }
+    if (this.pending[target] !== 0 || this.inMode(target)) { this.stats.coalesced++; this.event(target, 'coalesced', { source }); return 'coalesced'; }
     if (this.mustWait(target)) {
-      if (this.queue.length >= this.settings().maxQueued) { this.stats.dropped++; this.event(target, 'dropped', { source }); return; }
+      if (this.queue.length >= this.settings().maxQueued) { this.stats.dropped++; this.event(target, 'dropped', { source }); return 'dropped'; }
       this.pending[target] = 1;
       this.queue.push({ vcpu: target, source });
       this.stats.queued++;
       this.event(target, 'queued', { source });
-      return;
+      return 'queued';
     }
     this.enter(target, source);
+    return 'entered';
   }
 
   /** The KHV is handling an exit: requests made now are served by `endExit`, after the vCPU re-entered the guest. */

@@ -25,6 +25,7 @@ import type { TechniqueSettings } from '../techniques/catalogue.js';
 import { EXIT_REASONS } from '../hypervisor/exits.js';
 import type { MigrationOutcome, MigrationParams, MigrationStats } from '../migration/source.js';
 import type { DestinationFault } from '../migration/destination.js';
+import type { PmEvent } from '../hypervisor/privileged-mode.js';
 
 export type WorkerState = 'created' | 'running' | 'paused' | 'stopped' | 'crashed';
 
@@ -41,10 +42,11 @@ export type VmAction =
   | { type: 'set-techniques'; techniques: TechniqueSettings }
   /**
    * Injects an uncorrectable error into host frame `frame` (guest RAM of this VM) at the next
-   * slice boundary; the reply's `data` is `{gpa, owner, virtualTimeNs}`. Other `what`s are
-   * answered with an error.
+   * slice boundary; the reply's `data` is `{gpa, owner, virtualTimeNs}`. `privileged-mode`
+   * raises the privileged-mode interrupt on vCPU `vcpu` (technique 6); `data` is what became of
+   * it (entered, queued, coalesced, dropped). Other `what`s are answered with an error.
    */
-  | { type: 'inject'; what: 'memory-error' | string; frame?: number; latent?: boolean }
+  | { type: 'inject'; what: 'memory-error' | 'privileged-mode' | string; frame?: number; latent?: boolean; vcpu?: number }
   /** Source: starts a pre-copy migration to the destination worker listening on `port`; outcome arrives as `migration` messages. */
   | { type: 'migrate'; port: number; params: MigrationParams }
   /** Source: cancels the running migration (before the switch-over); the VM runs on here. */
@@ -109,6 +111,8 @@ export type WorkerMessage =
   | { type: 'process'; status: ProcessStatus }
   /** A memory error was consumed: the guest kernel killed process `pid` (SIGBUS). */
   | { type: 'memory-failure'; gpa: number; pid: number | null; va: number | null; virtualTimeNs: number }
+  /** Privileged-mode phases since the last slice (technique 6), at most MAX_PM_BATCH; `dropped` counts the rest. */
+  | { type: 'privileged-mode'; events: PmEvent[]; dropped: number }
   /** Exits since the last batch (while tracing); `dropped` counts those over MAX_EXIT_BATCH. */
   | { type: 'exits'; records: ExitRecord[]; dropped: number }
   | MigrationMessage
@@ -118,6 +122,8 @@ export type WorkerMessage =
 /** One VM exit, for tracing: vCPU, reason, guest pc, virtual time (ns) of the vCPU. */
 export interface ExitRecord { vcpu: number; reason: string; pc: number; timeNs: number }
 export const MAX_EXIT_BATCH = 10_000;
+/** Privileged-mode events sent per slice (the service logs each as a vm.privileged-mode event); the rest are only counted: the sampling. */
+export const MAX_PM_BATCH = 16;
 
 export interface Envelope { id: number; action: VmAction }
 

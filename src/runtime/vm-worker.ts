@@ -11,7 +11,8 @@ import { Ctr } from '../uarch/costs.js';
 import { EXIT_REASONS } from '../hypervisor/exits.js';
 import { MigrationDestination } from '../migration/destination.js';
 import { MigrationHostPanic, MigrationSource } from '../migration/source.js';
-import { ALLOWED, Envelope, ExitRecord, MAX_EXIT_BATCH, PUBLISHED, SLICE_QUANTA, VmAction, VmSnapshot, WorkerInit, WorkerMessage, WorkerState } from './protocol.js';
+import { ALLOWED, Envelope, ExitRecord, MAX_EXIT_BATCH, MAX_PM_BATCH, PUBLISHED, SLICE_QUANTA, VmAction, VmSnapshot, WorkerInit, WorkerMessage, WorkerState } from './protocol.js';
+import type { PmEvent } from '../hypervisor/privileged-mode.js';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -30,7 +31,15 @@ let pauseAt = Infinity;
 let exitBatch: ExitRecord[] = [];
 let exitsDropped = 0;
 
+let pmBatch: PmEvent[] = [];
+let pmDropped = 0;
+
 function flushExits(): void {
+  if (pmBatch.length > 0 || pmDropped > 0) {
+    send({ type: 'privileged-mode', events: pmBatch, dropped: pmDropped });
+    pmBatch = [];
+    pmDropped = 0;
+  }
   if (exitBatch.length === 0 && exitsDropped === 0) return;
   send({ type: 'exits', records: exitBatch, dropped: exitsDropped });
   exitBatch = [];
@@ -119,6 +128,7 @@ function attach(v: Vm): void {
   vm = v;
   v.onConsole((p, bytes) => send({ type: 'console', port: p, bytes }, [bytes.buffer as ArrayBuffer]));
   v.kernel.onProcessExit = (status) => send({ type: 'process', status });
+  v.onPrivilegedMode((e) => { if (pmBatch.length < MAX_PM_BATCH) pmBatch.push(e); else pmDropped++; });
   v.kernel.onMemoryFailure = (e) => send({ type: 'memory-failure', gpa: e.gpa, pid: e.pid, va: e.va, virtualTimeNs: v.virtualTimeNs() });
 }
 
@@ -189,6 +199,10 @@ function handle(a: VmAction): string | null | Promise<{ error: string | null; da
       vm!.kernel.techniques = a.techniques;
       return null;
     case 'inject':
+      if (a.what === 'privileged-mode') {
+        try { replyData = { outcome: vm!.interruptPrivilegedMode(a.vcpu ?? -1) }; } catch (e) { return (e as Error).message; }
+        return null;
+      }
       if (a.what !== 'memory-error' || a.frame === undefined) return `inject ${a.what}: not implemented`;
       try { replyData = vm!.injectMemoryError(a.frame, a.latent ?? true); } catch (e) { return (e as Error).message; }
       return null;

@@ -266,11 +266,12 @@ export class Vm implements Migratable, MigrationTarget {
 
   /**
    * The privileged-mode interrupt for vCPU `vcpu` from outside (REST), between `run` calls.
+   * Returns what became of the request (PrivilegedMode.request).
    * Raises: RangeError for a vCPU that does not exist; Error when the VM is not running.
    */
-  interruptPrivilegedMode(vcpu: number): void {
+  interruptPrivilegedMode(vcpu: number): string {
     if (this.state !== 'running') throw new Error(`the VM is ${this.state}`);
-    this.pm.request(vcpu, 'external');
+    return this.pm.request(vcpu, 'external');
   }
 
   /**
