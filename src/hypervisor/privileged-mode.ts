@@ -75,8 +75,15 @@ export interface PmStats {
   coalesced: number;
   /** Requests refused because the queue was full (maxQueued). */
   dropped: number;
-  /** Rendezvous (global view only): count, cycles (= virtual ns at 1 GHz), the longest and the last. */
-  rendezvous: { count: number; totalCycles: number; maxCycles: number; lastCycles: number; totalNs: number };
+  /**
+   * Rendezvous (global view only): count, cycles (= virtual ns at 1 GHz) from the request to the
+   * entry, the longest and the last. Of the total, `protocolCycles` is the cost table's IPI
+   * rendezvous and `skewCycles` the wait for vCPUs whose clocks were ahead (they ran further in
+   * their quantum, as a descheduled vCPU thread delays a real rendezvous).
+   */
+  rendezvous: { count: number; totalCycles: number; maxCycles: number; lastCycles: number; totalNs: number; protocolCycles: number; skewCycles: number };
+  /** Cycles charged for G-stage root switches (per-vcpu view: COSTS.domainSwitchExit on entry and exit). */
+  switchCycles: number;
   /** Cycles each vCPU spent in the stop state. */
   stoppedCycles: number[];
   /** Cycles spent in the mode, over all entries. */
@@ -153,7 +160,8 @@ export class PrivilegedMode {
     this.own = vcpus.map(() => null);
     this.stats = {
       view: this.view, entries: 0, entriesBySource: { hypercall: 0, device: 0, external: 0 }, queued: 0, coalesced: 0, dropped: 0,
-      rendezvous: { count: 0, totalCycles: 0, maxCycles: 0, lastCycles: 0, totalNs: 0 },
+      rendezvous: { count: 0, totalCycles: 0, maxCycles: 0, lastCycles: 0, totalNs: 0, protocolCycles: 0, skewCycles: 0 },
+      switchCycles: 0,
       stoppedCycles: vcpus.map(() => 0), inModeCycles: 0, regionFaults: 0, regionFaultsByVcpu: vcpus.map(() => 0),
       inMode: [], viewFrames: 0, viewBytes: 0, viewSwitches: 0,
     };
@@ -245,9 +253,9 @@ export class PrivilegedMode {
     const t0 = h.ctr[Ctr.Cycles];
     if (this.view === 'global') {
       this.mapRegion(this.globalLeaf);
-      let t = t0;
       const others = this.vcpus.length - 1;
-      if (others > 0) t += COSTS.rendezvousBase + COSTS.rendezvousPerVcpu * others;
+      const protocol = others > 0 ? COSTS.rendezvousBase + COSTS.rendezvousPerVcpu * others : 0;
+      let t = t0 + protocol;
       for (const o of this.vcpus) {
         if (o.id === id) continue;
         const c = o.hart.ctr[Ctr.Cycles];
@@ -257,12 +265,11 @@ export class PrivilegedMode {
       }
       h.ctr[Ctr.Cycles] = t;
       const r = this.stats.rendezvous;
-      r.count++; r.totalCycles += t - t0; r.totalNs += t - t0; r.lastCycles = t - t0; r.maxCycles = Math.max(r.maxCycles, t - t0);
+      r.count++; r.totalCycles += t - t0; r.totalNs += t - t0; r.protocolCycles += protocol; r.skewCycles += t - t0 - protocol; r.lastCycles = t - t0; r.maxCycles = Math.max(r.maxCycles, t - t0);
       this.event(id, 'rendezvous', { source, cycles: t - t0 });
     } else {
       h.hgatp = this.ownView(id);
-      h.ctr[Ctr.Cycles] += COSTS.domainSwitchExit;
-      this.stats.viewSwitches++;
+      this.chargeSwitch(h);
     }
     // The state save, as SMM saves into SMRAM: registers and pc in the guest-visible save area.
     const save = this.saveHpa(id);
@@ -317,8 +324,7 @@ export class PrivilegedMode {
       }
     } else {
       h.hgatp = this.hgatp;
-      h.ctr[Ctr.Cycles] += COSTS.domainSwitchExit;
-      this.stats.viewSwitches++;
+      this.chargeSwitch(h);
       h.mmu.flushAll();
     }
     this.invalidateCode(this.codeFrame * PAGE_SIZE);
@@ -368,6 +374,13 @@ export class PrivilegedMode {
   private applyView(): void {
     if (this.saved.some((s) => s !== null)) return;
     this.view = this.settings().view;
+  }
+
+  /** A G-stage root switch from the KHV (per-vcpu view), charged as the cost table's domain switch through an exit. */
+  private chargeSwitch(h: Hart): void {
+    h.ctr[Ctr.Cycles] += COSTS.domainSwitchExit;
+    this.stats.viewSwitches++;
+    this.stats.switchCycles += COSTS.domainSwitchExit;
   }
 
   /** Host address of vCPU `id`'s save area. */
