@@ -197,6 +197,9 @@ export class PrivilegedMode {
   /** vCPU `id` is in the stop state: the scheduler must not run it. */
   isStopped(id: number): boolean { return this.stopped[id] !== 0; }
 
+  /** A vCPU is in the mode (and, in the global view, the others are stopped). */
+  busy(): boolean { return this.saved.some((s) => s !== null); }
+
   /** vCPU `id` is in the privileged mode. */
   inMode(id: number): boolean { return this.saved[id] !== null; }
 

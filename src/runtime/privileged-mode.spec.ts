@@ -194,6 +194,8 @@ ${readFileSync('workloads/lib.s', 'utf8')}`).elf;
     vm.interruptPrivilegedMode(0);
     vm.interruptPrivilegedMode(1);
     expect(phases).toEqual(['1:rendezvous', '1:entered', '2:queued', '0:dropped', '1:coalesced']);
+    // A migration cannot move a vCPU in the mode (the region stays behind): the export refuses.
+    expect(() => vm.exportState()).toThrow(/privileged mode/);
     expect(vm.runToCompletion(1e7)).toBe('stopped');
     expect(phases.slice(5, 9)).toEqual(['1:exited', '2:rendezvous', '2:entered', '2:exited']);
     expect(vm.pm.servedInterrupts()).toBe(2);

@@ -216,8 +216,12 @@ export class Vm implements Migratable, MigrationTarget {
 
   discard(reason: string): void { this.stop(reason); }
 
-  /** Everything besides guest RAM that a migration carries. Call between `run` calls. */
+  /**
+   * Everything besides guest RAM that a migration carries. Call between `run` calls.
+   * Raises: Error while a vCPU is in technique 6's privileged mode (its region does not migrate).
+   */
   exportState(): MachineState & { guestOs: GuestOsState } {
+    if (this.pm.busy()) throw new Error('a vCPU is in the privileged mode: its region does not migrate');
     const d = this.khv.device;
     return {
       vcpus: this.vcpus.map((v, i) => captureVcpu(v, this.idle[i])),
