@@ -142,7 +142,9 @@ export class PrivilegedMode {
   /** Per-vcpu view: each vCPU's own root (4 frames) and region leaf table, made on its first entry. */
   private readonly own: Array<{ root: number; leaf: number } | null>;
   /** Requests made while the KHV handles an exit, served once the vCPU is back in the guest. */
-  private deferred: Array<{ vcpu: number; source: PmSource }> | null = null;
+  private readonly deferred: Array<{ vcpu: number; source: PmSource }> = [];
+  /** The KHV is handling an exit (between beginExit and endExit): requests go to `deferred`. */
+  private deferring = false;
   private readonly stats: PmStats;
 
   /** Raises: OutOfHostMemory when the host cannot hold the region. */
@@ -219,7 +221,7 @@ export class PrivilegedMode {
    */
   request(target: number, source: PmSource): PmPhase | 'deferred' {
     if (!Number.isInteger(target) || target < 0 || target >= this.vcpus.length) throw new RangeError(`no vCPU ${target}`);
-    if (this.deferred !== null) { this.deferred.push({ vcpu: target, source }); return 'deferred'; }
+    if (this.deferring) { this.deferred.push({ vcpu: target, source }); return 'deferred'; }
     if (this.pending[target] !== 0 || this.inMode(target)) { this.stats.coalesced++; this.event(target, 'coalesced', { source }); return 'coalesced'; }
     if (this.mustWait(target)) {
       if (this.queue.length >= this.settings().maxQueued) { this.stats.dropped++; this.event(target, 'dropped', { source }); return 'dropped'; }
@@ -234,13 +236,14 @@ export class PrivilegedMode {
   }
 
   /** The KHV is handling an exit: requests made now are served by `endExit`, after the vCPU re-entered the guest. */
-  beginExit(): void { this.deferred = []; }
+  beginExit(): void { this.deferring = true; }
 
   /** The exit is over (`handled`: the vCPU is back in the guest; otherwise the VM is failing and the requests are dropped). */
   endExit(handled: boolean): void {
-    const d = this.deferred;
-    this.deferred = null;
-    if (d && handled) for (const r of d) this.request(r.vcpu, r.source);
+    this.deferring = false;
+    if (this.deferred.length === 0) return;
+    const d = this.deferred.splice(0);
+    if (handled) for (const r of d) this.request(r.vcpu, r.source);
   }
 
   private mustWait(target: number): boolean {
@@ -336,7 +339,7 @@ export class PrivilegedMode {
     const next = this.queue.shift();
     if (next) {
       this.pending[next.vcpu] = 0;
-      if (this.deferred !== null) this.deferred.unshift(next); else this.request(next.vcpu, next.source);
+      if (this.deferring) this.deferred.unshift(next); else this.request(next.vcpu, next.source);
     }
     this.applyView();
     return true;
