@@ -148,6 +148,26 @@ describe('technique 6: privileged mode on multi-vCPU VMs', () => {
     expect(p.stoppedCycles).toEqual([0, 0, 0, 0]);
   }, 120_000);
 
+  test('the view follows a live technique change at the next entry when no vCPU is in the mode', () => {
+    const elf = builtinElf('pmcounter');
+    const vm = new Vm({
+      ...DEFAULT_SPEC, vcpus: 2, memoryMiB: 16,
+      techniques: resolveTechniques({ privilegedModeRendezvous: { enabled: true } }),
+      processes: [0, 1].map(() => ({ name: 'pmcounter', elf, argv: ['pmcounter', '400'], env: [], stdin: new Uint8Array() })),
+    }, HostMemory.create(64), 1);
+    while (vm.counters().privilegedMode.entries < 20) vm.run(1);
+    const before = vm.counters().privilegedMode;
+    expect([before.view, before.viewSwitches]).toEqual(['global', 0]);
+    vm.kernel.techniques = resolveTechniques({ privilegedModeRendezvous: { enabled: false } });
+    expect(vm.runToCompletion(1e8)).toBe('stopped');
+    const after = vm.counters().privilegedMode;
+    expect(after.view).toBe('per-vcpu');
+    expect(after.rendezvous.count).toBeGreaterThanOrEqual(before.rendezvous.count);
+    expect(after.rendezvous.count).toBeLessThanOrEqual(before.rendezvous.count + 1);
+    expect(after.viewSwitches).toBe(2 * (after.entries - after.rendezvous.count));
+    expect(vm.pm.counter()).toBe(800);
+  }, 60_000);
+
   test('the handler ABI: SEAL is a MAC under the sealed key, which only the mode can read; an unknown function is SBI_ERR_NOT_SUPPORTED', () => {
     const elf = assemble(`.globl _start
 .text
