@@ -143,7 +143,7 @@ export class Khv implements GuestRam {
           this.emulateAccess(h, 'privileged-region', cause === CAUSE.storeGuestPage, () => -1);
           break;
         }
-        if (this.gstage.isRam(gpa) && this.gstage.frameOf[(gpa - RAM_BASE) >>> 12] >= 0 && this.pm?.refreshView(v.id)) {
+        if (this.gstage.isRam(gpa) && this.gstage.frameOf[(gpa - RAM_BASE) >>> 12] >= 0 && this.pm?.refreshView(v.id, gpa)) {
           this.exit(h, 'gstage-fault');
           break;
         }

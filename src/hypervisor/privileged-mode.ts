@@ -424,11 +424,14 @@ export class PrivilegedMode {
   }
 
   /**
-   * A G-stage fault on RAM that is backed in the VM's table, from a vCPU on its own view: the
-   * view's root copy predates the backing. Refreshes it and returns true (the KHV retries).
+   * A G-stage fault at `gpa`, RAM that is backed in the VM's table, from a vCPU on its own view:
+   * when the view's root copy predates the leaf table that maps it, refreshes the copy and returns
+   * true (the KHV retries). Otherwise (e.g. a dirty-log write protection) returns false.
    */
-  refreshView(id: number): boolean {
+  refreshView(id: number, gpa: number): boolean {
     if (this.view !== 'per-vcpu' || !this.inMode(id)) return false;
+    const o = this.own[id]!, l1 = 4 * Math.floor(gpa / (4 * 1024 * 1024));
+    if (this.mem.read32(o.root * PAGE_SIZE + l1) === this.mem.read32(this.rootPa(this.hgatp) + l1)) return false;
     this.vcpus[id].hart.hgatp = this.ownView(id);
     this.vcpus[id].hart.mmu.flushAll();
     return true;

@@ -8,6 +8,7 @@ import { assemble } from '../isa/assembler.js';
 import { HostMemory } from '../hypervisor/host-memory.js';
 import { PmEvent } from '../hypervisor/privileged-mode.js';
 import { sealMac } from '../hypervisor/privileged-handler.js';
+import { RAM_BASE } from '../hypervisor/platform.js';
 import { resolveTechniques } from '../techniques/catalogue.js';
 import { Ctr } from '../uarch/costs.js';
 import { Engine } from '../cpu/hart.js';
@@ -166,6 +167,20 @@ describe('technique 6: privileged mode on multi-vCPU VMs', () => {
     expect(after.rendezvous.count).toBeLessThanOrEqual(before.rendezvous.count + 1);
     expect(after.viewSwitches).toBe(2 * (after.entries - after.rendezvous.count));
     expect(vm.pm.counter()).toBe(800);
+  }, 60_000);
+
+  test('a per-vCPU view whose root copy predates a RAM leaf table is refreshed once; other faults are not its business', () => {
+    const vm = new Vm({
+      ...DEFAULT_SPEC, vcpus: 2, memoryMiB: 16, techniques: resolveTechniques({ privilegedModeRendezvous: { enabled: false } }),
+      processes: [{ name: 'pmcounter', elf: builtinElf('pmcounter'), argv: ['pmcounter', '1'], env: [], stdin: new Uint8Array() }],
+    }, HostMemory.create(64), 1);
+    expect(vm.interruptPrivilegedMode(1)).toBe('entered');
+    const gpa = RAM_BASE + 12 * 1024 * 1024;
+    expect(vm.pm.refreshView(1, gpa)).toBe(false);
+    vm.khv.gstage.back(gpa);
+    expect(vm.pm.refreshView(1, gpa)).toBe(true);
+    expect(vm.pm.refreshView(1, gpa)).toBe(false);
+    expect(vm.pm.refreshView(0, gpa)).toBe(false);
   }, 60_000);
 
   test('the handler ABI: SEAL is a MAC under the sealed key, which only the mode can read; an unknown function is SBI_ERR_NOT_SUPPORTED', () => {
