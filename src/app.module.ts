@@ -23,6 +23,7 @@ import { RuntimeService } from './api/runtime.service.js';
 import { TechniquesController } from './api/techniques.js';
 import { ExperimentsController, ExperimentsService } from './api/experiments.js';
 import { MemoryErrorsController, MemoryErrorsService } from './api/memory-errors.js';
+import { VcpusController, VcpusService } from './api/vcpus.js';
 import { MigrationsController, MigrationsService } from './api/migrations.js';
 import { OperationsController, OperationsService } from './api/operations.js';
 import { EventsGateway } from './api/events.gateway.js';
@@ -56,7 +57,7 @@ export class AppModule {
           },
         }),
       ],
-      controllers: [TenantsController, HostsController, ImagesController, VmsController, DomainsController, TechniquesController, ExperimentsController, MemoryErrorsController, MigrationsController, OperationsController, EventsController, HealthController, MetricsController],
+      controllers: [TenantsController, HostsController, ImagesController, VmsController, DomainsController, TechniquesController, ExperimentsController, MemoryErrorsController, MigrationsController, OperationsController, EventsController, HealthController, MetricsController, VcpusController],
       providers: [
         { provide: CONFIG, useValue: { ...o.config, resolvedAdminToken: o.adminToken } },
         EventsService,
@@ -67,6 +68,7 @@ export class AppModule {
         RuntimeService,
         ExperimentsService,
         MemoryErrorsService,
+        VcpusService,
         MigrationsService,
         OperationsService,
         EventsGateway,

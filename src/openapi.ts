@@ -62,7 +62,8 @@ function complete(op: OperationObject, path: string, d: OperationDoc, elfBase64:
   if (d.description) op.description = d.description;
   const params = (op.parameters ?? []) as ParameterObject[];
   for (const p of params) {
-    if (p.in === 'path' && p.name !== 'name') p.schema = { type: 'string', format: 'uuid' };
+    // Path ids are UUIDs; `name` (a technique or domain) and `n` (a vCPU index) keep their declared schema.
+    if (p.in === 'path' && p.name !== 'name' && p.name !== 'n') p.schema = { type: 'string', format: 'uuid' };
     if (d.params && p.name in d.params) p.example = d.params[p.name];
   }
   if (d.idempotent) {

@@ -164,6 +164,7 @@ describe.each(BACKENDS)('the service honours openapi.yaml on $name', (backend) =
     await examples('VmsController_get', { id: ids.vm });
     await examples('VmsController_console', { id: ids.vm });
     await examples('VmsController_counters', { id: ids.vm });
+    await examples('VcpusController_interrupt', { id: ids.vm, n: '0' });
     await examples('MemoryErrorsController_vmMemory', { id: ids.vm });
 
     ids.memoryError = (await examples('MemoryErrorsController_inject', { id: ids.host }))[0].body.id;

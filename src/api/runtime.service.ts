@@ -25,6 +25,7 @@ import { VmRunner } from '../runtime/vm-runner.js';
 import type { DomainEvent } from '../hypervisor/domains.js';
 import type { VmSpec } from '../runtime/vm.js';
 import type { ExitRecord, VmSnapshot } from '../runtime/protocol.js';
+import type { PmEvent } from '../hypervisor/privileged-mode.js';
 import type { ProcessStatus } from '../guest/process.js';
 import { transition, TransitionError, VmAction, VmState } from '../runtime/vm-state.js';
 import { CounterHistory } from '../runtime/counter-history.js';
@@ -336,6 +337,14 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
     runner.on('console', (stdout: Uint8Array, stderr: Uint8Array) => { l.pendingConsole.push(0, stdout); l.pendingConsole.push(1, stderr); });
     runner.on('process', (s: ProcessStatus) => this.background(vmId, () => this.appendEvent(tenantId, vmId, 'vm.process', { ...s })));
     runner.on('exits', (records: ExitRecord[], dropped: number) => this.exitStream.emit('exits', vmId, tenantId, records, dropped));
+    // Technique 6's phases, at most MAX_PM_BATCH a slice: the last of a batch says how many were left out.
+    runner.on('privileged-mode', (events: PmEvent[], dropped: number) => {
+      this.background(vmId, async () => {
+        for (let i = 0; i < events.length; i++) {
+          await this.appendEvent(tenantId, vmId, 'vm.privileged-mode', { ...events[i], ...(i === events.length - 1 && dropped > 0 ? { sampledOut: dropped } : {}) });
+        }
+      });
+    });
     runner.on('memory-failure', (m: { gpa: number; pid: number | null; va: number | null; virtualTimeNs: number }) => {
       this.background(vmId, () => this.appendEvent(tenantId, vmId, 'vm.memory-failure', {
         recipient: 'guest', action: 'inject', actionRequired: true, guestPhysicalAddress: m.gpa, pid: m.pid, guestVirtualAddress: m.va, virtualTimeNs: m.virtualTimeNs,

@@ -702,6 +702,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/vms/{id}/vcpus/{n}/interrupts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Interrupt a vCPU
+         * @description Raises the privileged-mode interrupt (technique 6) on vCPU `n` of a running or paused VM; the VM's worker delivers it at an instruction boundary of every vCPU, and the answer says whether the vCPU entered the mode, was queued behind the vCPU in it, coalesced with a pending request, or was dropped (queue full).
+         */
+        post: operations["VcpusController_interrupt"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1016,6 +1036,23 @@ export interface components {
             /** Format: uuid */
             vmId?: string;
         };
+        InterruptDto: {
+            /** @enum {string} */
+            type: "privileged-mode";
+        };
+        /** @description An interrupt delivered to a vCPU (technique 6) */
+        InterruptResult: {
+            /**
+             * @description what became of the interrupt
+             * @enum {string}
+             */
+            outcome: "entered" | "queued" | "coalesced" | "dropped";
+            /** @enum {string} */
+            type: "privileged-mode";
+            vcpu: number;
+            /** Format: uuid */
+            vmId: string;
+        };
         MemoryError: {
             /** Format: date-time */
             createdAt: string;
@@ -1258,9 +1295,7 @@ export interface components {
             seed?: number;
             /** @enum {string} */
             spectreV2Mitigation?: "none" | "retpoline";
-            techniques?: {
-                [key: string]: unknown;
-            };
+            techniques?: Record<string, never>;
             vcpus?: number;
         };
         VariantDto: {
@@ -1371,6 +1406,8 @@ export type HostMemory = components['schemas']['HostMemory'];
 export type Image = components['schemas']['Image'];
 export type ImageList = components['schemas']['ImageList'];
 export type InjectMemoryErrorDto = components['schemas']['InjectMemoryErrorDto'];
+export type InterruptDto = components['schemas']['InterruptDto'];
+export type InterruptResult = components['schemas']['InterruptResult'];
 export type MemoryError = components['schemas']['MemoryError'];
 export type MemoryErrorList = components['schemas']['MemoryErrorList'];
 export type MemoryMap = components['schemas']['MemoryMap'];
@@ -4774,6 +4811,91 @@ export interface operations {
                 };
             };
             /** @description the VM's state does not allow this action (or, for start, its host has too little free memory) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description too many failed authentications from this address in the last minute */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    VcpusController_interrupt: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                /**
+                 * @description the vCPU index, from 0
+                 * @example 0
+                 */
+                n: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["InterruptDto"];
+            };
+        };
+        responses: {
+            /** @description what became of the interrupt */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InterruptResult"];
+                };
+            };
+            /** @description invalid parameters or body (each problem in `errors`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description the token is of the wrong kind (the admin token manages tenants; tenant tokens everything else) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description no such resource of this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description the VM is not running or paused */
             409: {
                 headers: {
                     [name: string]: unknown;

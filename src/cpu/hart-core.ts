@@ -28,6 +28,8 @@ export const NATIVE_HS = 2;
 export const NATIVE_VS = 4;
 
 const LINK = (r: number) => r === 1 || r === 5;
+/** The encoding of pmret (isa/table.ts, Xhvpm). */
+export const PMRET_WORD = 0x0000100b;
 
 /** The fetch-and-expand step (isa/fetch.ts) compiled for the hart's reader: 16 bits through fetchPa. */
 const FETCH = compileFetch<HartCore>((h, a) => `${h}.mem.u16[${h}.fetchPa(${a}) >>> 1]`);
@@ -297,6 +299,16 @@ export abstract class HartCore implements MmuHost {
     if (this.virt) this.virtualInstruction(gvma ? 0x62000073 : 0x22000073);
     if (this.priv === PRIV_U || (gvma && this.priv === PRIV_S && (this.mstatus & MS.TVM))) this.illegal(0x62000073);
     this.mmu.flushAll();
+  }
+
+  /**
+   * pmret (Xhvpm, technique 6): the return from the privileged mode. The mode is the
+   * hypervisor's (hypervisor/privileged-mode.ts), so the hart always traps: V=1 raises a
+   * virtual-instruction exception (the KHV emulates it, or reflects an illegal instruction to the
+   * guest when the vCPU is not in the mode); V=0 raises an illegal-instruction exception.
+   */
+  pmret(): never {
+    return this.virt ? this.virtualInstruction(PMRET_WORD) : this.illegal(PMRET_WORD);
   }
 
   fenceI(): void {

@@ -296,6 +296,29 @@ describe('H extension: two-stage translation', () => {
     expect([h.scause, h.stval >>> 0, h.virt]).toEqual([CAUSE.virtualInstruction, 0x60000073, 0]);
   });
 
+  test('pmret (Xhvpm) always traps: a virtual-instruction exception in VS/VU, illegal in HS/M, under both engines', () => {
+    for (const engine of ['interp', 'jit'] as const) {
+      const { mem, h, gmap, gpt, vsroot, toGpa, GPA_BASE } = guest();
+      h.engine = engine;
+      gmap(GPA_BASE); gmap(toGpa(vsroot));
+      gpt.map(vsroot, 0x10000, GPA_BASE, PTE.V | PTE.R | PTE.X | PTE.A);
+      gpt.map(vsroot, 0x20000, GPA_BASE, PTE.V | PTE.R | PTE.X | PTE.A | PTE.U);
+      gmap((mem.read32(vsroot) >>> 10) * 4096);
+      code(mem, 0x400000, [I('addi', { rd: 5, rs1: 0, imm: 7 }), I('pmret')]);
+      for (const [priv, va] of [[PRIV_S, 0x10000], [PRIV_U, 0x20000]]) {
+        h.virt = 1; h.priv = priv; h.pc = va; h.x[5] = 0;
+        h.run(5);
+        expect([engine, h.x[5], h.scause, h.stval >>> 0, h.sepc, h.virt]).toEqual([engine, 7, CAUSE.virtualInstruction, 0x0000100b, va + 4, 0]);
+      }
+      const m = machine();
+      m.h.engine = engine;
+      code(m.mem, 0x1000, [I('pmret')]);
+      m.h.nativeTraps = NATIVE_M; m.h.priv = PRIV_M; m.h.pc = 0x1000;
+      m.h.run(1);
+      expect([m.h.mcause, m.h.mtval >>> 0]).toEqual([CAUSE.illegal, 0x0000100b]);
+    }
+  });
+
   test('hfence.gvma flushes G-stage translations; sfence.vma in VS with VTVM is a virtual-instruction exception', () => {
     const { mem, h, gmap, gpt, vsroot, toGpa, GPA_BASE, host, groot } = guest();
     gmap(GPA_BASE); gmap(toGpa(vsroot));

@@ -147,6 +147,8 @@ export const SEMANTICS: Record<string, Template> = {
   'hsv.w': (s) => `h.hsv(${s.r1}, ${s.r2}, 4);`,
   // Xdomain: a protection-domain gate; returns the next pc (the entry, or the caller's return address).
   dgate: (s) => `npc = h.dgate(${s.r1}, ${s.rs1}, ${s.pc}, ${s.len});`,
+  // Xhvpm: the hart has no privileged mode of its own; the hypervisor emulates pmret.
+  pmret: () => 'h.pmret();',
 
 };
 

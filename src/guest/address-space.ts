@@ -12,7 +12,7 @@ import { PAGE_SIZE, pageBase } from '../mmu/phys.js';
 import type { Khv } from '../hypervisor/khv.js';
 import { RAM_BASE } from '../hypervisor/platform.js';
 import { ERRNO } from './errno.js';
-import { DEVICE_GPA, DEVICE_VA, KERNEL_VA } from './layout.js';
+import { DEVICE_GPA, DEVICE_VA, KERNEL_VA, PM_GPA, PM_VA } from './layout.js';
 import type { PagePool } from './page-pool.js';
 
 /** Region and page permissions, as the PTE bits they become. */
@@ -46,6 +46,7 @@ export function writeKernelMappings(khv: Khv, root: number): void {
   const d = (((DEVICE_GPA / PAGE_SIZE) << 10) | PTE.V | PTE.R | PTE.W | PTE.G | PTE.A | PTE.D) | 0;
   khv.write32(root + 4 * (KERNEL_VA >>> 22), k);
   khv.write32(root + 4 * (DEVICE_VA >>> 22), d);
+  khv.write32(root + 4 * (PM_VA >>> 22), (((PM_GPA / PAGE_SIZE) << 10) | PTE.V | PTE.R | PTE.G | PTE.A) | 0);
 }
 
 export class AddressSpace {

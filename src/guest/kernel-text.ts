@@ -22,7 +22,7 @@
  */
 import { assembleRaw } from '../isa/assembler.js';
 import { SBI } from '../hypervisor/platform.js';
-import { DOORBELL_VA, GATE, K, KERNEL_VA, NR_MAX, PERCPU, POWER_VA, kva } from './layout.js';
+import { DOORBELL_VA, GATE, K, KERNEL_VA, NR_MAX, PERCPU, PM_DOORBELL_VA, PM_VA, POWER_VA, kva } from './layout.js';
 import { POWER_OFF } from '../hypervisor/platform.js';
 
 export type SpectreV2Mitigation = 'none' | 'retpoline';
@@ -108,6 +108,27 @@ poweroff:
 1:
   wfi
   j 1b
+
+# hvsim's privileged-mode syscalls (layout.ts NR_PM*), reached from the syscall table like a
+# gate: called with ra = after_call, a0/a1 = the user's arguments; they return a0.
+pm_call:
+  mv a6, a0
+  mv a0, a1
+  li a7, 0x${SBI.PMODE.toString(16)}
+  ecall
+  bnez a0, 1f
+  mv a0, a1
+1:
+  ret
+pm_probe:
+  li t0, 0x${(PM_VA + 0x1200).toString(16)}
+  lw a0, 0(t0)
+  ret
+pm_doorbell:
+  li t0, 0x${PM_DOORBELL_VA.toString(16)}
+  sw a0, 0(t0)
+  li a0, 0
+  ret
 ${mitigation === 'retpoline' ? `
 # Retpoline: call *t2 without consulting the BTB. The jal pushes 'capture' on the RSB; the
 # jalr through t0 is a return, predicted to 'capture' (the speculation trap) and mispredicted.

@@ -33,7 +33,7 @@ import { AddressSpace, AddressSpaceState, MemoryContext, PROT, writeKernelMappin
 import { ConsoleDriver } from './console.js';
 import { ERRNO } from './errno.js';
 import { buildKernelText, KernelText, SpectreV2Mitigation } from './kernel-text.js';
-import { GATE, K, KERNEL_REGION, MAX_VCPUS, NR_MAX, PERCPU, kgpa, kva } from './layout.js';
+import { GATE, K, KERNEL_REGION, MAX_VCPUS, NR_MAX, NR_PM, NR_PM_DOORBELL, NR_PM_PROBE, PERCPU, kgpa, kva } from './layout.js';
 import { MemoryFailure, MemoryFailureReport } from './memory-failure.js';
 import { PagePool } from './page-pool.js';
 import { Process, ProcessStatus, SIG } from './process.js';
@@ -133,6 +133,10 @@ export class GuestKernel implements SyscallKernel {
     khv.writeBytes(kgpa(K.TEXT), this.text.bytes);
     const gateHpa = khv.hpaOf(kgpa(K.GATES));
     for (let nr = 0; nr < NR_MAX; nr++) khv.write32(kgpa(K.SYSCALL_TABLE) + 4 * nr, this.gateVa(this.byNr[nr] ? nr : GATE.NI));
+    // hvsim's privileged-mode syscalls are kernel text, not gates (layout.ts NR_PM*).
+    for (const [nr, sym] of [[NR_PM, 'pm_call'], [NR_PM_PROBE, 'pm_probe'], [NR_PM_DOORBELL, 'pm_doorbell']] as const) {
+      if (!this.byNr[nr]) khv.write32(kgpa(K.SYSCALL_TABLE) + 4 * nr, this.text.symbols.get(sym)!);
+    }
     writeKernelMappings(khv, kgpa(K.IDLE_ROOT));
     this.sched.idleSatp = (0x80000000 | (kgpa(K.IDLE_ROOT) / PAGE_SIZE)) | 0;
     this.console.reset();

@@ -4,10 +4,16 @@
  * region is mapped at DEVICE_VA the same way. Everything above the kernel region is the page pool
  * the kernel hands to processes and page tables.
  */
-import { RAM_BASE, DEVICE_BASE, CONSOLE_OFFSET, CONSOLE_RING_BASE, POWER_OFFSET } from '../hypervisor/platform.js';
+import { RAM_BASE, DEVICE_BASE, CONSOLE_OFFSET, CONSOLE_RING_BASE, POWER_OFFSET, PM_DOORBELL_OFFSET, PM_REGION_BASE } from '../hypervisor/platform.js';
 
 export const KERNEL_VA = 0xc000_0000;
 export const DEVICE_VA = 0xc040_0000;
+/**
+ * Technique 6's privileged-mode region, mapped (supervisor-only, read-only, one megapage) at
+ * PM_VA in every page table as the device region is: outside the mode the G-stage maps nothing
+ * there, so a kernel access is a reported region fault (syscall NR_PM_PROBE tries one).
+ */
+export const PM_VA = 0xc080_0000;
 export const KERNEL_REGION = 0x40_0000;
 
 /** Offsets inside the kernel region (VA = KERNEL_VA + off, GPA = RAM_BASE + off). */
@@ -33,6 +39,16 @@ export const PERCPU = {
 
 export const MAX_VCPUS = 16;
 export const NR_MAX = 512;
+/**
+ * hvsim's own syscalls (above Linux's asm-generic numbers), served by kernel text instead of a
+ * gate: NR_PM(function, argument) makes the SBI.PMODE hypercall (the privileged mode's built-in
+ * handler, PM_FN) and returns its value, or the negative SBI error; NR_PM_PROBE reads the first
+ * word of the sealed key through PM_VA, which outside the mode faults (reads all ones).
+ * NR_PM_DOORBELL(n) writes n to the privileged-mode doorbell (the interrupt to vCPU n).
+ */
+export const NR_PM = 500;
+export const NR_PM_PROBE = 501;
+export const NR_PM_DOORBELL = 502;
 /** Gate indices past the syscall numbers. */
 export const GATE = { NI: 512, TRAP: 513, IRQ: 514 } as const;
 
@@ -40,4 +56,6 @@ export const kva = (off: number): number => (KERNEL_VA + off) >>> 0;
 export const kgpa = (off: number): number => RAM_BASE + off;
 export const DOORBELL_VA = (DEVICE_VA + CONSOLE_OFFSET) >>> 0;
 export const POWER_VA = (DEVICE_VA + POWER_OFFSET) >>> 0;
+export const PM_DOORBELL_VA = (DEVICE_VA + PM_DOORBELL_OFFSET) >>> 0;
+export const PM_GPA = PM_REGION_BASE;
 export const DEVICE_GPA = DEVICE_BASE;

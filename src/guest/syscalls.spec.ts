@@ -21,14 +21,14 @@ describe('guest OS tables', () => {
   test('exit reasons: unique names, and the baseline routing of every supported one is defined', () => {
     expect(new Set(EXIT_REASONS.map((r) => r.name)).size).toBe(EXIT_REASONS.length);
     for (const r of EXIT_REASONS) expect(['khv', 'uhv']).toContain(r.handledBy);
-    expect(EXIT_REASONS.filter((r) => r.support === 'full').map((r) => r.name).sort()).toEqual(['dirty-log', 'domain-blocked', 'domain-fault', 'domain-share', 'domain-switch', 'domain-violation', 'gstage-fault', 'hypercall', 'memory-error', 'mmio', 'wfi']);
+    expect(EXIT_REASONS.filter((r) => r.support === 'full').map((r) => r.name).sort()).toEqual(['dirty-log', 'domain-blocked', 'domain-fault', 'domain-share', 'domain-switch', 'domain-violation', 'gstage-fault', 'hypercall', 'memory-error', 'mmio', 'privileged-mode', 'privileged-region', 'wfi']);
   });
 
   test('gate indices sit after the syscall numbers; both kernel-text variants fit and export their entry points', () => {
     expect(Math.min(...Object.values(GATE))).toBe(NR_MAX);
     for (const m of ['none', 'retpoline'] as const) {
       const t = buildKernelText(m);
-      for (const s of ['trap_entry', 'dispatch', 'after_call', 'restore', 'idle', 'poweroff']) expect(t.symbols.has(s)).toBe(true);
+      for (const s of ['trap_entry', 'dispatch', 'after_call', 'restore', 'idle', 'poweroff', 'pm_call', 'pm_probe', 'pm_doorbell']) expect(t.symbols.has(s)).toBe(true);
       expect(t.symbols.has('retpoline_t2')).toBe(m === 'retpoline');
     }
   });

@@ -7,7 +7,9 @@
  * Exit path (baseline): guest -> KHV (trap into HS, hart.run returns StopReason.Trap) -> [UHV ->
  * KHV] -> guest (sret with hstatus.SPV = 1). `transitions` counts each arrow.
  */
-import { Hart, NATIVE_HS, NATIVE_M, PRIV_U, TRAP } from '../cpu/hart.js';
+import { Hart, NATIVE_HS, NATIVE_M, PRIV_S, PRIV_U, TRAP } from '../cpu/hart.js';
+import { PMRET_WORD } from '../cpu/hart-core.js';
+import { MS } from '../cpu/csr.js';
 import { IRQ } from '../cpu/csr.js';
 import { CAUSE } from '../mmu/mmu.js';
 import { PAGE_SIZE, PhysMem, pageBase } from '../mmu/phys.js';
@@ -20,7 +22,8 @@ import { rd as fieldRd, rs2 as fieldRs2 } from '../isa/fields.js';
 import { EXIT_BY_NAME, GuestMemoryError, VmFault } from './exits.js';
 import { GStage } from './gstage.js';
 import { HostMemory } from './host-memory.js';
-import { DEVICE_BASE, DEVICE_SIZE, RAM_BASE, SBI, SBI_ERR_NOT_SUPPORTED } from './platform.js';
+import { DEVICE_BASE, DEVICE_SIZE, PM_DOORBELL_OFFSET, RAM_BASE, SBI, SBI_ERR_ALREADY_STARTED, SBI_ERR_NOT_SUPPORTED } from './platform.js';
+import { PrivilegedMode } from './privileged-mode.js';
 import { GuestRam, Uhv } from './uhv.js';
 import type { ExitSink, ProtectionDomains } from './domains.js';
 
@@ -52,6 +55,9 @@ export class Khv implements GuestRam {
   onMemoryFailure: ((v: Vcpu, gpa: number, va: number, pc: number, fromUser: boolean) => void) | null = null;
   /** Flushes the TLBs of every vCPU (after a G-stage change that others may have cached). */
   flushAll: () => void = () => {};
+
+  /** Technique 6's privileged mode and its rendezvous (set by the VM, which owns the vCPUs). */
+  pm: PrivilegedMode | null = null;
 
   /** The hart whose exit is being handled (cycles of native work are charged to it). */
   private current: Hart | null = null;
@@ -108,6 +114,20 @@ export class Khv implements GuestRam {
    * Raises: VmFault for unsupported exits; OutOfHostMemory when a demand allocation fails.
    */
   handleExit(v: Vcpu): void {
+    const pm = this.pm;
+    // Privileged-mode requests made while handling the exit are served once the vCPU is back in
+    // the guest at an instruction boundary (privileged-mode.ts).
+    pm?.beginExit();
+    let done = false;
+    try {
+      this.route(v);
+      done = true;
+    } finally {
+      pm?.endExit(done);
+    }
+  }
+
+  private route(v: Vcpu): void {
     const h = v.hart;
     this.current = h;
     if (h.priv === 3) {
@@ -127,6 +147,18 @@ export class Khv implements GuestRam {
     switch (cause) {
       case CAUSE.fetchGuestPage: case CAUSE.loadGuestPage: case CAUSE.storeGuestPage: {
         const gpa = (h.htval >>> 0) * 4 + (h.stval & 3);
+        if (this.pm && PrivilegedMode.inRegion(gpa)) {
+          // Outside the mode the region is mapped in no table this vCPU uses: reported, and
+          // completed as an open-bus access (reads all ones, writes dropped); a fetch is fatal.
+          this.pm.regionFault(v.id, gpa);
+          if (cause === CAUSE.fetchGuestPage) this.fail(h, 'privileged-region-fetch', `fetch from the privileged-mode region at 0x${gpa.toString(16)} outside the mode`);
+          this.emulateAccess(h, 'privileged-region', cause === CAUSE.storeGuestPage, () => -1);
+          break;
+        }
+        if (this.gstage.isRam(gpa) && this.gstage.frameOf[(gpa - RAM_BASE) >>> 12] >= 0 && this.pm?.refreshView(v.id, gpa)) {
+          this.exit(h, 'gstage-fault');
+          break;
+        }
         if (this.gstage.isRam(gpa) && this.gstage.isCorrupted(gpa)) {
           this.memoryFailure(v, gpa, h.stval >>> 0, h.sepc, (h.mstatus & (1 << 8)) === 0);
           return;
@@ -143,7 +175,17 @@ export class Khv implements GuestRam {
           break;
         }
         if (cause !== CAUSE.fetchGuestPage && gpa >= DEVICE_BASE && gpa < DEVICE_BASE + DEVICE_SIZE) {
-          this.mmio(h, gpa - DEVICE_BASE, cause === CAUSE.storeGuestPage);
+          const offset = gpa - DEVICE_BASE, pm = this.pm;
+          if (offset === PM_DOORBELL_OFFSET && pm) {
+            // The privileged-mode doorbell (an in-KHV device, like KVM's in-kernel APIC).
+            this.emulateAccess(h, 'privileged-mode', cause === CAUSE.storeGuestPage, (_o, _s, write, value) => {
+              if (!write) return pm.doorbellValue();
+              if (value >>> 0 < this.vcpuCount) pm.request(value >>> 0, 'device');
+              return 0;
+            });
+            break;
+          }
+          this.emulateAccess(h, 'mmio', cause === CAUSE.storeGuestPage, (o, size, write, value) => this.device.access(o, size, write, value), offset);
           break;
         }
         this.fail(h, 'gstage-fault-outside-ram', `guest-physical address 0x${gpa.toString(16)} is neither RAM nor a device`);
@@ -155,6 +197,12 @@ export class Khv implements GuestRam {
         h.sepc = (h.sepc + 4) | 0;
         break;
       case CAUSE.virtualInstruction:
+        if ((h.stval >>> 0) === PMRET_WORD && this.pm) {
+          this.exit(h, 'privileged-mode');
+          // Outside the mode pmret is an illegal instruction for the guest (as RSM outside SMM is #UD).
+          if (!this.pm.leave(v.id)) this.injectVs(h, CAUSE.illegal, PMRET_WORD);
+          break;
+        }
         this.fail(h, 'virtual-instruction', `instruction 0x${(h.stval >>> 0).toString(16)}`);
         break;
       default:
@@ -209,6 +257,12 @@ export class Khv implements GuestRam {
       v.hart.mip &= ~(1 << IRQ.VSTI);
       v.hart.irqDirty = true;
       x[10] = 0;
+    } else if (eid === SBI.PMODE && this.pm) {
+      // Enters the privileged mode once this exit is over; the handler reads the arguments and
+      // answers in the saved a0/a1, so they stay as they are here.
+      if (this.pm.inMode(v.id)) { x[10] = SBI_ERR_ALREADY_STARTED; x[11] = 0; return; }
+      this.pm.request(v.id, 'hypercall');
+      return;
     } else if (eid === SBI.SRST && fid === 0) {
       this.device.power = x[11] === 0 ? 'off' : 'fail';
       x[10] = 0;
@@ -218,9 +272,31 @@ export class Khv implements GuestRam {
     x[11] = 0;
   }
 
-  /** Decodes the trapping load/store at sepc (read through the guest's translation) and forwards it to the UHV. */
-  private mmio(h: Hart, offset: number, isStore: boolean): void {
-    this.exit(h, 'mmio');
+  /** vCPUs of the VM (the doorbell's range); set by the VM. */
+  vcpuCount = 1;
+
+  /**
+   * Delivers exception `cause` (with `tval`) to the guest kernel as if the hart had raised it
+   * in the guest, from the HS trap the KHV is handling: VS trap CSRs, then the KHV's sret lands
+   * at vstvec in VS mode.
+   */
+  private injectVs(h: Hart, cause: number, tval: number): void {
+    const fromPriv = (h.mstatus & MS.SPP) ? PRIV_S : PRIV_U;
+    h.vscause = cause;
+    h.vsepc = h.sepc;
+    h.vstval = tval;
+    const s = h.vsstatus;
+    h.vsstatus = (s & ~(MS.SPIE | MS.SPP | MS.SIE)) | ((s & MS.SIE) ? MS.SPIE : 0) | (fromPriv === PRIV_S ? MS.SPP : 0);
+    h.mstatus |= MS.SPP;
+    h.sepc = h.vstvec & ~3;
+  }
+
+  /**
+   * Decodes the trapping load/store at sepc (read through the guest's translation) and completes
+   * it against `access` (the UHV's device models, or a KHV device), counting exit `exitName`.
+   */
+  private emulateAccess(h: Hart, exitName: string, isStore: boolean, access: (offset: number, size: number, write: boolean, value: number) => number, offset = 0): void {
+    this.exit(h, exitName);
     let raw: number;
     try {
       raw = fetchInsn((va) => h.hlv(va, 2, true), h.sepc);
@@ -236,10 +312,10 @@ export class Khv implements GuestRam {
     if (isStore && facts?.writesMem) {
       const size = facts.size;
       const value = h.x[fieldRs2(word)] & (size === 4 ? -1 : (1 << (size * 8)) - 1);
-      this.device.access(offset, size, true, value);
+      access(offset, size, true, value);
     } else if (!isStore && facts?.readsMem) {
       const { size, signed } = facts;
-      let value = this.device.access(offset, size, false, 0);
+      let value = access(offset, size, false, 0);
       if (size < 4) value = signed ? (value << (32 - size * 8)) >> (32 - size * 8) : value & ((1 << (size * 8)) - 1);
       const rd = fieldRd(word);
       if (rd !== 0) h.x[rd] = value;

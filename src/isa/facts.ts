@@ -33,7 +33,7 @@
  *   ecall/ebreak). Branches and jumps cannot: with C every target is 2-byte aligned and a fault at
  *   the target belongs to the instruction fetched there. Divides do not trap on RISC-V.
  * - writesRd: bits 11:7 name a destination register (written even when it is x0, then discarded).
- * - privileged: a row of the privileged architecture (Priv and H extensions): whether it may run
+ * - privileged: a row of the privileged architecture (Priv and H extensions, and hvsim's Xhvpm): whether it may run
  *   depends on the current mode and the trap bits of mstatus/hstatus. (A CSR access's privilege
  *   depends on the CSR's address instead, checked at run time.)
  * - transfers: a branch or jump (branch, jal, jalr); taking it counts as a taken branch.
@@ -99,7 +99,7 @@ export const FACTS: readonly InsnFacts[] = INSNS.map((r) => ({
   signed: r.signed,
   ...KIND_FACTS[r.kind],
   startsBlock: r.kind === 'csr',
-  privileged: r.ext === 'Priv' || r.ext === 'H',
+  privileged: r.ext === 'Priv' || r.ext === 'H' || r.ext === 'Xhvpm',
   plain: r.kind === 'load' || r.kind === 'store',
   transfers: r.kind === 'branch' || r.kind === 'jal' || r.kind === 'jalr',
 }));

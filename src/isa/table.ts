@@ -9,8 +9,12 @@
 
 import { CIMM, IMM, extractor, place } from './imm.js';
 
-/** Xdomain: hvsim's protection-domain gate (technique 7), in the custom-0 opcode space. */
-export type Extension = 'I' | 'M' | 'A' | 'C' | 'Zicsr' | 'Zifencei' | 'Priv' | 'H' | 'Xdomain';
+/**
+ * `Xdomain` and `Xhvpm` are hvsim's own (non-standard, hence X-prefixed) extensions, both in the
+ * custom-0 opcode space: the protection-domain gate of technique 7 (funct3 000) and the return from
+ * the privileged mode of technique 6 (funct3 001; docs/techniques/global-view.md).
+ */
+export type Extension = 'I' | 'M' | 'A' | 'C' | 'Zicsr' | 'Zifencei' | 'Priv' | 'H' | 'Xdomain' | 'Xhvpm';
 
 /**
  * Operand formats of 32-bit instructions. They decide how the assembler parses operands and how
@@ -36,7 +40,7 @@ export type Format =
  *   lr      load-reserved               sc      store-conditional     amo   atomic read-modify-write
  *   branch  conditional branch          jal     direct jump           jalr  indirect jump
  *   csr     Zicsr access                fence   memory ordering       fencei  instruction-fetch fence
- *   system  ecall, ebreak, xRET, wfi, sfence.vma, hfence.*
+ *   system  ecall, ebreak, xRET, wfi, sfence.vma, hfence.*, pmret
  *   hlv     hypervisor virtual-machine load (hlv, hlvx)      hsv   hypervisor virtual-machine store
  */
 export type Kind =
@@ -82,7 +86,8 @@ const Z = row('Zicsr');
 const F = row('Zifencei');
 const P = row('Priv');
 const H = row('H');
-const X = row('Xdomain');
+const XD = row('Xdomain');
+const XP = row('Xhvpm');
 
 /** AMOs: funct5, then aq/rl as operand bits. */
 const amo = (name: string, funct5: string, kind: Kind = 'amo'): InsnRow =>
@@ -188,7 +193,11 @@ export const INSNS: readonly InsnRow[] = [
   // *** Xdomain: protection-domain gate (a VMFUNC-like switch of G-stage and guest page table) ***
   // dgate rs1: x[rs1] >= 0 calls gate x[rs1]; DGATE_RETURN (-1) returns to the caller. Operands
   // as SFENCE's: rs1, and rs2, which is reserved (ignored; assemblers write 0). See cpu/domain-gate.ts.
-  X('dgate',       '0000000 ..... ..... 000 00000 0001011', 'SFENCE', { kind: 'system' }),
+  XD('dgate',       '0000000 ..... ..... 000 00000 0001011', 'SFENCE', { kind: 'system' }),
+  // *** Xhvpm: the privileged mode's return (custom-0). Leaves the mode (restoring the state saved
+  // at entry); anywhere else it raises a virtual-instruction exception (V=1, the hypervisor
+  // emulates it as KVM emulates RSM) or an illegal-instruction exception (V=0). ***
+  XP('pmret',       '0000000 00000 00000 001 00000 0001011', 'NONE'),
 ];
 
 /** Mask/match pair of a pattern. */

@@ -38,6 +38,7 @@ import { EXIT_REASONS } from '../hypervisor/exits.js';
 import type { MigrationOutcome, MigrationParams, MigrationStats } from '../migration/source.js';
 import type { DestinationFault } from '../migration/destination.js';
 import type { DomainEvent } from '../hypervisor/domains.js';
+import type { PmEvent } from '../hypervisor/privileged-mode.js';
 
 export type WorkerState = 'created' | 'running' | 'paused' | 'stopped' | 'crashed';
 
@@ -55,6 +56,8 @@ export type WorkerRequest =
   | { type: 'set-techniques'; techniques: TechniqueSettings }
   /** Injects an uncorrectable error into host frame `frame` (guest RAM of this VM) at the next slice boundary. */
   | { type: 'inject-memory-error'; frame: number; latent?: boolean }
+  /** Raises the privileged-mode interrupt on vCPU `vcpu` (technique 6); the reply says what became of it. */
+  | { type: 'inject-privileged-mode'; vcpu: number }
   /** Source: starts a pre-copy migration to the destination worker listening on `port`; outcome arrives as `migration` messages. */
   | { type: 'migrate'; port: number; params: MigrationParams }
   /** Source: cancels the running migration (before the switch-over); the VM runs on here. */
@@ -76,6 +79,8 @@ export interface ReplyData {
   'trace-exits': null;
   'set-techniques': null;
   'inject-memory-error': ReturnType<Vm['injectMemoryError']>;
+  /** entered, queued, coalesced or dropped. */
+  'inject-privileged-mode': { outcome: ReturnType<Vm['interruptPrivilegedMode']> };
   'migrate': null;
   'migrate-cancel': null;
   'migrate-listen': { port: number };
@@ -97,8 +102,8 @@ export type RequestOf<K extends ActionType> = Extract<WorkerRequest, { type: K }
 /** Which actions each state accepts. */
 export const ALLOWED: Record<WorkerState, readonly ActionType[]> = {
   created: ['start', 'stop', 'read-state', 'trace-exits', 'migrate-listen'],
-  running: ['pause', 'stop', 'read-state', 'inject-memory-error', 'trace-exits', 'set-techniques', 'resolve-frame', 'memory-map', 'migrate', 'migrate-cancel'],
-  paused: ['resume', 'stop', 'read-state', 'inject-memory-error', 'trace-exits', 'set-techniques', 'resolve-frame', 'memory-map', 'migrate', 'migrate-cancel'],
+  running: ['pause', 'stop', 'read-state', 'inject-memory-error', 'inject-privileged-mode', 'trace-exits', 'set-techniques', 'resolve-frame', 'memory-map', 'migrate', 'migrate-cancel'],
+  paused: ['resume', 'stop', 'read-state', 'inject-memory-error', 'inject-privileged-mode', 'trace-exits', 'set-techniques', 'resolve-frame', 'memory-map', 'migrate', 'migrate-cancel'],
   stopped: ['read-state'],
   crashed: ['read-state'],
 };
@@ -153,6 +158,8 @@ export type WorkerMessage =
   | { type: 'memory-failure'; gpa: number; pid: number | null; va: number | null; virtualTimeNs: number }
   /** Technique 7: an access to a protection domain's memory was blocked, a gate misused, or a domain faulted. */
   | { type: 'domain-event'; event: DomainEvent; virtualTimeNs: number }
+  /** Privileged-mode phases since the last slice (technique 6), at most MAX_PM_BATCH; `dropped` counts the rest. */
+  | { type: 'privileged-mode'; events: PmEvent[]; dropped: number }
   /** Exits since the last batch (while tracing); `dropped` counts those over MAX_EXIT_BATCH. */
   | { type: 'exits'; records: ExitRecord[]; dropped: number }
   | MigrationMessage
@@ -162,6 +169,8 @@ export type WorkerMessage =
 /** One VM exit, for tracing: vCPU, reason, guest pc, virtual time (ns) of the vCPU. */
 export interface ExitRecord { vcpu: number; reason: string; pc: number; timeNs: number }
 export const MAX_EXIT_BATCH = 10_000;
+/** Privileged-mode events sent per slice (the service logs each as a vm.privileged-mode event); the rest are only counted: the sampling. */
+export const MAX_PM_BATCH = 16;
 
 /** Main thread → worker: a request, or credit for the next console batch. */
 export type ToWorker = { type: 'request'; id: number; request: WorkerRequest } | { type: 'credit' };

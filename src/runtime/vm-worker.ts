@@ -12,9 +12,10 @@ import { EXIT_REASONS } from '../hypervisor/exits.js';
 import { MigrationDestination } from '../migration/destination.js';
 import { MigrationHostPanic, MigrationSource } from '../migration/source.js';
 import {
-  ActionType, ALLOWED, CONSOLE_PENDING_BYTES, ExitRecord, MAX_EXIT_BATCH, PUBLISHED, ReplyData, RequestOf, SLICE_QUANTA, ToWorker, VmSnapshot, WorkerError,
+  ActionType, ALLOWED, CONSOLE_PENDING_BYTES, ExitRecord, MAX_EXIT_BATCH, MAX_PM_BATCH, PUBLISHED, ReplyData, RequestOf, SLICE_QUANTA, ToWorker, VmSnapshot, WorkerError,
   WorkerErrorKind, WorkerInit, WorkerMessage, WorkerState,
 } from './protocol.js';
+import type { PmEvent } from '../hypervisor/privileged-mode.js';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -33,7 +34,15 @@ let pauseAt = Infinity;
 let exitBatch: ExitRecord[] = [];
 let exitsDropped = 0;
 
+let pmBatch: PmEvent[] = [];
+let pmDropped = 0;
+
 function flushExits(): void {
+  if (pmBatch.length > 0 || pmDropped > 0) {
+    send({ type: 'privileged-mode', events: pmBatch, dropped: pmDropped });
+    pmBatch = [];
+    pmDropped = 0;
+  }
   if (exitBatch.length === 0 && exitsDropped === 0) return;
   send({ type: 'exits', records: exitBatch, dropped: exitsDropped });
   exitBatch = [];
@@ -161,6 +170,7 @@ function attach(v: Vm): void {
   vm = v;
   v.onConsole(queueConsole);
   v.kernel.onProcessExit = (status) => send({ type: 'process', status });
+  v.onPrivilegedMode((e) => { if (pmBatch.length < MAX_PM_BATCH) pmBatch.push(e); else pmDropped++; });
   v.kernel.onMemoryFailure = (e) => send({ type: 'memory-failure', gpa: e.gpa, pid: e.pid, va: e.va, virtualTimeNs: v.virtualTimeNs() });
   v.onDomainEvent((event) => send({ type: 'domain-event', event, virtualTimeNs: v.virtualTimeNs() }));
 }
@@ -230,6 +240,9 @@ const HANDLERS: { [K in ActionType]: (a: RequestOf<K>) => Outcome<K> | Promise<O
   'set-techniques': (a) => { vm!.kernel.techniques = a.techniques; return done; },
   'inject-memory-error': (a) => {
     try { return ok(vm!.injectMemoryError(a.frame, a.latent ?? true)); } catch (e) { return fail('invalid', message(e)); }
+  },
+  'inject-privileged-mode': (a) => {
+    try { return ok({ outcome: vm!.interruptPrivilegedMode(a.vcpu) }); } catch (e) { return fail('invalid', message(e)); }
   },
   'migrate': (a) => {
     if (migration) return fail('not-allowed', 'a migration is already running');

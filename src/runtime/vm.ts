@@ -15,6 +15,7 @@ import { COSTS, Ctr, CrossingPreset } from '../uarch/costs.js';
 import { HostMemory, OutOfHostMemory } from '../hypervisor/host-memory.js';
 import { Khv, Vcpu } from '../hypervisor/khv.js';
 import { Uhv } from '../hypervisor/uhv.js';
+import { PmEvent, PmStats, PrivilegedMode } from '../hypervisor/privileged-mode.js';
 import { GuestMemoryError, VmFault } from '../hypervisor/exits.js';
 import { FrameState, POISON } from '../hypervisor/host-memory.js';
 import { CONSOLE_PORTS, CONSOLE_RING_BASE, RAM_BASE, ringGpa } from '../hypervisor/platform.js';
@@ -89,6 +90,7 @@ export interface VmCounters extends VcpuCounters {
   syscallLookahead: LookaheadStats;
   /** Technique 7's counters; null when the VM has no protection domains. */
   protectionDomains: DomainCounters | null;
+  privilegedMode: PmStats;
   perVcpu: VcpuCounters[];
 }
 
@@ -140,6 +142,8 @@ export class Vm implements Migratable, MigrationTarget {
       this.khv.release();
       throw e;
     }
+    this.pm = this.privilegedMode(mem);
+    if (this.codeInvalidate) this.pm.invalidateCode = this.codeInvalidate;
     if (opts.incoming) return;
     try {
       this.kernel.boot(spec.processes.map((p, i) => ({ elf: elfs[i], name: p.name, argv: p.argv, env: p.env, stdin: p.stdin })));
@@ -245,8 +249,12 @@ export class Vm implements Migratable, MigrationTarget {
 
   discard(reason: string): void { this.stop(reason); }
 
-  /** Everything besides guest RAM that a migration carries. Call between `run` calls. */
+  /**
+   * Everything besides guest RAM that a migration carries. Call between `run` calls.
+   * Raises: Error while a vCPU is in technique 6's privileged mode (its region does not migrate).
+   */
   exportState(): MachineState & { guestOs: GuestOsState } {
+    if (this.pm.busy()) throw new Error('a vCPU is in the privileged mode: its region does not migrate');
     const d = this.khv.device;
     return {
       vcpus: this.vcpus.map((v, i) => captureVcpu(v, this.idle[i])),
@@ -275,6 +283,34 @@ export class Vm implements Migratable, MigrationTarget {
     this.khv.device.counters.consoleBytes = [...d.consoleBytes];
   }
 
+  /** Technique 6's privileged mode: its view and queue depth follow the live technique settings. */
+  readonly pm: PrivilegedMode;
+  private privilegedMode(mem: PhysMem): PrivilegedMode {
+    const settings = () => {
+      const t = this.kernel.techniques.privilegedModeRendezvous;
+      return { view: t?.enabled ? 'global' as const : 'per-vcpu' as const, maxQueued: Number(t?.maxQueued ?? 16) };
+    };
+    const pm = new PrivilegedMode(this.vcpus, this.host, mem, this.owner, this.khv.gstage.hgatp, { settings, seed: this.spec.seed });
+    pm.flushAll = () => this.khv.flushAll();
+    pm.onEvent = (e) => { for (const l of this.pmListeners) l(e); };
+    this.khv.pm = pm;
+    this.khv.vcpuCount = this.vcpus.length;
+    return pm;
+  }
+  private readonly pmListeners: Array<(e: PmEvent) => void> = [];
+  /** Told about every privileged-mode phase (the `vm.privileged-mode` events). */
+  onPrivilegedMode(l: (e: PmEvent) => void): void { this.pmListeners.push(l); }
+
+  /**
+   * The privileged-mode interrupt for vCPU `vcpu` from outside (REST), between `run` calls.
+   * Returns what became of the request (PrivilegedMode.request).
+   * Raises: RangeError for a vCPU that does not exist; Error when the VM is not running.
+   */
+  interruptPrivilegedMode(vcpu: number): string {
+    if (this.state !== 'running') throw new Error(`the VM is ${this.state}`);
+    return this.pm.request(vcpu, 'external');
+  }
+
   /**
    * One "has code" map for all vCPUs, and invalidation broadcast to every translation cache, so a
    * store by one vCPU (or by the kernel's native code) into code another vCPU translated is seen.
@@ -286,7 +322,10 @@ export class Vm implements Migratable, MigrationTarget {
     for (const v of this.vcpus) v.hart.onCodeWrite = invalidate;
     this.khv.codePages = codePages;
     this.khv.onCodeWrite = invalidate;
+    this.codeInvalidate = invalidate;
   }
+
+  private codeInvalidate: ((pa: number) => void) | null = null;
 
   onConsole(l: ConsoleListener): void { this.listeners.push(l); }
   private emit(port: number, bytes: Uint8Array): void { for (const l of this.listeners) l(port, bytes); }
@@ -346,6 +385,8 @@ export class Vm implements Migratable, MigrationTarget {
     const h = v.hart;
     const ctr = h.ctr;
     while (ctr[Ctr.Cycles] < end) {
+      // The stop state of technique 6's rendezvous: not run until the vCPU in the mode leaves it.
+      if (this.pm.isStopped(v.id)) return;
       this.khv.tick(v);
       if (v.halted) {
         // Idle: the clock jumps to the next timer deadline (or the quantum's end).
@@ -431,10 +472,11 @@ export class Vm implements Migratable, MigrationTarget {
   processes(): ProcessStatus[] { return this.kernel.statuses(); }
 
   counters(): VmCounters {
+    const pm = this.pm.counters();
     const perVcpu = this.vcpus.map((v, i): VcpuCounters => {
       const c = v.hart.ctr;
       return {
-        instructions: c[Ctr.Instructions], cycles: c[Ctr.Cycles] - this.idle[i], idleCycles: this.idle[i],
+        instructions: c[Ctr.Instructions], cycles: c[Ctr.Cycles] - this.idle[i] - pm.stoppedCycles[i], idleCycles: this.idle[i],
         crossings: c[Ctr.Crossings], tlbMisses: c[Ctr.TlbMisses], branchMispredicts: c[Ctr.BranchMispredicts],
         interrupts: c[Ctr.Interrupts],
       };
@@ -452,6 +494,7 @@ export class Vm implements Migratable, MigrationTarget {
       backedPages: this.khv.gstage.backedPages,
       syscallLookahead: structuredClone(this.kernel.lookahead),
       protectionDomains: this.domains.domains.length ? this.domains.counters() : null,
+      privilegedMode: pm,
       perVcpu,
     };
   }

@@ -13,6 +13,8 @@ const ROOT = new URL('../../', import.meta.url);
 export interface BuiltinImage {
   name: string;
   description: string;
+  /** Uses hvsim's own syscalls, so qemu-riscv32 cannot be its oracle: why. */
+  hvsimOnly?: string;
 }
 
 export interface Workload {
@@ -27,6 +29,8 @@ export const BUILTIN_IMAGES: readonly BuiltinImage[] = [
   { name: 'cpu', description: 'CPU-bound: bitwise CRC-32 over a 16 KiB buffer, argv[1] rounds (default 8); almost no syscalls' },
   { name: 'syscalls', description: 'syscall-heavy: argv[1] iterations (default 2000) of getpid, clock_gettime64 and sched_yield with ALU work between' },
   { name: 'memtouch', description: 'memory toucher: maps argv[1] MiB (default 8) and dirties every 64-byte line argv[2] times (default 4), sleeping argv[3] ms (default 0) after the first pass' },
+  { name: 'pmcounter', description: 'technique 6 (hvsim only): argv[1] times (default 100) increments the privileged mode\'s protected counter through an SBI hypercall, checking it only grows; then a MAC under the sealed key and a read of the key outside the mode (faults, reads ffffffff)',
+    hvsimOnly: 'syscalls 500-502 are hvsim\'s privileged-mode calls (technique 6); qemu-riscv32 returns -ENOSYS for them' },
 ];
 
 export const WORKLOADS: readonly Workload[] = [
@@ -38,6 +42,11 @@ export const WORKLOADS: readonly Workload[] = [
       { image: 'cpu', argv: ['cpu', '4'] }, { image: 'syscalls', argv: ['syscalls', '1000'] },
       { image: 'memtouch', argv: ['memtouch', '4', '2'] }, { image: 'hello', argv: ['hello'] },
     ],
+  },
+  {
+    name: 'privileged', description: 'technique 6 on 4 vCPUs: pmcounter on every vCPU at once, each entering the privileged mode 100 times',
+    vcpus: 4,
+    processes: [0, 1, 2, 3].map(() => ({ image: 'pmcounter', argv: ['pmcounter', '100'] })),
   },
 ];
 

@@ -74,9 +74,17 @@ export const TECHNIQUES: readonly Technique[] = [
   planned(5, 'uhvDirectTransitions', 'US20240028359A1', 'Fewer transitions for user-level hypervisors',
     'Exits selected by a control structure go straight to the UHV, which returns directly to the guest.',
     'exit routing: UHV exits take two transitions instead of four'),
-  planned(6, 'privilegedModeRendezvous', 'US10678909B2', 'Global view of memory with a privileged mode',
-    'A vCPU enters a privileged mode only after mapping its region and stopping every other vCPU.',
-    'multi-vCPU VMs: a stop-the-world rendezvous around privileged-mode entry'),
+  {
+    name: 'privilegedModeRendezvous', number: 6, patent: 'US10678909B2', title: 'Global view of memory with a privileged mode',
+    description: 'Every VM has an SMM-like privileged mode: entered on the privileged-mode interrupt (the doorbell device register, an SBI hypercall from the guest kernel, or POST /v1/vms/{id}/vcpus/{n}/interrupts), it runs the handler held in a special region and leaves with pmret. On, the VM keeps ONE G-stage table: a vCPU enters only after checking that no vCPU is in the mode (else its request is queued), mapping the region into that table and stopping every other vCPU (halted, still accepting the privileged-mode interrupt); on pmret the region is unmapped, TLBs and the region\'s translated code are flushed and the others released. Off (the baseline, as KVM gives each vCPU an SMM address space), each vCPU entering the mode switches to a G-stage table of its own that maps the region, and the others keep running.',
+    changes: 'privileged-mode entry and exit: a stop-the-world rendezvous (COSTS.rendezvousBase + rendezvousPerVcpu per extra vCPU, and waiting for the others) instead of a G-stage root switch per entry and exit (COSTS.domainSwitchExit) with a root table and a leaf table per vCPU',
+    params: [
+      { name: 'maxQueued', type: 'integer', default: 16, min: 1, max: 1024, description: 'privileged-mode requests that may wait for the vCPU in the mode; more are dropped (counted)' },
+    ],
+    enabledByDefault: false,
+    counters: ['entries', 'entriesBySource.SOURCE', 'queued', 'coalesced', 'dropped', 'rendezvous.count', 'rendezvous.totalCycles', 'rendezvous.maxCycles', 'rendezvous.totalNs', 'stoppedCycles[vcpu]', 'inModeCycles', 'regionFaults', 'regionFaultsByVcpu[vcpu]', 'viewFrames', 'viewBytes', 'viewSwitches'],
+    live: true, appliesAt: 'the next privileged-mode entry when no vCPU is in the mode', support: 'implemented',
+  },
   {
     name: 'protectionDomains', number: 7, patent: 'US20160299851A1', title: 'Isolating guest code and data with several nested page tables',
     description: 'A VM defines secure protection domains (POST /v1/vms/{id}/domains) besides its root domain. The KHV gives each its own G-stage table mapping guest RAM plus the domain\'s private memory, which the root domain\'s table does not map; the domain\'s code, data and guest page tables live there. Root code enters and leaves a domain only through registered gates (the dgate instruction); any other access to domain memory, from guest code, the guest kernel\'s copies or a device, is blocked and reported, and the attacker is killed. Off, a VM that defines domains does not start.',

@@ -185,4 +185,10 @@ export const SCHEMAS: Record<string, SchemaObject> = {
     gates: { type: 'array', description: 'the gate number each entry point has in the VM (numbered in order across its domains)', items: obj({ entryPoint: { type: 'string' }, gate: int }) },
   }, undefined, { description: 'A secure protection domain of a VM (technique 7)' }),
   DomainList: { type: 'array', items: ref('Domain') },
+  InterruptResult: obj({
+    vmId: uuid,
+    vcpu: int,
+    type: { type: 'string', enum: ['privileged-mode'] },
+    outcome: { type: 'string', enum: ['entered', 'queued', 'coalesced', 'dropped'], description: 'what became of the interrupt' },
+  }, undefined, { description: 'An interrupt delivered to a vCPU (technique 6)' }),
 };
