@@ -47,7 +47,9 @@ export class AppModule {
           synchronize: false,
           poolSize: o.embedded ? 1 : 10,
           extra: {
-            connectionTimeoutMillis: 5000,
+            // The embedded database has one connection: a burst of requests queues for it (up to
+            // 60 s) rather than failing after 5 s; a real server's pool answers 503 sooner.
+            connectionTimeoutMillis: o.embedded ? 60_000 : 5000,
             statement_timeout: 10000,
             ...(o.config.schema !== 'public' ? { options: `-c search_path=${o.config.schema}` } : {}),
           },

@@ -18,6 +18,7 @@ import { openApiDocument } from './openapi.js';
 import { httpLogger, Metrics } from './api/observability.js';
 import { verifyJsonBytes } from './api/validate.js';
 import type { NestExpressApplication } from '@nestjs/platform-express';
+import { installProcessGuard } from './api/process-guard.js';
 
 /** Errors of the body parsers (too large, malformed JSON) as problem+json. */
 function bodyErrors(err: { status?: number; type?: string; message?: string }, _req: express.Request, res: express.Response, next: express.NextFunction) {
@@ -53,6 +54,7 @@ function resolveAdminToken(config: Config): { token: string; generated: boolean 
 }
 
 export async function startService(config: Config): Promise<RunningService> {
+  installProcessGuard();
   let embedded: EmbeddedPostgres | null = null;
   let databaseUrl = config.databaseUrl;
   if (!databaseUrl) {

@@ -42,6 +42,9 @@ test('VMs running when the service is killed are stopped with reason service-res
       if ((await request(url).get(`/v1/vms/${vm.id}`).set(auth)).body.state === 'running') break;
       await new Promise((r) => setTimeout(r, 25));
     }
+    // An Operation in flight at the kill: a start answered 202 a moment before.
+    const late = (await request(url).post('/v1/vms').set(auth).send({ name: 'late', hostId: host.id, vcpus: 1, memoryMiB: 16, processes: [{ imageId: img.id }] }).expect(201)).body;
+    const lateOp = (await request(url).post(`/v1/vms/${late.id}/start`).set(auth).expect(202)).body;
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
 
@@ -56,6 +59,16 @@ test('VMs running when the service is killed are stopped with reason service-res
       // Nothing else is lost, and the VM can start again.
       expect((await request(svc.url).get(`/v1/images/${img.id}`).set(auth).expect(200)).body.sha256).toBe(img.sha256);
       expect((await request(svc.url).get(`/v1/hosts/${host.id}`).set(auth).expect(200)).body.memory.framesByVm).toEqual({});
+      // Operations left pending or running by the kill are settled: failed with reason service-restart.
+      const op = (await request(svc.url).get(`/v1/operations/${lateOp.id}`).set(auth).expect(200)).body;
+      expect(['failed', 'succeeded']).toContain(op.state);
+      if (op.state === 'failed') expect(op.error).toMatchObject({ reason: 'service-restart' });
+      const ops = (await request(svc.url).get('/v1/operations?pageSize=100').set(auth).expect(200)).body.items as Array<{ state: string }>;
+      expect(ops.filter((o) => o.state === 'pending' || o.state === 'running')).toEqual([]);
+      expect(['stopped', 'created']).toContain((await request(svc.url).get(`/v1/vms/${late.id}`).set(auth).expect(200)).body.state);
+      // Cancelling a settled Operation says it has ended, and how.
+      const c = await request(svc.url).post(`/v1/operations/${lateOp.id}/cancel`).set(auth).expect(409);
+      expect(c.body.detail).toContain(`has already ended (${op.state})`);
       await request(svc.url).post(`/v1/vms/${vm.id}/start`).set(auth).expect(202);
     } finally {
       await svc.close();

@@ -4,6 +4,12 @@
 import { ArgumentsHost, BadRequestException, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import type { Response } from 'express';
 import { QueryFailedError } from 'typeorm';
+import { TransitionError } from '../runtime/vm-state.js';
+import { VmActionError } from '../runtime/vm-runner.js';
+import type { WorkerErrorKind } from '../runtime/protocol.js';
+import { TechniqueConfigError } from '../techniques/catalogue.js';
+import { AsmError } from '../isa/assembler.js';
+import { ElfError } from '../isa/elf.js';
 
 export interface FieldError { field: string; message: string }
 
@@ -19,7 +25,7 @@ export const unauthorized = (detail: string) => new ProblemError(401, 'Unauthori
 const TYPE = 'https://hvsim.dev/problems/';
 
 /** Connection-level database failures (duck-typed: errors may come from another realm). */
-function isDatabaseUnreachable(err: unknown): boolean {
+export function isDatabaseUnreachable(err: unknown): boolean {
   const e = err as { code?: unknown; message?: unknown; driverError?: unknown } | null;
   if (!e || typeof e !== 'object') return false;
   if (err instanceof QueryFailedError && err.driverError) return isDatabaseUnreachable(err.driverError);
@@ -27,6 +33,31 @@ function isDatabaseUnreachable(err: unknown): boolean {
   if (typeof code === 'string' && ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '08006', '08001'].includes(code)) return true;
   return typeof e.message === 'string' && /ECONNREFUSED|Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(e.message);
 }
+/** How each kind of worker failure reaches a client. */
+const WORKER_ERROR: Record<WorkerErrorKind, [number, string]> = {
+  'not-allowed': [409, 'Conflict'],
+  'gone': [409, 'Conflict'],
+  'invalid': [422, 'Unprocessable Content'],
+  'failed': [409, 'Conflict'],
+  'timeout': [504, 'Gateway Timeout'],
+};
+
+/** A domain error (from the runtime, the techniques catalogue, the assembler, the ELF loader) as a problem; null for anything else. */
+export function domainProblem(err: unknown): ProblemError | null {
+  if (err instanceof ProblemError) return err;
+  if (err instanceof TransitionError) return conflict(err.message, { state: err.from });
+  if (err instanceof VmActionError) {
+    const [status, title] = WORKER_ERROR[err.kind];
+    return new ProblemError(status, title, err.message, { state: err.snapshot.state, kind: err.kind });
+  }
+  if (err instanceof TechniqueConfigError) {
+    return new ProblemError(err.status, err.status === 501 ? 'Not Implemented' : 'Bad Request', err.message, { errors: [{ field: 'techniques', message: err.message }] });
+  }
+  if (err instanceof AsmError) return new ProblemError(422, 'Unprocessable Content', `assembly failed: ${err.problems.length} error(s)`, { errors: err.problems });
+  if (err instanceof ElfError) return new ProblemError(422, 'Unprocessable Content', `not a valid static RV32 executable: ${err.message} (at offset ${err.offset})`, { offset: err.offset });
+  return null;
+}
+
 const slug = (title: string) => title.toLowerCase().replace(/[^a-z0-9]+/g, '-');
 
 /** Maps every error to application/problem+json; unexpected errors become a 500 without internals. */
@@ -38,8 +69,9 @@ export class ProblemFilter implements ExceptionFilter {
     const res = host.switchToHttp().getResponse<Response>();
     let status = 500, title = 'Internal Server Error', detail = 'an unexpected error occurred';
     let extra: Record<string, unknown> = {};
-    if (err instanceof ProblemError) {
-      ({ status, title, detail, extra } = err);
+    const domain = domainProblem(err);
+    if (domain) {
+      ({ status, title, detail, extra } = domain);
     } else if (err instanceof BadRequestException) {
       const body = err.getResponse() as { message?: unknown };
       const messages = Array.isArray(body.message) ? body.message.map(String) : [String(body.message ?? err.message)];

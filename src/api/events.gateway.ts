@@ -32,6 +32,7 @@ import { hashToken } from './auth.js';
 import { ExperimentEntity, HostEntity, ImageEntity, OperationEntity, TenantEntity, VmEntity } from '../persistence/entities.js';
 import { RuntimeService } from './runtime.service.js';
 import type { ExitRecord } from '../runtime/protocol.js';
+import { ProblemError } from './errors.js';
 
 export const EXIT_IN_FLIGHT = 8;
 export const EXIT_QUEUE = 32;
@@ -150,7 +151,12 @@ export class EventsGateway implements OnGatewayInit, OnGatewayConnection, OnModu
       // Replay in seq order, page by page, through the same bounded delivery path.
       let since = r.sinceSeq;
       for (;;) {
-        const page = await this.events.listSubjects(c.tenantId, since, 500, subscribed);
+        let page: HvEvent[];
+        try { page = await this.events.listSubjects(c.tenantId, since, 500, subscribed); } catch (e) {
+          // Events after sinceSeq were pruned (410): the subscription stands, live events follow; the client must re-read state.
+          if (e instanceof ProblemError && e.status === 410) return { subscribed, rejected, gone: { status: 410, detail: e.detail, ...e.extra } };
+          throw e;
+        }
         for (const e of page) this.deliver(socket, c, e);
         if (page.length < 500) break;
         since = page[page.length - 1].seq;

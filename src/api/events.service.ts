@@ -2,11 +2,21 @@
  * The append-only, per-tenant event log. `append` runs inside the caller's transaction and
  * allocates the next per-tenant `seq` by incrementing the tenant's counter row, which serializes
  * concurrent appends of one tenant (row lock) and keeps seq gap-free and monotonic.
+ *
+ * Retention (Kubernetes' watch semantics): each tenant keeps its newest HVSIM_EVENT_RETENTION
+ * events; older ones are pruned every PRUNE_EVERY_MS, and asking for events after a `since` that
+ * has been pruned away is `410 Gone` (the client re-reads the state, then follows from the
+ * newest seq).
  */
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { EventEmitter } from 'node:events';
 import { DataSource, EntityManager } from 'typeorm';
 import { EventEntity } from '../persistence/entities.js';
+import { ProblemError } from './errors.js';
+import { CONFIG } from './tokens.js';
+import type { Config } from '../config/config.js';
+
+const PRUNE_EVERY_MS = 30_000;
 
 export interface HvEvent { seq: number; time: string; type: string; tenantId: string; subject: string; data: Record<string, unknown> }
 
@@ -17,11 +27,37 @@ export const toEvent = (e: EventEntity): HvEvent => ({
 const PENDING = new WeakMap<EntityManager, HvEvent[]>();
 
 @Injectable()
-export class EventsService {
+export class EventsService implements OnModuleInit, OnModuleDestroy {
   /** Emits 'event' (HvEvent) for every event, after the transaction that appended it commits. */
   readonly live = new EventEmitter().setMaxListeners(0);
+  private readonly log = new Logger('EventsService');
+  private pruner: NodeJS.Timeout | null = null;
 
-  constructor(private readonly ds: DataSource) {}
+  constructor(private readonly ds: DataSource, @Inject(CONFIG) private readonly config: Config) {}
+
+  onModuleInit(): void {
+    this.pruner = setInterval(() => {
+      this.prune().catch((e: unknown) => this.log.warn(`event pruning failed (retried in ${PRUNE_EVERY_MS / 1000} s): ${(e as Error).message}`));
+    }, PRUNE_EVERY_MS);
+    this.pruner.unref();
+  }
+
+  onModuleDestroy(): void { if (this.pruner) clearInterval(this.pruner); }
+
+  /** Deletes every tenant's events older than its newest `keep` (default HVSIM_EVENT_RETENTION); returns how many. */
+  async prune(keep = this.config.retention.events): Promise<number> {
+    const [, n] = (await this.ds.query('DELETE FROM events e USING tenants t WHERE e.tenant_id = t.id AND e.seq <= t.event_seq - $1', [keep])) as [unknown, number];
+    return n ?? 0;
+  }
+
+  /** Raises 410 Gone when events after `since` have been pruned (the oldest kept is not since + 1 or earlier). */
+  private async checkRetained(tenantId: string, since: number): Promise<void> {
+    const [row] = (await this.ds.query('SELECT min(seq) AS oldest FROM events WHERE tenant_id = $1', [tenantId])) as Array<{ oldest: string | null }>;
+    const oldest = row?.oldest === null || row?.oldest === undefined ? null : Number(row.oldest);
+    if (oldest !== null && oldest > since + 1) {
+      throw new ProblemError(410, 'Gone', `events after seq ${since} are no longer kept (the oldest kept is ${oldest}); read the current state and follow from the newest seq`, { oldestSeq: oldest });
+    }
+  }
 
   /**
    * Runs `work` in a transaction and publishes the events it appended once it has committed
@@ -53,6 +89,7 @@ export class EventsService {
 
   /** Events with seq > since for any of `subjects`, oldest first. */
   async listSubjects(tenantId: string, since: number, limit: number, subjects: string[]): Promise<HvEvent[]> {
+    await this.checkRetained(tenantId, since);
     return (await this.ds.getRepository(EventEntity).createQueryBuilder('e')
       .where('e.tenant_id = :tenantId AND e.seq > :since AND e.subject IN (:...subjects)', { tenantId, since, subjects })
       .orderBy('e.seq', 'ASC').limit(limit).getMany()).map(toEvent);
@@ -60,6 +97,7 @@ export class EventsService {
 
   /** Events with seq > since, oldest first, optionally for one subject. */
   async list(tenantId: string, since: number, limit: number, subject?: string): Promise<HvEvent[]> {
+    await this.checkRetained(tenantId, since);
     const q = this.ds.getRepository(EventEntity).createQueryBuilder('e')
       .where('e.tenant_id = :tenantId AND e.seq > :since', { tenantId, since })
       .orderBy('e.seq', 'ASC').limit(limit);

@@ -76,7 +76,7 @@ export class MemoryErrorsService {
     if (!runner) throw conflict(`VM ${vm.id} is ${vm.state}: only a running VM's pages have host frames`, { state: vm.state });
     const byGpa = dto.guestPhysicalAddress !== undefined;
     if (byGpa === (dto.pid !== undefined && dto.guestVirtualAddress !== undefined)) throw bad('with vmId give either guestPhysicalAddress or pid and guestVirtualAddress');
-    const f = await runner.ask<number>(byGpa ? { type: 'resolve-frame', gpa: dto.guestPhysicalAddress } : { type: 'resolve-frame', pid: dto.pid, va: dto.guestVirtualAddress });
+    const f = await runner.ask({ type: 'resolve-frame', target: byGpa ? { gpa: dto.guestPhysicalAddress! } : { pid: dto.pid!, va: dto.guestVirtualAddress! } });
     if (f < 0) throw bad('that address is not backed by a host frame (never touched, or not mapped)');
     return f;
   }
@@ -111,7 +111,7 @@ export class MemoryErrorsService {
     }
     const runner = vmId ? this.runtime.runner(vmId) : undefined;
     if (!runner) throw conflict(`frame ${frame} belongs to no running VM`, { frame });
-    const r = await runner.ask<{ gpa: number; owner: PageOwner; virtualTimeNs: number }>({ type: 'inject', what: 'memory-error', frame, latent });
+    const r = await runner.ask({ type: 'inject-memory-error', frame, latent });
     return record(latent ? 'latent' : 'known', { type: 'vm', vmId, guestPhysicalAddress: r.gpa, owner: r.owner, virtualTimeNs: r.virtualTimeNs }, {});
   }
 
@@ -150,7 +150,7 @@ export class MemoryErrorsService {
     if (!vm) throw notFound('vm', vmId);
     const runner = this.runtime.runner(vmId);
     if (!runner) throw conflict(`VM ${vmId} is ${vm.state}: it has no memory to list`, { state: vm.state });
-    let pages = await runner.ask<Array<{ gpa: number; hpa: number; owner: PageOwner; corrupted: boolean }>>({ type: 'memory-map' });
+    let pages = await runner.ask({ type: 'memory-map' });
     if (q.owner) {
       const [kind, pid] = q.owner.split(':');
       pages = pages.filter((p) => p.owner.kind === kind && (kind !== 'process' || (p.owner as { pid: number }).pid === Number(pid)));

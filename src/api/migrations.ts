@@ -120,7 +120,7 @@ export class MigrationsService {
   /** Guest pages of the VM whose errors the host knows (poisoned known, or already found corrupted). */
   private async knownPoisoned(runner: VmRunner, host: HostEntity): Promise<number[]> {
     const poison = this.runtime.ensureHost(host).memory.poison;
-    const pages = await runner.ask<Array<{ gpa: number; hpa: number; corrupted: boolean }>>({ type: 'memory-map' });
+    const pages = await runner.ask({ type: 'memory-map' });
     return pages.filter((p) => p.corrupted || (p.hpa >= 0 && poison[p.hpa / PAGE_SIZE] === POISON.Known)).map((p) => p.gpa);
   }
 

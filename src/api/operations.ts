@@ -1,11 +1,14 @@
 /**
  * Long-running work as persisted Operations (Google AIP-151 style): pending -> running ->
  * succeeded | failed | cancelled, with progress. Runners receive an AbortSignal that `cancel`
- * fires; a runner that ignores it still ends as cancelled (its result is discarded).
+ * fires; a runner that ignores it still ends as cancelled (its result is discarded). Recording an
+ * outcome retries while the database is unreachable; an outcome that still cannot be recorded is
+ * logged (never an unhandled rejection) and settled at the next start-up (`service-restart`).
  */
-import { Controller, Get, HttpCode, Injectable, OnModuleDestroy, Param, ParseUUIDPipe, Post, Query } from '@nestjs/common';
+import { Controller, Get, HttpCode, Injectable, Logger, OnModuleDestroy, Param, ParseUUIDPipe, Post, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
-import { DataSource } from 'typeorm';
+import { DataSource, In } from 'typeorm';
+import { withRetry } from './retry.js';
 import { TenantId } from './auth.js';
 import { conflict, notFound } from './errors.js';
 import { EventsService } from './events.service.js';
@@ -27,6 +30,7 @@ export const operationView = (o: OperationEntity) => ({
 @Injectable()
 export class OperationsService implements OnModuleDestroy {
   private readonly running = new Map<string, AbortController>();
+  private readonly log = new Logger('OperationsService');
 
   constructor(private readonly ds: DataSource, private readonly events: EventsService) {}
 
@@ -43,16 +47,29 @@ export class OperationsService implements OnModuleDestroy {
     return operationView(op);
   }
 
+  /** Records the outcome once (only an operation still pending or running changes). */
   private async finish(op: OperationEntity, patch: Partial<OperationEntity>, type: string) {
-    await this.events.tx(async (m) => {
-      await m.update(OperationEntity, { id: op.id }, patch as never);
+    await withRetry(() => this.events.tx(async (m) => {
+      const r = await m.update(OperationEntity, { id: op.id, state: In(['pending', 'running']) }, patch as never);
+      if (!r.affected) return;
       await this.events.append(m, op.tenantId, type, `operation:${op.id}`, { kind: op.kind, subject: op.subject, ...(patch.error ? { error: patch.error } : {}) });
-    });
+    }), { attempts: 12 });
   }
 
-  private async run(op: OperationEntity, runner: Runner, ac: AbortController) {
+  /** Runs an operation to its recorded end; never rejects. */
+  private async run(op: OperationEntity, runner: Runner, ac: AbortController): Promise<void> {
     try {
-      await this.ds.getRepository(OperationEntity).update({ id: op.id, state: 'pending' }, { state: 'running' });
+      await this.execute(op, runner, ac);
+    } catch (e) {
+      this.log.error(`operation ${op.id} (${op.kind}): its outcome could not be recorded: ${e instanceof Error ? e.message : String(e)}`);
+    } finally {
+      this.running.delete(op.id);
+    }
+  }
+
+  private async execute(op: OperationEntity, runner: Runner, ac: AbortController): Promise<void> {
+    try {
+      await withRetry(() => this.ds.getRepository(OperationEntity).update({ id: op.id, state: 'pending' }, { state: 'running' }));
       const result = await runner({
         signal: ac.signal,
         progress: async (p) => { await this.ds.getRepository(OperationEntity).update({ id: op.id, state: 'running' }, { progress: Math.max(0, Math.min(1, p)) }); },
@@ -62,8 +79,6 @@ export class OperationsService implements OnModuleDestroy {
     } catch (e) {
       if (ac.signal.aborted) await this.finish(op, { state: 'cancelled' }, 'operation.cancelled');
       else await this.finish(op, { state: 'failed', error: { message: e instanceof Error ? e.message : String(e) } }, 'operation.failed');
-    } finally {
-      this.running.delete(op.id);
     }
   }
 
@@ -77,15 +92,24 @@ export class OperationsService implements OnModuleDestroy {
     return listPage(this.ds.getRepository(OperationEntity), tenantId, q, operationView);
   }
 
-  /** Requests cancellation. Raises: 404 unknown, 409 when the operation already ended. */
+  /**
+   * Requests cancellation. An operation recorded pending/running whose work no longer runs here
+   * (its outcome could not be recorded) is recorded cancelled at once. Raises: 404 unknown, 409
+   * when the operation already ended (saying how).
+   */
   async cancel(tenantId: string, id: string) {
     const o = await this.get(tenantId, id);
-    const ac = this.running.get(id);
-    if (!ac || o.state === 'succeeded' || o.state === 'failed' || o.state === 'cancelled') {
-      throw conflict(`operation ${id} is ${o.state}; only pending or running operations can be cancelled`, { state: o.state });
+    if (o.state === 'succeeded' || o.state === 'failed' || o.state === 'cancelled') {
+      throw conflict(`operation ${id} has already ended (${o.state}); only a pending or running operation can be cancelled`, { state: o.state });
     }
-    ac.abort();
-    return { ...o, cancelRequested: true };
+    const ac = this.running.get(id);
+    if (ac) {
+      ac.abort();
+      return { ...o, cancelRequested: true };
+    }
+    const row = await this.ds.getRepository(OperationEntity).findOneByOrFail({ id, tenantId });
+    await this.finish(row, { state: 'cancelled' }, 'operation.cancelled');
+    return { ...(await this.get(tenantId, id)), cancelRequested: true };
   }
 
   /** On shutdown: cancels running operations and waits (up to 2 s) for them to record it. */

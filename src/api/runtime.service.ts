@@ -1,41 +1,91 @@
 /**
  * Connects the database to the runtime: every host row owns a live HostRuntime (its DRAM, frame
  * tables and VM workers), and every running VM a VmRunner. Here the runtime's happenings become
- * state changes and events: vm.state, vm.process, vm.console (coalesced), vm.counters (every
- * 250 ms while running), vm.fault; the final process statuses, counters and console are kept in
- * vm_runs. Per-exit records are not persisted; they are streamed live (`exitStream`) to
- * subscriptions that asked for them.
+ * state changes and events: vm.state, vm.process, vm.console (coalesced every 100 ms, exact bytes in
+ * base64), vm.counters (sampled: every HVSIM_COUNTERS_EVERY_S while running, and the final
+ * value), vm.fault; the final process statuses, counters and console are kept in vm_runs. Per-exit
+ * records are not persisted; they are streamed live (`exitStream`) to subscriptions that asked
+ * for them.
  *
- * All database updates of one VM are serialized (`serial`), so a VM that stops by itself while a
- * user pauses it resolves in one order.
+ * It owns the workers' lives: a VM has at most one worker (booting or live), a stop during the
+ * boot ends the worker as soon as it answers, and every write of a VM's state goes through
+ * `recordTransition` (the state machine of vm-state.ts). All database updates of one VM are
+ * serialized (`serial`), so a VM that stops by itself while a user pauses it resolves in one
+ * order. Background writes retry while the database is unreachable and never reject unhandled.
  */
-import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { EventEmitter } from 'node:events';
 import { DataSource, EntityManager, In } from 'typeorm';
 import { Gauge } from 'prom-client';
 import { EventsService } from './events.service.js';
 import { Metrics } from './observability.js';
-import { HostEntity, VmEntity, VmRunEntity } from '../persistence/entities.js';
+import { HostEntity, OperationEntity, VmEntity, VmRunEntity } from '../persistence/entities.js';
 import { HostRuntime, HostUsage } from '../runtime/host-runtime.js';
 import { VmRunner } from '../runtime/vm-runner.js';
 import type { VmSpec } from '../runtime/vm.js';
 import type { ExitRecord, VmSnapshot } from '../runtime/protocol.js';
 import type { ProcessStatus } from '../guest/process.js';
 import { transition, TransitionError, VmAction, VmState } from '../runtime/vm-state.js';
+import { CounterHistory } from '../runtime/counter-history.js';
+import { withRetry } from './retry.js';
+import { CONFIG } from './tokens.js';
+import type { Config } from '../config/config.js';
 
 /** States in which a VM has (or had, before a crash of the service) a live runtime. */
 const LIVE_STATES: VmState[] = ['starting', 'running', 'paused', 'stopping', 'migrating'];
-const COUNTERS_EVERY_MS = 250;
 const CONSOLE_EVERY_MS = 100;
 const CONSOLE_EVENT_BYTES = 64 * 1024;
+/** Console bytes per stream waiting to become events; more before the next flush is dropped from the event log (counted as `lagged`). */
+const CONSOLE_EVENTS_PENDING_BYTES = 1 << 20;
+
+/**
+ * Workers booting at once (spawning a thread, loading the engine, loading the images): more starts
+ * wait their turn in `starting`, so a burst of starts does not spawn hundreds of threads at once.
+ */
+export const MAX_CONCURRENT_BOOTS = 8;
+
+/** The VM was stopped while it was booting: its worker has been ended. */
+export class BootCancelled extends Error {
+  constructor(vmId: string) { super(`VM ${vmId} was stopped while it was starting`); }
+}
+
+/** Console output waiting to become vm.console events, bounded per stream. */
+class PendingConsole {
+  readonly parts: Uint8Array[][] = [[], []];
+  readonly size = [0, 0];
+  readonly lagged = [0, 0];
+
+  push(port: number, bytes: Uint8Array): void {
+    const room = CONSOLE_EVENTS_PENDING_BYTES - this.size[port];
+    if (bytes.length > room) this.lagged[port] += bytes.length - room;
+    const keep = bytes.length > room ? bytes.subarray(0, room) : bytes;
+    if (keep.length === 0) return;
+    this.parts[port].push(keep);
+    this.size[port] += keep.length;
+  }
+
+  /** Takes what is pending of `port`: its bytes and how many were dropped before them. */
+  take(port: number): { bytes: Buffer; lagged: number } {
+    const r = { bytes: Buffer.concat(this.parts[port]), lagged: this.lagged[port] };
+    this.parts[port] = [];
+    this.size[port] = 0;
+    this.lagged[port] = 0;
+    return r;
+  }
+}
 
 interface LiveVm {
   tenantId: string;
   hostId: string;
   runner: VmRunner;
   startedAt: Date;
-  pendingConsole: Array<{ port: number; bytes: Uint8Array }>;
+  pendingConsole: PendingConsole;
+  history: CounterHistory;
+  lastCountersEvent: number;
   timers: NodeJS.Timeout[];
+  /** Resolves once the VM's end (final state, run record) has been recorded or given up on. */
+  settled: Promise<void>;
+  resolveSettled: () => void;
 }
 
 @Injectable()
@@ -43,6 +93,13 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
   private readonly log = new Logger('RuntimeService');
   private readonly hosts = new Map<string, HostRuntime>();
   private readonly live = new Map<string, LiveVm>();
+  /** VMs whose worker is booting: whether a stop asked to cancel the boot, and when it is over. */
+  private readonly booting = new Map<string, { cancelled: boolean; over: Promise<unknown> }>();
+  /** Counters history of VMs that ran since this service started (kept after they stop, dropped with the VM). */
+  private readonly histories = new Map<string, CounterHistory>();
+  /** Boots under way, and starts waiting for one to finish. */
+  private boots = 0;
+  private readonly bootQueue: Array<() => void> = [];
   private readonly chains = new Map<string, Promise<unknown>>();
   /** How many live exit subscriptions each VM has. */
   private readonly tracing = new Map<string, number>();
@@ -50,7 +107,7 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
   readonly exitStream = new EventEmitter().setMaxListeners(0);
   private readonly gauges: { instructions: Gauge; cycles: Gauge; exits: Gauge; crossings: Gauge };
 
-  constructor(private readonly ds: DataSource, private readonly events: EventsService, metrics: Metrics) {
+  constructor(private readonly ds: DataSource, private readonly events: EventsService, metrics: Metrics, @Inject(CONFIG) private readonly config: Config) {
     const g = (name: string, help: string, labels: string[]) => new Gauge({ name, help, labelNames: labels, registers: [metrics.registry] });
     this.gauges = {
       instructions: g('hvsim_vm_instructions', 'instructions retired by the VM in its current or last run', ['vm', 'host']),
@@ -76,26 +133,37 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
     await Promise.all([...this.live.entries()].map(async ([id, l]) => {
       l.runner.removeAllListeners('final');
       await l.runner.stop();
-      await this.finish(id, l, { ...l.runner.snapshot, state: 'stopped', reason: 'service-shutdown' }).catch((e) => this.log.error(String(e)));
+      await this.finish(id, l, { ...l.runner.snapshot, state: 'stopped', reason: 'service-shutdown' });
     }));
     for (const h of this.hosts.values()) await h.shutdown();
   }
 
-  /** VMs that were live when the service went away without stopping them are `stopped` ('service-restart'), and their migrations `failed`. */
+  /**
+   * After a restart: VMs that were live when the service went away without stopping them are
+   * `stopped` ('service-restart', the `lost` transition), their migrations `failed`, and
+   * Operations left pending or running `failed` with reason `service-restart`.
+   */
   private async recover(): Promise<void> {
     const stale = await this.ds.getRepository(VmEntity).find({ where: { state: In(LIVE_STATES) } });
     for (const v of stale) {
       await this.events.tx(async (m) => {
-        const from = v.state;
-        await m.update(VmEntity, { id: v.id }, { state: 'stopped', stateReason: 'service-restart' });
+        await this.recordTransition(m, v, ['lost'], 'service-restart');
         await m.query('UPDATE vm_runs SET stopped_at = now() WHERE vm_id = $1 AND stopped_at IS NULL', [v.id]);
-        await this.events.append(m, v.tenantId, 'vm.state', `vm:${v.id}`, { from, to: 'stopped', reason: 'service-restart' });
       });
     }
     if (stale.length) this.log.warn(`${stale.length} VM(s) were running when the service stopped; marked stopped (service-restart)`);
     // Migrations in flight died with their workers.
     await this.ds.query(`UPDATE vm_migrations SET phase = 'failed', failure_reason = 'service-restart', completed_at = now(), updated_at = now()
       WHERE phase IN ('pending', 'preparing-target', 'target-ready', 'running')`);
+    const ops = await this.ds.getRepository(OperationEntity).find({ where: { state: In(['pending', 'running']) } });
+    for (const o of ops) {
+      await this.events.tx(async (m) => {
+        const error = { message: 'the service restarted while the operation was in progress', reason: 'service-restart' };
+        const r = await m.update(OperationEntity, { id: o.id, state: In(['pending', 'running']) }, { state: 'failed', error });
+        if (r.affected) await this.events.append(m, o.tenantId, 'operation.failed', `operation:${o.id}`, { kind: o.kind, subject: o.subject, error });
+      });
+    }
+    if (ops.length) this.log.warn(`${ops.length} operation(s) were in progress when the service stopped; marked failed (service-restart)`);
   }
 
   // *** hosts ***
@@ -154,23 +222,78 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
   }
 
   /**
-   * Boots `spec` as VM `vmId` on its host and wires its telemetry.
-   * Raises: VmActionError when it cannot boot (the VM is then recorded as crashed by the caller).
+   * Boots `spec` as VM `vmId` on its host and wires its telemetry. A VM has at most one worker:
+   * starting one that is booting or live is refused.
+   * Raises: VmActionError when it cannot boot (the VM is then recorded as crashed by the caller);
+   * BootCancelled when `stop` came during the boot (the worker is ended; its stop records it).
    */
   async start(tenantId: string, vmId: string, host: Pick<HostEntity, 'id' | 'memoryMiB'>, spec: VmSpec): Promise<VmRunner> {
+    if (this.live.has(vmId) || this.booting.has(vmId)) throw new Error(`VM ${vmId} already has a worker`);
+    const boot = { cancelled: false, over: Promise.resolve() as Promise<unknown> };
+    const work = this.boot(tenantId, vmId, host, spec, boot);
+    boot.over = work.catch(() => undefined);
+    this.booting.set(vmId, boot);
+    try { return await work; } finally { this.booting.delete(vmId); }
+  }
+
+  private async boot(tenantId: string, vmId: string, host: Pick<HostEntity, 'id' | 'memoryMiB'>, spec: VmSpec, boot: { cancelled: boolean }): Promise<VmRunner> {
     const rt = this.ensureHost(host);
     const startedAt = new Date();
-    await this.ds.getRepository(VmRunEntity).upsert({
+    await withRetry(() => this.ds.getRepository(VmRunEntity).upsert({
       vmId, tenantId, startedAt, stoppedAt: null, processes: [], counters: null, consoleStdout: Buffer.alloc(0), consoleStderr: Buffer.alloc(0), consoleTruncated: false,
-    }, ['vmId']);
-    const runner = await rt.startVm(vmId, spec);
-    const l: LiveVm = { tenantId, hostId: host.id, runner, startedAt, pendingConsole: [], timers: [] };
+    }, ['vmId']));
+    if (this.boots >= MAX_CONCURRENT_BOOTS) await new Promise<void>((r) => this.bootQueue.push(r));
+    else this.boots++;
+    let runner: VmRunner;
+    try {
+      if (boot.cancelled) throw new BootCancelled(vmId);
+      runner = await rt.startVm(vmId, spec, { consoleBytes: this.config.retention.consoleBytes });
+    } finally {
+      // Hand the boot slot to the next waiting start (or give it back).
+      const next = this.bootQueue.shift();
+      if (next) next(); else this.boots--;
+    }
+    let resolveSettled!: () => void;
+    const settled = new Promise<void>((r) => { resolveSettled = r; });
+    const history = new CounterHistory(1000);
+    this.histories.set(vmId, history);
+    const l: LiveVm = { tenantId, hostId: host.id, runner, startedAt, pendingConsole: new PendingConsole(), history, lastCountersEvent: Date.now(), timers: [], settled, resolveSettled };
     this.live.set(vmId, l);
     this.wire(vmId, l, runner);
-    l.timers.push(setInterval(() => { void this.serial(vmId, () => this.flushConsole(vmId, l)); }, CONSOLE_EVERY_MS));
-    l.timers.push(setInterval(() => { if (l.runner.state === 'running') void this.serial(vmId, () => this.publishCounters(vmId, l)); }, COUNTERS_EVERY_MS));
+    l.timers.push(setInterval(() => this.background(vmId, () => this.flushConsole(vmId, l)), CONSOLE_EVERY_MS));
+    l.timers.push(setInterval(() => { if (l.runner.state === 'running') this.background(vmId, () => this.sampleCounters(vmId, l)); }, 250));
+    if (boot.cancelled) {
+      // Stopped while booting: end the worker now (its end is recorded through 'final' like any stop).
+      await runner.stop();
+      throw new BootCancelled(vmId);
+    }
     if ((this.tracing.get(vmId) ?? 0) > 0) await runner.request({ type: 'trace-exits', on: true }).catch(() => undefined);
     return runner;
+  }
+
+  /**
+   * Ends the VM's worker, whatever it is doing (booting: the boot is cancelled), and resolves once
+   * its end has been recorded. A VM without a worker resolves at once.
+   */
+  async stopVm(vmId: string): Promise<void> {
+    const boot = this.booting.get(vmId);
+    if (boot) { boot.cancelled = true; await boot.over; }
+    const l = this.live.get(vmId);
+    if (!l) return;
+    await l.runner.stop();
+    await l.settled;
+  }
+
+  /** Workers this service runs, by VM id (booting ones included): for checks that every worker belongs to one VM row. */
+  workers(): string[] { return [...new Set([...this.live.keys(), ...this.booting.keys()])]; }
+
+  /** The latest counters samples of a VM (bounded, downsampled), if it ran since the service started. */
+  counterHistory(vmId: string): CounterHistory | undefined { return this.histories.get(vmId); }
+  forgetVm(vmId: string): void { this.histories.delete(vmId); }
+
+  /** Runs background work for a VM after its earlier updates; failures are logged, never unhandled. */
+  private background(vmId: string, work: () => Promise<unknown>): void {
+    this.serial(vmId, work).catch((e: unknown) => this.log.warn(`VM ${vmId}: background update failed: ${e instanceof Error ? e.message : String(e)}`));
   }
 
   /**
@@ -192,18 +315,18 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
   /** Telemetry of one runner of a live VM; ignored once the VM has moved to another runner. */
   private wire(vmId: string, l: LiveVm, runner: VmRunner): void {
     const tenantId = l.tenantId;
-    runner.on('console', (port: number, bytes: Uint8Array) => l.pendingConsole.push({ port, bytes }));
-    runner.on('process', (s: ProcessStatus) => { void this.serial(vmId, () => this.appendEvent(tenantId, vmId, 'vm.process', { ...s })); });
+    runner.on('console', (stdout: Uint8Array, stderr: Uint8Array) => { l.pendingConsole.push(0, stdout); l.pendingConsole.push(1, stderr); });
+    runner.on('process', (s: ProcessStatus) => this.background(vmId, () => this.appendEvent(tenantId, vmId, 'vm.process', { ...s })));
     runner.on('exits', (records: ExitRecord[], dropped: number) => this.exitStream.emit('exits', vmId, tenantId, records, dropped));
     runner.on('memory-failure', (m: { gpa: number; pid: number | null; va: number | null; virtualTimeNs: number }) => {
-      void this.serial(vmId, () => this.appendEvent(tenantId, vmId, 'vm.memory-failure', {
+      this.background(vmId, () => this.appendEvent(tenantId, vmId, 'vm.memory-failure', {
         recipient: 'guest', action: 'inject', actionRequired: true, guestPhysicalAddress: m.gpa, pid: m.pid, guestVirtualAddress: m.va, virtualTimeNs: m.virtualTimeNs,
       }));
     });
     runner.once('final', (s: VmSnapshot) => {
       // A source that handed its VM over ends 'migrated': the VM lives on in the adopted runner.
       if (l.runner !== runner || s.reason === 'migrated') return;
-      void this.finish(vmId, l, s).catch((e) => this.log.error(e instanceof Error ? e.stack : String(e)));
+      void this.finish(vmId, l, s);
     });
   }
 
@@ -216,29 +339,41 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
   }
 
   private async appendEvent(tenantId: string, vmId: string, type: string, data: Record<string, unknown>): Promise<void> {
-    await this.events.tx((m) => this.events.append(m, tenantId, type, `vm:${vmId}`, data));
+    await withRetry(() => this.events.tx((m) => this.events.append(m, tenantId, type, `vm:${vmId}`, data)));
   }
 
-  /** Console output since the last flush, as one event per port (chunks of at most 64 KiB). */
+  /**
+   * Console output since the last flush, as events of at most 64 KiB per stream: `base64` holds
+   * the exact bytes (NUL and invalid UTF-8 included), `text` their UTF-8 reading for convenience
+   * (invalid sequences and NUL as U+FFFD), `lagged` the bytes left out of the event log before
+   * these because the log fell behind (the console itself, GET .../console, still has them).
+   */
   private async flushConsole(vmId: string, l: LiveVm): Promise<void> {
-    if (l.pendingConsole.length === 0) return;
-    const chunks = l.pendingConsole.splice(0);
-    await this.events.tx(async (m) => {
-      for (const port of [0, 1]) {
-        const bytes = Buffer.concat(chunks.filter((c) => c.port === port).map((c) => c.bytes));
-        for (let o = 0; o < bytes.length; o += CONSOLE_EVENT_BYTES) {
+    const out = [0, 1].map((port) => ({ port, ...l.pendingConsole.take(port) })).filter((o) => o.bytes.length > 0 || o.lagged > 0);
+    if (out.length === 0) return;
+    await withRetry(() => this.events.tx(async (m) => {
+      for (const { port, bytes, lagged } of out) {
+        for (let o = 0; o === 0 || o < bytes.length; o += CONSOLE_EVENT_BYTES) {
           const part = bytes.subarray(o, o + CONSOLE_EVENT_BYTES);
-          await this.events.append(m, l.tenantId, 'vm.console', `vm:${vmId}`, { stream: port === 0 ? 'stdout' : 'stderr', text: part.toString('utf8'), bytes: part.length });
+          await this.events.append(m, l.tenantId, 'vm.console', `vm:${vmId}`, {
+            stream: port === 0 ? 'stdout' : 'stderr', bytes: part.length, base64: part.toString('base64'),
+            text: part.toString('utf8').replace(/\u0000/g, '\ufffd'), ...(o === 0 && lagged ? { lagged } : {}),
+          });
         }
       }
-    });
+    }));
   }
 
-  private async publishCounters(vmId: string, l: LiveVm): Promise<void> {
+  /** Samples the published counters into the VM's history and gauges; every HVSIM_COUNTERS_EVERY_S one becomes a vm.counters event. */
+  private async sampleCounters(vmId: string, l: LiveVm): Promise<void> {
     const c = l.runner.counters();
     const exits = l.runner.exitCounts();
+    const wallMs = Date.now() - l.startedAt.getTime();
     this.setGauges(vmId, l.hostId, c, exits);
-    await this.appendEvent(l.tenantId, vmId, 'vm.counters', { ...c, exits, wallMs: Date.now() - l.startedAt.getTime() });
+    l.history.add({ wallMs, instructions: c.instructions, cycles: c.cycles, virtualTimeNs: c.virtualTimeNs });
+    if (Date.now() - l.lastCountersEvent < this.config.retention.countersEverySeconds * 1000) return;
+    l.lastCountersEvent = Date.now();
+    await this.appendEvent(l.tenantId, vmId, 'vm.counters', { ...c, exits, wallMs });
   }
 
   private setGauges(vmId: string, hostId: string, c: { instructions: number; cycles: number; crossings: number }, exits: Record<string, number> | null): void {
@@ -251,14 +386,15 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
 
   /**
    * Applies runtime transitions (`actions`, in order) to a VM row locked in `m`, with one
-   * `vm.state` event (and `vm.fault` for a crash). When they no longer apply (the VM moved on,
-   * e.g. it stopped by itself first) nothing changes. Returns whether they applied.
+   * `vm.state` event (and `vm.fault` for a crash); the one place a VM row's state is written.
+   * When they no longer apply (the VM moved on, e.g. it stopped by itself first) nothing changes
+   * and it returns false, or with `strict` raises TransitionError. Returns whether they applied.
    */
-  async recordTransition(m: EntityManager, v: VmEntity, actions: VmAction[], reason: string | null, extra: Record<string, unknown> = {}): Promise<boolean> {
+  async recordTransition(m: EntityManager, v: VmEntity, actions: VmAction[], reason: string | null, extra: Record<string, unknown> = {}, opts: { strict?: boolean } = {}): Promise<boolean> {
     const from = v.state as VmState;
     let to = from;
     try { for (const a of actions) to = transition(to, a); } catch (e) {
-      if (e instanceof TransitionError) return false;
+      if (e instanceof TransitionError && !opts.strict) return false;
       throw e;
     }
     v.state = to;
@@ -269,20 +405,23 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
     return true;
   }
 
-  /** The VM is down: record its final state, run record and events; release its runtime. */
+  /**
+   * The VM is down: record its final state, run record and events (retrying while the database is
+   * unreachable); release its runtime. Never rejects; `l.settled` resolves when it is over.
+   */
   private finish(vmId: string, l: LiveVm, s: VmSnapshot): Promise<void> {
     return this.serial(vmId, async () => {
       if (this.live.get(vmId) !== l) return;
       for (const t of l.timers) clearInterval(t);
-      await this.flushConsole(vmId, l);
+      await this.flushConsole(vmId, l).catch((e: unknown) => this.log.warn(`VM ${vmId}: last console events lost: ${(e as Error).message}`));
       this.live.delete(vmId);
       const c = l.runner.console;
       if (s.counters) this.setGauges(vmId, l.hostId, s.counters, s.counters.exits);
-      await this.events.tx(async (m) => {
+      await withRetry(() => this.events.tx(async (m) => {
         const v = await m.findOne(VmEntity, { where: { id: vmId }, lock: { mode: 'pessimistic_write' } });
         if (!v) return;
         if (s.counters) {
-          // The last snapshot, so even a run shorter than one 250 ms tick reports its counters.
+          // The last snapshot, so even a run shorter than one sample reports its counters.
           const { perVcpu: _, ...totals } = s.counters;
           await this.events.append(m, l.tenantId, 'vm.counters', `vm:${vmId}`, { ...totals, final: true, wallMs: Date.now() - l.startedAt.getTime() });
         }
@@ -292,7 +431,9 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
         });
         const action = s.state === 'crashed' ? 'crash' : 'stopped';
         await this.recordTransition(m, v, v.state === 'starting' ? ['started', action] : [action], s.reason, { processes: s.processes });
-      });
-    });
+      }), { attempts: 30 });
+    }).catch((e: unknown) => {
+      this.log.error(`VM ${vmId}: its end could not be recorded (it is recorded at the next start-up): ${e instanceof Error ? e.stack : String(e)}`);
+    }).finally(() => l.resolveSettled());
   }
 }

@@ -7,7 +7,7 @@
  */
 import { Body, Controller, Delete, Get, HttpCode, Injectable, Param, ParseUUIDPipe, Patch, Post, Query, Res, StreamableFile } from '@nestjs/common';
 import type { Response } from 'express';
-import { ApiBearerAuth, ApiTags, ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiTags, ApiProperty, ApiPropertyOptional, OmitType, PartialType } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { ArrayMaxSize, ArrayMinSize, IsArray, IsIn, IsInt, IsObject, IsOptional, IsString, IsUUID, Length, Max, MaxLength, Min, ValidateNested } from 'class-validator';
 import { DataSource, EntityManager, In } from 'typeorm';
@@ -17,14 +17,17 @@ import { conflict, notFound, ProblemError } from './errors.js';
 import { EventsService } from './events.service.js';
 import { HostEntity, ImageEntity, ProcessSpec, VmEntity, VmRunEntity } from '../persistence/entities.js';
 import { OperationsService } from './operations.js';
-import { RuntimeService } from './runtime.service.js';
+import { BootCancelled, RuntimeService } from './runtime.service.js';
 import type { VmSpec } from '../runtime/vm.js';
-import { VmActionError } from '../runtime/vm-runner.js';
 import { checkTechniques } from './techniques.js';
 import { notLive, resolveTechniques, TECHNIQUE_BY_NAME } from '../techniques/catalogue.js';
 import { listPage, PageQuery } from './pagination.js';
 import { uniqueViolation } from './hosts.js';
-import { isQuiescent, transition, TransitionError, VmAction, VmState } from '../runtime/vm-state.js';
+import { isQuiescent, transition, VmAction, VmState } from '../runtime/vm-state.js';
+import { withRetry } from './retry.js';
+
+/** How long a describe or counters read waits for a busy worker before it answers from the last snapshot. */
+const DESCRIBE_TIMEOUT_MS = 2000;
 
 export class ProcessDto implements ProcessSpec {
   @ApiProperty() @IsUUID() imageId!: string;
@@ -46,17 +49,8 @@ export class CreateVmDto {
   @ApiPropertyOptional({ enum: ['none', 'kpti'] }) @IsOptional() @IsIn(['none', 'kpti']) crossingPreset?: 'none' | 'kpti';
 }
 
-export class UpdateVmDto {
-  @ApiPropertyOptional() @IsOptional() @IsString() @Length(1, 100) name?: string;
-  @ApiPropertyOptional() @IsOptional() @IsInt() @Min(1) @Max(16) vcpus?: number;
-  @ApiPropertyOptional() @IsOptional() @IsInt() @Min(1) @Max(65536) memoryMiB?: number;
-  @ApiPropertyOptional({ type: [ProcessDto] }) @IsOptional() @IsArray() @ArrayMinSize(1) @ArrayMaxSize(64) @ValidateNested({ each: true }) @Type(() => ProcessDto) processes?: ProcessDto[];
-  @ApiPropertyOptional() @IsOptional() @IsObject() techniques?: Record<string, unknown>;
-  @ApiPropertyOptional() @IsOptional() @IsInt() @Min(0) @Max(4294967295) seed?: number;
-  @ApiPropertyOptional({ enum: ['interp', 'jit'] }) @IsOptional() @IsIn(['interp', 'jit']) engine?: 'interp' | 'jit';
-  @ApiPropertyOptional({ enum: ['none', 'retpoline'] }) @IsOptional() @IsIn(['none', 'retpoline']) spectreV2Mitigation?: 'none' | 'retpoline';
-  @ApiPropertyOptional({ enum: ['none', 'kpti'] }) @IsOptional() @IsIn(['none', 'kpti']) crossingPreset?: 'none' | 'kpti';
-}
+/** Every field of CreateVmDto but the host (a VM moves by migration), each optional. */
+export class UpdateVmDto extends PartialType(OmitType(CreateVmDto, ['hostId'] as const)) {}
 
 export class ConsoleQuery {
   /** `raw` returns one stream's exact bytes as application/octet-stream. */
@@ -171,12 +165,7 @@ export class VmsService {
       const merged: Record<string, unknown> = { ...v.techniques };
       for (const [name, setting] of Object.entries(change)) merged[name] = { ...(merged[name] as object | undefined), ...(setting as object) };
       const host = await m.findOneByOrFail(HostEntity, { id: v.hostId });
-      try {
-        await runner.request({ type: 'set-techniques', techniques: resolveTechniques(host.techniques, merged) });
-      } catch (e) {
-        if (e instanceof VmActionError) throw conflict(e.message, { state: v.state });
-        throw e;
-      }
+      await runner.request({ type: 'set-techniques', techniques: resolveTechniques(host.techniques, merged) });
       v.techniques = merged;
       const saved = await m.save(v);
       await this.events.append(m, tenantId, 'vm.techniques', `vm:${id}`, {
@@ -194,6 +183,7 @@ export class VmsService {
       await m.delete(VmEntity, { id });
       await this.events.append(m, tenantId, 'vm.deleted', `vm:${id}`, { name: v.name });
     });
+    this.runtime.forgetVm(id);
   }
 
   /**
@@ -206,11 +196,7 @@ export class VmsService {
       const v = await this.events.tx(async (m) => {
         const v = await m.findOne(VmEntity, { where: { id, tenantId }, lock: { mode: 'pessimistic_write' } });
         if (!v) throw notFound('vm', id);
-        let to: VmState;
-        try { to = transition(v.state as VmState, action); } catch (e) {
-          if (e instanceof TransitionError) throw conflict(e.message, { state: v.state });
-          throw e;
-        }
+        transition(v.state as VmState, action); // TransitionError: 409 with the state
         if (action === 'start') {
           const host = await m.findOneByOrFail(HostEntity, { id: v.hostId });
           const u = this.runtime.hostUsage(host);
@@ -218,13 +204,7 @@ export class VmsService {
           if (u.freeMiB < v.memoryMiB) throw conflict(`host ${host.id} has ${u.freeMiB} MiB free, the VM needs ${v.memoryMiB} MiB`, { hostId: host.id, requestedMiB: v.memoryMiB, freeMiB: u.freeMiB });
         }
         if ((action === 'pause' || action === 'resume') && !this.runtime.isLive(id)) throw conflict(`VM ${id} has no running instance in this service`, { state: v.state });
-        if (action === 'start' || action === 'stop' || action === 'reset') {
-          const from = v.state;
-          v.state = to;
-          v.stateReason = null;
-          await m.save(v);
-          await this.events.append(m, tenantId, 'vm.state', `vm:${id}`, { from, to, action });
-        }
+        if (action === 'start' || action === 'stop' || action === 'reset') await this.runtime.recordTransition(m, v, [action], null, {}, { strict: true });
         return v;
       });
       if (action === 'reset') return { status: 200, body: vmView(v) };
@@ -233,43 +213,62 @@ export class VmsService {
     });
   }
 
-  /** The runtime side of a lifecycle action (an Operation's runner). */
+  /**
+   * The runtime side of a lifecycle action (an Operation's runner). A start that could not be
+   * recorded ends its worker (a VM is `running` only while a worker runs it); a stop succeeds
+   * only once the VM is recorded `stopped`.
+   */
   private async carryOut(tenantId: string, v: VmEntity, action: 'start' | 'pause' | 'resume' | 'stop'): Promise<Record<string, unknown>> {
     const id = v.id;
     if (action === 'start') {
       try {
-        const host = await this.ds.getRepository(HostEntity).findOneByOrFail({ id: v.hostId });
-        await this.runtime.start(tenantId, id, host, await this.spec(tenantId, v, host));
+        const host = await withRetry(() => this.ds.getRepository(HostEntity).findOneByOrFail({ id: v.hostId }));
+        await this.runtime.start(tenantId, id, host, await withRetry(() => this.spec(tenantId, v, host)));
       } catch (e) {
+        if (e instanceof BootCancelled) throw e;
         const reason = `boot-failed: ${e instanceof Error ? e.message : String(e)}`;
         await this.record(tenantId, id, 'crash', reason);
         throw new Error(reason);
       }
-      await this.record(tenantId, id, 'started', null);
+      let applied: boolean;
+      try {
+        applied = await this.record(tenantId, id, 'started', null);
+      } catch (e) {
+        await this.runtime.stopVm(id);
+        throw e;
+      }
+      // Not applied: the VM moved on while it booted (it ended by itself, or a stop recorded before
+      // the boot began); a worker it no longer has is ended.
+      if (!applied && this.runtime.isLive(id)) {
+        const now = await withRetry(() => this.get(tenantId, id));
+        if (now.state !== 'running' && now.state !== 'paused' && now.state !== 'migrating') {
+          await this.runtime.stopVm(id);
+          throw new Error(`the VM is ${now.state}; its worker was ended`);
+        }
+      }
+      return { vmId: id };
+    }
+    if (action === 'stop') {
+      await this.runtime.stopVm(id);
+      // No worker ended it (none was left, e.g. the boot failed or never began): the stop itself ends it.
+      await this.record(tenantId, id, 'stopped', 'stopped');
+      const after = await withRetry(() => this.get(tenantId, id));
+      if (after.state !== 'stopped') throw new Error(`the VM ended ${after.state}${after.stateReason ? ` (${after.stateReason})` : ''}, not stopped`);
       return { vmId: id };
     }
     const runner = this.runtime.runner(id);
-    if (action === 'stop') {
-      if (runner) await runner.stop(); else await this.record(tenantId, id, 'stopped', 'stopped');
-      return { vmId: id };
-    }
     if (!runner) throw new Error(`VM ${id} is not running`);
-    try {
-      await (action === 'pause' ? runner.pause() : runner.resume());
-    } catch (e) {
-      if (e instanceof VmActionError) throw new Error(e.message);
-      throw e;
-    }
+    await (action === 'pause' ? runner.pause() : runner.resume());
     await this.record(tenantId, id, action, null);
     return { vmId: id };
   }
 
-  /** Applies a runtime transition to the VM row (if it still applies) with its event. */
-  private record(tenantId: string, id: string, action: VmAction, reason: string | null): Promise<void> {
-    return this.runtime.serial(id, () => this.events.tx(async (m) => {
+  /** Applies a runtime transition to the VM row (if it still applies) with its event; retried while the database is unreachable. */
+  private record(tenantId: string, id: string, action: VmAction, reason: string | null): Promise<boolean> {
+    return this.runtime.serial(id, () => withRetry(() => this.events.tx(async (m) => {
       const v = await m.findOne(VmEntity, { where: { id, tenantId }, lock: { mode: 'pessimistic_write' } });
-      if (v) await this.runtime.recordTransition(m, v, [action], reason);
-    }));
+      return v ? this.runtime.recordTransition(m, v, [action], reason) : false;
+    })));
   }
 
   /** The runtime spec of a VM definition: its images' bytes, arguments, stdin and settings. */
@@ -301,7 +300,8 @@ export class VmsService {
     const v = await this.get(tenantId, id);
     const run = await this.ds.getRepository(VmRunEntity).findOneBy({ vmId: id });
     const runner = this.runtime.runner(id);
-    const snap = runner ? await runner.readState().catch(() => runner.snapshot) : null;
+    // A worker busy for long answers late: the describe then shows its last reported state.
+    const snap = runner ? await runner.request({ type: 'read-state' }, DESCRIBE_TIMEOUT_MS).catch(() => runner.snapshot) : null;
     const counters = (snap?.counters ?? run?.counters ?? null) as { virtualTimeNs?: number; perVcpu?: Array<Record<string, number>> } | null;
     const stoppedAt = runner ? null : run?.stoppedAt ?? null;
     return {
@@ -328,17 +328,23 @@ export class VmsService {
     return { stdout: run?.consoleStdout ?? Buffer.alloc(0), stderr: run?.consoleStderr ?? Buffer.alloc(0), truncated: run?.consoleTruncated ?? false };
   }
 
-  /** Counters of the current or latest run. Raises 404 when the VM never ran. */
+  /**
+   * Counters of the current or latest run, with `history`: samples (wall ms since the start,
+   * instructions, cycles, virtual ns) bounded to COUNTER_HISTORY_POINTS, downsampled as the run
+   * grows (`stepMs` apart), for runs since the service started. Raises 404 when the VM never ran.
+   */
   async counters(tenantId: string, id: string) {
     await this.get(tenantId, id);
+    const h = this.runtime.counterHistory(id);
+    const history = h ? { stepMs: h.stepMs, points: h.points() } : null;
     const runner = this.runtime.runner(id);
     if (runner) {
-      const s = await runner.readState().catch(() => runner.snapshot);
-      if (s.counters) return { live: true, ...s.counters };
+      const s = await runner.request({ type: 'read-state' }, DESCRIBE_TIMEOUT_MS).catch(() => runner.snapshot);
+      if (s.counters) return { live: true, ...s.counters, history };
     }
     const run = await this.ds.getRepository(VmRunEntity).findOneBy({ vmId: id });
     if (!run?.counters) throw new ProblemError(404, 'Not Found', `VM ${id} has not run yet`);
-    return { live: false, ...run.counters };
+    return { live: false, ...run.counters, history };
   }
 }
 

@@ -25,6 +25,13 @@ export interface Config {
   events: { inFlight: number; queue: number };
   /** pino level (HVSIM_LOG_LEVEL: fatal, error, warn, info, debug, trace, silent). */
   logLevel: string;
+  /**
+   * Retention: events kept per tenant (HVSIM_EVENT_RETENTION, default 100,000; older ones are
+   * pruned and `since` before them is 410 Gone), console bytes kept per VM and stream
+   * (HVSIM_CONSOLE_BYTES, default 1 MiB), seconds between persisted vm.counters events of a
+   * running VM (HVSIM_COUNTERS_EVERY_S, default 5).
+   */
+  retention: { events: number; consoleBytes: number; countersEverySeconds: number };
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -48,6 +55,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     return v;
   };
   const events = { inFlight: int('HVSIM_EVENTS_IN_FLIGHT', 64, 1, 4096), queue: int('HVSIM_EVENTS_QUEUE', 1024, 0, 1 << 20) };
+  const retention = {
+    events: int('HVSIM_EVENT_RETENTION', 100_000, 1000, 1e9),
+    consoleBytes: int('HVSIM_CONSOLE_BYTES', 1 << 20, 4096, 64 << 20),
+    countersEverySeconds: int('HVSIM_COUNTERS_EVERY_S', 5, 1, 3600),
+  };
   const logLevel = env.HVSIM_LOG_LEVEL?.trim() || 'info';
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) throw new ConfigError(`HVSIM_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent; got '${logLevel}'`);
   const dataDir = resolve(env.HVSIM_DATA_DIR?.trim() || join(process.cwd(), '.hvsim'));
@@ -62,5 +74,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     imageMaxBytes,
     events,
     logLevel,
+    retention,
   };
 }

@@ -31,9 +31,9 @@ export class HostRuntime {
    * Raises: VmActionError when the VM cannot boot (bad image, too little host memory, ...); the
    * runner is then already `crashed` and holds nothing.
    */
-  async startVm(key: string, spec: VmSpec, opts: { sliceQuanta?: number; pauseAtVirtualNs?: number } = {}): Promise<VmRunner> {
+  async startVm(key: string, spec: VmSpec, opts: { sliceQuanta?: number; pauseAtVirtualNs?: number; consoleBytes?: number } = {}): Promise<VmRunner> {
     const slot = this.takeSlot();
-    const runner = new VmRunner(spec, this.memory, slot, opts.sliceQuanta);
+    const runner = new VmRunner(spec, this.memory, slot, opts.sliceQuanta, opts.consoleBytes);
     this.vms.set(slot, { key, runner });
     void runner.done.then(() => this.vms.delete(slot));
     await runner.start(opts.pauseAtVirtualNs);

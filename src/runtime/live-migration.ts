@@ -54,7 +54,7 @@ export async function migrateVm(src: VmRunner, to: HostRuntime, key: string, par
     return { ok: false, reason, hostPanic };
   };
   try {
-    const { port } = await target.ask<{ port: number }>({ type: 'migrate-listen' });
+    const { port } = await target.ask({ type: 'migrate-listen' });
     await hooks.phase?.('target-ready');
     await hooks.phase?.('running');
     src.on('migration', onSource);

@@ -1,9 +1,10 @@
 /**
- * The one door into a running VM (Firecracker's VmmAction): typed actions from the main thread to
- * the VM worker, and the worker's replies and notifications. Nothing else crosses the thread
- * boundary except the shared host memory and the published counters (a SharedArrayBuffer).
+ * The one door into a running VM (Firecracker's VmmAction/VmmData): typed requests from the main
+ * thread to the VM worker, a reply typed per request, and the worker's notifications. Nothing else
+ * crosses the thread boundary except the shared host memory and the published counters (a
+ * SharedArrayBuffer).
  *
- * Worker state machine (every transition is driven by an action or by the guest):
+ * Worker state machine (every transition is driven by a request or by the guest):
  *
  *              start               pause               resume
  *   created ───────────▶ running ───────────▶ paused ───────────▶ running
@@ -14,11 +15,22 @@
  *          guest fault /      ▲
  *          host limit         └── the guest powers off (last process exited)
  *
+ *   created ──migrate-listen──▶ created (listening) ──stream arrives──▶ paused
+ *                                        └──stream fails──▶ crashed
+ *
  * `stopped` and `crashed` are terminal: the worker releases the VM's host frames, sends `final`
- * and exits. An action that is not allowed in the current state gets `{ok: false, error}` and
- * changes nothing. `read-state` is allowed in every state.
+ * and exits. A request that is not allowed in the current state gets `{ok: false, error: {kind:
+ * 'not-allowed'}}` and changes nothing. `read-state` is allowed in every state. Every request gets
+ * exactly one reply (`ReplyData[type]` when it succeeded, a `WorkerError` when not); the main
+ * thread bounds how long it waits for it (VmRunner: `timeout` kind).
+ *
+ * Console output flows as batches the worker coalesces per slice: at most one batch is in flight
+ * (the next goes after the main thread's `credit` for the last), and while it waits the worker
+ * keeps at most CONSOLE_PENDING_BYTES; past that it runs no further slice until credit comes. A
+ * chatty guest therefore slows down (in wall time only: its output and virtual time are exactly
+ * those of an unhurried run) and never floods the main thread.
  */
-import type { VmCounters, VmSpec } from './vm.js';
+import type { Vm, VmCounters, VmSpec } from './vm.js';
 import type { ProcessStatus } from '../guest/process.js';
 import type { HostMemoryBuffers } from '../hypervisor/host-memory.js';
 import type { TechniqueSettings } from '../techniques/catalogue.js';
@@ -28,7 +40,8 @@ import type { DestinationFault } from '../migration/destination.js';
 
 export type WorkerState = 'created' | 'running' | 'paused' | 'stopped' | 'crashed';
 
-export type VmAction =
+/** A request to a VM worker (the lifecycle actions of the API state machine are `VmAction` in vm-state.ts). */
+export type WorkerRequest =
   /** Boots and runs the VM; with `pauseAtVirtualNs`, it pauses itself once its virtual time reaches that (a 'state' message says so). */
   | { type: 'start'; pauseAtVirtualNs?: number }
   | { type: 'pause' }
@@ -39,30 +52,52 @@ export type VmAction =
   | { type: 'trace-exits'; on: boolean }
   /** New effective technique settings; the guest kernel applies them at the next syscall. */
   | { type: 'set-techniques'; techniques: TechniqueSettings }
-  /**
-   * Injects an uncorrectable error into host frame `frame` (guest RAM of this VM) at the next
-   * slice boundary; the reply's `data` is `{gpa, owner, virtualTimeNs}`. Other `what`s are
-   * answered with an error.
-   */
-  | { type: 'inject'; what: 'memory-error' | string; frame?: number; latent?: boolean }
+  /** Injects an uncorrectable error into host frame `frame` (guest RAM of this VM) at the next slice boundary. */
+  | { type: 'inject-memory-error'; frame: number; latent?: boolean }
   /** Source: starts a pre-copy migration to the destination worker listening on `port`; outcome arrives as `migration` messages. */
   | { type: 'migrate'; port: number; params: MigrationParams }
   /** Source: cancels the running migration (before the switch-over); the VM runs on here. */
   | { type: 'migrate-cancel' }
-  /** Destination (a worker created with `incoming`): listens for the migration stream; `data` is `{port}`. */
+  /** Destination (a worker created with `incoming`): listens for the migration stream. */
   | { type: 'migrate-listen' }
-  /** Resolves a guest page (`gpa`) or a process's user address (`pid`, `va`) to its host frame; `data` is the frame or -1. */
-  | { type: 'resolve-frame'; gpa?: number; pid?: number; va?: number }
-  /** `data`: every backed guest page with its host address and owner. */
+  /** Resolves a guest page (`gpa`) or a process's user address (`pid`, `va`) to its host frame (-1: not backed). */
+  | { type: 'resolve-frame'; target: { gpa: number } | { pid: number; va: number } }
+  /** Every backed guest page with its host address and owner. */
   | { type: 'memory-map' };
 
-export type ActionType = VmAction['type'];
+/** What a successful reply carries, per request type (Firecracker's VmmData). */
+export interface ReplyData {
+  'start': null;
+  'pause': null;
+  'resume': null;
+  'stop': null;
+  'read-state': null;
+  'trace-exits': null;
+  'set-techniques': null;
+  'inject-memory-error': ReturnType<Vm['injectMemoryError']>;
+  'migrate': null;
+  'migrate-cancel': null;
+  'migrate-listen': { port: number };
+  'resolve-frame': number;
+  'memory-map': ReturnType<Vm['memoryPages']>;
+}
+
+/**
+ * Why a request failed: `not-allowed` in the worker's state; `invalid` arguments (e.g. a frame
+ * that is not this VM's); `failed` while carrying it out (boot, migration set-up); `gone` the
+ * worker ended before it answered; `timeout` it did not answer in time (set by the main thread).
+ */
+export type WorkerErrorKind = 'not-allowed' | 'invalid' | 'failed' | 'gone' | 'timeout';
+export interface WorkerError { kind: WorkerErrorKind; message: string }
+
+export type ActionType = WorkerRequest['type'];
+export type RequestOf<K extends ActionType> = Extract<WorkerRequest, { type: K }>;
 
 /** Which actions each state accepts. */
 export const ALLOWED: Record<WorkerState, readonly ActionType[]> = {
   created: ['start', 'stop', 'read-state', 'trace-exits', 'migrate-listen'],
-  running: ['pause', 'stop', 'read-state', 'inject', 'trace-exits', 'set-techniques', 'resolve-frame', 'memory-map', 'migrate', 'migrate-cancel'],
-  paused: ['resume', 'stop', 'read-state', 'inject', 'trace-exits', 'set-techniques', 'resolve-frame', 'memory-map', 'migrate', 'migrate-cancel'],
+  running: ['pause', 'stop', 'read-state', 'inject-memory-error', 'trace-exits', 'set-techniques', 'resolve-frame', 'memory-map', 'migrate', 'migrate-cancel'],
+  paused: ['resume', 'stop', 'read-state', 'inject-memory-error', 'trace-exits', 'set-techniques', 'resolve-frame', 'memory-map', 'migrate', 'migrate-cancel'],
   stopped: ['read-state'],
   crashed: ['read-state'],
 };
@@ -102,10 +137,16 @@ export type MigrationMessage =
   /** Destination: the VM is restored here, `paused` until the main thread resumes it. */
   | { type: 'migration'; event: 'arrived' };
 
+/** The successful reply to a request of type K. */
+export type OkReply<K extends ActionType = ActionType> = { [T in K]: { type: 'reply'; id: number; ok: true; action: T; snapshot: VmSnapshot; data: ReplyData[T] } }[K];
+export type WorkerReply = OkReply | { type: 'reply'; id: number; ok: false; error: WorkerError; snapshot: VmSnapshot };
+
+/** Console output since the last batch, per port (0 stdout, 1 stderr). The main thread answers each batch with `credit`. */
+export interface ConsoleBatch { type: 'console'; stdout: Uint8Array; stderr: Uint8Array }
+
 export type WorkerMessage =
-  | { type: 'reply'; id: number; ok: true; snapshot: VmSnapshot; data?: unknown }
-  | { type: 'reply'; id: number; ok: false; error: string; snapshot: VmSnapshot }
-  | { type: 'console'; port: number; bytes: Uint8Array }
+  | WorkerReply
+  | ConsoleBatch
   | { type: 'process'; status: ProcessStatus }
   /** A memory error was consumed: the guest kernel killed process `pid` (SIGBUS). */
   | { type: 'memory-failure'; gpa: number; pid: number | null; va: number | null; virtualTimeNs: number }
@@ -119,7 +160,10 @@ export type WorkerMessage =
 export interface ExitRecord { vcpu: number; reason: string; pc: number; timeNs: number }
 export const MAX_EXIT_BATCH = 10_000;
 
-export interface Envelope { id: number; action: VmAction }
+/** Main thread → worker: a request, or credit for the next console batch. */
+export type ToWorker = { type: 'request'; id: number; request: WorkerRequest } | { type: 'credit' };
+/** Console bytes the worker holds while a batch awaits credit; past this the guest waits. */
+export const CONSOLE_PENDING_BYTES = 1 << 20;
 
 /** Counters published through shared memory, in this order. */
 export const PUBLISHED = ['instructions', 'cycles', 'crossings', 'transitions', 'tlbMisses', 'branchMispredicts', 'virtualTimeNs', 'backedPages'] as const;

@@ -98,7 +98,8 @@ describe('VM workers', () => {
     expect(r.counters().instructions).toBe(a);
     expect(a).toBeGreaterThan(0);
     await expect(r.pause()).rejects.toThrow(/pause is not allowed while the VM is paused/);
-    await expect(r.request({ type: 'inject', what: 'memory-error' })).rejects.toThrow(/not implemented/);
+    await expect(r.request({ type: 'inject-memory-error', frame: -1 })).rejects.toMatchObject({ kind: 'invalid' });
+    await expect(r.pause()).rejects.toMatchObject({ kind: 'not-allowed' });
     expect((await r.resume()).state).toBe('running');
     const t = performance.now();
     const final = await r.stop();
@@ -127,6 +128,43 @@ describe('VM workers', () => {
     await expect(small.startVm('big', spec(bigBss, { memoryMiB: 64 }))).rejects.toThrow(/out-of-host-memory/);
     expect(small.usage().free).toBe(small.memory.frames);
   }, 30_000);
+});
+
+describe('the worker door', () => {
+  let host: HostRuntime;
+  beforeEach(() => { host = new HostRuntime(64); });
+  afterEach(() => host.shutdown());
+
+  test('replies are typed per request: memory-map and resolve-frame answer with their data', async () => {
+    const r = await host.startVm('typed', spec(forever));
+    const pages = await r.ask({ type: 'memory-map' });
+    expect(pages.length).toBeGreaterThan(0);
+    const frame = await r.ask({ type: 'resolve-frame', target: { gpa: pages[0].gpa } });
+    expect(frame * 4096).toBe(pages[0].hpa);
+    await r.stop();
+  }, 30_000);
+
+  test('a worker that does not answer in time gives a timeout error', async () => {
+    // A slice of 50 million quanta keeps the worker from reading messages for a long time.
+    const r = await host.startVm('slow', spec(forever), { sliceQuanta: 50_000_000 });
+    await new Promise((res) => setTimeout(res, 300)); // inside its first slice by now
+    const e = await r.request({ type: 'read-state' }, 20).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(VmActionError);
+    expect((e as VmActionError).kind).toBe('timeout');
+    await r.kill();
+  }, 60_000);
+
+  test('console output arrives in coalesced batches with every byte in order (a chatty guest)', async () => {
+    const r = await host.startVm('chatty', spec(printer('0123456789'.repeat(5) + 'abcdefghi', 5000, 1, 0)));
+    let batches = 0;
+    r.on('console', () => { batches++; });
+    const final = await r.done;
+    expect(final.reason).toBe('poweroff');
+    const line = '0123456789'.repeat(5) + 'abcdefghi\n';
+    expect(r.console.total[0]).toBe(5000 * line.length);
+    expect(r.console.bytes(0).toString()).toBe(line.repeat(5000));
+    expect(batches).toBeLessThan(5000);
+  }, 60_000);
 });
 
 describe('console buffer', () => {

@@ -5,7 +5,7 @@
  * thread) into a `crashed` VM whose host frames are taken back. The process never goes down
  * with a worker.
  *
- * Events: 'console' (port, bytes), 'process' (status), 'memory-failure' (details), 'exits' (records, dropped), 'migration' (MigrationMessage), 'state'
+ * Events: 'console' (stdout, stderr: Uint8Array, one coalesced batch), 'process' (status), 'memory-failure' (details), 'exits' (records, dropped), 'migration' (MigrationMessage), 'state'
  * (snapshot), 'final' (snapshot, once). Console output
  * is also kept in `console` (bounded), so nothing printed before a listener attaches is lost.
  */
@@ -13,21 +13,27 @@ import { EventEmitter } from 'node:events';
 import type { Worker } from 'node:worker_threads';
 import { HostMemory } from '../hypervisor/host-memory.js';
 import { EXIT_REASONS } from '../hypervisor/exits.js';
-import { PUBLISHED, PUBLISHED_SLOTS, VmAction, VmSnapshot, WorkerInit, WorkerMessage, WorkerState } from './protocol.js';
+import { ActionType, PUBLISHED, PUBLISHED_SLOTS, ReplyData, RequestOf, ToWorker, VmSnapshot, WorkerErrorKind, WorkerInit, WorkerMessage, WorkerRequest, WorkerState } from './protocol.js';
 import { spawnModuleWorker } from './spawn-worker.js';
 import { ConsoleBuffer } from './console-buffer.js';
 import type { VmSpec } from './vm.js';
 
-/** An action the worker refused (not allowed in its state, or failed). */
+/** A request the worker refused or could not answer; `kind` says why (the API maps it to a status). */
 export class VmActionError extends Error {
-  constructor(message: string, readonly snapshot: VmSnapshot) { super(message); }
+  constructor(readonly kind: WorkerErrorKind, message: string, readonly snapshot: VmSnapshot) { super(message); }
 }
+
+/** How long the main thread waits for a worker's reply: control requests, and a boot (which loads the images). */
+export const REQUEST_TIMEOUT_MS = 10_000;
+export const START_TIMEOUT_MS = 60_000;
+
+interface Pending { resolve: (r: { snapshot: VmSnapshot; data: unknown }) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }
 
 export class VmRunner extends EventEmitter {
   private readonly worker: Worker;
   private readonly published: Float64Array;
   private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (r: { snapshot: VmSnapshot; data?: unknown }) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<number, Pending>();
   /** Console output so far (a VM arriving by migration takes over its source's buffer: `adoptConsole`). */
   console: ConsoleBuffer;
   private last: VmSnapshot = { state: 'created', reason: null, vcpus: [], processes: [], counters: null };
@@ -66,26 +72,38 @@ export class VmRunner extends EventEmitter {
     return out;
   }
 
-  /** Sends one action; resolves with the reply's snapshot and data. Raises: VmActionError when the worker refuses it or is gone. */
-  private send(action: VmAction): Promise<{ snapshot: VmSnapshot; data?: unknown }> {
+  /**
+   * Sends one request; resolves with the reply's snapshot and data. Raises: VmActionError when the
+   * worker refuses it, is gone, or does not answer within `timeoutMs` (kind `timeout`; a boot that
+   * times out ends the worker, which cannot be trusted to come back).
+   */
+  private send<K extends ActionType>(request: RequestOf<K>, timeoutMs: number): Promise<{ snapshot: VmSnapshot; data: ReplyData[K] }> {
     if (this.last.state === 'stopped' || this.last.state === 'crashed') {
-      return action.type === 'read-state' ? Promise.resolve({ snapshot: this.last }) : Promise.reject(new VmActionError(`${action.type} is not allowed while the VM is ${this.last.state}`, this.last));
+      return request.type === 'read-state'
+        ? Promise.resolve({ snapshot: this.last, data: null as ReplyData[K] })
+        : Promise.reject(new VmActionError('gone', `${request.type} is not allowed while the VM is ${this.last.state}`, this.last));
     }
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ id, action });
+      const timer = setTimeout(() => {
+        if (!this.pending.delete(id)) return;
+        reject(new VmActionError('timeout', `the VM did not answer ${request.type} within ${timeoutMs} ms`, this.last));
+        if (request.type === 'start') void this.kill(`boot-timeout: no answer within ${timeoutMs} ms`);
+      }, timeoutMs);
+      timer.unref();
+      this.pending.set(id, { resolve: resolve as Pending['resolve'], reject, timer });
+      this.worker.postMessage({ type: 'request', id, request: request as WorkerRequest } satisfies ToWorker);
     });
   }
 
-  /** Sends one action and resolves with the VM's state after it. Raises: VmActionError. */
-  request(action: VmAction): Promise<VmSnapshot> { return this.send(action).then((r) => r.snapshot); }
+  /** Sends one request and resolves with the VM's state after it. Raises: VmActionError. */
+  request<K extends ActionType>(request: RequestOf<K>, timeoutMs = REQUEST_TIMEOUT_MS): Promise<VmSnapshot> { return this.send(request, timeoutMs).then((r) => r.snapshot); }
 
-  /** Sends an action and resolves with the reply's `data`. Raises: VmActionError. */
-  ask<T>(action: VmAction): Promise<T> { return this.send(action).then((r) => r.data as T); }
+  /** Sends one request and resolves with its reply data (typed per request). Raises: VmActionError. */
+  ask<K extends ActionType>(request: RequestOf<K>, timeoutMs = REQUEST_TIMEOUT_MS): Promise<ReplyData[K]> { return this.send(request, timeoutMs).then((r) => r.data); }
 
   /** Boots the VM; `pauseAtVirtualNs`: it pauses itself at that virtual time (then 'state' is emitted). */
-  start(pauseAtVirtualNs?: number): Promise<VmSnapshot> { return this.request({ type: 'start', pauseAtVirtualNs }); }
+  start(pauseAtVirtualNs?: number): Promise<VmSnapshot> { return this.request({ type: 'start', pauseAtVirtualNs }, START_TIMEOUT_MS); }
   pause(): Promise<VmSnapshot> { return this.request({ type: 'pause' }); }
   resume(): Promise<VmSnapshot> { return this.request({ type: 'resume' }); }
   readState(): Promise<VmSnapshot> { return this.request({ type: 'read-state' }); }
@@ -112,8 +130,11 @@ export class VmRunner extends EventEmitter {
   private onMessage(m: WorkerMessage): void {
     switch (m.type) {
       case 'console':
-        this.console.push(m.port, m.bytes);
-        this.emit('console', m.port, m.bytes);
+        this.console.push(0, m.stdout);
+        this.console.push(1, m.stderr);
+        this.emit('console', m.stdout, m.stderr);
+        // The batch is taken: the worker may send the next one.
+        if (!this.finished) this.worker.postMessage({ type: 'credit' } satisfies ToWorker);
         break;
       case 'process':
         this.emit('process', m.status);
@@ -136,8 +157,9 @@ export class VmRunner extends EventEmitter {
       case 'reply': {
         const p = this.pending.get(m.id);
         this.pending.delete(m.id);
+        if (p) clearTimeout(p.timer);
         if (this.last.state !== 'stopped' && this.last.state !== 'crashed') this.update(m.snapshot);
-        if (m.ok) p?.resolve({ snapshot: m.snapshot, data: m.data }); else p?.reject(new VmActionError(m.error, m.snapshot));
+        if (m.ok) p?.resolve({ snapshot: m.snapshot, data: m.data }); else p?.reject(new VmActionError(m.error.kind, m.error.message, m.snapshot));
         break;
       }
     }
@@ -148,7 +170,7 @@ export class VmRunner extends EventEmitter {
     if (this.finished) return;
     this.finished = true;
     this.update(s);
-    for (const p of this.pending.values()) p.reject(new VmActionError(`the VM is ${s.state}${s.reason ? `: ${s.reason}` : ""}`, s));
+    for (const p of this.pending.values()) { clearTimeout(p.timer); p.reject(new VmActionError('gone', `the VM is ${s.state}${s.reason ? `: ${s.reason}` : ''}`, s)); }
     this.pending.clear();
     this.emit('final', s);
     this.resolveDone(s);

@@ -14,23 +14,26 @@
  *
  *   any state but created/stopped --(worker or host failure)--> crashed --reset--> created
  *   migrating --(migrated | migration-failed)--> running; migrating --(the guest powers off)--> stopped
+ *   starting | running | paused | stopping | migrating --lost--> stopped   (the service went away with the worker)
+ *
+ * Every write of a VM row's state goes through `transition` (RuntimeService.recordTransition).
  */
 export const VM_STATES = ['created', 'starting', 'running', 'paused', 'stopping', 'stopped', 'crashed', 'migrating'] as const;
 export type VmState = (typeof VM_STATES)[number];
 
-export const VM_ACTIONS = ['start', 'started', 'pause', 'resume', 'stop', 'stopped', 'crash', 'migrate', 'migrated', 'migration-failed', 'reset'] as const;
+export const VM_ACTIONS = ['start', 'started', 'pause', 'resume', 'stop', 'stopped', 'crash', 'migrate', 'migrated', 'migration-failed', 'reset', 'lost'] as const;
 export type VmAction = (typeof VM_ACTIONS)[number];
 
 /** from -> action -> to. Actions not listed for a state are not allowed in it. */
 const TRANSITIONS: Record<VmState, Partial<Record<VmAction, VmState>>> = {
   created: { start: 'starting' },
-  starting: { started: 'running', stop: 'stopping', crash: 'crashed' },
-  running: { pause: 'paused', stop: 'stopping', stopped: 'stopped', crash: 'crashed', migrate: 'migrating' },
-  paused: { resume: 'running', stop: 'stopping', crash: 'crashed' },
-  stopping: { stopped: 'stopped', crash: 'crashed' },
+  starting: { started: 'running', stop: 'stopping', crash: 'crashed', lost: 'stopped' },
+  running: { pause: 'paused', stop: 'stopping', stopped: 'stopped', crash: 'crashed', migrate: 'migrating', lost: 'stopped' },
+  paused: { resume: 'running', stop: 'stopping', crash: 'crashed', lost: 'stopped' },
+  stopping: { stopped: 'stopped', crash: 'crashed', lost: 'stopped' },
   stopped: { reset: 'created', start: 'starting' },
   crashed: { reset: 'created' },
-  migrating: { migrated: 'running', 'migration-failed': 'running', stopped: 'stopped', crash: 'crashed' },
+  migrating: { migrated: 'running', 'migration-failed': 'running', stopped: 'stopped', crash: 'crashed', lost: 'stopped' },
 };
 
 export class TransitionError extends Error {

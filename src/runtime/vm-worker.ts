@@ -11,7 +11,10 @@ import { Ctr } from '../uarch/costs.js';
 import { EXIT_REASONS } from '../hypervisor/exits.js';
 import { MigrationDestination } from '../migration/destination.js';
 import { MigrationHostPanic, MigrationSource } from '../migration/source.js';
-import { ALLOWED, Envelope, ExitRecord, MAX_EXIT_BATCH, PUBLISHED, SLICE_QUANTA, VmAction, VmSnapshot, WorkerInit, WorkerMessage, WorkerState } from './protocol.js';
+import {
+  ActionType, ALLOWED, CONSOLE_PENDING_BYTES, ExitRecord, MAX_EXIT_BATCH, PUBLISHED, ReplyData, RequestOf, SLICE_QUANTA, ToWorker, VmSnapshot, WorkerError,
+  WorkerErrorKind, WorkerInit, WorkerMessage, WorkerState,
+} from './protocol.js';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -39,6 +42,41 @@ function flushExits(): void {
 
 const send = (m: WorkerMessage, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
 
+/** Console output not yet sent, per port; `inFlight`: a batch awaits the main thread's credit. */
+const pendingConsole = [new Uint8Array(4096), new Uint8Array(4096)];
+const pendingLength = [0, 0];
+let inFlight = false;
+let creditWaiter: (() => void) | null = null;
+
+function queueConsole(p: number, bytes: Uint8Array): void {
+  const i = p === 1 ? 1 : 0;
+  let buf = pendingConsole[i];
+  const need = pendingLength[i] + bytes.length;
+  if (need > buf.length) {
+    const grown = new Uint8Array(Math.max(need, buf.length * 2));
+    grown.set(buf.subarray(0, pendingLength[i]));
+    pendingConsole[i] = buf = grown;
+  }
+  buf.set(bytes, pendingLength[i]);
+  pendingLength[i] = need;
+}
+
+/** Sends what is pending as one batch unless a batch is still in flight (or `force`, at the end). */
+function flushConsole(force = false): void {
+  if ((inFlight && !force) || pendingLength[0] + pendingLength[1] === 0) return;
+  const stdout = pendingConsole[0].slice(0, pendingLength[0]);
+  const stderr = pendingConsole[1].slice(0, pendingLength[1]);
+  pendingLength[0] = pendingLength[1] = 0;
+  inFlight = true;
+  send({ type: 'console', stdout, stderr }, [stdout.buffer, stderr.buffer]);
+}
+
+/** Resolves when the main thread has taken the batch in flight (at once if none is). */
+function credit(): Promise<void> {
+  if (!inFlight) return Promise.resolve();
+  return new Promise((r) => { creditWaiter = r; });
+}
+
 function snapshot(): VmSnapshot {
   return { state, reason, vcpus: vm?.vcpus.map((v) => (v.halted ? 'idle' : 'running')) ?? [], processes: vm?.processes() ?? [], counters: vm?.counters() ?? null };
 }
@@ -56,6 +94,7 @@ function finish(next: 'stopped' | 'crashed', why: string | null): void {
   state = next;
   reason = why;
   publish();
+  flushConsole(true);
   send({ type: 'final', snapshot: snapshot() });
   // Close after the reply to the current action (sent in this same tick); the thread then exits.
   setImmediate(() => port.close());
@@ -69,6 +108,7 @@ async function loop(): Promise<void> {
       const s = vm.run(slice);
       publish();
       flushExits();
+      flushConsole();
       if (s !== 'running') {
         if (migration) { migration.abort(); migration = null; send({ type: 'migration', event: 'failed', reason: `the VM ${s === 'stopped' ? 'stopped' : 'crashed'} during the migration` }); }
         finish(s, vm.reason);
@@ -81,6 +121,8 @@ async function loop(): Promise<void> {
         send({ type: 'state', snapshot: snapshot() });
         break;
       }
+      // Backpressure: a guest that printed more than the main thread has taken waits for it.
+      if (pendingLength[0] + pendingLength[1] >= CONSOLE_PENDING_BYTES) await credit();
       await new Promise((r) => setImmediate(r));
     }
   } catch (e) {
@@ -117,16 +159,16 @@ async function migrationStep(m: MigrationSource, v: Vm): Promise<boolean> {
 /** Console, process and memory-failure news of a VM (booted here or arrived by migration) go to the main thread. */
 function attach(v: Vm): void {
   vm = v;
-  v.onConsole((p, bytes) => send({ type: 'console', port: p, bytes }, [bytes.buffer as ArrayBuffer]));
+  v.onConsole(queueConsole);
   v.kernel.onProcessExit = (status) => send({ type: 'process', status });
   v.kernel.onMemoryFailure = (e) => send({ type: 'memory-failure', gpa: e.gpa, pid: e.pid, va: e.va, virtualTimeNs: v.virtualTimeNs() });
 }
 
 /** Destination: listen, then take the VM over when the stream completes (or end this worker when it fails). */
-async function listen(): Promise<{ error: string | null; data?: unknown }> {
+async function listen(): Promise<Outcome<'migrate-listen'>> {
   if (init.incoming?.failAt === 'preparing-target') {
     setImmediate(() => finish('crashed', 'migration-failed: the destination failed while preparing (fault injection)'));
-    return { error: 'the destination failed while preparing (fault injection)' };
+    return fail('failed', 'the destination failed while preparing (fault injection)');
   }
   const d = new MigrationDestination(init.spec, () => Vm.incoming(init.spec, HostMemory.attach(init.host), init.owner), init.incoming?.failAt ?? null);
   const listenPort = await d.listen();
@@ -141,90 +183,92 @@ async function listen(): Promise<{ error: string | null; data?: unknown }> {
     finish('crashed', `migration-failed: ${e.message}`);
   });
   incoming = d;
-  return { error: null, data: { port: listenPort } };
+  return ok({ port: listenPort });
 }
 
-/** Data for the reply to the action being handled. */
-let replyData: unknown;
+/** A request's outcome: its reply data, or why it failed. */
+type Outcome<K extends ActionType> = { ok: true; data: ReplyData[K] } | { ok: false; error: WorkerError };
+const ok = <T>(data: T) => ({ ok: true as const, data });
+const fail = (kind: WorkerErrorKind, message: string) => ({ ok: false as const, error: { kind, message } });
+const done = ok(null);
+const message = (e: unknown) => (e as Error)?.message ?? String(e);
 
-function handle(a: VmAction): string | null | Promise<{ error: string | null; data?: unknown }> {
-  replyData = undefined;
-  if (!ALLOWED[state].includes(a.type)) return `${a.type} is not allowed while the VM is ${state}`;
-  switch (a.type) {
-    case 'start':
-      try {
-        vm = new Vm(init.spec, HostMemory.attach(init.host), init.owner);
-      } catch (e) {
-        finish('crashed', `boot-failed: ${(e as Error)?.message ?? e}`);
-        return (e as Error)?.message ?? String(e);
-      }
-      attach(vm);
-      pauseAt = a.pauseAtVirtualNs ?? Infinity;
-      state = 'running';
-      setImmediate(loop); // after the reply to this action
-      return null;
-    case 'pause':
-      state = 'paused';
-      return null;
-    case 'resume':
-      state = 'running';
-      setImmediate(loop);
-      return null;
-    case 'stop':
-      if (migration) { migration.abort(); migration = null; send({ type: 'migration', event: 'failed', reason: 'the VM was stopped' }); }
-      incoming?.cancel('the destination VM was stopped');
-      vm?.stop('stopped');
-      finish('stopped', 'stopped');
-      return null;
-    case 'read-state':
-      return null;
-    case 'trace-exits':
-      if (!vm) return 'trace-exits needs a started VM';
-      vm.khv.onExit = a.on ? (reason, h) => {
-        if (exitBatch.length >= MAX_EXIT_BATCH) { exitsDropped++; return; }
-        exitBatch.push({ vcpu: h.hartId, reason, pc: (h.virt ? h.pc : h.sepc) >>> 0, timeNs: h.ctr[Ctr.Cycles] });
-      } : null;
-      return null;
-    case 'set-techniques':
-      vm!.kernel.techniques = a.techniques;
-      return null;
-    case 'inject':
-      if (a.what !== 'memory-error' || a.frame === undefined) return `inject ${a.what}: not implemented`;
-      try { replyData = vm!.injectMemoryError(a.frame, a.latent ?? true); } catch (e) { return (e as Error).message; }
-      return null;
-    case 'migrate': {
-      if (migration) return 'a migration is already running';
-      const v = vm!;
-      const m = new MigrationSource(v, a.params, {
-        progress: (stats) => send({ type: 'migration', event: 'progress', stats }),
-        latentError: (e) => send({ type: 'migration', event: 'latent-error', gpa: e.gpa, frame: e.frame }),
-      });
-      return m.open(a.port).then(() => { migration = m; return { error: null }; }, (e: Error) => { m.abort(); return { error: e.message }; });
+/** One handler per request type, each answering with that type's reply data. */
+const HANDLERS: { [K in ActionType]: (a: RequestOf<K>) => Outcome<K> | Promise<Outcome<K>> } = {
+  'start': (a) => {
+    try {
+      vm = new Vm(init.spec, HostMemory.attach(init.host), init.owner);
+    } catch (e) {
+      finish('crashed', `boot-failed: ${message(e)}`);
+      return fail('failed', message(e));
     }
-    case 'migrate-cancel':
-      if (!migration) return 'no migration is running';
-      migration.cancel();
-      return null;
-    case 'migrate-listen':
-      if (incoming) return 'already listening';
-      return listen();
-    case 'resolve-frame':
-      replyData = a.gpa !== undefined ? vm!.frameOf({ gpa: a.gpa }) : vm!.frameOf({ pid: a.pid ?? -1, va: a.va ?? -1 });
-      return null;
-    case 'memory-map':
-      replyData = vm!.memoryPages();
-      return null;
-  }
-}
+    attach(vm);
+    pauseAt = a.pauseAtVirtualNs ?? Infinity;
+    state = 'running';
+    setImmediate(loop); // after the reply to this request
+    return done;
+  },
+  'pause': () => { state = 'paused'; return done; },
+  'resume': () => { state = 'running'; setImmediate(loop); return done; },
+  'stop': () => {
+    if (migration) { migration.abort(); migration = null; send({ type: 'migration', event: 'failed', reason: 'the VM was stopped' }); }
+    incoming?.cancel('the destination VM was stopped');
+    vm?.stop('stopped');
+    finish('stopped', 'stopped');
+    return done;
+  },
+  'read-state': () => done,
+  'trace-exits': (a) => {
+    if (!vm) return fail('not-allowed', 'trace-exits needs a started VM');
+    vm.khv.onExit = a.on ? (reason, h) => {
+      if (exitBatch.length >= MAX_EXIT_BATCH) { exitsDropped++; return; }
+      exitBatch.push({ vcpu: h.hartId, reason, pc: (h.virt ? h.pc : h.sepc) >>> 0, timeNs: h.ctr[Ctr.Cycles] });
+    } : null;
+    return done;
+  },
+  'set-techniques': (a) => { vm!.kernel.techniques = a.techniques; return done; },
+  'inject-memory-error': (a) => {
+    try { return ok(vm!.injectMemoryError(a.frame, a.latent ?? true)); } catch (e) { return fail('invalid', message(e)); }
+  },
+  'migrate': (a) => {
+    if (migration) return fail('not-allowed', 'a migration is already running');
+    const m = new MigrationSource(vm!, a.params, {
+      progress: (stats) => send({ type: 'migration', event: 'progress', stats }),
+      latentError: (e) => send({ type: 'migration', event: 'latent-error', gpa: e.gpa, frame: e.frame }),
+    });
+    return m.open(a.port).then(() => { migration = m; return done; }, (e: Error) => { m.abort(); return fail('failed', e.message); });
+  },
+  'migrate-cancel': () => {
+    if (!migration) return fail('not-allowed', 'no migration is running');
+    migration.cancel();
+    return done;
+  },
+  'migrate-listen': () => (incoming ? fail('not-allowed', 'already listening') : listen()),
+  'resolve-frame': (a) => ok(vm!.frameOf(a.target)),
+  'memory-map': () => ok(vm!.memoryPages()),
+};
 
-function reply(id: number, error: string | null, data: unknown): void {
+function reply(id: number, action: ActionType, r: Outcome<ActionType>): void {
   const snap = snapshot();
-  if (error === null) send({ type: 'reply', id, ok: true, snapshot: snap, data });
-  else send({ type: 'reply', id, ok: false, error, snapshot: snap });
+  if (r.ok) send({ type: 'reply', id, ok: true, action, snapshot: snap, data: r.data } as WorkerMessage);
+  else send({ type: 'reply', id, ok: false, error: r.error, snapshot: snap });
 }
 
-port.on('message', ({ id, action }: Envelope) => {
-  const r = handle(action);
-  if (r instanceof Promise) void r.then((x) => reply(id, x.error, x.data), (e: Error) => reply(id, e.message, undefined));
-  else reply(id, r, replyData);
+function handle<K extends ActionType>(id: number, a: RequestOf<K>): void {
+  if (!ALLOWED[state].includes(a.type)) return reply(id, a.type, fail('not-allowed', `${a.type} is not allowed while the VM is ${state}`));
+  let r: Outcome<K> | Promise<Outcome<K>>;
+  try { r = (HANDLERS[a.type] as (x: RequestOf<K>) => Outcome<K> | Promise<Outcome<K>>)(a); } catch (e) { r = fail('failed', message(e)); }
+  if (r instanceof Promise) void r.then((x) => reply(id, a.type, x), (e: unknown) => reply(id, a.type, fail('failed', message(e))));
+  else reply(id, a.type, r);
+}
+
+port.on('message', (m: ToWorker) => {
+  if (m.type === 'credit') {
+    inFlight = false;
+    const w = creditWaiter;
+    creditWaiter = null;
+    w?.();
+    return;
+  }
+  handle(m.id, m.request);
 });

@@ -1,0 +1,21 @@
+/**
+ * Retries with backoff for work that is safe to repeat (each attempt is one whole transaction that
+ * either committed or did not) when the database is unreachable or busy; other errors are thrown
+ * at once.
+ */
+import { isDatabaseUnreachable } from './errors.js';
+
+export interface RetryOptions { attempts?: number; firstDelayMs?: number; maxDelayMs?: number }
+
+export async function withRetry<T>(work: () => Promise<T>, { attempts = 6, firstDelayMs = 50, maxDelayMs = 2000 }: RetryOptions = {}): Promise<T> {
+  let delay = firstDelayMs;
+  for (let i = 1; ; i++) {
+    try {
+      return await work();
+    } catch (e) {
+      if (i >= attempts || !isDatabaseUnreachable(e)) throw e;
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(maxDelayMs, delay * 2);
+    }
+  }
+}
