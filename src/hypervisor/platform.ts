@@ -4,6 +4,7 @@
  *   GPA 0x1000_0000  device region (never mapped in the G-stage: every access is a VM exit)
  *        +0x0000       console: DOORBELL (write: bit p = flush port p's ring)
  *        +0x1000       power: write 0x5555 = power off (the values of QEMU's sifive_test finisher)
+ *        +0x2000       virtio-mmio block devices, one per disk, BLOCK_STRIDE apart (virtio-blk.ts)
  *   GPA 0x8000_0000  guest RAM, memoryMiB long, backed by host frames on first touch
  *
  * The console rings live in guest RAM at fixed places (CONSOLE_RING_BASE, inside what the guest
@@ -17,6 +18,10 @@ export const CONSOLE_OFFSET = 0x0000;
 export const POWER_OFFSET = 0x1000;
 export const POWER_OFF = 0x5555;
 export const POWER_FAIL = 0x3333;
+/** virtio-mmio block device n (the VM's disk n) is at BLOCK_OFFSET + n * BLOCK_STRIDE. */
+export const BLOCK_OFFSET = 0x2000;
+export const BLOCK_STRIDE = 0x1000;
+export const MAX_DISKS = 8;
 
 export const RAM_BASE = 0x8000_0000;
 

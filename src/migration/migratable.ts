@@ -6,6 +6,7 @@
  * Guest pages are named by their index `gpn` in guest RAM (guest-physical RAM_BASE + gpn * 4 KiB),
  * as on the wire. Every method is called between slices of guest execution (no vCPU runs).
  */
+import type { VirtioBlkState } from '../hypervisor/virtio-blk.js';
 
 /** What a read of one guest page found. */
 export type PageRead =
@@ -49,6 +50,8 @@ export interface DeviceState {
   power: 'on' | 'off' | 'fail';
   doorbells: number;
   consoleBytes: [number, number];
+  /** Technique 5's counters and the block devices' register state (absent from older sources). */
+  uhv?: { edges: number[]; exitCycles: Array<[string, number]>; fieldAccesses: { direct: number; mediated: number; refused: number }; blocks: VirtioBlkState[] };
 }
 
 /** Everything besides guest RAM that a migration carries: one record per vCPU, the devices, the guest OS (opaque JSON-safe data). */

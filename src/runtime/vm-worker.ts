@@ -226,7 +226,7 @@ const HANDLERS: { [K in ActionType]: (a: RequestOf<K>) => Outcome<K> | Promise<O
     } : null;
     return done;
   },
-  'set-techniques': (a) => { vm!.kernel.techniques = a.techniques; return done; },
+  'set-techniques': (a) => { vm!.setTechniques(a.techniques); return done; },
   'inject-memory-error': (a) => {
     try { return ok(vm!.injectMemoryError(a.frame, a.latent ?? true)); } catch (e) { return fail('invalid', message(e)); }
   },
