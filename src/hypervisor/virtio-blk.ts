@@ -218,12 +218,12 @@ export class VirtioBlk {
 
   private read16(gpa: number): number {
     this.need(gpa, 2);
-    return (this.ram.read32(gpa & ~3) >>> ((gpa & 2) * 8)) & 0xffff;
+    return (this.ram.read32((gpa & ~3) >>> 0) >>> ((gpa & 2) * 8)) & 0xffff;
   }
 
   private write16(gpa: number, v: number): void {
     this.need(gpa, 2);
-    const w = this.ram.read32(gpa & ~3), sh = (gpa & 2) * 8;
-    this.ram.write32(gpa & ~3, (w & ~(0xffff << sh)) | ((v & 0xffff) << sh));
+    const at = (gpa & ~3) >>> 0, sh = (gpa & 2) * 8;
+    this.ram.write32(at, (this.ram.read32(at) & ~(0xffff << sh)) | ((v & 0xffff) << sh));
   }
 }
