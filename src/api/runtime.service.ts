@@ -323,6 +323,9 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
         recipient: 'guest', action: 'inject', actionRequired: true, guestPhysicalAddress: m.gpa, pid: m.pid, guestVirtualAddress: m.va, virtualTimeNs: m.virtualTimeNs,
       }));
     });
+    runner.on('uhv-field-fault', (f: { field: string; write: boolean; pc: number; virtualTimeNs: number }) => {
+      this.background(vmId, () => this.appendEvent(tenantId, vmId, 'vm.uhv-field-fault', { field: f.field, access: f.write ? 'write' : 'read', guestPc: f.pc >>> 0, virtualTimeNs: f.virtualTimeNs, outcome: 'refused' }));
+    });
     runner.once('final', (s: VmSnapshot) => {
       // A source that handed its VM over ends 'migrated': the VM lives on in the adopted runner.
       if (l.runner !== runner || s.reason === 'migrated') return;

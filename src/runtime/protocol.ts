@@ -150,6 +150,8 @@ export type WorkerMessage =
   | { type: 'process'; status: ProcessStatus }
   /** A memory error was consumed: the guest kernel killed process `pid` (SIGBUS). */
   | { type: 'memory-failure'; gpa: number; pid: number | null; va: number | null; virtualTimeNs: number }
+  /** The UHV tried to access a VM-control field reserved to the KHV (technique 5): refused, nothing changed. */
+  | { type: 'uhv-field-fault'; field: string; write: boolean; pc: number; virtualTimeNs: number }
   /** Exits since the last batch (while tracing); `dropped` counts those over MAX_EXIT_BATCH. */
   | { type: 'exits'; records: ExitRecord[]; dropped: number }
   | MigrationMessage

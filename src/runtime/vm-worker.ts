@@ -162,6 +162,8 @@ function attach(v: Vm): void {
   v.onConsole(queueConsole);
   v.kernel.onProcessExit = (status) => send({ type: 'process', status });
   v.kernel.onMemoryFailure = (e) => send({ type: 'memory-failure', gpa: e.gpa, pid: e.pid, va: e.va, virtualTimeNs: v.virtualTimeNs() });
+  // The attempted value is left out: it could be anything the UHV held.
+  v.onFieldFault((f) => send({ type: 'uhv-field-fault', field: f.field, write: f.write, pc: f.pc, virtualTimeNs: v.virtualTimeNs() }));
 }
 
 /** Destination: listen, then take the VM over when the stream completes (or end this worker when it fails). */
