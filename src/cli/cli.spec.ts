@@ -150,7 +150,7 @@ describe('hvsim experiment', () => {
     const bad = cli(['experiment', file, '--variant', 'a:uhvDirectTransitions.exitRouting.mmio.disk=uhv']);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/techniques\.uhvDirectTransitions\.exitRouting\.mmio\.disk/);
-   }, 60_000);
+  }, 60_000);
 
   test('bad variants are one line and status 2; a not-implemented technique says so', () => {
     for (const args of [['--variant', 'x'], ['--variant', 'a:warp=on'], ['--variant', 'a:syscallLookahead.window=0'], ['--variant', 'a:', '--variant', 'a:'], ['--variant', 'a:protectionDomains=on']]) {
