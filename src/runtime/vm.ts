@@ -211,6 +211,7 @@ export class Vm implements Migratable, MigrationTarget {
   }
 
   startDirtyLog(): void {
+    for (const d of this.disks) d.startDirtyLog();
     this.khv.gstage.startDirtyLog();
     this.khv.flushAll();
   }
@@ -222,9 +223,24 @@ export class Vm implements Migratable, MigrationTarget {
   }
 
   stopDirtyLog(): void {
+    for (const d of this.disks) d.stopDirtyLog();
     if (this.khv.gstage.dirty === null) return;
     this.khv.gstage.stopDirtyLog();
     this.khv.flushAll();
+  }
+
+  get diskCount(): number { return this.disks.length; }
+
+  diskChunks(n: number, all: boolean): number[] {
+    const d = this.disks[n], dirty = d.takeDirty();
+    return all ? d.writtenChunks() : dirty;
+  }
+
+  diskChunk(n: number, c: number): Uint8Array { return this.disks[n].chunk(c); }
+
+  writeDiskChunk(n: number, c: number, bytes: Uint8Array): void {
+    if (!(n >= 0 && n < this.disks.length)) throw new RangeError(`disk ${n}: the VM has ${this.disks.length} disks`);
+    this.disks[n].setChunk(c, bytes);
   }
 
   dirtyLogExits(): number { return this.khv.exits.get('dirty-log') ?? 0; }
