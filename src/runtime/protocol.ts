@@ -63,7 +63,9 @@ export type WorkerRequest =
   /** Resolves a guest page (`gpa`) or a process's user address (`pid`, `va`) to its host frame (-1: not backed). */
   | { type: 'resolve-frame'; target: { gpa: number } | { pid: number; va: number } }
   /** Every backed guest page with its host address and owner. */
-  | { type: 'memory-map' };
+  | { type: 'memory-map' }
+  /** Bytes [start, end) of disk `disk`'s current content (clipped to its size). */
+  | { type: 'read-disk'; disk: number; start: number; end: number };
 
 /** What a successful reply carries, per request type (Firecracker's VmmData). */
 export interface ReplyData {
@@ -80,6 +82,7 @@ export interface ReplyData {
   'migrate-listen': { port: number };
   'resolve-frame': number;
   'memory-map': ReturnType<Vm['memoryPages']>;
+  'read-disk': { sizeBytes: number; start: number; bytes: Uint8Array };
 }
 
 /**
@@ -96,8 +99,8 @@ export type RequestOf<K extends ActionType> = Extract<WorkerRequest, { type: K }
 /** Which actions each state accepts. */
 export const ALLOWED: Record<WorkerState, readonly ActionType[]> = {
   created: ['start', 'stop', 'read-state', 'trace-exits', 'migrate-listen'],
-  running: ['pause', 'stop', 'read-state', 'inject-memory-error', 'trace-exits', 'set-techniques', 'resolve-frame', 'memory-map', 'migrate', 'migrate-cancel'],
-  paused: ['resume', 'stop', 'read-state', 'inject-memory-error', 'trace-exits', 'set-techniques', 'resolve-frame', 'memory-map', 'migrate', 'migrate-cancel'],
+  running: ['pause', 'stop', 'read-state', 'inject-memory-error', 'trace-exits', 'set-techniques', 'resolve-frame', 'memory-map', 'migrate', 'migrate-cancel', 'read-disk'],
+  paused: ['resume', 'stop', 'read-state', 'inject-memory-error', 'trace-exits', 'set-techniques', 'resolve-frame', 'memory-map', 'migrate', 'migrate-cancel', 'read-disk'],
   stopped: ['read-state'],
   crashed: ['read-state'],
 };

@@ -248,6 +248,12 @@ const HANDLERS: { [K in ActionType]: (a: RequestOf<K>) => Outcome<K> | Promise<O
   'migrate-listen': () => (incoming ? fail('not-allowed', 'already listening') : listen()),
   'resolve-frame': (a) => ok(vm!.frameOf(a.target)),
   'memory-map': () => ok(vm!.memoryPages()),
+  'read-disk': (a) => {
+    const d = vm!.disks[a.disk];
+    if (!d) return fail('invalid', `the VM has ${vm!.disks.length} disk(s), not disk ${a.disk}`);
+    const start = Math.min(Math.max(0, a.start), d.sizeBytes), end = Math.min(Math.max(start, a.end), d.sizeBytes);
+    return ok({ sizeBytes: d.sizeBytes, start, bytes: d.slice(start, end) });
+  },
 };
 
 function reply(id: number, action: ActionType, r: Outcome<ActionType>): void {
