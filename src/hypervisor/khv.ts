@@ -134,8 +134,9 @@ export class Khv implements GuestRam {
    * Counts one exit and charges it to `h` by its path: a KHV exit is guest -> KHV -> guest
    * (COSTS.vmExit); a UHV exit through the KHV adds KHV -> UHV -> KHV (COSTS.khvUhvRoundTrip); a
    * direct one is guest -> UHV -> guest (COSTS.vmExit: the hardware's exit and entry, no KHV).
+   * `charge` false: the caller charges its own cost (transitions are still counted).
    */
-  private exit(h: Hart, name: string, path = PATH_KHV): void {
+  private exit(h: Hart, name: string, charge = true, path = PATH_KHV): void {
     this.exits.set(name, (this.exits.get(name) ?? 0) + 1);
     this.onExit?.(name, h);
     const e = this.edges;
@@ -144,6 +145,7 @@ export class Khv implements GuestRam {
       e[EDGE.GuestKhv]++; e[EDGE.KhvGuest]++;
       if (path === PATH_UHV_VIA_KHV) { e[EDGE.KhvUhv]++; e[EDGE.UhvKhv]++; cost += COSTS.khvUhvRoundTrip; }
     }
+    if (!charge) return;
     h.ctr[Ctr.Cycles] += cost;
     this.exitCycles.set(name, (this.exitCycles.get(name) ?? 0) + cost);
   }
@@ -213,7 +215,7 @@ export class Khv implements GuestRam {
   private uhvExit(v: Vcpu, name: string, code: number, route: number): false {
     const h = v.hart, c = this.control;
     const direct = c.direct && route >= 0 && this.routing[route] === 1;
-    this.exit(h, name, direct ? PATH_UHV_DIRECT : PATH_UHV_VIA_KHV);
+    this.exit(h, name, true, direct ? PATH_UHV_DIRECT : PATH_UHV_VIA_KHV);
     c.begin(h, v, code);
     try {
       this.device.handleExit(c);
