@@ -159,6 +159,13 @@ describe.each(BACKENDS)('techniques and experiments on $name', (backend) => {
     expect(raw(part).equals(elf.subarray(1, 5))).toBe(true);
     await bin(`/v1/vms/${vm.id}/disks/1`, `bytes=${raw(whole).length + 10}-`).expect(416);
     await api().get(`/v1/vms/${vm.id}/disks/2`).set(auth).expect(404);
+    // Paused, the disk is still there, unchanged; resumed, too.
+    await api().post(`/v1/vms/${vm.id}/pause`).set(auth).expect(202);
+    await until('paused', async () => (await api().get(`/v1/vms/${vm.id}`).set(auth)).body.state === 'paused');
+    expect(raw(await bin(`/v1/vms/${vm.id}/disks/1`).expect(200)).equals(raw(whole))).toBe(true);
+    await api().post(`/v1/vms/${vm.id}/resume`).set(auth).expect(202);
+    await until('resumed', async () => (await api().get(`/v1/vms/${vm.id}`).set(auth)).body.state === 'running');
+    expect(raw(await bin(`/v1/vms/${vm.id}/disks/1`).expect(200)).equals(raw(whole))).toBe(true);
 
     const patched = await api().patch(`/v1/vms/${vm.id}`).set(auth).send({ techniques: { uhvDirectTransitions: { exitRouting: { 'mmio.console': 'khv' } } } }).expect(200);
     expect(patched.body.techniques.uhvDirectTransitions).toEqual({ enabled: true, exitRouting: { 'mmio.console': 'khv' } });
