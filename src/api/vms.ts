@@ -438,7 +438,10 @@ export class VmsController {
   async disk(@TenantId() t: string, @Param('id', ParseUUIDPipe) id: string, @Param('n', ParseIntPipe) n: number, @Req() req: Request, @Res({ passthrough: true }) res: Response) {
     const d = await this.vms.disk(t, id, n, (size) => {
       const r = req.range(size);
-      if (r === -1) throw new ProblemError(416, 'Range Not Satisfiable', `the range ${req.headers.range} lies outside the ${size}-byte disk`, { sizeBytes: size });
+      if (r === -1) {
+        res.setHeader('Content-Range', `bytes */${size}`);
+        throw new ProblemError(416, 'Range Not Satisfiable', `the range ${req.headers.range} lies outside the ${size}-byte disk`, { sizeBytes: size });
+      }
       return Array.isArray(r) && r.length === 1 && r.type === 'bytes' ? { start: r[0].start, end: r[0].end } : null;
     });
     res.type('application/octet-stream');
