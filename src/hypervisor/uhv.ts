@@ -84,7 +84,14 @@ export class Uhv {
       return 0;
     }
     const n = Math.floor((offset - BLOCK_OFFSET) / BLOCK_STRIDE);
-    if (offset >= BLOCK_OFFSET && n < this.blocks.length) return this.blocks[n].access(offset - BLOCK_OFFSET - n * BLOCK_STRIDE, size, write, value);
+    if (offset >= BLOCK_OFFSET && n < this.blocks.length) {
+      try {
+        return this.blocks[n].access(offset - BLOCK_OFFSET - n * BLOCK_STRIDE, size, write, value);
+      } catch (e) {
+        if (e instanceof RangeError) throw new VmFault('mmio-unsupported-instruction', e.message);
+        throw e;
+      }
+    }
     throw new VmFault('mmio-unsupported-instruction', `no device register at device offset 0x${offset.toString(16)} (size ${size})`);
   }
 
