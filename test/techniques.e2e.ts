@@ -101,7 +101,7 @@ describe.each(BACKENDS)('techniques and experiments on $name', (backend) => {
     const exp = (await api().get(`/v1/experiments/${r.body.id}`).set(auth).expect(200)).body;
     expect(exp.state).toBe('succeeded');
     const [off, on] = exp.result.variants;
-    expect(off.ratios).toEqual({ cycles: 1, crossings: 1, exits: 1, instructions: 1 });
+    expect(off.ratios).toEqual({ cycles: 1, crossings: 1, exits: 1, transitions: 1, instructions: 1 });
     expect(on.consoleSha256).toBe(off.consoleSha256);
     expect(exp.result.variants.every((v: { diverged: boolean }) => !v.diverged)).toBe(true);
     expect(on.ratios.crossings).toBeLessThan(1);
