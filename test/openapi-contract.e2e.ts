@@ -127,7 +127,7 @@ describe.each(BACKENDS)('the service honours openapi.yaml on $name', (backend) =
     ids.host = await post('/v1/hosts', { name: 'fixture-a', cpus: 2, memoryMiB: 64 });
     ids.destinationHost = await post('/v1/hosts', { name: 'fixture-b', cpus: 2, memoryMiB: 64 });
     ids.image = await post('/v1/images', { name: 'loop', format: 'asm', content: LOOP_ASM });
-    ids.vm = await post('/v1/vms', { name: 'fixture-vm', hostId: ids.host, vcpus: 1, memoryMiB: 16, processes: [{ imageId: ids.image }] });
+    ids.vm = await post('/v1/vms', { name: 'fixture-vm', hostId: ids.host, vcpus: 1, memoryMiB: 16, processes: [{ imageId: ids.image }], disks: [{ sizeMiB: 1 }] });
     ids.domainImage = await post('/v1/images', { name: 'keystore-domain', format: 'elf', content: Buffer.from(keystoreDomainElf()).toString('base64') });
     const domainVm = await post('/v1/vms', { name: 'domain-vm', hostId: ids.host, vcpus: 1, memoryMiB: 16, processes: [{ imageId: ids.image }] });
     await examples('DomainsController_add', { id: domainVm });
@@ -165,6 +165,7 @@ describe.each(BACKENDS)('the service honours openapi.yaml on $name', (backend) =
     await examples('VmsController_console', { id: ids.vm });
     await examples('VmsController_counters', { id: ids.vm });
     await examples('VcpusController_interrupt', { id: ids.vm, n: '0' });
+    await examples('VmsController_disk', { id: ids.vm, n: '0' });
     await examples('MemoryErrorsController_vmMemory', { id: ids.vm });
 
     ids.memoryError = (await examples('MemoryErrorsController_inject', { id: ids.host }))[0].body.id;
@@ -200,7 +201,7 @@ describe.each(BACKENDS)('the service honours openapi.yaml on $name', (backend) =
   }, 240_000);
 
   test('errors are documented problem details', async () => {
-    const idsFor = (o: Op, value: () => string) => Object.fromEntries((o.op.parameters ?? []).filter((p: any) => p.in === 'path').map((p: any) => [p.name, p.name === 'name' ? 'no-such-technique' : value()]));
+    const idsFor = (o: Op, value: () => string) => Object.fromEntries((o.op.parameters ?? []).filter((p: any) => p.in === 'path').map((p: any) => [p.name, p.name === 'name' ? 'no-such-technique' : p.name === 'n' ? '0' : value()]));
     for (const o of ops.values()) {
       const hasIds = /\{(id|errorId|name)\}/.test(o.path);
       const sent = (res: request.Response, status: number) => {

@@ -79,7 +79,7 @@ export class DomainsService {
       }
       v.domains = [...all, def];
       await m.save(v);
-      await this.vms.linkImages(m, tenantId, vmId, [...v.processes, ...v.domains]);
+      await this.vms.linkImages(m, tenantId, vmId, [...v.processes, ...v.domains], v.disks ?? []);
       const view = domainView(v.domains, v.domains.length - 1);
       await this.events.append(m, tenantId, 'vm.domain-added', `vm:${vmId}`, view);
       return view;
@@ -96,7 +96,7 @@ export class DomainsService {
       if (v.state !== 'created') throw conflict(`protection domains can change only before the VM starts; it is ${v.state}`, { state: v.state });
       v.domains = all.filter((d) => d.name !== name);
       await m.save(v);
-      await this.vms.linkImages(m, tenantId, vmId, [...v.processes, ...v.domains]);
+      await this.vms.linkImages(m, tenantId, vmId, [...v.processes, ...v.domains], v.disks ?? []);
       await this.events.append(m, tenantId, 'vm.domain-removed', `vm:${vmId}`, { name });
     }));
   }

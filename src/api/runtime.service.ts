@@ -354,6 +354,9 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
     runner.on('domain-event', (m: { event: DomainEvent; virtualTimeNs: number }) => {
       this.background(vmId, () => this.appendEvent(tenantId, vmId, `vm.domain-${m.event.kind}`, { ...m.event, virtualTimeNs: m.virtualTimeNs }));
     });
+    runner.on('uhv-field-fault', (f: { field: string; write: boolean; pc: number; virtualTimeNs: number }) => {
+      this.background(vmId, () => this.appendEvent(tenantId, vmId, 'vm.uhv-field-fault', { field: f.field, access: f.write ? 'write' : 'read', guestPc: f.pc >>> 0, virtualTimeNs: f.virtualTimeNs, outcome: 'refused' }));
+    });
     runner.once('final', (s: VmSnapshot) => {
       // A source that handed its VM over ends 'migrated': the VM lives on in the adopted runner.
       if (l.runner !== runner || s.reason === 'migrated') return;

@@ -5,9 +5,9 @@
  * one state machine in src/runtime/vm-state.ts and carried out as Operations by the runtime
  * (RuntimeService); their results and the VM's telemetry arrive as events.
  */
-import { Body, Controller, Delete, Get, HttpCode, Injectable, Param, ParseUUIDPipe, Patch, Post, Query, Res, StreamableFile } from '@nestjs/common';
-import type { Response } from 'express';
-import { ApiBearerAuth, ApiTags, ApiProperty, ApiPropertyOptional, OmitType, PartialType } from '@nestjs/swagger';
+import { Body, Controller, Delete, Get, HttpCode, Injectable, Param, ParseIntPipe, ParseUUIDPipe, Patch, Post, Query, Req, Res, StreamableFile } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { ApiBearerAuth, ApiParam, ApiTags, ApiProperty, ApiPropertyOptional, OmitType, PartialType } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { ArrayMaxSize, ArrayMinSize, IsArray, IsIn, IsInt, IsObject, IsOptional, IsString, IsUUID, Length, Max, MaxLength, Min, ValidateNested } from 'class-validator';
 import { DataSource, EntityManager, In } from 'typeorm';
@@ -15,7 +15,9 @@ import { TenantId } from './auth.js';
 import { Idempotent } from './idempotency.js';
 import { conflict, notFound, ProblemError } from './errors.js';
 import { EventsService } from './events.service.js';
-import { HostEntity, ImageEntity, ProcessSpec, VmEntity, VmRunEntity } from '../persistence/entities.js';
+import { DiskSpecRow, HostEntity, ImageEntity, ProcessSpec, VmEntity, VmRunEntity } from '../persistence/entities.js';
+import { MAX_DISKS } from '../hypervisor/platform.js';
+import { SECTOR } from '../hypervisor/disk.js';
 import { OperationsService } from './operations.js';
 import { BootCancelled, RuntimeService } from './runtime.service.js';
 import type { VmSpec } from '../runtime/vm.js';
@@ -25,6 +27,23 @@ import { listPage, PageQuery } from './pagination.js';
 import { uniqueViolation } from './hosts.js';
 import { isQuiescent, transition, VmAction, VmState } from '../runtime/vm-state.js';
 import { withRetry } from './retry.js';
+
+/** Largest empty disk (only written chunks take host memory). */
+const MAX_DISK_MIB = 1024;
+
+/**
+ * Disks as stored: each exactly one of imageId / sizeMiB.
+ * Raises: ProblemError 400 naming the field.
+ */
+function checkDisks(disks: DiskDto[]): DiskSpecRow[] {
+  return disks.map((d, i) => {
+    const keys = Object.keys(d).filter((k) => (d as Record<string, unknown>)[k] !== undefined);
+    if (keys.length !== 1 || !['imageId', 'sizeMiB'].includes(keys[0])) {
+      throw new ProblemError(400, 'Bad Request', `disks[${i}] must be exactly one of {imageId} or {sizeMiB}`, { field: `disks[${i}]` });
+    }
+    return d.imageId !== undefined ? { imageId: d.imageId } : { sizeMiB: d.sizeMiB! };
+  });
+}
 
 /** How long a describe or counters read waits for a busy worker before it answers from the last snapshot. */
 const DESCRIBE_TIMEOUT_MS = 2000;
@@ -36,6 +55,12 @@ export class ProcessDto implements ProcessSpec {
   @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(1 << 20) stdin?: string;
 }
 
+/** One disk: `{imageId}` (the image's bytes, copy-on-write) or `{sizeMiB}` (empty); exactly one of the two. */
+export class DiskDto {
+  @ApiPropertyOptional() @IsOptional() @IsUUID() imageId?: string;
+  @ApiPropertyOptional() @IsOptional() @IsInt() @Min(1) @Max(MAX_DISK_MIB) sizeMiB?: number;
+}
+
 export class CreateVmDto {
   @ApiProperty() @IsString() @Length(1, 100) name!: string;
   @ApiPropertyOptional() @IsOptional() @IsUUID() hostId?: string;
@@ -43,6 +68,7 @@ export class CreateVmDto {
   @ApiProperty() @IsInt() @Min(1) @Max(65536) memoryMiB!: number;
   @ApiProperty({ type: [ProcessDto] }) @IsArray() @ArrayMinSize(1) @ArrayMaxSize(64) @ValidateNested({ each: true }) @Type(() => ProcessDto) processes!: ProcessDto[];
   @ApiPropertyOptional() @IsOptional() @IsObject() techniques?: Record<string, unknown>;
+  @ApiPropertyOptional({ type: [DiskDto] }) @IsOptional() @IsArray() @ArrayMaxSize(MAX_DISKS) @ValidateNested({ each: true }) @Type(() => DiskDto) disks?: DiskDto[];
   @ApiPropertyOptional() @IsOptional() @IsInt() @Min(0) @Max(4294967295) seed?: number;
   @ApiPropertyOptional({ enum: ['interp', 'jit'] }) @IsOptional() @IsIn(['interp', 'jit']) engine?: 'interp' | 'jit';
   @ApiPropertyOptional({ enum: ['none', 'retpoline'] }) @IsOptional() @IsIn(['none', 'retpoline']) spectreV2Mitigation?: 'none' | 'retpoline';
@@ -59,7 +85,7 @@ export class ConsoleQuery {
 }
 
 export const vmView = (v: VmEntity) => ({
-  id: v.id, name: v.name, hostId: v.hostId, vcpus: v.vcpus, memoryMiB: v.memoryMiB, processes: v.processes,
+  id: v.id, name: v.name, hostId: v.hostId, vcpus: v.vcpus, memoryMiB: v.memoryMiB, processes: v.processes, disks: v.disks ?? [],
   techniques: v.techniques, seed: Number(v.seed), engine: v.engine, spectreV2Mitigation: v.spectreV2Mitigation,
   crossingPreset: v.crossingPreset, state: v.state, stateReason: v.stateReason,
   createdAt: v.createdAt.toISOString(), updatedAt: v.updatedAt.toISOString(),
@@ -70,9 +96,9 @@ export class VmsService {
   constructor(private readonly ds: DataSource, private readonly events: EventsService,
     private readonly ops: OperationsService, private readonly runtime: RuntimeService) {}
 
-  /** Checks that every image exists for the tenant; records the VM's image references (its processes' and domains'). */
-  async linkImages(m: EntityManager, tenantId: string, vmId: string, processes: Array<{ imageId: string }>) {
-    const ids = [...new Set(processes.map((p) => p.imageId))];
+  /** Checks that every image exists for the tenant; records the VM's image references (its processes', domains' and disks'). */
+  async linkImages(m: EntityManager, tenantId: string, vmId: string, processes: Array<{ imageId: string }>, disks: DiskSpecRow[] = []) {
+    const ids = [...new Set([...processes.map((p) => p.imageId), ...disks.flatMap((d) => ('imageId' in d ? [d.imageId] : []))])];
     const found = await m.find(ImageEntity, { where: { tenantId, id: In(ids) }, select: { id: true } });
     const missing = ids.filter((id) => !found.some((f) => f.id === id));
     if (missing.length) throw new ProblemError(422, 'Unprocessable Content', `unknown image(s): ${missing.join(', ')}`, { imageIds: missing });
@@ -98,15 +124,16 @@ export class VmsService {
 
   async create(tenantId: string, dto: CreateVmDto) {
     if (dto.techniques) checkTechniques(dto.techniques);
+    const disks = checkDisks(dto.disks ?? []);
     try {
       return await this.events.tx(async (m) => {
         const hostId = await this.place(m, tenantId, dto.memoryMiB, dto.hostId);
         const vm = await m.save(m.create(VmEntity, {
           tenantId, hostId, name: dto.name, vcpus: dto.vcpus, memoryMiB: dto.memoryMiB, processes: dto.processes.map((p) => ({ ...p })),
-          techniques: dto.techniques ?? {}, seed: String(dto.seed ?? 0), state: 'created', stateReason: null,
+          disks, techniques: dto.techniques ?? {}, seed: String(dto.seed ?? 0), state: 'created', stateReason: null,
           engine: dto.engine ?? 'jit', spectreV2Mitigation: dto.spectreV2Mitigation ?? 'none', crossingPreset: dto.crossingPreset ?? 'none',
         }));
-        await this.linkImages(m, tenantId, vm.id, [...vm.processes, ...(vm.domains ?? [])]);
+        await this.linkImages(m, tenantId, vm.id, [...vm.processes, ...(vm.domains ?? [])], vm.disks);
         await this.events.append(m, tenantId, 'vm.created', `vm:${vm.id}`, vmView(vm));
         return vmView(vm);
       });
@@ -133,6 +160,7 @@ export class VmsService {
    */
   async update(tenantId: string, id: string, dto: UpdateVmDto) {
     if (dto.techniques) checkTechniques(dto.techniques);
+    const disks = dto.disks ? checkDisks(dto.disks) : undefined;
     const live = this.runtime.runner(id);
     if (live && Object.keys(dto).every((k) => k === 'techniques') && dto.techniques) return this.updateLive(tenantId, id, dto.techniques);
     try {
@@ -141,9 +169,9 @@ export class VmsService {
         if (!v) throw notFound('vm', id);
         if (!isQuiescent(v.state as VmState)) throw conflict(`VM ${id} is ${v.state}; stop it before editing (a running VM accepts only live technique changes)`, { state: v.state });
         if (dto.memoryMiB !== undefined && dto.memoryMiB > v.memoryMiB) await this.place(m, tenantId, dto.memoryMiB, v.hostId);
-        Object.assign(v, { ...dto, seed: dto.seed !== undefined ? String(dto.seed) : v.seed });
+        Object.assign(v, { ...dto, seed: dto.seed !== undefined ? String(dto.seed) : v.seed, disks: disks ?? v.disks });
         const saved = await m.save(v);
-        if (dto.processes) await this.linkImages(m, tenantId, id, [...saved.processes, ...(saved.domains ?? [])]);
+        if (dto.processes || disks) await this.linkImages(m, tenantId, id, [...saved.processes, ...(saved.domains ?? [])], saved.disks);
         await this.events.append(m, tenantId, 'vm.updated', `vm:${id}`, { changes: { ...dto } });
         return vmView(saved);
       });
@@ -273,7 +301,8 @@ export class VmsService {
 
   /** The runtime spec of a VM definition: its images' bytes, arguments, stdin and settings. */
   private async spec(tenantId: string, v: VmEntity, host: HostEntity): Promise<VmSpec> {
-    const ids = [...new Set([...v.processes, ...(v.domains ?? [])].map((p) => p.imageId))];
+    const diskImages = (v.disks ?? []).flatMap((d) => ('imageId' in d ? [d.imageId] : []));
+    const ids = [...new Set([...[...v.processes, ...(v.domains ?? [])].map((p) => p.imageId), ...diskImages])];
     const rows = await this.ds.getRepository(ImageEntity).createQueryBuilder('i').addSelect('i.content')
       .where('i.tenant_id = :tenantId AND i.id IN (:...ids)', { tenantId, ids }).getMany();
     const byId = new Map(rows.map((r) => [r.id, r]));
@@ -281,6 +310,13 @@ export class VmsService {
       vcpus: v.vcpus, memoryMiB: v.memoryMiB, seed: Number(v.seed) >>> 0, engine: v.engine,
       spectreV2Mitigation: v.spectreV2Mitigation, crossingPreset: v.crossingPreset,
       techniques: resolveTechniques(host.techniques, v.techniques),
+      disks: (v.disks ?? []).map((d) => {
+        if (!('imageId' in d)) return { sizeBytes: d.sizeMiB << 20 };
+        const img = byId.get(d.imageId);
+        if (!img) throw new Error(`image ${d.imageId} no longer exists`);
+        const bytes = new Uint8Array(img.content);
+        return { sizeBytes: Math.max(SECTOR, Math.ceil(bytes.length / SECTOR) * SECTOR), image: bytes };
+      }),
       processes: v.processes.map((p) => {
         const img = byId.get(p.imageId);
         if (!img) throw new Error(`image ${p.imageId} no longer exists`);
@@ -321,6 +357,25 @@ export class VmsService {
   }
 
   /** Console bytes so far (bounded: the newest 1 MiB per stream) of the current or latest run. */
+  /**
+   * Bytes of disk `n`'s current content: the whole disk, or one byte range that `range(size)`
+   * (Express's Range parser) picks. Content lives with the running or paused VM.
+   * Raises: 404 (no VM, no such disk), 409 (the VM is not running or paused), 416 (unsatisfiable range).
+   */
+  async disk(tenantId: string, id: string, n: number, range: (size: number) => { start: number; end: number } | null) {
+    const v = await this.get(tenantId, id);
+    if (!(n >= 0 && n < (v.disks ?? []).length)) throw new ProblemError(404, 'Not Found', `VM ${id} has ${(v.disks ?? []).length} disk(s); there is no disk ${n}`);
+    const runner = this.runtime.runner(id);
+    if (!runner || (v.state !== 'running' && v.state !== 'paused')) {
+      throw conflict(`VM ${id} is ${v.state}: a disk's content exists while its VM runs or is paused (it is not kept after the VM stops)`, { state: v.state });
+    }
+    const { sizeBytes } = await runner.ask({ type: 'read-disk', disk: n, start: 0, end: 0 });
+    const r = range(sizeBytes);
+    const want = r ?? { start: 0, end: sizeBytes - 1 };
+    const got = await runner.ask({ type: 'read-disk', disk: n, start: want.start, end: want.end + 1 });
+    return { sizeBytes, partial: r !== null, start: got.start, bytes: got.bytes };
+  }
+
   async console(tenantId: string, id: string) {
     await this.get(tenantId, id);
     const runner = this.runtime.runner(id);
@@ -378,6 +433,29 @@ export class VmsController {
       return new StreamableFile(q.stream === 'stderr' ? c.stderr : c.stdout);
     }
     return { stdout: c.stdout.toString('utf8'), stderr: c.stderr.toString('utf8'), truncated: c.truncated, bytes: { stdout: c.stdout.length, stderr: c.stderr.length } };
+  }
+
+  /**
+   * Disk `n`'s current content as application/octet-stream; a single `Range: bytes=...` gives 206
+   * with Content-Range, an unsatisfiable one 416 (several ranges or a malformed header: the whole disk).
+   */
+  @Get(':id/disks/:n') @ApiParam({ name: 'n', type: 'integer', description: 'the disk index, from 0' })
+  async disk(@TenantId() t: string, @Param('id', ParseUUIDPipe) id: string, @Param('n', ParseIntPipe) n: number, @Req() req: Request, @Res({ passthrough: true }) res: Response) {
+    const d = await this.vms.disk(t, id, n, (size) => {
+      const r = req.range(size);
+      if (r === -1) {
+        res.setHeader('Content-Range', `bytes */${size}`);
+        throw new ProblemError(416, 'Range Not Satisfiable', `the range ${req.headers.range} lies outside the ${size}-byte disk`, { sizeBytes: size });
+      }
+      return Array.isArray(r) && r.length === 1 && r.type === 'bytes' ? { start: r[0].start, end: r[0].end } : null;
+    });
+    res.type('application/octet-stream');
+    res.setHeader('Accept-Ranges', 'bytes');
+    if (d.partial) {
+      res.status(206);
+      res.setHeader('Content-Range', `bytes ${d.start}-${d.start + d.bytes.length - 1}/${d.sizeBytes}`);
+    }
+    return new StreamableFile(Buffer.from(d.bytes.buffer, d.bytes.byteOffset, d.bytes.byteLength));
   }
 
   /** Counters of the current or latest run: instructions, cycles, crossings, exits by reason, syscalls by name, TLB misses, mispredicts, per vCPU and in total. */

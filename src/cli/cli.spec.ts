@@ -299,6 +299,19 @@ describe('hvsim experiment', () => {
     expect(on.counters.syscallLookahead.syscallsMerged).toBeGreaterThan(0);
   }, SLOW);
 
+  test('map parameters by key (technique 5): routed and granted per key, same console; a bad key is status 2 naming it', () => {
+    const file = join(process.cwd(), 'workloads/bin/console.elf');
+    const json = JSON.parse(cli(['experiment', file, '--json', '--variant', 'off:', '--variant', 'mixed:uhvDirectTransitions=on,uhvDirectTransitions.exitRouting.mmio.console=khv,uhvDirectTransitions.fieldAccess.guestRegs=', '--', '20']).stdout);
+    const [off, mixed] = json.variants;
+    expect(mixed.consoleSha256).toBe(off.consoleSha256);
+    expect(mixed.techniques.uhvDirectTransitions.exitRouting).toEqual({ 'mmio.console': 'khv' });
+    expect(mixed.counters.uhv.transitionsByEdge['guest->uhv']).toBeGreaterThan(0);
+    expect(mixed.counters.uhv.fieldAccesses.mediated).toBeGreaterThan(0);
+    const bad = cli(['experiment', file, '--variant', 'a:uhvDirectTransitions.exitRouting.mmio.disk=uhv']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/techniques\.uhvDirectTransitions\.exitRouting\.mmio\.disk/);
+  }, 60_000);
+
   test('bad variants are one line and status 2; a not-implemented technique says so', async () => {
     for (const args of [['--variant', 'x'], ['--variant', 'a:warp=on'], ['--variant', 'a:syscallLookahead.window=0'], ['--variant', 'a:', '--variant', 'a:'], ['--variant', 'a:callTableInlining=on']]) {
       const r = await inProcess(['experiment', join(process.cwd(), 'workloads/bin/hello.elf'), ...args]);

@@ -32,10 +32,17 @@ export function vmSpec(o: VmOptions): Omit<VmSpec, 'processes' | 'techniques'> {
 export function parseTechniqueAssignments(cmd: string, items: string[]): Record<string, Record<string, unknown>> {
   const out: Record<string, Record<string, unknown>> = {};
   for (const item of items) {
-    const m = /^([A-Za-z0-9]+)(?:\.([A-Za-z0-9]+))?=(.+)$/.exec(item);
-    if (!m) throw new CliError(`${cmd}: technique settings are NAME=on|off or NAME.PARAM=VALUE, got ${item || 'nothing'}`);
-    const [, name, param, raw] = m;
+    // NAME.PARAM.KEY=VALUE sets one key of a map parameter (KEY may hold dots; VALUE may be empty).
+    const m = /^([A-Za-z0-9]+)(?:\.([A-Za-z0-9]+)(?:\.([A-Za-z0-9.]+))?)?=(.*)$/.exec(item);
+    if (!m || (m[3] === undefined && m[4] === '')) throw new CliError(`${cmd}: technique settings are NAME=on|off, NAME.PARAM=VALUE or NAME.MAP.KEY=VALUE, got ${item || 'nothing'}`);
+    const [, name, param, key, raw] = m;
     if (!TECHNIQUE_BY_NAME.has(name)) throw new CliError(`${cmd}: unknown technique ${name} (known: ${[...TECHNIQUE_BY_NAME.keys()].join(', ')})`);
+    if (key !== undefined) {
+      const map = ((out[name] ??= {})[param!] ??= {}) as Record<string, unknown>;
+      if (typeof map !== 'object') throw new CliError(`${cmd}: ${name}.${param} is set both whole and by key`);
+      map[key] = raw;
+      continue;
+    }
     const value = raw === 'on' || raw === 'true' ? true : raw === 'off' || raw === 'false' ? false : /^-?\d+$/.test(raw) ? Number(raw) : raw;
     (out[name] ??= {})[param ?? 'enabled'] = value;
   }

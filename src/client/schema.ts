@@ -522,6 +522,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/vms/{id}/disks/{n}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download a VM disk
+         * @description The current content of disk `n` (technique 5's virtio block device, copy-on-write over its image) of a running or paused VM; a single `Range: bytes=...` gives 206 with Content-Range.
+         */
+        get: operations["VmsController_disk"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/vms/{id}/domains": {
         parameters: {
             query?: never;
@@ -823,6 +843,7 @@ export interface components {
         CreateVmDto: {
             /** @enum {string} */
             crossingPreset?: "none" | "kpti";
+            disks?: components["schemas"]["DiskDto"][];
             /** @enum {string} */
             engine?: "interp" | "jit";
             /** Format: uuid */
@@ -837,6 +858,11 @@ export interface components {
                 [key: string]: unknown;
             };
             vcpus: number;
+        };
+        DiskDto: {
+            /** Format: uuid */
+            imageId?: string;
+            sizeMiB?: number;
         };
         /** @description A secure protection domain of a VM (technique 7) */
         Domain: {
@@ -1287,6 +1313,7 @@ export interface components {
         UpdateVmDto: {
             /** @enum {string} */
             crossingPreset?: "none" | "kpti";
+            disks?: components["schemas"]["DiskDto"][];
             /** @enum {string} */
             engine?: "interp" | "jit";
             memoryMiB?: number;
@@ -1388,6 +1415,7 @@ export type CreateImageDto = components['schemas']['CreateImageDto'];
 export type CreateMigrationDto = components['schemas']['CreateMigrationDto'];
 export type CreateTenantDto = components['schemas']['CreateTenantDto'];
 export type CreateVmDto = components['schemas']['CreateVmDto'];
+export type DiskDto = components['schemas']['DiskDto'];
 export type Domain = components['schemas']['Domain'];
 export type DomainList = components['schemas']['DomainList'];
 export type Event = components['schemas']['Event'];
@@ -3891,6 +3919,105 @@ export interface operations {
             };
             /** @description no such VM, or it never ran */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description too many failed authentications from this address in the last minute */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    VmsController_disk: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                /**
+                 * @description the disk index, from 0
+                 * @example 0
+                 */
+                n: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the whole disk */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": string;
+                };
+            };
+            /** @description the requested range */
+            206: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": string;
+                };
+            };
+            /** @description invalid parameters or body (each problem in `errors`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description the token is of the wrong kind (the admin token manages tenants; tenant tokens everything else) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description no such resource of this tenant */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description the VM is not running or paused */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description the range cannot be satisfied */
+            416: {
                 headers: {
                     [name: string]: unknown;
                 };

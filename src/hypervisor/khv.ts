@@ -1,11 +1,13 @@
 /**
  * The kernel-level hypervisor of one VM: configures its vCPUs for V=1 execution, owns the G-stage
  * table, and handles every trap that leaves the guest (a VM exit): demand allocation of guest
- * RAM, MMIO forwarded to the UHV, SBI hypercalls (timer, reset), and idle. Each exit is counted by
- * reason and charged per DESIGN.md section 6; unsupported exits raise VmFault.
+ * RAM, dirty logging, memory errors and idle itself; MMIO and SBI hypercalls go to the UHV's
+ * device models. Each exit is counted by reason and charged per DESIGN.md section 6; unsupported
+ * exits raise VmFault.
  *
  * Exit path (baseline): guest -> KHV (trap into HS, hart.run returns StopReason.Trap) -> [UHV ->
- * KHV] -> guest (sret with hstatus.SPV = 1). `transitions` counts each arrow.
+ * KHV] -> guest (sret with hstatus.SPV = 1). With technique 5 on, an exit the exit-routing map
+ * sends to the UHV is guest -> UHV -> guest (exit-routing.ts). `edges` counts each arrow.
  */
 import { Hart, NATIVE_HS, NATIVE_M, PRIV_S, PRIV_U, TRAP } from '../cpu/hart.js';
 import { PMRET_WORD } from '../cpu/hart-core.js';
@@ -19,10 +21,13 @@ import { decode } from '../isa/decode.js';
 import { FACTS } from '../isa/facts.js';
 import { fetchInsn, insnLen, insnWord } from '../isa/fetch.js';
 import { rd as fieldRd, rs2 as fieldRs2 } from '../isa/fields.js';
-import { EXIT_BY_NAME, GuestMemoryError, VmFault } from './exits.js';
+import { GuestMemoryError, VmFault } from './exits.js';
+import { deviceRoute, EDGE, EDGE_NAMES, ROUTE, routingBits } from './exit-routing.js';
+import { EXIT_CODE, VmControl } from './vm-control.js';
+import { fieldAccessBits } from './vmcs-fields.js';
 import { GStage } from './gstage.js';
 import { HostMemory } from './host-memory.js';
-import { DEVICE_BASE, DEVICE_SIZE, PM_DOORBELL_OFFSET, RAM_BASE, SBI, SBI_ERR_ALREADY_STARTED, SBI_ERR_NOT_SUPPORTED } from './platform.js';
+import { DEVICE_BASE, DEVICE_SIZE, PM_DOORBELL_OFFSET, RAM_BASE, SBI, SBI_ERR_ALREADY_STARTED } from './platform.js';
 import { PrivilegedMode } from './privileged-mode.js';
 import { GuestRam, Uhv } from './uhv.js';
 import type { ExitSink, ProtectionDomains } from './domains.js';
@@ -43,10 +48,23 @@ export class Vcpu {
   constructor(readonly id: number, readonly hart: Hart) {}
 }
 
+/** How an exit travels (Khv.exit). */
+const PATH_KHV = 0, PATH_UHV_VIA_KHV = 1, PATH_UHV_DIRECT = 2;
+
+/** Technique 5 as the KHV applies it: on/off and its two maps (catalogue setting `uhvDirectTransitions`). */
+export interface UhvDirectSetting { enabled: boolean; fieldAccess?: Readonly<Record<string, string>>; exitRouting?: Readonly<Record<string, string>> }
+
 export class Khv implements GuestRam {
   readonly gstage: GStage;
   readonly exits = new Map<string, number>();
-  transitions = 0;
+  /** Cycles charged for exits, by reason (exit cost plus the UHV's field accesses). */
+  readonly exitCycles = new Map<string, number>();
+  /** Transitions by edge (exit-routing.ts EDGE). */
+  readonly edges = new Float64Array(EDGE_NAMES.length);
+  /** The access API the UHV's device models use; its maps are set by the KHV only. */
+  readonly control: VmControl;
+  /** Exit-routing map bits by routing key (1 = straight to the UHV); used while `control.direct`. */
+  private routing: Uint8Array;
   /**
    * Set by the VM: the guest kernel's memory-failure handler for an access from vCPU `v` to the
    * corrupted page `gpa` (guest virtual `va`, at `pc`, from user mode or not). It leaves the vCPU
@@ -61,13 +79,53 @@ export class Khv implements GuestRam {
 
   /** The hart whose exit is being handled (cycles of native work are charged to it). */
   private current: Hart | null = null;
+  /** Trap handlers by scause (HS-mode traps out of the guest; true: the vCPU was resumed already); absent: the 'unknown' exit. */
+  private readonly byCause: Array<((v: Vcpu) => boolean) | undefined> = [];
 
   /** Raises: OutOfHostMemory when the host cannot hold the G-stage root. */
   constructor(readonly host: HostMemory, readonly mem: PhysMem, readonly owner: number, ramBytes: number, readonly uhv: (ram: GuestRam) => Uhv) {
     this.gstage = new GStage(host, mem, owner, ramBytes);
+    this.control = new VmControl(fieldAccessBits(undefined), this.edges);
+    this.routing = routingBits(undefined);
     this.device = uhv(this);
+    const guestPage = (v: Vcpu) => this.guestPageFault(v);
+    this.byCause[CAUSE.fetchGuestPage] = guestPage;
+    this.byCause[CAUSE.loadGuestPage] = guestPage;
+    this.byCause[CAUSE.storeGuestPage] = guestPage;
+    this.byCause[CAUSE.ecallVS] = (v) => (this.pm !== null && v.hart.x[17] === SBI.PMODE ? this.pmodeHypercall(v) : this.uhvExit(v, 'hypercall', EXIT_CODE.Hypercall, ROUTE.hypercall));
+    this.byCause[CAUSE.virtualInstruction] = (v) => {
+      const h = v.hart;
+      if ((h.stval >>> 0) === PMRET_WORD && this.pm) {
+        this.exit(h, 'privileged-mode');
+        // Outside the mode pmret is an illegal instruction for the guest (as RSM outside SMM is #UD).
+        if (!this.pm.leave(v.id)) this.injectVs(h, CAUSE.illegal, PMRET_WORD);
+        return false;
+      }
+      this.fail(h, 'virtual-instruction', `instruction 0x${(h.stval >>> 0).toString(16)}`);
+    };
   }
   readonly device: Uhv;
+
+  /** Total transitions (every edge). */
+  get transitions(): number {
+    let n = 0;
+    for (let i = 0; i < this.edges.length; i++) n += this.edges[i];
+    return n;
+  }
+
+  /**
+   * Applies technique 5's setting: on/off, the field access map, the exit-routing map. Only the
+   * KHV calls this (the UHV holds no reference to the maps' owner). Takes effect at the next exit.
+   * Raises: RangeError for a map naming a field or exit it cannot grant or route (the catalogue
+   * validates first, so this is a programming error).
+   */
+  setUhvDirect(s: UhvDirectSetting): void {
+    const bits = fieldAccessBits(s.fieldAccess);
+    const routing = routingBits(s.exitRouting);
+    this.control.bits = bits;
+    this.routing = routing;
+    this.control.direct = s.enabled;
+  }
 
   /** Puts a fresh hart into the state the KHV runs guests in (V=1, HS-level delegation). */
   configure(h: Hart): void {
@@ -89,15 +147,23 @@ export class Khv implements GuestRam {
   onExit: ((reason: string, h: Hart) => void) | null = null;
 
   /**
-   * Counts one exit and charges it to `h`: VM exit + entry, plus the UHV round trip. `charge`
-   * false: the caller charges its own cost (a domain switch charges COSTS.domainSwitchExit).
+   * Counts one exit and charges it to `h` by its path: a KHV exit is guest -> KHV -> guest
+   * (COSTS.vmExit); a UHV exit through the KHV adds KHV -> UHV -> KHV (COSTS.khvUhvRoundTrip); a
+   * direct one is guest -> UHV -> guest (COSTS.vmExit: the hardware's exit and entry, no KHV).
+   * `charge` false: the caller charges its own cost (transitions are still counted).
    */
-  private exit(h: Hart, name: string, charge = true): void {
+  private exit(h: Hart, name: string, charge = true, path = PATH_KHV): void {
     this.exits.set(name, (this.exits.get(name) ?? 0) + 1);
     this.onExit?.(name, h);
-    const uhv = EXIT_BY_NAME.get(name)!.handledBy === 'uhv';
-    this.transitions += uhv ? 4 : 2;
-    if (charge) h.ctr[Ctr.Cycles] += COSTS.vmExit + (uhv ? COSTS.khvUhvRoundTrip : 0);
+    const e = this.edges;
+    let cost = COSTS.vmExit;
+    if (path === PATH_UHV_DIRECT) { e[EDGE.GuestUhv]++; e[EDGE.UhvGuest]++; } else {
+      e[EDGE.GuestKhv]++; e[EDGE.KhvGuest]++;
+      if (path === PATH_UHV_VIA_KHV) { e[EDGE.KhvUhv]++; e[EDGE.UhvKhv]++; cost += COSTS.khvUhvRoundTrip; }
+    }
+    if (!charge) return;
+    h.ctr[Ctr.Cycles] += cost;
+    this.exitCycles.set(name, (this.exitCycles.get(name) ?? 0) + cost);
   }
 
   /** Secure protection domains of this VM (technique 7; set by the VM), or null. */
@@ -110,7 +176,8 @@ export class Khv implements GuestRam {
   }
 
   /**
-   * Handles the trap a hart stopped on (StopReason.Trap) and re-enters the guest.
+   * Handles the trap a hart stopped on (StopReason.Trap) and re-enters the guest. The handler is
+   * looked up by cause (byCause); exits the UHV handles go the path the exit-routing map says.
    * Raises: VmFault for unsupported exits; OutOfHostMemory when a demand allocation fails.
    */
   handleExit(v: Vcpu): void {
@@ -143,73 +210,157 @@ export class Khv implements GuestRam {
       this.current = null;
       return;
     }
-    const cause = h.scause;
-    switch (cause) {
-      case CAUSE.fetchGuestPage: case CAUSE.loadGuestPage: case CAUSE.storeGuestPage: {
-        const gpa = (h.htval >>> 0) * 4 + (h.stval & 3);
-        if (this.pm && PrivilegedMode.inRegion(gpa)) {
-          // Outside the mode the region is mapped in no table this vCPU uses: reported, and
-          // completed as an open-bus access (reads all ones, writes dropped); a fetch is fatal.
-          this.pm.regionFault(v.id, gpa);
-          if (cause === CAUSE.fetchGuestPage) this.fail(h, 'privileged-region-fetch', `fetch from the privileged-mode region at 0x${gpa.toString(16)} outside the mode`);
-          this.emulateAccess(h, 'privileged-region', cause === CAUSE.storeGuestPage, () => -1);
-          break;
-        }
-        if (this.gstage.isRam(gpa) && this.gstage.frameOf[(gpa - RAM_BASE) >>> 12] >= 0 && this.pm?.refreshView(v.id, gpa)) {
-          this.exit(h, 'gstage-fault');
-          break;
-        }
-        if (this.gstage.isRam(gpa) && this.gstage.isCorrupted(gpa)) {
-          this.memoryFailure(v, gpa, h.stval >>> 0, h.sepc, (h.mstatus & (1 << 8)) === 0);
-          return;
-        }
-        if (cause === CAUSE.storeGuestPage && this.gstage.isRam(gpa) && this.gstage.logStore((gpa - RAM_BASE) >>> 12)) {
-          this.exit(h, 'dirty-log');
-          h.mmu.flushAll();
-          break;
-        }
-        if (this.gstage.isRam(gpa)) {
-          this.exit(h, 'gstage-fault');
-          this.gstage.back(gpa);
-          h.mmu.flushAll();
-          break;
-        }
-        if (cause !== CAUSE.fetchGuestPage && gpa >= DEVICE_BASE && gpa < DEVICE_BASE + DEVICE_SIZE) {
-          const offset = gpa - DEVICE_BASE, pm = this.pm;
-          if (offset === PM_DOORBELL_OFFSET && pm) {
-            // The privileged-mode doorbell (an in-KHV device, like KVM's in-kernel APIC).
-            this.emulateAccess(h, 'privileged-mode', cause === CAUSE.storeGuestPage, (_o, _s, write, value) => {
-              if (!write) return pm.doorbellValue();
-              if (value >>> 0 < this.vcpuCount) pm.request(value >>> 0, 'device');
-              return 0;
-            });
-            break;
-          }
-          this.emulateAccess(h, 'mmio', cause === CAUSE.storeGuestPage, (o, size, write, value) => this.device.access(o, size, write, value), offset);
-          break;
-        }
-        this.fail(h, 'gstage-fault-outside-ram', `guest-physical address 0x${gpa.toString(16)} is neither RAM nor a device`);
-        break;
-      }
-      case CAUSE.ecallVS:
-        this.exit(h, 'hypercall');
-        this.hypercall(v);
-        h.sepc = (h.sepc + 4) | 0;
-        break;
-      case CAUSE.virtualInstruction:
-        if ((h.stval >>> 0) === PMRET_WORD && this.pm) {
-          this.exit(h, 'privileged-mode');
-          // Outside the mode pmret is an illegal instruction for the guest (as RSM outside SMM is #UD).
-          if (!this.pm.leave(v.id)) this.injectVs(h, CAUSE.illegal, PMRET_WORD);
-          break;
-        }
-        this.fail(h, 'virtual-instruction', `instruction 0x${(h.stval >>> 0).toString(16)}`);
-        break;
-      default:
-        this.fail(h, 'unknown', `trap cause ${cause} into HS mode`);
-    }
+    const handler = this.byCause[h.scause];
+    if (handler === undefined) this.fail(h, 'unknown', `trap cause ${h.scause} into HS mode`);
+    // A memory failure ends in the guest kernel's handler, which resumes the vCPU itself.
+    if (handler(v)) return;
     h.pc = h.sret();
     this.current = null;
+  }
+
+  /** A guest-page fault: corrupted page, dirty log, demand allocation, or MMIO. Returns true when the vCPU was already resumed. */
+  private guestPageFault(v: Vcpu): boolean {
+    const h = v.hart, cause = h.scause;
+    const gpa = (h.htval >>> 0) * 4 + (h.stval & 3);
+    if (this.pm && PrivilegedMode.inRegion(gpa)) {
+      // Outside the mode the region is mapped in no table this vCPU uses: reported, and
+      // completed as an open-bus access (reads all ones, writes dropped); a fetch is fatal.
+      this.pm.regionFault(v.id, gpa);
+      if (cause === CAUSE.fetchGuestPage) this.fail(h, 'privileged-region-fetch', `fetch from the privileged-mode region at 0x${gpa.toString(16)} outside the mode`);
+      this.emulateAccess(h, 'privileged-region', cause === CAUSE.storeGuestPage, () => -1);
+      return false;
+    }
+    if (this.gstage.isRam(gpa) && this.gstage.frameOf[(gpa - RAM_BASE) >>> 12] >= 0 && this.pm?.refreshView(v.id, gpa)) {
+      this.exit(h, 'gstage-fault');
+      return false;
+    }
+    if (this.gstage.isRam(gpa) && this.gstage.isCorrupted(gpa)) {
+      this.memoryFailure(v, gpa, h.stval >>> 0, h.sepc, (h.mstatus & (1 << 8)) === 0);
+      return true;
+    }
+    if (cause === CAUSE.storeGuestPage && this.gstage.isRam(gpa) && this.gstage.logStore((gpa - RAM_BASE) >>> 12)) {
+      this.exit(h, 'dirty-log');
+      h.mmu.flushAll();
+      return false;
+    }
+    if (this.gstage.isRam(gpa)) {
+      this.exit(h, 'gstage-fault');
+      this.gstage.back(gpa);
+      h.mmu.flushAll();
+      return false;
+    }
+    if (cause !== CAUSE.fetchGuestPage && gpa >= DEVICE_BASE && gpa < DEVICE_BASE + DEVICE_SIZE) {
+      const offset = gpa - DEVICE_BASE, pm = this.pm;
+      if (offset === PM_DOORBELL_OFFSET && pm) {
+        // The privileged-mode doorbell (an in-KHV device, like KVM's in-kernel APIC).
+        this.emulateAccess(h, 'privileged-mode', cause === CAUSE.storeGuestPage, (_o, _s, write, value) => {
+          if (!write) return pm.doorbellValue();
+          if (value >>> 0 < this.vcpuCount) pm.request(value >>> 0, 'device');
+          return 0;
+        });
+        return false;
+      }
+      this.decodeMmio(h, offset, cause === CAUSE.storeGuestPage);
+      return this.uhvExit(v, 'mmio', EXIT_CODE.Mmio, deviceRoute(offset));
+    }
+    this.fail(h, 'gstage-fault-outside-ram', `guest-physical address 0x${gpa.toString(16)} is neither RAM nor a device`);
+  }
+
+  /**
+   * An exit the UHV handles: straight to it when technique 5 is on and the exit-routing map says
+   * so for `route` (-1: no routing key, always through the KHV), otherwise through the KHV. The
+   * device models reach the vCPU only through `control`; the pc advances by what they asked.
+   */
+  private uhvExit(v: Vcpu, name: string, code: number, route: number): false {
+    const h = v.hart, c = this.control;
+    const direct = c.direct && route >= 0 && this.routing[route] === 1;
+    this.exit(h, name, true, direct ? PATH_UHV_DIRECT : PATH_UHV_VIA_KHV);
+    c.begin(h, v, code);
+    try {
+      this.device.handleExit(c);
+    } finally {
+      this.exitCycles.set(name, this.exitCycles.get(name)! + c.cycles);
+      c.end();
+    }
+    h.sepc = (h.sepc + c.advance) | 0;
+    return false;
+  }
+
+  /**
+   * The SBI PMODE hypercall (technique 6), handled by the KHV itself: enters the privileged mode
+   * once this exit is over; the handler reads the arguments and answers in the saved a0/a1.
+   */
+  private pmodeHypercall(v: Vcpu): false {
+    const h = v.hart, x = h.x;
+    this.exit(h, 'hypercall');
+    if (this.pm!.inMode(v.id)) { x[10] = SBI_ERR_ALREADY_STARTED; x[11] = 0; } else this.pm!.request(v.id, 'hypercall');
+    h.sepc = (h.sepc + 4) | 0;
+    return false;
+  }
+
+  /** vCPUs of the VM (the doorbell's range); set by the VM. */
+  vcpuCount = 1;
+
+  /**
+   * Delivers exception `cause` (with `tval`) to the guest kernel as if the hart had raised it
+   * in the guest, from the HS trap the KHV is handling: VS trap CSRs, then the KHV's sret lands
+   * at vstvec in VS mode.
+   */
+  private injectVs(h: Hart, cause: number, tval: number): void {
+    const fromPriv = (h.mstatus & MS.SPP) ? PRIV_S : PRIV_U;
+    h.vscause = cause;
+    h.vsepc = h.sepc;
+    h.vstval = tval;
+    const s = h.vsstatus;
+    h.vsstatus = (s & ~(MS.SPIE | MS.SPP | MS.SIE)) | ((s & MS.SIE) ? MS.SPIE : 0) | (fromPriv === PRIV_S ? MS.SPP : 0);
+    h.mstatus |= MS.SPP;
+    h.sepc = h.vstvec & ~3;
+  }
+
+  /**
+   * Completes the trapping load/store at sepc against a device the KHV itself emulates (technique
+   * 6's doorbell and region), counting exit `exitName`; decoded as the UHV's MMIO exits are.
+   */
+  private emulateAccess(h: Hart, exitName: string, isStore: boolean, access: (offset: number, size: number, write: boolean, value: number) => number, offset = 0): void {
+    this.exit(h, exitName);
+    this.decodeMmio(h, offset, isStore);
+    const s = this.control.syndrome, size = s.size;
+    if (s.write) {
+      access(offset, size, true, h.x[s.reg] & (size === 4 ? -1 : (1 << (size * 8)) - 1));
+    } else {
+      let value = access(offset, size, false, 0);
+      if (size < 4) value = s.signed ? (value << (32 - size * 8)) >> (32 - size * 8) : value & ((1 << (size * 8)) - 1);
+      if (s.reg !== 0) h.x[s.reg] = value;
+    }
+    h.sepc = (h.sepc + s.length) | 0;
+  }
+
+  /**
+   * The hardware's MMIO syndrome (exitQualification): reads the trapping instruction at sepc
+   * through the guest's translation (htinst is 0 in this hart) and decodes its size, direction,
+   * register and sign, as ARM's ISV syndrome gives them. Only plain loads and stores
+   * (isa/facts.ts) have one; anything else is the unsupported exit mmio-unsupported-instruction.
+   */
+  private decodeMmio(h: Hart, offset: number, isStore: boolean): void {
+    let raw: number;
+    try {
+      raw = fetchInsn((va) => h.hlv(va, 2, true), h.sepc);
+    } catch (e) {
+      if (e !== TRAP) throw e;
+      this.fail(h, 'mmio-unsupported-instruction', 'the instruction that accessed the device cannot be read');
+    }
+    const word = insnWord(raw), len = insnLen(raw);
+    const op = word === 0 ? -1 : decode(word);
+    const name = op >= 0 ? INSNS[op].name : '?';
+    const facts = op >= 0 && FACTS[op].plain ? FACTS[op] : null;
+    if (!(isStore ? facts?.writesMem : facts?.readsMem)) this.fail(h, 'mmio-unsupported-instruction', `${name} cannot access a device`);
+    const s = this.control.syndrome;
+    s.offset = offset;
+    s.size = facts!.size;
+    s.write = isStore;
+    s.reg = isStore ? fieldRs2(word) : fieldRd(word);
+    s.signed = facts!.signed === true;
+    s.length = len;
   }
 
   /**
@@ -247,82 +398,6 @@ export class Khv implements GuestRam {
       v.hart.irqDirty = true;
       v.halted = false;
     }
-  }
-
-  private hypercall(v: Vcpu): void {
-    const x = v.hart.x;
-    const eid = x[17], fid = x[16];
-    if (eid === SBI.TIME && fid === 0) {
-      v.deadline = (x[11] >>> 0) * 2 ** 32 + (x[10] >>> 0);
-      v.hart.mip &= ~(1 << IRQ.VSTI);
-      v.hart.irqDirty = true;
-      x[10] = 0;
-    } else if (eid === SBI.PMODE && this.pm) {
-      // Enters the privileged mode once this exit is over; the handler reads the arguments and
-      // answers in the saved a0/a1, so they stay as they are here.
-      if (this.pm.inMode(v.id)) { x[10] = SBI_ERR_ALREADY_STARTED; x[11] = 0; return; }
-      this.pm.request(v.id, 'hypercall');
-      return;
-    } else if (eid === SBI.SRST && fid === 0) {
-      this.device.power = x[11] === 0 ? 'off' : 'fail';
-      x[10] = 0;
-    } else {
-      x[10] = SBI_ERR_NOT_SUPPORTED;
-    }
-    x[11] = 0;
-  }
-
-  /** vCPUs of the VM (the doorbell's range); set by the VM. */
-  vcpuCount = 1;
-
-  /**
-   * Delivers exception `cause` (with `tval`) to the guest kernel as if the hart had raised it
-   * in the guest, from the HS trap the KHV is handling: VS trap CSRs, then the KHV's sret lands
-   * at vstvec in VS mode.
-   */
-  private injectVs(h: Hart, cause: number, tval: number): void {
-    const fromPriv = (h.mstatus & MS.SPP) ? PRIV_S : PRIV_U;
-    h.vscause = cause;
-    h.vsepc = h.sepc;
-    h.vstval = tval;
-    const s = h.vsstatus;
-    h.vsstatus = (s & ~(MS.SPIE | MS.SPP | MS.SIE)) | ((s & MS.SIE) ? MS.SPIE : 0) | (fromPriv === PRIV_S ? MS.SPP : 0);
-    h.mstatus |= MS.SPP;
-    h.sepc = h.vstvec & ~3;
-  }
-
-  /**
-   * Decodes the trapping load/store at sepc (read through the guest's translation) and completes
-   * it against `access` (the UHV's device models, or a KHV device), counting exit `exitName`.
-   */
-  private emulateAccess(h: Hart, exitName: string, isStore: boolean, access: (offset: number, size: number, write: boolean, value: number) => number, offset = 0): void {
-    this.exit(h, exitName);
-    let raw: number;
-    try {
-      raw = fetchInsn((va) => h.hlv(va, 2, true), h.sepc);
-    } catch (e) {
-      if (e !== TRAP) throw e;
-      this.fail(h, 'mmio-unsupported-instruction', 'the instruction that accessed the device cannot be read');
-    }
-    const word = insnWord(raw), len = insnLen(raw);
-    const op = word === 0 ? -1 : decode(word);
-    const name = op >= 0 ? INSNS[op].name : '?';
-    // Only plain loads and stores (isa/facts.ts) are emulated against a device.
-    const facts = op >= 0 && FACTS[op].plain ? FACTS[op] : null;
-    if (isStore && facts?.writesMem) {
-      const size = facts.size;
-      const value = h.x[fieldRs2(word)] & (size === 4 ? -1 : (1 << (size * 8)) - 1);
-      access(offset, size, true, value);
-    } else if (!isStore && facts?.readsMem) {
-      const { size, signed } = facts;
-      let value = access(offset, size, false, 0);
-      if (size < 4) value = signed ? (value << (32 - size * 8)) >> (32 - size * 8) : value & ((1 << (size * 8)) - 1);
-      const rd = fieldRd(word);
-      if (rd !== 0) h.x[rd] = value;
-    } else {
-      this.fail(h, 'mmio-unsupported-instruction', `${name} cannot access a device`);
-    }
-    h.sepc = (h.sepc + len) | 0;
   }
 
   // *** guest RAM as the hypervisor sees it (GuestRam); backing on demand counts a gstage-fault exit ***
@@ -367,6 +442,10 @@ export class Khv implements GuestRam {
   nativeWrite(hpa: number): void {
     if (this.codePages !== null && this.codePages[hpa >>> 12] !== 0) this.onCodeWrite(hpa);
     this.gstage.markFrameDirty(hpa >>> 12);
+  }
+
+  isRamRange(gpa: number, len: number): boolean {
+    return len >= 0 && this.gstage.isRam(gpa) && (len === 0 || this.gstage.isRam(gpa + len - 1));
   }
 
   read32(gpa: number): number { return this.mem.read32(this.hpaOf(gpa, true)); }

@@ -4,7 +4,8 @@
  *   GPA 0x1000_0000  device region (never mapped in the G-stage: every access is a VM exit)
  *        +0x0000       console: DOORBELL (write: bit p = flush port p's ring)
  *        +0x1000       power: write 0x5555 = power off (the values of QEMU's sifive_test finisher)
- *        +0x2000       privileged-mode doorbell (technique 6): write n = the privileged-mode
+ *        +0x2000       virtio-mmio block devices, one per disk, BLOCK_STRIDE apart (virtio-blk.ts)
+ *        +0x1_0000     privileged-mode doorbell (technique 6): write n = the privileged-mode
  *                      interrupt to vCPU n; read = 1 + the vCPU in the mode, or 0
  *   GPA 0x1080_0000  the privileged-mode region (technique 6): mapped in the G-stage only while a
  *                    vCPU is in the privileged mode (hypervisor/privileged-mode.ts)
@@ -21,8 +22,13 @@ export const CONSOLE_OFFSET = 0x0000;
 export const POWER_OFFSET = 0x1000;
 export const POWER_OFF = 0x5555;
 export const POWER_FAIL = 0x3333;
+/** virtio-mmio block device n (the VM's disk n) is at BLOCK_OFFSET + n * BLOCK_STRIDE. */
+export const BLOCK_OFFSET = 0x2000;
+export const BLOCK_STRIDE = 0x1000;
+export const MAX_DISKS = 8;
 
-export const PM_DOORBELL_OFFSET = 0x2000;
+/** After the block devices' range (BLOCK_OFFSET + MAX_DISKS * BLOCK_STRIDE), with room for more. */
+export const PM_DOORBELL_OFFSET = 0x1_0000;
 
 /** The privileged-mode region: handler code (page 0) and its data (page 1: save area, counter, sealed key). */
 export const PM_REGION_BASE = 0x1080_0000;

@@ -104,6 +104,17 @@ export class MigrationDestination<T extends MigrationTarget = MigrationTarget> {
         this.vm = this.createTarget();
         return;
       }
+      case 'DISK_CHUNK': {
+        const r = new PayloadReader(payload, name);
+        const n = r.u8(), c = r.u32();
+        try {
+          this.vm!.writeDiskChunk(n, c, r.bytes(payload.length - 5));
+        } catch (e) {
+          if (e instanceof RangeError) throw new WireError(`DISK_CHUNK: ${e.message}`);
+          throw e;
+        }
+        return;
+      }
       case 'RAM_PAGE': case 'ZERO_PAGE': {
         const r = new PayloadReader(payload, name);
         const i = this.gpn(r.u32());

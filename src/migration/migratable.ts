@@ -6,6 +6,7 @@
  * Guest pages are named by their index `gpn` in guest RAM (guest-physical RAM_BASE + gpn * 4 KiB),
  * as on the wire. Every method is called between slices of guest execution (no vCPU runs).
  */
+import type { VirtioBlkState } from '../hypervisor/virtio-blk.js';
 
 /** What a read of one guest page found. */
 export type PageRead =
@@ -49,6 +50,8 @@ export interface DeviceState {
   power: 'on' | 'off' | 'fail';
   doorbells: number;
   consoleBytes: [number, number];
+  /** Technique 5's counters and the block devices' register state (absent from older sources). */
+  uhv?: { edges: number[]; exitCycles: Array<[string, number]>; fieldAccesses: { direct: number; mediated: number; refused: number }; blocks: VirtioBlkState[] };
 }
 
 /** Everything besides guest RAM that a migration carries: one record per vCPU, the devices, the guest OS (opaque JSON-safe data). */
@@ -96,6 +99,15 @@ export interface Migratable extends MigratableMemory {
   notePoisonKnown(gpn: number): void;
   /** Everything besides RAM, after the last slice the guest runs here. */
   exportState(): MachineState;
+  /** Disks (each an image's bytes plus this VM's written chunks): how many. */
+  readonly diskCount: number;
+  /**
+   * Chunks of disk `n` to send: `all` = every chunk the VM wrote (round 1), otherwise those
+   * written since the last call; both restart the disk's dirty log (started by startDirtyLog).
+   */
+  diskChunks(n: number, all: boolean): number[];
+  /** The current bytes of chunk `c` of disk `n` (valid until the guest runs again). */
+  diskChunk(n: number, c: number): Uint8Array;
 }
 
 /** The receiving side: a machine that exists but has not booted, filled by the stream. */
@@ -117,4 +129,6 @@ export interface MigrationTarget extends MigratableMemory {
   importState(state: MachineState): void;
   /** Gives the machine up (a failed migration): its frames go back to the host. */
   discard(reason: string): void;
+  /** Sets chunk `c` of disk `n`. Raises: RangeError for a disk or chunk this machine does not have. */
+  writeDiskChunk(n: number, c: number, bytes: Uint8Array): void;
 }

@@ -8,6 +8,7 @@ import { HostMemory } from '../hypervisor/host-memory.js';
 import { PAGE_SIZE } from '../mmu/phys.js';
 import { builtinElf } from '../runtime/workloads.js';
 import { DEFAULT_SPEC, Vm, VmSpec } from '../runtime/vm.js';
+import { resolveTechniques } from '../techniques/catalogue.js';
 import { connect } from 'node:net';
 import { MigrationDestination, DestinationFault } from './destination.js';
 import { encodeRecord, MAGIC, PayloadWriter, PROTOCOL_VERSION } from './wire.js';
@@ -29,7 +30,7 @@ function consoleOf(vm: Vm): string[] {
 
 /** Runs `vm` with a migration to a fresh destination; returns the destination VM and the outcome, or the error. */
 async function migrate(vm: Vm, dstHost: HostMemory, params: Partial<MigrationParams> = {}, failAt: DestinationFault | null = null,
-  beforeSwitch?: (src: Vm) => void) {
+  beforeSwitch?: (src: Vm) => void, eachSlice?: (src: Vm, slice: number) => void) {
   const dst = new MigrationDestination(vm.spec, () => Vm.incoming(vm.spec, dstHost, 7), failAt);
   const port = await dst.listen();
   const progress: MigrationStats[] = [];
@@ -37,8 +38,9 @@ async function migrate(vm: Vm, dstHost: HostMemory, params: Partial<MigrationPar
   let outcome: MigrationOutcome | null = null;
   try {
     await src.open(port);
-    for (;;) {
+    for (let slice = 0; ; slice++) {
       expect(vm.run(10)).toBe('running');
+      eachSlice?.(vm, slice);
       const r = await src.afterSlice();
       if (r !== 'running') { outcome = r; break; }
     }
@@ -93,6 +95,33 @@ describe('live migration (pre-copy over TCP)', () => {
     expect(dst.runToCompletion()).toBe('stopped');
     expect(lines(console)).toEqual(lines(reference.console));
     expect(dst.processes().map((p) => p.status)).toEqual(reference.statuses);
+  });
+
+  test('disks and technique 5 cross: chunks written before and during pre-copy arrive over the image base; the UHV counters carry on', async () => {
+    const a = HostMemory.create(64), b = HostMemory.create(64);
+    const image = Uint8Array.from({ length: 5000 }, (_, i) => (i * 7) & 0xff);
+    const spec: VmSpec = { ...SPEC, disks: [{ sizeBytes: 1 << 20 }, { sizeBytes: 5120, image }], techniques: resolveTechniques({ uhvDirectTransitions: { enabled: true } }) };
+    const vm = new Vm(spec, a, 1);
+    const console = consoleOf(vm);
+    vm.disks[0].write(3 * 4096 + 5, Uint8Array.of(1, 2, 3));
+    vm.run(30);
+    let disks: Buffer[] = [];
+    let uhv = vm.counters().uhv;
+    const m = await migrate(vm, b, {}, null, (src) => {
+      disks = src.disks.map((d) => Buffer.from(d.slice(0, d.sizeBytes)));
+      uhv = src.counters().uhv;
+    }, (src, slice) => { if (slice < 3) src.disks[slice % 2].write(4096 * slice + 100, Uint8Array.of(9, slice)); });
+    expect(m.error).toBeNull();
+    const dst = m.dst!;
+    expect(m.outcome!.diskChunksSent).toBeGreaterThanOrEqual(3);
+    dst.disks.forEach((d, i) => expect(Buffer.from(d.slice(0, d.sizeBytes)).equals(disks[i])).toBe(true));
+    expect(disks[1].subarray(0, 100).equals(Buffer.from(image.subarray(0, 100)))).toBe(true);
+    expect(dst.counters().uhv).toEqual(uhv);
+    expect(uhv.transitionsByEdge['guest->uhv']).toBeGreaterThan(0);
+    vm.stop('migrated');
+    dst.onConsole((port, bytes) => console.push(`${port}:${Buffer.from(bytes).toString()}`));
+    expect(dst.runToCompletion()).toBe('stopped');
+    expect(lines(console)).toEqual(lines(reference.console));
   });
 
   test('technique on: a known and a latent poisoned page travel as error metadata; their processes die with SIGBUS on the destination', async () => {

@@ -3,6 +3,7 @@
  * for the VM, so these tests show what the migration code asks of a VM and does with the answers.
  */
 import { PAGE_SIZE } from '../mmu/phys.js';
+import { Disk, DISK_CHUNK } from '../hypervisor/disk.js';
 import { Btb, Rsb } from '../uarch/costs.js';
 import { MigrationDestination } from './destination.js';
 import { HART_FIELDS } from './machine-state.js';
@@ -24,6 +25,11 @@ class FakeMachine implements Migratable, MigrationTarget {
   readonly ramBytes = PAGES * PAGE_SIZE;
   readonly vcpuCount = 1;
   readonly counterCount = COUNTERS;
+  readonly disks = [new Disk(8 * DISK_CHUNK)];
+  get diskCount(): number { return this.disks.length; }
+  diskChunks(n: number, all: boolean): number[] { const d = this.disks[n].takeDirty(); return all ? this.disks[n].writtenChunks() : d; }
+  diskChunk(n: number, c: number): Uint8Array { return this.disks[n].chunk(c); }
+  writeDiskChunk(n: number, c: number, bytes: Uint8Array): void { this.disks[n].setChunk(c, bytes); }
 
   *backedPages(): Generator<number> { yield* [...this.pages.keys()].sort((a, b) => a - b); }
   readPage(gpn: number): PageRead {
@@ -35,7 +41,7 @@ class FakeMachine implements Migratable, MigrationTarget {
   }
   frameBytes(gpn: number): Uint8Array | null { return this.pages.get(gpn) ?? null; }
   virtualTimeNs(): number { return this.clock; }
-  startDirtyLog(): void { this.dirty = new Set(); }
+  startDirtyLog(): void { this.dirty = new Set(); this.disks[0].startDirtyLog(); }
   takeDirtyPages(): number[] { const d = [...(this.dirty ?? [])].sort((a, b) => a - b); this.dirty?.clear(); return d; }
   stopDirtyLog(): void { this.dirty = null; }
   dirtyLogExits(): number { return 0; }
@@ -68,6 +74,7 @@ function sourceMachine(): FakeMachine {
   m.pages.set(3, new Uint8Array(PAGE_SIZE).fill(0x22));
   m.poison.set(3, 'known');
   m.corrupted.push(9);
+  m.disks[0].write(DISK_CHUNK + 10, Uint8Array.of(1, 2, 3));
   return m;
 }
 
@@ -82,7 +89,7 @@ async function drive(src: FakeMachine, params: MigrationParams) {
   try {
     for (let slice = 0; ; slice++) {
       src.clock += 1e6;
-      if (slice === 0) { src.pages.get(0)![5] = 0xcd; src.dirty?.add(0); }
+      if (slice === 0) { src.pages.get(0)![5] = 0xcd; src.dirty?.add(0); src.disks[0].write(3 * DISK_CHUNK, Uint8Array.of(9)); }
       const r = await s.afterSlice();
       if (r !== 'running') return { outcome: r, dst, arrived: await d.done, latent };
     }
@@ -116,6 +123,11 @@ describe('migration through the seam (migratable.ts)', () => {
     expect(dst.imported!.guestOs).toEqual({ opaque: ['to', 'migration'] });
     expect(dst.imported!.vcpus[0].x[3]).toBe(7);
     expect(dst.discarded).toBeNull();
+    // Disk chunks the VM wrote cross, the one written during round 1 too; untouched ones stay the base (zeros).
+    expect(dst.disks[0].writtenChunks()).toEqual([1, 3]);
+    expect(Buffer.from(dst.disks[0].slice(0, 8 * DISK_CHUNK)).equals(Buffer.from(src.disks[0].slice(0, 8 * DISK_CHUNK)))).toBe(true);
+    expect(dst.disks[0].slice(DISK_CHUNK + 10, DISK_CHUNK + 13)).toEqual(Uint8Array.of(1, 2, 3));
+    expect(r.outcome!.diskChunksSent).toBeGreaterThanOrEqual(2);
   }, 30_000);
 
   test('without the technique, reading a poisoned page is a host panic naming its frame; the source stops its dirty log', async () => {

@@ -42,6 +42,8 @@ export interface MigrationParams {
 /** QEMU query-migrate-style statistics; sizes in bytes, times in ms unless named otherwise. */
 export interface MigrationStats {
   round: number;
+  /** Disk chunks (4 KiB) sent: the VM's writes to its disks, dirty-tracked like RAM. */
+  diskChunksSent: number;
   /** Guest RAM the migration covers (backed pages at the start). */
   total: number;
   /** Bytes written to the connection. */
@@ -120,7 +122,7 @@ export class MigrationSource {
   constructor(private readonly vm: Migratable, readonly params: MigrationParams, private readonly hooks: SourceHooks) {
     this.bytesPerNs = (params.bandwidthMiBps * 1024 * 1024) / 1e9;
     this.stats = {
-      round: 0, total: 0, transferred: 0, remaining: 0, pagesSent: 0, zeroPages: 0, errorPages: 0, dirtyPagesRate: 0, pagesPerSecond: 0,
+      round: 0, diskChunksSent: 0, total: 0, transferred: 0, remaining: 0, pagesSent: 0, zeroPages: 0, errorPages: 0, dirtyPagesRate: 0, pagesPerSecond: 0,
       dirtyLogExits: 0, setupTimeMs: 0, elapsedWallMs: 0, elapsedVirtualMs: 0, expectedDowntimeMs: 0, expectedDowntimeWallMs: 0,
     };
   }
@@ -193,6 +195,7 @@ export class MigrationSource {
 
   private async endRound(): Promise<'running' | MigrationOutcome> {
     const st = this.stats;
+    this.sendDiskChunks(st.round === 1);
     this.emit('ROUND_END', new PayloadWriter().u32(st.round).u32(this.queue.length).done());
     const dirty = this.vm.takeDirtyPages();
     for (const i of this.vm.corruptedPages()) if (!this.errorSent.has(i)) dirty.push(i);
@@ -230,6 +233,7 @@ export class MigrationSource {
     const before = this.sent;
     const last = new Set([...dirty, ...this.vm.untrackedPages(), ...this.vm.takeDirtyPages()]);
     for (const i of [...last].sort((a, b) => a - b)) { this.sendPage(i); if (this.outBytes > 1 << 20) await this.flush(); }
+    this.sendDiskChunks(false);
     const state = this.vm.exportState();
     for (const v of state.vcpus) this.emit('VCPU', encodeVcpu(v));
     this.emit('DEVICE', encodeJson(state.device));
@@ -249,6 +253,19 @@ export class MigrationSource {
     this.stats.remaining = 0;
     this.socket?.end();
     return { ...this.stats, downtimeVirtualMs: bytes / this.bytesPerNs / 1e6, downtimeWallMs: Date.now() - wall0, sourceDigest: hex32(digest), destinationDigest: r.digest };
+  }
+
+  /**
+   * Disk chunks as RAM pages are: round 1 every chunk the VM wrote (the destination has the same
+   * base images), then those written since (DISK_CHUNK: disk u8, chunk u32, bytes).
+   */
+  private sendDiskChunks(all: boolean): void {
+    for (let n = 0; n < this.vm.diskCount; n++) {
+      for (const c of this.vm.diskChunks(n, all)) {
+        this.emit('DISK_CHUNK', new PayloadWriter().u8(n).u32(c).bytes(this.vm.diskChunk(n, c)).done());
+        this.stats.diskChunksSent++;
+      }
+    }
   }
 
   /** Queues the record(s) for guest page `i`; returns the bytes queued. Raises: MigrationHostPanic. */

@@ -29,6 +29,7 @@ export const RECORDS = {
   GUEST_OS: { type: 8, version: 1 },
   END: { type: 9, version: 1 },
   ACK: { type: 10, version: 1 },
+  DISK_CHUNK: { type: 11, version: 1 },
 } as const;
 export type RecordName = keyof typeof RECORDS;
 const BY_TYPE = new Map<number, RecordName>(Object.entries(RECORDS).map(([name, r]) => [r.type, name as RecordName]));

@@ -55,6 +55,8 @@ export class ImageEntity {
 }
 
 export interface ProcessSpec { imageId: string; argv?: string[]; env?: string[]; stdin?: string }
+/** A VM disk: over an image's bytes (copy-on-write) or empty. */
+export type DiskSpecRow = { imageId: string } | { sizeMiB: number };
 
 @Entity({ name: 'vms' })
 export class VmEntity {
@@ -65,6 +67,7 @@ export class VmEntity {
   @Column({ type: 'int' }) vcpus!: number;
   @Column({ name: 'memory_mib', type: 'int' }) memoryMiB!: number;
   @Column({ type: 'jsonb' }) processes!: ProcessSpec[];
+  @Column({ type: 'jsonb', default: [] }) disks!: DiskSpecRow[];
   @Column({ type: 'jsonb', default: {} }) techniques!: Record<string, unknown>;
   @Column({ type: 'bigint', default: 0 }) seed!: string;
   @Column({ type: 'text', default: 'created' }) state!: string;

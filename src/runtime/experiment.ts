@@ -39,7 +39,7 @@ export interface VariantResult {
   /** Median wall time over the repetitions. */
   wallMs: number;
   /** This variant / the first variant (1 for the baseline itself). */
-  ratios: { cycles: number; crossings: number; exits: number; instructions: number };
+  ratios: { cycles: number; crossings: number; exits: number; transitions: number; instructions: number };
   diverged: boolean;
   /** Migration statistics of every repetition (experiments that migrate). */
   migrations?: Array<MigrationOutcome | { failed: string }>;
@@ -79,7 +79,8 @@ export function compare(variants: Variant[], runs: VariantRun[][]): VariantResul
       wallMs: median(runs[i].map((x) => x.wallMs)),
       ratios: {
         cycles: ratio(r.counters.cycles, base.counters.cycles), crossings: ratio(r.counters.crossings, base.counters.crossings),
-        exits: ratio(totalExits(r.counters), totalExits(base.counters)), instructions: ratio(r.counters.instructions, base.counters.instructions),
+        exits: ratio(totalExits(r.counters), totalExits(base.counters)), transitions: ratio(r.counters.transitions, base.counters.transitions),
+        instructions: ratio(r.counters.instructions, base.counters.instructions),
       },
       diverged: d !== baseDigest || r.statuses.join() !== base.statuses.join() || r.state !== base.state,
       ...(r.migration ? { migrations: runs[i].map((x) => x.migration!) } : {}),
@@ -90,10 +91,10 @@ export function compare(variants: Variant[], runs: VariantRun[][]): VariantResul
 /** A fixed-width comparison table for terminals. */
 export function formatTable(results: VariantResult[]): string {
   const f2 = (x: number) => (Number.isFinite(x) ? x.toFixed(3) : 'inf');
-  const rows = [['variant', 'instructions', 'cycles', 'crossings', 'exits', 'cycles x', 'crossings x', 'exits x', 'status', 'console', 'wall ms']];
+  const rows = [['variant', 'instructions', 'cycles', 'crossings', 'exits', 'transitions', 'cycles x', 'crossings x', 'exits x', 'transitions x', 'status', 'console', 'wall ms']];
   for (const r of results) {
-    rows.push([r.name, String(r.counters.instructions), String(r.counters.cycles), String(r.counters.crossings), String(totalExits(r.counters)),
-      f2(r.ratios.cycles), f2(r.ratios.crossings), f2(r.ratios.exits), r.statuses.join(','), r.diverged ? 'DIVERGED' : r.consoleSha256.slice(0, 12), r.wallMs.toFixed(1)]);
+    rows.push([r.name, String(r.counters.instructions), String(r.counters.cycles), String(r.counters.crossings), String(totalExits(r.counters)), String(r.counters.transitions),
+      f2(r.ratios.cycles), f2(r.ratios.crossings), f2(r.ratios.exits), f2(r.ratios.transitions), r.statuses.join(','), r.diverged ? 'DIVERGED' : r.consoleSha256.slice(0, 12), r.wallMs.toFixed(1)]);
   }
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
   return rows.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ')).join('\n') + '\n';

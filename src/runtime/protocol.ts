@@ -67,7 +67,9 @@ export type WorkerRequest =
   /** Resolves a guest page (`gpa`) or a process's user address (`pid`, `va`) to its host frame (-1: not backed). */
   | { type: 'resolve-frame'; target: { gpa: number } | { pid: number; va: number } }
   /** Every backed guest page with its host address and owner. */
-  | { type: 'memory-map' };
+  | { type: 'memory-map' }
+  /** Bytes [start, end) of disk `disk`'s current content (clipped to its size). */
+  | { type: 'read-disk'; disk: number; start: number; end: number };
 
 /** What a successful reply carries, per request type (Firecracker's VmmData). */
 export interface ReplyData {
@@ -86,6 +88,7 @@ export interface ReplyData {
   'migrate-listen': { port: number };
   'resolve-frame': number;
   'memory-map': ReturnType<Vm['memoryPages']>;
+  'read-disk': { sizeBytes: number; start: number; bytes: Uint8Array };
 }
 
 /**
@@ -102,8 +105,8 @@ export type RequestOf<K extends ActionType> = Extract<WorkerRequest, { type: K }
 /** Which actions each state accepts. */
 export const ALLOWED: Record<WorkerState, readonly ActionType[]> = {
   created: ['start', 'stop', 'read-state', 'trace-exits', 'migrate-listen'],
-  running: ['pause', 'stop', 'read-state', 'inject-memory-error', 'inject-privileged-mode', 'trace-exits', 'set-techniques', 'resolve-frame', 'memory-map', 'migrate', 'migrate-cancel'],
-  paused: ['resume', 'stop', 'read-state', 'inject-memory-error', 'inject-privileged-mode', 'trace-exits', 'set-techniques', 'resolve-frame', 'memory-map', 'migrate', 'migrate-cancel'],
+  running: ['pause', 'stop', 'read-state', 'inject-memory-error', 'inject-privileged-mode', 'trace-exits', 'set-techniques', 'resolve-frame', 'memory-map', 'migrate', 'migrate-cancel', 'read-disk'],
+  paused: ['resume', 'stop', 'read-state', 'inject-memory-error', 'inject-privileged-mode', 'trace-exits', 'set-techniques', 'resolve-frame', 'memory-map', 'migrate', 'migrate-cancel', 'read-disk'],
   stopped: ['read-state'],
   crashed: ['read-state'],
 };
@@ -160,6 +163,8 @@ export type WorkerMessage =
   | { type: 'domain-event'; event: DomainEvent; virtualTimeNs: number }
   /** Privileged-mode phases since the last slice (technique 6), at most MAX_PM_BATCH; `dropped` counts the rest. */
   | { type: 'privileged-mode'; events: PmEvent[]; dropped: number }
+  /** The UHV tried to access a VM-control field reserved to the KHV (technique 5): refused, nothing changed. */
+  | { type: 'uhv-field-fault'; field: string; write: boolean; pc: number; virtualTimeNs: number }
   /** Exits since the last batch (while tracing); `dropped` counts those over MAX_EXIT_BATCH. */
   | { type: 'exits'; records: ExitRecord[]; dropped: number }
   | MigrationMessage

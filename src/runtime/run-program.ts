@@ -55,6 +55,7 @@ export function runProgram(elf: Uint8Array, opts: RunOptions = {}, more: Uint8Ar
     ...Object.fromEntries(Object.entries(opts).filter(([k, v]) => v !== undefined && k in DEFAULT_SPEC)),
     ...(opts.techniques ? { techniques: opts.techniques } : {}),
     ...(opts.domains ? { domains: opts.domains } : {}),
+    ...(opts.disks ? { disks: opts.disks } : {}),
     processes: [elf, ...more].map((bytes, i) => ({
       name: i === 0 ? 'main' : `p${i}`, elf: bytes, argv: opts.argv ?? ['prog'], env: opts.env ?? [], stdin: opts.stdin ?? new Uint8Array(),
     })),

@@ -173,6 +173,8 @@ function attach(v: Vm): void {
   v.onPrivilegedMode((e) => { if (pmBatch.length < MAX_PM_BATCH) pmBatch.push(e); else pmDropped++; });
   v.kernel.onMemoryFailure = (e) => send({ type: 'memory-failure', gpa: e.gpa, pid: e.pid, va: e.va, virtualTimeNs: v.virtualTimeNs() });
   v.onDomainEvent((event) => send({ type: 'domain-event', event, virtualTimeNs: v.virtualTimeNs() }));
+  // The attempted value is left out: it could be anything the UHV held.
+  v.onFieldFault((f) => send({ type: 'uhv-field-fault', field: f.field, write: f.write, pc: f.pc, virtualTimeNs: v.virtualTimeNs() }));
 }
 
 /** Destination: listen, then take the VM over when the stream completes (or end this worker when it fails). */
@@ -237,7 +239,7 @@ const HANDLERS: { [K in ActionType]: (a: RequestOf<K>) => Outcome<K> | Promise<O
     } : null;
     return done;
   },
-  'set-techniques': (a) => { vm!.kernel.techniques = a.techniques; return done; },
+  'set-techniques': (a) => { vm!.setTechniques(a.techniques); return done; },
   'inject-memory-error': (a) => {
     try { return ok(vm!.injectMemoryError(a.frame, a.latent ?? true)); } catch (e) { return fail('invalid', message(e)); }
   },
@@ -260,6 +262,12 @@ const HANDLERS: { [K in ActionType]: (a: RequestOf<K>) => Outcome<K> | Promise<O
   'migrate-listen': () => (incoming ? fail('not-allowed', 'already listening') : listen()),
   'resolve-frame': (a) => ok(vm!.frameOf(a.target)),
   'memory-map': () => ok(vm!.memoryPages()),
+  'read-disk': (a) => {
+    const d = vm!.disks[a.disk];
+    if (!d) return fail('invalid', `the VM has ${vm!.disks.length} disk(s), not disk ${a.disk}`);
+    const start = Math.min(Math.max(0, a.start), d.sizeBytes), end = Math.min(Math.max(start, a.end), d.sizeBytes);
+    return ok({ sizeBytes: d.sizeBytes, start, bytes: d.slice(start, end) });
+  },
 };
 
 function reply(id: number, action: ActionType, r: Outcome<ActionType>): void {

@@ -16,9 +16,14 @@ import { HostMemory, OutOfHostMemory } from '../hypervisor/host-memory.js';
 import { Khv, Vcpu } from '../hypervisor/khv.js';
 import { Uhv } from '../hypervisor/uhv.js';
 import { PmEvent, PmStats, PrivilegedMode } from '../hypervisor/privileged-mode.js';
+import { Disk } from '../hypervisor/disk.js';
+import { BlockCounters, VirtioBlk } from '../hypervisor/virtio-blk.js';
+import type { UhvDirectSetting } from '../hypervisor/khv.js';
+import type { FieldFault } from '../hypervisor/vm-control.js';
+import { EDGE_NAMES } from '../hypervisor/exit-routing.js';
 import { GuestMemoryError, VmFault } from '../hypervisor/exits.js';
 import { FrameState, POISON } from '../hypervisor/host-memory.js';
-import { CONSOLE_PORTS, CONSOLE_RING_BASE, RAM_BASE, ringGpa } from '../hypervisor/platform.js';
+import { CONSOLE_PORTS, CONSOLE_RING_BASE, MAX_DISKS, RAM_BASE, ringGpa } from '../hypervisor/platform.js';
 import { PAGE_SIZE, PhysMem, pageBase } from '../mmu/phys.js';
 import { GuestKernel } from '../guest/kernel.js';
 import { SpectreV2Mitigation } from '../guest/kernel-text.js';
@@ -31,6 +36,9 @@ import type { MachineState, Migratable, MigrationTarget, PageRead } from '../mig
 import { CORRUPTED } from '../hypervisor/gstage.js';
 import type { GuestOsState } from '../guest/kernel.js';
 import { DomainCounters, DomainEvent, DomainSpec, ProtectionDomains } from '../hypervisor/domains.js';
+
+/** Technique 5's setting for the KHV (catalogue defaults when absent). */
+const uhvSetting = (t: TechniqueSettings | undefined): UhvDirectSetting => (t ?? resolveTechniques()).uhvDirectTransitions as unknown as UhvDirectSetting;
 
 /** Simulated time each vCPU runs before the next one gets its turn (100 µs at 1 GHz). */
 export const QUANTUM_CYCLES = 100_000;
@@ -57,6 +65,15 @@ export interface VmSpec {
   techniques?: TechniqueSettings;
   /** Secure protection domains (technique 7, hypervisor/domains.ts); none when absent. */
   domains?: DomainSpec[];
+  /** Disks, one virtio block device each (disk n at BLOCK_OFFSET + n * BLOCK_STRIDE): empty, or over an image's bytes (copy-on-write). */
+  disks?: DiskSpec[];
+}
+
+export interface DiskSpec {
+  /** A positive multiple of 512. */
+  sizeBytes: number;
+  /** The base image (shared, never written); absent: an empty disk. */
+  image?: Uint8Array;
 }
 
 export const DEFAULT_SPEC: Omit<VmSpec, 'processes'> = {
@@ -91,7 +108,18 @@ export interface VmCounters extends VcpuCounters {
   /** Technique 7's counters; null when the VM has no protection domains. */
   protectionDomains: DomainCounters | null;
   privilegedMode: PmStats;
+  /** Technique 5 (uhvDirectTransitions) and the UHV's devices. */
+  uhv: UhvCounters;
   perVcpu: VcpuCounters[];
+}
+
+export interface UhvCounters {
+  transitionsByEdge: Record<string, number>;
+  fieldAccesses: { direct: number; mediated: number; refused: number };
+  /** Per exit reason: exits, cycles charged for them (exit cost plus field accesses), and their ratio. */
+  exitCycles: Record<string, { exits: number; cycles: number; perExit: number }>;
+  /** Per disk. */
+  block: BlockCounters[];
 }
 
 export type ConsoleListener = (port: number, bytes: Uint8Array) => void;
@@ -102,6 +130,9 @@ export type PageOwner = { kind: 'process'; pid: number; va: number | null } | { 
 export class Vm implements Migratable, MigrationTarget {
   readonly vcpus: Vcpu[] = [];
   readonly khv: Khv;
+  /** The VM's disks (the UHV's block devices serve them). */
+  readonly disks: Disk[];
+  private readonly fieldFaultListeners: Array<(f: FieldFault) => void> = [];
   readonly kernel: GuestKernel;
   /** Secure protection domains (technique 7); with none defined, every dgate is a gate violation (SIGILL). */
   readonly domains: ProtectionDomains;
@@ -122,7 +153,12 @@ export class Vm implements Migratable, MigrationTarget {
     if (!Number.isInteger(spec.memoryMiB) || spec.memoryMiB < 8 || spec.memoryMiB > 2047) throw new RangeError(`memoryMiB must be 8-2047, got ${spec.memoryMiB}`);
     if (spec.processes.length === 0) throw new RangeError('a VM needs at least one process');
     const mem = new PhysMem(host.buffers.dram, host.poison);
-    this.khv = new Khv(host, mem, owner, spec.memoryMiB << 20, (ram) => new Uhv(ram, (port, bytes) => this.emit(port, bytes)));
+    if ((spec.disks?.length ?? 0) > MAX_DISKS) throw new RangeError(`a VM has at most ${MAX_DISKS} disks`);
+    this.disks = (spec.disks ?? []).map((d) => new Disk(d.sizeBytes, d.image ?? null));
+    this.khv = new Khv(host, mem, owner, spec.memoryMiB << 20, (ram) => new Uhv(ram, (port, bytes) => this.emit(port, bytes),
+      this.disks.map((d, i) => new VirtioBlk(ram, d, `hvsim-disk-${i}`))));
+    this.khv.setUhvDirect(uhvSetting(spec.techniques));
+    this.khv.control.onFault = (f) => { for (const l of this.fieldFaultListeners) l(f); };
     for (let i = 0; i < spec.vcpus; i++) {
       const h = new Hart(mem, i);
       h.engine = spec.engine;
@@ -212,6 +248,7 @@ export class Vm implements Migratable, MigrationTarget {
   }
 
   startDirtyLog(): void {
+    for (const d of this.disks) d.startDirtyLog();
     this.khv.gstage.startDirtyLog();
     this.khv.flushAll();
   }
@@ -223,9 +260,24 @@ export class Vm implements Migratable, MigrationTarget {
   }
 
   stopDirtyLog(): void {
+    for (const d of this.disks) d.stopDirtyLog();
     if (this.khv.gstage.dirty === null) return;
     this.khv.gstage.stopDirtyLog();
     this.khv.flushAll();
+  }
+
+  get diskCount(): number { return this.disks.length; }
+
+  diskChunks(n: number, all: boolean): number[] {
+    const d = this.disks[n], dirty = d.takeDirty();
+    return all ? d.writtenChunks() : dirty;
+  }
+
+  diskChunk(n: number, c: number): Uint8Array { return this.disks[n].chunk(c); }
+
+  writeDiskChunk(n: number, c: number, bytes: Uint8Array): void {
+    if (!(n >= 0 && n < this.disks.length)) throw new RangeError(`disk ${n}: the VM has ${this.disks.length} disks`);
+    this.disks[n].setChunk(c, bytes);
   }
 
   dirtyLogExits(): number { return this.khv.exits.get('dirty-log') ?? 0; }
@@ -261,6 +313,10 @@ export class Vm implements Migratable, MigrationTarget {
       device: {
         quantumEnd: this.quantumEnd, exits: [...this.khv.exits], transitions: this.khv.transitions, power: d.power,
         doorbells: d.counters.doorbells, consoleBytes: [d.counters.consoleBytes[0], d.counters.consoleBytes[1]],
+        uhv: {
+          edges: [...this.khv.edges], exitCycles: [...this.khv.exitCycles], fieldAccesses: { ...this.khv.control.accesses },
+          blocks: d.blocks.map((b) => b.exportState()),
+        },
       },
       guestOs: this.kernel.exportState(),
     };
@@ -274,10 +330,16 @@ export class Vm implements Migratable, MigrationTarget {
     if (st.vcpus.length !== this.vcpus.length) throw new Error(`state has ${st.vcpus.length} vCPUs, the VM ${this.vcpus.length}`);
     this.kernel.importState(st.guestOs as GuestOsState);
     st.vcpus.forEach((s, i) => { this.idle[i] = restoreVcpu(this.vcpus[i], s); });
-    const d = st.device;
+    const d = { ...st.device, blocks: this.khv.device.blocks };
     this.quantumEnd = d.quantumEnd;
     for (const [k, n] of d.exits) this.khv.exits.set(k, n);
-    this.khv.transitions = d.transitions;
+    if (d.uhv) {
+      this.khv.edges.set(d.uhv.edges);
+      for (const [k, n] of d.uhv.exitCycles) this.khv.exitCycles.set(k, n);
+      Object.assign(this.khv.control.accesses, d.uhv.fieldAccesses);
+      if (d.uhv.blocks.length !== d.blocks.length) throw new Error(`state has ${d.uhv.blocks.length} block devices, the VM ${d.blocks.length}`);
+      d.uhv.blocks.forEach((b, i) => d.blocks[i].importState(b));
+    }
     this.khv.device.power = d.power;
     this.khv.device.counters.doorbells = d.doorbells;
     this.khv.device.counters.consoleBytes = [...d.consoleBytes];
@@ -328,6 +390,14 @@ export class Vm implements Migratable, MigrationTarget {
   private codeInvalidate: ((pa: number) => void) | null = null;
 
   onConsole(l: ConsoleListener): void { this.listeners.push(l); }
+  /** Told about every UHV access to a field reserved to the KHV (refused; nothing changed). */
+  onFieldFault(l: (f: FieldFault) => void): void { this.fieldFaultListeners.push(l); }
+
+  /** New technique settings: the guest kernel's apply at the next syscall, technique 5's at the next exit. */
+  setTechniques(t: TechniqueSettings): void {
+    this.kernel.techniques = t;
+    this.khv.setUhvDirect(uhvSetting(t));
+  }
   private emit(port: number, bytes: Uint8Array): void { for (const l of this.listeners) l(port, bytes); }
 
   /**
@@ -471,6 +541,19 @@ export class Vm implements Migratable, MigrationTarget {
 
   processes(): ProcessStatus[] { return this.kernel.statuses(); }
 
+  private uhvCounters(): UhvCounters {
+    const k = this.khv;
+    return {
+      transitionsByEdge: Object.fromEntries(EDGE_NAMES.map((n, i) => [n, k.edges[i]])),
+      fieldAccesses: { ...k.control.accesses },
+      exitCycles: Object.fromEntries([...k.exitCycles].sort().map(([r, cycles]) => {
+        const exits = k.exits.get(r) ?? 0;
+        return [r, { exits, cycles, perExit: exits ? cycles / exits : 0 }];
+      })),
+      block: k.device.blocks.map((b) => ({ ...b.counters })),
+    };
+  }
+
   counters(): VmCounters {
     const pm = this.pm.counters();
     const perVcpu = this.vcpus.map((v, i): VcpuCounters => {
@@ -495,6 +578,7 @@ export class Vm implements Migratable, MigrationTarget {
       syscallLookahead: structuredClone(this.kernel.lookahead),
       protectionDomains: this.domains.domains.length ? this.domains.counters() : null,
       privilegedMode: pm,
+      uhv: this.uhvCounters(),
       perVcpu,
     };
   }

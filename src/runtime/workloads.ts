@@ -28,6 +28,7 @@ export const BUILTIN_IMAGES: readonly BuiltinImage[] = [
   { name: 'hello', description: 'prints a greeting and exits 0' },
   { name: 'cpu', description: 'CPU-bound: bitwise CRC-32 over a 16 KiB buffer, argv[1] rounds (default 8); almost no syscalls' },
   { name: 'syscalls', description: 'syscall-heavy: argv[1] iterations (default 2000) of getpid, clock_gettime64 and sched_yield with ALU work between' },
+  { name: 'console', description: 'console-bound: argv[1] numbered lines (default 500), two writes each (one doorbell MMIO exit per write)' },
   { name: 'memtouch', description: 'memory toucher: maps argv[1] MiB (default 8) and dirties every 64-byte line argv[2] times (default 4), sleeping argv[3] ms (default 0) after the first pass' },
   { name: 'pmcounter', description: 'technique 6 (hvsim only): argv[1] times (default 100) increments the privileged mode\'s protected counter through an SBI hypercall, checking it only grows; then a MAC under the sealed key and a read of the key outside the mode (faults, reads ffffffff)',
     hvsimOnly: 'syscalls 500-502 are hvsim\'s privileged-mode calls (technique 6); qemu-riscv32 returns -ENOSYS for them' },

@@ -7,16 +7,29 @@
  * Configuration: hosts hold defaults, VMs override them, per technique and parameter:
  *   techniques: {syscallLookahead: {enabled: true, window: 32}, ...}
  */
-export type ParamType = 'boolean' | 'integer';
+export type ParamType = 'boolean' | 'integer' | 'map';
+
+/** A `map` parameter's value: each of `keys` (a subset, in a change) to one of `values`. */
+export type ParamMap = Readonly<Record<string, string>>;
 
 export interface TechniqueParam {
   readonly name: string;
   readonly type: ParamType;
-  readonly default: boolean | number;
+  readonly default: boolean | number | ParamMap;
   readonly min?: number;
   readonly max?: number;
+  /** For `map`: the keys it may hold and the values each may take. */
+  readonly keys?: readonly string[];
+  readonly values?: readonly string[];
   readonly description: string;
 }
+
+/**
+ * Technique 5's maps: the VM-control fields the KHV may grant to the UHV (hypervisor/vmcs-fields.ts
+ * holds the whole field table; a unit test checks both agree) and the exits it may route to it.
+ */
+export const UHV_FIELD_NAMES = ['guestRegs', 'guestPc', 'exitReason', 'exitQualification', 'pcAdvance', 'interruptInjection', 'timerDeadline'] as const;
+export const UHV_ROUTABLE_EXITS = ['mmio.console', 'mmio.power', 'mmio.block', 'hypercall'] as const;
 
 export type TechniqueSupport = 'implemented' | 'not-implemented';
 
@@ -71,9 +84,26 @@ export const TECHNIQUES: readonly Technique[] = [
   planned(4, 'callTableInlining', 'US10834255B1', 'Inlining large call tables',
     'A search trampoline binary-searches the most frequent syscall numbers and calls them directly, falling back to the table through a retpoline.',
     'the guest kernel text: the syscall table\'s indirect call'),
-  planned(5, 'uhvDirectTransitions', 'US20240028359A1', 'Fewer transitions for user-level hypervisors',
-    'Exits selected by a control structure go straight to the UHV, which returns directly to the guest.',
-    'exit routing: UHV exits take two transitions instead of four'),
+  {
+    name: 'uhvDirectTransitions', number: 5, patent: 'US20240028359A1', title: 'Fewer transitions for user-level hypervisors',
+    description: 'Three structures the KHV configures per VM in the emulated CPU: a field access map (which VM-control fields the UHV, running in an unprivileged hypervisor mode, may read or write with a plain access), an exit-routing map (which exits, and for MMIO which device ranges, go straight from the guest to the UHV), and a direct transition from the UHV back to the guest. Off, every UHV exit is guest -> KHV -> UHV -> KHV -> guest and every field access the UHV makes is a KHV call (two transitions). On, a routed exit is guest -> UHV -> guest and a granted field access is direct; the rest stays mediated. Fields that would let the UHV escape (G-stage root, host interrupt state, delegation, the maps) are never grantable: a UHV access to them is refused, changes nothing and is reported as a vm.uhv-field-fault event.',
+    changes: 'exit routing and VM-control field accesses of the UHV device models (console, power, SBI timer/reset, virtio block): transitions, and cycles per exit (COSTS.khvUhvRoundTrip and COSTS.uhvFieldCall saved where direct)',
+    params: [
+      {
+        name: 'fieldAccess', type: 'map', keys: UHV_FIELD_NAMES, values: ['', 'r', 'w', 'rw'],
+        default: { guestRegs: 'rw', guestPc: 'r', exitReason: 'r', exitQualification: 'r', pcAdvance: 'w', interruptInjection: 'rw', timerDeadline: 'rw' },
+        description: 'per VM-control field, the UHV\'s direct access (r, w, rw, or \'\' = every access mediated by the KHV)',
+      },
+      {
+        name: 'exitRouting', type: 'map', keys: UHV_ROUTABLE_EXITS, values: ['uhv', 'khv'],
+        default: { 'mmio.console': 'uhv', 'mmio.power': 'uhv', 'mmio.block': 'uhv', hypercall: 'uhv' },
+        description: 'per exit reason (MMIO per device range), uhv = straight to the UHV and back, khv = through the KHV',
+      },
+    ],
+    enabledByDefault: false,
+    counters: ['uhv.transitionsByEdge.EDGE', 'uhv.fieldAccesses.direct|mediated|refused', 'uhv.exitCycles.REASON.{exits,cycles,perExit}', 'uhv.block.{requests,bytesRead,bytesWritten}'],
+    live: true, appliesAt: 'the next exit', support: 'implemented',
+  },
   {
     name: 'privilegedModeRendezvous', number: 6, patent: 'US10678909B2', title: 'Global view of memory with a privileged mode',
     description: 'Every VM has an SMM-like privileged mode: entered on the privileged-mode interrupt (the doorbell device register, an SBI hypercall from the guest kernel, or POST /v1/vms/{id}/vcpus/{n}/interrupts), it runs the handler held in a special region and leaves with pmret. On, the VM keeps ONE G-stage table: a vCPU enters only after checking that no vCPU is in the mode (else its request is queued), mapping the region into that table and stopping every other vCPU (halted, still accepting the privileged-mode interrupt); on pmret the region is unmapped, TLBs and the region\'s translated code are flushed and the others released. Off (the baseline, as KVM gives each vCPU an SMM address space), each vCPU entering the mode switches to a G-stage table of its own that maps the region, and the others keep running.',
@@ -101,7 +131,7 @@ export const TECHNIQUES: readonly Technique[] = [
 export const TECHNIQUE_BY_NAME: ReadonlyMap<string, Technique> = new Map(TECHNIQUES.map((t) => [t.name, t]));
 
 /** A technique setting: `enabled` plus its parameters. */
-export type TechniqueSetting = { enabled: boolean } & Record<string, boolean | number>;
+export type TechniqueSetting = { enabled: boolean } & Record<string, boolean | number | ParamMap>;
 export type TechniqueSettings = Record<string, TechniqueSetting>;
 
 /** A configuration the catalogue does not allow. `status` 400 for bad input, 501 for a technique that is not implemented. */
@@ -132,7 +162,16 @@ export function validateTechniques(config: unknown): void {
       if (p.type === 'integer' && (!Number.isInteger(v) || (v as number) < p.min! || (v as number) > p.max!)) {
         throw new TechniqueConfigError(`techniques.${name}.${k} must be an integer from ${p.min} to ${p.max}, got ${JSON.stringify(v)}`);
       }
+      if (p.type === 'map') validateMap(`techniques.${name}.${k}`, p, v);
     }
+  }
+}
+
+function validateMap(path: string, p: TechniqueParam, v: unknown): void {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new TechniqueConfigError(`${path} must be an object of {${p.keys!.join(', ')}}`);
+  for (const [key, value] of Object.entries(v)) {
+    if (!p.keys!.includes(key)) throw new TechniqueConfigError(`${path}.${key} is not a key of ${path} (keys: ${p.keys!.join(', ')})`);
+    if (typeof value !== 'string' || !p.values!.includes(value)) throw new TechniqueConfigError(`${path}.${key} must be one of ${p.values!.map((x) => JSON.stringify(x)).join(', ')}, got ${JSON.stringify(value)}`);
   }
 }
 
@@ -142,7 +181,14 @@ export function resolveTechniques(...layers: Array<Record<string, unknown> | und
   for (const t of TECHNIQUES) {
     const s: TechniqueSetting = { enabled: t.enabledByDefault };
     for (const p of t.params) s[p.name] = p.default;
-    for (const layer of layers) Object.assign(s, (layer?.[t.name] as object | undefined) ?? {});
+    for (const layer of layers) {
+      const l = (layer?.[t.name] as Record<string, unknown> | undefined) ?? {};
+      for (const [k, v] of Object.entries(l)) {
+        // A map layer changes only the keys it names.
+        const isMap = t.params.find((p) => p.name === k)?.type === 'map';
+        s[k] = (isMap ? { ...(s[k] as ParamMap), ...(v as ParamMap) } : v) as boolean | number | ParamMap;
+      }
+    }
     out[t.name] = s;
   }
   return out;

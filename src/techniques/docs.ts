@@ -2,7 +2,14 @@
  * docs/techniques/README.md, generated from the catalogue (`npm run docs:techniques`); a test
  * checks the committed file matches, so the docs cannot drift from the table.
  */
-import { TECHNIQUES } from './catalogue.js';
+import { TECHNIQUES, TechniqueParam } from './catalogue.js';
+
+const paramValue = (v: TechniqueParam['default']): string => (typeof v === 'object' ? `\`${JSON.stringify(v)}\`` : String(v));
+const range = (p: TechniqueParam): string => {
+  if (p.min !== undefined) return `${p.min}–${p.max}`;
+  if (p.keys) return `keys ${p.keys.map((k) => `\`${k}\``).join(', ')}; values ${p.values!.map((x) => `\`${JSON.stringify(x)}\``).join(', ')}`;
+  return '';
+};
 
 export function catalogueMarkdown(): string {
   const out = [
@@ -23,7 +30,7 @@ export function catalogueMarkdown(): string {
     out.push(`## ${t.number}. ${t.title} (\`${t.name}\`)`, '', `${t.patent} — ${t.support}.`, '', t.description, '', `Changes: ${t.changes}.`, '');
     out.push('| parameter | type | default | range | meaning |', '|---|---|---|---|---|');
     out.push(`| \`enabled\` | boolean | ${t.enabledByDefault} | | turns the technique on |`);
-    for (const p of t.params) out.push(`| \`${p.name}\` | ${p.type} | ${p.default} | ${p.min !== undefined ? `${p.min}–${p.max}` : ''} | ${p.description} |`);
+    for (const p of t.params) out.push(`| \`${p.name}\` | ${p.type} | ${paramValue(p.default)} | ${range(p)} | ${p.description} |`);
     out.push('');
     if (t.counters.length) out.push(`Counters: ${t.counters.map((c) => `\`${c}\``).join(', ')}.`, '');
   }

@@ -35,6 +35,12 @@ export const COSTS = {
   vmExit: 1400,
   /** Round trip between kernel-level and user-level hypervisor. */
   khvUhvRoundTrip: 2600,
+  /**
+   * A VM-control field access the UHV cannot make directly: a call into the KHV and back (an
+   * ioctl such as KVM_GET_ONE_REG is a host syscall round trip: the syscall row, preset none).
+   * A direct access is a plain access (`base`).
+   */
+  uhvFieldCall: 300,
   /** Protection-domain switch through an exit / through a fast gate. */
   domainSwitchExit: 1400,
   domainSwitchGate: 150,

@@ -199,6 +199,13 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
     examples: { privilegedMode: { summary: 'the privileged-mode interrupt', value: { type: 'privileged-mode' } } },
     params: { n: 0 },
   },
+  VmsController_disk: {
+    summary: 'Download a VM disk',
+    description: 'The current content of disk `n` (technique 5\'s virtio block device, copy-on-write over its image) of a running or paused VM; a single `Range: bytes=...` gives 206 with Content-Range.',
+    ok: [{ status: 200, description: 'the whole disk', content: 'octet' }, { status: 206, description: 'the requested range', content: 'octet' }],
+    errors: { 409: 'the VM is not running or paused', 416: 'the range cannot be satisfied' },
+    params: { n: 0 },
+  },
   DomainsController_list: { summary: 'Protection domains of a VM', ok: [{ status: 200, description: 'the domains, in gate order', schema: 'DomainList' }] },
   DomainsController_get: { summary: 'A protection domain', ok: [{ status: 200, description: 'the domain', schema: 'Domain' }], params: { name: 'keystore' } },
   DomainsController_remove: { summary: 'Remove a protection domain', ok: [{ status: 204, description: 'removed' }], errors: { 409: 'the VM has started' }, params: { name: 'keystore' } },
