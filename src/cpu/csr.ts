@@ -1,12 +1,12 @@
 /**
  * The CSR file as a table: one row per implemented CSR with its address, name, the lowest
  * privilege that may access it, read and write functions, and a support level. Access checks
- * (privilege, read-only, virtualization) live in Hart.csrOp; rows only describe state.
+ * (privilege, read-only, virtualization) live in HartCore.csrOp; rows only describe state.
  *
  * With V=1, accesses to supervisor CSRs (0x1xx) are redirected to their VS counterparts
- * (0x2xx), as the H extension specifies; Hart.csrOp does the redirection.
+ * (0x2xx), as the H extension specifies; HartCore.csrOp does the redirection.
  */
-import type { Hart } from './hart.js';
+import type { HartCore } from './hart-core.js';
 import { CSR_NAMES } from '../isa/csr-names.js';
 import { Ctr } from '../uarch/costs.js';
 
@@ -18,8 +18,8 @@ export interface CsrRow {
   readonly support: SupportLevel;
   /** A note for docs/isa.md on partial support. */
   readonly note?: string;
-  read(h: Hart): number;
-  write(h: Hart, v: number): void;
+  read(h: HartCore): number;
+  write(h: HartCore, v: number): void;
 }
 
 // mstatus bits
@@ -51,7 +51,7 @@ const MEDELEG_MASK = 0xf0b7ff;
 const HEDELEG_MASK = 0xb1ff;
 
 const rows: CsrRow[] = [];
-const csr = (addr: number, read: (h: Hart) => number, write: (h: Hart, v: number) => void = () => {},
+const csr = (addr: number, read: (h: HartCore) => number, write: (h: HartCore, v: number) => void = () => {},
   support: SupportLevel = 'full', note?: string) => {
   const name = CSR_NAMES.get(addr);
   if (!name) throw new Error(`CSR 0x${addr.toString(16)} has no standard name`);
