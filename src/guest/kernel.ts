@@ -12,6 +12,7 @@
  *   syscall-chain.ts   technique 3's chain of syscalls after a handler
  *   memory-failure.ts  memory errors: the owning process gets SIGBUS
  *   console.ts         the console driver (rings + doorbell)
+ *   vfs.ts             the file layer: fd tables, open-file objects, file kinds, pipes
  *
  * Memory: the kernel region (first 4 MiB of guest RAM) holds text, gates, the syscall table,
  * per-CPU areas and the console rings; every other guest page is in the page pool. The kernel
@@ -42,6 +43,7 @@ import { SeededRandom } from './random.js';
 import { Cpu, Scheduler, TICK_CYCLES } from './scheduler.js';
 import { LookaheadStats, SyscallChain } from './syscall-chain.js';
 import type { SyscallCall, SyscallKernel, SyscallRow, SyscallTable } from './syscall-abi.js';
+import { Vfs } from './vfs.js';
 
 export interface KernelOptions {
   mitigation: SpectreV2Mitigation;
@@ -58,6 +60,7 @@ export interface GuestOsState {
   processes: Array<AddressSpaceState & {
     pid: number; name: string; stdin: string; regs: number[]; pc: number;
     stdinPos: number; state: Process['state']; wakeAt: number; writeDone: number;
+    fdTable: number; waitPipe: number; restart: boolean; pendingSignal: number;
     exitCode: number | null; signal: number | null; faultPc: number | null; faultAddress: number | null;
   }>;
   runQueue: number[];
@@ -72,6 +75,10 @@ export interface GuestOsState {
   lookahead: LookaheadStats;
   random: number[];
 }
+
+/** Signals whose default action is to ignore them, and the stop signals (not modelled). */
+const IGNORED_SIGNALS = new Set([17, 18, 23, 28]);
+const STOP_SIGNALS = new Set([19, 20, 21, 22]);
 
 export class GuestKernel implements SyscallKernel {
   readonly text: KernelText;
@@ -93,6 +100,7 @@ export class GuestKernel implements SyscallKernel {
   private readonly console: ConsoleDriver;
   private readonly failure: MemoryFailure;
   private readonly chain: SyscallChain;
+  readonly files: Vfs;
   /** The syscall table by number (undefined: not implemented). */
   private readonly byNr: Array<SyscallRow | undefined> = new Array(NR_MAX).fill(undefined);
   private readonly args = new Int32Array(6);
@@ -112,8 +120,9 @@ export class GuestKernel implements SyscallKernel {
     const processes: Process[] = [];
     this.sched = new Scheduler(vcpus, processes, { idle: this.text.symbols.get('idle')!, poweroff: this.text.symbols.get('poweroff')! });
     this.mem = { khv, pool: this.pool, flushTlbs: () => this.sched.flushTlbs() };
-    this.procs = new ProcessTable(this.mem, this.sched, this.random, (s) => this.onProcessExit?.(s), processes);
+    this.procs = new ProcessTable(this.mem, this.sched, this.random, (s) => this.onProcessExit?.(s), processes, (p) => this.files.closeAll(p));
     this.console = new ConsoleDriver(khv);
+    this.files = new Vfs(khv, this.console, processes, this.sched, (call, sig) => this.signal(call.cpu, call.p, sig));
     this.failure = new MemoryFailure(this.pool, this.procs, this.sched, (e) => this.onMemoryFailure?.(e));
     this.chain = new SyscallChain(khv, (call, nr) => this.dispatch(call, nr));
   }
@@ -132,7 +141,8 @@ export class GuestKernel implements SyscallKernel {
     const khv = this.khv;
     khv.writeBytes(kgpa(K.TEXT), this.text.bytes);
     const gateHpa = khv.hpaOf(kgpa(K.GATES));
-    for (let nr = 0; nr < NR_MAX; nr++) khv.write32(kgpa(K.SYSCALL_TABLE) + 4 * nr, this.gateVa(this.byNr[nr] ? nr : GATE.NI));
+    for (let nr = 0; nr < NR_MAX; nr++) khv.write32(kgpa(K.SYSCALL_TABLE) + 4 * nr, this.tableSlot(nr));
+    this.files.writeOpsTables((i) => this.gateVa(i));
     writeKernelMappings(khv, kgpa(K.IDLE_ROOT));
     this.sched.idleSatp = (0x80000000 | (kgpa(K.IDLE_ROOT) / PAGE_SIZE)) | 0;
     this.console.reset();
@@ -145,7 +155,8 @@ export class GuestKernel implements SyscallKernel {
       h.vsscratch = kva(K.PERCPU + i * K.PERCPU_SIZE) | 0;
       c.vcpu.deadline = TICK_CYCLES;
     });
-    specs.forEach((s, i) => this.procs.spawn(i + 1, s));
+    const pipes = this.files.createPipes(specs);
+    specs.forEach((s, i) => this.files.setupProcess(this.procs.spawn(i + 1, s), s, pipes));
     for (const c of this.sched.cpus) this.sched.enterDirect(c, this.sched.next());
   }
 
@@ -158,6 +169,7 @@ export class GuestKernel implements SyscallKernel {
       processes: this.procs.list.map((p) => ({
         pid: p.pid, name: p.name, stdin: Buffer.from(p.stdin).toString('base64'), regs: [...p.regs], pc: p.pc, ...p.mm.export(),
         stdinPos: p.stdinPos, state: p.state, wakeAt: p.wakeAt, writeDone: p.writeDone,
+        fdTable: p.fdTable, waitPipe: p.waitPipe, restart: p.restart, pendingSignal: p.pendingSignal,
         exitCode: p.exitCode ?? null, signal: p.signal ?? null, faultPc: p.faultPc ?? null, faultAddress: p.faultAddress ?? null,
       })),
       runQueue: this.sched.runQueue.map((p) => p.pid),
@@ -178,6 +190,7 @@ export class GuestKernel implements SyscallKernel {
       const p = new Process(q.pid, q.name, new Uint8Array(Buffer.from(q.stdin, 'base64')), AddressSpace.restore(this.mem, q));
       p.regs.set(q.regs);
       p.pc = q.pc; p.stdinPos = q.stdinPos; p.state = q.state; p.wakeAt = q.wakeAt; p.writeDone = q.writeDone;
+      p.fdTable = q.fdTable; p.waitPipe = q.waitPipe; p.restart = q.restart; p.pendingSignal = q.pendingSignal;
       if (q.exitCode !== null) p.exitCode = q.exitCode;
       if (q.signal !== null) { p.signal = q.signal; p.faultPc = q.faultPc ?? 0; p.faultAddress = q.faultAddress ?? 0; }
       this.procs.list.push(p);
@@ -224,6 +237,16 @@ export class GuestKernel implements SyscallKernel {
 
   private gateVa(index: number): number { return (kva(K.GATES) + 4 * index) | 0; }
 
+  /** What syscall table slot `nr` points at: the row's kernel-text entry, its gate, or the not-implemented gate. */
+  private tableSlot(nr: number): number {
+    const row = this.byNr[nr];
+    if (!row) return this.gateVa(GATE.NI);
+    if (row.entry === undefined) return this.gateVa(nr);
+    const at = this.text.symbols.get(row.entry);
+    if (at === undefined) throw new Error(`syscall table: ${row.name}'s entry ${row.entry} is not in the kernel text`);
+    return at | 0;
+  }
+
   /** Who owns guest page `gpa`: a process (and the user address it is mapped at), the kernel, or nobody. */
   ownerOf(gpa: number): GuestPageOwner { return this.procs.ownerOf(gpa); }
 
@@ -243,8 +266,24 @@ export class GuestKernel implements SyscallKernel {
   exit(call: SyscallCall, code: number): void { this.procs.exit(call.cpu, call.p, code); }
   yield(call: SyscallCall): void { this.sched.yield(call.cpu); }
   sleepUntil(call: SyscallCall, wakeAt: number): void { this.sched.sleepUntil(call.cpu, wakeAt); }
-  consoleWrite(call: SyscallCall, port: number, va: number, len: number): number { return this.console.write(call, port, va, len); }
-  continueAfterFlush(call: SyscallCall): void { this.console.continueAfterFlush(call); }
+
+  kill(call: SyscallCall, pid: number, sig: number): number {
+    if (sig < 0 || sig > 64) return -ERRNO.EINVAL;
+    if (pid <= 0) return -ERRNO.ENOSYS; // process groups are not modelled
+    const p = this.procs.list.find((q) => q.pid === pid && q.state !== 'exited');
+    if (!p) return -ERRNO.ESRCH;
+    if (sig === 0 || IGNORED_SIGNALS.has(sig)) return 0;
+    if (STOP_SIGNALS.has(sig)) return -ERRNO.ENOSYS;
+    if (p === call.p) { this.signal(call.cpu, p, sig); return 0; }
+    if (p.state === 'running') p.pendingSignal = sig; // on another vCPU: delivered at its next kernel entry
+    else this.procs.kill(p, { sig, pc: p.pc, addr: 0 });
+    return 0;
+  }
+
+  /** Ends `p`, the process on `c`, with a signal's default action (termination). */
+  private signal(c: Cpu, p: Process, sig: number): void {
+    this.procs.exit(c, p, null, { sig, pc: (c.vcpu.hart.vsepc - 4) | 0, addr: 0 });
+  }
 
   // *** gates ***
 
@@ -260,11 +299,17 @@ export class GuestKernel implements SyscallKernel {
     this.khv.runningOn(h);
     c.switched = false;
     let cost = COSTS.gateBase;
-    if (index < NR_MAX || index === GATE.NI) {
+    const method = this.files.isMethodGate(index);
+    const pending = c.current?.pendingSignal ?? 0;
+    if (pending !== 0 && index !== GATE.IRQ) {
+      // Killed by another process while it ran: the signal takes effect at this kernel entry.
+      this.signal(c, c.current!, pending);
+      h.x[10] = c.frame[10];
+    } else if (index < NR_MAX || index === GATE.NI || method) {
       if (!c.current) throw new VmFault('guest-kernel-panic', 'syscall gate reached with no current process');
       for (let i = 0; i < 6; i++) this.args[i] = h.x[10 + i];
       const call: SyscallCall = { cpu: c, p: c.current, a: this.args, copied: 0 };
-      let r = this.dispatch(call, h.x[17]);
+      let r = method ? this.dispatchMethod(call, h.x[17], h.x[28]) : this.dispatch(call, h.x[17]);
       cost += Math.ceil(call.copied / COSTS.gateBytesPerCycle);
       const la = this.techniques.syscallLookahead;
       if (la?.enabled && !c.switched && c.frame[PERCPU.CONTINUE >> 2] === 0) {
@@ -276,6 +321,7 @@ export class GuestKernel implements SyscallKernel {
     } else if (index === GATE.TRAP) {
       this.userTrap(c);
     } else if (index === GATE.IRQ) {
+      if (pending !== 0) this.signal(c, c.current!, pending);
       const next = this.sched.tick(c);
       h.x[10] = next % 2 ** 32 | 0;
       h.x[11] = Math.floor(next / 2 ** 32);
@@ -300,13 +346,34 @@ export class GuestKernel implements SyscallKernel {
         this.enosys.set(nr >>> 0, (this.enosys.get(nr >>> 0) ?? 0) + 1);
         return -ERRNO.ENOSYS;
       }
-      if (call.p.writeDone === 0) this.syscallCounts.set(row.name, (this.syscallCounts.get(row.name) ?? 0) + 1); // a write continued after a flush is one syscall
+      this.count(call.p, row);
       return row.handler(this, call);
     } catch (e) {
-      if (!(e instanceof GuestMemoryError)) throw e;
-      this.failure.inSyscall(call.cpu, e);
-      return -ERRNO.EFAULT;
+      return this.memoryErrorInSyscall(call, e);
     }
+  }
+
+  /** A file method gate reached from the kernel text's `sys_rw` for syscall `nr`, with the open-file object at `fileVa`. */
+  private dispatchMethod(call: SyscallCall, nr: number, fileVa: number): number {
+    try {
+      this.count(call.p, this.byNr[nr]!);
+      return this.files.method(call, nr, fileVa);
+    } catch (e) {
+      return this.memoryErrorInSyscall(call, e);
+    }
+  }
+
+  /** Counts a syscall by name, once: not again when a write continues after a flush or a blocked call runs again. */
+  private count(p: Process, row: SyscallRow): void {
+    if (p.restart) { p.restart = false; return; }
+    if (p.writeDone === 0) this.syscallCounts.set(row.name, (this.syscallCounts.get(row.name) ?? 0) + 1);
+  }
+
+  /** A memory error met while copying guest memory becomes the page owner's SIGBUS (-EFAULT here); anything else is rethrown. */
+  private memoryErrorInSyscall(call: SyscallCall, e: unknown): number {
+    if (!(e instanceof GuestMemoryError)) throw e;
+    this.failure.inSyscall(call.cpu, e);
+    return -ERRNO.EFAULT;
   }
 
   /** An exception from user mode (scause != ecall): demand paging, or a fatal signal. */

@@ -64,7 +64,8 @@ describe('VM: guest OS on the hypervisor path', () => {
     const retp = runProgram(getpids(50), { spectreV2Mitigation: 'retpoline' });
     expect(retp.stdout).toEqual(plain.stdout);
     expect(retp.status).toBe(plain.status);
-    expect(retp.counters.instructions - plain.counters.instructions).toBe(52 * 3);
+    // 52 syscalls through the table's call, and the write's file method call through the thunk too.
+    expect(retp.counters.instructions - plain.counters.instructions).toBe((52 + 1) * 3);
     expect(stubLength('retpoline') - stubLength('none')).toBe(3);
     expect(retp.counters.cycles).toBeGreaterThan(plain.counters.cycles);
     // Every retpoline call is one RSB mispredict; the plain indirect call is BTB-predicted once warm.

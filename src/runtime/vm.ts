@@ -40,6 +40,10 @@ export interface ProcessImage {
   argv: string[];
   env: string[];
   stdin: Uint8Array;
+  /** fd 0 reads the named pipe (written by another process's stdout) instead of `stdin`. */
+  stdinPipe?: string;
+  /** fd 1 writes the named pipe instead of the console. */
+  stdoutPipe?: string;
 }
 
 /** Everything a VM's behaviour depends on (structured-clone friendly, for the worker protocol). */
@@ -129,7 +133,9 @@ export class Vm implements Migratable, MigrationTarget {
     this.khv.onMemoryFailure = (v, gpa, va, pc, fromUser) => this.kernel.memoryFailureTrap(v, gpa, va, pc, fromUser);
     if (opts.incoming) return;
     try {
-      this.kernel.boot(spec.processes.map((p, i) => ({ elf: elfs[i], name: p.name, argv: p.argv, env: p.env, stdin: p.stdin })));
+      this.kernel.boot(spec.processes.map((p, i) => ({
+        elf: elfs[i], name: p.name, argv: p.argv, env: p.env, stdin: p.stdin, stdinPipe: p.stdinPipe, stdoutPipe: p.stdoutPipe,
+      })));
     } catch (e) {
       this.khv.release();
       throw e;
