@@ -5,11 +5,11 @@
  * one state machine in src/runtime/vm-state.ts and carried out as Operations by the runtime
  * (RuntimeService); their results and the VM's telemetry arrive as events.
  */
-import { Body, Controller, Delete, Get, HttpCode, Injectable, Param, ParseUUIDPipe, Patch, Post, Query, Res, StreamableFile } from '@nestjs/common';
+import { BadRequestException, Body, Controller, Delete, Get, HttpCode, Injectable, Param, ParseUUIDPipe, Patch, Post, Query, Res, StreamableFile } from '@nestjs/common';
 import type { Response } from 'express';
 import { ApiBearerAuth, ApiTags, ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { ArrayMaxSize, ArrayMinSize, IsArray, IsIn, IsInt, IsObject, IsOptional, IsString, IsUUID, Length, Max, MaxLength, Min, ValidateNested } from 'class-validator';
+import { ArrayMaxSize, ArrayMinSize, IsArray, IsIn, IsInt, IsObject, IsOptional, IsString, IsUUID, Length, Matches, Max, Min, ValidateBy, ValidateNested } from 'class-validator';
 import { DataSource, EntityManager, In } from 'typeorm';
 import { TenantId } from './auth.js';
 import { Idempotent } from './idempotency.js';
@@ -25,13 +25,44 @@ import { notLive, resolveTechniques, TECHNIQUE_BY_NAME } from '../techniques/cat
 import { listPage, PageQuery } from './pagination.js';
 import { uniqueViolation } from './hosts.js';
 import { isQuiescent, transition, TransitionError, VmAction, VmState } from '../runtime/vm-state.js';
+import { pipeWiringProblems, StdioSpec } from '../guest/vfs.js';
+
+const PIPE_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/** One end of a named pipe between a VM's processes. */
+export class PipeEndDto {
+  @ApiProperty({ pattern: PIPE_NAME.source }) @IsString() @Matches(PIPE_NAME) pipe!: string;
+}
+
+/** stdin: text of at most 1 MiB, or `{pipe: name}`. */
+function IsStdin(): PropertyDecorator {
+  return ValidateBy({
+    name: 'isStdin',
+    validator: {
+      validate: (v: unknown) => (typeof v === 'string' && v.length <= 1 << 20)
+        || (typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).join() === 'pipe' && typeof (v as PipeEndDto).pipe === 'string' && PIPE_NAME.test((v as PipeEndDto).pipe)),
+      defaultMessage: (a) => `${a?.property} must be a string of at most 1 MiB or {"pipe": name} with a name matching ${PIPE_NAME.source}`,
+    },
+  });
+}
 
 export class ProcessDto implements ProcessSpec {
   @ApiProperty() @IsUUID() imageId!: string;
   @ApiPropertyOptional({ type: [String] }) @IsOptional() @IsArray() @ArrayMaxSize(256) @IsString({ each: true }) argv?: string[];
   @ApiPropertyOptional({ type: [String] }) @IsOptional() @IsArray() @ArrayMaxSize(256) @IsString({ each: true }) env?: string[];
-  @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(1 << 20) stdin?: string;
+  @ApiPropertyOptional({ oneOf: [{ type: 'string', maxLength: 1 << 20 }, { $ref: '#/components/schemas/PipeEndDto' }] }) @IsOptional() @IsStdin() stdin?: string | PipeEndDto;
+  @ApiPropertyOptional({ type: PipeEndDto }) @IsOptional() @IsObject() @ValidateNested() @Type(() => PipeEndDto) stdout?: PipeEndDto;
 }
+
+/** Raises: 400 (problem+json) when the processes' pipes are not wired writer to reader. */
+function checkPipes(processes: ProcessSpec[]): void {
+  const problems = pipeWiringProblems(processes.map(stdio));
+  if (problems.length > 0) throw new BadRequestException(problems);
+}
+
+const stdio = (p: ProcessSpec): StdioSpec => ({
+  stdinPipe: typeof p.stdin === 'object' ? p.stdin.pipe : undefined, stdoutPipe: p.stdout?.pipe,
+});
 
 export class CreateVmDto {
   @ApiProperty() @IsString() @Length(1, 100) name!: string;
@@ -104,6 +135,7 @@ export class VmsService {
 
   async create(tenantId: string, dto: CreateVmDto) {
     if (dto.techniques) checkTechniques(dto.techniques);
+    checkPipes(dto.processes);
     try {
       return await this.events.tx(async (m) => {
         const hostId = await this.place(m, tenantId, dto.memoryMiB, dto.hostId);
@@ -139,6 +171,7 @@ export class VmsService {
    */
   async update(tenantId: string, id: string, dto: UpdateVmDto) {
     if (dto.techniques) checkTechniques(dto.techniques);
+    if (dto.processes) checkPipes(dto.processes);
     const live = this.runtime.runner(id);
     if (live && Object.keys(dto).every((k) => k === 'techniques') && dto.techniques) return this.updateLive(tenantId, id, dto.techniques);
     try {
@@ -287,7 +320,7 @@ export class VmsService {
         if (!img) throw new Error(`image ${p.imageId} no longer exists`);
         return {
           name: img.name, elf: new Uint8Array(img.content), argv: p.argv ?? [img.name], env: p.env ?? [],
-          stdin: new TextEncoder().encode(p.stdin ?? ''),
+          stdin: new TextEncoder().encode(typeof p.stdin === 'string' ? p.stdin : ''), ...stdio(p),
         };
       }),
     };

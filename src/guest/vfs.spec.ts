@@ -4,6 +4,7 @@
  * structures in the kernel region; and the guest-code dispatch through the operations tables.
  */
 import { assemble } from '../isa/assembler.js';
+import { pipeConsumer as consumer, pipeProducer as producer, PRODUCER_LINE } from '../testing/guest-programs.js';
 import { HostMemory } from '../hypervisor/host-memory.js';
 import { CONSOLE_PORTS, CONSOLE_RING_BASE, CONSOLE_RING_STRIDE, RAM_BASE } from '../hypervisor/platform.js';
 import { hostMiBFor } from '../runtime/run-program.js';
@@ -14,83 +15,6 @@ import { SYSCALLS } from './syscalls.js';
 import { FD_MAX, FD_SLOTS, FILE_KINDS, FILE_SIZE, MAX_FILES, MAX_PIPES, PIPE_CAPACITY, PIPE_HEADER } from './vfs.js';
 
 const asm = (src: string) => assemble(`.globl _start\n.text\n${src}`).elf;
-
-/** Writes `n` lines "abcdefghijklmnopqrstuvwxyz0123\n" (32 bytes) to fd 1, then exits 0. */
-const producer = (n: number) => asm(`
-_start:
-  li s0, ${n}
-1:
-  li a0, 1
-  la a1, line
-  li a2, 32
-  li a7, 64
-  ecall
-  addi s0, s0, -1
-  bnez s0, 1b
-  li a0, 0
-  li a7, 93
-  ecall
-.data
-line: .ascii "abcdefghijklmnopqrstuvwxyz0123\\n"
-`);
-
-/** Reads fd 0 in 100-byte chunks, counts bytes and the sum of bytes, prints "<count> <sum>\\n" (hex) and exits 0 at EOF. */
-const consumer = asm(`
-_start:
-  li s0, 0
-  li s1, 0
-1:
-  li a0, 0
-  la a1, buf
-  li a2, 100
-  li a7, 63
-  ecall
-  blez a0, 3f
-  add s0, s0, a0
-  la t0, buf
-  add t1, t0, a0
-2:
-  lbu t2, 0(t0)
-  add s1, s1, t2
-  addi t0, t0, 1
-  bne t0, t1, 2b
-  j 1b
-3:
-  mv a0, s0
-  call hex
-  mv a0, s1
-  call hex
-  li a0, 0
-  li a7, 93
-  ecall
-# prints a0 as 8 hex digits and a space or newline
-hex:
-  la t0, out
-  li t1, 28
-4:
-  srl t2, a0, t1
-  andi t2, t2, 15
-  la t3, digits
-  add t3, t3, t2
-  lbu t3, 0(t3)
-  sb t3, 0(t0)
-  addi t0, t0, 1
-  addi t1, t1, -4
-  bgez t1, 4b
-  li t2, 10
-  sb t2, 0(t0)
-  li a0, 1
-  la a1, out
-  li a2, 9
-  li a7, 64
-  ecall
-  ret
-.data
-digits: .ascii "0123456789abcdef"
-.bss
-out: .space 16
-buf: .space 128
-`);
 
 /** Reads one byte of fd 0 and exits 3 (closing the read end early). */
 const quitter = asm(`
@@ -124,7 +48,7 @@ const hex = (v: number) => (v >>> 0).toString(16).padStart(8, '0');
 
 describe('file layer: pipes between processes', () => {
   const lines = 5000; // 160,000 bytes: more than two pipe capacities, so both sides block
-  const want = `${hex(lines * 32)}\n${hex(lines * [...'abcdefghijklmnopqrstuvwxyz0123\n'].reduce((s, c) => s + c.charCodeAt(0), 0))}\n`;
+  const want = `${hex(lines * 32)}\n${hex(lines * [...PRODUCER_LINE].reduce((s, c) => s + c.charCodeAt(0), 0))}\n`;
 
   test.each([1, 2])('producer | consumer on %i vCPU(s): every byte arrives, EOF at the writer\'s exit, both exit 0', (vcpus) => {
     const r = run([image('producer', producer(lines), { stdoutPipe: 'p' }), image('consumer', consumer, { stdinPipe: 'p' })], vcpus);

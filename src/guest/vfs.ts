@@ -232,6 +232,18 @@ const fdTableOff = (slot: number): number => K.FD_TABLES + slot * FD_MAX * 4;
 /** What a process's fd 0 and fd 1 are at boot: the spec's bytes and console port 0, or an end of a named pipe. */
 export interface StdioSpec { stdinPipe?: string; stdoutPipe?: string }
 
+/** What is wrong with the named pipes of a VM's processes: each needs a writer (stdout) and a reader (stdin); at most MAX_PIPES. */
+export function pipeWiringProblems(specs: readonly StdioSpec[]): string[] {
+  const names = new Set<string>();
+  for (const s of specs) for (const n of [s.stdoutPipe, s.stdinPipe]) if (n !== undefined) names.add(n);
+  const out: string[] = [];
+  for (const n of names) {
+    if (!specs.some((s) => s.stdoutPipe === n) || !specs.some((s) => s.stdinPipe === n)) out.push(`pipe "${n}" needs a process writing it (stdout) and one reading it (stdin)`);
+  }
+  if (names.size > MAX_PIPES) out.push(`at most ${MAX_PIPES} pipes`);
+  return out;
+}
+
 /** The VFS's native state (the rest is in guest memory): which pipe each blocked process waits on is on Process. */
 export class Vfs implements FileContext {
   private next: Then = Then.Done;
@@ -275,10 +287,11 @@ export class Vfs implements FileContext {
    * writer or no reader, or there are more than MAX_PIPES.
    */
   createPipes(specs: readonly StdioSpec[]): Map<string, number> {
+    const problems = pipeWiringProblems(specs);
+    if (problems.length > 0) throw new Error(problems.join('; '));
     const names = new Map<string, number>();
-    for (const s of specs) for (const n of [s.stdoutPipe, s.stdinPipe]) if (n !== undefined && !names.has(n)) names.set(n, -1);
+    for (const s of specs) for (const n of [s.stdoutPipe, s.stdinPipe]) if (n !== undefined) names.set(n, -1);
     for (const [n] of names) {
-      if (!specs.some((s) => s.stdoutPipe === n) || !specs.some((s) => s.stdinPipe === n)) throw new Error(`pipe "${n}" needs a process writing it (stdout) and one reading it (stdin)`);
       const i = this.allocPipe();
       if (i < 0) throw new Error(`more than ${MAX_PIPES} pipes`);
       names.set(n, i);
