@@ -78,6 +78,30 @@ describe('file layer: pipes between processes', () => {
   });
 });
 
+describe('kill', () => {
+  const spinner = asm('_start:\n  addi t0, t0, 1\n  j _start\n');
+  /** kill(1, SIGTERM), then exits with -kill(7, 0) (ESRCH: 3). */
+  const killer = asm(`
+_start:
+  li a0, 1
+  li a1, 15
+  li a7, 129
+  ecall
+  li a0, 7
+  li a1, 0
+  li a7, 129
+  ecall
+  neg a0, a0
+  li a7, 93
+  ecall
+`);
+  test.each([1, 2])('one process kills another, runnable or running on another vCPU (%i vCPUs): status 143', (vcpus) => {
+    const r = run([image('spinner', spinner), image('killer', killer)], vcpus);
+    expect(r.state).toBe('stopped');
+    expect(r.processes.map((p) => [p.status, p.signal])).toEqual([[143, 15], [3, undefined]]);
+  }, 60_000);
+});
+
 describe('file layer: layout and dispatch', () => {
   test('its structures fit the kernel region without overlapping each other or the console rings', () => {
     const areas: Array<[string, number, number]> = [
