@@ -68,7 +68,9 @@ dispatch:
   slli t1, a7, 2
   li t2, 0x${kva(K.SYSCALL_TABLE).toString(16)}
   add t1, t1, t2
-${indent(call)}
+  ${call[0]}
+call_site:
+  ${call[1]}
 after_call:
   sw a0, 40(sp)
   lw t0, ${PERCPU.PENDING}(sp)
@@ -143,9 +145,10 @@ ${indent(call)}
   add t2, t2, t1
   jalr x0, 0(t2)
 
-${mitigation === 'retpoline' ? `
+
 # Retpoline: call *t2 without consulting the BTB. The jal pushes 'capture' on the RSB; the
 # jalr through t0 is a return, predicted to 'capture' (the speculation trap) and mispredicted.
+# Technique 4's search trampoline falls back through it under either mitigation.
 retpoline_t2:
   jal t0, 1f
 capture:
@@ -154,7 +157,6 @@ capture:
 1:
   mv t0, t2
   jalr x0, 0(t0)
-` : ''}
 `;
 }
 

@@ -13,6 +13,7 @@
  *   memory-failure.ts  memory errors: the owning process gets SIGBUS
  *   console.ts         the console driver (rings + doorbell)
  *   vfs.ts             the file layer: fd tables, open-file objects, file kinds, pipes
+ *   search-trampoline.ts  technique 4's search trampoline for the syscall table's call
  *
  * Memory: the kernel region (first 4 MiB of guest RAM) holds text, gates, the syscall table,
  * per-CPU areas and the console rings; every other guest page is in the page pool. The kernel
@@ -44,6 +45,7 @@ import { Cpu, Scheduler, TICK_CYCLES } from './scheduler.js';
 import { LookaheadStats, SyscallChain } from './syscall-chain.js';
 import type { SyscallCall, SyscallKernel, SyscallRow, SyscallTable } from './syscall-abi.js';
 import { Vfs } from './vfs.js';
+import { CallTableState, CallTableStats, SearchTrampoline } from './search-trampoline.js';
 
 export interface KernelOptions {
   mitigation: SpectreV2Mitigation;
@@ -74,6 +76,8 @@ export interface GuestOsState {
   techniques: TechniqueSettings;
   lookahead: LookaheadStats;
   random: number[];
+  /** Technique 4's trampoline state (absent from states exported before it existed). */
+  callTable?: CallTableState;
 }
 
 /** Signals whose default action is to ignore them, and the stop signals (not modelled). */
@@ -101,6 +105,7 @@ export class GuestKernel implements SyscallKernel {
   private readonly failure: MemoryFailure;
   private readonly chain: SyscallChain;
   readonly files: Vfs;
+  private readonly callTable: SearchTrampoline;
   /** The syscall table by number (undefined: not implemented). */
   private readonly byNr: Array<SyscallRow | undefined> = new Array(NR_MAX).fill(undefined);
   private readonly args = new Int32Array(6);
@@ -125,6 +130,7 @@ export class GuestKernel implements SyscallKernel {
     this.files = new Vfs(khv, this.console, processes, this.sched, (call, sig) => this.signal(call.cpu, call.p, sig));
     this.failure = new MemoryFailure(this.pool, this.procs, this.sched, (e) => this.onMemoryFailure?.(e));
     this.chain = new SyscallChain(khv, (call, nr) => this.dispatch(call, nr));
+    this.callTable = new SearchTrampoline(khv, this.text, (nr) => this.tableSlot(nr), vcpus.map((v) => v.hart));
   }
 
   get processes(): readonly Process[] { return this.procs.list; }
@@ -132,6 +138,8 @@ export class GuestKernel implements SyscallKernel {
   get badPages(): ReadonlySet<number> { return this.pool.bad; }
   /** Technique 3's counters. */
   get lookahead(): LookaheadStats { return this.chain.stats; }
+  /** Technique 4's counters. */
+  get callTableStats(): CallTableStats { return this.callTable.stats; }
 
   /**
    * Boots: writes the kernel text, syscall table, idle page table; creates every process and
@@ -176,6 +184,7 @@ export class GuestKernel implements SyscallKernel {
       cpus: this.sched.cpus.map((c) => (c.current ? c.current.pid : null)),
       syscallCounts: [...this.syscallCounts], enosys: [...this.enosys], freePages: [...this.pool.free], badPages: [...this.pool.bad],
       nextPage: this.pool.next, idleSatp: this.sched.idleSatp, techniques: this.techniques, lookahead: this.chain.stats, random: this.random.state,
+      callTable: this.callTable.exportState(),
     };
   }
 
@@ -212,6 +221,7 @@ export class GuestKernel implements SyscallKernel {
     this.sched.idleSatp = st.idleSatp;
     this.techniques = st.techniques;
     Object.assign(this.chain.stats, st.lookahead);
+    if (st.callTable) this.callTable.importState(st.callTable);
     this.random.state = st.random;
     cpus.forEach((c, i) => { c.current = st.cpus[i] === null ? null : find(st.cpus[i]!); });
     this.attachCpus(this.khv.hpaOf(kgpa(K.GATES)));
@@ -309,7 +319,8 @@ export class GuestKernel implements SyscallKernel {
       if (!c.current) throw new VmFault('guest-kernel-panic', 'syscall gate reached with no current process');
       for (let i = 0; i < 6; i++) this.args[i] = h.x[10 + i];
       const call: SyscallCall = { cpu: c, p: c.current, a: this.args, copied: 0 };
-      let r = method ? this.dispatchMethod(call, h.x[17], h.x[28]) : this.dispatch(call, h.x[17]);
+      const nr = h.x[17];
+      let r = method ? this.dispatchMethod(call, nr, h.x[28]) : this.dispatch(call, nr);
       cost += Math.ceil(call.copied / COSTS.gateBytesPerCycle);
       const la = this.techniques.syscallLookahead;
       if (la?.enabled && !c.switched && c.frame[PERCPU.CONTINUE >> 2] === 0) {
@@ -318,6 +329,10 @@ export class GuestKernel implements SyscallKernel {
         cost += chained.cost;
       }
       h.x[10] = c.switched ? c.frame[10] : r;
+      if (index !== GATE.NI || (nr >>> 0) < NR_MAX) { // every gate reached through the table's call site
+        const t4 = this.techniques.callTableInlining;
+        this.callTable.onCall(nr, t4?.enabled === true, t4 as unknown as { maxEntries: number; relearnInterval: number });
+      }
     } else if (index === GATE.TRAP) {
       this.userTrap(c);
     } else if (index === GATE.IRQ) {

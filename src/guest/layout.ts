@@ -21,6 +21,8 @@ export const K = {
   IDLE_ROOT: 0x5000,
   /** The VFS (vfs.ts): the operations tables of the file kinds, 16 bytes each (read, write methods). */
   FILE_OPS: 0x6000,
+  /** Technique 4's two search-trampoline buffers (search-trampoline.ts), TRAMPOLINE_BYTES each. */
+  TRAMPOLINES: 0x7000,
   /** Per-process fd tables: FD_MAX words each (open-file object VA | close-on-exec bit, or 0). */
   FD_TABLES: 0x8000,
   /** Open-file objects, FILE_SIZE bytes each (ops, refs, flags, arg, pos). */

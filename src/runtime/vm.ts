@@ -23,6 +23,7 @@ import { GuestKernel } from '../guest/kernel.js';
 import { SpectreV2Mitigation } from '../guest/kernel-text.js';
 import { ProcessStatus } from '../guest/process.js';
 import type { LookaheadStats } from '../guest/syscall-chain.js';
+import type { CallTableStats } from '../guest/search-trampoline.js';
 import { SYSCALLS } from '../guest/syscalls.js';
 import { resolveTechniques, TechniqueSettings } from '../techniques/catalogue.js';
 import { captureVcpu, restoreVcpu } from '../migration/machine-state.js';
@@ -88,6 +89,7 @@ export interface VmCounters extends VcpuCounters {
   backedPages: number;
   /** Technique counters. */
   syscallLookahead: LookaheadStats;
+  callTableInlining: CallTableStats;
   perVcpu: VcpuCounters[];
 }
 
@@ -424,6 +426,7 @@ export class Vm implements Migratable, MigrationTarget {
       virtualTimeNs: this.virtualTimeNs(),
       backedPages: this.khv.gstage.backedPages,
       syscallLookahead: structuredClone(this.kernel.lookahead),
+      callTableInlining: structuredClone(this.kernel.callTableStats),
       perVcpu,
     };
   }

@@ -44,6 +44,30 @@ buf: .space 4096
 `).elf;
 }
 
+/** A subroutine `hex` printing a0 to stdout as 8 hex digits and a newline (clobbers t0-t3, a0-a2, a7), and the data it needs. */
+const HEX_ROUTINE = `hex:
+  la t0, out
+  li t1, 28
+4:
+  srl t2, a0, t1
+  andi t2, t2, 15
+  la t3, digits
+  add t3, t3, t2
+  lbu t3, 0(t3)
+  sb t3, 0(t0)
+  addi t0, t0, 1
+  addi t1, t1, -4
+  bgez t1, 4b
+  li t2, 10
+  sb t2, 0(t0)
+  li a0, 1
+  la a1, out
+  li a2, 9
+  li a7, 64
+  ecall
+  ret`;
+const HEX_DATA = 'digits: .ascii "0123456789abcdef"\n.bss\nout: .space 16';
+
 /** The line pipeProducer writes (32 bytes). */
 export const PRODUCER_LINE = 'abcdefghijklmnopqrstuvwxyz0123\n';
 
@@ -99,31 +123,72 @@ _start:
   li a0, 0
   li a7, 93
   ecall
-# prints a0 as 8 hex digits and a space or newline
-hex:
-  la t0, out
-  li t1, 28
-4:
-  srl t2, a0, t1
-  andi t2, t2, 15
-  la t3, digits
-  add t3, t3, t2
-  lbu t3, 0(t3)
-  sb t3, 0(t0)
-  addi t0, t0, 1
-  addi t1, t1, -4
-  bgez t1, 4b
-  li t2, 10
-  sb t2, 0(t0)
-  li a0, 1
-  la a1, out
-  li a2, 9
-  li a7, 64
-  ecall
-  ret
-.data
-digits: .ascii "0123456789abcdef"
-.bss
-out: .space 16
+${HEX_ROUTINE}.data
+${HEX_DATA}
 buf: .space 128
 `).elf;
+
+/** One syscall of a mix: its number and the instructions that set its arguments (s3 is an fd of /dev/zero, s4 a scratch buffer). */
+const MIX_CALLS: Record<string, { nr: number; args: string }> = {
+  getpid: { nr: 172, args: '' },
+  gettid: { nr: 178, args: '' },
+  writeZero: { nr: 64, args: 'mv a0, s3\n  mv a1, s4\n  li a2, 8' },
+  readZero: { nr: 63, args: 'mv a0, s3\n  mv a1, s4\n  li a2, 8' },
+  yield: { nr: 124, args: '' },
+  clock: { nr: 403, args: 'li a0, 1\n  mv a1, s4' },
+  uname: { nr: 160, args: 'mv a0, s4' },
+  getrandom: { nr: 278, args: 'mv a0, s4\n  li a1, 4\n  li a2, 0' },
+  brk: { nr: 214, args: 'li a0, 0' },
+  tid: { nr: 96, args: 'li a0, 0' },
+  fstat: { nr: 80, args: 'mv a0, s3\n  mv a1, s4' },
+  ioctl: { nr: 29, args: 'mv a0, s3\n  li a1, 0x5401\n  mv a2, s4' },
+  fcntl: { nr: 25, args: 'mv a0, s3\n  li a1, 3' },
+  lseek: { nr: 62, args: 'mv a0, s3\n  li a1, 0\n  li a2, 0\n  mv a3, s4\n  li a4, 0' },
+};
+
+/**
+ * `rounds` rounds of syscalls, `mix` giving how many of each per round (in order), with /dev/zero
+ * open as s3; adds up every result and prints it as 8 hex digits and a newline at the end; exits 0.
+ * The skewed default: 90 % of the calls go to four numbers, the rest to ten others.
+ */
+export function syscallMix(rounds: number, mix: Array<[keyof typeof MIX_CALLS, number]> = SKEWED_MIX): Uint8Array {
+  const body = mix.map(([name, n]) => {
+    const c = MIX_CALLS[name];
+    return Array.from({ length: n }, () => `  ${c.args ? c.args + '\n  ' : ''}li a7, ${c.nr}\n  ecall\n  add s5, s5, a0`).join('\n');
+  }).join('\n');
+  return assemble(`
+.globl _start
+.text
+_start:
+  li a0, -100
+  la a1, path
+  li a2, 2
+  li a7, 56
+  ecall
+  mv s3, a0
+  la s4, scratch
+  li s5, 0
+  li s0, ${rounds}
+1:
+${body}
+  addi s0, s0, -1
+  beqz s0, 2f
+  j 1b
+2:
+  mv a0, s5
+  call hex
+  li a0, 0
+  li a7, 93
+  ecall
+${HEX_ROUTINE}
+.data
+path: .asciz "/dev/zero"
+${HEX_DATA}
+scratch: .space 512
+`).elf;
+}
+
+export const SKEWED_MIX: Array<[keyof typeof MIX_CALLS, number]> = [
+  ['getpid', 40], ['writeZero', 25], ['readZero', 15], ['gettid', 10],
+  ['yield', 1], ['clock', 1], ['uname', 1], ['getrandom', 1], ['brk', 1], ['tid', 1], ['fstat', 1], ['ioctl', 1], ['fcntl', 1], ['lseek', 1],
+];
