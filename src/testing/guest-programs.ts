@@ -123,7 +123,8 @@ _start:
   li a0, 0
   li a7, 93
   ecall
-${HEX_ROUTINE}.data
+${HEX_ROUTINE}
+.data
 ${HEX_DATA}
 buf: .space 128
 `).elf;
