@@ -136,7 +136,9 @@ sys_rw:
   slli t4, t4, 2
   add t1, t1, t4
   mv s1, ra
-${indent(call)}
+  ${call[0]}
+method_site:
+  ${call[1]}
   mv ra, s1
   ret
 1:

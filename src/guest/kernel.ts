@@ -14,6 +14,7 @@
  *   console.ts         the console driver (rings + doorbell)
  *   vfs.ts             the file layer: fd tables, open-file objects, file kinds, pipes
  *   search-trampoline.ts  technique 4's search trampoline for the syscall table's call
+ *   instance-trampolines.ts  technique 2's per-process trampolines for the file method call
  *
  * Memory: the kernel region (first 4 MiB of guest RAM) holds text, gates, the syscall table,
  * per-CPU areas and the console rings; every other guest page is in the page pool. The kernel
@@ -46,6 +47,7 @@ import { LookaheadStats, SyscallChain } from './syscall-chain.js';
 import type { SyscallCall, SyscallKernel, SyscallRow, SyscallTable } from './syscall-abi.js';
 import { Vfs } from './vfs.js';
 import { CallTableState, CallTableStats, SearchTrampoline } from './search-trampoline.js';
+import { InstanceCallOptions, InstanceCallStats, InstanceTrampolines } from './instance-trampolines.js';
 
 export interface KernelOptions {
   mitigation: SpectreV2Mitigation;
@@ -106,6 +108,7 @@ export class GuestKernel implements SyscallKernel {
   private readonly chain: SyscallChain;
   readonly files: Vfs;
   private readonly callTable: SearchTrampoline;
+  private readonly instanceCalls: InstanceTrampolines;
   /** The syscall table by number (undefined: not implemented). */
   private readonly byNr: Array<SyscallRow | undefined> = new Array(NR_MAX).fill(undefined);
   private readonly args = new Int32Array(6);
@@ -131,6 +134,7 @@ export class GuestKernel implements SyscallKernel {
     this.failure = new MemoryFailure(this.pool, this.procs, this.sched, (e) => this.onMemoryFailure?.(e));
     this.chain = new SyscallChain(khv, (call, nr) => this.dispatch(call, nr));
     this.callTable = new SearchTrampoline(khv, this.text, (nr) => this.tableSlot(nr), vcpus.map((v) => v.hart));
+    this.instanceCalls = new InstanceTrampolines(khv, this.text, this.sched.cpus, processes);
   }
 
   get processes(): readonly Process[] { return this.procs.list; }
@@ -140,6 +144,8 @@ export class GuestKernel implements SyscallKernel {
   get lookahead(): LookaheadStats { return this.chain.stats; }
   /** Technique 4's counters. */
   get callTableStats(): CallTableStats { return this.callTable.stats; }
+  /** Technique 2's counters. */
+  get instanceCallStats(): InstanceCallStats { return this.instanceCalls.stats; }
 
   /**
    * Boots: writes the kernel text, syscall table, idle page table; creates every process and
@@ -320,6 +326,10 @@ export class GuestKernel implements SyscallKernel {
       for (let i = 0; i < 6; i++) this.args[i] = h.x[10 + i];
       const call: SyscallCall = { cpu: c, p: c.current, a: this.args, copied: 0 };
       const nr = h.x[17];
+      if (method) {
+        const t2 = this.techniques.instanceCallInlining;
+        this.instanceCalls.onCall(c, call.p, this.gateVa(index), this.sched.now(c), t2?.enabled === true, t2 as unknown as InstanceCallOptions);
+      }
       let r = method ? this.dispatchMethod(call, nr, h.x[28]) : this.dispatch(call, nr);
       cost += Math.ceil(call.copied / COSTS.gateBytesPerCycle);
       const la = this.techniques.syscallLookahead;

@@ -24,6 +24,7 @@ import { SpectreV2Mitigation } from '../guest/kernel-text.js';
 import { ProcessStatus } from '../guest/process.js';
 import type { LookaheadStats } from '../guest/syscall-chain.js';
 import type { CallTableStats } from '../guest/search-trampoline.js';
+import type { InstanceCallStats } from '../guest/instance-trampolines.js';
 import { SYSCALLS } from '../guest/syscalls.js';
 import { resolveTechniques, TechniqueSettings } from '../techniques/catalogue.js';
 import { captureVcpu, restoreVcpu } from '../migration/machine-state.js';
@@ -90,6 +91,7 @@ export interface VmCounters extends VcpuCounters {
   /** Technique counters. */
   syscallLookahead: LookaheadStats;
   callTableInlining: CallTableStats;
+  instanceCallInlining: InstanceCallStats;
   perVcpu: VcpuCounters[];
 }
 
@@ -427,6 +429,7 @@ export class Vm implements Migratable, MigrationTarget {
       backedPages: this.khv.gstage.backedPages,
       syscallLookahead: structuredClone(this.kernel.lookahead),
       callTableInlining: structuredClone(this.kernel.callTableStats),
+      instanceCallInlining: structuredClone(this.kernel.instanceCallStats),
       perVcpu,
     };
   }

@@ -17,8 +17,8 @@ describe('technique catalogue', () => {
   test('validation names the problem; resolution layers catalogue defaults, host defaults and VM overrides', () => {
     expect(() => validateTechniques({ nope: {} })).toThrow(/unknown technique 'nope'/);
     expect(() => validateTechniques({ syscallLookahead: { window: 2.5 } })).toThrow(/window must be an integer/);
-    try { validateTechniques({ instanceCallInlining: { enabled: true } }); throw new Error('no error'); } catch (e) { expect((e as TechniqueConfigError).status).toBe(501); }
-    expect(() => validateTechniques({ instanceCallInlining: { enabled: false } })).not.toThrow();
+    try { validateTechniques({ protectionDomains: { enabled: true } }); throw new Error('no error'); } catch (e) { expect((e as TechniqueConfigError).status).toBe(501); }
+    expect(() => validateTechniques({ protectionDomains: { enabled: false } })).not.toThrow();
     const r = resolveTechniques({ syscallLookahead: { window: 8 } }, { syscallLookahead: { enabled: true } });
     expect(r.syscallLookahead).toEqual({ enabled: true, window: 8, allowForwardBranches: true, maxChain: 64 });
     expect(r.umeAwareMigration.enabled).toBe(true); // on by default

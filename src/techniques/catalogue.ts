@@ -52,9 +52,20 @@ export const TECHNIQUES: readonly Technique[] = [
     counters: ['migration stats.errorPages', 'vm.memory-failure events with foundBy migration-copy'],
     live: true, appliesAt: 'the next migration', support: 'implemented',
   },
-  planned(2, 'instanceCallInlining', 'US11016767B2', 'Target-injection-safe inlining of instance-dependent indirect calls',
-    'Per-process trampolines at one fixed kernel address replace indirect calls whose target depends on the process.',
-    'the guest kernel text: indirect calls become direct calls to per-process trampolines'),
+  {
+    name: 'instanceCallInlining', number: 2, patent: 'US11016767B2', title: 'Target-injection-safe inlining of instance-dependent indirect calls',
+    description: 'The guest kernel\'s file method call (whose target depends on what the calling process\'s fd refers to) becomes a direct call to a first trampoline at one fixed kernel address that every process maps to a page of its own; it jumps directly to that process\'s second trampoline, which compares the target with the process\'s learned targets and jumps to a match directly (inline) or falls back to the retpoline (outline). Each process has a frequency table; in learning mode its trampoline is regenerated every updateIntervalUs of virtual time when its top targets changed.',
+    changes: 'the guest kernel text\'s file method call (a direct call to per-process trampolines; no BTB prediction on learned targets) and one supervisor-only page per process below the kernel megapage',
+    params: [
+      { name: 'learning', type: 'boolean', default: true, description: 'count targets and regenerate (learning-and-update); off: use the trampolines as they are' },
+      { name: 'fallbackOnly', type: 'boolean', default: false, description: 'fallback mode: every call through the outline trampoline (the retpoline)' },
+      { name: 'maxTargets', type: 'integer', default: 4, min: 1, max: 16, description: 'targets a process\'s inline trampoline compares with' },
+      { name: 'updateIntervalUs', type: 'integer', default: 1000, min: 1, max: 10_000_000, description: 'virtual time between a process\'s regenerations' },
+    ],
+    enabledByDefault: false,
+    counters: ['hits', 'misses', 'fallbacks', 'regenerations', 'postponed', 'perProcess.PID.{hits,misses,fallbacks,regenerations,targets}'],
+    live: true, appliesAt: 'the next file read or write', support: 'implemented',
+  },
   {
     name: 'syscallLookahead', number: 3, patent: 'US20240028336A1', title: 'Fewer privilege crossings for system calls',
     description: 'After a syscall, the guest kernel fetches and decodes the user instructions that follow the ecall; when another ecall follows within the window and everything before it can be emulated safely, the kernel emulates those instructions, handles the next syscall too, and only then returns to user mode.',

@@ -145,6 +145,8 @@ const MIX_CALLS: Record<string, { nr: number; args: string }> = {
   ioctl: { nr: 29, args: 'mv a0, s3\n  li a1, 0x5401\n  mv a2, s4' },
   fcntl: { nr: 25, args: 'mv a0, s3\n  li a1, 3' },
   lseek: { nr: 62, args: 'mv a0, s3\n  li a1, 0\n  li a2, 0\n  mv a3, s4\n  li a4, 0' },
+  writeErr: { nr: 64, args: 'li a0, 2\n  la a1, digits\n  li a2, 1' },
+  readvZero: { nr: 65, args: 'mv a0, s3\n  la a1, iov\n  li a2, 1' },
 };
 
 /**
@@ -184,6 +186,8 @@ ${body}
 ${HEX_ROUTINE}
 .data
 path: .asciz "/dev/zero"
+.align 2
+iov: .word scratch, 16
 ${HEX_DATA}
 scratch: .space 512
 `).elf;
