@@ -60,7 +60,7 @@ export const TECHNIQUES: readonly Technique[] = [
       { name: 'learning', type: 'boolean', default: true, description: 'count targets and regenerate (learning-and-update); off: use the trampolines as they are' },
       { name: 'fallbackOnly', type: 'boolean', default: false, description: 'fallback mode: every call through the outline trampoline (the retpoline)' },
       { name: 'maxTargets', type: 'integer', default: 4, min: 1, max: 16, description: 'targets a process\'s inline trampoline compares with' },
-      { name: 'updateIntervalUs', type: 'integer', default: 1000, min: 1, max: 10_000_000, description: 'virtual time between a process\'s regenerations' },
+      { name: 'updateIntervalUs', type: 'integer', default: 100, min: 1, max: 10_000_000, description: 'virtual time between a process\'s regenerations' },
     ],
     enabledByDefault: false,
     counters: ['hits', 'misses', 'fallbacks', 'regenerations', 'postponed', 'perProcess.PID.{hits,misses,fallbacks,regenerations,targets}'],
@@ -85,7 +85,7 @@ export const TECHNIQUES: readonly Technique[] = [
     changes: 'the guest kernel text: the syscall table\'s indirect call becomes a direct call to a generated search trampoline (no BTB prediction on the hot numbers, a retpoline for the rest)',
     params: [
       { name: 'maxEntries', type: 'integer', default: 8, min: 1, max: 64, description: 'syscall numbers the trampoline calls directly' },
-      { name: 'relearnInterval', type: 'integer', default: 1000, min: 10, max: 10_000_000, description: 'table call-site passes between relearns (the frequency table is halved at each)' },
+      { name: 'relearnInterval', type: 'integer', default: 256, min: 10, max: 10_000_000, description: 'table call-site passes between relearns (the frequency table is halved at each)' },
     ],
     enabledByDefault: false,
     counters: ['hits', 'misses', 'regenerations', 'postponed', 'entries'],
