@@ -12,7 +12,9 @@
  * Learning: each process has a frequency table of its method targets; in learning mode, once per
  * `updateIntervalUs` of virtual time, its `maxTargets` most frequent targets regenerate its second
  * trampoline when they changed. Modes (parameters): learning on (learning-and-update), learning
- * off (use the trampolines as they are), fallbackOnly (outline for every call).
+ * off (use the trampolines as they are), fallbackOnly (outline for every call). `shared` is the
+ * baseline the per-process design is measured against: one frequency table for all processes,
+ * whose top targets every process's trampoline gets (at its next call).
  *
  * Patching: a process's page holds the first trampoline (one word: `jal x0, <half>`) and two
  * halves for the second; a regeneration writes the half not in use and then switches the first
@@ -48,9 +50,12 @@ export interface InstanceCallStats {
   perProcess: Record<string, ProcessCallStats>;
 }
 
-export interface InstanceCallOptions { learning: boolean; fallbackOnly: boolean; maxTargets: number; updateIntervalUs: number }
+export interface InstanceCallOptions { learning: boolean; fallbackOnly: boolean; shared: boolean; maxTargets: number; updateIntervalUs: number }
 
-interface PerProcess { freq: Map<number, number>; half: number; targets: number[]; lastUpdate: number; stats: ProcessCallStats }
+/** A frequency table and when it last regenerated. */
+interface Learner { freq: Map<number, number>; lastUpdate: number }
+/** A process's learner, its page's live half and targets, and the targets it should have (installed at its next call). */
+interface PerProcess extends Learner { half: number; targets: number[]; want: number[]; stats: ProcessCallStats }
 
 /** The second trampoline's source at `base`: compare t2 with each target (most frequent first), else the retpoline. */
 export function secondTrampolineSource(base: number, targets: readonly number[], retpoline: number): string {
@@ -69,6 +74,8 @@ const jalTo = (from: number, to: number, rd: 'x0' | 'ra'): number => {
 export class InstanceTrampolines {
   readonly stats: InstanceCallStats = { hits: 0, misses: 0, fallbacks: 0, regenerations: 0, postponed: 0, perProcess: {} };
   private readonly per = new Map<number, PerProcess>();
+  /** The one frequency table of the shared mode (a baseline: one trampoline for every process). */
+  private readonly shared: Learner = { freq: new Map(), lastUpdate: 0 };
   private patched = false;
   private readonly site: number;
   private readonly siteWord: number;
@@ -86,7 +93,7 @@ export class InstanceTrampolines {
   private state(p: Process): PerProcess {
     let s = this.per.get(p.pid);
     if (!s) {
-      s = { freq: new Map(), half: -1, targets: [], lastUpdate: 0, stats: { hits: 0, misses: 0, fallbacks: 0, regenerations: 0, targets: [] } };
+      s = { freq: new Map(), half: -1, targets: [], want: [], lastUpdate: 0, stats: { hits: 0, misses: 0, fallbacks: 0, regenerations: 0, targets: [] } };
       this.per.set(p.pid, s);
       this.stats.perProcess[p.pid] = s.stats;
     }
@@ -104,14 +111,19 @@ export class InstanceTrampolines {
     const s = this.state(p);
     if (s.half < 0) this.regenerate(p, s, []);
     if (s.targets.length === 0) { this.stats.fallbacks++; s.stats.fallbacks++; } else if (s.targets.includes(target >>> 0)) { this.stats.hits++; s.stats.hits++; } else { this.stats.misses++; s.stats.misses++; }
-    if (o.fallbackOnly) { if (s.targets.length > 0) this.regenerate(p, s, []); return; }
-    if (!o.learning) return;
-    s.freq.set(target >>> 0, (s.freq.get(target >>> 0) ?? 0) + 1);
-    if (nowNs - s.lastUpdate < o.updateIntervalUs * 1000) return;
-    s.lastUpdate = nowNs;
-    const top = [...s.freq].sort((a, b) => b[1] - a[1] || a[0] - b[0]).slice(0, o.maxTargets).map(([t]) => t);
-    for (const [t, n] of s.freq) s.freq.set(t, n / 2);
-    if (top.length !== s.targets.length || top.some((t, i) => t !== s.targets[i])) this.regenerate(p, s, top);
+    if (o.fallbackOnly) s.want = [];
+    else if (o.learning) {
+      // The frequency table: the process's own, or (shared) one for every process.
+      const l = o.shared ? this.shared : s;
+      l.freq.set(target >>> 0, (l.freq.get(target >>> 0) ?? 0) + 1);
+      if (nowNs - l.lastUpdate >= o.updateIntervalUs * 1000) {
+        l.lastUpdate = nowNs;
+        const top = [...l.freq].sort((a, b) => b[1] - a[1] || a[0] - b[0]).slice(0, o.maxTargets).map(([t]) => t);
+        for (const [t, n] of l.freq) l.freq.set(t, n / 2);
+        if (o.shared) { for (const q of this.per.values()) q.want = top; } else s.want = top;
+      }
+    }
+    if (s.want.length !== s.targets.length || s.want.some((t, i) => t !== s.targets[i])) this.regenerate(p, s, s.want);
     void c;
   }
 

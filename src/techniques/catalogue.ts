@@ -59,6 +59,7 @@ export const TECHNIQUES: readonly Technique[] = [
     params: [
       { name: 'learning', type: 'boolean', default: true, description: 'count targets and regenerate (learning-and-update); off: use the trampolines as they are' },
       { name: 'fallbackOnly', type: 'boolean', default: false, description: 'fallback mode: every call through the outline trampoline (the retpoline)' },
+      { name: 'shared', type: 'boolean', default: false, description: 'baseline: one frequency table for all processes, whose top targets every process\'s trampoline gets' },
       { name: 'maxTargets', type: 'integer', default: 4, min: 1, max: 16, description: 'targets a process\'s inline trampoline compares with' },
       { name: 'updateIntervalUs', type: 'integer', default: 100, min: 1, max: 10_000_000, description: 'virtual time between a process\'s regenerations' },
     ],
