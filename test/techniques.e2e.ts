@@ -39,7 +39,7 @@ describe.each(BACKENDS)('techniques and experiments on $name', (backend) => {
     const la = (await api().get('/v1/techniques/syscallLookahead').set(auth).expect(200)).body;
     expect(la).toMatchObject({ patent: 'US20240028336A1', support: 'implemented', live: true, appliesAt: 'the next syscall' });
     expect(la.parameters.find((p: { name: string }) => p.name === 'window')).toMatchObject({ type: 'integer', default: 32, min: 1, max: 1024 });
-    expect(list.filter((t: { support: string }) => t.support === 'implemented').map((t: { name: string }) => t.name)).toEqual(['umeAwareMigration', 'syscallLookahead']);
+    expect(list.filter((t: { support: string }) => t.support === 'implemented').map((t: { name: string }) => t.name)).toEqual(['umeAwareMigration', 'instanceCallInlining', 'syscallLookahead', 'callTableInlining']);
     await api().get('/v1/techniques/warpDrive').set(auth).expect(404);
   });
 

@@ -101,11 +101,11 @@ export class InstanceTrampolines {
   }
 
   /**
-   * Process `p` on `c` made the file method call to `target` (a method gate, reached through
+   * Process `p` made the file method call to `target` (a method gate, reached through
    * the call site) at virtual time `nowNs`. Counts it, learns, regenerates; turning the
    * technique on or off patches the call site. Raises: Error when guest RAM cannot hold a page.
    */
-  onCall(c: Cpu, p: Process, target: number, nowNs: number, enabled: boolean, o: InstanceCallOptions): void {
+  onCall(p: Process, target: number, nowNs: number, enabled: boolean, o: InstanceCallOptions): void {
     if (!enabled) { if (this.patched) this.unpatch(); return; }
     if (!this.patched) { this.patch(); return; }
     const s = this.state(p);
@@ -124,7 +124,6 @@ export class InstanceTrampolines {
       }
     }
     if (s.want.length !== s.targets.length || s.want.some((t, i) => t !== s.targets[i])) this.regenerate(p, s, s.want);
-    void c;
   }
 
   /** Gives every live process its page (outline) and points the call site at TRAMPOLINE_VA. */

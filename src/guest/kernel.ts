@@ -328,7 +328,7 @@ export class GuestKernel implements SyscallKernel {
       const nr = h.x[17];
       if (method) {
         const t2 = this.techniques.instanceCallInlining;
-        this.instanceCalls.onCall(c, call.p, this.gateVa(index), this.sched.now(c), t2?.enabled === true, t2 as unknown as InstanceCallOptions);
+        this.instanceCalls.onCall(call.p, this.gateVa(index), this.sched.now(c), t2?.enabled === true, t2 as unknown as InstanceCallOptions);
       }
       let r = method ? this.dispatchMethod(call, nr, h.x[28]) : this.dispatch(call, nr);
       cost += Math.ceil(call.copied / COSTS.gateBytesPerCycle);
