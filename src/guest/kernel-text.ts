@@ -117,6 +117,17 @@ poweroff:
   wfi
   j 1b
 
+# Never executed: a load through registers a syscall's caller controls, feeding a second load -
+# the kind of code branch target injection steers a kernel indirect call to, whose transient
+# execution would leak memory through the cache. The harts count a mispredict to it
+# (HartCore.gadget) as a speculative gadget reach.
+gadget:
+  lbu t0, 0(a1)
+  slli t0, t0, 6
+  add t0, t0, a2
+  lw t0, 0(t0)
+  ret
+
 # read, write, readv, writev (the table's slots for them point here): the fd's open-file object
 # from the current fd table, its operations table, and the instance-dependent call through its
 # read (odd numbers) or write (even) method, with the object in t3. A bad fd goes to the

@@ -242,6 +242,7 @@ export class GuestKernel implements SyscallKernel {
       const h = c.vcpu.hart;
       khv.configure(h);
       h.gateBase = gateHpa;
+      h.gadget = this.text.symbols.get('gadget')! | 0;
       h.gateEnd = gateHpa + PAGE_SIZE;
     });
   }

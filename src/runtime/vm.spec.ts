@@ -2,30 +2,13 @@ import { assemble } from '../isa/assembler.js';
 import { HostMemory } from '../hypervisor/host-memory.js';
 import { buildKernelText } from '../guest/kernel-text.js';
 import { runProgram } from './run-program.js';
+import { getpidsThenPrint } from '../testing/guest-programs.js';
 import { DEFAULT_SPEC, Vm, VmSpec } from './vm.js';
 
 const asm = (src: string) => assemble(`.globl _start\n.text\n${src}`).elf;
 
 /** n getpid calls in a loop, one write of "ok\n", exit(7). */
-const getpids = (n: number) => asm(`
-_start:
-  li s0, ${n}
-1:
-  li a7, 172
-  ecall
-  addi s0, s0, -1
-  bnez s0, 1b
-  li a0, 1
-  la a1, msg
-  li a2, 3
-  li a7, 64
-  ecall
-  li a0, 7
-  li a7, 93
-  ecall
-.data
-msg: .ascii "ok\\n"
-`);
+const getpids = (n: number) => getpidsThenPrint(n);
 
 const spec = (elf: Uint8Array, over: Partial<VmSpec> = {}): VmSpec => ({
   ...DEFAULT_SPEC, ...over,

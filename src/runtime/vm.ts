@@ -92,6 +92,8 @@ export interface VmCounters extends VcpuCounters {
   syscallLookahead: LookaheadStats;
   callTableInlining: CallTableStats;
   instanceCallInlining: InstanceCallStats;
+  /** Indirect jumps mispredicted to the guest kernel's gadget (branch target injection's transient window). */
+  speculativeGadgetReaches: number;
   perVcpu: VcpuCounters[];
 }
 
@@ -430,6 +432,7 @@ export class Vm implements Migratable, MigrationTarget {
       syscallLookahead: structuredClone(this.kernel.lookahead),
       callTableInlining: structuredClone(this.kernel.callTableStats),
       instanceCallInlining: structuredClone(this.kernel.instanceCallStats),
+      speculativeGadgetReaches: this.vcpus.reduce((n, v) => n + v.hart.gadgetReaches, 0),
       perVcpu,
     };
   }

@@ -197,3 +197,51 @@ export const SKEWED_MIX: Array<[keyof typeof MIX_CALLS, number]> = [
   ['getpid', 40], ['writeZero', 25], ['readZero', 15], ['gettid', 10],
   ['yield', 1], ['clock', 1], ['uname', 1], ['getrandom', 1], ['brk', 1], ['tid', 1], ['fstat', 1], ['ioctl', 1], ['fcntl', 1], ['lseek', 1],
 ];
+
+/**
+ * Branch target injection's attacker: an indirect call at the user address whose low 16 bits are
+ * those of `victimSite` (a kernel indirect call: the BTB keeps 16-bit tags, so the two alias),
+ * to `gadget` (a kernel address). The call trains the BTB entry; the fetch at the gadget then
+ * faults (user mode cannot execute kernel pages) and the attacker dies of SIGSEGV, having left
+ * the gadget in the entry the victim's kernel call will be predicted from.
+ */
+export function btiAttacker(victimSite: number, gadget: number): { elf: Uint8Array; trainAt: number } {
+  const at = 0x1_0000 + (victimSite & 0xffff);
+  const r = assemble(`
+.option norvc
+.globl _start
+.text
+_start:
+  li t2, ${gadget | 0}
+  j train
+  .skip ${at - 0x1_0000 - 12}
+train:
+  jalr ra, 0(t2)
+`);
+  const trainAt = r.symbols.get('train')!;
+  if (trainAt !== at) throw new Error(`attacker's jump is at 0x${trainAt.toString(16)}, not 0x${at.toString(16)}`);
+  return { elf: r.elf, trainAt };
+}
+
+/** `n` getpid calls in a loop, one write of `msg` to stdout, exit(`code`) (also branch target injection's victim). */
+export const getpidsThenPrint = (n: number, msg = 'ok\n', code = 7): Uint8Array => assemble(`
+.globl _start
+.text
+_start:
+  li s0, ${n}
+1:
+  li a7, 172
+  ecall
+  addi s0, s0, -1
+  bnez s0, 1b
+  li a0, 1
+  la a1, msg
+  li a2, ${msg.length}
+  li a7, 64
+  ecall
+  li a0, ${code}
+  li a7, 93
+  ecall
+.data
+msg: .ascii "${msg.replace(/\n/g, '\\n')}"
+`).elf;
