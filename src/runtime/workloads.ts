@@ -19,7 +19,8 @@ export interface Workload {
   name: string;
   description: string;
   vcpus: number;
-  processes: Array<{ image: string; argv: string[] }>;
+  /** A process may read (stdin) or write (stdout) a named pipe between the workload's processes. */
+  processes: Array<{ image: string; argv: string[]; stdinPipe?: string; stdoutPipe?: string }>;
 }
 
 export const BUILTIN_IMAGES: readonly BuiltinImage[] = [
@@ -27,6 +28,10 @@ export const BUILTIN_IMAGES: readonly BuiltinImage[] = [
   { name: 'cpu', description: 'CPU-bound: bitwise CRC-32 over a 16 KiB buffer, argv[1] rounds (default 8); almost no syscalls' },
   { name: 'syscalls', description: 'syscall-heavy: argv[1] iterations (default 2000) of getpid, clock_gettime64 and sched_yield with ALU work between' },
   { name: 'memtouch', description: 'memory toucher: maps argv[1] MiB (default 8) and dirties every 64-byte line argv[2] times (default 4), sleeping argv[3] ms (default 0) after the first pass' },
+  { name: 'filewrites', description: 'indirect-call heavy: 4,000 rounds of small writes, reads and readv on /dev/zero and 1-byte writes to stderr (techniques 2 and 4)' },
+  { name: 'skewedmix', description: 'a skewed syscall mix: 1,000 rounds of 100 syscalls, 90 % of them getpid, write, read and gettid (technique 4)' },
+  { name: 'pipewriter', description: 'writes 20,000 lines of 32 bytes to stdout' },
+  { name: 'pipereader', description: 'reads stdin to its end in 100-byte chunks; prints the byte count and sum' },
 ];
 
 export const WORKLOADS: readonly Workload[] = [
@@ -38,6 +43,11 @@ export const WORKLOADS: readonly Workload[] = [
       { image: 'cpu', argv: ['cpu', '4'] }, { image: 'syscalls', argv: ['syscalls', '1000'] },
       { image: 'memtouch', argv: ['memtouch', '4', '2'] }, { image: 'hello', argv: ['hello'] },
     ],
+  },
+  {
+    name: 'pipeline', description: 'pipewriter | pipereader: two processes with different hot file methods (technique 2)',
+    vcpus: 1,
+    processes: [{ image: 'pipewriter', argv: ['pipewriter'], stdoutPipe: 'p' }, { image: 'pipereader', argv: ['pipereader'], stdinPipe: 'p' }],
   },
 ];
 

@@ -72,7 +72,10 @@ const HEX_DATA = 'digits: .ascii "0123456789abcdef"\n.bss\nout: .space 16';
 export const PRODUCER_LINE = 'abcdefghijklmnopqrstuvwxyz0123\n';
 
 /** Writes `n` lines "abcdefghijklmnopqrstuvwxyz0123\n" (32 bytes) to fd 1, then exits 0. */
-export const pipeProducer = (n: number): Uint8Array => assemble(`
+export const pipeProducer = (n: number): Uint8Array => assemble(pipeProducerSource(n)).elf;
+
+/** The assembly source of pipeProducer (workloads/src/pipewriter.s is made from it). */
+export const pipeProducerSource = (n: number): string => `
 .globl _start
 .text
 _start:
@@ -90,10 +93,11 @@ _start:
   ecall
 .data
 line: .ascii "${PRODUCER_LINE.replace('\n', '\\n')}"
-`).elf;
+`;
 
 /** Reads fd 0 in 100-byte chunks, counts bytes and the sum of bytes, prints "<count> <sum>\\n" (hex) and exits 0 at EOF. */
-export const pipeConsumer: Uint8Array = assemble(`
+/** The assembly source of pipeConsumer (workloads/src/pipereader.s is made from it). */
+export const PIPE_CONSUMER_SOURCE = `
 .globl _start
 .text
 _start:
@@ -127,20 +131,25 @@ ${HEX_ROUTINE}
 .data
 ${HEX_DATA}
 buf: .space 128
-`).elf;
+`;
+export const pipeConsumer: Uint8Array = assemble(PIPE_CONSUMER_SOURCE).elf;
 
-/** One syscall of a mix: its number and the instructions that set its arguments (s3 is an fd of /dev/zero, s4 a scratch buffer). */
-const MIX_CALLS: Record<string, { nr: number; args: string }> = {
-  getpid: { nr: 172, args: '' },
-  gettid: { nr: 178, args: '' },
+/**
+ * One syscall of a mix: its number, the instructions that set its arguments (s3 is an fd of
+ * /dev/zero, s4 a scratch buffer), and whether its result depends on the machine (a pid, the
+ * break): those are left out of the printed sum, so qemu-riscv32 prints the same.
+ */
+const MIX_CALLS: Record<string, { nr: number; args: string; local?: true }> = {
+  getpid: { nr: 172, args: '', local: true },
+  gettid: { nr: 178, args: '', local: true },
   writeZero: { nr: 64, args: 'mv a0, s3\n  mv a1, s4\n  li a2, 8' },
   readZero: { nr: 63, args: 'mv a0, s3\n  mv a1, s4\n  li a2, 8' },
   yield: { nr: 124, args: '' },
   clock: { nr: 403, args: 'li a0, 1\n  mv a1, s4' },
   uname: { nr: 160, args: 'mv a0, s4' },
   getrandom: { nr: 278, args: 'mv a0, s4\n  li a1, 4\n  li a2, 0' },
-  brk: { nr: 214, args: 'li a0, 0' },
-  tid: { nr: 96, args: 'li a0, 0' },
+  brk: { nr: 214, args: 'li a0, 0', local: true },
+  tid: { nr: 96, args: 'li a0, 0', local: true },
   fstat: { nr: 80, args: 'mv a0, s3\n  mv a1, s4' },
   ioctl: { nr: 29, args: 'mv a0, s3\n  li a1, 0x5401\n  mv a2, s4' },
   fcntl: { nr: 25, args: 'mv a0, s3\n  li a1, 3' },
@@ -155,11 +164,16 @@ const MIX_CALLS: Record<string, { nr: number; args: string }> = {
  * The skewed default: 90 % of the calls go to four numbers, the rest to ten others.
  */
 export function syscallMix(rounds: number, mix: Array<[keyof typeof MIX_CALLS, number]> = SKEWED_MIX): Uint8Array {
+  return assemble(syscallMixSource(rounds, mix)).elf;
+}
+
+/** The assembly source of `syscallMix` (workloads/src/skewedmix.s and filewrites.s are made from it). */
+export function syscallMixSource(rounds: number, mix: Array<[keyof typeof MIX_CALLS, number]> = SKEWED_MIX): string {
   const body = mix.map(([name, n]) => {
     const c = MIX_CALLS[name];
-    return Array.from({ length: n }, () => `  ${c.args ? c.args + '\n  ' : ''}li a7, ${c.nr}\n  ecall\n  add s5, s5, a0`).join('\n');
+    return Array.from({ length: n }, () => `  ${c.args ? c.args + '\n  ' : ''}li a7, ${c.nr}\n  ecall${c.local ? '' : '\n  add s5, s5, a0'}`).join('\n');
   }).join('\n');
-  return assemble(`
+  return `
 .globl _start
 .text
 _start:
@@ -190,7 +204,7 @@ path: .asciz "/dev/zero"
 iov: .word scratch, 16
 ${HEX_DATA}
 scratch: .space 512
-`).elf;
+`;
 }
 
 export const SKEWED_MIX: Array<[keyof typeof MIX_CALLS, number]> = [
