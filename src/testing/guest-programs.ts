@@ -2,6 +2,7 @@
  * Small guest programs shared by tests (assembled with hvsim's own assembler, so no toolchain is
  * needed).
  */
+import { readFileSync } from 'node:fs';
 import { assemble } from '../isa/assembler.js';
 
 /** The user address of `pageToucher`'s buffer: the page after its .data page. */
@@ -44,35 +45,15 @@ buf: .space 4096
 `).elf;
 }
 
-/** A subroutine `hex` printing a0 to stdout as 8 hex digits and a newline (clobbers t0-t3, a0-a2, a7), and the data it needs. */
-const HEX_ROUTINE = `hex:
-  la t0, out
-  li t1, 28
-4:
-  srl t2, a0, t1
-  andi t2, t2, 15
-  la t3, digits
-  add t3, t3, t2
-  lbu t3, 0(t3)
-  sb t3, 0(t0)
-  addi t0, t0, 1
-  addi t1, t1, -4
-  bgez t1, 4b
-  li t2, 10
-  sb t2, 0(t0)
-  li a0, 1
-  la a1, out
-  li a2, 9
-  li a7, 64
-  ecall
-  ret`;
-const HEX_DATA = 'digits: .ascii "0123456789abcdef"\n.bss\nout: .space 16';
+/** The built-in workloads' library (print, print_hex, ...): programs here call it and are assembled with it, as the built-ins are. */
+const LIB = readFileSync(new URL('../../workloads/lib.s', import.meta.url), 'utf8');
+const withLib = (source: string): Uint8Array => assemble(source + '\n' + LIB).elf;
 
 /** The line pipeProducer writes (32 bytes). */
 export const PRODUCER_LINE = 'abcdefghijklmnopqrstuvwxyz0123\n';
 
 /** Writes `n` lines "abcdefghijklmnopqrstuvwxyz0123\n" (32 bytes) to fd 1, then exits 0. */
-export const pipeProducer = (n: number): Uint8Array => assemble(pipeProducerSource(n)).elf;
+export const pipeProducer = (n: number): Uint8Array => withLib(pipeProducerSource(n));
 
 /** The assembly source of pipeProducer (workloads/src/pipewriter.s is made from it). */
 export const pipeProducerSource = (n: number): string => `
@@ -121,18 +102,16 @@ _start:
   j 1b
 3:
   mv a0, s0
-  call hex
+  call print_hex
   mv a0, s1
-  call hex
+  call print_hex
   li a0, 0
   li a7, 93
   ecall
-${HEX_ROUTINE}
-.data
-${HEX_DATA}
+.bss
 buf: .space 128
 `;
-export const pipeConsumer: Uint8Array = assemble(PIPE_CONSUMER_SOURCE).elf;
+export const pipeConsumer: Uint8Array = withLib(PIPE_CONSUMER_SOURCE);
 
 /**
  * One syscall of a mix: its number, the instructions that set its arguments (s3 is an fd of
@@ -154,7 +133,7 @@ const MIX_CALLS: Record<string, { nr: number; args: string; local?: true }> = {
   ioctl: { nr: 29, args: 'mv a0, s3\n  li a1, 0x5401\n  mv a2, s4' },
   fcntl: { nr: 25, args: 'mv a0, s3\n  li a1, 3' },
   lseek: { nr: 62, args: 'mv a0, s3\n  li a1, 0\n  li a2, 0\n  mv a3, s4\n  li a4, 0' },
-  writeErr: { nr: 64, args: 'li a0, 2\n  la a1, digits\n  li a2, 1' },
+  writeErr: { nr: 64, args: 'li a0, 2\n  la a1, hexdigits\n  li a2, 1' },
   readvZero: { nr: 65, args: 'mv a0, s3\n  la a1, iov\n  li a2, 1' },
 };
 
@@ -164,7 +143,7 @@ const MIX_CALLS: Record<string, { nr: number; args: string; local?: true }> = {
  * The skewed default: 90 % of the calls go to four numbers, the rest to ten others.
  */
 export function syscallMix(rounds: number, mix: Array<[keyof typeof MIX_CALLS, number]> = SKEWED_MIX): Uint8Array {
-  return assemble(syscallMixSource(rounds, mix)).elf;
+  return withLib(syscallMixSource(rounds, mix));
 }
 
 /** The assembly source of `syscallMix` (workloads/src/skewedmix.s and filewrites.s are made from it). */
@@ -193,16 +172,15 @@ ${body}
   j 1b
 2:
   mv a0, s5
-  call hex
+  call print_hex
   li a0, 0
   li a7, 93
   ecall
-${HEX_ROUTINE}
 .data
 path: .asciz "/dev/zero"
 .align 2
 iov: .word scratch, 16
-${HEX_DATA}
+.bss
 scratch: .space 512
 `;
 }

@@ -69,7 +69,7 @@ _start:
   ecall
   add s5, s5, a0
   li a0, 2
-  la a1, digits
+  la a1, hexdigits
   li a2, 1
   li a7, 64
   ecall
@@ -79,36 +79,13 @@ _start:
   j 1b
 2:
   mv a0, s5
-  call hex
+  call print_hex
   li a0, 0
   li a7, 93
   ecall
-hex:
-  la t0, out
-  li t1, 28
-4:
-  srl t2, a0, t1
-  andi t2, t2, 15
-  la t3, digits
-  add t3, t3, t2
-  lbu t3, 0(t3)
-  sb t3, 0(t0)
-  addi t0, t0, 1
-  addi t1, t1, -4
-  bgez t1, 4b
-  li t2, 10
-  sb t2, 0(t0)
-  li a0, 1
-  la a1, out
-  li a2, 9
-  li a7, 64
-  ecall
-  ret
 .data
 path: .asciz "/dev/zero"
 .align 2
 iov: .word scratch, 16
-digits: .ascii "0123456789abcdef"
 .bss
-out: .space 16
 scratch: .space 512
