@@ -40,17 +40,16 @@ describe.each(BACKENDS)('techniques and experiments on $name', (backend) => {
     const la = (await api().get('/v1/techniques/syscallLookahead').set(auth).expect(200)).body;
     expect(la).toMatchObject({ patent: 'US20240028336A1', support: 'implemented', live: true, appliesAt: 'the next syscall' });
     expect(la.parameters.find((p: { name: string }) => p.name === 'window')).toMatchObject({ type: 'integer', default: 32, min: 1, max: 1024 });
-    expect(list.filter((t: { support: string }) => t.support === 'implemented').map((t: { name: string }) => t.name)).toEqual(['umeAwareMigration', 'syscallLookahead', 'uhvDirectTransitions', 'privilegedModeRendezvous', 'protectionDomains']);
+    expect(list.filter((t: { support: string }) => t.support === 'implemented').map((t: { name: string }) => t.name)).toEqual(['umeAwareMigration', 'instanceCallInlining', 'syscallLookahead', 'callTableInlining', 'uhvDirectTransitions', 'privilegedModeRendezvous', 'protectionDomains']);
     await api().get('/v1/techniques/warpDrive').set(auth).expect(404);
   });
 
-  test('configuration is validated against the catalogue on hosts and VMs (400 naming it, 501 when not implemented)', async () => {
+  test('configuration is validated against the catalogue on hosts and VMs (400 naming it)', async () => {
     const cases: Array<[unknown, number, RegExp]> = [
       [{ warpDrive: { enabled: true } }, 400, /unknown technique 'warpDrive'/],
       [{ syscallLookahead: { windw: 3 } }, 400, /no parameter 'windw'/],
       [{ syscallLookahead: { window: 0 } }, 400, /window must be an integer from 1 to 1024/],
       [{ syscallLookahead: { enabled: 'yes' } }, 400, /enabled must be a boolean/],
-      [{ callTableInlining: { enabled: true } }, 501, /not implemented/],
     ];
     for (const [techniques, status, detail] of cases) {
       const r = await api().post('/v1/hosts').set(auth).send({ name: `bad-${status}-${Math.random()}`, cpus: 1, memoryMiB: 64, techniques }).expect(status);

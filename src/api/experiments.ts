@@ -154,7 +154,7 @@ export class ExperimentsService {
     if (w.builtin !== undefined) {
       const wl = WORKLOADS.find((x) => x.name === w.builtin);
       if (!wl) throw bad(`unknown built-in workload '${w.builtin}' (known: ${WORKLOADS.map((x) => x.name).join(', ')})`);
-      return wl.processes.map((p, i) => ({ name: p.image, elf: builtinElf(p.image), argv: i === 0 && w.argv ? w.argv : p.argv, env: [], stdin }));
+      return wl.processes.map((p, i) => ({ name: p.image, elf: builtinElf(p.image), argv: i === 0 && w.argv ? w.argv : p.argv, env: [], stdin, stdinPipe: p.stdinPipe, stdoutPipe: p.stdoutPipe }));
     }
     const img = await this.ds.getRepository(ImageEntity).createQueryBuilder('i').addSelect('i.content')
       .where('i.id = :id AND i.tenant_id = :tenantId', { id: w.imageId, tenantId }).getOne();

@@ -5,11 +5,11 @@
  * one state machine in src/runtime/vm-state.ts and carried out as Operations by the runtime
  * (RuntimeService); their results and the VM's telemetry arrive as events.
  */
-import { Body, Controller, Delete, Get, HttpCode, Injectable, Param, ParseIntPipe, ParseUUIDPipe, Patch, Post, Query, Req, Res, StreamableFile } from '@nestjs/common';
+import { BadRequestException, Body, Controller, Delete, Get, HttpCode, Injectable, Param, ParseIntPipe, ParseUUIDPipe, Patch, Post, Query, Req, Res, StreamableFile } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { ApiBearerAuth, ApiParam, ApiTags, ApiProperty, ApiPropertyOptional, OmitType, PartialType } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { ArrayMaxSize, ArrayMinSize, IsArray, IsIn, IsInt, IsObject, IsOptional, IsString, IsUUID, Length, Max, MaxLength, Min, ValidateNested } from 'class-validator';
+import { ArrayMaxSize, ArrayMinSize, IsArray, IsIn, IsInt, IsObject, IsOptional, IsString, IsUUID, Length, Matches, Max, Min, ValidateBy, ValidateNested } from 'class-validator';
 import { DataSource, EntityManager, In } from 'typeorm';
 import { TenantId } from './auth.js';
 import { Idempotent } from './idempotency.js';
@@ -47,12 +47,33 @@ function checkDisks(disks: DiskDto[]): DiskSpecRow[] {
 
 /** How long a describe or counters read waits for a busy worker before it answers from the last snapshot. */
 const DESCRIBE_TIMEOUT_MS = 2000;
+import { pipeWiringProblems, StdioSpec } from '../guest/vfs.js';
+
+const PIPE_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/** One end of a named pipe between a VM's processes. */
+export class PipeEndDto {
+  @ApiProperty({ pattern: PIPE_NAME.source }) @IsString() @Matches(PIPE_NAME) pipe!: string;
+}
+
+/** stdin: text of at most 1 MiB, or `{pipe: name}`. */
+function IsStdin(): PropertyDecorator {
+  return ValidateBy({
+    name: 'isStdin',
+    validator: {
+      validate: (v: unknown) => (typeof v === 'string' && v.length <= 1 << 20)
+        || (typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).join() === 'pipe' && typeof (v as PipeEndDto).pipe === 'string' && PIPE_NAME.test((v as PipeEndDto).pipe)),
+      defaultMessage: (a) => `${a?.property} must be a string of at most 1 MiB or {"pipe": name} with a name matching ${PIPE_NAME.source}`,
+    },
+  });
+}
 
 export class ProcessDto implements ProcessSpec {
   @ApiProperty() @IsUUID() imageId!: string;
   @ApiPropertyOptional({ type: [String] }) @IsOptional() @IsArray() @ArrayMaxSize(256) @IsString({ each: true }) argv?: string[];
   @ApiPropertyOptional({ type: [String] }) @IsOptional() @IsArray() @ArrayMaxSize(256) @IsString({ each: true }) env?: string[];
-  @ApiPropertyOptional() @IsOptional() @IsString() @MaxLength(1 << 20) stdin?: string;
+  @ApiPropertyOptional({ oneOf: [{ type: 'string', maxLength: 1 << 20 }, { $ref: '#/components/schemas/PipeEndDto' }] }) @IsOptional() @IsStdin() stdin?: string | PipeEndDto;
+  @ApiPropertyOptional({ type: PipeEndDto }) @IsOptional() @IsObject() @ValidateNested() @Type(() => PipeEndDto) stdout?: PipeEndDto;
 }
 
 /** One disk: `{imageId}` (the image's bytes, copy-on-write) or `{sizeMiB}` (empty); exactly one of the two. */
@@ -60,6 +81,16 @@ export class DiskDto {
   @ApiPropertyOptional() @IsOptional() @IsUUID() imageId?: string;
   @ApiPropertyOptional() @IsOptional() @IsInt() @Min(1) @Max(MAX_DISK_MIB) sizeMiB?: number;
 }
+
+/** Raises: 400 (problem+json) when the processes' pipes are not wired writer to reader. */
+function checkPipes(processes: ProcessSpec[]): void {
+  const problems = pipeWiringProblems(processes.map(stdio));
+  if (problems.length > 0) throw new BadRequestException(problems);
+}
+
+const stdio = (p: ProcessSpec): StdioSpec => ({
+  stdinPipe: typeof p.stdin === 'object' ? p.stdin.pipe : undefined, stdoutPipe: p.stdout?.pipe,
+});
 
 export class CreateVmDto {
   @ApiProperty() @IsString() @Length(1, 100) name!: string;
@@ -125,6 +156,7 @@ export class VmsService {
   async create(tenantId: string, dto: CreateVmDto) {
     if (dto.techniques) checkTechniques(dto.techniques);
     const disks = checkDisks(dto.disks ?? []);
+    checkPipes(dto.processes);
     try {
       return await this.events.tx(async (m) => {
         const hostId = await this.place(m, tenantId, dto.memoryMiB, dto.hostId);
@@ -161,6 +193,7 @@ export class VmsService {
   async update(tenantId: string, id: string, dto: UpdateVmDto) {
     if (dto.techniques) checkTechniques(dto.techniques);
     const disks = dto.disks ? checkDisks(dto.disks) : undefined;
+    if (dto.processes) checkPipes(dto.processes);
     const live = this.runtime.runner(id);
     if (live && Object.keys(dto).every((k) => k === 'techniques') && dto.techniques) return this.updateLive(tenantId, id, dto.techniques);
     try {
@@ -322,7 +355,7 @@ export class VmsService {
         if (!img) throw new Error(`image ${p.imageId} no longer exists`);
         return {
           name: img.name, elf: new Uint8Array(img.content), argv: p.argv ?? [img.name], env: p.env ?? [],
-          stdin: new TextEncoder().encode(p.stdin ?? ''),
+          stdin: new TextEncoder().encode(typeof p.stdin === 'string' ? p.stdin : ''), ...stdio(p),
         };
       }),
       domains: (v.domains ?? []).map((d) => {

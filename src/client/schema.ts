@@ -1204,6 +1204,9 @@ export interface components {
             /** @description present when another page may follow: pass it as pageToken */
             nextPageToken?: string;
         };
+        PipeEndDto: {
+            pipe: string;
+        };
         /** @description An RFC 9457 problem: `type`, `title`, `status`, `detail`, and members particular to the problem (for example `state`, `freeMiB`, `errors`). */
         Problem: {
             /** @example vm 3c0e8e9a-1f4b-4f0e-8a59-6f1e2d3c4b5a does not exist */
@@ -1234,7 +1237,8 @@ export interface components {
             env?: string[];
             /** Format: uuid */
             imageId: string;
-            stdin?: string;
+            stdin?: string | components["schemas"]["PipeEndDto"];
+            stdout?: components["schemas"]["PipeEndDto"];
         };
         ProcessStatus: {
             exitCode?: number;
@@ -1447,6 +1451,7 @@ export type MigrationStats = components['schemas']['MigrationStats'];
 export type Operation = components['schemas']['Operation'];
 export type OperationCancel = components['schemas']['OperationCancel'];
 export type OperationList = components['schemas']['OperationList'];
+export type PipeEndDto = components['schemas']['PipeEndDto'];
 export type Problem = components['schemas']['Problem'];
 export type Process = components['schemas']['Process'];
 export type ProcessDto = components['schemas']['ProcessDto'];

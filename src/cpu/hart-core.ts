@@ -62,6 +62,13 @@ export abstract class HartCore implements MmuHost {
   /** Which trap targets stop the run loop (NATIVE_M | NATIVE_HS | NATIVE_VS). */
   nativeTraps = 0;
   /** Physical range whose instruction fetch stops the loop with StopReason.Gate. */
+  /**
+   * A code address whose speculative execution would leak (the guest kernel's gadget; 0: none):
+   * an indirect jump mispredicted to it counts a speculative gadget reach (the transient window
+   * of branch target injection; nothing architectural happens).
+   */
+  gadget = 0;
+  gadgetReaches = 0;
   gateBase = -1;
   gateEnd = -1;
 
@@ -405,6 +412,7 @@ export abstract class HartCore implements MmuHost {
     } else if (!this.btb.predict(pc, target)) {
       this.ctr[Ctr.BranchMispredicts]++;
       this.ctr[Ctr.Cycles] += COSTS.indirectMispredict;
+      if (this.btb.wrongTarget === this.gadget && this.gadget !== 0) this.gadgetReaches++;
     }
     if (LINK(rd)) this.rsb.push((pc + len) | 0);
     return target;

@@ -38,6 +38,8 @@ export interface MemoryContext {
 export interface AddressSpaceState {
   root: number; satp: number; pages: Array<[number, number]>; tables: Array<[number, number]>;
   regions: Region[]; brkStart: number; brk: number;
+  /** Per-process kernel pages (vpn, gpa): technique 2's trampoline page. Absent in states exported before them. */
+  kernelPages?: Array<[number, number]>;
 }
 
 /** Writes the root entries every address space shares (the kernel and device megapages) into root table `root`. */
@@ -56,6 +58,8 @@ export class AddressSpace {
   readonly pages = new Map<number, number>();
   /** Leaf page tables: root index -> guest-physical address. */
   readonly tables = new Map<number, number>();
+  /** Per-process kernel pages: vpn -> guest-physical page address (mapKernelPage). */
+  readonly kernelPages = new Map<number, number>();
   readonly regions: Region[] = [];
   brkStart = 0;
   brk = 0;
@@ -79,6 +83,7 @@ export class AddressSpace {
     if (mm.satp !== st.satp) throw new Error(`address space state: satp 0x${(st.satp >>> 0).toString(16)} does not select root 0x${st.root.toString(16)}`);
     for (const [k, v] of st.pages) mm.pages.set(k, v);
     for (const [k, v] of st.tables) mm.tables.set(k, v);
+    for (const [k, v] of st.kernelPages ?? []) mm.kernelPages.set(k, v);
     mm.regions.push(...st.regions);
     mm.brkStart = st.brkStart;
     mm.brk = st.brk;
@@ -88,8 +93,26 @@ export class AddressSpace {
   export(): AddressSpaceState {
     return {
       root: this.root, satp: this.satp, pages: [...this.pages], tables: [...this.tables], regions: this.regions.map((r) => ({ ...r })),
-      brkStart: this.brkStart, brk: this.brk,
+      brkStart: this.brkStart, brk: this.brk, kernelPages: [...this.kernelPages],
     };
+  }
+
+  /**
+   * Maps a fresh page at kernel address `va` (supervisor-only, read and execute) in this address
+   * space alone: a per-process kernel page (technique 2's trampolines). `va` must lie outside the
+   * shared kernel and device megapages. Returns its GPA, or -1 when guest RAM is exhausted.
+   */
+  mapKernelPage(va: number): number {
+    const vpn = va >>> 12, l1 = vpn >>> 10;
+    const have = this.kernelPages.get(vpn);
+    if (have !== undefined) return have;
+    const table = this.leafTable(l1);
+    if (table < 0) return -1;
+    const gpa = this.ctx.pool.alloc();
+    if (gpa < 0) return -1;
+    this.ctx.khv.write32(table + 4 * (vpn & 0x3ff), ((gpa / PAGE_SIZE) << 10) | PTE.R | PTE.X | PTE.V | PTE.A | PTE.D);
+    this.kernelPages.set(vpn, gpa);
+    return gpa;
   }
 
   region(va: number): Region | undefined {
@@ -100,8 +123,20 @@ export class AddressSpace {
   /** Where guest page `gpa` is in this address space: the user address it is mapped at, null for one of its page tables, undefined when it is not this space's. */
   locate(gpa: number): number | null | undefined {
     for (const [vpn, e] of this.pages) if (pageBase(e) === gpa) return vpn * PAGE_SIZE;
-    if (this.root === gpa || [...this.tables.values()].includes(gpa)) return null;
+    if (this.root === gpa || [...this.tables.values()].includes(gpa) || [...this.kernelPages.values()].includes(gpa)) return null;
     return undefined;
+  }
+
+  /** The leaf table under root entry `l1`, allocated and linked when missing; -1 when guest RAM is exhausted. */
+  private leafTable(l1: number): number {
+    let table = this.tables.get(l1);
+    if (table === undefined) {
+      table = this.ctx.pool.alloc();
+      if (table < 0) return -1;
+      this.tables.set(l1, table);
+      this.ctx.khv.write32(this.root + 4 * l1, ((table / PAGE_SIZE) << 10) | PTE.V);
+    }
+    return table;
   }
 
   /** Maps user page `va` with `perms`; returns the page's GPA, or -1 when guest RAM is exhausted. */
@@ -110,14 +145,8 @@ export class AddressSpace {
     const vpn = va >>> 12;
     const have = this.pages.get(vpn);
     if (have !== undefined) return pageBase(have);
-    const l1 = vpn >>> 10;
-    let table = this.tables.get(l1);
-    if (table === undefined) {
-      table = this.ctx.pool.alloc();
-      if (table < 0) return -1;
-      this.tables.set(l1, table);
-      khv.write32(this.root + 4 * l1, ((table / PAGE_SIZE) << 10) | PTE.V);
-    }
+    const table = this.leafTable(vpn >>> 10);
+    if (table < 0) return -1;
     const gpa = this.ctx.pool.alloc();
     if (gpa < 0) return -1;
     khv.write32(table + 4 * (vpn & 0x3ff), ((gpa / PAGE_SIZE) << 10) | perms | PTE.U | PTE.V | PTE.A | PTE.D);
@@ -145,8 +174,10 @@ export class AddressSpace {
     const pool = this.ctx.pool;
     for (const e of this.pages.values()) pool.release(pageBase(e));
     for (const t of this.tables.values()) pool.release(t);
+    for (const k of this.kernelPages.values()) pool.release(k);
     pool.release(this.root);
     this.pages.clear();
+    this.kernelPages.clear();
     this.tables.clear();
     this.ctx.flushTlbs();
   }

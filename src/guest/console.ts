@@ -1,13 +1,11 @@
 /**
  * The guest kernel's console driver: write() bytes go into the port's ring in guest RAM (the
  * layout is the platform's, hypervisor/platform.ts) and the entry stub rings the UHV's doorbell
- * once per syscall (the PENDING word of the per-CPU area). When the VFS arrives this becomes the
- * write method of the console's open-file object.
+ * once per syscall (the PENDING word of the per-CPU area). `queue` is the body of the console
+ * file kind's write method (vfs.ts).
  */
 import type { Khv } from '../hypervisor/khv.js';
 import { CONSOLE_PORTS, RING_DATA, RING_HEADER, ringGpa } from '../hypervisor/platform.js';
-import { PROT } from './address-space.js';
-import { ERRNO } from './errno.js';
 import { PERCPU } from './layout.js';
 import type { SyscallCall } from './syscall-abi.js';
 
@@ -20,31 +18,20 @@ export class ConsoleDriver {
   }
 
   /**
-   * Queues user bytes on a console port's ring and asks the stub to ring the doorbell. Returns
-   * the number of bytes queued (at most what the ring holds); -EFAULT when nothing could be read.
-   * Raises: GuestMemoryError (a memory error in the user page read).
+   * Queues `bytes` (already copied from the user) on a console port's ring and asks the stub to
+   * ring the doorbell. Returns how many the ring took (fewer when it is full).
    */
-  write(call: SyscallCall, port: number, va: number, len: number): number {
+  queue(call: SyscallCall, port: number, bytes: Uint8Array): number {
     const khv = this.khv;
     const base = ringGpa(port);
     const head = khv.read32(base) >>> 0, tail = khv.read32(base + 4) >>> 0;
-    const room = RING_DATA - ((head - tail) >>> 0);
-    const done = call.p.mm.userSpans(va, Math.min(len, room), PROT.R, (gpa, i, chunk) => {
-      const bytes = khv.readBytes(gpa, chunk);
-      const pos = (head + i) % RING_DATA;
-      const first = Math.min(chunk, RING_DATA - pos);
-      khv.writeBytes(base + RING_HEADER + pos, bytes.subarray(0, first));
-      if (first < chunk) khv.writeBytes(base + RING_HEADER, bytes.subarray(first));
-    });
-    if (done === 0 && len > 0) return -ERRNO.EFAULT;
-    khv.write32(base, (head + done) | 0);
-    call.copied += done;
+    const n = Math.min(bytes.length, RING_DATA - ((head - tail) >>> 0));
+    const pos = head % RING_DATA;
+    const first = Math.min(n, RING_DATA - pos);
+    khv.writeBytes(base + RING_HEADER + pos, bytes.subarray(0, first));
+    if (first < n) khv.writeBytes(base + RING_HEADER, bytes.subarray(first, n));
+    khv.write32(base, (head + n) | 0);
     call.cpu.frame[PERCPU.PENDING >> 2] |= 1 << port;
-    return done;
-  }
-
-  /** Asks the stub to dispatch the same syscall again after the doorbell (CONTINUE). */
-  continueAfterFlush(call: SyscallCall): void {
-    call.cpu.frame[PERCPU.CONTINUE >> 2] = 1;
+    return n;
   }
 }

@@ -12,6 +12,9 @@
  *   syscall-chain.ts   technique 3's chain of syscalls after a handler
  *   memory-failure.ts  memory errors: the owning process gets SIGBUS
  *   console.ts         the console driver (rings + doorbell)
+ *   vfs.ts             the file layer: fd tables, open-file objects, file kinds, pipes
+ *   search-trampoline.ts  technique 4's search trampoline for the syscall table's call
+ *   instance-trampolines.ts  technique 2's per-process trampolines for the file method call
  *
  * Memory: the kernel region (first 4 MiB of guest RAM) holds text, gates, the syscall table,
  * per-CPU areas and the console rings; every other guest page is in the page pool. The kernel
@@ -42,6 +45,9 @@ import { SeededRandom } from './random.js';
 import { Cpu, Scheduler, TICK_CYCLES } from './scheduler.js';
 import { LookaheadStats, SyscallChain } from './syscall-chain.js';
 import type { SyscallCall, SyscallKernel, SyscallRow, SyscallTable } from './syscall-abi.js';
+import { Vfs } from './vfs.js';
+import { CallTableState, CallTableStats, SearchTrampoline } from './search-trampoline.js';
+import { InstanceCallOptions, InstanceCallStats, InstanceTrampolines } from './instance-trampolines.js';
 
 export interface KernelOptions {
   mitigation: SpectreV2Mitigation;
@@ -58,6 +64,7 @@ export interface GuestOsState {
   processes: Array<AddressSpaceState & {
     pid: number; name: string; stdin: string; regs: number[]; pc: number;
     stdinPos: number; state: Process['state']; wakeAt: number; writeDone: number;
+    fdTable: number; waitPipe: number; restart: boolean; pendingSignal: number;
     exitCode: number | null; signal: number | null; faultPc: number | null; faultAddress: number | null;
   }>;
   runQueue: number[];
@@ -71,7 +78,13 @@ export interface GuestOsState {
   techniques: TechniqueSettings;
   lookahead: LookaheadStats;
   random: number[];
+  /** Technique 4's trampoline state (absent from states exported before it existed). */
+  callTable?: CallTableState;
 }
+
+/** Signals whose default action is to ignore them, and the stop signals (not modelled). */
+const IGNORED_SIGNALS = new Set([17, 18, 23, 28]);
+const STOP_SIGNALS = new Set([19, 20, 21, 22]);
 
 export class GuestKernel implements SyscallKernel {
   readonly text: KernelText;
@@ -93,6 +106,9 @@ export class GuestKernel implements SyscallKernel {
   private readonly console: ConsoleDriver;
   private readonly failure: MemoryFailure;
   private readonly chain: SyscallChain;
+  readonly files: Vfs;
+  private readonly callTable: SearchTrampoline;
+  private readonly instanceCalls: InstanceTrampolines;
   /** The syscall table by number (undefined: not implemented). */
   private readonly byNr: Array<SyscallRow | undefined> = new Array(NR_MAX).fill(undefined);
   private readonly args = new Int32Array(6);
@@ -112,10 +128,13 @@ export class GuestKernel implements SyscallKernel {
     const processes: Process[] = [];
     this.sched = new Scheduler(vcpus, processes, { idle: this.text.symbols.get('idle')!, poweroff: this.text.symbols.get('poweroff')! });
     this.mem = { khv, pool: this.pool, flushTlbs: () => this.sched.flushTlbs() };
-    this.procs = new ProcessTable(this.mem, this.sched, this.random, (s) => this.onProcessExit?.(s), processes);
+    this.procs = new ProcessTable(this.mem, this.sched, this.random, (s) => this.onProcessExit?.(s), processes, (p) => this.files.closeAll(p));
     this.console = new ConsoleDriver(khv);
+    this.files = new Vfs(khv, this.console, processes, this.sched, (call, sig) => this.signal(call.cpu, call.p, sig));
     this.failure = new MemoryFailure(this.pool, this.procs, this.sched, (e) => this.onMemoryFailure?.(e));
     this.chain = new SyscallChain(khv, (call, nr) => this.dispatch(call, nr));
+    this.callTable = new SearchTrampoline(khv, this.text, (nr) => this.tableSlot(nr), vcpus.map((v) => v.hart));
+    this.instanceCalls = new InstanceTrampolines(khv, this.text, this.sched.cpus, processes);
   }
 
   get processes(): readonly Process[] { return this.procs.list; }
@@ -123,6 +142,10 @@ export class GuestKernel implements SyscallKernel {
   get badPages(): ReadonlySet<number> { return this.pool.bad; }
   /** Technique 3's counters. */
   get lookahead(): LookaheadStats { return this.chain.stats; }
+  /** Technique 4's counters. */
+  get callTableStats(): CallTableStats { return this.callTable.stats; }
+  /** Technique 2's counters. */
+  get instanceCallStats(): InstanceCallStats { return this.instanceCalls.stats; }
 
   /**
    * Boots: writes the kernel text, syscall table, idle page table; creates every process and
@@ -132,11 +155,8 @@ export class GuestKernel implements SyscallKernel {
     const khv = this.khv;
     khv.writeBytes(kgpa(K.TEXT), this.text.bytes);
     const gateHpa = khv.hpaOf(kgpa(K.GATES));
-    for (let nr = 0; nr < NR_MAX; nr++) khv.write32(kgpa(K.SYSCALL_TABLE) + 4 * nr, this.gateVa(this.byNr[nr] ? nr : GATE.NI));
-    // hvsim's privileged-mode syscalls are kernel text, not gates (layout.ts NR_PM*).
-    for (const [nr, sym] of [[NR_PM, 'pm_call'], [NR_PM_PROBE, 'pm_probe'], [NR_PM_DOORBELL, 'pm_doorbell']] as const) {
-      if (!this.byNr[nr]) khv.write32(kgpa(K.SYSCALL_TABLE) + 4 * nr, this.text.symbols.get(sym)!);
-    }
+    for (let nr = 0; nr < NR_MAX; nr++) khv.write32(kgpa(K.SYSCALL_TABLE) + 4 * nr, this.tableSlot(nr));
+    this.files.writeOpsTables((i) => this.gateVa(i));
     writeKernelMappings(khv, kgpa(K.IDLE_ROOT));
     this.sched.idleSatp = (0x80000000 | (kgpa(K.IDLE_ROOT) / PAGE_SIZE)) | 0;
     this.console.reset();
@@ -149,7 +169,8 @@ export class GuestKernel implements SyscallKernel {
       h.vsscratch = kva(K.PERCPU + i * K.PERCPU_SIZE) | 0;
       c.vcpu.deadline = TICK_CYCLES;
     });
-    specs.forEach((s, i) => this.procs.spawn(i + 1, s));
+    const pipes = this.files.createPipes(specs);
+    specs.forEach((s, i) => this.files.setupProcess(this.procs.spawn(i + 1, s), s, pipes));
     for (const c of this.sched.cpus) this.sched.enterDirect(c, this.sched.next());
   }
 
@@ -162,12 +183,14 @@ export class GuestKernel implements SyscallKernel {
       processes: this.procs.list.map((p) => ({
         pid: p.pid, name: p.name, stdin: Buffer.from(p.stdin).toString('base64'), regs: [...p.regs], pc: p.pc, ...p.mm.export(),
         stdinPos: p.stdinPos, state: p.state, wakeAt: p.wakeAt, writeDone: p.writeDone,
+        fdTable: p.fdTable, waitPipe: p.waitPipe, restart: p.restart, pendingSignal: p.pendingSignal,
         exitCode: p.exitCode ?? null, signal: p.signal ?? null, faultPc: p.faultPc ?? null, faultAddress: p.faultAddress ?? null,
       })),
       runQueue: this.sched.runQueue.map((p) => p.pid),
       cpus: this.sched.cpus.map((c) => (c.current ? c.current.pid : null)),
       syscallCounts: [...this.syscallCounts], enosys: [...this.enosys], freePages: [...this.pool.free], badPages: [...this.pool.bad],
       nextPage: this.pool.next, idleSatp: this.sched.idleSatp, techniques: this.techniques, lookahead: this.chain.stats, random: this.random.state,
+      callTable: this.callTable.exportState(),
     };
   }
 
@@ -182,6 +205,7 @@ export class GuestKernel implements SyscallKernel {
       const p = new Process(q.pid, q.name, new Uint8Array(Buffer.from(q.stdin, 'base64')), AddressSpace.restore(this.mem, q));
       p.regs.set(q.regs);
       p.pc = q.pc; p.stdinPos = q.stdinPos; p.state = q.state; p.wakeAt = q.wakeAt; p.writeDone = q.writeDone;
+      p.fdTable = q.fdTable; p.waitPipe = q.waitPipe; p.restart = q.restart; p.pendingSignal = q.pendingSignal;
       if (q.exitCode !== null) p.exitCode = q.exitCode;
       if (q.signal !== null) { p.signal = q.signal; p.faultPc = q.faultPc ?? 0; p.faultAddress = q.faultAddress ?? 0; }
       this.procs.list.push(p);
@@ -203,6 +227,7 @@ export class GuestKernel implements SyscallKernel {
     this.sched.idleSatp = st.idleSatp;
     this.techniques = st.techniques;
     Object.assign(this.chain.stats, st.lookahead);
+    if (st.callTable) this.callTable.importState(st.callTable);
     this.random.state = st.random;
     cpus.forEach((c, i) => { c.current = st.cpus[i] === null ? null : find(st.cpus[i]!); });
     this.attachCpus(this.khv.hpaOf(kgpa(K.GATES)));
@@ -217,6 +242,7 @@ export class GuestKernel implements SyscallKernel {
       const h = c.vcpu.hart;
       khv.configure(h);
       h.gateBase = gateHpa;
+      h.gadget = this.text.symbols.get('gadget')! | 0;
       h.gateEnd = gateHpa + PAGE_SIZE;
     });
   }
@@ -227,6 +253,19 @@ export class GuestKernel implements SyscallKernel {
   }
 
   private gateVa(index: number): number { return (kva(K.GATES) + 4 * index) | 0; }
+
+  /** What syscall table slot `nr` points at: the row's kernel-text entry, its gate, or the not-implemented gate. */
+  private tableSlot(nr: number): number {
+    const row = this.byNr[nr];
+    // hvsim's privileged-mode syscalls are kernel text, not gates (layout.ts NR_PM*).
+    const pm = nr === NR_PM ? 'pm_call' : nr === NR_PM_PROBE ? 'pm_probe' : nr === NR_PM_DOORBELL ? 'pm_doorbell' : null;
+    if (!row && pm !== null) return this.text.symbols.get(pm)! | 0;
+    if (!row) return this.gateVa(GATE.NI);
+    if (row.entry === undefined) return this.gateVa(nr);
+    const at = this.text.symbols.get(row.entry);
+    if (at === undefined) throw new Error(`syscall table: ${row.name}'s entry ${row.entry} is not in the kernel text`);
+    return at | 0;
+  }
 
   /** Who owns guest page `gpa`: a process (and the user address it is mapped at), the kernel, or nobody. */
   ownerOf(gpa: number): GuestPageOwner { return this.procs.ownerOf(gpa); }
@@ -247,8 +286,24 @@ export class GuestKernel implements SyscallKernel {
   exit(call: SyscallCall, code: number): void { this.procs.exit(call.cpu, call.p, code); }
   yield(call: SyscallCall): void { this.sched.yield(call.cpu); }
   sleepUntil(call: SyscallCall, wakeAt: number): void { this.sched.sleepUntil(call.cpu, wakeAt); }
-  consoleWrite(call: SyscallCall, port: number, va: number, len: number): number { return this.console.write(call, port, va, len); }
-  continueAfterFlush(call: SyscallCall): void { this.console.continueAfterFlush(call); }
+
+  kill(call: SyscallCall, pid: number, sig: number): number {
+    if (sig < 0 || sig > 64) return -ERRNO.EINVAL;
+    if (pid <= 0) return -ERRNO.ENOSYS; // process groups are not modelled
+    const p = this.procs.list.find((q) => q.pid === pid && q.state !== 'exited');
+    if (!p) return -ERRNO.ESRCH;
+    if (sig === 0 || IGNORED_SIGNALS.has(sig)) return 0;
+    if (STOP_SIGNALS.has(sig)) return -ERRNO.ENOSYS;
+    if (p === call.p) { this.signal(call.cpu, p, sig); return 0; }
+    if (p.state === 'running') p.pendingSignal = sig; // on another vCPU: delivered at its next kernel entry
+    else this.procs.kill(p, { sig, pc: p.pc, addr: 0 });
+    return 0;
+  }
+
+  /** Ends `p`, the process on `c`, with a signal's default action (termination). */
+  private signal(c: Cpu, p: Process, sig: number): void {
+    this.procs.exit(c, p, null, { sig, pc: (c.vcpu.hart.vsepc - 4) | 0, addr: 0 });
+  }
 
   // *** gates ***
 
@@ -264,11 +319,22 @@ export class GuestKernel implements SyscallKernel {
     this.khv.runningOn(h);
     c.switched = false;
     let cost = COSTS.gateBase;
-    if (index < NR_MAX || index === GATE.NI) {
+    const method = this.files.isMethodGate(index);
+    const pending = c.current?.pendingSignal ?? 0;
+    if (pending !== 0 && index !== GATE.IRQ) {
+      // Killed by another process while it ran: the signal takes effect at this kernel entry.
+      this.signal(c, c.current!, pending);
+      h.x[10] = c.frame[10];
+    } else if (index < NR_MAX || index === GATE.NI || method) {
       if (!c.current) throw new VmFault('guest-kernel-panic', 'syscall gate reached with no current process');
       for (let i = 0; i < 6; i++) this.args[i] = h.x[10 + i];
       const call: SyscallCall = { cpu: c, p: c.current, a: this.args, copied: 0 };
-      let r = this.dispatch(call, h.x[17]);
+      const nr = h.x[17];
+      if (method) {
+        const t2 = this.techniques.instanceCallInlining;
+        this.instanceCalls.onCall(call.p, this.gateVa(index), this.sched.now(c), t2?.enabled === true, t2 as unknown as InstanceCallOptions);
+      }
+      let r = method ? this.dispatchMethod(call, nr, h.x[28]) : this.dispatch(call, nr);
       cost += Math.ceil(call.copied / COSTS.gateBytesPerCycle);
       const la = this.techniques.syscallLookahead;
       if (la?.enabled && !c.switched && c.frame[PERCPU.CONTINUE >> 2] === 0) {
@@ -277,9 +343,14 @@ export class GuestKernel implements SyscallKernel {
         cost += chained.cost;
       }
       h.x[10] = c.switched ? c.frame[10] : r;
+      if (index !== GATE.NI || (nr >>> 0) < NR_MAX) { // every gate reached through the table's call site
+        const t4 = this.techniques.callTableInlining;
+        this.callTable.onCall(nr, t4?.enabled === true, t4 as unknown as { maxEntries: number; relearnInterval: number });
+      }
     } else if (index === GATE.TRAP) {
       this.userTrap(c);
     } else if (index === GATE.IRQ) {
+      if (pending !== 0) this.signal(c, c.current!, pending);
       const next = this.sched.tick(c);
       h.x[10] = next % 2 ** 32 | 0;
       h.x[11] = Math.floor(next / 2 ** 32);
@@ -305,18 +376,42 @@ export class GuestKernel implements SyscallKernel {
         this.enosys.set(nr >>> 0, (this.enosys.get(nr >>> 0) ?? 0) + 1);
         return -ERRNO.ENOSYS;
       }
-      if (call.p.writeDone === 0) this.syscallCounts.set(row.name, (this.syscallCounts.get(row.name) ?? 0) + 1); // a write continued after a flush is one syscall
+      this.count(call.p, row);
       return row.handler(this, call);
     } catch (e) {
-      if (e instanceof DomainAccessError) {
-        // The hypervisor refused a copy touching a secure protection domain's memory: the caller dies.
-        this.procs.exit(call.cpu, call.p, null, { sig: SIG.SIGSEGV, pc: call.cpu.vcpu.hart.vsepc - 4, addr: 0 });
-        return -ERRNO.EFAULT;
-      }
-      if (!(e instanceof GuestMemoryError)) throw e;
-      this.failure.inSyscall(call.cpu, e);
+      return this.memoryErrorInSyscall(call, e);
+    }
+  }
+
+  /** A file method gate reached from the kernel text's `sys_rw` for syscall `nr`, with the open-file object at `fileVa`. */
+  private dispatchMethod(call: SyscallCall, nr: number, fileVa: number): number {
+    try {
+      this.count(call.p, this.byNr[nr]!);
+      return this.files.method(call, nr, fileVa);
+    } catch (e) {
+      return this.memoryErrorInSyscall(call, e);
+    }
+  }
+
+  /** Counts a syscall by name, once: not again when a write continues after a flush or a blocked call runs again. */
+  private count(p: Process, row: SyscallRow): void {
+    if (p.restart) { p.restart = false; return; }
+    if (p.writeDone === 0) this.syscallCounts.set(row.name, (this.syscallCounts.get(row.name) ?? 0) + 1);
+  }
+
+  /**
+   * A memory error met while copying guest memory becomes the page owner's SIGBUS (-EFAULT here);
+   * a copy the hypervisor refused because it touched a secure protection domain's memory kills
+   * the caller (SIGSEGV); anything else is rethrown.
+   */
+  private memoryErrorInSyscall(call: SyscallCall, e: unknown): number {
+    if (e instanceof DomainAccessError) {
+      this.procs.exit(call.cpu, call.p, null, { sig: SIG.SIGSEGV, pc: call.cpu.vcpu.hart.vsepc - 4, addr: 0 });
       return -ERRNO.EFAULT;
     }
+    if (!(e instanceof GuestMemoryError)) throw e;
+    this.failure.inSyscall(call.cpu, e);
+    return -ERRNO.EFAULT;
   }
 
   /** An exception from user mode (scause != ecall): demand paging, or a fatal signal. */

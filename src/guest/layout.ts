@@ -25,6 +25,18 @@ export const K = {
   PERCPU: 0x4000,
   PERCPU_SIZE: 0x100,
   IDLE_ROOT: 0x5000,
+  /** The VFS (vfs.ts): the operations tables of the file kinds, 16 bytes each (read, write methods). */
+  FILE_OPS: 0x6000,
+  /** Technique 4's two search-trampoline buffers (search-trampoline.ts), TRAMPOLINE_BYTES each. */
+  TRAMPOLINES: 0x7000,
+  /** Per-process fd tables: FD_MAX words each (open-file object VA | close-on-exec bit, or 0). */
+  FD_TABLES: 0x8000,
+  /** Open-file objects, FILE_SIZE bytes each (ops, refs, flags, arg, pos). */
+  FILES: 0x3_0000,
+  /** Pipe headers (buffer counters, ends, buffer descriptors), PIPE_HEADER bytes each. */
+  PIPES: 0x3_8000,
+  /** Pipe ring buffers, PIPE_CAPACITY bytes each. */
+  PIPE_BUFFERS: 0x4_0000,
   /** The console rings (the platform fixes where: hypervisor/platform.ts). */
   RING: CONSOLE_RING_BASE - RAM_BASE,
 } as const;
@@ -35,6 +47,8 @@ export const PERCPU = {
   PENDING: 128,
   /** Non-zero: re-dispatch the same syscall after the flush (a write larger than the ring). */
   CONTINUE: 132,
+  /** Kernel VA of the current process's fd table (the VFS's read/write dispatch in the kernel text loads it). */
+  FDS: 136,
 } as const;
 
 export const MAX_VCPUS = 16;
@@ -50,7 +64,7 @@ export const NR_PM = 500;
 export const NR_PM_PROBE = 501;
 export const NR_PM_DOORBELL = 502;
 /** Gate indices past the syscall numbers. */
-export const GATE = { NI: 512, TRAP: 513, IRQ: 514 } as const;
+export const GATE = { NI: 512, TRAP: 513, IRQ: 514, /** File methods: METHOD + 2 * kind + (0 read, 1 write). */ METHOD: 520 } as const;
 
 export const kva = (off: number): number => (KERNEL_VA + off) >>> 0;
 export const kgpa = (off: number): number => RAM_BASE + off;

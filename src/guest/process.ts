@@ -4,12 +4,13 @@
  */
 import type { AddressSpace } from './address-space.js';
 
-export const SIG = { SIGILL: 4, SIGTRAP: 5, SIGBUS: 7, SIGKILL: 9, SIGSEGV: 11 } as const;
+export const SIG = { SIGILL: 4, SIGTRAP: 5, SIGBUS: 7, SIGKILL: 9, SIGSEGV: 11, SIGPIPE: 13 } as const;
 
 /** A signal that ends a process, with the pc and address of the access that raised it. */
 export interface Fatal { sig: number; pc: number; addr: number }
 
-export type ProcessState = 'runnable' | 'running' | 'sleeping' | 'exited';
+/** 'blocked': waiting for a pipe (Process.waitPipe), woken by the other end. */
+export type ProcessState = 'runnable' | 'running' | 'sleeping' | 'blocked' | 'exited';
 
 /** What GET /v1/vms/{id} and `hvsim run` report about a process. */
 export interface ProcessStatus {
@@ -34,6 +35,14 @@ export class Process {
   wakeAt = 0;
   /** Bytes of the current write() already queued (a write larger than the console ring). */
   writeDone = 0;
+  /** Kernel VA of its fd table (vfs.ts); 0 before the VFS set it up. */
+  fdTable = 0;
+  /** The pipe a blocked process waits on, or -1. */
+  waitPipe = -1;
+  /** Its next syscall re-runs one that blocked (not counted again). */
+  restart = false;
+  /** A fatal signal sent by another process while this one ran on another vCPU: delivered at its next kernel entry. */
+  pendingSignal = 0;
   exitCode?: number;
   signal?: number;
   faultPc?: number;

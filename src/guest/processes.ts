@@ -18,15 +18,22 @@ export interface ProcessSpec {
   argv: string[];
   env: string[];
   stdin: Uint8Array;
+  /** fd 0 reads this named pipe instead of `stdin`. */
+  stdinPipe?: string;
+  /** fd 1 writes this named pipe instead of the console. */
+  stdoutPipe?: string;
 }
 
 /** Who owns a guest page: a process (mapped at user address `va`, or null for its page tables), the kernel, or nobody. */
 export type GuestPageOwner = { kind: 'process'; p: Process; va: number | null } | { kind: 'kernel' } | { kind: 'free' };
 
 export class ProcessTable {
-  /** `list` is the table (the scheduler reads the same array); `ended` is told of every process that ends. */
+  /**
+   * `list` is the table (the scheduler reads the same array); `ended` is told of every process
+   * that ends, after `release` closed its files.
+   */
   constructor(private readonly mem: MemoryContext, private readonly sched: Scheduler, private readonly random: SeededRandom,
-    private readonly ended: (s: ProcessStatus) => void, readonly list: Process[]) {}
+    private readonly ended: (s: ProcessStatus) => void, readonly list: Process[], private readonly release: (p: Process) => void) {}
 
   /** Creates process `pid` from an ELF (page table, segments, initial stack) and queues it. Raises: Error when guest RAM is too small; OutOfHostMemory. */
   spawn(pid: number, s: ProcessSpec): Process {
@@ -59,6 +66,7 @@ export class ProcessTable {
   /** Ends `p`, the process running on `c`, with an exit code or a fatal signal; `c` goes to the next runnable process. */
   exit(c: Cpu, p: Process, code: number | null, fatal?: Fatal): void {
     p.end(code, fatal);
+    this.release(p);
     this.ended(p.status());
     p.mm.teardown();
     this.sched.switchTo(c, this.sched.next());
@@ -68,6 +76,7 @@ export class ProcessTable {
   kill(p: Process, fatal: Fatal): void {
     p.end(null, fatal);
     this.sched.dequeue(p);
+    this.release(p);
     this.ended(p.status());
     p.mm.teardown();
   }

@@ -12,6 +12,7 @@ import { PRIV_S, PRIV_U } from '../cpu/hart.js';
 import { MS } from '../cpu/csr.js';
 import { Ctr } from '../uarch/costs.js';
 import type { Vcpu } from '../hypervisor/khv.js';
+import { PERCPU } from './layout.js';
 import type { Process } from './process.js';
 
 /** Preemption tick: 4 ms of virtual time (Linux HZ=250). */
@@ -67,6 +68,7 @@ export class Scheduler {
       h.pc = p.pc;
       h.priv = PRIV_U;
       h.vsatp = p.mm.satp;
+      c.frame[PERCPU.FDS >> 2] = p.fdTable;
       p.state = 'running';
     } else {
       h.pc = this.parkPc();
@@ -101,6 +103,7 @@ export class Scheduler {
       h.vsepc = p.pc;
       h.vsstatus = (h.vsstatus & ~MS.SPP) | MS.SPIE;
       h.vsatp = p.mm.satp;
+      c.frame[PERCPU.FDS >> 2] = p.fdTable;
       p.state = 'running';
     } else {
       h.vsepc = this.parkPc();
@@ -134,6 +137,20 @@ export class Scheduler {
     p.wakeAt = wakeAt;
     this.reschedule(c, false);
     p.regs[10] = 0;
+  }
+
+  /** The process on `c` waits (state 'blocked') until `wake`; the vCPU goes to the next runnable one. */
+  block(c: Cpu): void {
+    const p = c.current!;
+    p.state = 'blocked';
+    this.reschedule(c, false);
+  }
+
+  /** A blocked process becomes runnable (queued). */
+  wake(p: Process): void {
+    if (p.state !== 'blocked') return;
+    p.state = 'runnable';
+    this.runQueue.push(p);
   }
 
   /** Timer tick on `c`: wakes sleepers, preempts, and returns the next deadline. */

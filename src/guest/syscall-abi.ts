@@ -33,10 +33,25 @@ export interface SyscallKernel {
   yield(call: SyscallCall): void;
   /** Sleeps until virtual time `wakeAt` (ns since boot). */
   sleepUntil(call: SyscallCall, wakeAt: number): void;
-  /** Queues user bytes [va, va + len) on console port `port`; returns the bytes queued, or -EFAULT when none could be read. */
-  consoleWrite(call: SyscallCall, port: number, va: number, len: number): number;
-  /** Asks the entry stub to flush the console and dispatch the same syscall again (a write larger than the ring). */
-  continueAfterFlush(call: SyscallCall): void;
+  /** The file layer (vfs.ts). */
+  readonly files: FileSyscalls;
+  /** Sends signal `sig` to process `pid` (0 only checks it exists); -ESRCH, -EINVAL, -ENOSYS as the table says. */
+  kill(call: SyscallCall, pid: number, sig: number): number;
+}
+
+/** The file layer's syscalls: each takes the call (its a0-a5 as Linux's arguments) and returns a0. */
+export interface FileSyscalls {
+  /** read, write, readv, writev by number, through the fd's open-file object. */
+  syscall(call: SyscallCall, nr: number): number;
+  openat(call: SyscallCall): number;
+  close(call: SyscallCall): number;
+  pipe2(call: SyscallCall): number;
+  dup(call: SyscallCall): number;
+  dup3(call: SyscallCall): number;
+  llseek(call: SyscallCall): number;
+  fstat(call: SyscallCall): number;
+  ioctl(call: SyscallCall): number;
+  fcntl(call: SyscallCall): number;
 }
 
 /** full: as Linux; partial: as Linux for what `note` says, the rest returns an error. */
@@ -48,6 +63,12 @@ export interface SyscallRow {
   readonly support: SyscallSupport;
   /** What 'partial' leaves out. */
   readonly note?: string;
+  /**
+   * The kernel-text symbol the table slot points at instead of the handler's gate (read/write:
+   * `sys_rw`, which calls the fd's method from guest code); the handler still serves the
+   * native paths (a bad fd, technique 3's chain).
+   */
+  readonly entry?: string;
   handler(k: SyscallKernel, c: SyscallCall): number;
 }
 

@@ -15,6 +15,8 @@ import { ERRNO } from './errno.js';
 
 const { EBADF, EFAULT, EINVAL } = ERRNO;
 
+const rw = (k: SyscallKernel, c: SyscallCall, nr: number): number => k.files.syscall(c, nr);
+
 const MAP_FIXED = 0x10, MAP_ANONYMOUS = 0x20;
 const PROT_READ = 1, PROT_WRITE = 2, PROT_EXEC = 4;
 const TIMER_ABSTIME = 1;
@@ -34,50 +36,6 @@ function timespec(ns: number): Uint8Array {
   dv.setBigInt64(0, BigInt(Math.floor(ns / 1e9)), true);
   dv.setBigInt64(8, BigInt(ns % 1e9), true);
   return b;
-}
-
-function write(k: SyscallKernel, c: SyscallCall): number {
-  const [fd, buf, len] = [c.a[0], c.a[1] >>> 0, c.a[2] >>> 0];
-  if (fd !== 1 && fd !== 2) { c.p.writeDone = 0; return -EBADF; }
-  const done = c.p.writeDone;
-  const r = k.consoleWrite(c, fd - 1, (buf + done) >>> 0, len - done);
-  if (r < 0) { c.p.writeDone = 0; return done > 0 ? done : r; }
-  if (done + r < len && r > 0) {
-    // The ring is full: flush it and come back for the rest (the stub re-dispatches).
-    c.p.writeDone = done + r;
-    k.continueAfterFlush(c);
-    return fd;
-  }
-  c.p.writeDone = 0;
-  return done + r;
-}
-
-/**
- * More stdin once a process's preloaded stdin is used up: up to `max` bytes, blocking until some
- * arrive; empty at end of file. `hvsim run` streams the host's stdin through it, so a guest blocks
- * in read() until data or EOF as under qemu-user. Unset (the service): preloaded stdin only.
- */
-export type StdinFeed = (max: number) => Uint8Array;
-let stdinFeed: StdinFeed | null = null;
-export function setStdinFeed(feed: StdinFeed | null): void { stdinFeed = feed; }
-
-function read(_k: SyscallKernel, c: SyscallCall): number {
-  const [fd, buf, len] = [c.a[0], c.a[1] >>> 0, c.a[2] >>> 0];
-  if (fd !== 0) return -EBADF;
-  const p = c.p;
-  if (stdinFeed && p.stdinPos === p.stdin.length && len > 0) {
-    const chunk = stdinFeed(len);
-    const copied = p.mm.copyOut(buf, chunk);
-    if (copied === 0 && chunk.length > 0) return -EFAULT;
-    c.copied += copied;
-    return copied;
-  }
-  const n = Math.min(len, p.stdin.length - p.stdinPos);
-  const copied = p.mm.copyOut(buf, p.stdin.subarray(p.stdinPos, p.stdinPos + n));
-  if (copied === 0 && n > 0) return -EFAULT;
-  p.stdinPos += copied;
-  c.copied += copied;
-  return copied;
 }
 
 function mmap2(_k: SyscallKernel, c: SyscallCall): number {
@@ -128,12 +86,25 @@ function getrandom(k: SyscallKernel, c: SyscallCall): number {
 
 /** The Linux RV32 (asm-generic) syscalls this kernel implements. */
 export const SYSCALLS: SyscallTable = [
-  { nr: 63, name: 'read', support: 'partial', note: 'fd 0 only, from the process spec\'s stdin; other fds -EBADF', handler: read },
-  { nr: 64, name: 'write', support: 'partial', note: 'fd 1 and 2 only (console ports 0 and 1); other fds -EBADF', handler: write },
+  { nr: 23, name: 'dup', support: 'full', handler: (k, c) => k.files.dup(c) },
+  { nr: 24, name: 'dup3', support: 'full', handler: (k, c) => k.files.dup3(c) },
+  { nr: 25, name: 'fcntl64', support: 'partial', note: 'F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL, F_SETFL (O_APPEND, O_NONBLOCK); locks and the rest -EINVAL', handler: (k, c) => k.files.fcntl(c) },
+  { nr: 29, name: 'ioctl', support: 'partial', note: 'no file here is a terminal or takes requests: -ENOTTY for every request on an open fd', handler: (k, c) => k.files.ioctl(c) },
+  { nr: 56, name: 'openat', support: 'partial', note: '/dev/null and /dev/zero; every other path -ENOENT (there is no file system)', handler: (k, c) => k.files.openat(c) },
+  { nr: 57, name: 'close', support: 'full', handler: (k, c) => k.files.close(c) },
+  { nr: 59, name: 'pipe2', support: 'partial', note: 'O_NONBLOCK, O_CLOEXEC; O_DIRECT (packet mode) -EINVAL', handler: (k, c) => k.files.pipe2(c) },
+  { nr: 62, name: 'llseek', support: 'full', note: 'pipes and consoles -ESPIPE; /dev/null and /dev/zero stay at 0', handler: (k, c) => k.files.llseek(c) },
+  { nr: 63, name: 'read', support: 'full', note: 'through the fd\'s read method, called from the kernel text', entry: 'sys_rw', handler: (k, c) => rw(k, c, 63) },
+  { nr: 64, name: 'write', support: 'full', note: 'through the fd\'s write method, called from the kernel text', entry: 'sys_rw', handler: (k, c) => rw(k, c, 64) },
+  { nr: 65, name: 'readv', support: 'full', note: 'as read', entry: 'sys_rw', handler: (k, c) => rw(k, c, 65) },
+  { nr: 66, name: 'writev', support: 'full', note: 'as write', entry: 'sys_rw', handler: (k, c) => rw(k, c, 66) },
+  { nr: 80, name: 'fstat', support: 'partial', note: 'type, device numbers, link count and block size; owner, size and times are 0', handler: (k, c) => k.files.fstat(c) },
   { nr: 93, name: 'exit', support: 'full', handler: (k, c) => { k.exit(c, c.a[0]); return 0; } },
   { nr: 94, name: 'exit_group', support: 'full', handler: (k, c) => { k.exit(c, c.a[0]); return 0; } },
   { nr: 96, name: 'set_tid_address', support: 'full', handler: (_k, c) => c.p.pid },
   { nr: 124, name: 'sched_yield', support: 'full', handler: (k, c) => { k.yield(c); return 0; } },
+  { nr: 129, name: 'kill', support: 'partial', note: 'signals take their default action (no handlers): terminate, or ignore (SIGCHLD, SIGURG, SIGWINCH, SIGCONT); stop signals -ENOSYS', handler: (k, c) => k.kill(c, c.a[0], c.a[1]) },
+  { nr: 131, name: 'tgkill', support: 'partial', note: 'as kill; tgid and tid are both the pid', handler: (k, c) => (c.a[0] === c.a[1] ? k.kill(c, c.a[1], c.a[2]) : -ERRNO.ESRCH) },
   { nr: 160, name: 'uname', support: 'full', handler: (_k, c) => { c.copied += 390; return c.p.mm.copyOut(c.a[0] >>> 0, utsname()) === 390 ? 0 : -EFAULT; } },
   { nr: 172, name: 'getpid', support: 'full', handler: (_k, c) => c.p.pid },
   { nr: 178, name: 'gettid', support: 'full', handler: (_k, c) => c.p.pid },

@@ -54,7 +54,8 @@ export class ImageEntity {
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt!: Date;
 }
 
-export interface ProcessSpec { imageId: string; argv?: string[]; env?: string[]; stdin?: string }
+/** A process of a VM definition: stdin is text, or the read end of a named pipe another process's stdout writes. */
+export interface ProcessSpec { imageId: string; argv?: string[]; env?: string[]; stdin?: string | { pipe: string }; stdout?: { pipe: string } }
 /** A VM disk: over an image's bytes (copy-on-write) or empty. */
 export type DiskSpecRow = { imageId: string } | { sizeMiB: number };
 

@@ -29,6 +29,8 @@ import { GuestKernel } from '../guest/kernel.js';
 import { SpectreV2Mitigation } from '../guest/kernel-text.js';
 import { ProcessStatus } from '../guest/process.js';
 import type { LookaheadStats } from '../guest/syscall-chain.js';
+import type { CallTableStats } from '../guest/search-trampoline.js';
+import type { InstanceCallStats } from '../guest/instance-trampolines.js';
 import { SYSCALLS } from '../guest/syscalls.js';
 import { resolveTechniques, TechniqueSettings } from '../techniques/catalogue.js';
 import { captureVcpu, restoreVcpu } from '../migration/machine-state.js';
@@ -50,6 +52,10 @@ export interface ProcessImage {
   argv: string[];
   env: string[];
   stdin: Uint8Array;
+  /** fd 0 reads the named pipe (written by another process's stdout) instead of `stdin`. */
+  stdinPipe?: string;
+  /** fd 1 writes the named pipe instead of the console. */
+  stdoutPipe?: string;
 }
 
 /** Everything a VM's behaviour depends on (structured-clone friendly, for the worker protocol). */
@@ -110,6 +116,10 @@ export interface VmCounters extends VcpuCounters {
   privilegedMode: PmStats;
   /** Technique 5 (uhvDirectTransitions) and the UHV's devices. */
   uhv: UhvCounters;
+  callTableInlining: CallTableStats;
+  instanceCallInlining: InstanceCallStats;
+  /** Indirect jumps mispredicted to the guest kernel's gadget (branch target injection's transient window). */
+  speculativeGadgetReaches: number;
   perVcpu: VcpuCounters[];
 }
 
@@ -182,7 +192,9 @@ export class Vm implements Migratable, MigrationTarget {
     if (this.codeInvalidate) this.pm.invalidateCode = this.codeInvalidate;
     if (opts.incoming) return;
     try {
-      this.kernel.boot(spec.processes.map((p, i) => ({ elf: elfs[i], name: p.name, argv: p.argv, env: p.env, stdin: p.stdin })));
+      this.kernel.boot(spec.processes.map((p, i) => ({
+        elf: elfs[i], name: p.name, argv: p.argv, env: p.env, stdin: p.stdin, stdinPipe: p.stdinPipe, stdoutPipe: p.stdoutPipe,
+      })));
     } catch (e) {
       this.khv.release();
       throw e;
@@ -579,6 +591,9 @@ export class Vm implements Migratable, MigrationTarget {
       protectionDomains: this.domains.domains.length ? this.domains.counters() : null,
       privilegedMode: pm,
       uhv: this.uhvCounters(),
+      callTableInlining: structuredClone(this.kernel.callTableStats),
+      instanceCallInlining: structuredClone(this.kernel.instanceCallStats),
+      speculativeGadgetReaches: this.vcpus.reduce((n, v) => n + v.hart.gadgetReaches, 0),
       perVcpu,
     };
   }

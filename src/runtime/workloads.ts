@@ -21,7 +21,8 @@ export interface Workload {
   name: string;
   description: string;
   vcpus: number;
-  processes: Array<{ image: string; argv: string[] }>;
+  /** A process may read (stdin) or write (stdout) a named pipe between the workload's processes. */
+  processes: Array<{ image: string; argv: string[]; stdinPipe?: string; stdoutPipe?: string }>;
 }
 
 export const BUILTIN_IMAGES: readonly BuiltinImage[] = [
@@ -32,6 +33,10 @@ export const BUILTIN_IMAGES: readonly BuiltinImage[] = [
   { name: 'memtouch', description: 'memory toucher: maps argv[1] MiB (default 8) and dirties every 64-byte line argv[2] times (default 4), sleeping argv[3] ms (default 0) after the first pass' },
   { name: 'pmcounter', description: 'technique 6 (hvsim only): argv[1] times (default 100) increments the privileged mode\'s protected counter through an SBI hypercall, checking it only grows; then a MAC under the sealed key and a read of the key outside the mode (faults, reads ffffffff)',
     hvsimOnly: 'syscalls 500-502 are hvsim\'s privileged-mode calls (technique 6); qemu-riscv32 returns -ENOSYS for them' },
+  { name: 'filewrites', description: 'indirect-call heavy: 4,000 rounds of small writes, reads and readv on /dev/zero and 1-byte writes to stderr (techniques 2 and 4)' },
+  { name: 'skewedmix', description: 'a skewed syscall mix: 1,000 rounds of 100 syscalls, 90 % of them getpid, write, read and gettid (technique 4)' },
+  { name: 'pipewriter', description: 'writes 20,000 lines of 32 bytes to stdout' },
+  { name: 'pipereader', description: 'reads stdin to its end in 100-byte chunks; prints the byte count and sum' },
 ];
 
 export const WORKLOADS: readonly Workload[] = [
@@ -48,6 +53,11 @@ export const WORKLOADS: readonly Workload[] = [
     name: 'privileged', description: 'technique 6 on 4 vCPUs: pmcounter on every vCPU at once, each entering the privileged mode 100 times',
     vcpus: 4,
     processes: [0, 1, 2, 3].map(() => ({ image: 'pmcounter', argv: ['pmcounter', '100'] })),
+  },
+  {
+    name: 'pipeline', description: 'pipewriter | pipereader: two processes with different hot file methods (technique 2)',
+    vcpus: 1,
+    processes: [{ image: 'pipewriter', argv: ['pipewriter'], stdoutPipe: 'p' }, { image: 'pipereader', argv: ['pipereader'], stdinPipe: 'p' }],
   },
 ];
 

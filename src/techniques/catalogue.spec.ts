@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TECHNIQUES, TechniqueConfigError, notLive, resolveTechniques, validateTechniques } from './catalogue.js';
+import { TECHNIQUE_BY_NAME, TECHNIQUES, TechniqueConfigError, notLive, resolveTechniques, validateTechniques } from './catalogue.js';
 import { catalogueMarkdown } from './docs.js';
 
 describe('technique catalogue', () => {
@@ -17,8 +17,11 @@ describe('technique catalogue', () => {
   test('validation names the problem; resolution layers catalogue defaults, host defaults and VM overrides', () => {
     expect(() => validateTechniques({ nope: {} })).toThrow(/unknown technique 'nope'/);
     expect(() => validateTechniques({ syscallLookahead: { window: 2.5 } })).toThrow(/window must be an integer/);
-    try { validateTechniques({ callTableInlining: { enabled: true } }); throw new Error('no error'); } catch (e) { expect((e as TechniqueConfigError).status).toBe(501); }
-    expect(() => validateTechniques({ callTableInlining: { enabled: false } })).not.toThrow();
+    // Every technique is implemented today; a row marked not-implemented refuses to be enabled (501) and may be disabled.
+    const planned = new Map([...TECHNIQUE_BY_NAME].map(([n, t]) => [n, n === 'protectionDomains' ? { ...t, support: 'not-implemented' as const } : t]));
+    try { validateTechniques({ protectionDomains: { enabled: true } }, planned); throw new Error('no error'); } catch (e) { expect((e as TechniqueConfigError).status).toBe(501); }
+    expect(() => validateTechniques({ protectionDomains: { enabled: false } }, planned)).not.toThrow();
+    expect(() => validateTechniques({ protectionDomains: { enabled: true } })).not.toThrow();
     const r = resolveTechniques({ syscallLookahead: { window: 8 } }, { syscallLookahead: { enabled: true } });
     expect(r.syscallLookahead).toEqual({ enabled: true, window: 8, allowForwardBranches: true, maxChain: 64 });
     expect(r.umeAwareMigration.enabled).toBe(true); // on by default

@@ -51,10 +51,6 @@ export interface Technique {
   readonly support: TechniqueSupport;
 }
 
-const planned = (number: number, name: string, patent: string, title: string, description: string, changes: string): Technique => ({
-  name, number, patent, title, description, changes, params: [], enabledByDefault: false, counters: [], live: false, support: 'not-implemented',
-});
-
 export const TECHNIQUES: readonly Technique[] = [
   {
     name: 'umeAwareMigration', number: 1, patent: 'US20210216394A1', title: 'Live migration that survives uncorrectable memory errors',
@@ -65,9 +61,21 @@ export const TECHNIQUES: readonly Technique[] = [
     counters: ['migration stats.errorPages', 'vm.memory-failure events with foundBy migration-copy'],
     live: true, appliesAt: 'the next migration', support: 'implemented',
   },
-  planned(2, 'instanceCallInlining', 'US11016767B2', 'Target-injection-safe inlining of instance-dependent indirect calls',
-    'Per-process trampolines at one fixed kernel address replace indirect calls whose target depends on the process.',
-    'the guest kernel text: indirect calls become direct calls to per-process trampolines'),
+  {
+    name: 'instanceCallInlining', number: 2, patent: 'US11016767B2', title: 'Target-injection-safe inlining of instance-dependent indirect calls',
+    description: 'The guest kernel\'s file method call (whose target depends on what the calling process\'s fd refers to) becomes a direct call to a first trampoline at one fixed kernel address that every process maps to a page of its own; it jumps directly to that process\'s second trampoline, which compares the target with the process\'s learned targets and jumps to a match directly (inline) or falls back to the retpoline (outline). Each process has a frequency table; in learning mode its trampoline is regenerated every updateIntervalUs of virtual time when its top targets changed.',
+    changes: 'the guest kernel text\'s file method call (a direct call to per-process trampolines; no BTB prediction on learned targets) and one supervisor-only page per process below the kernel megapage',
+    params: [
+      { name: 'learning', type: 'boolean', default: true, description: 'count targets and regenerate (learning-and-update); off: use the trampolines as they are' },
+      { name: 'fallbackOnly', type: 'boolean', default: false, description: 'fallback mode: every call through the outline trampoline (the retpoline)' },
+      { name: 'shared', type: 'boolean', default: false, description: 'baseline: one frequency table for all processes, whose top targets every process\'s trampoline gets' },
+      { name: 'maxTargets', type: 'integer', default: 4, min: 1, max: 16, description: 'targets a process\'s inline trampoline compares with' },
+      { name: 'updateIntervalUs', type: 'integer', default: 100, min: 1, max: 10_000_000, description: 'virtual time between a process\'s regenerations' },
+    ],
+    enabledByDefault: false,
+    counters: ['hits', 'misses', 'fallbacks', 'regenerations', 'postponed', 'perProcess.PID.{hits,misses,fallbacks,regenerations,targets}'],
+    live: true, appliesAt: 'the next file read or write', support: 'implemented',
+  },
   {
     name: 'syscallLookahead', number: 3, patent: 'US20240028336A1', title: 'Fewer privilege crossings for system calls',
     description: 'After a syscall, the guest kernel fetches and decodes the user instructions that follow the ecall; when another ecall follows within the window and everything before it can be emulated safely, the kernel emulates those instructions, handles the next syscall too, and only then returns to user mode.',
@@ -81,9 +89,18 @@ export const TECHNIQUES: readonly Technique[] = [
     counters: ['syscallsMerged', 'crossingsAvoided', 'instructionsEmulated', 'instructionsScanned', 'chainEnds.noEcallInWindow', 'chainEnds.notViable.CLASS', 'chainEnds.faultRisk', 'chainEnds.contextSwitch', 'chainEnds.maxChain'],
     live: true, appliesAt: 'the next syscall', support: 'implemented',
   },
-  planned(4, 'callTableInlining', 'US10834255B1', 'Inlining large call tables',
-    'A search trampoline binary-searches the most frequent syscall numbers and calls them directly, falling back to the table through a retpoline.',
-    'the guest kernel text: the syscall table\'s indirect call'),
+  {
+    name: 'callTableInlining', number: 4, patent: 'US10834255B1', title: 'Inlining large call tables',
+    description: 'The guest kernel counts how often each syscall number passes the syscall table\'s indirect call (a frequency table). Every relearnInterval passes it takes the maxEntries most frequent numbers and, when that set changed, generates a search trampoline: real RV32 code that binary-searches those numbers (the most frequent at the top of each subtree) and jumps directly to their handlers, falling back to the table through a retpoline for the others. The call site is patched to call the trampoline (two buffers, one word switched; a buffer a vCPU is executing is never rewritten).',
+    changes: 'the guest kernel text: the syscall table\'s indirect call becomes a direct call to a generated search trampoline (no BTB prediction on the hot numbers, a retpoline for the rest)',
+    params: [
+      { name: 'maxEntries', type: 'integer', default: 8, min: 1, max: 64, description: 'syscall numbers the trampoline calls directly' },
+      { name: 'relearnInterval', type: 'integer', default: 256, min: 10, max: 10_000_000, description: 'table call-site passes between relearns (the frequency table is halved at each)' },
+    ],
+    enabledByDefault: false,
+    counters: ['hits', 'misses', 'regenerations', 'postponed', 'entries'],
+    live: true, appliesAt: 'the next syscall', support: 'implemented',
+  },
   {
     name: 'uhvDirectTransitions', number: 5, patent: 'US20240028359A1', title: 'Fewer transitions for user-level hypervisors',
     description: 'Three structures the KHV configures per VM in the emulated CPU: a field access map (which VM-control fields the UHV, running in an unprivileged hypervisor mode, may read or write with a plain access), an exit-routing map (which exits, and for MMIO which device ranges, go straight from the guest to the UHV), and a direct transition from the UHV back to the guest. Off, every UHV exit is guest -> KHV -> UHV -> KHV -> guest and every field access the UHV makes is a KHV call (two transitions). On, a routed exit is guest -> UHV -> guest and a granted field access is direct; the rest stays mediated. Fields that would let the UHV escape (G-stage root, host interrupt state, delegation, the maps) are never grantable: a UHV access to them is refused, changes nothing and is reported as a vm.uhv-field-fault event.',
@@ -144,11 +161,11 @@ export class TechniqueConfigError extends Error {
  * Raises: TechniqueConfigError naming the unknown technique or parameter, the bad value, or
  * (501) a technique that is not implemented being enabled.
  */
-export function validateTechniques(config: unknown): void {
+export function validateTechniques(config: unknown, catalogue: ReadonlyMap<string, Technique> = TECHNIQUE_BY_NAME): void {
   if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new TechniqueConfigError('techniques must be an object of {technique: {enabled?, parameter?...}}');
   for (const [name, setting] of Object.entries(config)) {
-    const t = TECHNIQUE_BY_NAME.get(name);
-    if (!t) throw new TechniqueConfigError(`unknown technique '${name}' (known: ${TECHNIQUES.map((x) => x.name).join(', ')})`);
+    const t = catalogue.get(name);
+    if (!t) throw new TechniqueConfigError(`unknown technique '${name}' (known: ${[...catalogue.keys()].join(', ')})`);
     if (typeof setting !== 'object' || setting === null || Array.isArray(setting)) throw new TechniqueConfigError(`techniques.${name} must be an object`);
     for (const [k, v] of Object.entries(setting)) {
       if (k === 'enabled') {

@@ -60,6 +60,6 @@ export interface ProcessResult { stdout: Buffer; stderr: Buffer; status: number 
 /** Runs an ELF under qemu-riscv32; status is 128+signal when killed by a signal. */
 export function qemuRun(elf: string, args: string[] = [], stdin?: Buffer | string): ProcessResult {
   const r = spawnSync(TOOLS.qemu.bin, [elf, ...args], { input: stdin ?? '', maxBuffer: 64 << 20 });
-  const sig = r.signal ? ({ SIGSEGV: 11, SIGILL: 4, SIGBUS: 7, SIGABRT: 6, SIGKILL: 9, SIGTRAP: 5 } as Record<string, number>)[r.signal] ?? 0 : 0;
+  const sig = r.signal ? ({ SIGSEGV: 11, SIGILL: 4, SIGBUS: 7, SIGABRT: 6, SIGKILL: 9, SIGTRAP: 5, SIGPIPE: 13, SIGTERM: 15 } as Record<string, number>)[r.signal] ?? 0 : 0;
   return { stdout: r.stdout, stderr: r.stderr, status: r.status ?? 128 + sig };
 }

@@ -73,20 +73,28 @@ export const COUNTER_NAMES = [
 ] as const;
 
 /**
- * Indirect-branch target predictor: direct-mapped, 512 entries indexed by pc bits [10:2], tagged
- * with the full pc. Shared across privilege levels and address spaces until flushed, as on the
- * hardware that branch target injection attacks.
+ * Indirect-branch target predictor: direct-mapped, 512 entries indexed by pc bits [9:1], tagged
+ * with the low TAG_BITS bits of the pc only (as hardware BTBs keep partial tags), storing the full
+ * target. Shared across privilege levels and address spaces until flushed, so a branch at one
+ * address can train the prediction of a branch at another with the same low bits: the aliasing
+ * branch target injection uses (a user jump at 0x1_0234 trains the kernel's at 0xC000_0234).
  */
 export class Btb {
   static readonly ENTRIES = 512;
+  static readonly TAG_BITS = 16;
   readonly tag = new Int32Array(Btb.ENTRIES).fill(-1);
   readonly target = new Int32Array(Btb.ENTRIES);
+  /** After a wrong prediction: the target the branch was predicted to (speculation went there); 0 when there was no prediction or it was right. */
+  wrongTarget = 0;
 
   /** Predicts and trains; returns true when the prediction was correct. */
   predict(pc: number, actual: number): boolean {
     const i = (pc >>> 1) & (Btb.ENTRIES - 1);
-    const hit = this.tag[i] === pc && this.target[i] === actual;
-    this.tag[i] = pc;
+    const t = pc & ((1 << Btb.TAG_BITS) - 1);
+    const tagged = this.tag[i] === t;
+    const hit = tagged && this.target[i] === actual;
+    this.wrongTarget = tagged && !hit ? this.target[i] : 0;
+    this.tag[i] = t;
     this.target[i] = actual;
     return hit;
   }

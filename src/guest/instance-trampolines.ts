@@ -1,0 +1,158 @@
+/**
+ * Technique 2 (instanceCallInlining, US11016767B2): the kernel text's file method call (`sys_rw`,
+ * whose target depends on what the calling process's fd refers to) becomes a direct call to a
+ * first trampoline at one fixed kernel address, TRAMPOLINE_VA, which every process maps to a page
+ * of its own (AddressSpace.mapKernelPage, supervisor-only). There a direct jump leads to that
+ * process's second trampoline:
+ *   inline: compare the loaded target (t2) with the process's learned targets and jump to the
+ *           matching one directly;
+ *   outline: jump to the retpoline (every target not learned, and the fallback mode).
+ * Direct jumps are not predicted by the BTB, so another process cannot steer this call.
+ *
+ * Learning: each process has a frequency table of its method targets; in learning mode, once per
+ * `updateIntervalUs` of virtual time, its `maxTargets` most frequent targets regenerate its second
+ * trampoline when they changed. Modes (parameters): learning on (learning-and-update), learning
+ * off (use the trampolines as they are), fallbackOnly (outline for every call). `shared` is the
+ * baseline the per-process design is measured against: one frequency table for all processes,
+ * whose top targets every process's trampoline gets (at its next call).
+ *
+ * Patching: a process's page holds the first trampoline (one word: `jal x0, <half>`) and two
+ * halves for the second; a regeneration writes the half not in use and then switches the first
+ * trampoline's word; a half a vCPU running that process is executing is never rewritten
+ * (postponed). The call site in the shared kernel text is switched by one word store. Every write
+ * goes through the KHV's guest-RAM writes, which drop the translations of the frames written.
+ */
+import { assembleRaw } from '../isa/assembler.js';
+import type { Khv } from '../hypervisor/khv.js';
+import type { KernelText } from './kernel-text.js';
+import { K, KERNEL_VA, kgpa, kva } from './layout.js';
+import type { Process } from './process.js';
+import type { Cpu } from './scheduler.js';
+
+/** The per-process trampoline page: the last page below the kernel megapage, in reach of a jal from the kernel text. */
+export const TRAMPOLINE_VA = KERNEL_VA - 0x1000;
+const HALVES = [0x100, 0x800] as const;
+const HALF_BYTES = 0x700;
+
+export interface ProcessCallStats { hits: number; misses: number; fallbacks: number; regenerations: number; targets: number[] }
+
+/** Technique 2's counters (one call site: the file method call of `sys_rw`). */
+export interface InstanceCallStats {
+  /** Calls whose target the process's inline trampoline matched (a direct jump). */
+  hits: number;
+  /** Calls through an inline trampoline whose target it had not learned (the retpoline). */
+  misses: number;
+  /** Calls through an outline trampoline (fallback mode, or nothing learned yet). */
+  fallbacks: number;
+  regenerations: number;
+  postponed: number;
+  /** By pid. */
+  perProcess: Record<string, ProcessCallStats>;
+}
+
+export interface InstanceCallOptions { learning: boolean; fallbackOnly: boolean; shared: boolean; maxTargets: number; updateIntervalUs: number }
+
+/** A frequency table and when it last regenerated. */
+interface Learner { freq: Map<number, number>; lastUpdate: number }
+/** A process's learner, its page's live half and targets, and the targets it should have (installed at its next call). */
+interface PerProcess extends Learner { half: number; targets: number[]; want: number[]; stats: ProcessCallStats }
+
+/** The second trampoline's source at `base`: compare t2 with each target (most frequent first), else the retpoline. */
+export function secondTrampolineSource(base: number, targets: readonly number[], retpoline: number): string {
+  const at = (addr: number) => `start + ${(addr >>> 0) - (base >>> 0)}`;
+  const out = ['.option norvc', 'start:'];
+  targets.forEach((t, i) => out.push(`  li t4, ${t | 0}`, `  bne t2, t4, n${i}`, `  jal x0, ${at(t)}`, `n${i}:`));
+  out.push(`  jal x0, ${at(retpoline)}`);
+  return out.join('\n') + '\n';
+}
+
+const jalTo = (from: number, to: number, rd: 'x0' | 'ra'): number => {
+  const b = assembleRaw(`.option norvc\nsite:\n  jal ${rd}, site + ${(to >>> 0) - (from >>> 0)}\n`, { base: from >>> 0 }).bytes;
+  return new DataView(b.buffer).getInt32(0, true);
+};
+
+export class InstanceTrampolines {
+  readonly stats: InstanceCallStats = { hits: 0, misses: 0, fallbacks: 0, regenerations: 0, postponed: 0, perProcess: {} };
+  private readonly per = new Map<number, PerProcess>();
+  /** The one frequency table of the shared mode (a baseline: one trampoline for every process). */
+  private readonly shared: Learner = { freq: new Map(), lastUpdate: 0 };
+  private patched = false;
+  private readonly site: number;
+  private readonly siteWord: number;
+  private readonly retpoline: number;
+
+  /** Raises: Error when the kernel text has no method_site or retpoline thunk. */
+  constructor(private readonly khv: Khv, text: KernelText, private readonly cpus: readonly Cpu[], private readonly processes: readonly Process[]) {
+    const site = text.symbols.get('method_site'), retpoline = text.symbols.get('retpoline_t2');
+    if (site === undefined || retpoline === undefined) throw new Error('kernel text has no method_site or retpoline_t2');
+    this.site = site >>> 0;
+    this.retpoline = retpoline >>> 0;
+    this.siteWord = new DataView(text.bytes.buffer, text.bytes.byteOffset).getInt32(this.site - (KERNEL_VA + K.TEXT), true);
+  }
+
+  private state(p: Process): PerProcess {
+    let s = this.per.get(p.pid);
+    if (!s) {
+      s = { freq: new Map(), half: -1, targets: [], want: [], lastUpdate: 0, stats: { hits: 0, misses: 0, fallbacks: 0, regenerations: 0, targets: [] } };
+      this.per.set(p.pid, s);
+      this.stats.perProcess[p.pid] = s.stats;
+    }
+    return s;
+  }
+
+  /**
+   * Process `p` made the file method call to `target` (a method gate, reached through
+   * the call site) at virtual time `nowNs`. Counts it, learns, regenerates; turning the
+   * technique on or off patches the call site. Raises: Error when guest RAM cannot hold a page.
+   */
+  onCall(p: Process, target: number, nowNs: number, enabled: boolean, o: InstanceCallOptions): void {
+    if (!enabled) { if (this.patched) this.unpatch(); return; }
+    if (!this.patched) { this.patch(); return; }
+    const s = this.state(p);
+    if (s.half < 0) this.regenerate(p, s, []);
+    if (s.targets.length === 0) { this.stats.fallbacks++; s.stats.fallbacks++; } else if (s.targets.includes(target >>> 0)) { this.stats.hits++; s.stats.hits++; } else { this.stats.misses++; s.stats.misses++; }
+    if (o.fallbackOnly) s.want = [];
+    else if (o.learning) {
+      // The frequency table: the process's own, or (shared) one for every process.
+      const l = o.shared ? this.shared : s;
+      l.freq.set(target >>> 0, (l.freq.get(target >>> 0) ?? 0) + 1);
+      if (nowNs - l.lastUpdate >= o.updateIntervalUs * 1000) {
+        l.lastUpdate = nowNs;
+        const top = [...l.freq].sort((a, b) => b[1] - a[1] || a[0] - b[0]).slice(0, o.maxTargets).map(([t]) => t);
+        for (const [t, n] of l.freq) l.freq.set(t, n / 2);
+        if (o.shared) { for (const q of this.per.values()) q.want = top; } else s.want = top;
+      }
+    }
+    if (s.want.length !== s.targets.length || s.want.some((t, i) => t !== s.targets[i])) this.regenerate(p, s, s.want);
+  }
+
+  /** Gives every live process its page (outline) and points the call site at TRAMPOLINE_VA. */
+  private patch(): void {
+    for (const p of this.processes) if (p.state !== 'exited') { const s = this.state(p); if (s.half < 0) this.regenerate(p, s, []); }
+    this.khv.write32(kgpa(this.site - kva(0)), jalTo(this.site, TRAMPOLINE_VA, 'ra'));
+    this.patched = true;
+  }
+
+  private unpatch(): void {
+    this.khv.write32(kgpa(this.site - kva(0)), this.siteWord);
+    this.patched = false;
+  }
+
+  /** Writes `targets`' second trampoline into p's free half and switches p's first trampoline to it. */
+  private regenerate(p: Process, s: PerProcess, targets: number[]): void {
+    const page = p.mm.mapKernelPage(TRAMPOLINE_VA);
+    if (page < 0) throw new Error('guest memory is too small for a trampoline page');
+    const half = s.half === 0 ? 1 : 0;
+    const base = TRAMPOLINE_VA + HALVES[half];
+    if (this.cpus.some((c) => c.current === p && (c.vcpu.hart.pc >>> 0) >= base && (c.vcpu.hart.pc >>> 0) < base + HALF_BYTES)) { this.stats.postponed++; return; }
+    const { bytes } = assembleRaw(secondTrampolineSource(base, targets, this.retpoline), { base, fileName: 'instance-trampoline.s' });
+    if (bytes.length > HALF_BYTES) throw new Error(`instance trampoline of ${targets.length} targets is ${bytes.length} bytes`);
+    this.khv.writeBytes(page + HALVES[half], bytes);
+    this.khv.write32(page, jalTo(TRAMPOLINE_VA, base, 'x0'));
+    s.half = half;
+    s.targets = targets;
+    s.stats.targets = targets;
+    if (targets.length > 0 || s.stats.regenerations > 0) { s.stats.regenerations++; this.stats.regenerations++; }
+    for (const c of this.cpus) if (c.current === p) c.vcpu.hart.mmu.flushAll();
+  }
+}

@@ -1,0 +1,165 @@
+/**
+ * Technique 4 (callTableInlining, US10834255B1): the syscall table's indirect call replaced by a
+ * generated search trampoline. The kernel counts how often each syscall number passes the table's
+ * call site (a frequency table); every `relearnInterval` passes it takes the `maxEntries` most
+ * frequent numbers and, when that set changed, generates real RV32 code that searches them (a
+ * binary search tree over the numbers, the most frequent at the top of each subtree) and jumps
+ * directly to each one's handler, falling back to the table's target through the retpoline for
+ * every other number. Direct jumps are not predicted by the BTB, so the trampoline is safe
+ * against branch target injection, and a hot syscall pays a compare and a direct jump instead
+ * of the retpoline's return mispredict.
+ *
+ * Code patching: the trampoline is written into one of two buffers in the kernel region and the
+ * call site (`call_site` in the kernel text) is then switched to `jal ra, <buffer>` by one aligned
+ * word store. Both writes go through the KHV's guest-RAM writes, the path every native store
+ * takes, which drops the translations of the frames they touch (Khv.nativeWrite). A vCPU stopped
+ * at the call site runs the old or the new instruction, both correct; a buffer is only rewritten
+ * when no vCPU's pc is inside it (otherwise the regeneration is postponed to the next relearn),
+ * so a vCPU that was stopped inside the old trampoline finishes it unchanged.
+ */
+import { assembleRaw } from '../isa/assembler.js';
+import type { Hart } from '../cpu/hart.js';
+import type { Khv } from '../hypervisor/khv.js';
+import type { KernelText } from './kernel-text.js';
+import { K, KERNEL_VA, kgpa, kva, NR_MAX } from './layout.js';
+
+/** Bytes of one trampoline buffer (two of them from K.TRAMPOLINES). */
+export const TRAMPOLINE_BYTES = 0x800;
+
+/** Technique 4's counters. */
+export interface CallTableStats {
+  /** Passes of the table's call site whose number the live trampoline calls directly. */
+  hits: number;
+  /** Passes that fell back to the table through the retpoline (a trampoline was live). */
+  misses: number;
+  /** Trampolines generated and made live. */
+  regenerations: number;
+  /** Regenerations put off because a vCPU was executing the buffer to be rewritten. */
+  postponed: number;
+  /** The numbers the live trampoline calls directly (empty: the plain table call). */
+  entries: number[];
+}
+
+/** The state a live migration carries (JSON-safe). */
+export interface CallTableState { active: number; since: number; freq: Array<[number, number]>; stats: CallTableStats }
+
+export interface CallTableOptions { maxEntries: number; relearnInterval: number }
+
+/**
+ * The search trampoline's source for `keys` (sorted) with their `weights`, placed at `base`;
+ * `target(nr)` is where the table's slot for nr points; `retpoline` is the thunk's address.
+ */
+export function trampolineSource(base: number, keys: readonly number[], weights: readonly number[], target: (nr: number) => number, retpoline: number): string {
+  const at = (addr: number) => `start + ${(addr >>> 0) - (base >>> 0)}`;
+  const out: string[] = ['.option norvc', 'start:'];
+  let labels = 0;
+  const gen = (lo: number, hi: number): void => {
+    if (lo > hi) { out.push('  j miss'); return; }
+    let root = lo;
+    for (let i = lo + 1; i <= hi; i++) if (weights[i] > weights[root]) root = i;
+    const next = `n${labels++}`, left = `n${labels++}`;
+    out.push(`  li t4, ${keys[root]}`, `  bne a7, t4, ${next}`, `  jal x0, ${at(target(keys[root]))}`, `${next}:`);
+    out.push(lo <= root - 1 ? `  bltu a7, t4, ${left}` : '');
+    gen(root + 1, hi);
+    if (lo <= root - 1) { out.push(`${left}:`); gen(lo, root - 1); }
+  };
+  gen(0, keys.length - 1);
+  out.push('miss:', `  jal x0, ${at(retpoline)}`);
+  return out.filter((l) => l !== '').join('\n') + '\n';
+}
+
+export class SearchTrampoline {
+  readonly stats: CallTableStats = { hits: 0, misses: 0, regenerations: 0, postponed: 0, entries: [] };
+  /** Passes per syscall number since the last relearn (halved at each relearn). */
+  private readonly freq = new Float64Array(NR_MAX);
+  /** 1 for the numbers the live trampoline calls directly. */
+  private readonly hot = new Uint8Array(NR_MAX);
+  /** The live buffer (0 or 1), or -1: the call site holds the kernel text's own call. */
+  private active = -1;
+  private since = 0;
+  private readonly site: number;
+  private readonly siteWord: number;
+  private readonly retpoline: number;
+
+  /**
+   * `text` is the kernel text (its call_site and retpoline_t2); `target(nr)` where the table's
+   * slot for nr points; `harts` every vCPU (whose pcs must not be inside a buffer rewritten).
+   * Raises: Error when the kernel text has no call site or retpoline thunk.
+   */
+  constructor(private readonly khv: Khv, text: KernelText, private readonly target: (nr: number) => number,
+    private readonly harts: readonly Hart[]) {
+    const site = text.symbols.get('call_site'), retpoline = text.symbols.get('retpoline_t2');
+    if (site === undefined || retpoline === undefined) throw new Error('kernel text has no call_site or retpoline_t2');
+    this.site = site >>> 0;
+    this.retpoline = retpoline >>> 0;
+    const off = this.site - (KERNEL_VA + K.TEXT);
+    this.siteWord = new DataView(text.bytes.buffer, text.bytes.byteOffset).getInt32(off, true);
+  }
+
+  private bufferVa(i: number): number { return kva(K.TRAMPOLINES + i * TRAMPOLINE_BYTES); }
+
+  /**
+   * The table's call site was passed for syscall `nr` (a gate reached through it). Counts a hit or
+   * a miss against the live trampoline and, every `relearnInterval` passes, relearns. With the
+   * technique off, restores the kernel text's own call.
+   */
+  onCall(nr: number, enabled: boolean, o: CallTableOptions): void {
+    if (!enabled) { if (this.active >= 0) this.restore(); return; }
+    if (this.active >= 0) { if (this.hot[nr] === 1) this.stats.hits++; else this.stats.misses++; }
+    this.freq[nr]++;
+    if (++this.since >= o.relearnInterval) this.relearn(o.maxEntries);
+  }
+
+  /** Takes the most frequent numbers; regenerates when they are not the live trampoline's. */
+  relearn(maxEntries: number): void {
+    this.since = 0;
+    const ranked: number[] = [];
+    for (let nr = 0; nr < NR_MAX; nr++) if (this.freq[nr] > 0) ranked.push(nr);
+    ranked.sort((a, b) => this.freq[b] - this.freq[a] || a - b);
+    const top = ranked.slice(0, maxEntries).sort((a, b) => a - b);
+    const same = this.active >= 0 && top.length === this.stats.entries.length && top.every((nr, i) => nr === this.stats.entries[i]);
+    if (!same && top.length > 0) this.regenerate(top, top.map((nr) => this.freq[nr]));
+    for (let nr = 0; nr < NR_MAX; nr++) this.freq[nr] /= 2;
+  }
+
+  /** Writes a trampoline for `keys` into the free buffer and points the call site at it. */
+  private regenerate(keys: number[], weights: number[]): void {
+    const buf = this.active === 0 ? 1 : 0;
+    const base = this.bufferVa(buf);
+    if (this.harts.some((h) => (h.pc >>> 0) >= base && (h.pc >>> 0) < base + TRAMPOLINE_BYTES)) { this.stats.postponed++; return; }
+    const { bytes } = assembleRaw(trampolineSource(base, keys, weights, this.target, this.retpoline), { base, fileName: 'search-trampoline.s' });
+    if (bytes.length > TRAMPOLINE_BYTES) throw new Error(`search trampoline of ${keys.length} entries is ${bytes.length} bytes`);
+    this.khv.writeBytes(kgpa(base - kva(0)), bytes);
+    const jal = assembleRaw(`.option norvc\nsite:\n  jal ra, site + ${base - this.site}\n`, { base: this.site }).bytes;
+    this.khv.write32(kgpa(this.site - kva(0)), new DataView(jal.buffer).getInt32(0, true));
+    this.active = buf;
+    this.hot.fill(0);
+    for (const nr of keys) this.hot[nr] = 1;
+    this.stats.entries = keys;
+    this.stats.regenerations++;
+  }
+
+  /** The technique was turned off: the call site gets the kernel text's own call back. */
+  private restore(): void {
+    this.khv.write32(kgpa(this.site - kva(0)), this.siteWord);
+    this.active = -1;
+    this.hot.fill(0);
+    this.stats.entries = [];
+  }
+
+  exportState(): CallTableState {
+    const freq: Array<[number, number]> = [];
+    this.freq.forEach((v, nr) => { if (v > 0) freq.push([nr, v]); });
+    return { active: this.active, since: this.since, freq, stats: structuredClone(this.stats) };
+  }
+
+  importState(st: CallTableState): void {
+    this.active = st.active;
+    this.since = st.since;
+    this.freq.fill(0);
+    for (const [nr, v] of st.freq) this.freq[nr] = v;
+    Object.assign(this.stats, structuredClone(st.stats));
+    this.hot.fill(0);
+    for (const nr of st.stats.entries) this.hot[nr] = 1;
+  }
+}

@@ -1,0 +1,60 @@
+#include "hv.h"
+#include "files.h"
+/* dup, dup3, fcntl(F_DUPFD), /dev/null and /dev/zero, readv and writev. */
+int main(int argc, char **argv) {
+  char buf[32]; unsigned char st[128];
+  long fd = sys_dup(1);
+  show("dup", fd);
+  sys_write((int)fd, "through the dup\n", 16);
+  show("dup3", sys_dup3(1, 9, 0));
+  sys_write(9, "through fd 9\n", 13);
+  show("dup3 same", sys_dup3(9, 9, 0));
+  show("dup3 bad flags", sys_dup3(9, 8, 1));
+  show("F_DUPFD", sys_fcntl(1, 0, 5));
+  show("F_GETFD", sys_fcntl(9, 1, 0));
+  show("dup3 cloexec", sys_dup3(1, 9, 0x80000));
+  show("F_GETFD", sys_fcntl(9, 1, 0));
+  long null = sys_open("/dev/null", 2);
+  show("open null", null);
+  show("write null", sys_write((int)null, "gone", 4));
+  show("read null", sys_read((int)null, buf, sizeof buf));
+  show("getfl null", sys_fcntl((int)null, 3, 0));
+  i64 pos = 77;
+  show("lseek null", sys_llseek((int)null, 0, 100, &pos, 0)); show("pos", (long)pos);
+  show("fstat null", sys_fstat((int)null, st));
+  show("mode", (long)*(u32 *)(st + 16)); show("rdev", (long)*(u32 *)(st + 32));
+  show("ioctl null", sys_ioctl((int)null, 0x5401, buf));
+  long zero = sys_open("/dev/zero", 0);
+  show("open zero", zero);
+  for (int i = 0; i < 32; i++) buf[i] = 'x';
+  show("read zero", sys_read((int)zero, buf, 20));
+  show("zeros then x", buf[19] == 0 && buf[20] == 'x');
+  show("write zero ro", sys_write((int)zero, "a", 1));
+  show("fstat zero", sys_fstat((int)zero, st));
+  show("mode", (long)*(u32 *)(st + 16)); show("rdev", (long)*(u32 *)(st + 32));
+  show("open missing", sys_open("/no/such/file", 0));
+  show("open dir flag", sys_open("/dev/null", 0x10000));
+  show("close null", sys_close((int)null));
+  show("close again", sys_close((int)null));
+  show("reuse lowest", sys_dup(1));
+  struct iovec v[3] = { { "one ", 4 }, { "", 0 }, { "two three\n", 10 } };
+  show("writev", sys_writev(1, v, 3));
+  show("writev none", sys_writev(1, v, 0));
+  show("writev bad count", sys_writev(1, v, -1));
+  int p[2]; sys_pipe2(p, 0);
+  sys_writev(p[1], v, 3);
+  char a[3], b[5], c[20];
+  struct iovec r[3] = { { a, 3 }, { b, 5 }, { c, 20 } };
+  long n = sys_readv(p[0], r, 3);
+  show("readv", n);
+  sys_write(1, a, 3); puts_("|"); sys_write(1, b, 5); puts_("|"); sys_write(1, c, (u32)(n - 8));
+  show("write bad buffer", sys_write(1, (void *)16, 4));
+  show("read into bad buffer", sys_read((int)zero, (void *)16, 4));
+  show("kill 0", sys_kill((int)sys_getpid(), 0));
+  show("kill SIGCHLD", sys_kill((int)sys_getpid(), 17));
+  show("kill bad sig", sys_kill((int)sys_getpid(), 99));
+  eputs("stderr still works\n");
+  sys_kill((int)sys_getpid(), 15);
+  puts_("not reached\n");
+  return 0;
+}
