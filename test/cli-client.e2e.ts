@@ -132,5 +132,6 @@ test('the client commands and the SDK import nothing of the service (no NestJS, 
     }
   };
   visit(join(root, 'src/cli/client/index.ts'));
-  expect([...seen].every((f) => /src\/(cli\/client|client)\//.test(f))).toBe(true);
+  // The client's own modules, and the one-line error class it shares with the local commands.
+  expect([...seen].filter((f) => !/src\/(cli\/client|client)\//.test(f) && !f.endsWith('src/cli/cli-error.ts'))).toEqual([]);
 });

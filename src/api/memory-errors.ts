@@ -111,8 +111,12 @@ export class MemoryErrorsService {
     }
     const runner = vmId ? this.runtime.runner(vmId) : undefined;
     if (!runner) throw conflict(`frame ${frame} belongs to no running VM`, { frame });
-    const r = await runner.ask({ type: 'inject-memory-error', frame, latent });
-    return record(latent ? 'latent' : 'known', { type: 'vm', vmId, guestPhysicalAddress: r.gpa, owner: r.owner, virtualTimeNs: r.virtualTimeNs }, {});
+    // On the VM's own event queue: a latent error the guest touches at once is recorded
+    // (vm.memory-error) before the vm.memory-failure the runtime appends on that queue.
+    return this.runtime.serial(vmId!, async () => {
+      const r = await runner.ask({ type: 'inject-memory-error', frame, latent });
+      return record(latent ? 'latent' : 'known', { type: 'vm', vmId, guestPhysicalAddress: r.gpa, owner: r.owner, virtualTimeNs: r.virtualTimeNs }, {});
+    });
   }
 
   async list(tenantId: string, hostId: string, q: PageQuery) {
