@@ -1,43 +1,25 @@
 /**
  * The CSR file as a table: one row per implemented CSR with its address, name, the lowest
  * privilege that may access it, read and write functions, and a support level. Access checks
- * (privilege, read-only, virtualization) live in Hart.csrOp; rows only describe state.
+ * (privilege, read-only, virtualization) live in HartCore.csrOp; rows only describe state.
  *
  * With V=1, accesses to supervisor CSRs (0x1xx) are redirected to their VS counterparts
- * (0x2xx), as the H extension specifies; Hart.csrOp does the redirection.
+ * (0x2xx), as the H extension specifies; HartCore.csrOp does the redirection.
  */
-import type { Hart } from './hart.js';
+import type { HartCore } from './hart-core.js';
 import { CSR_NAMES } from '../isa/csr-names.js';
 import { Ctr } from '../uarch/costs.js';
+import { CsrRowOf, HS, IRQ, MS, MSH, SupportLevel } from './csr-bits.js';
 
-export type SupportLevel = 'full' | 'partial' | 'read-only-zero';
+export { HS, IRQ, MS, MSH } from './csr-bits.js';
+export type { SupportLevel } from './csr-bits.js';
 
-export interface CsrRow {
-  readonly addr: number;
-  readonly name: string;
-  readonly support: SupportLevel;
-  /** A note for docs/isa.md on partial support. */
-  readonly note?: string;
-  read(h: Hart): number;
-  write(h: Hart, v: number): void;
-}
-
-// mstatus bits
-export const MS = {
-  SIE: 1 << 1, MIE: 1 << 3, SPIE: 1 << 5, MPIE: 1 << 7, SPP: 1 << 8, MPP: 3 << 11,
-  MPRV: 1 << 17, SUM: 1 << 18, MXR: 1 << 19, TVM: 1 << 20, TW: 1 << 21, TSR: 1 << 22,
-} as const;
-/** mstatush bits (RV32). */
-export const MSH = { GVA: 1 << 6, MPV: 1 << 7 } as const;
-/** hstatus bits. */
-export const HS = { GVA: 1 << 6, SPV: 1 << 7, SPVP: 1 << 8, HU: 1 << 9, VTVM: 1 << 20, VTW: 1 << 21, VTSR: 1 << 22 } as const;
+export type CsrRow = CsrRowOf<HartCore>;
 
 const MSTATUS_WMASK = MS.SIE | MS.MIE | MS.SPIE | MS.MPIE | MS.SPP | MS.MPP | MS.MPRV | MS.SUM | MS.MXR | MS.TVM | MS.TW | MS.TSR;
 const SSTATUS_MASK = MS.SIE | MS.SPIE | MS.SPP | MS.SUM | MS.MXR;
 const HSTATUS_WMASK = HS.GVA | HS.SPV | HS.SPVP | HS.HU | HS.VTVM | HS.VTW | HS.VTSR;
 
-// Interrupt bits: SSIP 1, VSSIP 2, MSIP 3, STIP 5, VSTIP 6, MTIP 7, SEIP 9, VSEIP 10, MEIP 11, SGEIP 12.
-export const IRQ = { SSI: 1, VSSI: 2, MSI: 3, STI: 5, VSTI: 6, MTI: 7, SEI: 9, VSEI: 10, MEI: 11 } as const;
 const VS_IRQS = (1 << 2) | (1 << 6) | (1 << 10);
 const S_IRQS = (1 << 1) | (1 << 5) | (1 << 9);
 const ALL_IRQS = S_IRQS | VS_IRQS | (1 << 3) | (1 << 7) | (1 << 11);
@@ -51,7 +33,7 @@ const MEDELEG_MASK = 0xf0b7ff;
 const HEDELEG_MASK = 0xb1ff;
 
 const rows: CsrRow[] = [];
-const csr = (addr: number, read: (h: Hart) => number, write: (h: Hart, v: number) => void = () => {},
+const csr = (addr: number, read: (h: HartCore) => number, write: (h: HartCore, v: number) => void = () => {},
   support: SupportLevel = 'full', note?: string) => {
   const name = CSR_NAMES.get(addr);
   if (!name) throw new Error(`CSR 0x${addr.toString(16)} has no standard name`);

@@ -1,5 +1,10 @@
 /**
- * Block translator: guest basic blocks become JavaScript functions (`new Function`) built from
+ * Block translator: the translation cache (blocks by physical address, their page slot tables and
+ * chaining, invalidation, the triggers of traces and regions) and the dispatcher (runJit). The
+ * translation itself is in jit-translate.ts, the compiled forms (blocks, regions) in
+ * jit-compile.ts.
+ *
+ * Guest basic blocks become JavaScript functions (`new Function`) built from
  * the same semantics templates as the interpreter, with operand fields as constants and the
  * guest registers the block uses held in locals (written back on every exit).
  *
@@ -28,113 +33,17 @@
  *   function with registers in locals across blocks; it leaves before any instruction that needs
  *   a slow path, with exactly the state the blocks would have left there.
  */
-import { INSNS, Format } from '../isa/table.js';
-import { decode, expandCompressed } from '../isa/decode.js';
-import { SEMANTICS, EXTRA_CYCLES } from './semantics.js';
-import { IMM_EXPR, runInterpreter } from './interp.js';
-import { COSTS, Ctr } from '../uarch/costs.js';
-import { STOP, StopReason, TRAP } from './hart.js';
-import type { Hart } from './hart.js';
+import { ACC_STORE } from '../mmu/mmu.js';
+import { runInterpreter } from './interp.js';
+import { Ctr } from '../uarch/costs.js';
+import { STOP, StopReason, TRAP } from './trap.js';
+import type { HartCore } from './hart-core.js';
+import { Follow, translate } from './jit-translate.js';
+import { Block, ENTRY, STALE, Slots, Views, WARM, compileBlock, compileRegion, placeRegion } from './jit-compile.js';
 
-/** Instructions per block at most. */
-export const MAX_BLOCK = 64;
-/** Runs after which a basic block ending with a two-way branch becomes a trace (if any branch is biased); runs a basic block needs before its direction is trusted. */
-const HOT = 32;
-const WARM = 8;
+
 /** Translated blocks kept at most before the cache is evicted. */
 export const DEFAULT_BLOCK_CAP = 16384;
-
-/** System instructions: they end a block and its chain (they may change the mode, satp, interrupts). */
-const SYSTEM = new Set(['ecall', 'ebreak', 'fence.i', 'csrrw', 'csrrs', 'csrrc', 'csrrwi', 'csrrsi', 'csrrci', 'sret', 'mret', 'wfi',
-  'sfence.vma', 'hfence.vvma', 'hfence.gvma']);
-/** Jumps, branches and system instructions end a block. */
-const ENDS_BLOCK = new Set(['jal', 'jalr', 'beq', 'bne', 'blt', 'bge', 'bltu', 'bgeu', ...SYSTEM]);
-const STORES = new Set(['sb', 'sh', 'sw', 'sc.w', 'amoswap.w', 'amoadd.w', 'amoxor.w', 'amoand.w', 'amoor.w',
-  'amomin.w', 'amomax.w', 'amominu.w', 'amomaxu.w', 'hsv.b', 'hsv.h', 'hsv.w']);
-
-/**
- * A translated block. It runs only if the run's instruction limit (`h.jitLimit`) holds all of it,
- * sets `h.pc` to the next pc, and returns the successor block when it can be chained, else null.
- */
-type BlockFn = (h: Hart, x: Int32Array, ctr: Float64Array) => Block | null;
-
-/** What a block's inline memory fast paths read: the hart's TLB arrays and RAM views. */
-interface Views { ltag: Int32Array; lpage: Int32Array; sfast: Int32Array; spage: Int32Array; u8: Uint8Array; u16: Uint16Array; i32: Int32Array }
-
-/** The valid blocks of one physical page, by (start offset / 2); a block looks its same-page successors up here. */
-type Slots = (Block | undefined)[];
-
-/** A block as translated, before compilation: its instructions' code and accounting. */
-interface BlockIR {
-  parts: string[];
-  /** The same instructions as compiled inside a region (see compileRegion), made on first use. */
-  regionParts: () => string[];
-  /** Static cycles of the first i instructions. */
-  prefix: number[];
-  pcs: number[];
-  used: Set<number>;
-  /** Registers the block writes (only these are written back). */
-  written: Set<number>;
-  /** Access groups (locals g<k>, g<k>d: see Group). */
-  groups: number;
-  fallthrough: number;
-  /** Where the last instruction goes when it branches or jumps, if that is a constant. */
-  target: number | null;
-  /** Ends with an indirect jump (jalr). */
-  indirect: boolean;
-  selfLoop: boolean;
-  /** Ends with a system instruction: its chain ends with it. */
-  system: boolean;
-  /** Ends with a conditional branch (a basic block that counts its directions). */
-  branch: boolean;
-  /** Goes on through branches or jumps (a trace). */
-  trace: boolean;
-}
-
-export interface Block {
-  pa: number;
-  /** Virtual pc the block was translated for (pc-relative values are baked in). */
-  vpc: number;
-  ir: BlockIR;
-  fn: BlockFn;
-  /** Number of instructions. */
-  n: number;
-  valid: boolean;
-  /** Runs and taken branches of a basic block ending with a conditional branch, counted up to HOT runs. */
-  hits: number;
-  taken: number;
-  /** Runs on its own (not inside a region). */
-  runs: number;
-  /** The block's own compiled function; `fn` is its region's entry while it belongs to one. */
-  solo: BlockFn;
-}
-
-/**
- * What an invalidated block runs: nothing, back to the dispatcher. Like a region's entries, made
- * by `new Function` as the blocks are, so every Block.fn holds the same kind of function and V8
- * keeps one shape for Block (an arrow function here would change the field's type and deoptimize
- * every compiled function that reads a Block).
- */
-const STALE = new Function('return function stale() { return null; }')() as BlockFn;
-/**
- * The entry of a region at its k-th block: runs the region, then returns the block at the pc it
- * stopped at if that can be chained (in the same page, translated for the same virtual page).
- * When the region left before an instruction its fast paths could not run (how = 2) and a
- * block starts there, that block runs on its own first (its slow path), since its region entry
- * would only leave again.
- * The successor lookup lives here, in code every region shares, rather than on each region's
- * rarely run exit path, where V8 would have no type feedback for it and would deoptimize the
- * whole region on its first exits.
- */
-const ENTRY = new Function('R', 'k', 'SLOTS', 'VPAGE', `return function entry(h, x, ctr) {
-  const how = R(h, x, ctr, k);
-  if (how === 0) return null;
-  const npc = h.pc | 0;
-  if ((npc >>> 12) !== VPAGE) return null;
-  const t = SLOTS[(npc & 0xfff) >>> 1];
-  if (t === undefined || t.vpc !== npc) return null;
-  return how === 1 ? t : t.solo(h, x, ctr);
-}`) as (r: RegionFn, k: number, slots: Slots, vpage: number) => BlockFn;
 
 /**
  * Runs of one block on its own after which its page's blocks become a region, and builds of one
@@ -155,13 +64,13 @@ export class Jit {
   /** Region builds per page (see region). */
   private readonly builds = new Map<number, number>();
 
-  /** The hart's RAM views and TLB arrays (fixed for its life), handed to every block it compiles. */
-  private readonly views: Views;
+  /** The hart's RAM views and TLB arrays (fixed for its life), the run's limit and code-dirty flag, handed to every block it compiles. */
+  readonly views: Views;
 
   /** `regionAt`: runs of a block after which its page becomes a region (lower in tests, to reach regions quickly). */
-  constructor(private readonly h: Hart, readonly cap = DEFAULT_BLOCK_CAP, private readonly regionAt = REGION_AT) {
+  constructor(private readonly h: HartCore, readonly cap = DEFAULT_BLOCK_CAP, private readonly regionAt = REGION_AT) {
     const [, load, store] = h.mmu.tlb;
-    this.views = { ltag: load.tag, lpage: load.page, sfast: store.fast, spage: store.page, u8: h.mem.u8, u16: h.mem.u16, i32: h.mem.i32 };
+    this.views = { ltag: load.tag, lpage: load.page, sfast: store.fast, spage: store.page, u8: h.mem.u8, u16: h.mem.u16, i32: h.mem.i32, limit: 0, dirty: false };
     h.codePages = new Uint8Array(Math.ceil(h.mem.size / 4096));
     h.onCodeWrite = (pa) => (pa < 0 ? this.flush() : this.invalidatePage(pa >>> 12));
   }
@@ -179,7 +88,7 @@ export class Jit {
   invalidatePage(page: number): void {
     const list = this.byPage.get(page);
     this.h.codePages![page] = 0;
-    this.h.codeDirty = true;
+    this.views.dirty = true;
     if (!list) return;
     for (const b of list) { drop(b); if (this.blocks.get(b.pa) === b) this.blocks.delete(b.pa); }
     this.slots.get(page)?.fill(undefined);
@@ -272,9 +181,15 @@ export class Jit {
     (this.byPage.get(page) ?? this.byPage.set(page, []).get(page)!).push(t);
     if (this.h.codePages![page] === 0) {
       this.h.codePages![page] = 1;
-      this.h.protectCode(page);
+      this.protectCode(page);
     }
     return t;
+  }
+
+  /** Frame `frame` now holds translated code: translated code's stores to it must take the slow path (the store watch, HartCore.codePages). */
+  private protectCode(frame: number): void {
+    const t = this.h.mmu.tlb[ACC_STORE];
+    for (let i = 0; i < 256; i++) if (t.page[i] >>> 12 === frame) t.fast[i] = -1;
   }
 }
 
@@ -285,449 +200,6 @@ function drop(b: Block): void {
 }
 
 /**
- * Inlines the TLB fast path of plain loads and stores: a tag compare and a host offset into the
- * RAM views; misses, misaligned and page-crossing accesses, MMIO, poisoned and gate pages (which
- * the TLB never caches) go through the hart's slow path, which charges exactly what the
- * interpreter charges. Stores compare the store TLB's `fast` tags, which exclude frames holding
- * translated code and everything while an LR reservation is held, so the fast path needs no
- * bookkeeping; a slow-path store clears `h.codeDirty` first, and `IF_CODE_DIRTY` after it ends the
- * block when it wrote into code.
- */
-function inlineMemory(t: string, g: Group | null, region: boolean): string {
-  const ea = '(x[RS1] + IMM) | 0';
-  const hit = (tag: string, mask: number) => `(_a = ${ea}, _v = _a >>> 12, ${tag}[_v & 255] === ((_v << 3) | mode) && (_a & ${mask}) === 0)`;
-  // A group member whose group check passed accesses RAM directly: base register + offset + the group's host delta.
-  const direct = (view: string, shift: string) => `${view}[((g${g?.id}d + x[RS1] + IMM) | 0)${shift}]`;
-  const check = (tag: string, page: string) => g?.first ? `_a = (x[RS1] + ${g.first.min}) | 0; _v = _a >>> 12; ` +
-    `g${g.id} = ${tag}[_v & 255] === ((_v << 3) | mode) && ((((x[RS1] + ${g.first.maxEnd}) | 0) ^ _a) >>> 12) === 0 && (x[RS1] & ${g.first.mask}) === 0; ` +
-    `g${g.id}d = (${page}[_v & 255] - (_v << 12)) | 0; ` : '';
-  const load = (n: number, view: string, shift: string, mask: number) => {
-    const generic = `(${hit('ltag', mask)} ? ${view}[(lpage[_v & 255] + (_a & 0xfff))${shift}] : (G_CLOBBER, h.load${n}(_a)))`;
-    return [`h.load${n}(${ea})`, g ? `(g${g.id} ? ${direct(view, shift)} : ${generic})` : generic, check('ltag', 'lpage')] as const;
-  };
-  const store = (n: number, view: string, shift: string, mask: number) => {
-    const generic = `if (${hit('sfast', mask)}) ${view}[(spage[_v & 255] + (_a & 0xfff))${shift}] = x[RS2]; else { G_CLOBBER; h.codeDirty = false; h.store${n}(_a, x[RS2]); IF_CODE_DIRTY }`;
-    return [`h.store${n}(${ea}, x[RS2]);`, g ? `if (g${g.id}) ${direct(view, shift)} = x[RS2]; else ${generic}` : generic, check('sfast', 'spage')] as const;
-  };
-  if (region) {
-    // Inside a region the access checks first and leaves the region before the instruction when
-    // the fast path does not apply (see compileRegion); the access itself is then direct.
-    const leave = `{ ip = IP_HERE; how = 2; break run; } `;
-    const guard = (tag: string, page: string, mask: number) => g === null
-      ? `_a = ${ea}; _v = _a >>> 12; if (${tag}[_v & 255] !== ((_v << 3) | mode) || (_a & ${mask}) !== 0) ${leave}`
-      : `${check(tag, page)}if (!g${g.id}) ${leave}`;
-    const at = (view: string, page: string, shift: string) => g === null ? `${view}[(${page}[_v & 255] + (_a & 0xfff))${shift}]` : direct(view, shift);
-    for (const [n, view, shift, mask] of [[8, 'u8', '', 0], [16, 'u16', ' >>> 1', 1], [32, 'i32', ' >>> 2', 3]] as const) {
-      if (t.includes(`h.load${n}(${ea})`)) return guard('ltag', 'lpage', mask) + t.replace(`h.load${n}(${ea})`, at(view, 'lpage', shift));
-      if (t.includes(`h.store${n}(${ea}, x[RS2]);`)) return guard('sfast', 'spage', mask) + t.replace(`h.store${n}(${ea}, x[RS2]);`, `${at(view, 'spage', shift)} = x[RS2];`);
-    }
-    return t;
-  }
-  for (const [from, to, pre] of [load(8, 'u8', '', 0), load(16, 'u16', ' >>> 1', 1), load(32, 'i32', ' >>> 2', 3),
-    store(8, 'u8', '', 0), store(16, 'u16', ' >>> 1', 1), store(32, 'i32', ' >>> 2', 3)]) {
-    if (t.includes(from)) return pre + t.replace(from, to);
-  }
-  return t;
-}
-
-/**
- * Plain loads (or stores) of one block with the same base register, not written in between, share
- * one TLB check at the first of them: all their bytes in one page that hits the TLB, base aligned
- * for every size (each offset is a multiple of its size). The others then access RAM directly,
- * unless any slow path ran in between (it may have refilled the TLB; `G_CLOBBER` clears every
- * group's flag), so TLB misses and walk cycles stay exactly the interpreter's.
- */
-interface Group {
-  id: number;
-  /** Set on the first member: the check's offset range and alignment mask. */
-  first: { min: number; maxEnd: number; mask: number } | null;
-}
-
-/** Formats whose bits 7-11 are not a destination register. */
-const NO_RD = new Set<Format>(['S', 'B', 'FENCE', 'FENCEI', 'NONE', 'SFENCE', 'HSV']);
-const MEM_SIZE: Record<string, number> = { lb: 1, lbu: 1, lh: 2, lhu: 2, lw: 4, sb: 1, sh: 2, sw: 4 };
-
-/** Groups the plain memory accesses of a decoded block (see Group); null for the others. */
-function groupAccesses(insns: { name: string; w: number; format: Format }[]): (Group | null)[] {
-  const version = new Array<number>(32).fill(0);
-  const members = new Map<string, { i: number; off: number; size: number }[]>();
-  insns.forEach(({ name, w, format }, i) => {
-    const size = MEM_SIZE[name], rs1 = (w >>> 15) & 31;
-    if (size !== undefined && rs1 !== 0) {
-      const off = IMM_OF[format](w);
-      if (off % size === 0) {
-        const key = `${STORES.has(name)}:${rs1}:${version[rs1]}`;
-        (members.get(key) ?? members.set(key, []).get(key)!).push({ i, off, size });
-      }
-    }
-    if (!NO_RD.has(format)) version[(w >>> 7) & 31]++;
-  });
-  const out = new Array<Group | null>(insns.length).fill(null);
-  let id = 0;
-  for (const list of members.values()) {
-    if (list.length < 2) continue;
-    const first = {
-      min: Math.min(...list.map((m) => m.off)),
-      maxEnd: Math.max(...list.map((m) => m.off + m.size - 1)),
-      mask: Math.max(...list.map((m) => m.size - 1)),
-    };
-    list.forEach((m, k) => { out[m.i] = { id, first: k === 0 ? first : null }; });
-    id++;
-  }
-  return out;
-}
-
-/** Immediate decoders per format, compiled once from the interpreter's expressions. */
-const IMM_OF = Object.fromEntries(Object.entries(IMM_EXPR).map(([f, e]) => [f, new Function('w', `return (${e}) | 0;`) as (w: number) => number])) as Record<Format, (w: number) => number>;
-
-/** A taken branch's bookkeeping in spliced code: its extra cycles (in `cyc`) and the taken-branch counter (in `tb`). */
-const TAKEN_CODE = `cyc += ${COSTS.takenBranch}; tb++;`;
-
-/** Splices a template with constant fields and register locals. */
-function splice(name: string, format: Format, w: number, pc: number, len: number, used: Set<number>, written: Set<number>, group: Group | null, region: boolean): string {
-  const rd = (w >>> 7) & 31, rs1 = (w >>> 15) & 31, rs2 = (w >>> 20) & 31;
-  const imm = IMM_OF[format](w);
-  const src = (r: number) => { if (r) used.add(r); return r ? `r${r}` : '0'; };
-  let t = inlineMemory(SEMANTICS[name], group, region);
-  // Locals are plain numbers, not Int32Array elements: truncate every result to int32 as the
-  // register file would (e.g. `>>>` yields an unsigned value).
-  t = t.replace(/x\[RD\] = ([^;]+);/g, (_, e: string) => { if (rd) { used.add(rd); written.add(rd); } return `${rd ? `r${rd}` : '_z'} = (${e}) | 0;`; });
-  t = t.replace(/x\[RS1\]/g, () => src(rs1)).replace(/x\[RS2\]/g, () => src(rs2));
-  return t.replace(/\bRD\b/g, String(rd)).replace(/\bRS1\b/g, String(rs1)).replace(/\bRS2\b/g, String(rs2))
-    .replace(/\bIMM\b/g, `(${imm})`).replace(/\bPC\b/g, `(${pc | 0})`).replace(/\bLEN\b/g, String(len))
-    .replace(/\bTAKEN\b/g, region ? 'tk = TAKEN_COUNT;' : TAKEN_CODE);
-}
-
-/**
- * Translates the block starting at physical address `pa` for virtual pc `vpc0`. Returns null when
- * not even one instruction can be translated (illegal, or crossing the page end): the caller
- * then interprets one instruction, which raises whatever the hardware would.
- */
-function translate(h: Hart, pa: number, vpc0: number, follow: Follow | null = null): BlockIR | null {
-  const mem = h.mem;
-  const pageBase = pa & ~0xfff, pageEnd = pageBase + 4096;
-  const insns: { name: string; format: Format; w: number; len: number; vpc: number; on?: boolean }[] = [];
-  let a = pa, vpc = vpc0, segment = vpc0;
-  while (insns.length < MAX_BLOCK) {
-    if (a + 2 > pageEnd) break;
-    const lo = mem.u16[a >>> 1];
-    let w: number, len: number;
-    if ((lo & 3) === 3) {
-      if (a + 4 > pageEnd) break;
-      w = (lo | (mem.u16[(a + 2) >>> 1] << 16)) >>> 0;
-      len = 4;
-    } else {
-      w = expandCompressed(lo);
-      len = 2;
-      if (w === 0) break;
-    }
-    const id = decode(w);
-    if (id < 0) break;
-    const { name, format } = INSNS[id];
-    // CSR instructions may read instret/cycle/time: they start a block of their own, so the
-    // counters are exact when they run.
-    if (insns.length > 0 && format.startsWith('CSR')) break;
-    const insn: (typeof insns)[number] = { name, format, w, len, vpc };
-    insns.push(insn);
-    const next = (vpc + len) | 0;
-    // A trace goes on through a conditional branch in the direction its basic block mostly took,
-    // and through a plain jump, within the page, to code it has not visited (the other direction
-    // becomes a side exit); a branch back to the trace's start closes a loop and ends it.
-    const target = format === 'B' || (name === 'jal' && ((w >>> 7) & 31) === 0) ? (vpc + IMM_OF[format](w)) | 0 : null;
-    const dir = follow === null || target === null || insns.length >= MAX_BLOCK ? null : format === 'B' ? follow(segment) : true;
-    const to = dir === true ? target! : dir === false ? next : null;
-    if (to === null || to === vpc0 || (to ^ vpc0) >>> 12 !== 0 || insns.some((x) => x.vpc === to)) {
-      if (ENDS_BLOCK.has(name)) break;
-      a += len;
-      vpc = next;
-      continue;
-    }
-    insn.on = dir!;
-    a = pageBase + (to & 0xfff);
-    vpc = segment = to;
-  }
-  const n = insns.length;
-  if (n === 0) return null;
-  const groups = groupAccesses(insns);
-  const groupCount = groups.reduce((k, g) => Math.max(k, g ? g.id + 1 : 0), 0);
-  const clobber = groupCount ? `(${Array.from({ length: groupCount }, (_, k) => `g${k}`).join(' = ')} = false)` : '0';
-  const prefix: number[] = [0];
-  const used = new Set<number>(), written = new Set<number>();
-  // Taken branches and jumps the trace follows before each instruction (every later instruction of it ran after them).
-  const takenBefore: number[] = [];
-  insns.forEach(({ name }, i) => {
-    takenBefore.push(i === 0 ? 0 : takenBefore[i - 1] + (insns[i - 1].on === true ? 1 : 0));
-    prefix.push(prefix[i] + COSTS.base + (EXTRA_CYCLES[name] ?? 0));
-  });
-  const code = (i: number, region: boolean) => {
-    const { name, format, w, len, vpc, on } = insns[i];
-    const next = (vpc + len) | 0;
-    let body = splice(name, format, w, vpc, len, used, written, groups[i], region);
-    if (on !== undefined) body = onTrace(body, format === 'B', on, next, i + 1);
-    // A slow path may refill the TLB: later group members check again (see Group).
-    if (groupCount && /\bh\./.test(body) && !body.includes('G_CLOBBER')) body = `G_CLOBBER; ${body}`;
-    body = body.replaceAll('G_CLOBBER', clobber).replaceAll('IP_HERE', String(i)).replaceAll('TAKEN_COUNT', String(takenBefore[i] + 1));
-    // A store into code ends the block after it (slow-path stores only: the fast path never
-    // writes code); inside a region, it leaves the region.
-    const exit = region ? `if (h.codeDirty) { ip = ${i + 1}; how = 2; break run; }` : `if (h.codeDirty) { ip = ${i + 1}; npc = ${next}; break blk; }`;
-    const c = body.includes('IF_CODE_DIRTY') ? body.replace('IF_CODE_DIRTY', exit) : STORES.has(name) && /\bh\./.test(body) ? `h.codeDirty = false; ${body} ${exit}` : body;
-    // Only an instruction that calls into the hart can trap: it records its index for the handler.
-    return /\bh\./.test(c) ? `ip = ${i}; ${c}` : c;
-  };
-  const parts = insns.map((_, i) => code(i, false));
-  // The region form is spliced only for blocks that join a region, once.
-  let rparts: string[] | null = null;
-  const last = insns[n - 1];
-  const target = last.format === 'B' || last.name === 'jal' ? (last.vpc + IMM_OF[last.format](last.w)) | 0 : null;
-  return {
-    parts, regionParts: () => (rparts ??= insns.map((_, i) => code(i, true))), prefix, pcs: insns.map((x) => x.vpc), used, written, groups: groupCount, fallthrough: (last.vpc + last.len) | 0,
-    target, indirect: last.name === 'jalr', selfLoop: target === vpc0, system: SYSTEM.has(last.name), branch: last.format === 'B',
-    trace: insns.some((x) => x.on !== undefined),
-  };
-}
-
-/**
- * A trace's branch or jump (spliced code; branch templates are semantics.ts's `branch`) followed in direction `taken`: it leaves the trace,
- * with `ip` instructions retired, when it goes the other way; a followed jump just goes on.
- */
-function onTrace(code: string, branch: boolean, taken: boolean, next: number, ip: number): string {
-  if (!branch) return code.replace(/^npc = [^;]+; /, ''); // jal x0: no link, so nothing else to do
-  // The taken side's bookkeeping: TAKEN_CODE, or `tk = ...;` in a region.
-  const m = /^if \((.*)\) \{ npc = ([^;]+); ((?:cyc|tk) [^}]*)\}$/s.exec(code);
-  if (m === null) throw new Error(`jit: a branch template no longer has the shape traces expect: ${code}`);
-  const [, cond, to, counted] = m;
-  return taken ? `if (${cond}) { ${counted}} else { npc = ${next}; ip = ${ip}; break blk; }`
-    : `if (${cond}) { npc = ${to}; ${counted}ip = ${ip}; break blk; }`;
-}
-
-/** Which way the conditional branch ending the basic block at `vpc` mostly went: taken, not taken, or unknown or mixed (null). */
-type Follow = (vpc: number) => boolean | null;
-
-/** Register locals, the memory prologue (only blocks that touch memory pay for it) and the store prologue of some code. */
-function prologue(body: string, used: Set<number>, written: Set<number>) {
-  const regs = [...used].sort((a, b) => a - b);
-  const mem = /ltag|sfast/.test(body)
-    ? `, _a = 0, _v = 0;
-    const mode = h.priv | (h.virt << 2), ltag = M.ltag, lpage = M.lpage, sfast = M.sfast, spage = M.spage, u8 = M.u8, u16 = M.u16, i32 = M.i32;`
-    : ';';
-  return {
-    load: regs.map((r) => `r${r} = x[${r}]`).join(', '),
-    mem,
-    store: regs.filter((r) => written.has(r)).map((r) => `x[${r}] = r${r};`).join(' '),
-  };
-}
-
-/**
- * A block's run inside a compiled function: its instructions (iterating inside while the budget
- * allows when it branches back to its own start, a tight loop) and the expressions of what it
- * retired and what that cost when it ends normally (as constants where it cannot end early or
- * take a branch). `done` is the expression of the instructions the enclosing function has already
- * retired before this block, `left` of its budget; `prefix` names the block's prefix-cycle table.
- * On its own a block counts its taken branches in `cyc` and `tb`; inside a region (`regionParts`),
- * `tk` holds the taken branches so far of the current pass through the block, a constant at each
- * site, so that no rarely run path does arithmetic (see compileRegion).
- */
-function blockRun(b: Block, done: string, left: string, prefix: string, region: boolean) {
-  const { selfLoop, fallthrough } = b.ir;
-  const n = b.n;
-  const parts = region ? b.ir.regionParts() : b.ir.parts;
-  const taken = region ? parts.some((x) => x.includes('tk = ')) : parts.some((x) => x.includes('tb++'));
-  const blk = `blk: {
-        ${parts.join('\n        ')}
-        ip = ${n};
-      }`;
-  const early = selfLoop || parts.some((x) => x.includes('break blk'));
-  const tk = COSTS.takenBranch === 1 ? 'tk' : `tk * ${COSTS.takenBranch}`;
-  const run = selfLoop ? `for (;;) {
-        npc = ${fallthrough};
-        ${blk}
-        if (ip !== ${n} || npc !== ${b.vpc} || ${done}doneI + ${2 * n} > ${left}) break;
-        doneI += ${n}; doneC += ${b.ir.prefix[n]}${region ? ` + ${tk}; rtb += tk; tk = 0` : ' + cyc; cyc = 0'};
-      }` : blk;
-  const extra = taken ? (region ? ` + ${tk}` : ' + cyc') : '';
-  return {
-    blk, run, taken,
-    retired: selfLoop ? 'doneI + ip' : early ? 'ip' : String(n),
-    cycles: (selfLoop ? `doneC + ${prefix}[ip]` : early ? `${prefix}[ip]` : String(b.ir.prefix[n])) + extra,
-  };
-}
-
-/** The locals every compiled form declares for the access groups of its blocks. */
-const groupLocals = (groups: number) => Array.from({ length: groups }, (_, k) => `g${k} = false, g${k}d = 0, `).join('');
-
-/**
- * A block compiled to its function (the BlockFn contract). A successor in the same page,
- * translated for the same virtual page (its vpc is the next pc), is returned from the page's slot
- * table: the dispatcher's chain loop calls it without a lookup, and registers pass through the
- * register file between blocks. Every block counts its runs (a hot page becomes a region, see
- * Jit.region); a basic block ending with a two-way branch also counts its taken branches until it
- * is hot (see Jit.retrace).
- */
-function compileBlock(b: Block, slots: Slots, views: Views, hot: (b: Block, region: boolean) => void, regionAt: number): BlockFn {
-  const { used, fallthrough, system, selfLoop } = b.ir;
-  const n = b.n, vpc0 = b.vpc;
-  const r = blockRun(b, '', 'lim - ctr0', 'PREFIX', false);
-  const count = `
-    if (++B.runs === ${regionAt}) HOT(B, true);${b.ir.branch && !b.ir.trace && !selfLoop ? `
-    if (B.hits < ${HOT}) { B.hits++; if (npc !== ${fallthrough}) B.taken++; if (B.hits === ${HOT}) HOT(B, false); }` : ''}`;
-  const p = prologue(r.blk, used, b.ir.written);
-  const next = system ? 'return null;' : `if ((npc ^ ${vpc0}) >>> 12 === 0) {
-      const t = SLOTS[(npc & 0xfff) >>> 1];
-      if (t !== undefined && t.vpc === npc) return t;
-    }
-    return null;`;
-  const src = `
-    const lim = h.jitLimit, ctr0 = ctr[${Ctr.Instructions}];
-    if (ctr0 + ${n} > lim) return null;
-    let ${p.load ? p.load + ', ' : ''}${groupLocals(b.ir.groups)}_z = 0, ip = 0, npc = ${fallthrough}, cyc = 0, tb = 0, doneI = 0, doneC = 0${p.mem}
-    try {
-      ${r.run}
-    } catch (e) {
-      ${p.store}
-      if (e === TRAP) { ctr[${Ctr.Instructions}] += doneI + ip; ctr[${Ctr.Cycles}] += doneC + PREFIX[ip] + cyc; ctr[${Ctr.TakenBranches}] += tb; h.pc = PCS[ip]; }
-      throw e;
-    }
-    ${p.store}
-    ctr[${Ctr.Instructions}] += ${r.retired};
-    ctr[${Ctr.Cycles}] += ${r.cycles};${r.taken ? `
-    ctr[${Ctr.TakenBranches}] += tb;` : ''}
-    h.pc = npc;${count}
-    ${next}`;
-  return factory(src, 'TRAP, PREFIX, PCS, SLOTS, M, B, HOT', 'block(h, x, ctr)')(TRAP, Int32Array.from(b.ir.prefix), Int32Array.from(b.ir.pcs), slots, views, b, hot) as BlockFn;
-}
-
-/** A region's function: runs the region from its k-th block (see compileRegion); 0 when it stopped, 1 when its next pc may be chained, 2 when it left before an instruction it could not run. */
-type RegionFn = (h: Hart, x: Int32Array, ctr: Float64Array, k: number) => 0 | 1 | 2;
-
-/**
- * The hot blocks of one page, for one virtual page, compiled into one function: a loop over a
- * switch on the block's index, registers in locals for the whole run, so going from one block to
- * the next costs an index lookup and a jump instead of a call, a register write-back and reload
- * and the counters' update; a block's usual successor is placed right after it and reached by
- * falling into its case. It keeps the BlockFn contract as a whole: it runs a block only if the
- * budget holds all of it, stops after a system instruction (0), goes on to a pc outside its blocks
- * by returning (1, the entry then chains a same-page successor as a block would), and a trap in any
- * block leaves exactly the state that block would leave running alone.
- *
- * A region has no slow paths: a load or store whose TLB fast path does not apply, and a store
- * into code, leave the region before (or, for the store, after) that instruction with every
- * earlier one retired (2; the entry runs the block there on its own, slow path included). Rarely
- * run paths inside it are only such exits, constant assignments and `break`s (taken-branch
- * counts are constants per site, in `tk`), because V8 deoptimizes a function the first time it
- * runs an operation it has no type feedback for, and for a function this large each
- * reoptimization costs 50-150 ms (docs/engine.md).
- */
-function compileRegion(members: Block[], views: Views): RegionFn {
-  const vpage = members[0].vpc >>> 12;
-  const used = new Set<number>(), written = new Set<number>();
-  let groups = 0;
-  const cases = members.map((b, k) => {
-    b.ir.used.forEach((r) => used.add(r));
-    b.ir.written.forEach((r) => written.add(r));
-    groups = Math.max(groups, b.ir.groups);
-    const r = blockRun(b, 'ri + ', 'left', `PX[${k}]`, true);
-    const dispatch = `if ((npc >>> 12) !== ${vpage}) break run;
-          k = IDX[(npc & 0xfff) >>> 1];
-          if (k < 0) break run;
-          continue;`;
-    // The usual successor is placed next (see placeRegion): going there falls into its case.
-    const next = b.ir.system ? 'how = 0; break run;'
-      : k + 1 < members.length && likelySuccessor(b) === members[k + 1].vpc ? `if (npc === ${members[k + 1].vpc}) k = ${k + 1}; else {
-          ${dispatch}
-          }` : dispatch;
-    return `case ${k}: {
-          if (ri + ${b.n} > left) { npc = ${b.vpc}; how = 0; break run; }
-          npc = ${b.ir.fallthrough};
-          ${r.run}
-          ri += ${r.retired}; rc += ${r.cycles};${r.taken ? ' rtb += tk; tk = 0;' : ''}${b.ir.selfLoop ? ' doneI = 0; doneC = 0;' : ''}
-          ${next}
-        }`;
-  });
-  const tk = COSTS.takenBranch === 1 ? 'tk' : `tk * ${COSTS.takenBranch}`;
-  const p = prologue(cases.join(''), used, written);
-  const src = `
-    const left = h.jitLimit - ctr[${Ctr.Instructions}];
-    let ${p.load ? p.load + ', ' : ''}${groupLocals(groups)}_z = 0, ip = 0, npc = 0, tk = 0, doneI = 0, doneC = 0, ri = 0, rc = 0, rtb = 0, how = 1${p.mem}
-    try {
-      run: for (;;) {
-        switch (k) {
-        ${cases.join('\n        ')}
-        }
-      }
-    } catch (e) {
-      if (e !== TRAP) { ${p.store} throw e; }
-      how = 3; // a trap: accounted like a leave (2), then rethrown
-    }
-    ${p.store}
-    if (how >= 2) {
-      ctr[${Ctr.Instructions}] += ri + doneI + ip;
-      ctr[${Ctr.Cycles}] += rc + doneC + PX[k][ip] + ${tk};
-      ctr[${Ctr.TakenBranches}] += rtb + tk;
-      h.pc = PC[k][ip];
-      if (how === 3) throw TRAP;
-      return 2;
-    }
-    ctr[${Ctr.Instructions}] += ri;
-    ctr[${Ctr.Cycles}] += rc;
-    ctr[${Ctr.TakenBranches}] += rtb;
-    h.pc = npc;
-    return how;`;
-  const idx = new Int16Array(2048).fill(-1);
-  members.forEach((b, k) => { idx[(b.vpc & 0xfff) >>> 1] = k; });
-  // A region's pc table has one more entry than the block: where a block left after its last instruction (a store into code) goes on.
-  return factory(src, 'TRAP, PX, PC, M, IDX', 'region(h, x, ctr, k)')(TRAP, members.map((b) => Int32Array.from(b.ir.prefix)),
-    members.map((b) => Int32Array.from([...b.ir.pcs, b.ir.fallthrough])), views, idx) as RegionFn;
-}
-
-/** The pc a block most likely goes on to: its taken direction, counted, when it ends with a branch; null if unknown. */
-function likelySuccessor(b: Block): number | null {
-  const { ir } = b;
-  if (ir.system) return null;
-  if (ir.branch) return ir.selfLoop || ir.trace || b.taken * 2 <= b.hits ? ir.fallthrough : ir.target;
-  return ir.indirect ? null : ir.target ?? ir.fallthrough;
-}
-
-/**
- * Orders a region's blocks so that each is followed, where possible, by its likely successor
- * (chains grown from the most run block first): that transition then falls into the next case
- * instead of going round the dispatch switch.
- */
-function placeRegion(blocks: Block[]): Block[] {
-  const byVpc = new Map(blocks.map((b) => [b.vpc, b]));
-  const placed = new Set<Block>();
-  const out: Block[] = [];
-  for (const first of blocks) {
-    for (let b: Block | undefined = first; b !== undefined && !placed.has(b); b = byVpc.get(likelySuccessor(b) ?? NaN)) {
-      placed.add(b);
-      out.push(b);
-    }
-  }
-  return out;
-}
-
-/** The factory compiled from a function's source (shared through FACTORIES). */
-function factory(src: string, params: string, signature: string): (...args: unknown[]) => unknown {
-  const key = signature + src;
-  let f = FACTORIES.get(key);
-  if (f === undefined) {
-    if (FACTORIES.size >= FACTORY_CAP) FACTORIES.clear();
-    f = new Function(...params.split(', '), `return function ${signature} { ${src} }`) as (...args: unknown[]) => unknown;
-    FACTORIES.set(key, f);
-  }
-  return f;
-}
-
-/**
- * Compiled blocks by source text, shared by every hart and VM of the thread. A block's source
- * determines its behaviour (instructions, pcs and costs are constants in it), so the same code
- * at the same address, in any VM, reuses one factory: no new parse, and its closures share
- * V8's feedback and optimized code, so a VM running an image another VM has run starts warm.
- * Bounded: cleared when full.
- */
-const FACTORIES = new Map<string, (...args: unknown[]) => unknown>();
-const FACTORY_CAP = 8192;
-
-/**
  * Runs at most `max` instructions with translated blocks; same contract as the interpreter
  * (Hart.run). Each pass translates pc through the fetch TLB (as the interpreter's fetch does),
  * finds the block and runs its chain of successors until a block returns null: the next pc is
@@ -735,12 +207,12 @@ const FACTORY_CAP = 8192;
  * cannot hold the next block. When fewer instructions remain than a block holds, the interpreter
  * runs the remainder, so budgets end at exact instruction counts.
  */
-export function runJit(h: Hart, jit: Jit, max: number): number {
+export function runJit(h: HartCore, jit: Jit, max: number): number {
   const x = h.x, ctr = h.ctr;
   const ftag = h.mmu.tlb[0].tag, fpage = h.mmu.tlb[0].page;
   const start = ctr[Ctr.Instructions];
   const stats = jit.stats;
-  h.jitLimit = start + max;
+  jit.views.limit = start + max;
   h.stopReason = StopReason.Budget;
   for (;;) {
     const done = ctr[Ctr.Instructions] - start;

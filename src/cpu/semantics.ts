@@ -1,121 +1,155 @@
 /**
- * Instruction semantics, written ONCE per mnemonic as JavaScript code templates. The interpreter
- * (interp.ts) is generated from these with `new Function`; a block translator can splice the
- * same templates with operand fields as constants.
+ * Instruction semantics, written ONCE per mnemonic as code templates with explicit placeholders.
+ * A template is a function of the slots (Slots) that each consumer fills its own way: the
+ * interpreter and the lookahead emulator (template.ts wordSlots: fields extracted from the
+ * instruction word `w` at run time), the JIT's blocks, traces and regions (jit-translate.ts:
+ * fields as constants, registers in locals, loads and stores inlined, branches that a trace
+ * follows or leaves). No consumer reads the rendered text back.
  *
- * Template vocabulary (replaced by the code generator):
- *   RD RS1 RS2     register numbers          IMM     the row format's immediate (CSR: address)
- *   PC             address of this instruction (int32)
- *   LEN            instruction length in bytes (2 or 4)
- *   x              the Int32Array of registers (writes to x[0] are undone after each instruction)
- *   npc            next pc; jumps and taken branches assign it
- *   h              the Hart (memory access, CSRs, traps, counters)
- *   cyc            local cycle accumulator (the base cost is added by the loop)
- *   TAKEN          taken-branch bookkeeping (extra cycle, taken-branch counter)
+ * Besides the slots, templates use:
+ *   x      the Int32Array of registers (reads go through r1/r2 and writes through writeRd)
+ *   npc    next pc (xRET assigns it; jumps and branches go through jump/branch)
+ *   h      the hart: its methods do memory access, CSRs, traps and counters. Which instructions
+ *          call into the hart and may trap is a fact of the instruction (isa/facts.ts), not of
+ *          the text.
+ *   cyc    local cycle accumulator (the base cost is added by the loop)
  *
  * Instructions that can trap call h methods that throw the TRAP sentinel before any
  * architectural state changes, so a trapping instruction has no effect.
  */
 import { COSTS, Ctr } from '../uarch/costs.js';
+import { Kind } from '../isa/table.js';
 
-const branch = (cond: string) => `if (${cond}) { npc = (PC + IMM) | 0; TAKEN }`;
+/** The placeholders of a template. Code fragments are JavaScript source. */
+export interface Slots {
+  /** Register numbers (as code). */
+  readonly rd: string;
+  readonly rs1: string;
+  readonly rs2: string;
+  /** The values of rs1 and rs2 (int32). */
+  readonly r1: string;
+  readonly r2: string;
+  /** The row format's immediate (CSR: the CSR address). */
+  readonly imm: string;
+  /** Address of this instruction (int32) and its length in bytes (2 or 4). */
+  readonly pc: string;
+  readonly len: string;
+  /** WRITE_RD(value): the statement that writes `value` (int32) to rd. */
+  writeRd(value: string): string;
+  /** LOAD: the expression of the row's plain load (size and sign from its facts) at rs1 + imm. */
+  load(): string;
+  /** STORE: the statement of the row's plain store of rs2 at rs1 + imm. */
+  store(): string;
+  /** BRANCH(cond): the statement of a conditional branch to pc + imm, taken when `cond`. */
+  branch(cond: string): string;
+  /** JUMP(target): the statement of an unconditional jump to `target` (taken-jump bookkeeping included). */
+  jump(target: string): string;
+}
 
-export const SEMANTICS: Record<string, string> = {
+export type Template = (s: Slots) => string;
+
+const LOAD: Template = (s) => s.writeRd(s.load());
+const STORE: Template = (s) => s.store();
+
+/** The sign extension of a loaded value of `size` bytes, as code (used by every LOAD expansion). */
+export const signExtend = (value: string, size: number, signed: boolean): string =>
+  signed && size < 4 ? `(${value} << ${32 - 8 * size}) >> ${32 - 8 * size}` : value;
+
+export const SEMANTICS: Record<string, Template> = {
   // RV32I
-  lui: 'x[RD] = IMM;',
-  auipc: 'x[RD] = (PC + IMM) | 0;',
-  jal: 'npc = (PC + IMM) | 0; h.linkJal(RD, PC, LEN); x[RD] = (PC + LEN) | 0; TAKEN',
-  jalr: 'npc = h.linkJalr(RD, RS1, (x[RS1] + IMM) & ~1, PC, LEN); x[RD] = (PC + LEN) | 0; TAKEN',
-  beq: branch('x[RS1] === x[RS2]'),
-  bne: branch('x[RS1] !== x[RS2]'),
-  blt: branch('x[RS1] < x[RS2]'),
-  bge: branch('x[RS1] >= x[RS2]'),
-  bltu: branch('(x[RS1] >>> 0) < (x[RS2] >>> 0)'),
-  bgeu: branch('(x[RS1] >>> 0) >= (x[RS2] >>> 0)'),
-  lb: 'x[RD] = (h.load8((x[RS1] + IMM) | 0) << 24) >> 24;',
-  lh: 'x[RD] = (h.load16((x[RS1] + IMM) | 0) << 16) >> 16;',
-  lw: 'x[RD] = h.load32((x[RS1] + IMM) | 0);',
-  lbu: 'x[RD] = h.load8((x[RS1] + IMM) | 0);',
-  lhu: 'x[RD] = h.load16((x[RS1] + IMM) | 0);',
-  sb: 'h.store8((x[RS1] + IMM) | 0, x[RS2]);',
-  sh: 'h.store16((x[RS1] + IMM) | 0, x[RS2]);',
-  sw: 'h.store32((x[RS1] + IMM) | 0, x[RS2]);',
-  addi: 'x[RD] = (x[RS1] + IMM) | 0;',
-  slti: 'x[RD] = x[RS1] < IMM ? 1 : 0;',
-  sltiu: 'x[RD] = (x[RS1] >>> 0) < (IMM >>> 0) ? 1 : 0;',
-  xori: 'x[RD] = x[RS1] ^ IMM;',
-  ori: 'x[RD] = x[RS1] | IMM;',
-  andi: 'x[RD] = x[RS1] & IMM;',
-  slli: 'x[RD] = x[RS1] << IMM;',
-  srli: 'x[RD] = x[RS1] >>> IMM;',
-  srai: 'x[RD] = x[RS1] >> IMM;',
-  add: 'x[RD] = (x[RS1] + x[RS2]) | 0;',
-  sub: 'x[RD] = (x[RS1] - x[RS2]) | 0;',
-  sll: 'x[RD] = x[RS1] << (x[RS2] & 31);',
-  slt: 'x[RD] = x[RS1] < x[RS2] ? 1 : 0;',
-  sltu: 'x[RD] = (x[RS1] >>> 0) < (x[RS2] >>> 0) ? 1 : 0;',
-  xor: 'x[RD] = x[RS1] ^ x[RS2];',
-  srl: 'x[RD] = x[RS1] >>> (x[RS2] & 31);',
-  sra: 'x[RD] = x[RS1] >> (x[RS2] & 31);',
-  or: 'x[RD] = x[RS1] | x[RS2];',
-  and: 'x[RD] = x[RS1] & x[RS2];',
-  fence: '',
-  ecall: 'h.ecall();',
-  ebreak: 'h.breakpoint(PC);',
+  lui: (s) => s.writeRd(`${s.imm}`),
+  auipc: (s) => s.writeRd(`(${s.pc} + ${s.imm}) | 0`),
+  jal: (s) => `${s.jump(`(${s.pc} + ${s.imm}) | 0`)} h.linkJal(${s.rd}, ${s.pc}, ${s.len}); ${s.writeRd(`(${s.pc} + ${s.len}) | 0`)}`,
+  jalr: (s) => `${s.jump(`h.linkJalr(${s.rd}, ${s.rs1}, (${s.r1} + ${s.imm}) & ~1, ${s.pc}, ${s.len})`)} ${s.writeRd(`(${s.pc} + ${s.len}) | 0`)}`,
+  beq: (s) => s.branch(`${s.r1} === ${s.r2}`),
+  bne: (s) => s.branch(`${s.r1} !== ${s.r2}`),
+  blt: (s) => s.branch(`${s.r1} < ${s.r2}`),
+  bge: (s) => s.branch(`${s.r1} >= ${s.r2}`),
+  bltu: (s) => s.branch(`(${s.r1} >>> 0) < (${s.r2} >>> 0)`),
+  bgeu: (s) => s.branch(`(${s.r1} >>> 0) >= (${s.r2} >>> 0)`),
+  lb: LOAD,
+  lh: LOAD,
+  lw: LOAD,
+  lbu: LOAD,
+  lhu: LOAD,
+  sb: STORE,
+  sh: STORE,
+  sw: STORE,
+  addi: (s) => s.writeRd(`(${s.r1} + ${s.imm}) | 0`),
+  slti: (s) => s.writeRd(`${s.r1} < ${s.imm} ? 1 : 0`),
+  sltiu: (s) => s.writeRd(`(${s.r1} >>> 0) < (${s.imm} >>> 0) ? 1 : 0`),
+  xori: (s) => s.writeRd(`${s.r1} ^ ${s.imm}`),
+  ori: (s) => s.writeRd(`${s.r1} | ${s.imm}`),
+  andi: (s) => s.writeRd(`${s.r1} & ${s.imm}`),
+  slli: (s) => s.writeRd(`${s.r1} << ${s.imm}`),
+  srli: (s) => s.writeRd(`${s.r1} >>> ${s.imm}`),
+  srai: (s) => s.writeRd(`${s.r1} >> ${s.imm}`),
+  add: (s) => s.writeRd(`(${s.r1} + ${s.r2}) | 0`),
+  sub: (s) => s.writeRd(`(${s.r1} - ${s.r2}) | 0`),
+  sll: (s) => s.writeRd(`${s.r1} << (${s.r2} & 31)`),
+  slt: (s) => s.writeRd(`${s.r1} < ${s.r2} ? 1 : 0`),
+  sltu: (s) => s.writeRd(`(${s.r1} >>> 0) < (${s.r2} >>> 0) ? 1 : 0`),
+  xor: (s) => s.writeRd(`${s.r1} ^ ${s.r2}`),
+  srl: (s) => s.writeRd(`${s.r1} >>> (${s.r2} & 31)`),
+  sra: (s) => s.writeRd(`${s.r1} >> (${s.r2} & 31)`),
+  or: (s) => s.writeRd(`${s.r1} | ${s.r2}`),
+  and: (s) => s.writeRd(`${s.r1} & ${s.r2}`),
+  fence: () => '',
+  ecall: () => 'h.ecall();',
+  ebreak: (s) => `h.breakpoint(${s.pc});`,
   // Zifencei
-  'fence.i': 'h.fenceI();',
+  'fence.i': () => 'h.fenceI();',
   // Zicsr: h.csrOp(op, csr, value, write, read) returns the old value; traps before any change.
-  csrrw: 'x[RD] = h.csrOp(0, IMM, x[RS1], true, RD !== 0);',
-  csrrs: 'x[RD] = h.csrOp(1, IMM, x[RS1], RS1 !== 0, true);',
-  csrrc: 'x[RD] = h.csrOp(2, IMM, x[RS1], RS1 !== 0, true);',
-  csrrwi: 'x[RD] = h.csrOp(0, IMM, RS1, true, RD !== 0);',
-  csrrsi: 'x[RD] = h.csrOp(1, IMM, RS1, RS1 !== 0, true);',
-  csrrci: 'x[RD] = h.csrOp(2, IMM, RS1, RS1 !== 0, true);',
+  csrrw: (s) => s.writeRd(`h.csrOp(0, ${s.imm}, ${s.r1}, true, ${s.rd} !== 0)`),
+  csrrs: (s) => s.writeRd(`h.csrOp(1, ${s.imm}, ${s.r1}, ${s.rs1} !== 0, true)`),
+  csrrc: (s) => s.writeRd(`h.csrOp(2, ${s.imm}, ${s.r1}, ${s.rs1} !== 0, true)`),
+  csrrwi: (s) => s.writeRd(`h.csrOp(0, ${s.imm}, ${s.rs1}, true, ${s.rd} !== 0)`),
+  csrrsi: (s) => s.writeRd(`h.csrOp(1, ${s.imm}, ${s.rs1}, ${s.rs1} !== 0, true)`),
+  csrrci: (s) => s.writeRd(`h.csrOp(2, ${s.imm}, ${s.rs1}, ${s.rs1} !== 0, true)`),
   // RV32M
-  mul: 'x[RD] = Math.imul(x[RS1], x[RS2]);',
-  mulh: 'x[RD] = h.mulh(x[RS1], x[RS2]);',
-  mulhsu: 'x[RD] = h.mulhsu(x[RS1], x[RS2]);',
-  mulhu: 'x[RD] = h.mulhu(x[RS1], x[RS2]);',
-  div: 'x[RD] = x[RS2] === 0 ? -1 : (x[RS1] === -2147483648 && x[RS2] === -1) ? x[RS1] : (x[RS1] / x[RS2]) | 0;',
-  divu: 'x[RD] = x[RS2] === 0 ? -1 : ((x[RS1] >>> 0) / (x[RS2] >>> 0)) | 0;',
-  rem: 'x[RD] = x[RS2] === 0 ? x[RS1] : (x[RS1] === -2147483648 && x[RS2] === -1) ? 0 : (x[RS1] % x[RS2]) | 0;',
-  remu: 'x[RD] = x[RS2] === 0 ? x[RS1] : ((x[RS1] >>> 0) % (x[RS2] >>> 0)) | 0;',
+  mul: (s) => s.writeRd(`Math.imul(${s.r1}, ${s.r2})`),
+  mulh: (s) => s.writeRd(`h.mulh(${s.r1}, ${s.r2})`),
+  mulhsu: (s) => s.writeRd(`h.mulhsu(${s.r1}, ${s.r2})`),
+  mulhu: (s) => s.writeRd(`h.mulhu(${s.r1}, ${s.r2})`),
+  div: (s) => s.writeRd(`${s.r2} === 0 ? -1 : (${s.r1} === -2147483648 && ${s.r2} === -1) ? ${s.r1} : (${s.r1} / ${s.r2}) | 0`),
+  divu: (s) => s.writeRd(`${s.r2} === 0 ? -1 : ((${s.r1} >>> 0) / (${s.r2} >>> 0)) | 0`),
+  rem: (s) => s.writeRd(`${s.r2} === 0 ? ${s.r1} : (${s.r1} === -2147483648 && ${s.r2} === -1) ? 0 : (${s.r1} % ${s.r2}) | 0`),
+  remu: (s) => s.writeRd(`${s.r2} === 0 ? ${s.r1} : ((${s.r1} >>> 0) % (${s.r2} >>> 0)) | 0`),
   // RV32A
-  'lr.w': 'x[RD] = h.loadReserved(x[RS1]);',
-  'sc.w': 'x[RD] = h.storeConditional(x[RS1], x[RS2]);',
-  'amoswap.w': 'x[RD] = h.amo(0, x[RS1], x[RS2]);',
-  'amoadd.w': 'x[RD] = h.amo(1, x[RS1], x[RS2]);',
-  'amoxor.w': 'x[RD] = h.amo(2, x[RS1], x[RS2]);',
-  'amoand.w': 'x[RD] = h.amo(3, x[RS1], x[RS2]);',
-  'amoor.w': 'x[RD] = h.amo(4, x[RS1], x[RS2]);',
-  'amomin.w': 'x[RD] = h.amo(5, x[RS1], x[RS2]);',
-  'amomax.w': 'x[RD] = h.amo(6, x[RS1], x[RS2]);',
-  'amominu.w': 'x[RD] = h.amo(7, x[RS1], x[RS2]);',
-  'amomaxu.w': 'x[RD] = h.amo(8, x[RS1], x[RS2]);',
+  'lr.w': (s) => s.writeRd(`h.loadReserved(${s.r1})`),
+  'sc.w': (s) => s.writeRd(`h.storeConditional(${s.r1}, ${s.r2})`),
+  'amoswap.w': (s) => s.writeRd(`h.amo(0, ${s.r1}, ${s.r2})`),
+  'amoadd.w': (s) => s.writeRd(`h.amo(1, ${s.r1}, ${s.r2})`),
+  'amoxor.w': (s) => s.writeRd(`h.amo(2, ${s.r1}, ${s.r2})`),
+  'amoand.w': (s) => s.writeRd(`h.amo(3, ${s.r1}, ${s.r2})`),
+  'amoor.w': (s) => s.writeRd(`h.amo(4, ${s.r1}, ${s.r2})`),
+  'amomin.w': (s) => s.writeRd(`h.amo(5, ${s.r1}, ${s.r2})`),
+  'amomax.w': (s) => s.writeRd(`h.amo(6, ${s.r1}, ${s.r2})`),
+  'amominu.w': (s) => s.writeRd(`h.amo(7, ${s.r1}, ${s.r2})`),
+  'amomaxu.w': (s) => s.writeRd(`h.amo(8, ${s.r1}, ${s.r2})`),
   // Privileged: xRET returns the next pc.
-  sret: 'npc = h.sret();',
-  mret: 'npc = h.mret();',
-  wfi: 'h.wfi();',
-  'sfence.vma': 'h.sfenceVma();',
+  sret: () => 'npc = h.sret();',
+  mret: () => 'npc = h.mret();',
+  wfi: () => 'h.wfi();',
+  'sfence.vma': () => 'h.sfenceVma();',
   // Hypervisor extension
-  'hfence.vvma': 'h.hfence(false);',
-  'hfence.gvma': 'h.hfence(true);',
-  'hlv.b': 'x[RD] = (h.hlv(x[RS1], 1, false) << 24) >> 24;',
-  'hlv.bu': 'x[RD] = h.hlv(x[RS1], 1, false);',
-  'hlv.h': 'x[RD] = (h.hlv(x[RS1], 2, false) << 16) >> 16;',
-  'hlv.hu': 'x[RD] = h.hlv(x[RS1], 2, false);',
-  'hlvx.hu': 'x[RD] = h.hlv(x[RS1], 2, true);',
-  'hlv.w': 'x[RD] = h.hlv(x[RS1], 4, false);',
-  'hlvx.wu': 'x[RD] = h.hlv(x[RS1], 4, true);',
-  'hsv.b': 'h.hsv(x[RS1], x[RS2], 1);',
-  'hsv.h': 'h.hsv(x[RS1], x[RS2], 2);',
-  'hsv.w': 'h.hsv(x[RS1], x[RS2], 4);',
+  'hfence.vvma': () => 'h.hfence(false);',
+  'hfence.gvma': () => 'h.hfence(true);',
+  'hlv.b': (s) => s.writeRd(`(h.hlv(${s.r1}, 1, false) << 24) >> 24`),
+  'hlv.bu': (s) => s.writeRd(`h.hlv(${s.r1}, 1, false)`),
+  'hlv.h': (s) => s.writeRd(`(h.hlv(${s.r1}, 2, false) << 16) >> 16`),
+  'hlv.hu': (s) => s.writeRd(`h.hlv(${s.r1}, 2, false)`),
+  'hlvx.hu': (s) => s.writeRd(`h.hlv(${s.r1}, 2, true)`),
+  'hlv.w': (s) => s.writeRd(`h.hlv(${s.r1}, 4, false)`),
+  'hlvx.wu': (s) => s.writeRd(`h.hlv(${s.r1}, 4, true)`),
+  'hsv.b': (s) => `h.hsv(${s.r1}, ${s.r2}, 1);`,
+  'hsv.h': (s) => `h.hsv(${s.r1}, ${s.r2}, 2);`,
+  'hsv.w': (s) => `h.hsv(${s.r1}, ${s.r2}, 4);`,
+
 };
 
-/** Extra cycles beyond the base cost, by mnemonic (DESIGN.md section 6). */
-export const EXTRA_CYCLES: Record<string, number> = {
-  mul: COSTS.mul, mulh: COSTS.mul, mulhsu: COSTS.mul, mulhu: COSTS.mul,
-  div: COSTS.div, divu: COSTS.div, rem: COSTS.div, remu: COSTS.div,
-};
+/** Extra cycles beyond the base cost, by kind (DESIGN.md section 6). */
+export const EXTRA_CYCLES_OF_KIND: Partial<Record<Kind, number>> = { mul: COSTS.mul, div: COSTS.div };
 
+/** Taken-branch bookkeeping of the interpreter (and the lookahead's scratch counters). */
 export const TAKEN_CODE = `cyc += ${COSTS.takenBranch}; h.ctr[${Ctr.TakenBranches}]++;`;

@@ -11,26 +11,33 @@
  * the hardware would, and is read from guest memory itself, so code modified by the program is
  * seen as it is now.
  */
-import { INSNS } from '../isa/table.js';
-import { decode, expandCompressed } from '../isa/decode.js';
-import { IMM_EXPR, expandTemplate } from '../cpu/interp.js';
-import { Hart, PRIV_U, TRAP } from '../cpu/hart.js';
+import { INSNS, Kind, opId } from '../isa/table.js';
+import { decode } from '../isa/decode.js';
+import { FACTS } from '../isa/facts.js';
+import { fetchInsn, insnLen, insnWord } from '../isa/fetch.js';
+import { immB } from '../isa/fields.js';
+import { expand, wordSlots } from '../cpu/template.js';
+import type { HartCore } from '../cpu/hart-core.js';
+import { PRIV_U } from '../cpu/hart-core.js';
+import { TRAP } from '../cpu/trap.js';
 import { ACC_FETCH, ACC_LOAD, ACC_STORE } from '../mmu/mmu.js';
 import { PAGE_SIZE } from '../mmu/phys.js';
 import { Ctr } from '../uarch/costs.js';
 
-/** Instruction classes, and which of them the kernel may emulate. */
-const CLASS: Record<string, string> = {};
-for (const n of ['add', 'sub', 'sll', 'slt', 'sltu', 'xor', 'srl', 'sra', 'or', 'and', 'addi', 'slti', 'sltiu', 'xori', 'ori', 'andi', 'slli', 'srli', 'srai',
-  'mul', 'mulh', 'mulhsu', 'mulhu', 'div', 'divu', 'rem', 'remu', 'lui', 'auipc']) CLASS[n] = 'alu';
-for (const n of ['lb', 'lh', 'lw', 'lbu', 'lhu']) CLASS[n] = 'load';
-for (const n of ['sb', 'sh', 'sw']) CLASS[n] = 'store';
-for (const n of ['beq', 'bne', 'blt', 'bge', 'bltu', 'bgeu']) CLASS[n] = 'branch';
-for (const n of ['jal', 'jalr']) CLASS[n] = 'jump';
-for (const n of ['csrrw', 'csrrs', 'csrrc', 'csrrwi', 'csrrsi', 'csrrci']) CLASS[n] = 'csr';
-for (const n of ['fence', 'fence.i']) CLASS[n] = 'fence';
-for (const r of INSNS) if (r.ext === 'A') CLASS[r.name] = 'atomic';
+/**
+ * The policy, by instruction kind (isa/facts.ts): the class a chain end reports
+ * (`notViable.<class>`), and which classes the kernel may emulate: computation, plain loads and
+ * stores (through the store buffer), and forward branches inside the window. Jumps, atomics,
+ * CSR accesses, fences and system instructions end the chain: their effects (linking and
+ * prediction state, reservations, privileged state) cannot be buffered and undone.
+ */
+const CLASS_OF_KIND: Record<Kind, string> = {
+  alu: 'alu', mul: 'alu', div: 'alu', load: 'load', store: 'store', branch: 'branch', jal: 'jump', jalr: 'jump',
+  csr: 'csr', fence: 'fence', fencei: 'fence', lr: 'atomic', sc: 'atomic', amo: 'atomic', system: 'system', hlv: 'system', hsv: 'system',
+};
 const EMULATED = new Set(['alu', 'load', 'store', 'branch']);
+/** Class by op id. */
+const CLASS = FACTS.map((f) => CLASS_OF_KIND[f.kind]);
 
 /** Memory as the emulated instructions see it (the templates call h.load8 ... h.store32, h.mulh ...). */
 interface EmuMem {
@@ -44,15 +51,14 @@ type EmulateFn = (op: number, w: number, x: Int32Array, h: EmuMem, pc: number, l
 
 /** One generated function: a switch over the emulable op ids, each case the row's template. Returns the next pc. */
 const emulate: EmulateFn = (() => {
-  const cases = INSNS.map((r, id) => {
-    if (!EMULATED.has(CLASS[r.name])) return '';
-    const body = expandTemplate(r.name, r.format, {
-      rd: '((w >>> 7) & 31)', rs1: '((w >>> 15) & 31)', rs2: '((w >>> 20) & 31)', imm: IMM_EXPR[r.format], pc: 'pc', len: 'len',
-    });
-    return `case ${id}: { ${body} break; }`;
+  const cases = INSNS.map((_, id) => {
+    if (!EMULATED.has(CLASS[id])) return '';
+    return `case ${id}: { ${expand(id, wordSlots(id))} break; }`;
   }).join('\n');
   return new Function('op', 'w', 'x', 'h', 'pc', 'len', `let npc = (pc + len) | 0; let cyc = 0; switch (op) { ${cases} } x[0] = 0; return npc;`) as EmulateFn;
 })();
+
+const ECALL = opId('ecall');
 
 /** TLB tag mode of VU (priv U, V=1), as Hart.mode() computes it. */
 const VU_MODE = PRIV_U | (1 << 2);
@@ -75,7 +81,9 @@ export interface ScanResult {
  * to memory (through `write`, which must also drop stale translations).
  */
 export class LookaheadScanner implements EmuMem {
-  private h!: Hart;
+  private h!: HartCore;
+  /** fetch16 as a function value, made once (fetchInsn's reader). */
+  private readonly read16 = (va: number): number => this.fetch16(va);
   private readonly stores = new Map<number, number>();
   readonly ctr = new Float64Array(Ctr.Count);
 
@@ -83,25 +91,23 @@ export class LookaheadScanner implements EmuMem {
    * Scans from `pc` with the user registers `regs` (updated in place). Preconditions: the hart
    * is in the process's address space (vsatp) with V=1.
    */
-  scan(h: Hart, regs: Int32Array, pc: number, window: number, allowForwardBranches: boolean): ScanResult {
+  scan(h: HartCore, regs: Int32Array, pc: number, window: number, allowForwardBranches: boolean): ScanResult {
     this.h = h;
     this.stores.clear();
     const limit = (pc + 4 * window) >>> 0;
     let scanned = 0, emulated = 0;
     try {
       while (scanned < window) {
-        const lo = this.fetch16(pc);
-        let w: number, len: number;
-        if ((lo & 3) !== 3) { w = expandCompressed(lo); len = 2; } else { w = (lo | (this.fetch16((pc + 2) | 0) << 16)) | 0; len = 4; }
+        const raw = fetchInsn(this.read16, pc);
+        const w = insnWord(raw), len = insnLen(raw);
         scanned++;
         const op = w === 0 ? -1 : decode(w);
-        const name = op >= 0 ? INSNS[op].name : '';
-        if (name === 'ecall' && len === 4) return { ecallPc: pc, end: null, scanned, emulated };
-        const cls = op >= 0 ? CLASS[name] ?? 'system' : 'unknown';
+        if (op === ECALL && len === 4) return { ecallPc: pc, end: null, scanned, emulated };
+        const cls = op >= 0 ? CLASS[op] : 'unknown';
         if (!EMULATED.has(cls)) return { ecallPc: null, end: `notViable.${cls}`, scanned, emulated };
         if (cls === 'branch') {
           if (!allowForwardBranches) return { ecallPc: null, end: 'notViable.branch', scanned, emulated };
-          const off = ((w >> 31) << 12) | (((w >>> 7) & 1) << 11) | (((w >>> 25) & 0x3f) << 5) | (((w >>> 8) & 0xf) << 1);
+          const off = immB(w);
           if (off <= 0) return { ecallPc: null, end: 'notViable.backwardBranch', scanned, emulated };
           if (((pc + off) >>> 0) >= limit) return { ecallPc: null, end: 'notViable.branchOutOfWindow', scanned, emulated };
         }

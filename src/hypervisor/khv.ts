@@ -13,7 +13,9 @@ import { CAUSE } from '../mmu/mmu.js';
 import { PAGE_SIZE, PhysMem, pageBase } from '../mmu/phys.js';
 import { COSTS, Ctr } from '../uarch/costs.js';
 import { INSNS } from '../isa/table.js';
-import { decode, expandCompressed } from '../isa/decode.js';
+import { decode } from '../isa/decode.js';
+import { FACTS } from '../isa/facts.js';
+import { fetchInsn, insnLen, insnWord } from '../isa/fetch.js';
 import { rd as fieldRd, rs2 as fieldRs2 } from '../isa/fields.js';
 import { EXIT_BY_NAME, GuestMemoryError, VmFault } from './exits.js';
 import { GStage } from './gstage.js';
@@ -27,11 +29,6 @@ const HEDELEG = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) 
 const MEDELEG = 0xf0b7ff;
 const VS_IRQS = (1 << IRQ.VSSI) | (1 << IRQ.VSTI) | (1 << IRQ.VSEI);
 
-const LOADS: Record<string, { size: number; signed: boolean }> = {
-  lb: { size: 1, signed: true }, lh: { size: 2, signed: true }, lw: { size: 4, signed: true },
-  lbu: { size: 1, signed: false }, lhu: { size: 2, signed: false },
-};
-const STORES: Record<string, number> = { sb: 1, sh: 2, sw: 4 };
 
 /** One virtual CPU: its hart plus the KHV's per-vCPU state. */
 export class Vcpu {
@@ -212,22 +209,24 @@ export class Khv implements GuestRam {
   /** Decodes the trapping load/store at sepc (read through the guest's translation) and forwards it to the UHV. */
   private mmio(h: Hart, offset: number, isStore: boolean): void {
     this.exit(h, 'mmio');
-    let word: number, len: number;
+    let raw: number;
     try {
-      const lo = h.hlv(h.sepc, 2, true);
-      if ((lo & 3) !== 3) { word = expandCompressed(lo); len = 2; } else { word = (lo | (h.hlv((h.sepc + 2) | 0, 2, true) << 16)) | 0; len = 4; }
+      raw = fetchInsn((va) => h.hlv(va, 2, true), h.sepc);
     } catch (e) {
       if (e !== TRAP) throw e;
       this.fail(h, 'mmio-unsupported-instruction', 'the instruction that accessed the device cannot be read');
     }
-    const op = decode(word);
+    const word = insnWord(raw), len = insnLen(raw);
+    const op = word === 0 ? -1 : decode(word);
     const name = op >= 0 ? INSNS[op].name : '?';
-    if (isStore && STORES[name]) {
-      const size = STORES[name];
+    // Only plain loads and stores (isa/facts.ts) are emulated against a device.
+    const facts = op >= 0 && FACTS[op].plain ? FACTS[op] : null;
+    if (isStore && facts?.writesMem) {
+      const size = facts.size;
       const value = h.x[fieldRs2(word)] & (size === 4 ? -1 : (1 << (size * 8)) - 1);
       this.device.access(offset, size, true, value);
-    } else if (!isStore && LOADS[name]) {
-      const { size, signed } = LOADS[name];
+    } else if (!isStore && facts?.readsMem) {
+      const { size, signed } = facts;
       let value = this.device.access(offset, size, false, 0);
       if (size < 4) value = signed ? (value << (32 - size * 8)) >> (32 - size * 8) : value & ((1 << (size * 8)) - 1);
       const rd = fieldRd(word);

@@ -3,6 +3,8 @@
  * pattern, its operand fields from its format. The assembler, the guest kernel's code
  * generator and the tests all encode through here.
  */
+import * as F from './fields.js';
+import { IMM, immRange, place } from './imm.js';
 import { Format, INSNS, InsnRow, maskMatch } from './table.js';
 
 /** Operands of one instruction; which fields are used depends on the row's format. */
@@ -39,8 +41,10 @@ function checkRange(row: InsnRow, v: number, lo: number, hi: number, what: strin
 
 /** Immediate ranges of each format, for the assembler's messages and for range checks. */
 export const IMM_RANGE: Partial<Record<Format, [number, number, number]>> = {
-  I: [-2048, 2047, 1], IL: [-2048, 2047, 1], JALR: [-2048, 2047, 1], S: [-2048, 2047, 1],
-  Ishift: [0, 31, 1], B: [-4096, 4094, 2], J: [-1048576, 1048574, 2], U: [0, 0xfffff, 1], CSRI: [0, 31, 1],
+  I: immRange(IMM.I), IL: immRange(IMM.I), JALR: immRange(IMM.I), S: immRange(IMM.S),
+  Ishift: immRange(IMM.Ishift), B: immRange(IMM.B), J: immRange(IMM.J),
+  // The assembler's U operand is the 20-bit value (lui x1, 0x12345); CSRI's sits in the rs1 field.
+  U: [0, 0xfffff, 1], CSRI: [0, 31, 1],
 };
 
 /**
@@ -58,32 +62,29 @@ export function encode(id: number, ops: Operands): number {
       w |= (reg(ops.rd, 'rd', row) << 7) | (reg(ops.rs1, 'rs1', row) << 15) | (reg(ops.rs2, 'rs2', row) << 20);
       break;
     case 'I': case 'IL': case 'JALR':
-      w |= (reg(ops.rd, 'rd', row) << 7) | (reg(ops.rs1, 'rs1', row) << 15) | ((imm & 0xfff) << 20);
+      w |= (reg(ops.rd, 'rd', row) << 7) | (reg(ops.rs1, 'rs1', row) << 15) | place(IMM.I, imm);
       break;
     case 'Ishift':
-      w |= (reg(ops.rd, 'rd', row) << 7) | (reg(ops.rs1, 'rs1', row) << 15) | (imm << 20);
+      w |= (reg(ops.rd, 'rd', row) << 7) | (reg(ops.rs1, 'rs1', row) << 15) | place(IMM.Ishift, imm);
       break;
     case 'S':
-      w |= (reg(ops.rs1, 'rs1', row) << 15) | (reg(ops.rs2, 'rs2', row) << 20) |
-        ((imm & 0x1f) << 7) | (((imm >> 5) & 0x7f) << 25);
+      w |= (reg(ops.rs1, 'rs1', row) << 15) | (reg(ops.rs2, 'rs2', row) << 20) | place(IMM.S, imm);
       break;
     case 'B':
-      w |= (reg(ops.rs1, 'rs1', row) << 15) | (reg(ops.rs2, 'rs2', row) << 20) |
-        (((imm >> 11) & 1) << 7) | (((imm >> 1) & 0xf) << 8) | (((imm >> 5) & 0x3f) << 25) | (((imm >> 12) & 1) << 31);
+      w |= (reg(ops.rs1, 'rs1', row) << 15) | (reg(ops.rs2, 'rs2', row) << 20) | place(IMM.B, imm);
       break;
     case 'U':
-      w |= (reg(ops.rd, 'rd', row) << 7) | (imm << 12);
+      w |= (reg(ops.rd, 'rd', row) << 7) | place(IMM.U, imm << 12);
       break;
     case 'J':
-      w |= (reg(ops.rd, 'rd', row) << 7) | (((imm >> 12) & 0xff) << 12) | (((imm >> 11) & 1) << 20) |
-        (((imm >> 1) & 0x3ff) << 21) | (((imm >> 20) & 1) << 31);
+      w |= (reg(ops.rd, 'rd', row) << 7) | place(IMM.J, imm);
       break;
     case 'CSR':
       w |= (reg(ops.rd, 'rd', row) << 7) | (reg(ops.rs1, 'rs1', row) << 15) |
-        (checkRange(row, ops.csr ?? 0, 0, 0xfff, 'csr') << 20);
+        place(IMM.CSR, checkRange(row, ops.csr ?? 0, 0, 0xfff, 'csr'));
       break;
     case 'CSRI':
-      w |= (reg(ops.rd, 'rd', row) << 7) | (imm << 15) | (checkRange(row, ops.csr ?? 0, 0, 0xfff, 'csr') << 20);
+      w |= (reg(ops.rd, 'rd', row) << 7) | (imm << 15) | place(IMM.CSR, checkRange(row, ops.csr ?? 0, 0, 0xfff, 'csr'));
       break;
     case 'AMO':
       w |= (reg(ops.rd, 'rd', row) << 7) | (reg(ops.rs1, 'rs1', row) << 15) | (reg(ops.rs2, 'rs2', row) << 20) |
@@ -109,4 +110,30 @@ export function encode(id: number, ops: Operands): number {
       break;
   }
   return w >>> 0;
+}
+
+/**
+ * The operands of word `w` decoded as row `id`: the inverse of encode. For every format but
+ * FENCE (fm, rs1, rd) and FENCEI (imm, rs1, rd), whose reserved fields encode leaves 0,
+ * encode(id, operands(id, w)) === w.
+ */
+export function operands(id: number, w: number): Operands {
+  const f = INSNS[id].format;
+  const o: Operands = {};
+  switch (f) {
+    case 'R': case 'AMO': case 'LR': case 'SFENCE': case 'HLV': case 'HSV':
+      o.rd = F.rd(w); o.rs1 = F.rs1(w); o.rs2 = F.rs2(w); o.aq = F.aq(w); o.rl = F.rl(w);
+      break;
+    case 'I': case 'IL': case 'JALR': o.rd = F.rd(w); o.rs1 = F.rs1(w); o.imm = F.immI(w); break;
+    case 'Ishift': o.rd = F.rd(w); o.rs1 = F.rs1(w); o.imm = F.shamt(w); break;
+    case 'S': o.rs1 = F.rs1(w); o.rs2 = F.rs2(w); o.imm = F.immS(w); break;
+    case 'B': o.rs1 = F.rs1(w); o.rs2 = F.rs2(w); o.imm = F.immB(w); break;
+    case 'U': o.rd = F.rd(w); o.imm = F.immU(w) >>> 12; break;
+    case 'J': o.rd = F.rd(w); o.imm = F.immJ(w); break;
+    case 'CSR': o.rd = F.rd(w); o.rs1 = F.rs1(w); o.csr = F.csr(w); break;
+    case 'CSRI': o.rd = F.rd(w); o.imm = F.rs1(w); o.csr = F.csr(w); break;
+    case 'FENCE': o.pred = F.fencePred(w); o.succ = F.fenceSucc(w); break;
+    case 'FENCEI': case 'NONE': break;
+  }
+  return o;
 }

@@ -7,6 +7,8 @@
  * with spaces allowed between fields for readability.
  */
 
+import { CIMM, IMM, extractor, place } from './imm.js';
+
 export type Extension = 'I' | 'M' | 'A' | 'C' | 'Zicsr' | 'Zifencei' | 'Priv' | 'H';
 
 /**
@@ -24,6 +26,22 @@ export type Format =
   | 'R' | 'I' | 'IL' | 'Ishift' | 'S' | 'B' | 'U' | 'J' | 'JALR'
   | 'CSR' | 'CSRI' | 'AMO' | 'LR' | 'FENCE' | 'FENCEI' | 'NONE' | 'SFENCE' | 'HLV' | 'HSV';
 
+/**
+ * What an instruction does, as the engines need to know it. facts.ts derives every other fact
+ * (ends a block, may trap, writes memory, ...) from the kind and is the contract to read.
+ *   alu     integer computation (RV32I register-register/immediate, lui, auipc)
+ *   mul     RV32M multiplies            div     RV32M divides and remainders
+ *   load    plain load (lb ... lhu)     store   plain store (sb sh sw)
+ *   lr      load-reserved               sc      store-conditional     amo   atomic read-modify-write
+ *   branch  conditional branch          jal     direct jump           jalr  indirect jump
+ *   csr     Zicsr access                fence   memory ordering       fencei  instruction-fetch fence
+ *   system  ecall, ebreak, xRET, wfi, sfence.vma, hfence.*
+ *   hlv     hypervisor virtual-machine load (hlv, hlvx)      hsv   hypervisor virtual-machine store
+ */
+export type Kind =
+  | 'alu' | 'mul' | 'div' | 'load' | 'store' | 'lr' | 'sc' | 'amo' | 'branch' | 'jal' | 'jalr'
+  | 'csr' | 'fence' | 'fencei' | 'system' | 'hlv' | 'hsv';
+
 export interface InsnRow {
   /** GNU mnemonic. */
   readonly name: string;
@@ -31,10 +49,30 @@ export interface InsnRow {
   readonly pattern: string;
   readonly format: Format;
   readonly ext: Extension;
+  readonly kind: Kind;
+  /** Bytes of memory accessed (0 for none). */
+  readonly size: 0 | 1 | 2 | 4;
+  /** A load's value is sign-extended from `size` bytes. */
+  readonly signed: boolean;
 }
 
-const row = (ext: Extension) => (name: string, pattern: string, format: Format): InsnRow =>
-  ({ name, pattern, format, ext });
+/** The kind a row has unless it says otherwise: its format's. */
+const FORMAT_KIND: Record<Format, Kind> = {
+  R: 'alu', I: 'alu', Ishift: 'alu', U: 'alu', IL: 'load', S: 'store', B: 'branch', J: 'jal', JALR: 'jalr',
+  CSR: 'csr', CSRI: 'csr', AMO: 'amo', LR: 'lr', FENCE: 'fence', FENCEI: 'fencei', NONE: 'system', SFENCE: 'system',
+  HLV: 'hlv', HSV: 'hsv',
+};
+
+/** A row's kind and memory access, when not its format's kind and no memory. */
+interface RowFacts { kind?: Kind; size?: 0 | 1 | 2 | 4; signed?: boolean }
+
+const row = (ext: Extension) => (name: string, pattern: string, format: Format, f: RowFacts = {}): InsnRow =>
+  ({ name, pattern, format, ext, kind: f.kind ?? FORMAT_KIND[format], size: f.size ?? 0, signed: f.signed ?? false });
+
+/** Memory facts of loads (`s`: sign-extending) and stores. */
+const ld = (size: 1 | 2 | 4, signed: boolean): RowFacts => ({ size, signed });
+const st = (size: 1 | 2 | 4): RowFacts => ({ size });
+const W: RowFacts = { size: 4 };
 
 const I = row('I');
 const M = row('M');
@@ -45,8 +83,8 @@ const P = row('Priv');
 const H = row('H');
 
 /** AMOs: funct5, then aq/rl as operand bits. */
-const amo = (name: string, funct5: string): InsnRow =>
-  A(name, `${funct5} . . ..... ..... 010 ..... 0101111`, 'AMO');
+const amo = (name: string, funct5: string, kind: Kind = 'amo'): InsnRow =>
+  A(name, `${funct5} . . ..... ..... 010 ..... 0101111`, 'AMO', { ...W, kind });
 
 export const INSNS: readonly InsnRow[] = [
   // *** RV32I base ***
@@ -60,14 +98,14 @@ export const INSNS: readonly InsnRow[] = [
   I('bge',    '....... ..... ..... 101 ..... 1100011', 'B'),
   I('bltu',   '....... ..... ..... 110 ..... 1100011', 'B'),
   I('bgeu',   '....... ..... ..... 111 ..... 1100011', 'B'),
-  I('lb',     '............ ..... 000 ..... 0000011', 'IL'),
-  I('lh',     '............ ..... 001 ..... 0000011', 'IL'),
-  I('lw',     '............ ..... 010 ..... 0000011', 'IL'),
-  I('lbu',    '............ ..... 100 ..... 0000011', 'IL'),
-  I('lhu',    '............ ..... 101 ..... 0000011', 'IL'),
-  I('sb',     '....... ..... ..... 000 ..... 0100011', 'S'),
-  I('sh',     '....... ..... ..... 001 ..... 0100011', 'S'),
-  I('sw',     '....... ..... ..... 010 ..... 0100011', 'S'),
+  I('lb',     '............ ..... 000 ..... 0000011', 'IL', ld(1, true)),
+  I('lh',     '............ ..... 001 ..... 0000011', 'IL', ld(2, true)),
+  I('lw',     '............ ..... 010 ..... 0000011', 'IL', ld(4, true)),
+  I('lbu',    '............ ..... 100 ..... 0000011', 'IL', ld(1, false)),
+  I('lhu',    '............ ..... 101 ..... 0000011', 'IL', ld(2, false)),
+  I('sb',     '....... ..... ..... 000 ..... 0100011', 'S', st(1)),
+  I('sh',     '....... ..... ..... 001 ..... 0100011', 'S', st(2)),
+  I('sw',     '....... ..... ..... 010 ..... 0100011', 'S', st(4)),
   I('addi',   '............ ..... 000 ..... 0010011', 'I'),
   I('slti',   '............ ..... 010 ..... 0010011', 'I'),
   I('sltiu',  '............ ..... 011 ..... 0010011', 'I'),
@@ -103,18 +141,18 @@ export const INSNS: readonly InsnRow[] = [
   Z('csrrci', '............ ..... 111 ..... 1110011', 'CSRI'),
 
   // *** RV32M ***
-  M('mul',    '0000001 ..... ..... 000 ..... 0110011', 'R'),
-  M('mulh',   '0000001 ..... ..... 001 ..... 0110011', 'R'),
-  M('mulhsu', '0000001 ..... ..... 010 ..... 0110011', 'R'),
-  M('mulhu',  '0000001 ..... ..... 011 ..... 0110011', 'R'),
-  M('div',    '0000001 ..... ..... 100 ..... 0110011', 'R'),
-  M('divu',   '0000001 ..... ..... 101 ..... 0110011', 'R'),
-  M('rem',    '0000001 ..... ..... 110 ..... 0110011', 'R'),
-  M('remu',   '0000001 ..... ..... 111 ..... 0110011', 'R'),
+  M('mul',    '0000001 ..... ..... 000 ..... 0110011', 'R', { kind: 'mul' }),
+  M('mulh',   '0000001 ..... ..... 001 ..... 0110011', 'R', { kind: 'mul' }),
+  M('mulhsu', '0000001 ..... ..... 010 ..... 0110011', 'R', { kind: 'mul' }),
+  M('mulhu',  '0000001 ..... ..... 011 ..... 0110011', 'R', { kind: 'mul' }),
+  M('div',    '0000001 ..... ..... 100 ..... 0110011', 'R', { kind: 'div' }),
+  M('divu',   '0000001 ..... ..... 101 ..... 0110011', 'R', { kind: 'div' }),
+  M('rem',    '0000001 ..... ..... 110 ..... 0110011', 'R', { kind: 'div' }),
+  M('remu',   '0000001 ..... ..... 111 ..... 0110011', 'R', { kind: 'div' }),
 
   // *** RV32A ***
-  A('lr.w',   '00010 . . 00000 ..... 010 ..... 0101111', 'LR'),
-  amo('sc.w',      '00011'),
+  A('lr.w',   '00010 . . 00000 ..... 010 ..... 0101111', 'LR', W),
+  amo('sc.w',      '00011', 'sc'),
   amo('amoswap.w', '00001'),
   amo('amoadd.w',  '00000'),
   amo('amoxor.w',  '00100'),
@@ -134,16 +172,16 @@ export const INSNS: readonly InsnRow[] = [
   // *** Hypervisor extension ***
   H('hfence.vvma', '0010001 ..... ..... 000 00000 1110011', 'SFENCE'),
   H('hfence.gvma', '0110001 ..... ..... 000 00000 1110011', 'SFENCE'),
-  H('hlv.b',       '0110000 00000 ..... 100 ..... 1110011', 'HLV'),
-  H('hlv.bu',      '0110000 00001 ..... 100 ..... 1110011', 'HLV'),
-  H('hlv.h',       '0110010 00000 ..... 100 ..... 1110011', 'HLV'),
-  H('hlv.hu',      '0110010 00001 ..... 100 ..... 1110011', 'HLV'),
-  H('hlvx.hu',     '0110010 00011 ..... 100 ..... 1110011', 'HLV'),
-  H('hlv.w',       '0110100 00000 ..... 100 ..... 1110011', 'HLV'),
-  H('hlvx.wu',     '0110100 00011 ..... 100 ..... 1110011', 'HLV'),
-  H('hsv.b',       '0110001 ..... ..... 100 00000 1110011', 'HSV'),
-  H('hsv.h',       '0110011 ..... ..... 100 00000 1110011', 'HSV'),
-  H('hsv.w',       '0110101 ..... ..... 100 00000 1110011', 'HSV'),
+  H('hlv.b',       '0110000 00000 ..... 100 ..... 1110011', 'HLV', ld(1, true)),
+  H('hlv.bu',      '0110000 00001 ..... 100 ..... 1110011', 'HLV', ld(1, false)),
+  H('hlv.h',       '0110010 00000 ..... 100 ..... 1110011', 'HLV', ld(2, true)),
+  H('hlv.hu',      '0110010 00001 ..... 100 ..... 1110011', 'HLV', ld(2, false)),
+  H('hlvx.hu',     '0110010 00011 ..... 100 ..... 1110011', 'HLV', ld(2, false)),
+  H('hlv.w',       '0110100 00000 ..... 100 ..... 1110011', 'HLV', ld(4, true)),
+  H('hlvx.wu',     '0110100 00011 ..... 100 ..... 1110011', 'HLV', ld(4, false)),
+  H('hsv.b',       '0110001 ..... ..... 100 00000 1110011', 'HSV', st(1)),
+  H('hsv.h',       '0110011 ..... ..... 100 00000 1110011', 'HSV', st(2)),
+  H('hsv.w',       '0110101 ..... ..... 100 00000 1110011', 'HSV', st(4)),
 ];
 
 /** Mask/match pair of a pattern. */
@@ -188,45 +226,35 @@ export interface CInsnRow {
   readonly expand: (h: number) => number;
 }
 
-// Encoders of 32-bit words, used by the compressed expansions.
+// Encoders of 32-bit words, used by the compressed expansions; immediates placed by their layouts (imm.ts).
 const encR = (f7: number, rs2: number, rs1: number, f3: number, rd: number, op: number) =>
   ((f7 << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | op) >>> 0;
 const encI = (imm: number, rs1: number, f3: number, rd: number, op: number) =>
-  (((imm & 0xfff) << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | op) >>> 0;
+  (place(IMM.I, imm) | (rs1 << 15) | (f3 << 12) | (rd << 7) | op) >>> 0;
 const encS = (imm: number, rs2: number, rs1: number, f3: number, op: number) =>
-  ((((imm >> 5) & 0x7f) << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | ((imm & 0x1f) << 7) | op) >>> 0;
+  (place(IMM.S, imm) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | op) >>> 0;
 const encB = (imm: number, rs2: number, rs1: number, f3: number) =>
-  ((((imm >> 12) & 1) << 31) | (((imm >> 5) & 0x3f) << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) |
-    (((imm >> 1) & 0xf) << 8) | (((imm >> 11) & 1) << 7) | 0x63) >>> 0;
-const encJ = (imm: number, rd: number) =>
-  ((((imm >> 20) & 1) << 31) | (((imm >> 1) & 0x3ff) << 21) | (((imm >> 11) & 1) << 20) |
-    (((imm >> 12) & 0xff) << 12) | (rd << 7) | 0x6f) >>> 0;
-const encU = (imm: number, rd: number, op: number) => ((imm & 0xfffff000) | (rd << 7) | op) >>> 0;
+  (place(IMM.B, imm) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | 0x63) >>> 0;
+const encJ = (imm: number, rd: number) => (place(IMM.J, imm) | (rd << 7) | 0x6f) >>> 0;
+const encU = (imm: number, rd: number, op: number) => (place(IMM.U, imm) | (rd << 7) | op) >>> 0;
 
-const bit = (h: number, i: number) => (h >> i) & 1;
 const bits = (h: number, hi: number, lo: number) => (h >> lo) & ((1 << (hi - lo + 1)) - 1);
-const sext = (v: number, width: number) => (v << (32 - width)) >> (32 - width);
 /** Register fields. */
 export const cRd = (h: number) => bits(h, 11, 7);
 export const cRs2 = (h: number) => bits(h, 6, 2);
 export const cRdP = (h: number) => bits(h, 4, 2) + 8;
 export const cRs1P = (h: number) => bits(h, 9, 7) + 8;
-/** Immediates of the compressed formats (byte offsets / values, sign-extended where signed). */
-export const cImm6 = (h: number) => sext((bit(h, 12) << 5) | bits(h, 6, 2), 6);
-export const cUimm6 = (h: number) => (bit(h, 12) << 5) | bits(h, 6, 2);
-export const cAddi4spnImm = (h: number) =>
-  (bits(h, 12, 11) << 4) | (bits(h, 10, 7) << 6) | (bit(h, 6) << 2) | (bit(h, 5) << 3);
-export const cLwImm = (h: number) => (bits(h, 12, 10) << 3) | (bit(h, 6) << 2) | (bit(h, 5) << 6);
-export const cJImm = (h: number) => sext(
-  (bit(h, 12) << 11) | (bit(h, 11) << 4) | (bits(h, 10, 9) << 8) | (bit(h, 8) << 10) |
-  (bit(h, 7) << 6) | (bit(h, 6) << 7) | (bits(h, 5, 3) << 1) | (bit(h, 2) << 5), 12);
-export const cAddi16spImm = (h: number) => sext(
-  (bit(h, 12) << 9) | (bit(h, 6) << 4) | (bit(h, 5) << 6) | (bits(h, 4, 3) << 7) | (bit(h, 2) << 5), 10);
-export const cLuiImm = (h: number) => sext((bit(h, 12) << 17) | (bits(h, 6, 2) << 12), 18);
-export const cBImm = (h: number) => sext(
-  (bit(h, 12) << 8) | (bits(h, 11, 10) << 3) | (bits(h, 6, 5) << 6) | (bits(h, 4, 3) << 1) | (bit(h, 2) << 5), 9);
-export const cLwspImm = (h: number) => (bit(h, 12) << 5) | (bits(h, 6, 4) << 2) | (bits(h, 3, 2) << 6);
-export const cSwspImm = (h: number) => (bits(h, 12, 9) << 2) | (bits(h, 8, 7) << 6);
+/** Immediates of the compressed formats (byte offsets / values, sign-extended where signed): layouts in imm.ts (CIMM). */
+export const cImm6 = extractor(CIMM.imm6);
+export const cUimm6 = extractor(CIMM.uimm6);
+export const cAddi4spnImm = extractor(CIMM.addi4spn);
+export const cLwImm = extractor(CIMM.lw);
+export const cJImm = extractor(CIMM.j);
+export const cAddi16spImm = extractor(CIMM.addi16sp);
+export const cLuiImm = extractor(CIMM.lui);
+export const cBImm = extractor(CIMM.b);
+export const cLwspImm = extractor(CIMM.lwsp);
+export const cSwspImm = extractor(CIMM.swsp);
 
 const C = (
   name: string, pattern: string, format: CFormat, expand: (h: number) => number,

@@ -8,6 +8,7 @@
  * in -march), so compressed forms are exercised too.
  */
 import fc from 'fast-check';
+import { INSNS, InsnRow } from '../isa/table.js';
 
 /** Registers the generated code may use: everything but zero, sp and t6 (the buffer base). */
 const REGS = ['ra', 'gp', 'tp', 't0', 't1', 't2', 's0', 's1', 'a0', 'a1', 'a2', 'a3', 'a4', 'a5',
@@ -22,14 +23,15 @@ const interesting = fc.constantFrom(0, 1, -1, 2, 0x7fffffff, -0x80000000, 0x8000
 const value = fc.oneof(fc.integer({ min: -0x80000000, max: 0x7fffffff }), interesting, fc.integer({ min: -40, max: 40 }));
 const imm12 = fc.oneof(fc.integer({ min: -2048, max: 2047 }), fc.constantFrom(0, 1, -1, 2047, -2048));
 
-const R_OPS = ['add', 'sub', 'sll', 'slt', 'sltu', 'xor', 'srl', 'sra', 'or', 'and',
-  'mul', 'mulh', 'mulhsu', 'mulhu', 'div', 'divu', 'rem', 'remu'];
-const I_OPS = ['addi', 'slti', 'sltiu', 'xori', 'ori', 'andi'];
-const SH_OPS = ['slli', 'srli', 'srai'];
-const LOADS: Array<[string, number]> = [['lb', 1], ['lbu', 1], ['lh', 2], ['lhu', 2], ['lw', 4]];
-const STORES: Array<[string, number]> = [['sb', 1], ['sh', 2], ['sw', 4]];
-const AMOS = ['amoswap.w', 'amoadd.w', 'amoxor.w', 'amoand.w', 'amoor.w', 'amomin.w', 'amomax.w', 'amominu.w', 'amomaxu.w'];
-const BRANCHES = ['beq', 'bne', 'blt', 'bge', 'bltu', 'bgeu'];
+// Instruction classes from the instruction facts (isa/facts.ts), in table order (loads by size).
+const names = (keep: (r: InsnRow) => boolean) => INSNS.filter(keep).map((r) => r.name);
+const R_OPS = names((r) => r.format === 'R' && (r.ext === 'I' || r.ext === 'M'));
+const I_OPS = names((r) => r.format === 'I');
+const SH_OPS = names((r) => r.format === 'Ishift');
+const LOADS: Array<[string, number]> = INSNS.filter((r) => r.kind === 'load').sort((a, b) => a.size - b.size).map((r) => [r.name, r.size]);
+const STORES: Array<[string, number]> = INSNS.filter((r) => r.kind === 'store').map((r) => [r.name, r.size]);
+const AMOS = names((r) => r.kind === 'amo');
+const BRANCHES = names((r) => r.kind === 'branch');
 
 const offset = (align: number) => fc.integer({ min: 0, max: BUF / align - 1 }).map((i) => i * align);
 
