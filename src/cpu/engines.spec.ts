@@ -204,6 +204,39 @@ describe('jit vs interpreter', () => {
     }
   });
 
+  test('a hot branch whose taken target cannot join its trace (a 4-byte instruction straddling the page end) is still taken', () => {
+    // Found on an n-body program: the trace (through the never taken first branch) followed the
+    // biased second branch towards its target, could not add the target (it crosses the page
+    // end), and ended with the branch spliced as followed, so a taken branch fell through to the
+    // compressed instruction after it.
+    const src = `
+      .option norvc
+      li a0, 0
+      li t0, 300
+    loop:
+      addi a0, a0, 1
+      andi t1, t0, 1024
+      bnez t1, rare
+      addi t0, t0, -1
+      bnez t0, far
+      c.addi a0, 7
+    rare:
+      ecall
+      .space 4060
+    far:
+      addi a0, a0, 3
+      j loop
+    `;
+    expect(assembleRaw(src, { base: BASE }).symbols.get('far')).toBe(0x1ffe);
+    for (const regionAt of [undefined, 40]) {
+      const [a, b] = stopsPerEngine(src, 1_000_000, regionAt);
+      expect(a.final.x[10]).toBe(4 * 300 + 7 - 3);
+      expect(b.traces).toBeGreaterThan(0);
+      expect(b.stops).toEqual(a.stops);
+      expect(b.final).toEqual(a.final);
+    }
+  });
+
   test('regions leave before a slow path mid-block and trap precisely in a call into the hart', () => {
     // A loop whose load comes mid-block and misses the TLB on every new page (the region leaves
     // before it, with the instructions before it retired), and whose atomic add goes through the
