@@ -257,6 +257,10 @@ export function translate(h: HartCore, pa: number, vpc0: number, follow: Follow 
   }
   const n = insns.length;
   if (n === 0) return null;
+  // The trace followed its last branch or jump, but the instruction there could not join (it
+  // crosses the page end, does not decode, starts a block of its own): the block ends with it
+  // going either way, as in a basic block.
+  delete insns[n - 1].on;
   const groups = groupAccesses(insns);
   const groupCount = groups.reduce((k, g) => Math.max(k, g ? g.id + 1 : 0), 0);
   const clobber = groupCount ? `(${Array.from({ length: groupCount }, (_, k) => `g${k}`).join(' = ')} = false)` : '0';
