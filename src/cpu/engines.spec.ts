@@ -102,6 +102,60 @@ slot:
   ret
 `);
 
+/**
+ * Programs of chunks, each a run of ALU work, memory accesses, CSR instructions and fences, in
+ * compressed and full-size forms, ending with a biased (or alternating) conditional branch to a
+ * chunk and a jump or a fall-through to the next. Sizes are explicit (norvc, `c.` mnemonics), so
+ * the layout is known here: some chunks are padded to start with a 4-byte instruction straddling
+ * a page end, so branches and jumps target it. Each chunk counts down s0 and ends the program
+ * with ecall at zero.
+ */
+const pageEndProgram = (() => {
+  const work: [string, number][] = [
+    ['addi a1, a1, 3', 4], ['c.addi a1, 5', 2], ['xor a2, a2, a1', 4], ['c.xor a2, a1', 2], ['slli a3, a1, 2', 4],
+    ['c.slli a3, 3', 2], ['add a4, a4, a2', 4], ['c.add a4, a3', 2], ['mul a2, a2, a1', 4], ['sw a1, 8(s1)', 4],
+    ['lw a5, 8(s1)', 4], ['c.sw a4, 12(s1)', 2], ['c.lw a3, 12(s1)', 2], ['csrr t1, instret', 4], ['csrr t1, cycle', 4],
+    ['csrw mscratch, a2', 4], ['csrr a2, mscratch', 4], ['fence', 4], ['add a1, a1, t1', 4],
+  ];
+  const chunk = fc.record({
+    body: fc.array(fc.constantFrom(...work), { maxLength: 10 }),
+    compressedHead: fc.boolean(),
+    mask: fc.constantFrom(0, 1, 2, 63, 255),
+    sense: fc.constantFrom('beqz', 'bnez', 'c.beqz', 'c.bnez'),
+    target: fc.nat(),
+    jumpTo: fc.option(fc.nat(), { freq: 2 }),
+    straddle: fc.boolean(),
+  });
+  return fc.tuple(fc.array(chunk, { minLength: 2, maxLength: 12 }), fc.integer({ min: 0, max: 60 }), fc.integer({ min: 300, max: 1500 }))
+    .map(([chunks, lead, visits]) => {
+      const n = chunks.length;
+      const lines: string[] = [`li s0, ${visits}`, 'lui s1, 0x80', 'j c0', `.space ${2 * lead}`];
+      let at = BASE + 12 + 2 * lead, straddling = 0;
+      // Chunk starts first (padding after a jump may move a chunk to straddle the next page end), then the code.
+      const size = (c: (typeof chunks)[0]) => (c.compressedHead ? 2 : 4) + 4 + 4 + c.body.reduce((k, [, z]) => k + z, 0) + 4 + (c.sense.startsWith('c.') ? 2 : 4) + (c.jumpTo === null ? 0 : 4);
+      const starts: number[] = [], pads: number[] = [];
+      chunks.forEach((c, i) => {
+        const pad = i > 0 && chunks[i - 1].jumpTo !== null && c.straddle && !c.compressedHead ? (4094 - (at & 0xfff) + 4096) % 4096 : 0;
+        if (pad) straddling++;
+        pads.push(pad);
+        starts.push(at += pad);
+        at += size(c);
+      });
+      chunks.forEach((c, i) => {
+        if (pads[i]) lines.push(`.space ${pads[i]}`);
+        const site = starts[i] + size(c) - (c.jumpTo === null ? 0 : 4) - (c.sense.startsWith('c.') ? 2 : 4);
+        // A target out of the branch's reach becomes the chunk's own start (a loop on it).
+        const reach = c.sense.startsWith('c.') ? 250 : 4000;
+        const t = Math.abs(starts[c.target % n] - site) < reach ? c.target % n : i;
+        lines.push(`c${i}:`, c.compressedHead ? 'c.addi s0, -1' : 'addi s0, s0, -1', `bnez s0, k${i}`, 'ecall', `k${i}:`,
+          ...c.body.map(([w]) => w), `andi a5, s0, ${c.mask}`, `${c.sense} a5, c${t}`);
+        if (c.jumpTo !== null) lines.push(`j c${c.jumpTo % n}`);
+        else if (i === n - 1) lines.push('j c0');
+      });
+      return { src: `.option norvc\n${lines.join('\n')}\n`, straddling };
+    });
+})();
+
 describe('jit vs interpreter', () => {
   test('self-modifying programs leave identical state and counters (and see the new code)', () => {
     fc.assert(fc.property(smcProgram, fc.boolean(), (src, regions) => {
@@ -236,6 +290,23 @@ describe('jit vs interpreter', () => {
       expect(b.final).toEqual(a.final);
     }
   });
+
+  test('programs with branches and jumps to targets across page ends, CSR instructions and fences, hot enough for traces and regions, stop where the interpreter stops', () => {
+    const runs = { traces: 0, regions: 0, straddling: 0 };
+    fc.assert(fc.property(pageEndProgram, fc.constantFrom(undefined, 4, 24, 200), fc.constantFrom(29, 1000, 1_000_000), ({ src, straddling }, regionAt, slice) => {
+      const [a, b] = stopsPerEngine(src, slice, regionAt);
+      expect(b.stops).toEqual(a.stops);
+      expect(b.final).toEqual(a.final);
+      expect(a.final.mcause).toBe(11);
+      runs.traces += b.traces;
+      runs.regions += b.regions;
+      runs.straddling += straddling;
+    }), { seed: 16, numRuns: 120 });
+    // The generated programs do reach the hot tiers, with targets straddling page ends.
+    expect(runs.traces).toBeGreaterThan(50);
+    expect(runs.regions).toBeGreaterThan(50);
+    expect(runs.straddling).toBeGreaterThan(50);
+  }, 120_000);
 
   test('regions leave before a slow path mid-block and trap precisely in a call into the hart', () => {
     // A loop whose load comes mid-block and misses the TLB on every new page (the region leaves

@@ -208,8 +208,11 @@ export function compileRegion(members: Block[], views: Views): RegionFn {
       : k + 1 < members.length && likelySuccessor(b) === members[k + 1].vpc ? `if (npc === ${members[k + 1].vpc}) k = ${k + 1}; else {
           ${dispatch}
           }` : dispatch;
+    // A CSR access may read instret or cycle: the counters are brought up to date before it.
+    const sync = b.ir.startsBlock ? `
+          ctr[${Ctr.Instructions}] += ri; ctr[${Ctr.Cycles}] += rc; ctr[${Ctr.TakenBranches}] += rtb; left -= ri; ri = 0; rc = 0; rtb = 0;` : '';
     return `case ${k}: {
-          if (ri + ${b.n} > left) { npc = ${b.vpc}; how = 0; break run; }
+          if (ri + ${b.n} > left) { npc = ${b.vpc}; how = 0; break run; }${sync}
           npc = ${b.ir.fallthrough};
           ${r.run}
           ri += ${r.retired}; rc += ${r.cycles};${r.taken ? ' rtb += tk; tk = 0;' : ''}${b.ir.selfLoop ? ' doneI = 0; doneC = 0;' : ''}
@@ -219,7 +222,7 @@ export function compileRegion(members: Block[], views: Views): RegionFn {
   const tk = COSTS.takenBranch === 1 ? 'tk' : `tk * ${COSTS.takenBranch}`;
   const p = prologue(members.some((b) => b.ir.mem), used, written);
   const src = `
-    const left = M.limit - ctr[${Ctr.Instructions}];
+    let left = M.limit - ctr[${Ctr.Instructions}];
     let ${p.load ? p.load + ', ' : ''}${groupLocals(groups)}_z = 0, ip = 0, npc = 0, tk = 0, doneI = 0, doneC = 0, ri = 0, rc = 0, rtb = 0, how = 1${p.mem}
     try {
       run: for (;;) {

@@ -37,6 +37,8 @@ export interface BlockIR {
   selfLoop: boolean;
   /** Ends with a system instruction: its chain ends with it. */
   system: boolean;
+  /** Starts with an instruction that starts a block (a CSR access: it may read the counters, which must be exact then). */
+  startsBlock: boolean;
   /** Ends with a conditional branch (a basic block that counts its directions). */
   branch: boolean;
   /** Goes on through branches or jumps (a trace). */
@@ -281,7 +283,7 @@ export function translate(h: HartCore, pa: number, vpc0: number, follow: Follow 
   const target = lastFacts.kind === 'branch' || lastFacts.kind === 'jal' ? (last.vpc + IMM_OF[last.format](last.w)) | 0 : null;
   return {
     parts, regionParts: () => (rparts ??= insns.map((_, i) => code(i, true))), prefix, pcs: insns.map((x) => x.vpc), used, written, groups: groupCount, fallthrough: (last.vpc + last.len) | 0,
-    target, indirect: lastFacts.kind === 'jalr', selfLoop: target === vpc0, system: lastFacts.endsChain, branch: lastFacts.kind === 'branch',
+    target, indirect: lastFacts.kind === 'jalr', selfLoop: target === vpc0, system: lastFacts.endsChain, startsBlock: FACTS[insns[0].id].startsBlock, branch: lastFacts.kind === 'branch',
     trace: insns.some((x) => x.on !== undefined),
     mem: insns.some((x) => FACTS[x.id].plain),
     taken: insns.some((x) => FACTS[x.id].transfers),
