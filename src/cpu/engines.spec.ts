@@ -10,7 +10,7 @@ import { assembleRaw } from '../isa/assembler.js';
 import { encode } from '../isa/encode.js';
 import { opId } from '../isa/table.js';
 import { createHash } from 'node:crypto';
-import { DEFAULT_BLOCK_CAP, Jit } from './jit.js';
+import { DEFAULT_BLOCK_CAP, Jit, TRANSLATE_AT } from './jit.js';
 
 const BASE = 0x1000;
 
@@ -22,8 +22,12 @@ function snapshot(h: Hart) {
   };
 }
 
-/** A machine running `src` from BASE in M-mode; with `regionAt`, its jit makes regions of pages after that many runs of a block. */
-function machine(src: string, engine: Engine, regionAt?: number) {
+/**
+ * A machine running `src` from BASE in M-mode; with `regionAt`, its jit makes regions of pages
+ * after that many runs of a block; it translates a block the `translateAt`-th time it reaches it
+ * (by default the first: most tests here are about the translated tiers).
+ */
+function machine(src: string, engine: Engine, regionAt?: number, translateAt = 1) {
   const mem = PhysMem.ofSize(1 << 20);
   const { bytes } = assembleRaw(src, { base: BASE });
   mem.u8.set(bytes, BASE);
@@ -32,7 +36,7 @@ function machine(src: string, engine: Engine, regionAt?: number) {
   h.priv = PRIV_M;
   h.pc = BASE;
   h.nativeTraps = NATIVE_M;
-  if (regionAt !== undefined) h.jit = new Jit(h, DEFAULT_BLOCK_CAP, regionAt);
+  h.jit = new Jit(h, DEFAULT_BLOCK_CAP, regionAt, translateAt);
   return h;
 }
 
@@ -47,16 +51,17 @@ function runToEcall(h: Hart, slice: number, alternate = false) {
 }
 
 /** Runs `src` to its trap in slices of `slice` under each engine: every stop (reason, pc, instret, cycles) and the final state. */
-function stopsPerEngine(src: string, slice: number, regionAt?: number) {
+function stopsPerEngine(src: string, slice: number, regionAt?: number, translateAt?: number) {
   return (['interp', 'jit'] as const).map((engine) => {
-    const h = machine(src, engine, regionAt);
+    const h = machine(src, engine, regionAt, translateAt);
     const stops: unknown[] = [];
     for (let i = 0; i < 100_000; i++) {
       const r = h.run(slice);
       stops.push([r, h.pc, h.ctr[0], h.ctr[1]]);
       if (r === StopReason.Trap) break;
     }
-    return { final: snapshot(h), stops, chained: h.jit?.stats.chained ?? 0, traces: h.jit?.stats.traces ?? 0, regions: h.jit?.stats.regions ?? 0 };
+    const st = engine === 'jit' ? h.jit!.stats : null;
+    return { final: snapshot(h), stops, chained: st?.chained ?? 0, traces: st?.traces ?? 0, regions: st?.regions ?? 0, translations: st?.translations ?? 0, cold: st?.cold ?? 0 };
   });
 }
 
@@ -293,8 +298,8 @@ describe('jit vs interpreter', () => {
 
   test('programs with branches and jumps to targets across page ends, CSR instructions and fences, hot enough for traces and regions, stop where the interpreter stops', () => {
     const runs = { traces: 0, regions: 0, straddling: 0 };
-    fc.assert(fc.property(pageEndProgram, fc.constantFrom(undefined, 4, 24, 200), fc.constantFrom(29, 1000, 1_000_000), ({ src, straddling }, regionAt, slice) => {
-      const [a, b] = stopsPerEngine(src, slice, regionAt);
+    fc.assert(fc.property(pageEndProgram, fc.constantFrom(undefined, 4, 24, 200), fc.constantFrom(29, 1000, 1_000_000), fc.constantFrom(1, 5, TRANSLATE_AT), ({ src, straddling }, regionAt, slice, translateAt) => {
+      const [a, b] = stopsPerEngine(src, slice, regionAt, translateAt);
       expect(b.stops).toEqual(a.stops);
       expect(b.final).toEqual(a.final);
       expect(a.final.mcause).toBe(11);
@@ -307,6 +312,33 @@ describe('jit vs interpreter', () => {
     expect(runs.regions).toBeGreaterThan(50);
     expect(runs.straddling).toBeGreaterThan(50);
   }, 120_000);
+
+  test('cold code runs in the interpreter until a block start has been reached TRANSLATE_AT times, with the same stops', () => {
+    // A loop of three blocks run `k` times: below the threshold nothing is translated.
+    const src = (k: number) => `
+      li a0, 0
+      li t0, ${k}
+    1: addi a0, a0, 3
+      andi t1, a0, 4
+      beqz t1, 2f
+      xori a0, a0, 5
+    2: csrr t2, instret
+      add a0, a0, t2
+      addi t0, t0, -1
+      bnez t0, 1b
+      ecall`;
+    for (const slice of [1, 3, 17, 1_000_000]) {
+      const [a, b] = stopsPerEngine(src(TRANSLATE_AT - 2), slice, undefined, TRANSLATE_AT);
+      expect(b.stops).toEqual(a.stops);
+      expect(b.final).toEqual(a.final);
+      expect(b.translations).toBe(0);
+      if (slice > 1) expect(b.cold).toBeGreaterThan(0);
+      const [c, d] = stopsPerEngine(src(TRANSLATE_AT * 4), slice, undefined, TRANSLATE_AT);
+      expect(d.stops).toEqual(c.stops);
+      expect(d.final).toEqual(c.final);
+      if (slice > 17) expect(d.translations).toBeGreaterThan(0);
+    }
+  });
 
   test('regions leave before a slow path mid-block and trap precisely in a call into the hart', () => {
     // A loop whose load comes mid-block and misses the TLB on every new page (the region leaves
@@ -472,7 +504,7 @@ describe('jit vs interpreter', () => {
       ecall`;
     const a = machine(src, 'interp');
     const b = machine(src, 'jit');
-    b.jit = new Jit(b, 3);
+    b.jit = new Jit(b, 3, undefined, 1);
     runToEcall(a, 1000);
     runToEcall(b, 1000);
     expect(snapshot(b)).toEqual(snapshot(a));

@@ -34,7 +34,7 @@
  *   a slow path, with exactly the state the blocks would have left there.
  */
 import { ACC_STORE } from '../mmu/mmu.js';
-import { runInterpreter } from './interp.js';
+import { runInterpreter, runInterpreterToBlockEnd } from './interp.js';
 import { Ctr } from '../uarch/costs.js';
 import { STOP, StopReason, TRAP } from './trap.js';
 import type { HartCore } from './hart-core.js';
@@ -52,6 +52,12 @@ export const DEFAULT_BLOCK_CAP = 16384;
  * a region at most. docs/engine.md has the measurements behind all three.
  */
 const REGION_AT = 2048;
+/**
+ * Times the dispatcher reaches a block start before it is translated; until then the interpreter
+ * runs it (to its block end). Translating a block and V8 compiling it costs about as much as
+ * interpreting it a few hundred times (docs/engine.md), so code run only a few times never pays.
+ */
+export const TRANSLATE_AT = 64;
 const REGION_BUILDS = 4;
 const REGION_INSNS = 512;
 
@@ -60,15 +66,20 @@ export class Jit {
   readonly blocks = new Map<number, Block>();
   private readonly byPage = new Map<number, Block[]>();
   private readonly slots = new Map<number, Slots>();
-  readonly stats = { translations: 0, evictions: 0, invalidations: 0, chains: 0, chained: 0, traces: 0, regions: 0 };
+  readonly stats = { translations: 0, evictions: 0, invalidations: 0, chains: 0, chained: 0, traces: 0, regions: 0, cold: 0 };
+  /** Dispatcher arrivals at block starts not translated yet, per physical page (by offset / 2). */
+  private readonly heat = new Map<number, Uint16Array>();
   /** Region builds per page (see region). */
   private readonly builds = new Map<number, number>();
 
   /** The hart's RAM views and TLB arrays (fixed for its life), the run's limit and code-dirty flag, handed to every block it compiles. */
   readonly views: Views;
 
-  /** `regionAt`: runs of a block after which its page becomes a region (lower in tests, to reach regions quickly). */
-  constructor(private readonly h: HartCore, readonly cap = DEFAULT_BLOCK_CAP, private readonly regionAt = REGION_AT) {
+  /**
+   * `regionAt`: runs of a block after which its page becomes a region; `translateAt`: arrivals at a
+   * block start before it is translated (both lower in tests, to reach the tiers quickly).
+   */
+  constructor(private readonly h: HartCore, readonly cap = DEFAULT_BLOCK_CAP, private readonly regionAt = REGION_AT, private readonly translateAt = TRANSLATE_AT) {
     const [, load, store] = h.mmu.tlb;
     this.views = { ltag: load.tag, lpage: load.page, sfast: store.fast, spage: store.page, u8: h.mem.u8, u16: h.mem.u16, i32: h.mem.i32, limit: 0, dirty: false };
     h.codePages = new Uint8Array(Math.ceil(h.mem.size / 4096));
@@ -82,6 +93,7 @@ export class Jit {
     this.byPage.clear();
     for (const t of this.slots.values()) t.fill(undefined);
     this.builds.clear();
+    this.heat.clear();
     this.h.codePages!.fill(0);
   }
 
@@ -98,14 +110,24 @@ export class Jit {
   }
 
   /**
-   * Block for virtual pc h.pc at physical address pa, translating it if needed. Keyed by the
-   * physical address (a small integer, so the map needs no boxing); the same code reached through
-   * another virtual address is retranslated, since pc-relative values are baked into blocks.
+   * Block for virtual pc h.pc at physical address pa, translating it once the dispatcher has
+   * reached it `translateAt` times; null while it is cold (or cannot be translated): the
+   * interpreter then runs to its block end. Keyed by the physical address (a small integer, so the
+   * map needs no boxing); the same code reached through another virtual address is retranslated,
+   * since pc-relative values are baked into blocks.
    */
   lookup(pa: number): Block | null {
     const vpc = this.h.pc | 0;
     const b = this.blocks.get(pa);
     if (b !== undefined && b.vpc === vpc) return b;
+    if (this.translateAt > 1) {
+      const page = pa >>> 12;
+      let heat = this.heat.get(page);
+      if (heat === undefined) this.heat.set(page, heat = new Uint16Array(2048));
+      const at = (pa & 0xfff) >>> 1;
+      if (++heat[at] < this.translateAt) { this.stats.cold++; return null; }
+      heat[at] = 0;
+    }
     if (b !== undefined) { drop(b); this.blocks.delete(pa); this.slots.get(pa >>> 12)![(pa & 0xfff) >>> 1] = undefined; }
     if (this.blocks.size >= this.cap) {
       this.stats.evictions += this.blocks.size;
@@ -235,7 +257,7 @@ export function runJit(h: HartCore, jit: Jit, max: number): number {
         ? fpage[vpn & 255] + (pc & 0xfff) : h.fetchPa(pc);
       const b = jit.lookup(pa);
       if (b === null || b.n > max - done) {
-        const s = runInterpreter(h, b === null ? 1 : max - done);
+        const s = b === null ? runInterpreterToBlockEnd(h, max - done) : runInterpreter(h, max - done);
         if (s !== StopReason.Budget) return s;
         continue;
       }
