@@ -35,6 +35,7 @@ function machine(src: string, engine: Engine, regionAt?: number, translateAt = 1
   h.engine = engine;
   h.priv = PRIV_M;
   h.pc = BASE;
+  h.x[2] = 0x80000;
   h.nativeTraps = NATIVE_M;
   h.jit = new Jit(h, DEFAULT_BLOCK_CAP, regionAt, translateAt);
   return h;
@@ -338,6 +339,38 @@ describe('jit vs interpreter', () => {
       expect(d.final).toEqual(c.final);
       if (slice > 17) expect(d.translations).toBeGreaterThan(0);
     }
+  });
+
+  test('calls and returns across pages chain without the dispatcher and stop where the interpreter stops', () => {
+    // A loop in one page calling functions in two other pages (one calls on into the third).
+    const src = `
+      ${WALK}
+      li a1, 0
+    1:
+      lw t0, 0(a0)
+      call far1
+      add a1, a1, t0
+      addi a0, a0, 16
+      j 1b
+      .space 4096
+    far1:
+      addi sp, sp, -16
+      sw ra, 12(sp)
+      xor a1, a1, t0
+      call far2
+      lw ra, 12(sp)
+      addi sp, sp, 16
+      ret
+      .space 4096
+    far2:
+      slli t1, a1, 1
+      add a1, a1, t1
+      ret
+    `;
+    const runs = expectSameToFault(src, [1, 7, 64, 333, 1_000_000]);
+    for (const b of runs) if (b.slice >= 64) expect(b.chained).toBeGreaterThan(2000);
+    // The same with regions: a region's exit chains into the other pages too.
+    expectSameToFault(src, [7, 333, 1_000_000], 8);
   });
 
   test('regions leave before a slow path mid-block and trap precisely in a call into the hart', () => {

@@ -39,7 +39,7 @@ import { Ctr } from '../uarch/costs.js';
 import { STOP, StopReason, TRAP } from './trap.js';
 import type { HartCore } from './hart-core.js';
 import { Follow, translate } from './jit-translate.js';
-import { Block, ENTRY, STALE, Slots, Views, WARM, compileBlock, compileRegion, placeRegion } from './jit-compile.js';
+import { Block, ENTRY, NEXT, STALE, Slots, Views, WARM, compileBlock, compileRegion, placeRegion } from './jit-compile.js';
 
 
 /** Translated blocks kept at most before the cache is evicted. */
@@ -81,7 +81,11 @@ export class Jit {
    */
   constructor(private readonly h: HartCore, readonly cap = DEFAULT_BLOCK_CAP, private readonly regionAt = REGION_AT, private readonly translateAt = TRANSLATE_AT) {
     const [, load, store] = h.mmu.tlb;
-    this.views = { ltag: load.tag, lpage: load.page, sfast: store.fast, spage: store.page, u8: h.mem.u8, u16: h.mem.u16, i32: h.mem.i32, limit: 0, dirty: false };
+    const [fetch] = h.mmu.tlb;
+    this.views = {
+      ltag: load.tag, lpage: load.page, sfast: store.fast, spage: store.page, u8: h.mem.u8, u16: h.mem.u16, i32: h.mem.i32, limit: 0, dirty: false,
+      ftag: fetch.tag, fpage: fetch.page, pages: new Array<Slots | undefined>(Math.ceil(h.mem.size / 4096)).fill(undefined),
+    };
     h.codePages = new Uint8Array(Math.ceil(h.mem.size / 4096));
     h.onCodeWrite = (pa) => (pa < 0 ? this.flush() : this.invalidatePage(pa >>> 12));
   }
@@ -183,7 +187,7 @@ export class Jit {
     const placed = placeRegion(members);
     const fn = compileRegion(placed, this.views);
     for (const m of this.byPage.get(page)!) m.fn = m.solo;
-    placed.forEach((m, k) => { m.fn = ENTRY(fn, k, this.slots.get(page)!, vpage); });
+    placed.forEach((m, k) => { m.fn = ENTRY(fn, k, this.slots.get(page)!, vpage, this.views, NEXT); });
     this.stats.regions++;
   }
 
@@ -194,7 +198,7 @@ export class Jit {
     if (!ir) return null;
     const page = pa >>> 12;
     let slots = this.slots.get(page);
-    if (slots === undefined) this.slots.set(page, slots = new Array<Block | undefined>(2048).fill(undefined));
+    if (slots === undefined) this.slots.set(page, this.views.pages[page] = slots = new Array<Block | undefined>(2048).fill(undefined));
     const t: Block = { pa, vpc, ir, fn: STALE, solo: STALE, n: ir.pcs.length, valid: true, hits: 0, taken: 0, runs: 0 };
     t.fn = t.solo = compileBlock(t, slots, this.views, this.hotFn, this.regionAt);
     slots[(pa & 0xfff) >>> 1] = t;
