@@ -373,6 +373,35 @@ describe('jit vs interpreter', () => {
     expectSameToFault(src, [7, 333, 1_000_000], 8);
   });
 
+  test('stores into data sharing a page with translated code leave its blocks; a store into a translated line still invalidates them', () => {
+    const src = (patch: boolean) => `
+      la s0, data
+      li t0, 500
+    1: lw t1, 0(s0)
+      addi t1, t1, 3
+      sw t1, 0(s0)
+      addi t0, t0, -1
+      bnez t0, 1b
+      ${patch ? `la s1, slot
+      lw t2, 0(s1)
+      sw t2, 0(s1)` : ''}
+    slot:
+      addi a0, t1, 1
+      ecall
+      .balign 64
+    data:
+      .word 7
+    `;
+    for (const patch of [false, true]) {
+      const [a, b] = stopsPerEngine(src(patch), 1_000_000);
+      expect(b.final).toEqual(a.final);
+      expect(a.final.x[10]).toBe(7 + 3 * 500 + 1);
+      const h = machine(src(patch), 'jit');
+      runToEcall(h, 1_000_000);
+      expect(h.jit!.stats.invalidations > 0).toBe(patch);
+    }
+  });
+
   test('regions leave before a slow path mid-block and trap precisely in a call into the hart', () => {
     // A loop whose load comes mid-block and misses the TLB on every new page (the region leaves
     // before it, with the instructions before it retired), and whose atomic add goes through the

@@ -38,7 +38,7 @@ import { runInterpreter, runInterpreterToBlockEnd } from './interp.js';
 import { Ctr } from '../uarch/costs.js';
 import { STOP, StopReason, TRAP } from './trap.js';
 import type { HartCore } from './hart-core.js';
-import { Follow, translate } from './jit-translate.js';
+import { BlockIR, Follow, translate } from './jit-translate.js';
 import { Block, ENTRY, NEXT, STALE, Slots, Views, WARM, compileBlock, compileRegion, placeRegion } from './jit-compile.js';
 
 
@@ -87,7 +87,37 @@ export class Jit {
       ftag: fetch.tag, fpage: fetch.page, pages: new Array<Slots | undefined>(Math.ceil(h.mem.size / 4096)).fill(undefined),
     };
     h.codePages = new Uint8Array(Math.ceil(h.mem.size / 4096));
-    h.onCodeWrite = (pa) => (pa < 0 ? this.flush() : this.invalidatePage(pa >>> 12));
+    this.lines = new Uint8Array(Math.ceil(h.mem.size / 64));
+    h.onCodeWrite = (pa) => (pa < 0 ? this.flush() : this.codeStore(pa));
+  }
+
+  /**
+   * 64-byte lines of physical memory that hold translated instructions (marked as blocks are
+   * translated, cleared with their page): a store into a code page that misses them (data sharing
+   * a page with code, as a program's last text page and its first data do) leaves the page's
+   * blocks alone.
+   */
+  private readonly lines: Uint8Array;
+
+  /**
+   * A hart stored at most 4 bytes at physical `pa` in a page holding translated code: the blocks of
+   * the page (and of the next, for a store across the page end) are invalidated if it hit a line
+   * holding translated instructions. Native writes of larger ranges use invalidatePage.
+   */
+  codeStore(pa: number): void {
+    const a = pa >>> 6, b = (pa + 3) >>> 6;
+    if (this.lines[a] !== 0) this.invalidatePage(pa >>> 12);
+    if (b !== a && b < this.lines.length && this.lines[b] !== 0) this.invalidatePage(b >>> 6);
+  }
+
+  /** Marks the lines of a translated block's instructions (all in the page of `pa`). */
+  private markLines(pa: number, ir: BlockIR): void {
+    const base = pa & ~0xfff;
+    for (const pc of ir.pcs) {
+      const at = base + (pc & 0xfff);
+      this.lines[at >>> 6] = 1;
+      if (((at + 3) & 0xfff) > (at & 0xfff)) this.lines[(at + 3) >>> 6] = 1;
+    }
   }
 
   /** Drops every block (fence.i, or the cache cap). */
@@ -98,12 +128,14 @@ export class Jit {
     for (const t of this.slots.values()) t.fill(undefined);
     this.builds.clear();
     this.heat.clear();
+    this.lines.fill(0);
     this.h.codePages!.fill(0);
   }
 
   invalidatePage(page: number): void {
     const list = this.byPage.get(page);
     this.h.codePages![page] = 0;
+    this.lines.fill(0, page << 6, (page + 1) << 6);
     this.views.dirty = true;
     if (!list) return;
     for (const b of list) { drop(b); if (this.blocks.get(b.pa) === b) this.blocks.delete(b.pa); }
@@ -159,6 +191,7 @@ export class Jit {
     const t: Block = { pa: b.pa, vpc: b.vpc, ir, fn: STALE, solo: STALE, n: ir.pcs.length, valid: true, hits: 0, taken: 0, runs: 0 };
     t.fn = t.solo = compileBlock(t, slots, this.views, this.hotFn, this.regionAt);
     slots[(b.pa & 0xfff) >>> 1] = t;
+    this.markLines(b.pa, ir);
     this.blocks.set(b.pa, t);
     this.byPage.get(b.pa >>> 12)!.push(t);
     drop(b);
@@ -202,6 +235,7 @@ export class Jit {
     const t: Block = { pa, vpc, ir, fn: STALE, solo: STALE, n: ir.pcs.length, valid: true, hits: 0, taken: 0, runs: 0 };
     t.fn = t.solo = compileBlock(t, slots, this.views, this.hotFn, this.regionAt);
     slots[(pa & 0xfff) >>> 1] = t;
+    this.markLines(pa, ir);
     this.stats.translations++;
     this.blocks.set(pa, t);
     (this.byPage.get(page) ?? this.byPage.set(page, []).get(page)!).push(t);
