@@ -54,10 +54,11 @@ export const DEFAULT_BLOCK_CAP = 16384;
 const REGION_AT = 2048;
 /**
  * Times the dispatcher reaches a block start before it is translated; until then the interpreter
- * runs it (to its block end). Translating a block and V8 compiling it costs about as much as
- * interpreting it a few hundred times (docs/engine.md), so code run only a few times never pays.
+ * runs it (to its block end). Translating a block and V8 compiling it cost about as much as
+ * interpreting it 300-400 times (docs/engine.md): translating after about that many runs bounds
+ * what code run only a few hundred times loses against the interpreter (the ski-rental rule).
  */
-export const TRANSLATE_AT = 64;
+export const TRANSLATE_AT = 256;
 const REGION_BUILDS = 4;
 const REGION_INSNS = 512;
 
