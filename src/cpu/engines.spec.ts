@@ -62,7 +62,7 @@ function stopsPerEngine(src: string, slice: number, regionAt?: number, translate
       if (r === StopReason.Trap) break;
     }
     const st = engine === 'jit' ? h.jit!.stats : null;
-    return { final: snapshot(h), stops, chained: st?.chained ?? 0, traces: st?.traces ?? 0, regions: st?.regions ?? 0, translations: st?.translations ?? 0, cold: st?.cold ?? 0 };
+    return { final: snapshot(h), stops, chained: st?.chained ?? 0, traces: st?.traces ?? 0, regions: st?.regions ?? 0, translations: st?.translations ?? 0, cold: st?.cold ?? 0, demoted: st?.demoted ?? 0 };
   });
 }
 
@@ -399,6 +399,32 @@ describe('jit vs interpreter', () => {
       const h = machine(src(patch), 'jit');
       runToEcall(h, 1_000_000);
       expect(h.jit!.stats.invalidations > 0).toBe(patch);
+    }
+  });
+
+  test('a region entered for a few instructions at a time goes back to blocks, with the same stops', () => {
+    // A short function in its own page, called 6,000 times from a loop in another page: its
+    // region retires a handful of instructions per entry and is dropped after REGION_PROBE entries.
+    const src = `
+      li t0, 6000
+    1: call far
+      addi t0, t0, -1
+      bnez t0, 1b
+      ecall
+      .space 4096
+    far:
+      addi a0, a0, 3
+      andi t1, a0, 8
+      beqz t1, 2f
+      xori a0, a0, 1
+    2: ret
+    `;
+    for (const slice of [333, 1_000_000]) {
+      const [a, b] = stopsPerEngine(src, slice, 8);
+      expect(b.stops).toEqual(a.stops);
+      expect(b.final).toEqual(a.final);
+      expect(b.regions).toBeGreaterThan(0);
+      expect(b.demoted).toBeGreaterThan(0);
     }
   });
 

@@ -80,6 +80,9 @@ export interface Block {
  * every compiled function that reads a Block).
  */
 export const STALE = new Function('return function stale() { return null; }')() as BlockFn;
+/** Entries into a region after which its entries judge whether it pays (RegionState.probe). */
+export const REGION_PROBE = 4096;
+
 /**
  * The entry of a region at its k-th block: runs the region, then returns the block at the pc it
  * stopped at if that can be chained (in the same page, translated for the same virtual page).
@@ -90,13 +93,25 @@ export const STALE = new Function('return function stale() { return null; }')() 
  * rarely run exit path, where V8 would have no type feedback for it and would deoptimize the
  * whole region on its first exits.
  */
-export const ENTRY = new Function('R', 'k', 'SLOTS', 'VPAGE', 'M', 'NEXT', `return function entry(h, x, ctr) {
+export const ENTRY = new Function('R', 'k', 'SLOTS', 'VPAGE', 'M', 'NEXT', 'S', `return function entry(h, x, ctr) {
+  const i0 = ctr[${Ctr.Instructions}];
   const how = R(h, x, ctr, k);
+  S.insns += ctr[${Ctr.Instructions}] - i0;
+  if (++S.entries === ${REGION_PROBE}) S.probe();
   if (how === 0) return null;
   const t = NEXT(h, M, SLOTS, VPAGE, h.pc | 0);
   if (t === null) return null;
   return how === 1 ? t : t.solo(h, x, ctr);
-}`) as (r: RegionFn, k: number, slots: Slots, vpage: number, views: Views, next: typeof NEXT) => BlockFn;
+}`) as (r: RegionFn, k: number, slots: Slots, vpage: number, views: Views, next: typeof NEXT, state: RegionState) => BlockFn;
+
+
+/**
+ * What a region's entries count: its entries and the instructions retired inside it; `probe`
+ * runs once, at REGION_PROBE entries (Jit.region: a region left after a few instructions on
+ * average, as calls into a page of library code are, costs more in its entry and register loads
+ * than it saves, and goes back to blocks).
+ */
+export interface RegionState { entries: number; insns: number; probe: () => void }
 
 /** Register locals, the memory prologue (only code with inline accesses, `mem`, pays for it) and the store prologue of some code. */
 function prologue(hasMem: boolean, used: Set<number>, written: Set<number>) {

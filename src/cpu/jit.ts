@@ -39,7 +39,7 @@ import { Ctr } from '../uarch/costs.js';
 import { STOP, StopReason, TRAP } from './trap.js';
 import type { HartCore } from './hart-core.js';
 import { BlockIR, Follow, translate } from './jit-translate.js';
-import { Block, ENTRY, NEXT, STALE, Slots, Views, WARM, compileBlock, compileRegion, placeRegion } from './jit-compile.js';
+import { Block, ENTRY, NEXT, RegionState, STALE, Slots, Views, WARM, compileBlock, compileRegion, placeRegion } from './jit-compile.js';
 
 
 /** Translated blocks kept at most before the cache is evicted. */
@@ -61,17 +61,25 @@ const REGION_AT = 2048;
 export const TRANSLATE_AT = 256;
 const REGION_BUILDS = 4;
 const REGION_INSNS = 512;
+/**
+ * Instructions a region must retire per entry on average (over its first REGION_PROBE entries)
+ * to stay: on real programs (string, soft-float and sorting code calling across pages), regions
+ * entered for a few instructions at a time made the jit slower than the interpreter; the
+ * kernels' loops retire hundreds per entry.
+ */
+const REGION_MIN_RUN = 64;
 
 /** Per-hart translation state. */
 export class Jit {
   readonly blocks = new Map<number, Block>();
   private readonly byPage = new Map<number, Block[]>();
   private readonly slots = new Map<number, Slots>();
-  readonly stats = { translations: 0, evictions: 0, invalidations: 0, chains: 0, chained: 0, traces: 0, regions: 0, cold: 0 };
+  readonly stats = { translations: 0, evictions: 0, invalidations: 0, chains: 0, chained: 0, traces: 0, regions: 0, demoted: 0, cold: 0 };
   /** Dispatcher arrivals at block starts not translated yet, per physical page (by offset / 2). */
   private readonly heat = new Map<number, Uint16Array>();
-  /** Region builds per page (see region). */
+  /** Region builds per page (see region), and the page's current region's counts. */
   private readonly builds = new Map<number, number>();
+  private readonly live = new Map<number, RegionState>();
 
   /** The hart's RAM views and TLB arrays (fixed for its life), the run's limit and code-dirty flag, handed to every block it compiles. */
   readonly views: Views;
@@ -128,6 +136,7 @@ export class Jit {
     this.byPage.clear();
     for (const t of this.slots.values()) t.fill(undefined);
     this.builds.clear();
+    this.live.clear();
     this.heat.clear();
     this.lines.fill(0);
     this.h.codePages!.fill(0);
@@ -142,6 +151,7 @@ export class Jit {
     for (const b of list) { drop(b); if (this.blocks.get(b.pa) === b) this.blocks.delete(b.pa); }
     this.slots.get(page)?.fill(undefined);
     this.builds.delete(page);
+    this.live.delete(page);
     this.stats.invalidations += list.length;
     this.byPage.delete(page);
   }
@@ -221,7 +231,18 @@ export class Jit {
     const placed = placeRegion(members);
     const fn = compileRegion(placed, this.views);
     for (const m of this.byPage.get(page)!) m.fn = m.solo;
-    placed.forEach((m, k) => { m.fn = ENTRY(fn, k, this.slots.get(page)!, vpage, this.views, NEXT); });
+    const state: RegionState = {
+      entries: 0, insns: 0,
+      probe: () => {
+        if (this.live.get(page) !== state || state.insns >= REGION_MIN_RUN * state.entries) return;
+        // Back to blocks for good (until the page is invalidated or flushed).
+        for (const m of placed) if (m.valid) m.fn = m.solo;
+        if (this.builds.has(page)) this.builds.set(page, REGION_BUILDS);
+        this.stats.demoted++;
+      },
+    };
+    this.live.set(page, state);
+    placed.forEach((m, k) => { m.fn = ENTRY(fn, k, this.slots.get(page)!, vpage, this.views, NEXT, state); });
     this.stats.regions++;
   }
 
