@@ -8,13 +8,20 @@
  * in-process VM path (`runProgram`: guest OS, KHV, console device) that `hvsim run` and the differential tests use. Each side's start-up (qemu's process start,
  * hvsim's machine set-up) is measured on a program that exits at once and subtracted.
  *
- * Usage: npm run bench:cpu [-- --runs N] [-- PROGRAM ...]
+ * Real programs (bench/real, built with picolibc) run as a user runs them: each a whole process
+ * (`hvsim run`, start-up included) beside `qemu-riscv32`, wall and CPU time (user + system, from
+ * bash's `time`), in-engine MIPS from `--stats`; the jit's warm figure is in-process (runs 2 and 3
+ * on fresh VMs of one thread). `--elf PATH` adds an ELF built elsewhere (a public program measured
+ * in session, never committed: CoreMark, for instance) to that table.
+ *
+ * Usage: npm run bench:cpu [-- --runs N] [-- --elf PATH ...] [-- --no-kernels] [-- PROGRAM ...]
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { basename, join } from 'node:path';
 import type * as RunProgram from '../src/runtime/run-program.js';
+import { REAL_PROGRAMS, buildReal, havePicolibc } from './real/build.js';
 
 const root = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..');
 const { runProgram } = (await import(join(root, 'dist/runtime/run-program.js'))) as typeof RunProgram;
@@ -26,6 +33,10 @@ if (!Number.isInteger(RUNS) || RUNS < 2) {
   process.stderr.write('bench:cpu: --runs must be an integer of at least 2\n');
   process.exit(2);
 }
+const extraElfs: string[] = [];
+for (let i = args.indexOf('--elf'); i >= 0; i = args.indexOf('--elf')) extraElfs.push(...args.splice(i, 2).slice(1));
+const noKernels = args.includes('--no-kernels');
+if (noKernels) args.splice(args.indexOf('--no-kernels'), 1);
 const only = new Set(args);
 
 for (const [bin, pkg] of [['riscv64-unknown-elf-gcc', 'gcc-riscv64-unknown-elf'], ['qemu-riscv32', 'qemu-user']]) {
@@ -75,7 +86,7 @@ const hvStartup = { interp: hvStartupOf('interp'), jit: hvStartupOf('jit') };
 
 interface Row { name: string; instructions: number; qemuMs: number; interpMs: number; jitMs: number; jitFirstMs: number }
 const rows: Row[] = [];
-const programs = readdirSync(join(root, 'bench/programs')).filter((f) => f.endsWith('.c') && (only.size === 0 || only.has(basename(f, '.c')))).sort();
+const programs = noKernels ? [] : readdirSync(join(root, 'bench/programs')).filter((f) => f.endsWith('.c') && (only.size === 0 || only.has(basename(f, '.c')))).sort();
 for (const file of programs) {
   const name = basename(file, '.c');
   const elf = join(build, `${name}.elf`);
@@ -101,6 +112,53 @@ for (const file of programs) {
   process.stderr.write(`${name}: done\n`);
 }
 
+/** A whole process: wall and CPU time (user + system, bash's `time`), its stdout. */
+function processTimes(cmd: string[]): { wallMs: number; cpuMs: number; stdout: Buffer } {
+  const r = spawnSync('bash', ['-c', 'TIMEFORMAT="@@ %R %U %S"; time "$@" 2>/dev/null', 'bash', ...cmd], { maxBuffer: 64 << 20 });
+  const m = /@@ ([\d.]+) ([\d.]+) ([\d.]+)\s*$/.exec(r.stderr.toString());
+  if (r.status !== 0 || !m) throw new Error(`${cmd.join(' ')}: status ${r.status}: ${r.stderr.toString().slice(-300)}`);
+  return { wallMs: 1000 * Number(m[1]), cpuMs: 1000 * (Number(m[2]) + Number(m[3])), stdout: r.stdout };
+}
+
+interface RealRow {
+  name: string; instructions: number;
+  qemu: { wallMs: number; cpuMs: number }; jit: { wallMs: number; cpuMs: number; engineMs: number }; interp: { wallMs: number; cpuMs: number; engineMs: number };
+  jitWarmMs: number;
+}
+const realRows: RealRow[] = [];
+const REAL_RUNS = 3;
+const realElfs: [string, string][] = [];
+if (havePicolibc()) {
+  for (const p of REAL_PROGRAMS) if (only.size === 0 || only.has(p.name)) realElfs.push([p.name, buildReal(p.name, build, p.scale)]);
+} else process.stderr.write('bench:cpu: no picolibc (apt-get install picolibc-riscv64-unknown-elf): real programs skipped\n');
+for (const elf of extraElfs) realElfs.push([basename(elf).replace(/\.elf$/, ''), elf]);
+/** Programs given with --elf may print timings (CoreMark does): for them only the exit status (0) is compared. */
+const ours = new Set<string>(REAL_PROGRAMS.map((p) => p.name));
+const hvsimBin = join(root, 'bin/hvsim.js');
+for (const [name, elf] of realElfs) {
+  const med = <T extends object>(xs: T[], k: keyof T) => median(xs.map((x) => x[k] as number));
+  const q = Array.from({ length: REAL_RUNS }, () => processTimes(['qemu-riscv32', elf]));
+  const hv = (engine: 'interp' | 'jit', runs: number) => Array.from({ length: runs }, () => {
+    const stats = join(build, `${name}.${engine}.stats.json`);
+    const t = processTimes([process.execPath, hvsimBin, 'run', elf, '--engine', engine, '--stats', stats]);
+    if (ours.has(name) && !t.stdout.equals(q[0].stdout)) throw new Error(`${name}: hvsim run --engine ${engine} output differs from qemu-riscv32`);
+    const s = JSON.parse(readFileSync(stats, 'utf8')) as { instructions: number; wallMs: number };
+    return { ...t, engineMs: s.wallMs, instructions: s.instructions };
+  });
+  const jit = hv('jit', REAL_RUNS), interp = hv('interp', 1);
+  // Warm: fresh VMs in this process after a first run compiled the image's blocks.
+  const bytes = new Uint8Array(readFileSync(elf));
+  const warm = Array.from({ length: 3 }, () => runProgram(bytes, { engine: 'jit', argv: [elf] }).wallMs).slice(1);
+  realRows.push({
+    name, instructions: jit[0].instructions,
+    qemu: { wallMs: med(q, 'wallMs'), cpuMs: med(q, 'cpuMs') },
+    jit: { wallMs: med(jit, 'wallMs'), cpuMs: med(jit, 'cpuMs'), engineMs: med(jit, 'engineMs') },
+    interp: { wallMs: interp[0].wallMs, cpuMs: interp[0].cpuMs, engineMs: interp[0].engineMs },
+    jitWarmMs: median(warm),
+  });
+  process.stderr.write(`${name}: done\n`);
+}
+
 const mips = (n: number, ms: number) => n / ms / 1000;
 const geo = (xs: number[]) => Math.exp(xs.reduce((s, x) => s + Math.log(x), 0) / xs.length);
 const f1 = (v: number) => v.toFixed(1);
@@ -112,8 +170,16 @@ const lines = [
   ...rows.map((r) => `| ${r.name} | ${r.instructions} | ${f1(r.qemuMs)} | ${f1(r.interpMs)} | ${f1(r.jitMs)} | ${f1(r.jitFirstMs)} | ${f1(mips(r.instructions, r.qemuMs))} | ${f1(mips(r.instructions, r.interpMs))} | ${f1(mips(r.instructions, r.jitMs))} | ${f1(mips(r.instructions, r.jitFirstMs))} | ${f2(r.qemuMs / r.jitMs)} | ${f2(r.interpMs / r.jitMs)} | ${f2(r.qemuMs / r.jitFirstMs)} | ${f2(r.interpMs / r.jitFirstMs)} |`),
   `| **geometric mean** | | | | | | ${f1(g((r) => mips(r.instructions, r.qemuMs)))} | ${f1(g((r) => mips(r.instructions, r.interpMs)))} | ${f1(g((r) => mips(r.instructions, r.jitMs)))} | ${f1(g((r) => mips(r.instructions, r.jitFirstMs)))} | ${f2(g((r) => r.qemuMs / r.jitMs))} | ${f2(g((r) => r.interpMs / r.jitMs))} | ${f2(g((r) => r.qemuMs / r.jitFirstMs))} | ${f2(g((r) => r.interpMs / r.jitFirstMs))} |`,
 ];
-const table = lines.join('\n');
-process.stdout.write(table + '\n');
+const table = rows.length ? lines.join('\n') : '(kernels not run)';
+const gr = (f: (r: RealRow) => number) => geo(realRows.map(f));
+const realLines = [
+  '| program | instructions | qemu wall ms | qemu CPU ms | jit wall ms | jit CPU ms | interp wall ms | interp CPU ms | jit MIPS (in engine, 1st) | jit MIPS warm | interp MIPS | qemu/jit CPU | qemu/jit wall | interp/jit CPU |',
+  '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ...realRows.map((r) => `| ${r.name} | ${r.instructions} | ${f1(r.qemu.wallMs)} | ${f1(r.qemu.cpuMs)} | ${f1(r.jit.wallMs)} | ${f1(r.jit.cpuMs)} | ${f1(r.interp.wallMs)} | ${f1(r.interp.cpuMs)} | ${f1(mips(r.instructions, r.jit.engineMs))} | ${f1(mips(r.instructions, r.jitWarmMs))} | ${f1(mips(r.instructions, r.interp.engineMs))} | ${f2(r.qemu.cpuMs / r.jit.cpuMs)} | ${f2(r.qemu.wallMs / r.jit.wallMs)} | ${f2(r.interp.cpuMs / r.jit.cpuMs)} |`),
+  `| **geometric mean** | | | | | | | | ${f1(gr((r) => mips(r.instructions, r.jit.engineMs)))} | ${f1(gr((r) => mips(r.instructions, r.jitWarmMs)))} | ${f1(gr((r) => mips(r.instructions, r.interp.engineMs)))} | ${f2(gr((r) => r.qemu.cpuMs / r.jit.cpuMs))} | ${f2(gr((r) => r.qemu.wallMs / r.jit.wallMs))} | ${f2(gr((r) => r.interp.cpuMs / r.jit.cpuMs))} |`,
+];
+const realTable = realRows.length ? realLines.join('\n') : '(real programs not run)';
+process.stdout.write(table + '\n\n' + realTable + '\n');
 mkdirSync(join(root, 'bench/results'), { recursive: true });
 writeFileSync(join(root, 'bench/results/cpu.md'), `# CPU benchmark
 
@@ -129,4 +195,16 @@ qemu ${f1(startup)} ms, hvsim ${f1(hvStartup.interp)} ms (interp) and ${f1(hvSta
 The ratios are speed ratios (higher is better for the jit).
 
 ${table}
+
+## Real programs, whole process
+
+The programs of bench/real (each built with the \`scale\` in bench/real/build.ts) and any \`--elf\`
+given, each run as a whole process, start-up included, as a user runs it: \`qemu-riscv32 X.elf\`
+and \`hvsim run X.elf --engine jit|interp --stats\` (every hvsim process is a first run: it
+translates everything it runs). Wall and CPU (user + system) time are medians of ${REAL_RUNS} runs
+(interp: 1). In-engine MIPS: instructions over the run's time inside the engine (\`--stats\`
+wallMs); jit warm: fresh VMs in one process after a first run (runs 2 and 3). Ratios are speed
+ratios (qemu/jit: 1 would be qemu's speed).
+
+${realTable}
 `);

@@ -10,7 +10,7 @@ import { assembleRaw } from '../isa/assembler.js';
 import { encode } from '../isa/encode.js';
 import { opId } from '../isa/table.js';
 import { createHash } from 'node:crypto';
-import { DEFAULT_BLOCK_CAP, Jit } from './jit.js';
+import { DEFAULT_BLOCK_CAP, Jit, TRANSLATE_AT } from './jit.js';
 
 const BASE = 0x1000;
 
@@ -22,8 +22,12 @@ function snapshot(h: Hart) {
   };
 }
 
-/** A machine running `src` from BASE in M-mode; with `regionAt`, its jit makes regions of pages after that many runs of a block. */
-function machine(src: string, engine: Engine, regionAt?: number) {
+/**
+ * A machine running `src` from BASE in M-mode; with `regionAt`, its jit makes regions of pages
+ * after that many runs of a block; it translates a block the `translateAt`-th time it reaches it
+ * (by default the first: most tests here are about the translated tiers).
+ */
+function machine(src: string, engine: Engine, regionAt?: number, translateAt = 1) {
   const mem = PhysMem.ofSize(1 << 20);
   const { bytes } = assembleRaw(src, { base: BASE });
   mem.u8.set(bytes, BASE);
@@ -31,8 +35,9 @@ function machine(src: string, engine: Engine, regionAt?: number) {
   h.engine = engine;
   h.priv = PRIV_M;
   h.pc = BASE;
+  h.x[2] = 0x80000;
   h.nativeTraps = NATIVE_M;
-  if (regionAt !== undefined) h.jit = new Jit(h, DEFAULT_BLOCK_CAP, regionAt);
+  h.jit = new Jit(h, DEFAULT_BLOCK_CAP, regionAt, translateAt);
   return h;
 }
 
@@ -47,16 +52,17 @@ function runToEcall(h: Hart, slice: number, alternate = false) {
 }
 
 /** Runs `src` to its trap in slices of `slice` under each engine: every stop (reason, pc, instret, cycles) and the final state. */
-function stopsPerEngine(src: string, slice: number, regionAt?: number) {
+function stopsPerEngine(src: string, slice: number, regionAt?: number, translateAt?: number) {
   return (['interp', 'jit'] as const).map((engine) => {
-    const h = machine(src, engine, regionAt);
+    const h = machine(src, engine, regionAt, translateAt);
     const stops: unknown[] = [];
     for (let i = 0; i < 100_000; i++) {
       const r = h.run(slice);
       stops.push([r, h.pc, h.ctr[0], h.ctr[1]]);
       if (r === StopReason.Trap) break;
     }
-    return { final: snapshot(h), stops, chained: h.jit?.stats.chained ?? 0, traces: h.jit?.stats.traces ?? 0, regions: h.jit?.stats.regions ?? 0 };
+    const st = engine === 'jit' ? h.jit!.stats : null;
+    return { final: snapshot(h), stops, chained: st?.chained ?? 0, traces: st?.traces ?? 0, regions: st?.regions ?? 0, translations: st?.translations ?? 0, cold: st?.cold ?? 0, demoted: st?.demoted ?? 0 };
   });
 }
 
@@ -101,6 +107,60 @@ slot:
   addi a0, a0, 0
   ret
 `);
+
+/**
+ * Programs of chunks, each a run of ALU work, memory accesses, CSR instructions and fences, in
+ * compressed and full-size forms, ending with a biased (or alternating) conditional branch to a
+ * chunk and a jump or a fall-through to the next. Sizes are explicit (norvc, `c.` mnemonics), so
+ * the layout is known here: some chunks are padded to start with a 4-byte instruction straddling
+ * a page end, so branches and jumps target it. Each chunk counts down s0 and ends the program
+ * with ecall at zero.
+ */
+const pageEndProgram = (() => {
+  const work: [string, number][] = [
+    ['addi a1, a1, 3', 4], ['c.addi a1, 5', 2], ['xor a2, a2, a1', 4], ['c.xor a2, a1', 2], ['slli a3, a1, 2', 4],
+    ['c.slli a3, 3', 2], ['add a4, a4, a2', 4], ['c.add a4, a3', 2], ['mul a2, a2, a1', 4], ['sw a1, 8(s1)', 4],
+    ['lw a5, 8(s1)', 4], ['c.sw a4, 12(s1)', 2], ['c.lw a3, 12(s1)', 2], ['csrr t1, instret', 4], ['csrr t1, cycle', 4],
+    ['csrw mscratch, a2', 4], ['csrr a2, mscratch', 4], ['fence', 4], ['add a1, a1, t1', 4],
+  ];
+  const chunk = fc.record({
+    body: fc.array(fc.constantFrom(...work), { maxLength: 10 }),
+    compressedHead: fc.boolean(),
+    mask: fc.constantFrom(0, 1, 2, 63, 255),
+    sense: fc.constantFrom('beqz', 'bnez', 'c.beqz', 'c.bnez'),
+    target: fc.nat(),
+    jumpTo: fc.option(fc.nat(), { freq: 2 }),
+    straddle: fc.boolean(),
+  });
+  return fc.tuple(fc.array(chunk, { minLength: 2, maxLength: 12 }), fc.integer({ min: 0, max: 60 }), fc.integer({ min: 300, max: 1500 }))
+    .map(([chunks, lead, visits]) => {
+      const n = chunks.length;
+      const lines: string[] = [`li s0, ${visits}`, 'lui s1, 0x80', 'j c0', `.space ${2 * lead}`];
+      let at = BASE + 12 + 2 * lead, straddling = 0;
+      // Chunk starts first (padding after a jump may move a chunk to straddle the next page end), then the code.
+      const size = (c: (typeof chunks)[0]) => (c.compressedHead ? 2 : 4) + 4 + 4 + c.body.reduce((k, [, z]) => k + z, 0) + 4 + (c.sense.startsWith('c.') ? 2 : 4) + (c.jumpTo === null ? 0 : 4);
+      const starts: number[] = [], pads: number[] = [];
+      chunks.forEach((c, i) => {
+        const pad = i > 0 && chunks[i - 1].jumpTo !== null && c.straddle && !c.compressedHead ? (4094 - (at & 0xfff) + 4096) % 4096 : 0;
+        if (pad) straddling++;
+        pads.push(pad);
+        starts.push(at += pad);
+        at += size(c);
+      });
+      chunks.forEach((c, i) => {
+        if (pads[i]) lines.push(`.space ${pads[i]}`);
+        const site = starts[i] + size(c) - (c.jumpTo === null ? 0 : 4) - (c.sense.startsWith('c.') ? 2 : 4);
+        // A target out of the branch's reach becomes the chunk's own start (a loop on it).
+        const reach = c.sense.startsWith('c.') ? 250 : 4000;
+        const t = Math.abs(starts[c.target % n] - site) < reach ? c.target % n : i;
+        lines.push(`c${i}:`, c.compressedHead ? 'c.addi s0, -1' : 'addi s0, s0, -1', `bnez s0, k${i}`, 'ecall', `k${i}:`,
+          ...c.body.map(([w]) => w), `andi a5, s0, ${c.mask}`, `${c.sense} a5, c${t}`);
+        if (c.jumpTo !== null) lines.push(`j c${c.jumpTo % n}`);
+        else if (i === n - 1) lines.push('j c0');
+      });
+      return { src: `.option norvc\n${lines.join('\n')}\n`, straddling };
+    });
+})();
 
 describe('jit vs interpreter', () => {
   test('self-modifying programs leave identical state and counters (and see the new code)', () => {
@@ -201,6 +261,170 @@ describe('jit vs interpreter', () => {
     for (const b of expectSameToFault(src, [1, 7, 100, 1_000_000], 48)) {
       if (b.slice >= 100) expect(b.traces).toBeGreaterThan(0);
       if (b.slice >= 1_000_000) expect(b.regions).toBeGreaterThan(0);
+    }
+  });
+
+  test('a hot branch whose taken target cannot join its trace (a 4-byte instruction straddling the page end) is still taken', () => {
+    // Found on an n-body program: the trace (through the never taken first branch) followed the
+    // biased second branch towards its target, could not add the target (it crosses the page
+    // end), and ended with the branch spliced as followed, so a taken branch fell through to the
+    // compressed instruction after it.
+    const src = `
+      .option norvc
+      li a0, 0
+      li t0, 300
+    loop:
+      addi a0, a0, 1
+      andi t1, t0, 1024
+      bnez t1, rare
+      addi t0, t0, -1
+      bnez t0, far
+      c.addi a0, 7
+    rare:
+      ecall
+      .space 4060
+    far:
+      addi a0, a0, 3
+      j loop
+    `;
+    expect(assembleRaw(src, { base: BASE }).symbols.get('far')).toBe(0x1ffe);
+    for (const regionAt of [undefined, 40]) {
+      const [a, b] = stopsPerEngine(src, 1_000_000, regionAt);
+      expect(a.final.x[10]).toBe(4 * 300 + 7 - 3);
+      expect(b.traces).toBeGreaterThan(0);
+      expect(b.stops).toEqual(a.stops);
+      expect(b.final).toEqual(a.final);
+    }
+  });
+
+  test('programs with branches and jumps to targets across page ends, CSR instructions and fences, hot enough for traces and regions, stop where the interpreter stops', () => {
+    const runs = { traces: 0, regions: 0, straddling: 0 };
+    fc.assert(fc.property(pageEndProgram, fc.constantFrom(undefined, 4, 24, 200), fc.constantFrom(29, 1000, 1_000_000), fc.constantFrom(1, 5, TRANSLATE_AT), ({ src, straddling }, regionAt, slice, translateAt) => {
+      const [a, b] = stopsPerEngine(src, slice, regionAt, translateAt);
+      expect(b.stops).toEqual(a.stops);
+      expect(b.final).toEqual(a.final);
+      expect(a.final.mcause).toBe(11);
+      runs.traces += b.traces;
+      runs.regions += b.regions;
+      runs.straddling += straddling;
+    }), { seed: 16, numRuns: 120 });
+    // The generated programs do reach the hot tiers, with targets straddling page ends.
+    expect(runs.traces).toBeGreaterThan(50);
+    expect(runs.regions).toBeGreaterThan(50);
+    expect(runs.straddling).toBeGreaterThan(50);
+  }, 120_000);
+
+  test('cold code runs in the interpreter until a block start has been reached TRANSLATE_AT times, with the same stops', () => {
+    // A loop of three blocks run `k` times: below the threshold nothing is translated.
+    const src = (k: number) => `
+      li a0, 0
+      li t0, ${k}
+    1: addi a0, a0, 3
+      andi t1, a0, 4
+      beqz t1, 2f
+      xori a0, a0, 5
+    2: csrr t2, instret
+      add a0, a0, t2
+      addi t0, t0, -1
+      bnez t0, 1b
+      ecall`;
+    for (const slice of [1, 3, 17, 1_000_000]) {
+      const [a, b] = stopsPerEngine(src(TRANSLATE_AT - 2), slice, undefined, TRANSLATE_AT);
+      expect(b.stops).toEqual(a.stops);
+      expect(b.final).toEqual(a.final);
+      expect(b.translations).toBe(0);
+      if (slice > 1) expect(b.cold).toBeGreaterThan(0);
+      const [c, d] = stopsPerEngine(src(TRANSLATE_AT * 4), slice, undefined, TRANSLATE_AT);
+      expect(d.stops).toEqual(c.stops);
+      expect(d.final).toEqual(c.final);
+      if (slice > 17) expect(d.translations).toBeGreaterThan(0);
+    }
+  });
+
+  test('calls and returns across pages chain without the dispatcher and stop where the interpreter stops', () => {
+    // A loop in one page calling functions in two other pages (one calls on into the third).
+    const src = `
+      ${WALK}
+      li a1, 0
+    1:
+      lw t0, 0(a0)
+      call far1
+      add a1, a1, t0
+      addi a0, a0, 16
+      j 1b
+      .space 4096
+    far1:
+      addi sp, sp, -16
+      sw ra, 12(sp)
+      xor a1, a1, t0
+      call far2
+      lw ra, 12(sp)
+      addi sp, sp, 16
+      ret
+      .space 4096
+    far2:
+      slli t1, a1, 1
+      add a1, a1, t1
+      ret
+    `;
+    const runs = expectSameToFault(src, [1, 7, 64, 333, 1_000_000]);
+    for (const b of runs) if (b.slice >= 64) expect(b.chained).toBeGreaterThan(2000);
+    // The same with regions: a region's exit chains into the other pages too.
+    expectSameToFault(src, [7, 333, 1_000_000], 8);
+  });
+
+  test('stores into data sharing a page with translated code leave its blocks; a store into a translated line still invalidates them', () => {
+    const src = (patch: boolean) => `
+      la s0, data
+      li t0, 500
+    1: lw t1, 0(s0)
+      addi t1, t1, 3
+      sw t1, 0(s0)
+      addi t0, t0, -1
+      bnez t0, 1b
+      ${patch ? `la s1, slot
+      lw t2, 0(s1)
+      sw t2, 0(s1)` : ''}
+    slot:
+      addi a0, t1, 1
+      ecall
+      .balign 64
+    data:
+      .word 7
+    `;
+    for (const patch of [false, true]) {
+      const [a, b] = stopsPerEngine(src(patch), 1_000_000);
+      expect(b.final).toEqual(a.final);
+      expect(a.final.x[10]).toBe(7 + 3 * 500 + 1);
+      const h = machine(src(patch), 'jit');
+      runToEcall(h, 1_000_000);
+      expect(h.jit!.stats.invalidations > 0).toBe(patch);
+    }
+  });
+
+  test('a region entered for a few instructions at a time goes back to blocks, with the same stops', () => {
+    // A short function in its own page, called 6,000 times from a loop in another page: its
+    // region retires a handful of instructions per entry and is dropped after REGION_PROBE entries.
+    const src = `
+      li t0, 6000
+    1: call far
+      addi t0, t0, -1
+      bnez t0, 1b
+      ecall
+      .space 4096
+    far:
+      addi a0, a0, 3
+      andi t1, a0, 8
+      beqz t1, 2f
+      xori a0, a0, 1
+    2: ret
+    `;
+    for (const slice of [333, 1_000_000]) {
+      const [a, b] = stopsPerEngine(src, slice, 8);
+      expect(b.stops).toEqual(a.stops);
+      expect(b.final).toEqual(a.final);
+      expect(b.regions).toBeGreaterThan(0);
+      expect(b.demoted).toBeGreaterThan(0);
     }
   });
 
@@ -368,7 +592,7 @@ describe('jit vs interpreter', () => {
       ecall`;
     const a = machine(src, 'interp');
     const b = machine(src, 'jit');
-    b.jit = new Jit(b, 3);
+    b.jit = new Jit(b, 3, undefined, 1);
     runToEcall(a, 1000);
     runToEcall(b, 1000);
     expect(snapshot(b)).toEqual(snapshot(a));

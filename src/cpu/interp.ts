@@ -4,6 +4,7 @@
  * with operand fields extracted from the instruction word.
  */
 import { INSNS } from '../isa/table.js';
+import { FACTS } from '../isa/facts.js';
 import { decode } from '../isa/decode.js';
 import { insnLen, insnWord } from '../isa/fetch.js';
 import { EXTRA_CYCLES, expand, wordSlots } from './template.js';
@@ -13,15 +14,21 @@ import { STOP, StopReason, TRAP } from './trap.js';
 
 type Helper = (w: number) => number;
 
-function generate(): (h: HartCore, max: number, decode: Helper, word: Helper, length: Helper) => number {
+/**
+ * The interpreter's function. `toBlockEnd`: the variant that also returns (with the budget
+ * reason) right after an instruction that ends a block (isa/facts.ts `endsBlock`), which the JIT
+ * runs on code that is not hot yet (see Jit.lookup).
+ */
+function generate(toBlockEnd: boolean): (h: HartCore, max: number, decode: Helper, word: Helper, length: Helper) => number {
   const cases = INSNS.map((row, id) => {
     const body = expand(id, wordSlots(id));
     const extra = EXTRA_CYCLES[id];
-    return `case ${id}: { ${body} ${extra ? `cyc += ${extra};` : ''} break; } // ${row.name}`;
+    const end = toBlockEnd && FACTS[id].endsBlock ? ' end = true;' : '';
+    return `case ${id}: { ${body} ${extra ? `cyc += ${extra};` : ''}${end} break; } // ${row.name}`;
   }).join('\n');
   const src = `
     const x = h.x, ctr = h.ctr;
-    let pc = h.pc | 0, n = 0, w = 0, len = 4, npc = 0, cyc = 0, raw = 0;
+    let pc = h.pc | 0, n = 0, w = 0, len = 4, npc = 0, cyc = 0, raw = 0${toBlockEnd ? ', end = false' : ''};
     h.stopReason = ${StopReason.Budget};
     for (;;) {
       try {
@@ -50,7 +57,8 @@ function generate(): (h: HartCore, max: number, decode: Helper, word: Helper, le
           n++;
           ctr[${Ctr.Instructions}]++;
           ctr[${Ctr.Cycles}] += cyc;
-          if (h.wfiPending) { h.wfiPending = false; h.pc = pc; return ${StopReason.Wfi}; }
+          if (h.wfiPending) { h.wfiPending = false; h.pc = pc; return ${StopReason.Wfi}; }${toBlockEnd ? `
+          if (end) break;` : ''}
         }
         h.pc = pc;
         return ${StopReason.Budget};
@@ -67,9 +75,19 @@ function generate(): (h: HartCore, max: number, decode: Helper, word: Helper, le
 }
 
 let interpret: ReturnType<typeof generate> | null = null;
+let interpretBlock: ReturnType<typeof generate> | null = null;
 
 /** Runs the hart for at most `max` instructions with the reference interpreter. */
 export function runInterpreter(h: HartCore, max: number): number {
-  interpret ??= generate();
+  interpret ??= generate(false);
   return interpret(h, max, decode, insnWord, insnLen);
+}
+
+/**
+ * As runInterpreter, but returns (StopReason.Budget) right after the first instruction that ends
+ * a block, if that comes before `max` instructions or a stop: the JIT's cold tier.
+ */
+export function runInterpreterToBlockEnd(h: HartCore, max: number): number {
+  interpretBlock ??= generate(true);
+  return interpretBlock(h, max, decode, insnWord, insnLen);
 }

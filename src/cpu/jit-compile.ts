@@ -26,7 +26,31 @@ export type BlockFn = (h: HartCore, x: Int32Array, ctr: Float64Array) => Block |
 export interface Views {
   ltag: Int32Array; lpage: Int32Array; sfast: Int32Array; spage: Int32Array; u8: Uint8Array; u16: Uint16Array; i32: Int32Array;
   limit: number; dirty: boolean;
+  /** The fetch TLB's tags and pages, and the slot table of every physical page with blocks (by page number): a successor in another page (see NEXT). */
+  ftag: Int32Array; fpage: Int32Array; pages: (Slots | undefined)[];
 }
+
+/**
+ * The chaining step every compiled form ends with: the block translated for virtual pc `npc` when
+ * it can run next without the dispatcher, else null. In the page the chain is in (`vpage`), the
+ * page's slot table (`slots`); in another page, the fetch TLB must hit for it in the current mode
+ * (exactly the dispatcher's check before a chain, which the interpreter's fetch would make, with
+ * no side effect on a hit), and the slot table of the physical page it maps to must hold a block
+ * translated for `npc`. One shared function, so that every block's exit has the same feedback.
+ */
+export const NEXT = new Function('return function next(h, M, slots, vpage, npc) {' + `
+  if ((npc >>> 12) === vpage) {
+    const t = slots[(npc & 0xfff) >>> 1];
+    return t !== undefined && t.vpc === npc ? t : null;
+  }
+  const vpn = npc >>> 12;
+  if ((npc & 1) !== 0 || M.ftag[vpn & 255] !== ((vpn << 3) | (h.priv | (h.virt << 2)))) return null;
+  const pa = M.fpage[vpn & 255] + (npc & 0xfff);
+  const other = M.pages[pa >>> 12];
+  if (other === undefined) return null;
+  const t = other[(pa & 0xfff) >>> 1];
+  return t !== undefined && t.vpc === npc ? t : null;
+}`)() as (h: HartCore, views: Views, slots: Slots, vpage: number, npc: number) => Block | null;
 
 /** The valid blocks of one physical page, by (start offset / 2); a block looks its same-page successors up here. */
 export type Slots = (Block | undefined)[];
@@ -56,6 +80,9 @@ export interface Block {
  * every compiled function that reads a Block).
  */
 export const STALE = new Function('return function stale() { return null; }')() as BlockFn;
+/** Entries into a region after which its entries judge whether it pays (RegionState.probe). */
+export const REGION_PROBE = 4096;
+
 /**
  * The entry of a region at its k-th block: runs the region, then returns the block at the pc it
  * stopped at if that can be chained (in the same page, translated for the same virtual page).
@@ -66,15 +93,25 @@ export const STALE = new Function('return function stale() { return null; }')() 
  * rarely run exit path, where V8 would have no type feedback for it and would deoptimize the
  * whole region on its first exits.
  */
-export const ENTRY = new Function('R', 'k', 'SLOTS', 'VPAGE', `return function entry(h, x, ctr) {
+export const ENTRY = new Function('R', 'k', 'SLOTS', 'VPAGE', 'M', 'NEXT', 'S', `return function entry(h, x, ctr) {
+  const i0 = ctr[${Ctr.Instructions}];
   const how = R(h, x, ctr, k);
+  S.insns += ctr[${Ctr.Instructions}] - i0;
+  if (++S.entries === ${REGION_PROBE}) S.probe();
   if (how === 0) return null;
-  const npc = h.pc | 0;
-  if ((npc >>> 12) !== VPAGE) return null;
-  const t = SLOTS[(npc & 0xfff) >>> 1];
-  if (t === undefined || t.vpc !== npc) return null;
+  const t = NEXT(h, M, SLOTS, VPAGE, h.pc | 0);
+  if (t === null) return null;
   return how === 1 ? t : t.solo(h, x, ctr);
-}`) as (r: RegionFn, k: number, slots: Slots, vpage: number) => BlockFn;
+}`) as (r: RegionFn, k: number, slots: Slots, vpage: number, views: Views, next: typeof NEXT, state: RegionState) => BlockFn;
+
+
+/**
+ * What a region's entries count: its entries and the instructions retired inside it; `probe`
+ * runs once, at REGION_PROBE entries (Jit.region: a region left after a few instructions on
+ * average, as calls into a page of library code are, costs more in its entry and register loads
+ * than it saves, and goes back to blocks).
+ */
+export interface RegionState { entries: number; insns: number; probe: () => void }
 
 /** Register locals, the memory prologue (only code with inline accesses, `mem`, pays for it) and the store prologue of some code. */
 function prologue(hasMem: boolean, used: Set<number>, written: Set<number>) {
@@ -144,11 +181,7 @@ export function compileBlock(b: Block, slots: Slots, views: Views, hot: (b: Bloc
     if (++B.runs === ${regionAt}) HOT(B, true);${b.ir.branch && !b.ir.trace && !selfLoop ? `
     if (B.hits < ${HOT}) { B.hits++; if (npc !== ${fallthrough}) B.taken++; if (B.hits === ${HOT}) HOT(B, false); }` : ''}`;
   const p = prologue(b.ir.mem, used, b.ir.written);
-  const next = system ? 'return null;' : `if ((npc ^ ${vpc0}) >>> 12 === 0) {
-      const t = SLOTS[(npc & 0xfff) >>> 1];
-      if (t !== undefined && t.vpc === npc) return t;
-    }
-    return null;`;
+  const next = system ? 'return null;' : `return NEXT(h, M, SLOTS, ${vpc0 >>> 12}, npc);`;
   const src = `
     const lim = M.limit, ctr0 = ctr[${Ctr.Instructions}];
     if (ctr0 + ${n} > lim) return null;
@@ -166,7 +199,7 @@ export function compileBlock(b: Block, slots: Slots, views: Views, hot: (b: Bloc
     ctr[${Ctr.TakenBranches}] += tb;` : ''}
     h.pc = npc;${count}
     ${next}`;
-  return factory(src, 'TRAP, PREFIX, PCS, SLOTS, M, B, HOT', 'block(h, x, ctr)')(TRAP, Int32Array.from(b.ir.prefix), Int32Array.from(b.ir.pcs), slots, views, b, hot) as BlockFn;
+  return factory(src, 'TRAP, PREFIX, PCS, SLOTS, M, B, HOT, NEXT', 'block(h, x, ctr)')(TRAP, Int32Array.from(b.ir.prefix), Int32Array.from(b.ir.pcs), slots, views, b, hot, NEXT) as BlockFn;
 }
 
 /** A region's function: runs the region from its k-th block (see compileRegion); 0 when it stopped, 1 when its next pc may be chained, 2 when it left before an instruction it could not run. */
@@ -208,8 +241,11 @@ export function compileRegion(members: Block[], views: Views): RegionFn {
       : k + 1 < members.length && likelySuccessor(b) === members[k + 1].vpc ? `if (npc === ${members[k + 1].vpc}) k = ${k + 1}; else {
           ${dispatch}
           }` : dispatch;
+    // A CSR access may read instret or cycle: the counters are brought up to date before it.
+    const sync = b.ir.startsBlock ? `
+          ctr[${Ctr.Instructions}] += ri; ctr[${Ctr.Cycles}] += rc; ctr[${Ctr.TakenBranches}] += rtb; left -= ri; ri = 0; rc = 0; rtb = 0;` : '';
     return `case ${k}: {
-          if (ri + ${b.n} > left) { npc = ${b.vpc}; how = 0; break run; }
+          if (ri + ${b.n} > left) { npc = ${b.vpc}; how = 0; break run; }${sync}
           npc = ${b.ir.fallthrough};
           ${r.run}
           ri += ${r.retired}; rc += ${r.cycles};${r.taken ? ' rtb += tk; tk = 0;' : ''}${b.ir.selfLoop ? ' doneI = 0; doneC = 0;' : ''}
@@ -219,7 +255,7 @@ export function compileRegion(members: Block[], views: Views): RegionFn {
   const tk = COSTS.takenBranch === 1 ? 'tk' : `tk * ${COSTS.takenBranch}`;
   const p = prologue(members.some((b) => b.ir.mem), used, written);
   const src = `
-    const left = M.limit - ctr[${Ctr.Instructions}];
+    let left = M.limit - ctr[${Ctr.Instructions}];
     let ${p.load ? p.load + ', ' : ''}${groupLocals(groups)}_z = 0, ip = 0, npc = 0, tk = 0, doneI = 0, doneC = 0, ri = 0, rc = 0, rtb = 0, how = 1${p.mem}
     try {
       run: for (;;) {

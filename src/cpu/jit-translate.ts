@@ -37,6 +37,8 @@ export interface BlockIR {
   selfLoop: boolean;
   /** Ends with a system instruction: its chain ends with it. */
   system: boolean;
+  /** Starts with an instruction that starts a block (a CSR access: it may read the counters, which must be exact then). */
+  startsBlock: boolean;
   /** Ends with a conditional branch (a basic block that counts its directions). */
   branch: boolean;
   /** Goes on through branches or jumps (a trace). */
@@ -257,6 +259,10 @@ export function translate(h: HartCore, pa: number, vpc0: number, follow: Follow 
   }
   const n = insns.length;
   if (n === 0) return null;
+  // The trace followed its last branch or jump, but the instruction there could not join (it
+  // crosses the page end, does not decode, starts a block of its own): the block ends with it
+  // going either way, as in a basic block.
+  delete insns[n - 1].on;
   const groups = groupAccesses(insns);
   const groupCount = groups.reduce((k, g) => Math.max(k, g ? g.id + 1 : 0), 0);
   const clobber = groupCount ? `(${Array.from({ length: groupCount }, (_, k) => `g${k}`).join(' = ')} = false)` : '0';
@@ -277,7 +283,7 @@ export function translate(h: HartCore, pa: number, vpc0: number, follow: Follow 
   const target = lastFacts.kind === 'branch' || lastFacts.kind === 'jal' ? (last.vpc + IMM_OF[last.format](last.w)) | 0 : null;
   return {
     parts, regionParts: () => (rparts ??= insns.map((_, i) => code(i, true))), prefix, pcs: insns.map((x) => x.vpc), used, written, groups: groupCount, fallthrough: (last.vpc + last.len) | 0,
-    target, indirect: lastFacts.kind === 'jalr', selfLoop: target === vpc0, system: lastFacts.endsChain, branch: lastFacts.kind === 'branch',
+    target, indirect: lastFacts.kind === 'jalr', selfLoop: target === vpc0, system: lastFacts.endsChain, startsBlock: FACTS[insns[0].id].startsBlock, branch: lastFacts.kind === 'branch',
     trace: insns.some((x) => x.on !== undefined),
     mem: insns.some((x) => FACTS[x.id].plain),
     taken: insns.some((x) => FACTS[x.id].transfers),

@@ -34,12 +34,12 @@
  *   a slow path, with exactly the state the blocks would have left there.
  */
 import { ACC_STORE } from '../mmu/mmu.js';
-import { runInterpreter } from './interp.js';
+import { runInterpreter, runInterpreterToBlockEnd } from './interp.js';
 import { Ctr } from '../uarch/costs.js';
 import { STOP, StopReason, TRAP } from './trap.js';
 import type { HartCore } from './hart-core.js';
-import { Follow, translate } from './jit-translate.js';
-import { Block, ENTRY, STALE, Slots, Views, WARM, compileBlock, compileRegion, placeRegion } from './jit-compile.js';
+import { BlockIR, Follow, translate } from './jit-translate.js';
+import { Block, ENTRY, NEXT, RegionState, STALE, Slots, Views, WARM, compileBlock, compileRegion, placeRegion } from './jit-compile.js';
 
 
 /** Translated blocks kept at most before the cache is evicted. */
@@ -52,27 +52,81 @@ export const DEFAULT_BLOCK_CAP = 16384;
  * a region at most. docs/engine.md has the measurements behind all three.
  */
 const REGION_AT = 2048;
+/**
+ * Times the dispatcher reaches a block start before it is translated; until then the interpreter
+ * runs it (to its block end). Translating a block and V8 compiling it cost about as much as
+ * interpreting it 300-400 times (docs/engine.md): translating after about that many runs bounds
+ * what code run only a few hundred times loses against the interpreter (the ski-rental rule).
+ */
+export const TRANSLATE_AT = 256;
 const REGION_BUILDS = 4;
 const REGION_INSNS = 512;
+/**
+ * Instructions a region must retire per entry on average (over its first REGION_PROBE entries)
+ * to stay: on real programs (string, soft-float and sorting code calling across pages), regions
+ * entered for a few instructions at a time made the jit slower than the interpreter; the
+ * kernels' loops retire hundreds per entry.
+ */
+const REGION_MIN_RUN = 64;
 
 /** Per-hart translation state. */
 export class Jit {
   readonly blocks = new Map<number, Block>();
   private readonly byPage = new Map<number, Block[]>();
   private readonly slots = new Map<number, Slots>();
-  readonly stats = { translations: 0, evictions: 0, invalidations: 0, chains: 0, chained: 0, traces: 0, regions: 0 };
-  /** Region builds per page (see region). */
+  readonly stats = { translations: 0, evictions: 0, invalidations: 0, chains: 0, chained: 0, traces: 0, regions: 0, demoted: 0, cold: 0 };
+  /** Dispatcher arrivals at block starts not translated yet, per physical page (by offset / 2). */
+  private readonly heat = new Map<number, Uint16Array>();
+  /** Region builds per page (see region), and the page's current region's counts. */
   private readonly builds = new Map<number, number>();
+  private readonly live = new Map<number, RegionState>();
 
   /** The hart's RAM views and TLB arrays (fixed for its life), the run's limit and code-dirty flag, handed to every block it compiles. */
   readonly views: Views;
 
-  /** `regionAt`: runs of a block after which its page becomes a region (lower in tests, to reach regions quickly). */
-  constructor(private readonly h: HartCore, readonly cap = DEFAULT_BLOCK_CAP, private readonly regionAt = REGION_AT) {
+  /**
+   * `regionAt`: runs of a block after which its page becomes a region; `translateAt`: arrivals at a
+   * block start before it is translated (both lower in tests, to reach the tiers quickly).
+   */
+  constructor(private readonly h: HartCore, readonly cap = DEFAULT_BLOCK_CAP, private readonly regionAt = REGION_AT, private readonly translateAt = TRANSLATE_AT) {
     const [, load, store] = h.mmu.tlb;
-    this.views = { ltag: load.tag, lpage: load.page, sfast: store.fast, spage: store.page, u8: h.mem.u8, u16: h.mem.u16, i32: h.mem.i32, limit: 0, dirty: false };
+    const [fetch] = h.mmu.tlb;
+    this.views = {
+      ltag: load.tag, lpage: load.page, sfast: store.fast, spage: store.page, u8: h.mem.u8, u16: h.mem.u16, i32: h.mem.i32, limit: 0, dirty: false,
+      ftag: fetch.tag, fpage: fetch.page, pages: new Array<Slots | undefined>(Math.ceil(h.mem.size / 4096)).fill(undefined),
+    };
     h.codePages = new Uint8Array(Math.ceil(h.mem.size / 4096));
-    h.onCodeWrite = (pa) => (pa < 0 ? this.flush() : this.invalidatePage(pa >>> 12));
+    this.lines = new Uint8Array(Math.ceil(h.mem.size / 64));
+    h.onCodeWrite = (pa) => (pa < 0 ? this.flush() : this.codeStore(pa));
+  }
+
+  /**
+   * 64-byte lines of physical memory that hold translated instructions (marked as blocks are
+   * translated, cleared with their page): a store into a code page that misses them (data sharing
+   * a page with code, as a program's last text page and its first data do) leaves the page's
+   * blocks alone.
+   */
+  private readonly lines: Uint8Array;
+
+  /**
+   * A hart stored at most 4 bytes at physical `pa` in a page holding translated code: the blocks of
+   * the page (and of the next, for a store across the page end) are invalidated if it hit a line
+   * holding translated instructions. Native writes of larger ranges use invalidatePage.
+   */
+  codeStore(pa: number): void {
+    const a = pa >>> 6, b = (pa + 3) >>> 6;
+    if (this.lines[a] !== 0) this.invalidatePage(pa >>> 12);
+    if (b !== a && b < this.lines.length && this.lines[b] !== 0) this.invalidatePage(b >>> 6);
+  }
+
+  /** Marks the lines of a translated block's instructions (all in the page of `pa`). */
+  private markLines(pa: number, ir: BlockIR): void {
+    const base = pa & ~0xfff;
+    for (const pc of ir.pcs) {
+      const at = base + (pc & 0xfff);
+      this.lines[at >>> 6] = 1;
+      if (((at + 3) & 0xfff) > (at & 0xfff)) this.lines[(at + 3) >>> 6] = 1;
+    }
   }
 
   /** Drops every block (fence.i, or the cache cap). */
@@ -82,30 +136,45 @@ export class Jit {
     this.byPage.clear();
     for (const t of this.slots.values()) t.fill(undefined);
     this.builds.clear();
+    this.live.clear();
+    this.heat.clear();
+    this.lines.fill(0);
     this.h.codePages!.fill(0);
   }
 
   invalidatePage(page: number): void {
     const list = this.byPage.get(page);
     this.h.codePages![page] = 0;
+    this.lines.fill(0, page << 6, (page + 1) << 6);
     this.views.dirty = true;
     if (!list) return;
     for (const b of list) { drop(b); if (this.blocks.get(b.pa) === b) this.blocks.delete(b.pa); }
     this.slots.get(page)?.fill(undefined);
     this.builds.delete(page);
+    this.live.delete(page);
     this.stats.invalidations += list.length;
     this.byPage.delete(page);
   }
 
   /**
-   * Block for virtual pc h.pc at physical address pa, translating it if needed. Keyed by the
-   * physical address (a small integer, so the map needs no boxing); the same code reached through
-   * another virtual address is retranslated, since pc-relative values are baked into blocks.
+   * Block for virtual pc h.pc at physical address pa, translating it once the dispatcher has
+   * reached it `translateAt` times; null while it is cold (or cannot be translated): the
+   * interpreter then runs to its block end. Keyed by the physical address (a small integer, so the
+   * map needs no boxing); the same code reached through another virtual address is retranslated,
+   * since pc-relative values are baked into blocks.
    */
   lookup(pa: number): Block | null {
     const vpc = this.h.pc | 0;
     const b = this.blocks.get(pa);
     if (b !== undefined && b.vpc === vpc) return b;
+    if (this.translateAt > 1) {
+      const page = pa >>> 12;
+      let heat = this.heat.get(page);
+      if (heat === undefined) this.heat.set(page, heat = new Uint16Array(2048));
+      const at = (pa & 0xfff) >>> 1;
+      if (++heat[at] < this.translateAt) { this.stats.cold++; return null; }
+      heat[at] = 0;
+    }
     if (b !== undefined) { drop(b); this.blocks.delete(pa); this.slots.get(pa >>> 12)![(pa & 0xfff) >>> 1] = undefined; }
     if (this.blocks.size >= this.cap) {
       this.stats.evictions += this.blocks.size;
@@ -133,6 +202,7 @@ export class Jit {
     const t: Block = { pa: b.pa, vpc: b.vpc, ir, fn: STALE, solo: STALE, n: ir.pcs.length, valid: true, hits: 0, taken: 0, runs: 0 };
     t.fn = t.solo = compileBlock(t, slots, this.views, this.hotFn, this.regionAt);
     slots[(b.pa & 0xfff) >>> 1] = t;
+    this.markLines(b.pa, ir);
     this.blocks.set(b.pa, t);
     this.byPage.get(b.pa >>> 12)!.push(t);
     drop(b);
@@ -161,7 +231,18 @@ export class Jit {
     const placed = placeRegion(members);
     const fn = compileRegion(placed, this.views);
     for (const m of this.byPage.get(page)!) m.fn = m.solo;
-    placed.forEach((m, k) => { m.fn = ENTRY(fn, k, this.slots.get(page)!, vpage); });
+    const state: RegionState = {
+      entries: 0, insns: 0,
+      probe: () => {
+        if (this.live.get(page) !== state || state.insns >= REGION_MIN_RUN * state.entries) return;
+        // Back to blocks for good (until the page is invalidated or flushed).
+        for (const m of placed) if (m.valid) m.fn = m.solo;
+        if (this.builds.has(page)) this.builds.set(page, REGION_BUILDS);
+        this.stats.demoted++;
+      },
+    };
+    this.live.set(page, state);
+    placed.forEach((m, k) => { m.fn = ENTRY(fn, k, this.slots.get(page)!, vpage, this.views, NEXT, state); });
     this.stats.regions++;
   }
 
@@ -172,10 +253,11 @@ export class Jit {
     if (!ir) return null;
     const page = pa >>> 12;
     let slots = this.slots.get(page);
-    if (slots === undefined) this.slots.set(page, slots = new Array<Block | undefined>(2048).fill(undefined));
+    if (slots === undefined) this.slots.set(page, this.views.pages[page] = slots = new Array<Block | undefined>(2048).fill(undefined));
     const t: Block = { pa, vpc, ir, fn: STALE, solo: STALE, n: ir.pcs.length, valid: true, hits: 0, taken: 0, runs: 0 };
     t.fn = t.solo = compileBlock(t, slots, this.views, this.hotFn, this.regionAt);
     slots[(pa & 0xfff) >>> 1] = t;
+    this.markLines(pa, ir);
     this.stats.translations++;
     this.blocks.set(pa, t);
     (this.byPage.get(page) ?? this.byPage.set(page, []).get(page)!).push(t);
@@ -235,7 +317,7 @@ export function runJit(h: HartCore, jit: Jit, max: number): number {
         ? fpage[vpn & 255] + (pc & 0xfff) : h.fetchPa(pc);
       const b = jit.lookup(pa);
       if (b === null || b.n > max - done) {
-        const s = runInterpreter(h, b === null ? 1 : max - done);
+        const s = b === null ? runInterpreterToBlockEnd(h, max - done) : runInterpreter(h, max - done);
         if (s !== StopReason.Budget) return s;
         continue;
       }

@@ -393,7 +393,9 @@ export class Vm implements Migratable, MigrationTarget {
     const codePages = new Uint8Array(Math.ceil(mem.size / 4096));
     const jits = this.vcpus.map((v) => { const j = new Jit(v.hart); v.hart.jit = j; v.hart.codePages = codePages; return j; });
     const invalidate = (pa: number): void => { for (const j of jits) (pa < 0 ? j.flush() : j.invalidatePage(pa >>> 12)); };
-    for (const v of this.vcpus) v.hart.onCodeWrite = invalidate;
+    // A hart's store (at most 4 bytes) invalidates only if it hits translated instructions; a native write, the whole frame.
+    const store = (pa: number): void => { for (const j of jits) (pa < 0 ? j.flush() : j.codeStore(pa)); };
+    for (const v of this.vcpus) v.hart.onCodeWrite = store;
     this.khv.codePages = codePages;
     this.khv.onCodeWrite = invalidate;
     this.codeInvalidate = invalidate;
