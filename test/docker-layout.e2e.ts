@@ -9,6 +9,7 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } fr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { listeningUrl, pollFor, spawnCaptured } from './support/child.js';
+import { BUILTIN_IMAGES } from '../src/runtime/workloads.js';
 
 const SLOW = 240_000;
 
@@ -54,7 +55,7 @@ test('the runtime stage of the Dockerfile holds everything the service loads at 
     const token = tenant.body.token as string;
     const images = await call('GET', '/v1/images?builtin=true', token);
     expect(images.status).toBe(200);
-    expect(images.body.items.map((i: { name: string }) => i.name).sort()).toEqual(['cpu', 'hello', 'memtouch', 'syscalls']);
+    expect(images.body.items.map((i: { name: string }) => i.name).sort()).toEqual(BUILTIN_IMAGES.map((b) => b.name).sort());
     const host = await call('POST', '/v1/hosts', token, { name: 'h', cpus: 1, memoryMiB: 64 });
     const hello = images.body.items.find((i: { name: string }) => i.name === 'hello').id;
     const vm = await call('POST', '/v1/vms', token, { name: 'v', hostId: host.body.id, vcpus: 1, memoryMiB: 16, processes: [{ imageId: hello }] });
