@@ -96,6 +96,8 @@ interface LiveVm {
   resolveSettled: () => void;
 }
 
+/** Technique 6's vm.privileged-mode events appended per flush of a VM's queue; more are counted as sampledOut. */
+const PM_EVENTS_PER_FLUSH = 32;
 @Injectable()
 export class RuntimeService implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly log = new Logger('RuntimeService');
@@ -337,11 +339,22 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
     runner.on('console', (stdout: Uint8Array, stderr: Uint8Array) => { l.pendingConsole.push(0, stdout); l.pendingConsole.push(1, stderr); });
     runner.on('process', (s: ProcessStatus) => this.background(vmId, () => this.appendEvent(tenantId, vmId, 'vm.process', { ...s })));
     runner.on('exits', (records: ExitRecord[], dropped: number) => this.exitStream.emit('exits', vmId, tenantId, records, dropped));
-    // Technique 6's phases, at most MAX_PM_BATCH a slice: the last of a batch says how many were left out.
+    // Technique 6's phases, at most MAX_PM_BATCH a slice. Coalesced like console and counters: at
+    // most one append task waits on the VM's queue, holding at most PM_EVENTS_PER_FLUSH events;
+    // the rest are counted, and the last event of a flush says how many were left out
+    // (`sampledOut`). Without this a VM entering the mode on every slice queued appends faster
+    // than a busy database wrote them, and its state changes (stop) waited behind them.
+    const pm = { events: [] as PmEvent[], dropped: 0, queued: false };
     runner.on('privileged-mode', (events: PmEvent[], dropped: number) => {
+      for (const e of events) if (pm.events.length < PM_EVENTS_PER_FLUSH) pm.events.push(e); else pm.dropped++;
+      pm.dropped += dropped;
+      if (pm.queued) return;
+      pm.queued = true;
       this.background(vmId, async () => {
-        for (let i = 0; i < events.length; i++) {
-          await this.appendEvent(tenantId, vmId, 'vm.privileged-mode', { ...events[i], ...(i === events.length - 1 && dropped > 0 ? { sampledOut: dropped } : {}) });
+        const batch = pm.events, left = pm.dropped;
+        pm.events = []; pm.dropped = 0; pm.queued = false;
+        for (let i = 0; i < batch.length; i++) {
+          await this.appendEvent(tenantId, vmId, 'vm.privileged-mode', { ...batch[i], ...(i === batch.length - 1 && left > 0 ? { sampledOut: left } : {}) });
         }
       });
     });
