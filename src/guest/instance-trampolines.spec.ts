@@ -11,7 +11,7 @@ import { hostMiBFor, runProgram } from '../runtime/run-program.js';
 import { DEFAULT_SPEC, Vm } from '../runtime/vm.js';
 import { resolveTechniques } from '../techniques/catalogue.js';
 import { pipeConsumer, pipeProducer, syscallMix } from '../testing/guest-programs.js';
-import { TRAMPOLINE_VA } from './instance-trampolines.js';
+import { secondTrampolineSource, TRAMPOLINE_VA } from './instance-trampolines.js';
 import { GATE, K, kva } from './layout.js';
 import { KIND } from './vfs.js';
 
@@ -20,6 +20,11 @@ const method = (kind: number, op: 0 | 1) => (kva(K.GATES) + 4 * (GATE.METHOD + 2
 type Mix = Parameters<typeof syscallMix>[1];
 
 describe('technique 2: per-process trampolines for the file method call', () => {
+  test('the second trampoline materializes the first target with li and each next one with one addi from the previous', () => {
+    const src = secondTrampolineSource(TRAMPOLINE_VA + 0x100, [method(1, 1), method(1, 0), method(0, 1)], 0xc000_1000);
+    expect(src.split('\n').filter((l) => /^ {2}(li|addi) t4/.test(l))).toEqual([`  li t4, ${method(1, 1) | 0}`, '  addi t4, t4, -4', `  addi t4, t4, ${method(0, 1) - method(1, 0)}`]);
+  });
+
   test('each process learns its own targets; hits skip the retpoline; output and syscalls unchanged', () => {
     const a = syscallMix(200, [['writeZero', 6], ['getpid', 2], ['writeErr', 1]]);
     const b = syscallMix(200, [['readZero', 6], ['getpid', 2], ['writeErr', 1]]);

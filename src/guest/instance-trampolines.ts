@@ -48,6 +48,8 @@ export interface InstanceCallStats {
   postponed: number;
   /** By pid. */
   perProcess: Record<string, ProcessCallStats>;
+  /** By call site (the kernel text's symbol; technique 2 patches one: `method_site`). */
+  perSite: Record<string, { hits: number; misses: number; fallbacks: number }>;
 }
 
 export interface InstanceCallOptions { learning: boolean; fallbackOnly: boolean; shared: boolean; maxTargets: number; updateIntervalUs: number }
@@ -57,11 +59,19 @@ interface Learner { freq: Map<number, number>; lastUpdate: number }
 /** A process's learner, its page's live half and targets, and the targets it should have (installed at its next call). */
 interface PerProcess extends Learner { half: number; targets: number[]; want: number[]; stats: ProcessCallStats }
 
-/** The second trampoline's source at `base`: compare t2 with each target (most frequent first), else the retpoline. */
+/**
+ * The second trampoline's source at `base`: compare t2 with each target (most frequent first),
+ * else the retpoline. The first target is materialized with `li` (lui + addi); each next one
+ * from the previous by one `addi` when they are less than 2 KiB apart (the method gates are 4
+ * bytes apart in the gate page).
+ */
 export function secondTrampolineSource(base: number, targets: readonly number[], retpoline: number): string {
   const at = (addr: number) => `start + ${(addr >>> 0) - (base >>> 0)}`;
   const out = ['.option norvc', 'start:'];
-  targets.forEach((t, i) => out.push(`  li t4, ${t | 0}`, `  bne t2, t4, n${i}`, `  jal x0, ${at(t)}`, `n${i}:`));
+  targets.forEach((t, i) => {
+    const delta = i === 0 ? NaN : (t | 0) - (targets[i - 1] | 0);
+    out.push(delta >= -2048 && delta < 2048 ? `  addi t4, t4, ${delta}` : `  li t4, ${t | 0}`, `  bne t2, t4, n${i}`, `  jal x0, ${at(t)}`, `n${i}:`);
+  });
   out.push(`  jal x0, ${at(retpoline)}`);
   return out.join('\n') + '\n';
 }
@@ -72,7 +82,7 @@ const jalTo = (from: number, to: number, rd: 'x0' | 'ra'): number => {
 };
 
 export class InstanceTrampolines {
-  readonly stats: InstanceCallStats = { hits: 0, misses: 0, fallbacks: 0, regenerations: 0, postponed: 0, perProcess: {} };
+  readonly stats: InstanceCallStats = { hits: 0, misses: 0, fallbacks: 0, regenerations: 0, postponed: 0, perProcess: {}, perSite: { method_site: { hits: 0, misses: 0, fallbacks: 0 } } };
   private readonly per = new Map<number, PerProcess>();
   /** The one frequency table of the shared mode (a baseline: one trampoline for every process). */
   private readonly shared: Learner = { freq: new Map(), lastUpdate: 0 };
@@ -110,7 +120,8 @@ export class InstanceTrampolines {
     if (!this.patched) { this.patch(); return; }
     const s = this.state(p);
     if (s.half < 0) this.regenerate(p, s, []);
-    if (s.targets.length === 0) { this.stats.fallbacks++; s.stats.fallbacks++; } else if (s.targets.includes(target >>> 0)) { this.stats.hits++; s.stats.hits++; } else { this.stats.misses++; s.stats.misses++; }
+    const site = this.stats.perSite.method_site;
+    if (s.targets.length === 0) { this.stats.fallbacks++; s.stats.fallbacks++; site.fallbacks++; } else if (s.targets.includes(target >>> 0)) { this.stats.hits++; s.stats.hits++; site.hits++; } else { this.stats.misses++; s.stats.misses++; site.misses++; }
     if (o.fallbackOnly) s.want = [];
     else if (o.learning) {
       // The frequency table: the process's own, or (shared) one for every process.

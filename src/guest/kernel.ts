@@ -345,7 +345,7 @@ export class GuestKernel implements SyscallKernel {
       h.x[10] = c.switched ? c.frame[10] : r;
       if (index !== GATE.NI || (nr >>> 0) < NR_MAX) { // every gate reached through the table's call site
         const t4 = this.techniques.callTableInlining;
-        this.callTable.onCall(nr, t4?.enabled === true, t4 as unknown as { maxEntries: number; relearnInterval: number });
+        this.callTable.onCall(nr, call.p.pid, t4?.enabled === true, t4 as unknown as { maxEntries: number; relearnInterval: number });
       }
     } else if (index === GATE.TRAP) {
       this.userTrap(c);

@@ -120,6 +120,8 @@ export interface VmCounters extends VcpuCounters {
   instanceCallInlining: InstanceCallStats;
   /** Indirect jumps mispredicted to the guest kernel's gadget (branch target injection's transient window). */
   speculativeGadgetReaches: number;
+  /** Indirect calls in the guest kernel whose target the BTB predicted (the ones branch target injection can steer; 0 under the retpoline and for calls the trampolines made direct). */
+  btbPredictedKernelCalls: number;
   perVcpu: VcpuCounters[];
 }
 
@@ -596,6 +598,7 @@ export class Vm implements Migratable, MigrationTarget {
       callTableInlining: structuredClone(this.kernel.callTableStats),
       instanceCallInlining: structuredClone(this.kernel.instanceCallStats),
       speculativeGadgetReaches: this.vcpus.reduce((n, v) => n + v.hart.gadgetReaches, 0),
+      btbPredictedKernelCalls: this.vcpus.reduce((n, v) => n + v.hart.kernelBtbCalls, 0),
       perVcpu,
     };
   }
