@@ -52,6 +52,14 @@ export interface InstanceCallStats {
   perSite: Record<string, { hits: number; misses: number; fallbacks: number }>;
 }
 
+/** Technique 2's learning state, as a live migration carries it (JSON-safe; the trampoline pages themselves are guest RAM). */
+export interface InstanceCallState {
+  patched: boolean;
+  shared: { freq: Array<[number, number]>; lastUpdate: number };
+  processes: Array<{ pid: number; freq: Array<[number, number]>; lastUpdate: number; half: number; targets: number[]; want: number[] }>;
+  stats: InstanceCallStats;
+}
+
 export interface InstanceCallOptions { learning: boolean; fallbackOnly: boolean; shared: boolean; maxTargets: number; updateIntervalUs: number }
 
 /** A frequency table and when it last regenerated. */
@@ -165,5 +173,31 @@ export class InstanceTrampolines {
     s.stats.targets = targets;
     if (targets.length > 0 || s.stats.regenerations > 0) { s.stats.regenerations++; this.stats.regenerations++; }
     for (const c of this.cpus) if (c.current === p) c.vcpu.hart.mmu.flushAll();
+  }
+
+  /** The learning state (frequency tables, live halves and targets, modes' pending targets) and counters. */
+  exportState(): InstanceCallState {
+    return {
+      patched: this.patched,
+      shared: { freq: [...this.shared.freq], lastUpdate: this.shared.lastUpdate },
+      processes: [...this.per].map(([pid, s]) => ({ pid, freq: [...s.freq], lastUpdate: s.lastUpdate, half: s.half, targets: [...s.targets], want: [...s.want] })),
+      stats: structuredClone(this.stats),
+    };
+  }
+
+  /** Takes over the state of `exportState` (a live migration's destination, before the VM runs). */
+  importState(st: InstanceCallState): void {
+    this.patched = st.patched;
+    this.shared.freq = new Map(st.shared.freq);
+    this.shared.lastUpdate = st.shared.lastUpdate;
+    const stats = structuredClone(st.stats);
+    Object.assign(this.stats, stats);
+    this.per.clear();
+    for (const q of st.processes) {
+      const s: PerProcess = { freq: new Map(q.freq), lastUpdate: q.lastUpdate, half: q.half, targets: q.targets, want: q.want,
+        stats: stats.perProcess[q.pid] ?? { hits: 0, misses: 0, fallbacks: 0, regenerations: 0, targets: q.targets } };
+      this.per.set(q.pid, s);
+      this.stats.perProcess[q.pid] = s.stats;
+    }
   }
 }
