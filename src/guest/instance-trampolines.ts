@@ -44,6 +44,8 @@ export interface InstanceCallStats {
   misses: number;
   /** Calls through an outline trampoline (fallback mode, or nothing learned yet). */
   fallbacks: number;
+  /** Target comparisons the inline trampolines ran (compares / (hits + misses): the mean chain length). */
+  compares: number;
   regenerations: number;
   postponed: number;
   /** By pid. */
@@ -90,7 +92,7 @@ const jalTo = (from: number, to: number, rd: 'x0' | 'ra'): number => {
 };
 
 export class InstanceTrampolines {
-  readonly stats: InstanceCallStats = { hits: 0, misses: 0, fallbacks: 0, regenerations: 0, postponed: 0, perProcess: {}, perSite: { method_site: { hits: 0, misses: 0, fallbacks: 0 } } };
+  readonly stats: InstanceCallStats = { hits: 0, misses: 0, fallbacks: 0, compares: 0, regenerations: 0, postponed: 0, perProcess: {}, perSite: { method_site: { hits: 0, misses: 0, fallbacks: 0 } } };
   private readonly per = new Map<number, PerProcess>();
   /** The one frequency table of the shared mode (a baseline: one trampoline for every process). */
   private readonly shared: Learner = { freq: new Map(), lastUpdate: 0 };
@@ -129,6 +131,8 @@ export class InstanceTrampolines {
     const s = this.state(p);
     if (s.half < 0) this.regenerate(p, s, []);
     const site = this.stats.perSite.method_site;
+    const at = s.targets.indexOf(target >>> 0);
+    this.stats.compares += at < 0 ? s.targets.length : at + 1;
     if (s.targets.length === 0) { this.stats.fallbacks++; s.stats.fallbacks++; site.fallbacks++; } else if (s.targets.includes(target >>> 0)) { this.stats.hits++; s.stats.hits++; site.hits++; } else { this.stats.misses++; s.stats.misses++; site.misses++; }
     if (o.fallbackOnly) s.want = [];
     else if (o.learning) {

@@ -32,6 +32,8 @@ export interface CallTableStats {
   hits: number;
   /** Passes that fell back to the table through the retpoline (a trampoline was live). */
   misses: number;
+  /** Equality tests the live trampolines ran (compares / (hits + misses): the mean search length). */
+  compares: number;
   /** Trampolines generated and made live. */
   regenerations: number;
   /** Regenerations put off because a vCPU was executing the buffer to be rewritten. */
@@ -48,7 +50,7 @@ export interface CallTableStats {
 export interface SiteStats { hits: number; misses: number }
 
 /** The state a live migration carries (JSON-safe). */
-export interface CallTableState { active: number; since: number; freq: Array<[number, number]>; stats: CallTableStats }
+export interface CallTableState { active: number; since: number; freq: Array<[number, number]>; stats: CallTableStats; tests?: number[] }
 
 export interface CallTableOptions { maxEntries: number; relearnInterval: number }
 
@@ -115,6 +117,19 @@ export function trampolineShape(keys: readonly number[], weights: readonly numbe
  */
 export function trampolineSource(base: number, keys: readonly number[], weights: readonly number[], target: (nr: number) => number, retpoline: number,
   freq: ReadonlyArray<readonly [number, number]> = keys.map((k, i) => [k, weights[i]] as const)): string {
+  return trampolineCode(base, trampolineShape(keys, weights, freq), target, retpoline);
+}
+
+/** Equality tests (`li t4, NR; bne a7, t4`) the trampoline of shape `node` runs for syscall `x`. */
+export function testsFor(node: Node | null, x: number): number {
+  if (node === null) return 0;
+  if (x === node.key) return 1;
+  if (node.chain) return 1 + testsFor(node.next, x);
+  return 1 + testsFor(node.left !== null && x < node.key ? node.left : node.right, x);
+}
+
+/** The source of the trampoline of shape `node` at `base` (see trampolineSource). */
+function trampolineCode(base: number, shape: Node | null, target: (nr: number) => number, retpoline: number): string {
   const at = (addr: number) => `start + ${(addr >>> 0) - (base >>> 0)}`;
   const out: string[] = ['.option norvc', 'start:'];
   let labels = 0;
@@ -128,15 +143,17 @@ export function trampolineSource(base: number, keys: readonly number[], weights:
     gen(node.right, top && node.left === null);
     if (node.left !== null) { out.push(`${left}:`); gen(node.left, false); }
   };
-  gen(trampolineShape(keys, weights, freq), true);
+  gen(shape, true);
   out.push('miss:', `  jal x0, ${at(retpoline)}`);
   return out.join('\n') + '\n';
 }
 
 export class SearchTrampoline {
-  readonly stats: CallTableStats = { hits: 0, misses: 0, regenerations: 0, postponed: 0, entries: [], perProcess: {}, perSite: { call_site: { hits: 0, misses: 0 } } };
+  readonly stats: CallTableStats = { hits: 0, misses: 0, compares: 0, regenerations: 0, postponed: 0, entries: [], perProcess: {}, perSite: { call_site: { hits: 0, misses: 0 } } };
   /** Passes per syscall number since the last relearn (halved at each relearn). */
   private readonly freq = new Float64Array(NR_MAX);
+  /** Equality tests the live trampoline runs for each number (the `compares` counter). */
+  private readonly tests = new Uint8Array(NR_MAX);
   /** 1 for the numbers the live trampoline calls directly. */
   private readonly hot = new Uint8Array(NR_MAX);
   /** The live buffer (0 or 1), or -1: the call site holds the kernel text's own call. */
@@ -173,6 +190,7 @@ export class SearchTrampoline {
     if (this.active >= 0) {
       const per = this.stats.perProcess[pid] ??= { hits: 0, misses: 0 };
       const site = this.stats.perSite.call_site;
+      this.stats.compares += this.tests[nr];
       if (this.hot[nr] === 1) { this.stats.hits++; per.hits++; site.hits++; } else { this.stats.misses++; per.misses++; site.misses++; }
     }
     this.freq[nr]++;
@@ -202,7 +220,8 @@ export class SearchTrampoline {
     const buf = this.active === 0 ? 1 : 0;
     const base = this.bufferVa(buf);
     if (this.harts.some((h) => (h.pc >>> 0) >= base && (h.pc >>> 0) < base + TRAMPOLINE_BYTES)) { this.stats.postponed++; return; }
-    const { bytes } = assembleRaw(trampolineSource(base, keys, weights, this.target, this.retpoline, freq), { base, fileName: 'search-trampoline.s' });
+    const shape = trampolineShape(keys, weights, freq);
+    const { bytes } = assembleRaw(trampolineCode(base, shape, this.target, this.retpoline), { base, fileName: 'search-trampoline.s' });
     if (bytes.length > TRAMPOLINE_BYTES) throw new Error(`search trampoline of ${keys.length} entries is ${bytes.length} bytes`);
     this.khv.writeBytes(kgpa(base - kva(0)), bytes);
     const jal = assembleRaw(`.option norvc\nsite:\n  jal ra, site + ${base - this.site}\n`, { base: this.site }).bytes;
@@ -210,6 +229,7 @@ export class SearchTrampoline {
     this.active = buf;
     this.hot.fill(0);
     for (const nr of keys) this.hot[nr] = 1;
+    for (let nr = 0; nr < NR_MAX; nr++) this.tests[nr] = testsFor(shape, nr);
     this.stats.entries = keys;
     this.stats.regenerations++;
   }
@@ -225,7 +245,7 @@ export class SearchTrampoline {
   exportState(): CallTableState {
     const freq: Array<[number, number]> = [];
     this.freq.forEach((v, nr) => { if (v > 0) freq.push([nr, v]); });
-    return { active: this.active, since: this.since, freq, stats: structuredClone(this.stats) };
+    return { active: this.active, since: this.since, freq, stats: structuredClone(this.stats), tests: [...this.tests] };
   }
 
   importState(st: CallTableState): void {
@@ -236,5 +256,7 @@ export class SearchTrampoline {
     Object.assign(this.stats, structuredClone(st.stats));
     this.hot.fill(0);
     for (const nr of st.stats.entries) this.hot[nr] = 1;
+    this.tests.fill(0);
+    if (st.tests) this.tests.set(st.tests);
   }
 }
