@@ -86,6 +86,8 @@ describe('technique 2: per-process trampolines for the file method call', () => 
   test('property (fixed seed): random per-process target mixes, learning and regeneration mid-run, 1 and 2 vCPUs: output never changes', () => {
     const names = ['writeZero', 'readZero', 'readvZero', 'writeErr', 'getpid'] as const;
     const mixArb = fc.array(fc.tuple(fc.constantFrom(...names), fc.integer({ min: 1, max: 8 })), { minLength: 1, maxLength: 5 });
+    // How often the runs really regenerated mid-run (a process's trampoline replaced after its first), by vCPU count.
+    const regenerated = { 1: 0, 2: 0 };
     fc.assert(fc.property(mixArb, mixArb, fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 200 }), fc.constantFrom(1, 2), fc.constantFrom('none', 'retpoline'),
       (m1, m2, maxTargets, updateIntervalUs, vcpus, mitigation) => {
         const [a, b] = [syscallMix(30, m1 as Mix), syscallMix(30, m2 as Mix)];
@@ -96,6 +98,9 @@ describe('technique 2: per-process trampolines for the file method call', () => 
         expect(with2.stderr.toString()).toBe(base.stderr.toString());
         expect(with2.vm.processes().map((p) => p.status)).toEqual(base.vm.processes().map((p) => p.status));
         expect(with2.counters.syscalls).toEqual(base.counters.syscalls);
+        if (Object.values(with2.counters.instanceCallInlining.perProcess).some((q) => q.regenerations >= 2)) regenerated[vcpus as 1 | 2]++;
       }), { seed: 1717, numRuns: 25 });
+    expect(regenerated[1]).toBeGreaterThan(0);
+    expect(regenerated[2]).toBeGreaterThan(0);
   }, 300_000);
 });
