@@ -2,8 +2,8 @@
  * Technique 2 (instanceCallInlining, US11016767B2): the kernel text's file method call (`sys_rw`,
  * whose target depends on what the calling process's fd refers to) becomes a direct call to a
  * first trampoline at one fixed kernel address, TRAMPOLINE_VA, which every process maps to a page
- * of its own (AddressSpace.mapKernelPage, supervisor-only). There a direct jump leads to that
- * process's second trampoline:
+ * of its own (AddressSpace.mapKernelPage, supervisor-only). From there execution continues in
+ * that process's second trampoline:
  *   inline: compare the loaded target (t2) with the process's learned targets and jump to the
  *           matching one directly;
  *   outline: jump to the retpoline (every target not learned, and the fallback mode).
@@ -16,10 +16,12 @@
  * baseline the per-process design is measured against: one frequency table for all processes,
  * whose top targets every process's trampoline gets (at its next call).
  *
- * Patching: a process's page holds the first trampoline (one word: `jal x0, <half>`) and two
- * halves for the second; a regeneration writes the half not in use and then switches the first
- * trampoline's word; a half a vCPU running that process is executing is never rewritten
- * (postponed). The call site in the shared kernel text is switched by one word store. Every write
+ * Patching: the first trampoline is the word at TRAMPOLINE_VA: it falls through into the
+ * process's second trampoline, which starts there (the second trampoline lives at the physical
+ * page the first one's address maps to, as in the patent's claim 1). A regeneration goes through
+ * a spare copy in the page's upper half: the first word jumps there (`jal x0, <spare>`) while the
+ * code at TRAMPOLINE_VA is rewritten, then becomes its first instruction again (regenerate); a
+ * page a vCPU running that process is executing is never rewritten (postponed). The call site in the shared kernel text is switched by one word store. Every write
  * goes through the KHV's guest-RAM writes, which drop the translations of the frames written.
  */
 import { assembleRaw } from '../isa/assembler.js';
@@ -31,8 +33,8 @@ import type { Cpu } from './scheduler.js';
 
 /** The per-process trampoline page: the last page below the kernel megapage, in reach of a jal from the kernel text. */
 export const TRAMPOLINE_VA = KERNEL_VA - 0x1000;
-const HALVES = [0x100, 0x800] as const;
-const HALF_BYTES = 0x700;
+/** Offset of the spare copy a regeneration switches through (the live copy is at offset 0). */
+const SPARE = 0x800;
 
 export interface ProcessCallStats { hits: number; misses: number; fallbacks: number; regenerations: number; targets: number[] }
 
@@ -161,18 +163,34 @@ export class InstanceTrampolines {
     this.patched = false;
   }
 
-  /** Writes `targets`' second trampoline into p's free half and switches p's first trampoline to it. */
+  /**
+   * Makes `targets`' second trampoline p's live one. The live copy always starts at TRAMPOLINE_VA
+   * itself, so the first trampoline (the word there) falls through into it; the page's upper half
+   * is the spare the switch goes through: the new code is written there, the first word becomes
+   * `jal x0, <spare>` (one aligned store: from then on every call runs the new code), the code is
+   * written again at TRAMPOLINE_VA behind that word (unreachable meanwhile), and the first word
+   * becomes its first instruction (one aligned store). A vCPU fetching at any moment sees one
+   * whole trampoline, old or new; a vCPU running p inside the page postpones the regeneration.
+   */
   private regenerate(p: Process, s: PerProcess, targets: number[]): void {
     const page = p.mm.mapKernelPage(TRAMPOLINE_VA);
     if (page < 0) throw new Error('guest memory is too small for a trampoline page');
-    const half = s.half === 0 ? 1 : 0;
-    const base = TRAMPOLINE_VA + HALVES[half];
-    if (this.cpus.some((c) => c.current === p && (c.vcpu.hart.pc >>> 0) >= base && (c.vcpu.hart.pc >>> 0) < base + HALF_BYTES)) { this.stats.postponed++; return; }
-    const { bytes } = assembleRaw(secondTrampolineSource(base, targets, this.retpoline), { base, fileName: 'instance-trampoline.s' });
-    if (bytes.length > HALF_BYTES) throw new Error(`instance trampoline of ${targets.length} targets is ${bytes.length} bytes`);
-    this.khv.writeBytes(page + HALVES[half], bytes);
-    this.khv.write32(page, jalTo(TRAMPOLINE_VA, base, 'x0'));
-    s.half = half;
+    if (this.cpus.some((c) => c.current === p && (c.vcpu.hart.pc >>> 0) >= TRAMPOLINE_VA && (c.vcpu.hart.pc >>> 0) < TRAMPOLINE_VA + 0x1000)) { this.stats.postponed++; return; }
+    const code = (base: number) => {
+      const { bytes } = assembleRaw(secondTrampolineSource(base, targets, this.retpoline), { base, fileName: 'instance-trampoline.s' });
+      if (bytes.length > SPARE) throw new Error(`instance trampoline of ${targets.length} targets is ${bytes.length} bytes`);
+      return bytes;
+    };
+    const live = code(TRAMPOLINE_VA);
+    if (s.half >= 0) {
+      this.khv.writeBytes(page + SPARE, code(TRAMPOLINE_VA + SPARE));
+      this.khv.write32(page, jalTo(TRAMPOLINE_VA, TRAMPOLINE_VA + SPARE, 'x0'));
+    } else {
+      this.khv.write32(page, jalTo(TRAMPOLINE_VA, this.retpoline, 'x0')); // a fresh page: the retpoline until the code below is whole
+    }
+    this.khv.writeBytes(page + 4, live.subarray(4));
+    this.khv.write32(page, new DataView(live.buffer, live.byteOffset).getInt32(0, true));
+    s.half = 0;
     s.targets = targets;
     s.stats.targets = targets;
     if (targets.length > 0 || s.stats.regenerations > 0) { s.stats.regenerations++; this.stats.regenerations++; }
