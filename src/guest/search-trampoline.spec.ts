@@ -59,7 +59,7 @@ describe('technique 4: search trampoline for the syscall table', () => {
     const t = new SearchTrampoline(vm.khv, vm.kernel.text, (nr) => kva(K.GATES + 4 * nr), vm.vcpus.map((v) => v.hart));
     const o = { maxEntries: 1, relearnInterval: 10 };
     for (let i = 0; i < 50; i++) t.onCall(172, 1, true, o);
-    expect(t.stats).toMatchObject({ regenerations: 1, entries: [172], hits: 40, misses: 0 });
+    expect(t.stats).toMatchObject({ regenerations: 1, entries: [172], hits: 42, misses: 0 }); // the first relearn after 8 passes without a trampoline (the learning window)
     for (let i = 0; i < 50; i++) t.onCall(178, 1, true, o); // the halved counts of 172 are overtaken within a relearn or two
     expect(t.stats.entries).toEqual([178]);
     expect(t.stats.regenerations).toBe(2);

@@ -50,7 +50,7 @@ export interface CallTableStats {
 export interface SiteStats { hits: number; misses: number }
 
 /** The state a live migration carries (JSON-safe). */
-export interface CallTableState { active: number; since: number; freq: Array<[number, number]>; stats: CallTableStats; tests?: number[] }
+export interface CallTableState { active: number; since: number; missed?: number; freq: Array<[number, number]>; stats: CallTableStats; tests?: number[] }
 
 export interface CallTableOptions { maxEntries: number; relearnInterval: number }
 
@@ -159,6 +159,8 @@ export class SearchTrampoline {
   /** The live buffer (0 or 1), or -1: the call site holds the kernel text's own call. */
   private active = -1;
   private since = 0;
+  /** Passes since the last relearn that the live trampoline did not call directly (all of them while none is live). */
+  private missed = 0;
   private readonly site: number;
   private readonly siteWord: number;
   private readonly retpoline: number;
@@ -182,8 +184,8 @@ export class SearchTrampoline {
 
   /**
    * The table's call site was passed for syscall `nr` by process `pid` (a gate reached through
-   * it). Counts a hit or a miss against the live trampoline and, every `relearnInterval` passes,
-   * relearns. With the technique off, restores the kernel text's own call.
+   * it). Counts a hit or a miss against the live trampoline and, every `relearnInterval` passes
+   * (or sooner, after relearnInterval / 8 passes missed it), relearns. With the technique off, restores the kernel text's own call.
    */
   onCall(nr: number, pid: number, enabled: boolean, o: CallTableOptions): void {
     if (!enabled) { if (this.active >= 0) this.restore(); return; }
@@ -191,10 +193,12 @@ export class SearchTrampoline {
       const per = this.stats.perProcess[pid] ??= { hits: 0, misses: 0 };
       const site = this.stats.perSite.call_site;
       this.stats.compares += this.tests[nr];
-      if (this.hot[nr] === 1) { this.stats.hits++; per.hits++; site.hits++; } else { this.stats.misses++; per.misses++; site.misses++; }
-    }
+      if (this.hot[nr] === 1) { this.stats.hits++; per.hits++; site.hits++; } else { this.stats.misses++; per.misses++; site.misses++; this.missed++; }
+    } else this.missed++;
     this.freq[nr]++;
-    if (++this.since >= o.relearnInterval) this.relearn(o.maxEntries);
+    // The learning window: every relearnInterval passes, and sooner when an eighth of that (at
+    // least 8) went through the retpoline - at the start, and when a new number turns hot.
+    if (++this.since >= o.relearnInterval || this.missed >= Math.max(8, o.relearnInterval >>> 3)) this.relearn(o.maxEntries);
   }
 
   /**
@@ -204,6 +208,7 @@ export class SearchTrampoline {
    */
   relearn(maxEntries: number): void {
     this.since = 0;
+    this.missed = 0;
     const ranked: number[] = [];
     const freq: Array<[number, number]> = [];
     for (let nr = 0; nr < NR_MAX; nr++) if (this.freq[nr] > 0) { ranked.push(nr); freq.push([nr, this.freq[nr]]); }
@@ -245,12 +250,13 @@ export class SearchTrampoline {
   exportState(): CallTableState {
     const freq: Array<[number, number]> = [];
     this.freq.forEach((v, nr) => { if (v > 0) freq.push([nr, v]); });
-    return { active: this.active, since: this.since, freq, stats: structuredClone(this.stats), tests: [...this.tests] };
+    return { active: this.active, since: this.since, missed: this.missed, freq, stats: structuredClone(this.stats), tests: [...this.tests] };
   }
 
   importState(st: CallTableState): void {
     this.active = st.active;
     this.since = st.since;
+    this.missed = st.missed ?? 0;
     this.freq.fill(0);
     for (const [nr, v] of st.freq) this.freq[nr] = v;
     Object.assign(this.stats, structuredClone(st.stats));

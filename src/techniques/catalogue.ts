@@ -95,7 +95,7 @@ export const TECHNIQUES: readonly Technique[] = [
     changes: 'the guest kernel text: the syscall table\'s indirect call becomes a direct call to a generated search trampoline (no BTB prediction on the hot numbers, a retpoline for the rest)',
     params: [
       { name: 'maxEntries', type: 'integer', default: 8, min: 1, max: 64, description: 'syscall numbers the trampoline calls directly' },
-      { name: 'relearnInterval', type: 'integer', default: 256, min: 10, max: 10_000_000, description: 'table call-site passes between relearns (the frequency table is halved at each)' },
+      { name: 'relearnInterval', type: 'integer', default: 256, min: 10, max: 10_000_000, description: 'table call-site passes between relearns (the frequency table is halved at each); a relearn comes sooner once relearnInterval / 8 passes (at least 8) went through the retpoline' },
     ],
     enabledByDefault: false,
     counters: ['hits', 'misses', 'compares', 'regenerations', 'postponed', 'entries', 'perProcess.PID.{hits,misses}', 'perSite.call_site.{hits,misses}'],
