@@ -69,6 +69,10 @@ export abstract class HartCore implements MmuHost {
    */
   gadget = 0;
   gadgetReaches = 0;
+  /** The pc of the indirect jump whose misprediction last reached the gadget. */
+  gadgetReachPc = 0;
+  /** Indirect calls (a jalr that links, not a return) made in VS mode, the guest kernel, whose target the BTB predicted (right or wrong). */
+  kernelBtbCalls = 0;
   gateBase = -1;
   gateEnd = -1;
 
@@ -409,10 +413,13 @@ export abstract class HartCore implements MmuHost {
         this.ctr[Ctr.BranchMispredicts]++;
         this.ctr[Ctr.Cycles] += COSTS.returnMispredict;
       }
-    } else if (!this.btb.predict(pc, target)) {
-      this.ctr[Ctr.BranchMispredicts]++;
-      this.ctr[Ctr.Cycles] += COSTS.indirectMispredict;
-      if (this.btb.wrongTarget === this.gadget && this.gadget !== 0) this.gadgetReaches++;
+    } else {
+      if (LINK(rd) && this.virt === 1 && this.priv === PRIV_S) this.kernelBtbCalls++;
+      if (!this.btb.predict(pc, target)) {
+        this.ctr[Ctr.BranchMispredicts]++;
+        this.ctr[Ctr.Cycles] += COSTS.indirectMispredict;
+        if (this.btb.wrongTarget === this.gadget && this.gadget !== 0) { this.gadgetReaches++; this.gadgetReachPc = pc; }
+      }
     }
     if (LINK(rd)) this.rsb.push((pc + len) | 0);
     return target;

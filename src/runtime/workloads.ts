@@ -37,6 +37,9 @@ export const BUILTIN_IMAGES: readonly BuiltinImage[] = [
   { name: 'skewedmix', description: 'a skewed syscall mix: 1,000 rounds of 100 syscalls, 90 % of them getpid, write, read and gettid (technique 4)' },
   { name: 'pipewriter', description: 'writes 20,000 lines of 32 bytes to stdout' },
   { name: 'pipereader', description: 'reads stdin to its end in 100-byte chunks; prints the byte count and sum' },
+  { name: 'btiattacker', description: 'branch target injection\'s attacker: trains the shared BTB entry of the guest kernel\'s syscall-table call with the kernel\'s gadget, then dies of SIGSEGV (run it before btivictim on one vCPU: the bti workload)',
+    hvsimOnly: 'its jump aliases a branch of hvsim\'s guest kernel; under qemu-riscv32 it only faults' },
+  { name: 'btivictim', description: 'branch target injection\'s victim: 50 getpid calls, then prints "victim ok" and exits 0' },
 ];
 
 export const WORKLOADS: readonly Workload[] = [
@@ -53,6 +56,11 @@ export const WORKLOADS: readonly Workload[] = [
     name: 'privileged', description: 'technique 6 on 4 vCPUs: pmcounter on every vCPU at once, each entering the privileged mode 100 times',
     vcpus: 4,
     processes: [0, 1, 2, 3].map(() => ({ image: 'pmcounter', argv: ['pmcounter', '100'] })),
+  },
+  {
+    name: 'bti', description: 'btiattacker then btivictim on one vCPU: with spectreV2Mitigation none the victim\'s first syscall is speculated to the kernel\'s gadget (a vm.speculative-gadget-reach event); never with retpoline or the trampolines',
+    vcpus: 1,
+    processes: [{ image: 'btiattacker', argv: ['btiattacker'] }, { image: 'btivictim', argv: ['btivictim'] }],
   },
   {
     name: 'pipeline', description: 'pipewriter | pipereader: two processes with different hot file methods (technique 2)',
