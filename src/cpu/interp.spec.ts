@@ -1,0 +1,206 @@
+/**
+ * The interpreter's predecode cache against the interpreter that decodes every instruction each
+ * time it runs (testing/reference-interpreter.ts): self-modifying code (stores by the program,
+ * writes from outside the hart), instructions straddling page ends, compressed and full-size
+ * mixes, and traps must give the same state, counters and memory at every stop.
+ */
+import fc from 'fast-check';
+import { createHash } from 'node:crypto';
+import { Hart, NATIVE_M, PRIV_M, StopReason } from './hart.js';
+import { PhysMem } from '../mmu/phys.js';
+import { assembleRaw } from '../isa/assembler.js';
+import { encode } from '../isa/encode.js';
+import { opId } from '../isa/table.js';
+import { runInterpreter, runInterpreterToBlockEnd } from './interp.js';
+import { referenceInterpreter, referenceInterpreterToBlockEnd } from '../testing/reference-interpreter.js';
+import { Ctr } from '../uarch/costs.js';
+
+const BASE = 0x1000;
+const MEM = 1 << 20;
+
+function machine(bytes: Uint8Array): Hart {
+  const mem = PhysMem.ofSize(MEM);
+  mem.u8.set(bytes, BASE);
+  const h = new Hart(mem);
+  h.engine = 'interp';
+  h.priv = PRIV_M;
+  h.pc = BASE;
+  h.x[2] = 0x80000;
+  h.nativeTraps = NATIVE_M;
+  return h;
+}
+
+const snapshot = (h: Hart) => ({
+  x: [...h.x], pc: h.pc, priv: h.priv, mcause: h.mcause, mepc: h.mepc, mtval: h.mtval,
+  counters: [...h.ctr], mem: createHash('sha256').update(h.mem.u8).digest('hex'),
+});
+
+type Runner = (h: Hart, max: number) => number;
+/** A write from outside the hart (a device's DMA, a restore of RAM) before the `at`-th stop: `bytes` at physical `pa`. */
+interface Poke { at: number; pa: number; bytes: Uint8Array }
+
+/** Runs the machine with `run` in slices of `slice` until the ecall that ends the program: every stop and the final state. */
+function stops(bytes: Uint8Array, run: Runner, slice: number, pokes: Poke[] = []) {
+  const h = machine(bytes);
+  const seen: unknown[] = [];
+  for (let i = 0; i < 200_000; i++) {
+    for (const p of pokes) if (p.at === i) h.mem.u8.set(p.bytes, p.pa);
+    const r = run(h, slice);
+    seen.push([r, h.pc, ...h.ctr]);
+    if (r === StopReason.Trap && h.mcause === 11) return { stops: seen, final: snapshot(h) };
+  }
+  throw new Error('program did not finish');
+}
+
+const RUNNERS: Array<[string, Runner, Runner]> = [
+  ['runInterpreter', runInterpreter, referenceInterpreter],
+  ['runInterpreterToBlockEnd', runInterpreterToBlockEnd, referenceInterpreterToBlockEnd],
+];
+
+/** A trap handler that skips the trapping instruction (2 or 4 bytes), at BASE + 4, and the set-up. */
+const PROLOGUE = `
+  .option norvc
+  j start
+trap:
+  csrr t0, mepc
+  lhu t1, 0(t0)
+  andi t1, t1, 3
+  addi t0, t0, 2
+  li t2, 3
+  bne t1, t2, 1f
+  addi t0, t0, 2
+1: csrw mepc, t0
+  mret
+start:
+  la t0, trap
+  csrw mtvec, t0
+  lui s1, 0x80
+`;
+
+const word32 = (src: string): number => new DataView(assembleRaw(`.option norvc\n${src}`, { base: 0 }).bytes.buffer).getUint32(0, true);
+const addi = (rd: number, imm: number) => encode(opId('addi'), { rd, rs1: rd, imm }) | 0;
+
+/** What the self-modifying stores write into a 4-byte code slot: full-size, two compressed, illegal forms. */
+const slotWord: fc.Arbitrary<number> = fc.oneof(
+  fc.integer({ min: -2048, max: 2047 }).map((v) => addi(16, v)),
+  fc.constantFrom(
+    word32('c.addi a6, 3\nc.addi a7, -1'), word32('c.li a6, 9\nc.nop'), word32('c.nop\nc.addi a6, -5'), word32('mul a6, a6, a1'),
+    word32('.half 0\nc.nop'), -1, word32('c.nop\n.half 0'),
+  ),
+);
+
+describe('interpreter with its predecode cache', () => {
+  test('a store that rewrites the next instruction, in a loop, runs the new instruction every time (no fence.i)', () => {
+    // Each pass stores `addi a0, a0, k` (k = the pass number) over `next`, then executes it.
+    const src = `
+      li a0, 0
+      li s0, 0
+      la s1, next
+      li s2, 200
+    loop:
+      addi s0, s0, 1
+      slli t0, s0, 20
+      li t1, ${addi(10, 0)}
+      or t0, t0, t1
+      sw t0, 0(s1)
+    next:
+      addi a0, a0, 0
+      bne s0, s2, loop
+      ecall`;
+    const { bytes } = assembleRaw(src, { base: BASE });
+    for (const [name, run, ref] of RUNNERS) {
+      for (const slice of [1, 3, 1_000_000]) {
+        const got = stops(bytes, run, slice), want = stops(bytes, ref, slice);
+        expect({ name, ...got }).toEqual({ name, ...want });
+        expect(got.final.x[10]).toBe((200 * 201) / 2);
+      }
+    }
+  });
+
+  test('a write from outside the hart (DMA, a restore of RAM) between runs is seen by the next run', () => {
+    const src = `
+      li a0, 0
+      li s0, 100
+    loop:
+      addi a0, a0, 1
+      addi s0, s0, -1
+      bnez s0, loop
+      ecall`;
+    const { bytes, symbols } = assembleRaw(src, { base: BASE });
+    const at = symbols.get('loop')!;
+    const patch = new Uint8Array(new Int32Array([addi(10, 100)]).buffer);
+    for (const [name, run, ref] of RUNNERS) {
+      const pokes = [{ at: 3, pa: at, bytes: patch }];
+      const got = stops(bytes, run, 20, pokes), want = stops(bytes, ref, 20, pokes);
+      expect({ name, ...got }).toEqual({ name, ...want });
+      // Before the patch: three runs of 20 instructions (19 passes and the next pass's add), or of one block (a pass) each.
+      expect(got.final.x[10]).toBe(run === runInterpreter ? 20 + 80 * 100 : 3 + 97 * 100);
+    }
+  });
+
+  /**
+   * Random programs: a loop over items (ALU work in both sizes, loads and stores, CSR reads,
+   * illegal instructions, ebreak and load faults skipped by the handler, self-modifying stores
+   * into code slots before or right before them, jumps over padding to a 4-byte instruction
+   * straddling a page end), with writes into the slots from outside the hart between some stops.
+   */
+  test('random programs with self-modifying code, page-end straddles and traps agree with the decode-every-time interpreter stop by stop', () => {
+    const work: Array<[string, number]> = [
+      ['addi a1, a1, 3', 4], ['c.addi a1, 5', 2], ['xor a2, a2, a1', 4], ['c.xor a2, a1', 2], ['slli a3, a1, 2', 4], ['c.slli a3, 3', 2],
+      ['add a4, a4, a2', 4], ['c.add a4, a3', 2], ['mul a2, a2, a1', 4], ['divu a5, a4, a1', 4], ['sw a1, 8(s1)', 4], ['lw a5, 8(s1)', 4],
+      ['c.sw a4, 12(s1)', 2], ['c.lw a3, 12(s1)', 2], ['lb a5, 3(s1)', 4], ['csrr t1, instret', 4], ['csrr t1, cycle', 4], ['c.li a5, -3', 2],
+      ['c.mv a3, a2', 2], ['auipc a5, 0', 4], ['add a1, a1, t1', 4], ['add a1, a1, a6', 4], ['xor a2, a2, a7', 4],
+    ];
+    const traps: Array<[string, number]> = [['.half 0', 2], ['.word 0xffffffff', 4], ['ebreak', 4], ['c.ebreak', 2], ['lui t4, 0x40000\nlw a5, 0(t4)', 8]];
+    const item = fc.oneof(
+      { weight: 8, arbitrary: fc.constantFrom(...work).map(([s, n]) => ({ kind: 'work' as const, s, n })) },
+      { weight: 1, arbitrary: fc.constantFrom(...traps).map(([s, n]) => ({ kind: 'work' as const, s, n })) },
+      { weight: 2, arbitrary: fc.constant({ kind: 'site' as const }) },
+      { weight: 2, arbitrary: fc.tuple(fc.nat(), slotWord, fc.boolean()).map(([site, value, next]) => ({ kind: 'smc' as const, site, value, next })) },
+      { weight: 1, arbitrary: fc.constant({ kind: 'pad' as const }) },
+    );
+    const program = fc.tuple(fc.array(item, { minLength: 4, maxLength: 40 }), fc.integer({ min: 2, max: 12 }), fc.integer({ min: 0, max: 40 })).map(([items, iterations, lead]) => {
+      // Layout: sizes are explicit (norvc, c. mnemonics), so page offsets are known while writing.
+      const pro = assembleRaw(`${PROLOGUE}\n`, { base: BASE }).bytes.length;
+      const lines: string[] = [PROLOGUE, `li s0, ${iterations}`, `.space ${2 * lead}`, 'top:'];
+      let at = BASE + pro + 4 + 2 * lead, sites = 0, pads = 0, straddles = 0;
+      const siteCount = items.filter((i) => i.kind === 'site').length + items.filter((i) => i.kind === 'smc' && i.next).length;
+      const emit = (s: string, n: number) => { lines.push(s); at += n; };
+      for (const it of items) {
+        if (it.kind === 'work') emit(it.s, it.n);
+        else if (it.kind === 'site') emit(`site${sites++}: addi a6, a6, 1`, 4);
+        else if (it.kind === 'pad') {
+          if (pads++ >= 3) continue;
+          emit('j 1f', 4);
+          const k = (0xffe - (at & 0xfff) + 0x1000) & 0xfff;
+          emit(`.space ${k}\n1:`, k);
+          emit('addi a1, a1, 7', 4);
+          straddles++;
+        } else if (siteCount > 0) {
+          const target = it.next ? sites : it.site % siteCount;
+          const v = it.value | 0, hi = (v + 0x800) >>> 12, lo = ((v << 20) >> 20);
+          emit(`la t2, site${target}\nlui t3, ${hi & 0xfffff}\naddi t3, t3, ${lo}\nsh t3, 0(t2)\nsrli t3, t3, 16\nsh t3, 2(t2)`, 28);
+          if (it.next) emit(`site${sites++}: addi a6, a6, 1`, 4);
+        }
+      }
+      lines.push('addi s0, s0, -1', 'beqz s0, 2f', 'j top', '2: ecall');
+      return { src: lines.join('\n'), sites, straddles };
+    });
+    const totals = { smc: 0, straddles: 0, traps: 0 };
+    fc.assert(fc.property(program, fc.constantFrom(1, 7, 100, 1_000_000), fc.constantFrom(0, 1), fc.array(fc.tuple(fc.nat(20), fc.nat(), slotWord), { maxLength: 3 }), ({ src, sites, straddles }, slice, which, rawPokes) => {
+      const { bytes, symbols } = assembleRaw(src, { base: BASE });
+      const pokes: Poke[] = sites === 0 ? [] : rawPokes.map(([at, site, v]) => ({ at, pa: symbols.get(`site${site % sites}`)!, bytes: new Uint8Array(new Int32Array([v]).buffer) }));
+      const [, run, ref] = RUNNERS[which];
+      const got = stops(bytes, run, slice, pokes), want = stops(bytes, ref, slice, pokes);
+      expect(got.stops).toEqual(want.stops);
+      expect(got.final).toEqual(want.final);
+      totals.smc += sites;
+      totals.straddles += straddles;
+      totals.traps += got.final.counters[Ctr.Traps];
+    }), { seed: 1616, numRuns: 150 });
+    // The generated programs do modify their code, straddle page ends and trap.
+    expect(totals.smc).toBeGreaterThan(100);
+    expect(totals.straddles).toBeGreaterThan(50);
+    expect(totals.traps).toBeGreaterThan(150);
+  }, 300_000);
+});
