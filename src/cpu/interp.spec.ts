@@ -150,6 +150,7 @@ describe('interpreter with its predecode cache', () => {
       ['add a4, a4, a2', 4], ['c.add a4, a3', 2], ['mul a2, a2, a1', 4], ['divu a5, a4, a1', 4], ['sw a1, 8(s1)', 4], ['lw a5, 8(s1)', 4],
       ['c.sw a4, 12(s1)', 2], ['c.lw a3, 12(s1)', 2], ['lb a5, 3(s1)', 4], ['csrr t1, instret', 4], ['csrr t1, cycle', 4], ['c.li a5, -3', 2],
       ['c.mv a3, a2', 2], ['auipc a5, 0', 4], ['add a1, a1, t1', 4], ['add a1, a1, a6', 4], ['xor a2, a2, a7', 4],
+      ['lr.w a5, (s1)', 4], ['sc.w a5, a1, (s1)', 4], ['amoadd.w a5, a1, (s1)', 4], ['sh a2, 6(s1)', 4], ['lhu a3, 6(s1)', 4], ['lh a3, 5(s1)', 4],
     ];
     const traps: Array<[string, number]> = [['.half 0', 2], ['.word 0xffffffff', 4], ['ebreak', 4], ['c.ebreak', 2], ['lui t4, 0x40000\nlw a5, 0(t4)', 8]];
     const item = fc.oneof(
