@@ -6,7 +6,7 @@
  */
 import fc from 'fast-check';
 import { createHash } from 'node:crypto';
-import { Hart, NATIVE_M, PRIV_M, StopReason } from './hart.js';
+import { Hart, NATIVE_M, PRIV_M, PRIV_U, StopReason } from './hart.js';
 import { PhysMem } from '../mmu/phys.js';
 import { assembleRaw } from '../isa/assembler.js';
 import { encode } from '../isa/encode.js';
@@ -135,6 +135,110 @@ describe('interpreter with its predecode cache', () => {
       expect({ name, ...got }).toEqual({ name, ...want });
       // Before the patch: three runs of 20 instructions (19 passes and the next pass's add), or of one block (a pass) each.
       expect(got.final.x[10]).toBe(run === runInterpreter ? 20 + 80 * 100 : 3 + 97 * 100);
+    }
+  });
+
+  test('a U-mode program under Sv32 paging (TLB misses, aliases conflicting in the fetch and data TLBs, a straddle, flushes) counts and stops as the decode-every-time interpreter does', () => {
+    const src = (k: number) => `
+      .option rvc
+      li s0, 30
+      lui s1, 0x480
+      lui s2, 0x880
+      la s3, far
+      lui t0, 0x400
+      add s3, s3, t0
+    loop:
+      li t0, 0
+    inner:
+      slli t1, t0, 12
+      add t2, s1, t1
+      lw a1, 0(t2)
+      add a1, a1, t0
+      add t3, s2, t1
+      sw a1, 4(t3)
+      lb a2, 5(t2)
+      add a0, a0, a2
+      addi t0, t0, 1
+      li t4, ${k}
+      bne t0, t4, inner
+      jalr s3
+      li a7, 0
+      ecall
+      addi s0, s0, -1
+      bnez s0, loop
+      li a7, 1
+      ecall
+      .option norvc
+      .balign 4096
+      .space 0xffe
+    far:
+      addi a0, a0, 7
+      c.addi a0, 1
+      ret`;
+    for (const k of [3, 9]) {
+      const { bytes } = assembleRaw(`_start:\n${src(k)}`, { base: 0x400000 });
+      const run = (interp: Runner, slice: number) => {
+        const mem = PhysMem.ofSize(MEM * 2);
+        const root = 0x10000;
+        // VA 0x400000.. and its alias 0x800000.. (the same TLB slots) both map frames 0x100000 + i * 4096, user RWX.
+        for (const [vpn1, l0] of [[1, 0x11000], [2, 0x12000]]) {
+          mem.write32(root + 4 * vpn1, ((l0 >> 12) << 10) | 1);
+          for (let i = 0; i < 256; i++) mem.write32(l0 + 4 * i, (((0x100000 + i * 4096) >> 12) << 10) | 0xdf);
+        }
+        mem.u8.set(bytes, 0x100000);
+        const h = new Hart(mem);
+        h.satp = 0x80000000 | (root >> 12);
+        h.nativeTraps = NATIVE_M;
+        h.priv = PRIV_U;
+        h.pc = 0x400000;
+        const seen: unknown[] = [];
+        for (let i = 0; i < 100_000; i++) {
+          const r = interp(h, slice);
+          seen.push([r, h.pc, ...h.ctr]);
+          if (r !== StopReason.Trap) continue;
+          expect(h.mcause).toBe(8);
+          if (h.x[17] === 1) return { seen, final: snapshot(h) };
+          h.mmu.flushAll();
+          h.priv = PRIV_U;
+          h.pc = (h.mepc + 4) | 0;
+        }
+        throw new Error('program did not finish');
+      };
+      for (const [name, interp, ref] of RUNNERS) {
+        for (const slice of [1, 5, 1_000_000]) {
+          const got = run(interp, slice), want = run(ref, slice);
+          expect({ name, ...got }).toEqual({ name, ...want });
+          expect(got.final.counters[Ctr.TlbMisses]).toBeGreaterThan(30 * k);
+        }
+      }
+    }
+  });
+
+  test('an S-mode write to satp switches the code under the next instruction of the same virtual page', () => {
+    const rootA = 0x10000, rootB = 0x12000, satpB = 0x80000000 | (rootB >> 12);
+    const prog = (k: number) => assembleRaw(`li a0, 0\nli t0, ${satpB | 0}\ncsrw satp, t0\naddi a0, a0, ${k}\necall`, { base: 0x400000 }).bytes;
+    const run = (interp: Runner) => {
+      const mem = PhysMem.ofSize(MEM);
+      // VA 0x400000 is frame 0x20000 under root A and frame 0x21000 under root B.
+      for (const [root, l0, frame] of [[rootA, 0x11000, 0x20000], [rootB, 0x13000, 0x21000]]) {
+        mem.write32(root + 4, ((l0 >> 12) << 10) | 1);
+        mem.write32(l0, ((frame >> 12) << 10) | 0xcf);
+      }
+      mem.u8.set(prog(1), 0x20000);
+      mem.u8.set(prog(100), 0x21000);
+      const h = new Hart(mem);
+      h.satp = 0x80000000 | (rootA >> 12);
+      h.nativeTraps = NATIVE_M;
+      h.priv = 1;
+      h.pc = 0x400000;
+      let r = 0;
+      for (let i = 0; i < 10 && r !== StopReason.Trap; i++) r = interp(h, 1000);
+      return { r, mcause: h.mcause, final: snapshot(h) };
+    };
+    for (const [name, interp, ref] of RUNNERS) {
+      const got = run(interp);
+      expect({ name, ...got }).toEqual({ name, ...run(ref) });
+      expect([got.r, got.mcause, got.final.x[10]]).toEqual([StopReason.Trap, 9, 100]);
     }
   });
 

@@ -48,8 +48,8 @@ function slotsOf(id: number): Slots {
   const at = (page: string) => `${view}[(${page}[_v & 255] + (_a & 0xfff))${shift}]`;
   return {
     ...slots,
-    load: () => signExtend(`(${hit('ltag')} ? ${at('lpage')} : h.load${8 * size}(_a))`, size, signed),
-    store: () => `if (${hit('sfast')}) ${at('spage')} = ${slots.r2}; else h.store${8 * size}(_a, ${slots.r2});`,
+    load: () => signExtend(`(${hit('ltag')} ? ${at('lpage')} : (fvpn = -1, h.load${8 * size}(_a)))`, size, signed),
+    store: () => `if (${hit('sfast')}) ${at('spage')} = ${slots.r2}; else { fvpn = -1; h.store${8 * size}(_a, ${slots.r2}); }`,
   };
 }
 
@@ -87,7 +87,7 @@ function generate(toBlockEnd: boolean): (h: HartCore, max: number, dc: DecodeCac
     const [fetchTlb, loadTlb, storeTlb] = h.mmu.tlb;
     const ftag = fetchTlb.tag, fpage = fetchTlb.page, ltag = loadTlb.tag, lpage = loadTlb.page, sfast = storeTlb.fast, spage = storeTlb.page;
     let dec = dc.dec;
-    let pc = h.pc | 0, n = 0, len = 4, npc = 0, cyc = 0, raw = 0, pa = 0, vpn = 0, e = 0, info = 0, imm = 0, op = 0, mode = 0, _a = 0, _v = 0;
+    let pc = h.pc | 0, n = 0, len = 4, npc = 0, cyc = 0, raw = 0, pa = 0, vpn = 0, e = 0, info = 0, imm = 0, op = 0, mode = 0, _a = 0, _v = 0, fvpn = -1, fbase = 0, fe = 0;
     h.stopReason = ${StopReason.Budget};
     for (;;) {
       try {
@@ -96,19 +96,27 @@ function generate(toBlockEnd: boolean): (h: HartCore, max: number, dc: DecodeCac
             h.irqDirty = false;
             const irq = h.pendingInterrupt();
             if (irq >= 0) {
+              fvpn = -1;
               h.wfiPending = false;
               pc = h.takeTrap(pc, irq);
               if (h.stopReason !== ${StopReason.Budget}) { h.pc = pc; return h.stopReason; }
             }
           }
-          vpn = pc >>> 12;
-          mode = h.priv | (h.virt << 2);
-          pa = (pc & 1) === 0 && ftag[vpn & 255] === ((vpn << 3) | mode) ? fpage[vpn & 255] + (pc & 0xfff) : h.fetchPa(pc);
+          if ((pc >>> 12) !== fvpn) {
+            vpn = pc >>> 12;
+            mode = h.priv | (h.virt << 2);
+            pa = (pc & 1) === 0 && ftag[vpn & 255] === ((vpn << 3) | mode) ? fpage[vpn & 255] + (pc & 0xfff) : h.fetchPa(pc);
+            fbase = pa - (pc & 0xfff);
+            fe = frames[pa >>> 12];
+            if (fe < 0) { fe = dc.page(pa >>> 12); dec = dc.dec; }
+            fvpn = vpn;
+          } else pa = fbase + (pc & 0xfff);
           raw = u16[pa >>> 1];
-          if ((raw & 3) === 3) raw |= ((pa & 0xfff) !== 0xffe ? u16[(pa >>> 1) + 1] : u16[h.fetchPa((pc + 2) | 0) >>> 1]) << 16;
-          e = frames[pa >>> 12];
-          if (e < 0) { e = dc.page(pa >>> 12); dec = dc.dec; }
-          e += (pa & 0xffe) << 1;
+          if ((raw & 3) === 3) {
+            if ((pa & 0xfff) !== 0xffe) raw |= u16[(pa >>> 1) + 1] << 16;
+            else { fvpn = -1; raw |= u16[h.fetchPa((pc + 2) | 0) >>> 1] << 16; }
+          }
+          e = fe + ((pa & 0xffe) << 1);
           if (dec[e] !== raw) dc.fill(e, raw);
           info = dec[e + 1];
           imm = dec[e + 2];
@@ -119,7 +127,7 @@ function generate(toBlockEnd: boolean): (h: HartCore, max: number, dc: DecodeCac
           switch (op) {
             ${cases}
             case ${OP_ILLEGAL}: h.illegal(dec[e + 3]);
-            default: npc = rare(h, x, op, info, imm, pc, len);
+            default: fvpn = -1; npc = rare(h, x, op, info, imm, pc, len);
           }
           x[0] = 0;
           pc = npc;
@@ -134,6 +142,7 @@ function generate(toBlockEnd: boolean): (h: HartCore, max: number, dc: DecodeCac
       } catch (e) {
         if (e === ${'STOP_SENTINEL'}) { h.pc = pc; return h.stopReason; }
         if (e !== ${'TRAP_SENTINEL'}) throw e;
+        fvpn = -1;
         x[0] = 0;
         pc = h.takeTrap(pc);
         if (h.stopReason !== ${StopReason.Budget}) { h.pc = pc; return h.stopReason; }
