@@ -242,6 +242,53 @@ describe('interpreter with its predecode cache', () => {
     }
   });
 
+  test('interrupts raised by a device store mid-run, by CSR writes enabling them and between runs, and wfi, stop as the decode-every-time interpreter does', () => {
+    const src = `
+      li t0, 128
+      csrw mie, t0
+      li s0, 200
+      lui s1, 0x40000
+    loop:
+      addi a0, a0, 1
+      csrsi mstatus, 8
+      sw a0, 0(s1)
+      csrci mstatus, 8
+      andi t1, a0, 15
+      bnez t1, 1f
+      csrsi mstatus, 8
+      wfi
+      csrci mstatus, 8
+    1:
+      addi s0, s0, -1
+      bnez s0, loop
+      ecall`;
+    const { bytes } = assembleRaw(src, { base: BASE });
+    const run = (interp: Runner, slice: number) => {
+      const h = machine(bytes);
+      // A device that raises the machine timer interrupt when a multiple of 7 is written to it.
+      h.mem.addRegion(0x40000000, 4096, { read: () => 0, write: (_off: number, _size: number, v: number) => { if (v % 7 === 0) { h.mip |= 128; h.irqDirty = true; } } });
+      const seen: unknown[] = [];
+      for (let i = 0; i < 100_000; i++) {
+        const r = interp(h, slice);
+        seen.push([r, h.pc, ...h.ctr]);
+        if (r === StopReason.Wfi || (i % 5 === 4 && r === StopReason.Budget)) { h.mip |= 128; h.irqDirty = true; }
+        if (r !== StopReason.Trap) continue;
+        if (h.mcause === 11) return { seen, final: snapshot(h) };
+        expect(h.mcause >>> 0).toBe(0x80000007);
+        h.mip &= ~128;
+        h.pc = h.mret();
+      }
+      throw new Error('program did not finish');
+    };
+    for (const [name, interp, ref] of RUNNERS) {
+      for (const slice of [1, 3, 50, 1_000_000]) {
+        const got = run(interp, slice);
+        expect({ name, ...got }).toEqual({ name, ...run(ref, slice) });
+        expect(got.final.counters[Ctr.Interrupts]).toBeGreaterThan(25);
+      }
+    }
+  });
+
   /**
    * Random programs: a loop over items (ALU work in both sizes, loads and stores, CSR reads,
    * illegal instructions, ebreak and load faults skipped by the handler, self-modifying stores

@@ -92,17 +92,16 @@ function generate(toBlockEnd: boolean): (h: HartCore, max: number, dc: DecodeCac
     for (;;) {
       try {
         while (n < max) {
-          if (h.irqDirty) {
-            h.irqDirty = false;
-            const irq = h.pendingInterrupt();
-            if (irq >= 0) {
-              fvpn = -1;
-              h.wfiPending = false;
-              pc = h.takeTrap(pc, irq);
-              if (h.stopReason !== ${StopReason.Budget}) { h.pc = pc; return h.stopReason; }
-            }
-          }
           if ((pc >>> 12) !== fvpn) {
+            if (h.irqDirty) {
+              h.irqDirty = false;
+              const irq = h.pendingInterrupt();
+              if (irq >= 0) {
+                h.wfiPending = false;
+                pc = h.takeTrap(pc, irq);
+                if (h.stopReason !== ${StopReason.Budget}) { h.pc = pc; return h.stopReason; }
+              }
+            }
             vpn = pc >>> 12;
             mode = h.priv | (h.virt << 2);
             pa = (pc & 1) === 0 && ftag[vpn & 255] === ((vpn << 3) | mode) ? fpage[vpn & 255] + (pc & 0xfff) : h.fetchPa(pc);
@@ -134,7 +133,7 @@ function generate(toBlockEnd: boolean): (h: HartCore, max: number, dc: DecodeCac
           n++;
           ctr[${Ctr.Instructions}]++;
           ctr[${Ctr.Cycles}] += cyc;
-          if (h.wfiPending) { h.wfiPending = false; h.pc = pc; return ${StopReason.Wfi}; }${toBlockEnd ? `
+          if (fvpn === -1 && h.wfiPending) { h.wfiPending = false; h.pc = pc; return ${StopReason.Wfi}; }${toBlockEnd ? `
           if ((info & ${ENDS_BLOCK}) !== 0) break;` : ''}
         }
         h.pc = pc;
