@@ -3,11 +3,16 @@
  * `switch` over op ids with literal case labels, each case the row's template with operand fields
  * read from the hart's predecode cache (decode-cache.ts) instead of decoded at run time.
  *
- * Per instruction the loop translates pc through the fetch TLB inline (a miss, a fault or a gate
- * goes through Hart.fetchPa, which charges and raises exactly as Hart.fetch does), reads the raw
- * instruction bits (the second halfword of one straddling a page end through fetchPa too, as
- * before), and uses the cached decode of that physical address when its key equals those bits,
- * decoding afresh otherwise. Counters, traps and stops are those of decoding every instruction
+ * The loop translates pc through the fetch TLB inline (a miss, a fault or a gate goes through
+ * Hart.fetchPa, which charges and raises exactly as Hart.fetch does) once per run of instructions
+ * in one virtual page: the answer, the privilege mode and the frame's cache entries stay in locals
+ * (`fvpn` is the page they hold, -1 when none) until something could change them, where it sets
+ * fvpn = -1: a slow-path load or store, a rare instruction, a trap, an interrupt, a fetch
+ * straddling a page end. Interrupts and wfi are checked at the same points, the only places where
+ * `irqDirty` or `wfiPending` can have been set during a run. Per instruction it reads the raw
+ * instruction bits (the second halfword of one straddling a page end through fetchPa, as before)
+ * and uses the cached decode of that physical address when its key equals those bits, decoding
+ * afresh otherwise. Counters, traps and stops are those of decoding every instruction
  * (testing/reference-interpreter.ts, the specs' oracle).
  */
 import { INSNS, Kind } from '../isa/table.js';
