@@ -17,6 +17,7 @@ import { compileFetch } from '../isa/fetch.js';
 import { CsrRowOf, HS, IRQ, MS, MSH } from './csr-bits.js';
 import { STOP, StopReason, TRAP } from './trap.js';
 import { DGATE_RETURN, DomainGates, dgateWord } from './domain-gate.js';
+import type { DecodeCache } from './decode-cache.js';
 
 export const PRIV_U = 0;
 export const PRIV_S = 1;
@@ -84,6 +85,8 @@ export abstract class HartCore implements MmuHost {
   reservationVa = 0;
   /** Set when interrupt state may have changed; the loop then checks for a pending interrupt. */
   irqDirty = true;
+  /** The interpreter's predecode cache (decode-cache.ts), created on the interpreter's first run; it needs no invalidation. */
+  decodeCache: DecodeCache | null = null;
   /** Called on fence.i, and on stores into pages marked as holding code (for translators). */
   onCodeWrite: ((pa: number) => void) | null = null;
 
