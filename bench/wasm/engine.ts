@@ -1,0 +1,262 @@
+/**
+ * A WebAssembly engine for the benchmark (bench/wasm/bench.ts), run through the same VM path as
+ * the engines of src/cpu (`runProgram`: guest OS, KHV, console): `install()` makes host DRAM a
+ * shared `WebAssembly.Memory` and lets a Hart whose `engine` is 'wasm' run here. It is a
+ * measurement prototype, kept out of src/ (see docs/engine.md, "WebAssembly backend: measured").
+ *
+ * Memory: a host's DRAM becomes the buffer of `new WebAssembly.Memory({ shared: true })` (a
+ * SharedArrayBuffer like the one HostMemory allocates), one 64 KiB wasm page larger than the
+ * host's frames: that top page, which no frame covers and so no guest can reach, holds each hart's
+ * scratch area (codegen.ts SCRATCH): its register file and the data TLBs' arrays, moved there
+ * (the Hart's `x` and Tlb arrays become views of it), so generated code reads them directly.
+ *
+ * Dispatcher: like runJit's, it translates pc through the fetch TLB (a miss goes to the
+ * interpreter, which fills it exactly as always), looks up the function compiled for the
+ * (physical page, virtual page) and calls it at the block's index; code without a function runs
+ * in the interpreter to its block end (`runInterpreterToBlockEnd`), counting arrivals per start:
+ * at `tuning.translateAt` the page's hot starts (and their static successors in the page) are compiled
+ * into one function (codegen.ts), rebuilt when a start it lacks gets as hot (at most REBUILDS).
+ */
+import { Hart, StopReason } from '../../src/cpu/hart.js';
+import { runInterpreterToBlockEnd } from '../../src/cpu/interp.js';
+import { HostMemory } from '../../src/hypervisor/host-memory.js';
+import { PhysMem } from '../../src/mmu/phys.js';
+import { decode } from '../../src/isa/decode.js';
+import { FACTS } from '../../src/isa/facts.js';
+import { insnWord } from '../../src/isa/fetch.js';
+import { INSNS } from '../../src/isa/table.js';
+import { IMM_OF } from '../../src/cpu/template.js';
+import { Ctr } from '../../src/uarch/costs.js';
+import { Insn, SCRATCH, WBlock, generate, supported } from './codegen.js';
+
+/** The part of the WebAssembly JS API used here (the project's lib settings carry no DOM or wasm types). */
+declare namespace WebAssembly {
+  class Memory { constructor(d: { initial: number; maximum: number; shared: boolean }); readonly buffer: ArrayBufferLike }
+  class Module { constructor(bytes: Uint8Array) }
+  class Instance { constructor(m: Module, imports: object); readonly exports: Record<string, unknown> }
+}
+
+/** Arrivals at a block start before its page is compiled (the JavaScript translator's TRANSLATE_AT, 256); tests lower it. */
+export const tuning = { translateAt: 256 };
+/** Times one page's function is rebuilt for starts it lacked. */
+export const REBUILDS = 8;
+/** Instructions of one function at most (bounds compile time). */
+export const MAX_INSNS = 2048;
+const MAX_BLOCK = 64;
+
+interface Wasm { memory: WebAssembly.Memory; pages: number; scratch: number }
+const memories = new WeakMap<ArrayBufferLike, Wasm>();
+
+/** Compile statistics of the process (all engines). */
+export const compileStats = { modules: 0, cached: 0, bytes: 0, insns: 0, blocks: 0, cpuUs: 0, wallMs: 0, instantiateUs: 0, moduleUs: [] as number[], runInsns: 0, calls: 0 };
+/** Modules by their bytes, shared by every VM of the process (as the JS translator shares its factories). */
+const moduleCache = new Map<string, WebAssembly.Module>();
+
+/**
+ * Physical memory of `ramBytes` over a shared WebAssembly.Memory with the scratch page above it,
+ * for harts built outside a VM (tests). The PhysMem spans the scratch page too (its buffer is the
+ * whole memory), so callers keep guest accesses below `ramBytes`.
+ */
+export function wasmPhysMem(ramBytes: number): PhysMem {
+  const pages = Math.ceil(ramBytes / 65536) + 1;
+  const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+  memories.set(memory.buffer, { memory, pages, scratch: (pages - 1) * 65536 });
+  return new PhysMem(memory.buffer as unknown as SharedArrayBuffer);
+}
+
+let installed = false;
+/** Makes host memories wasm memories and Hart.run dispatch engine 'wasm' here. Idempotent. */
+export function install(): void {
+  if (installed) return;
+  installed = true;
+  const create = HostMemory.create.bind(HostMemory);
+  HostMemory.create = (mib: number): HostMemory => {
+    const m = create(mib);
+    const pages = mib * 16 + 1;
+    const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+    (m.buffers as { dram: SharedArrayBuffer }).dram = memory.buffer as unknown as SharedArrayBuffer;
+    memories.set(memory.buffer, { memory, pages, scratch: mib << 20 });
+    return m;
+  };
+  const run = Hart.prototype.run;
+  const engines = new WeakMap<Hart, WasmEngine>();
+  Hart.prototype.run = function (this: Hart, max: number): number {
+    if ((this.engine as string) !== 'wasm') return run.call(this, max);
+    let e = engines.get(this);
+    if (e === undefined) { e = new WasmEngine(this); engines.set(this, e); }
+    return e.run(max);
+  };
+}
+
+interface PageFn { run: (entry: number, mode: number, left: number) => void; index: Int16Array; starts: Set<number>; builds: number; ppage: number }
+
+class WasmEngine {
+  private readonly w: Wasm;
+  private readonly base: number;
+  private readonly out: Int32Array;
+  /** Functions by ppage * 2^20 + vpn. */
+  private readonly fns = new Map<number, PageFn>();
+  private readonly byFrame = new Map<number, number[]>();
+  private readonly heat = new Map<number, number>();
+  private readonly imports: { e: Record<string, unknown> };
+
+  constructor(private readonly h: Hart) {
+    const w = memories.get(h.mem.buffer);
+    if (w === undefined) throw new Error('wasm engine: host memory is not a WebAssembly.Memory (call install() first)');
+    this.w = w;
+    this.base = w.scratch + h.hartId * SCRATCH.bytes;
+    if (this.base + SCRATCH.bytes > w.pages * 65536) throw new Error('wasm engine: too many harts for the scratch page');
+    const buf = w.memory.buffer;
+    const view = (at: number, from: Int32Array): Int32Array => { const v = new Int32Array(buf, this.base + at, from.length); v.set(from); return v; };
+    const [, load, store] = h.mmu.tlb;
+    Object.defineProperty(h, 'x', { value: view(SCRATCH.regs, h.x) });
+    Object.defineProperty(load, 'tag', { value: view(SCRATCH.loadTag, load.tag) });
+    Object.defineProperty(load, 'page', { value: view(SCRATCH.loadPage, load.page) });
+    Object.defineProperty(store, 'tag', { value: view(SCRATCH.storeTag, store.tag) });
+    Object.defineProperty(store, 'page', { value: view(SCRATCH.storePage, store.page) });
+    Object.defineProperty(store, 'fast', { value: view(SCRATCH.storeFast, store.fast) });
+    this.out = new Int32Array(buf, this.base + SCRATCH.outPc, 4);
+    h.codePages = new Uint8Array(Math.ceil(h.mem.size / 4096));
+    h.onCodeWrite = (pa) => this.invalidate(pa);
+    this.imports = {
+      e: {
+        mem: w.memory,
+        linkJal: (rd: number, pc: number, len: number) => h.linkJal(rd, pc, len),
+        linkJalr: (rd: number, rs1: number, target: number, pc: number, len: number) => h.linkJalr(rd, rs1, target, pc, len),
+      },
+    };
+  }
+
+  run(max: number): number {
+    const h = this.h, ctr = h.ctr, ft = h.mmu.tlb[0], out = this.out;
+    let left = max;
+    h.stopReason = StopReason.Budget;
+    while (left > 0) {
+      const pc = h.pc, vpn = pc >>> 12, mode = h.priv | (h.virt << 2);
+      if (!h.irqDirty && (pc & 1) === 0 && ft.tag[vpn & 255] === ((vpn << 3) | mode)) {
+        const pa = ft.page[vpn & 255] + (pc & 0xfff);
+        const key = (pa >>> 12) * 1048576 + vpn;
+        const f = this.fns.get(key);
+        const k = f === undefined ? -1 : f.index[(pc & 0xfff) >>> 1] - 1;
+        if (k >= 0) {
+          f!.run(k, mode, left);
+          const n = out[1];
+          compileStats.calls++;
+          if (n > 0) {
+            compileStats.runInsns += n;
+            h.pc = out[0];
+            ctr[Ctr.Instructions] += n;
+            ctr[Ctr.Cycles] += out[2];
+            ctr[Ctr.TakenBranches] += out[3];
+            left -= n;
+            continue;
+          }
+        } else {
+          const heat = (this.heat.get(pa) ?? 0) + 1;
+          this.heat.set(pa, heat);
+          if (heat >= tuning.translateAt && (f === undefined || f.builds < REBUILDS)) this.build(pa >>> 12, vpn, pc, f);
+        }
+      }
+      const before = ctr[Ctr.Instructions];
+      const r = runInterpreterToBlockEnd(h, left);
+      left -= ctr[Ctr.Instructions] - before;
+      if (r !== StopReason.Budget) return r;
+    }
+    return StopReason.Budget;
+  }
+
+  /** Decodes the block at virtual `pc` of virtual page `vpn`, mapped to physical page `ppage`. */
+  private block(ppage: number, vpn: number, pc: number): WBlock {
+    const u16 = this.h.mem.u16, insns: Insn[] = [];
+    let a = pc;
+    while (insns.length < MAX_BLOCK && (a >>> 12) === vpn) {
+      const at = ppage * 4096 + (a & 0xfff);
+      let raw = u16[at >>> 1];
+      if ((raw & 3) === 3) {
+        if ((a & 0xfff) > 0xffc) break;
+        raw = raw | (u16[(at + 2) >>> 1] << 16);
+      }
+      const w = insnWord(raw);
+      const id = w === 0 ? -1 : decode(w);
+      if (id < 0 || !supported(id)) break;
+      const len = (raw & 3) === 3 ? 4 : 2;
+      insns.push({ id, w, pc: a, len });
+      a = (a + len) | 0;
+      if (FACTS[id].endsBlock) break;
+    }
+    return { start: pc, insns, next: a };
+  }
+
+  /** (Re)compiles the function of (ppage, vpn) with the start `pc` added. */
+  private build(ppage: number, vpn: number, pc: number, old: PageFn | undefined): void {
+    const starts = new Set(old?.starts ?? []);
+    starts.add(pc);
+    const blocks = new Map<number, WBlock>();
+    const work = [...starts];
+    let insns = 0;
+    while (work.length > 0 && insns < MAX_INSNS) {
+      const s = work.shift()!;
+      if (blocks.has(s)) continue;
+      const b = this.block(ppage, vpn, s);
+      if (b.insns.length === 0) continue;
+      blocks.set(s, b);
+      insns += b.insns.length;
+      const t = b.insns[b.insns.length - 1];
+      const succ = [b.next];
+      if (FACTS[t.id].kind === 'branch' || FACTS[t.id].kind === 'jal') succ.push((t.pc + IMM_OF[INSNS[t.id].format](t.w)) | 0);
+      for (const p of succ) if ((p >>> 12) === vpn && !blocks.has(p)) work.push(p);
+    }
+    if (blocks.size === 0) return;
+    const list = [...blocks.values()];
+    const t0 = performance.now(), c0 = process.cpuUsage();
+    const g = generate(list, this.base, this.w.pages);
+    const key = Buffer.from(g.bytes).toString('latin1');
+    let mod = moduleCache.get(key);
+    if (mod === undefined) {
+      mod = new WebAssembly.Module(g.bytes);
+      const cm = process.cpuUsage(c0);
+      compileStats.moduleUs.push(cm.user + cm.system);
+      moduleCache.set(key, mod);
+      compileStats.modules++;
+      compileStats.bytes += g.bytes.length;
+      compileStats.insns += insns;
+      compileStats.blocks += list.length;
+    } else compileStats.cached++;
+    const ci = process.cpuUsage();
+    const inst = new WebAssembly.Instance(mod, this.imports);
+    const c2 = process.cpuUsage(ci);
+    compileStats.instantiateUs += c2.user + c2.system;
+    const c1 = process.cpuUsage(c0);
+    compileStats.cpuUs += c1.user + c1.system;
+    compileStats.wallMs += performance.now() - t0;
+    const index = new Int16Array(2048);
+    for (const [s, k] of g.entries) index[(s & 0xfff) >>> 1] = k + 1;
+    const key2 = ppage * 1048576 + vpn;
+    this.fns.set(key2, { run: inst.exports.run as PageFn['run'], index, starts, builds: (old?.builds ?? 0) + 1, ppage });
+    if (old === undefined) {
+      const list2 = this.byFrame.get(ppage) ?? [];
+      list2.push(key2);
+      this.byFrame.set(ppage, list2);
+    }
+    this.protect(ppage);
+  }
+
+  /** Marks a frame as holding compiled code: stores to it go through the hart (and reach invalidate). */
+  private protect(ppage: number): void {
+    const h = this.h;
+    if (h.codePages![ppage]) return;
+    h.codePages![ppage] = 1;
+    const st = h.mmu.tlb[2];
+    for (let i = 0; i < 256; i++) if ((st.page[i] >>> 12) === ppage) st.fast[i] = -1;
+  }
+
+  /** A store into a code frame (or fence.i, pa < 0): drops the functions compiled from it. */
+  private invalidate(pa: number): void {
+    const frames = pa < 0 ? [...this.byFrame.keys()] : [pa >>> 12];
+    for (const fr of frames) {
+      for (const key of this.byFrame.get(fr) ?? []) this.fns.delete(key);
+      this.byFrame.delete(fr);
+      this.h.codePages![fr] = 0;
+    }
+  }
+}
