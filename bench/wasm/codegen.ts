@@ -87,6 +87,8 @@ export function supported(id: number): boolean {
 }
 
 const LINK = (r: number) => r === 1 || r === 5;
+/** Targets a jalr compares before leaving its function (see Gen.indirect). */
+const MAX_INDIRECT = 32;
 
 /** Imported functions, by index. */
 const IMPORT = { linkJal: 0, linkJalr: 1 } as const;
@@ -97,16 +99,36 @@ class Gen {
   readonly L: number[] = [];
   readonly ic: number; readonly cy: number; readonly tk: number; readonly next: number; readonly pc: number;
   readonly a: number; readonly vpn: number; readonly idx: number;
+  /**
+   * Likely targets of this function's indirect jumps, with their block indexes: the starts the
+   * dispatcher found hot (reached from outside, often through a jalr), return points (after a
+   * linking jal/jalr), jal targets and the code after a return (function entries) among its
+   * blocks, at most MAX_INDIRECT;
+   * a jalr compares its target with each before it leaves.
+   */
+  readonly indirect: [number, number][] = [];
   /** Structured-control nesting inside the current block's code (each `if` adds one). */
   nest = 0;
   /** Index of the block being emitted, and the function's block count. */
   k = 0;
 
-  constructor(readonly blocks: WBlock[], readonly entries: Map<number, number>, readonly base: number, used: boolean[]) {
+  constructor(readonly blocks: WBlock[], readonly entries: Map<number, number>, readonly base: number, used: boolean[], hot: Iterable<number>) {
     for (let r = 1; r < 32; r++) if (used[r]) this.L[r] = this.b.local(I32);
     this.ic = this.b.local(I32); this.cy = this.b.local(I32); this.tk = this.b.local(I32);
     this.next = this.b.local(I32); this.pc = this.b.local(I32);
     this.a = this.b.local(I32); this.vpn = this.b.local(I32); this.idx = this.b.local(I32);
+    const likely = new Set<number>(hot);
+    for (const blk of blocks) {
+      const t = blk.insns[blk.insns.length - 1], row = INSNS[t.id];
+      if ((row.kind === 'jal' || row.kind === 'jalr') && LINK(rd(t.w))) likely.add((t.pc + t.len) | 0);
+      if (row.kind === 'jal') likely.add((t.pc + IMM_OF[row.format](t.w)) | 0);
+      // Code right after a return or tail jump is usually a function's entry (reached by pointer).
+      if ((row.kind === 'jal' || row.kind === 'jalr') && !LINK(rd(t.w))) likely.add(blk.next);
+    }
+    for (const pc of likely) {
+      const k = entries.get(pc);
+      if (k !== undefined && this.indirect.length < MAX_INDIRECT) this.indirect.push([pc, k]);
+    }
   }
 
   reg(r: number): void { if (r === 0) this.b.i32(0); else this.b.get(this.L[r]); }
@@ -193,6 +215,12 @@ class Gen {
       b.i32(t.pc).i32(t.len).call(IMPORT.linkJalr).set(this.pc);
       if (rd(t.w) !== 0) { b.i32(fall); this.setRd(rd(t.w)); }
       this.taken();
+      // Returns and calls through pointers to a block of this function stay in it.
+      for (const [target, k] of this.indirect) {
+        b.get(this.pc).i32(target).op(OP.i32Eq, OP.if, VOID);
+        this.nest++; b.i32(k).set(this.next).br(this.depthTop()); this.nest--;
+        b.op(OP.end);
+      }
       b.br(this.depthOut());
     }
   }
@@ -218,11 +246,12 @@ export interface Generated { bytes: Uint8Array; entries: Map<number, number> }
  * with the hart's scratch area at `base` in a shared memory of `memoryPages` pages. Its function
  * `run(entry, mode, left)` starts at block `entry`, runs at most `left` instructions in whole
  * blocks and stores registers, next pc and its counters (SCRATCH.out*) to the scratch area.
+ * `hot`: the starts the dispatcher has seen hot (see Gen.indirect).
  */
-export function generate(blocks: WBlock[], base: number, memoryPages: number): Generated {
+export function generate(blocks: WBlock[], base: number, memoryPages: number, hot: Iterable<number> = []): Generated {
   const entries = new Map(blocks.map((blk, k) => [blk.start, k]));
   const { used, written } = registers(blocks);
-  const g = new Gen(blocks, entries, base, used);
+  const g = new Gen(blocks, entries, base, used, hot);
   const b = g.b;
   for (let r = 1; r < 32; r++) if (used[r]) b.i32(0).mem(OP.i32Load, base + SCRATCH.regs + 4 * r).set(g.L[r]);
   b.get(PARAMS.entry).set(g.next);

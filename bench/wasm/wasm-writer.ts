@@ -81,20 +81,19 @@ export class Body {
     return this;
   }
 
-  /** The body's bytes: size, local declarations (runs of one type), code, end. */
-  encode(): number[] {
+  /** The body's bytes as parts (copied once into the module): size, local declarations (runs of one type), code, end. */
+  encode(): number[][] {
     const runs: [number, number][] = [];
     for (const t of this.localTypes) {
       const last = runs[runs.length - 1];
       if (last && last[1] === t) last[0]++; else runs.push([1, t]);
     }
-    const inner: number[] = [];
-    uleb(inner, runs.length);
-    for (const [n, t] of runs) { uleb(inner, n); inner.push(t); }
-    inner.push(...this.code, OP.end);
-    const out: number[] = [];
-    uleb(out, inner.length);
-    return out.concat(inner);
+    const locals: number[] = [];
+    uleb(locals, runs.length);
+    for (const [n, t] of runs) { uleb(locals, n); locals.push(t); }
+    const size: number[] = [];
+    uleb(size, locals.length + this.code.length + 1);
+    return [size, locals, this.code, [OP.end]];
   }
 }
 
@@ -111,10 +110,11 @@ export interface ModuleSpec {
   body: Body;
 }
 
-function section(out: number[], id: number, content: number[]): void {
-  out.push(id);
-  uleb(out, content.length);
-  for (const b of content) out.push(b);
+/** Appends a section: id, size, then its parts. */
+function section(out: number[][], id: number, parts: number[][]): void {
+  const head = [id];
+  uleb(head, parts.reduce((n, p) => n + p.length, 0));
+  out.push(head, ...parts);
 }
 
 function name(out: number[], s: string): void {
@@ -125,7 +125,7 @@ function name(out: number[], s: string): void {
 /** The module's binary encoding. */
 export function encodeModule(m: ModuleSpec): Uint8Array {
   const types = [...m.imports.map((i) => i.type), m.type];
-  const out: number[] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
+  const out: number[][] = [[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]];
   const ty: number[] = [];
   uleb(ty, types.length);
   for (const t of types) {
@@ -133,18 +133,21 @@ export function encodeModule(m: ModuleSpec): Uint8Array {
     uleb(ty, t.params.length); ty.push(...t.params);
     uleb(ty, t.results.length); ty.push(...t.results);
   }
-  section(out, 1, ty);
+  section(out, 1, [ty]);
   const im: number[] = [];
   uleb(im, m.imports.length + 1);
   m.imports.forEach((imp, i) => { name(im, 'e'); name(im, imp.name); im.push(0x00); uleb(im, i); });
   name(im, 'e'); name(im, 'mem'); im.push(0x02, 0x03); uleb(im, m.memoryPages); uleb(im, m.memoryPages);
-  section(out, 2, im);
+  section(out, 2, [im]);
   const fn: number[] = [1];
   uleb(fn, m.imports.length);
-  section(out, 3, fn);
+  section(out, 3, [fn]);
   const ex: number[] = [1];
   name(ex, 'run'); ex.push(0x00); uleb(ex, m.imports.length);
-  section(out, 7, ex);
-  section(out, 10, [1, ...m.body.encode()]);
-  return Uint8Array.from(out);
+  section(out, 7, [ex]);
+  section(out, 10, [[1], ...m.body.encode()]);
+  const bytes = new Uint8Array(out.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of out) { bytes.set(p, at); at += p.length; }
+  return bytes;
 }
