@@ -2,13 +2,13 @@
  * The WebAssembly backend measured against the JavaScript block translator (`npm run bench:wasm`):
  * the eight kernels of bench/programs and the real programs of bench/real, each run in a fresh
  * process per engine (so the first run pays every compile), `--runs` times in that process.
- * Engines: `jit` (src/cpu, the default engine), `wasm` (engine.ts; V8's default dynamic tiering,
+ * Engines: `jit` (src/cpu, the default engine), `wasm` (src/cpu/wasm, the opt-in engine; V8's default dynamic tiering,
  * Liftoff then TurboFan), `wasm-liftoff` (`--liftoff-only`) and `wasm-turbofan` (`--no-liftoff`),
  * plus qemu-riscv32 on the same ELF. Prints CPU time (user + system) of each whole process and of
  * each run in it, in-engine MIPS first and warm, compile CPU time per compiled unit, and checks
  * that every engine prints qemu's bytes and that the wasm engine's VM counters (instructions,
  * cycles, TLB misses, mispredicts, ...) equal the jit's, which equal the interpreter's
- * (src/cpu/engines.spec.ts; bench/wasm/wasm.spec.ts checks wasm against the interpreter).
+ * (src/cpu/engines.spec.ts; src/cpu/wasm/engine.spec.ts checks wasm against the interpreter).
  *
  * Writes the tables to bench/results/wasm.md.
  *
@@ -47,15 +47,14 @@ async function child(engine: string, elf: string, runs: number): Promise<void> {
       return f;
     },
   });
-  const { install, compileStats } = await import('./engine.js');
+  const { compileStats } = await import('../../src/cpu/wasm/engine.js');
   const { runProgram } = await import('../../src/runtime/run-program.js');
-  install();
   const bytes = new Uint8Array(readFileSync(elf));
   const figures: RunFigures[] = [];
   let last: ReturnType<typeof runProgram> | null = null;
   for (let i = 0; i < runs; i++) {
     const c0 = process.cpuUsage(), t0 = performance.now();
-    last = runProgram(bytes, { engine: engine.startsWith('wasm') ? 'wasm' as 'jit' : 'jit', argv: [elf] });
+    last = runProgram(bytes, { engine: engine.startsWith('wasm') ? 'wasm' : 'jit', argv: [elf] });
     const c = process.cpuUsage(c0);
     figures.push({ cpuMs: (c.user + c.system) / 1000, wallMs: performance.now() - t0, instructions: last.counters.instructions });
   }

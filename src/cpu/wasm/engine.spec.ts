@@ -1,33 +1,34 @@
 /**
- * The benchmark's WebAssembly engine against the reference interpreter, stop by stop: generated
+ * The WebAssembly engine against the reference interpreter, stop by stop: generated
  * loops of ALU, M, load/store (misaligned, page-crossing, TLB-missing), forward branches,
  * compressed instructions, CSR reads (which the wasm code leaves to the interpreter) and calls
  * into another page, run at odd budgets with pages compiled after 1, 5 or 256 arrivals. Every
- * stop (reason, pc, instret, cycles), the registers, all counters and memory must agree, or the
- * benchmark's comparison with the JavaScript translator would not be fair.
+ * stop (reason, pc, instret, cycles), the registers, all counters and memory must agree.
  */
 import fc from 'fast-check';
 import { createHash } from 'node:crypto';
-import { Engine, Hart, NATIVE_M, PRIV_M, StopReason } from '../../src/cpu/hart.js';
-import { assembleRaw } from '../../src/isa/assembler.js';
-import { compileStats, install, tuning, wasmPhysMem } from './engine.js';
-import { sleb, uleb } from './wasm-writer.js';
+import { Engine, Hart, NATIVE_M, PRIV_M, StopReason } from '../hart.js';
+import { PhysMem } from '../../mmu/phys.js';
+import { assembleRaw } from '../../isa/assembler.js';
+import { compileStats, createWasmDram, tuning } from './engine.js';
+import { sleb, uleb } from './writer.js';
 
 const BASE = 0x1000;
 const RAM = 1 << 20;
 
-function machine(src: string, engine: Engine | 'wasm'): Hart {
-  const mem = wasmPhysMem(RAM);
+function machine(src: string, engine: Engine): Hart {
+  // Both engines on the same kind of memory (RAM plus the scratch page), so that they see the same.
+  const mem = new PhysMem(createWasmDram(RAM));
   mem.u8.set(assembleRaw(src, { base: BASE }).bytes, BASE);
   const h = new Hart(mem);
-  h.engine = engine as Engine;
+  h.engine = engine;
   h.priv = PRIV_M;
   h.pc = BASE;
   h.nativeTraps = NATIVE_M;
   return h;
 }
 
-function stops(src: string, engine: Engine | 'wasm', slice: number) {
+function stops(src: string, engine: Engine, slice: number) {
   const h = machine(src, engine);
   const seen: number[][] = [];
   for (let i = 0; i < 200_000; i++) {
@@ -76,8 +77,7 @@ const program = fc.tuple(fc.array(line, { minLength: 3, maxLength: 30 }), fc.arr
     ].join('\n');
   });
 
-describe('wasm engine (bench/wasm) against the interpreter', () => {
-  beforeAll(() => install());
+describe('wasm engine against the interpreter', () => {
   afterEach(() => { tuning.translateAt = 256; });
 
   it('agrees stop by stop on generated loops at odd budgets and compile thresholds', () => {
@@ -92,6 +92,12 @@ describe('wasm engine (bench/wasm) against the interpreter', () => {
     // The wasm code ran most of it (a quarter at least: at a threshold of 256, short loops never compile).
     expect(compileStats.modules).toBeGreaterThan(50);
     expect(compileStats.runInsns).toBeGreaterThan(0.25 * total);
+  });
+
+  it('refuses RAM that is not a WebAssembly.Memory', () => {
+    const h = new Hart(PhysMem.ofSize(RAM));
+    h.engine = 'wasm';
+    expect(() => h.run(10)).toThrow(/WebAssembly.Memory/);
   });
 
   it('encodes LEB128 as the spec examples', () => {

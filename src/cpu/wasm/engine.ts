@@ -1,32 +1,33 @@
 /**
- * A WebAssembly engine for the benchmark (bench/wasm/bench.ts), run through the same VM path as
- * the engines of src/cpu (`runProgram`: guest OS, KHV, console): `install()` makes host DRAM a
- * shared `WebAssembly.Memory` and lets a Hart whose `engine` is 'wasm' run here. It is a
- * measurement prototype, kept out of src/ (see docs/engine.md, "WebAssembly backend: measured").
+ * The WebAssembly engine (`Hart.engine = 'wasm'`, `hvsim run --engine wasm`): hot guest pages
+ * compiled to wasm functions (codegen.ts), cold code in the interpreter. Opt-in; measured against
+ * the block translator in docs/engine.md ("WebAssembly backend: measured").
  *
- * Memory: a host's DRAM becomes the buffer of `new WebAssembly.Memory({ shared: true })` (a
- * SharedArrayBuffer like the one HostMemory allocates), one 64 KiB wasm page larger than the
- * host's frames: that top page, which no frame covers and so no guest can reach, holds each hart's
- * scratch area (codegen.ts SCRATCH): its register file and the data TLBs' arrays, moved there
- * (the Hart's `x` and Tlb arrays become views of it), so generated code reads them directly.
+ * Memory: guest RAM must be the buffer of a shared `WebAssembly.Memory` made by `createWasmDram`
+ * (HostMemory.create(mib, { wasm: true }) does), one 64 KiB wasm page larger than the RAM asked
+ * for: that top page, which no frame covers and so no guest can reach, holds each hart's scratch
+ * area (codegen.ts SCRATCH): its register file and the data TLBs' arrays, moved there when the
+ * engine first runs the hart (the hart's `x` and Tlb arrays become views of it), so generated
+ * code reads them directly and its loads and stores inline the TLB fast path.
  *
  * Dispatcher: like runJit's, it translates pc through the fetch TLB (a miss goes to the
  * interpreter, which fills it exactly as always), looks up the function compiled for the
  * (physical page, virtual page) and calls it at the block's index; code without a function runs
  * in the interpreter to its block end (`runInterpreterToBlockEnd`), counting arrivals per start:
- * at `tuning.translateAt` the page's hot starts (and their static successors in the page) are compiled
- * into one function (codegen.ts), rebuilt when a start it lacks gets as hot (at most REBUILDS).
+ * at `tuning.translateAt` the page's hot starts (and their static successors in the page) are
+ * compiled into one function, rebuilt when a start it lacks gets as hot (at most REBUILDS).
+ * Counters are the interpreter's exactly (see codegen.ts). Stores into a frame holding compiled
+ * code go through the hart (the frame is marked in `codePages`) and drop that frame's functions.
  */
-import { Hart, StopReason } from '../../src/cpu/hart.js';
-import { runInterpreterToBlockEnd } from '../../src/cpu/interp.js';
-import { HostMemory } from '../../src/hypervisor/host-memory.js';
-import { PhysMem } from '../../src/mmu/phys.js';
-import { decode } from '../../src/isa/decode.js';
-import { FACTS } from '../../src/isa/facts.js';
-import { insnWord } from '../../src/isa/fetch.js';
-import { INSNS } from '../../src/isa/table.js';
-import { IMM_OF } from '../../src/cpu/template.js';
-import { Ctr } from '../../src/uarch/costs.js';
+import type { HartCore } from '../hart-core.js';
+import { runInterpreterToBlockEnd } from '../interp.js';
+import { StopReason } from '../trap.js';
+import { decode } from '../../isa/decode.js';
+import { FACTS } from '../../isa/facts.js';
+import { insnWord } from '../../isa/fetch.js';
+import { INSNS } from '../../isa/table.js';
+import { IMM_OF } from '../template.js';
+import { Ctr } from '../../uarch/costs.js';
 import { Insn, SCRATCH, WBlock, generate, supported } from './codegen.js';
 
 /** The part of the WebAssembly JS API used here (the project's lib settings carry no DOM or wasm types). */
@@ -47,7 +48,7 @@ const MAX_BLOCK = 64;
 interface Wasm { memory: WebAssembly.Memory; pages: number; scratch: number }
 const memories = new WeakMap<ArrayBufferLike, Wasm>();
 
-/** Compile statistics of the process (all engines). */
+/** Compile and run statistics of the process (all harts), for the benchmark and tests. */
 export const compileStats = {
   modules: 0, cached: 0, bytes: 0, insns: 0, blocks: 0,
   /** CPU µs generating modules (codegen.ts, JavaScript), in new WebAssembly.Module (lazy by default: validation only), in instantiation. */
@@ -59,41 +60,29 @@ const cpuUs = (since: NodeJS.CpuUsage): number => { const c = process.cpuUsage(s
 /** Modules by their bytes, shared by every VM of the process (as the JS translator shares its factories). */
 const moduleCache = new Map<string, WebAssembly.Module>();
 
+/** Bytes above the RAM of a wasm DRAM buffer: one wasm page of scratch areas (8 harts). */
+export const SCRATCH_PAGE = 65536;
+
 /**
- * Physical memory of `ramBytes` over a shared WebAssembly.Memory with the scratch page above it,
- * for harts built outside a VM (tests). The PhysMem spans the scratch page too (its buffer is the
- * whole memory), so callers keep guest accesses below `ramBytes`.
+ * A SharedArrayBuffer of `ramBytes` (a multiple of 64 KiB) plus SCRATCH_PAGE, the buffer of a
+ * shared WebAssembly.Memory, for guest RAM the wasm engine can run on. PhysMem over it spans the
+ * scratch page too; callers hand out only the first `ramBytes` (HostMemory's frames).
  */
-export function wasmPhysMem(ramBytes: number): PhysMem {
-  const pages = Math.ceil(ramBytes / 65536) + 1;
+export function createWasmDram(ramBytes: number): SharedArrayBuffer {
+  if (ramBytes % 65536 !== 0) throw new RangeError('wasm DRAM must be a multiple of 64 KiB');
+  const pages = ramBytes / 65536 + 1;
   const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
-  memories.set(memory.buffer, { memory, pages, scratch: (pages - 1) * 65536 });
-  return new PhysMem(memory.buffer as unknown as SharedArrayBuffer);
+  memories.set(memory.buffer, { memory, pages, scratch: ramBytes });
+  return memory.buffer as unknown as SharedArrayBuffer;
 }
 
-let installed = false;
-/** Makes host memories wasm memories and Hart.run dispatch engine 'wasm' here. Idempotent. */
-export function install(): void {
-  if (installed) return;
-  installed = true;
-  const create = HostMemory.create.bind(HostMemory);
-  HostMemory.create = (mib: number): HostMemory => {
-    const m = create(mib);
-    const pages = mib * 16 + 1;
-    const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
-    (m.buffers as { dram: SharedArrayBuffer }).dram = memory.buffer as unknown as SharedArrayBuffer;
-    memories.set(memory.buffer, { memory, pages, scratch: mib << 20 });
-    return m;
-  };
-  const run = Hart.prototype.run;
-  const engines = new WeakMap<Hart, WasmEngine>();
-  Hart.prototype.run = function (this: Hart, max: number): number {
-    if ((this.engine as string) !== 'wasm') return run.call(this, max);
-    let e = engines.get(this);
-    if (e === undefined) { e = new WasmEngine(this); engines.set(this, e); }
-    return e.run(max);
-  };
+/** The wasm engine of `h`, created at its first run. Raises: Error when its RAM is not a wasm DRAM buffer. */
+export function runWasm(h: HartCore, max: number): number {
+  let e = engines.get(h);
+  if (e === undefined) { e = new WasmEngine(h); engines.set(h, e); }
+  return e.run(max);
 }
+const engines = new WeakMap<HartCore, WasmEngine>();
 
 interface PageFn { run: (entry: number, mode: number, left: number) => void; index: Int16Array; starts: Set<number>; builds: number; ppage: number }
 
@@ -107,9 +96,9 @@ class WasmEngine {
   private readonly heat = new Map<number, number>();
   private readonly imports: { e: Record<string, unknown> };
 
-  constructor(private readonly h: Hart) {
+  constructor(private readonly h: HartCore) {
     const w = memories.get(h.mem.buffer);
-    if (w === undefined) throw new Error('wasm engine: host memory is not a WebAssembly.Memory (call install() first)');
+    if (w === undefined) throw new Error("engine 'wasm' needs guest RAM in a WebAssembly.Memory (createWasmDram; HostMemory.create(mib, { wasm: true }))");
     this.w = w;
     this.base = w.scratch + h.hartId * SCRATCH.bytes;
     if (this.base + SCRATCH.bytes > w.pages * 65536) throw new Error('wasm engine: too many harts for the scratch page');

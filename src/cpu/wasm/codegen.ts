@@ -18,11 +18,11 @@
  * constants per block (prefix sums at a side exit), a taken branch adds one cycle and one
  * TakenBranches; jal/jalr call the hart's linkJal/linkJalr (RSB, BTB, mispredict cycles).
  */
-import { FACTS } from '../../src/isa/facts.js';
-import { INSNS } from '../../src/isa/table.js';
-import { COSTS } from '../../src/uarch/costs.js';
-import { EXTRA_CYCLES, IMM_OF } from '../../src/cpu/template.js';
-import { Body, I32, OP, VOID, encodeModule } from './wasm-writer.js';
+import { FACTS } from '../../isa/facts.js';
+import { INSNS } from '../../isa/table.js';
+import { COSTS } from '../../uarch/costs.js';
+import { EXTRA_CYCLES, IMM_OF } from '../../cpu/template.js';
+import { Body, I32, OP, VOID, encodeModule } from './writer.js';
 
 /** Byte offsets inside a hart's scratch area (engine.ts allocates it, codegen bakes in its base). */
 export const SCRATCH = {
