@@ -84,15 +84,14 @@ export function runWasm(h: HartCore, max: number): number {
 }
 const engines = new WeakMap<HartCore, WasmEngine>();
 
-interface PageFn { run: (entry: number, mode: number, left: number) => void; index: Int16Array; starts: Set<number>; builds: number; ppage: number }
+interface PageFn { run: (entry: number, mode: number, left: number) => void; index: Int16Array; starts: Set<number>; builds: number; vpn: number }
 
 class WasmEngine {
   private readonly w: Wasm;
   private readonly base: number;
   private readonly out: Int32Array;
-  /** Functions by ppage * 2^20 + vpn. */
-  private readonly fns = new Map<number, PageFn>();
-  private readonly byFrame = new Map<number, number[]>();
+  /** Functions by physical page (small integers as keys: no boxing on the hot path), one per virtual page it was reached at. */
+  private readonly fns = new Map<number, PageFn[]>();
   private readonly heat = new Map<number, number>();
   private readonly imports: { e: Record<string, unknown> };
 
@@ -131,8 +130,9 @@ class WasmEngine {
       const pc = h.pc, vpn = pc >>> 12, mode = h.priv | (h.virt << 2);
       if (!h.irqDirty && (pc & 1) === 0 && ft.tag[vpn & 255] === ((vpn << 3) | mode)) {
         const pa = ft.page[vpn & 255] + (pc & 0xfff);
-        const key = (pa >>> 12) * 1048576 + vpn;
-        const f = this.fns.get(key);
+        const list = this.fns.get(pa >>> 12);
+        let f: PageFn | undefined;
+        if (list !== undefined) for (let i = 0; i < list.length; i++) if (list[i].vpn === vpn) { f = list[i]; break; }
         const k = f === undefined ? -1 : f.index[(pc & 0xfff) >>> 1] - 1;
         if (k >= 0) {
           f!.run(k, mode, left);
@@ -224,13 +224,11 @@ class WasmEngine {
     compileStats.instantiateUs += cpuUs(c0);
     const index = new Int16Array(2048);
     for (const [s, k] of g.entries) index[(s & 0xfff) >>> 1] = k + 1;
-    const key2 = ppage * 1048576 + vpn;
-    this.fns.set(key2, { run: inst.exports.run as PageFn['run'], index, starts, builds: (old?.builds ?? 0) + 1, ppage });
-    if (old === undefined) {
-      const list2 = this.byFrame.get(ppage) ?? [];
-      list2.push(key2);
-      this.byFrame.set(ppage, list2);
-    }
+    const fn: PageFn = { run: inst.exports.run as PageFn['run'], index, starts, builds: (old?.builds ?? 0) + 1, vpn };
+    const fnsHere = this.fns.get(ppage) ?? [];
+    const at = old === undefined ? -1 : fnsHere.indexOf(old);
+    if (at >= 0) fnsHere[at] = fn; else fnsHere.push(fn);
+    this.fns.set(ppage, fnsHere);
     this.protect(ppage);
   }
 
@@ -245,10 +243,9 @@ class WasmEngine {
 
   /** A store into a code frame (or fence.i, pa < 0): drops the functions compiled from it. */
   private invalidate(pa: number): void {
-    const frames = pa < 0 ? [...this.byFrame.keys()] : [pa >>> 12];
+    const frames = pa < 0 ? [...this.fns.keys()] : [pa >>> 12];
     for (const fr of frames) {
-      for (const key of this.byFrame.get(fr) ?? []) this.fns.delete(key);
-      this.byFrame.delete(fr);
+      this.fns.delete(fr);
       this.h.codePages![fr] = 0;
     }
   }
