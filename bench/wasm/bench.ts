@@ -19,6 +19,8 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { REAL_PROGRAMS, buildReal, havePicolibc } from '../real/build.js';
+import type * as RunProgram from '../../src/runtime/run-program.js';
+import type * as WasmEngine from '../../src/cpu/wasm/engine.js';
 
 const here = import.meta.dirname ?? new URL('.', import.meta.url).pathname;
 const root = join(here, '../..');
@@ -47,8 +49,10 @@ async function child(engine: string, elf: string, runs: number): Promise<void> {
       return f;
     },
   });
-  const { compileStats } = await import('../../src/cpu/wasm/engine.js');
-  const { runProgram } = await import('../../src/runtime/run-program.js');
+  // The compiled engines from dist/ (npm run bench:wasm builds first), as bench:cpu measures them:
+  // under tsx every imported binding is a getter call, which slows hot JavaScript noticeably.
+  const { compileStats } = (await import(join(root, 'dist/cpu/wasm/engine.js'))) as typeof WasmEngine;
+  const { runProgram } = (await import(join(root, 'dist/runtime/run-program.js'))) as typeof RunProgram;
   const bytes = new Uint8Array(readFileSync(elf));
   const figures: RunFigures[] = [];
   let last: ReturnType<typeof runProgram> | null = null;
