@@ -51,7 +51,7 @@ export class HostMemory {
   private readonly meta: Int32Array;
 
   private constructor(readonly buffers: HostMemoryBuffers) {
-    // Whole MiB: the DRAM of a host made for the wasm engine has a scratch page above its frames.
+    // Whole MiB: the DRAM of a host made for the wasm engine has a 128 KiB scratch area above its frames.
     this.frames = Math.floor(buffers.dram.byteLength / 2 ** 20) * 256;
     this.state = new Uint8Array(buffers.state);
     this.owner = new Int32Array(buffers.owner);
@@ -61,7 +61,7 @@ export class HostMemory {
 
   /**
    * New host memory of `memoryMiB` (1-MAX_HOST_MIB), every frame free. `wasm`: DRAM is the buffer
-   * of a shared WebAssembly.Memory with a scratch page above the frames (createWasmDram), which
+   * of a shared WebAssembly.Memory with a scratch area above the frames (createWasmDram), which
    * the wasm engine needs. Raises: RangeError outside that range.
    */
   static create(memoryMiB: number, opts: { wasm?: boolean } = {}): HostMemory {

@@ -17,7 +17,7 @@ const BASE = 0x1000;
 const RAM = 1 << 20;
 
 function machine(src: string, engine: Engine): Hart {
-  // Both engines on the same kind of memory (RAM plus the scratch page), so that they see the same.
+  // Both engines on the same kind of memory (RAM plus the scratch area), so that they see the same.
   const mem = new PhysMem(createWasmDram(RAM));
   mem.u8.set(assembleRaw(src, { base: BASE }).bytes, BASE);
   const h = new Hart(mem);

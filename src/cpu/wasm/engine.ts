@@ -4,8 +4,8 @@
  * the block translator in docs/engine.md ("WebAssembly backend: measured").
  *
  * Memory: guest RAM must be the buffer of a shared `WebAssembly.Memory` made by `createWasmDram`
- * (HostMemory.create(mib, { wasm: true }) does), one 64 KiB wasm page larger than the RAM asked
- * for: that top page, which no frame covers and so no guest can reach, holds each hart's scratch
+ * (HostMemory.create(mib, { wasm: true }) does), 128 KiB larger than the RAM asked for: that top
+ * part, which no frame covers and so no guest can reach, holds each hart's scratch
  * area (codegen.ts SCRATCH): its register file and the data TLBs' arrays, moved there when the
  * engine first runs the hart (the hart's `x` and Tlb arrays become views of it), so generated
  * code reads them directly and its loads and stores inline the TLB fast path.
@@ -60,17 +60,19 @@ const cpuUs = (since: NodeJS.CpuUsage): number => { const c = process.cpuUsage(s
 /** Modules by their bytes, shared by every VM of the process (as the JS translator shares its factories). */
 const moduleCache = new Map<string, WebAssembly.Module>();
 
-/** Bytes above the RAM of a wasm DRAM buffer: one wasm page of scratch areas (8 harts). */
-export const SCRATCH_PAGE = 65536;
+/** Bytes above the RAM of a wasm DRAM buffer: two wasm pages of scratch areas, one per hart (16, the most vCPUs a VM has). */
+export const SCRATCH_BYTES = 16 * SCRATCH.bytes;
+/** Distinct modules kept for reuse by later VMs of the process; the cache starts over beyond this. */
+const MODULE_CACHE = 4096;
 
 /**
- * A SharedArrayBuffer of `ramBytes` (a multiple of 64 KiB) plus SCRATCH_PAGE, the buffer of a
+ * A SharedArrayBuffer of `ramBytes` (a multiple of 64 KiB) plus SCRATCH_BYTES, the buffer of a
  * shared WebAssembly.Memory, for guest RAM the wasm engine can run on. PhysMem over it spans the
- * scratch page too; callers hand out only the first `ramBytes` (HostMemory's frames).
+ * scratch area too; callers hand out only the first `ramBytes` (HostMemory's frames).
  */
 export function createWasmDram(ramBytes: number): SharedArrayBuffer {
   if (ramBytes % 65536 !== 0) throw new RangeError('wasm DRAM must be a multiple of 64 KiB');
-  const pages = ramBytes / 65536 + 1;
+  const pages = (ramBytes + SCRATCH_BYTES) / 65536;
   const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
   memories.set(memory.buffer, { memory, pages, scratch: ramBytes });
   return memory.buffer as unknown as SharedArrayBuffer;
@@ -100,7 +102,7 @@ class WasmEngine {
     if (w === undefined) throw new Error("engine 'wasm' needs guest RAM in a WebAssembly.Memory (createWasmDram; HostMemory.create(mib, { wasm: true }))");
     this.w = w;
     this.base = w.scratch + h.hartId * SCRATCH.bytes;
-    if (this.base + SCRATCH.bytes > w.pages * 65536) throw new Error('wasm engine: too many harts for the scratch page');
+    if (this.base + SCRATCH.bytes > w.pages * 65536) throw new Error('wasm engine: too many harts for the scratch area');
     const buf = w.memory.buffer;
     const view = (at: number, from: Int32Array): Int32Array => { const v = new Int32Array(buf, this.base + at, from.length); v.set(from); return v; };
     const [, load, store] = h.mmu.tlb;
@@ -211,6 +213,7 @@ class WasmEngine {
     let mod = moduleCache.get(key);
     if (mod === undefined) {
       c0 = process.cpuUsage();
+      if (moduleCache.size >= MODULE_CACHE) moduleCache.clear();
       mod = new WebAssembly.Module(g.bytes);
       compileStats.moduleUs += cpuUs(c0);
       moduleCache.set(key, mod);
