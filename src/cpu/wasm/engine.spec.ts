@@ -94,6 +94,20 @@ describe('wasm engine against the interpreter', () => {
     expect(compileStats.runInsns).toBeGreaterThan(0.25 * total);
   });
 
+  it('runs harts 0-15 (a scratch area each, as a 16-vCPU VM needs) and refuses a 17th', () => {
+    const src = 'li a0, 1000\nloop: addi a0, a0, -1\nbnez a0, loop\necall';
+    const mem = new PhysMem(createWasmDram(RAM));
+    mem.u8.set(assembleRaw(src, { base: BASE }).bytes, BASE);
+    const want = stops(src, 'interp', 1_000_000);
+    for (let id = 0; id <= 16; id++) {
+      const h = new Hart(mem, id);
+      Object.assign(h, { engine: 'wasm', priv: PRIV_M, pc: BASE, nativeTraps: NATIVE_M });
+      if (id === 16) { expect(() => h.run(1000)).toThrow(/too many harts/); continue; }
+      expect(h.run(1_000_000)).toBe(StopReason.Trap);
+      expect([h.pc, h.ctr[0], h.ctr[1], h.x[10]]).toEqual([want.seen[0][1], want.ctr[0], want.ctr[1], 0]);
+    }
+  });
+
   it('refuses RAM that is not a WebAssembly.Memory', () => {
     const h = new Hart(PhysMem.ofSize(RAM));
     h.engine = 'wasm';
