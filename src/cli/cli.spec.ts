@@ -236,6 +236,23 @@ describe('hvsim run streams stdin to the guest', () => {
     expect(runs[0].status).toBe(5);
     expect(runs[1]).toEqual(runs[0]);
   }, SLOW);
+
+  test('--engine wasm runs a hot loop with the interpreter\'s status and counters', () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'loop.s'), [
+      '.globl _start', '_start:', 'li t0, 0', 'li t1, 20000',
+      'loop:', 'add t0, t0, t1', 'mul t2, t0, t1', 'xor t0, t0, t2', 'addi t1, t1, -1', 'bnez t1, loop',
+      'andi a0, t0, 63', 'li a7, 93', 'ecall', '',
+    ].join('\n'));
+    const [interp, wasm] = ['interp', 'wasm'].map((engine) => {
+      const stats = join(dir, `${engine}.json`);
+      const r = cli(['run', join(dir, 'loop.s'), '--engine', engine, '--stats', stats]);
+      const { wallMs: _, ...counters } = JSON.parse(readFileSync(stats, 'utf8'));
+      return { status: r.status, stderr: r.stderr, counters };
+    });
+    expect(interp.counters.instructions).toBeGreaterThan(100_000);
+    expect(wasm).toEqual(interp);
+  }, SLOW);
 });
 
 describeWithTools(['gcc', 'objdump', 'qemu'])('hvsim CLI against the reference tools', () => {

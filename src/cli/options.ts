@@ -20,7 +20,7 @@ export interface VmOptions {
   vcpus?: number;
   memoryMib?: number;
   seed?: number;
-  engine?: 'interp' | 'jit';
+  engine?: 'interp' | 'jit' | 'wasm';
   spectreV2?: 'none' | 'retpoline';
   crossing?: 'none' | 'kpti';
   /** `--domain` values (technique 7), parsed by parseDomains when the command runs. */
@@ -34,7 +34,7 @@ export function addVmOptions(cmd: Command): Command {
     .option('--vcpus <n>', 'virtual CPUs, 1-16 (default 1)', (v) => intOption(name, '--vcpus', v, 1, 16))
     .option('--memory-mib <m>', 'guest memory in MiB, 8-2047 (default 64)', (v) => intOption(name, '--memory-mib', v, 8, 2047))
     .option('--seed <n>', 'seed of everything random in the VM, 0-4294967295 (default 1)', (v) => intOption(name, '--seed', v, 0, 2 ** 32 - 1))
-    .addOption(new Option('--engine <engine>', 'execution engine (default jit)').choices(['interp', 'jit']))
+    .addOption(new Option('--engine <engine>', 'execution engine (default jit; wasm: hot pages compiled to WebAssembly, hvsim run only)').choices(['interp', 'jit', 'wasm']))
     .addOption(new Option('--spectre-v2 <mitigation>', 'Spectre-v2 mitigation of the guest kernel (default none)').choices(['none', 'retpoline']))
     .addOption(new Option('--crossing <preset>', 'privilege-crossing cost preset (default none)').choices(['none', 'kpti']))
     .option('--domain <domain>', 'a protection domain (technique 7): keystore, or NAME=FILE:ENTRY[,ENTRY...][:KIB] (repeatable; needs --vcpus 1)', collect, []);

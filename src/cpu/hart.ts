@@ -9,12 +9,16 @@ import { HartCore } from './hart-core.js';
 import { CSR_BY_ADDR } from './csr.js';
 import { runInterpreter } from './interp.js';
 import { Jit, runJit } from './jit.js';
+import { runWasm } from './wasm/engine.js';
 
 export { TRAP, STOP, StopReason } from './trap.js';
 export { HartCore, PRIV_U, PRIV_S, PRIV_M, NATIVE_M, NATIVE_HS, NATIVE_VS } from './hart-core.js';
 
-/** Execution engines: the reference interpreter, or the block translator (default). */
-export type Engine = 'interp' | 'jit';
+/**
+ * Execution engines: the reference interpreter, the block translator (default), or hot pages
+ * compiled to WebAssembly (opt-in; needs RAM from createWasmDram, see wasm/engine.ts).
+ */
+export type Engine = 'interp' | 'jit' | 'wasm';
 
 export class Hart extends HartCore {
   protected readonly csrs = CSR_BY_ADDR;
@@ -30,6 +34,7 @@ export class Hart extends HartCore {
    */
   run(max: number): number {
     if (this.engine === 'interp') return runInterpreter(this, max);
+    if (this.engine === 'wasm') return runWasm(this, max);
     this.jit ??= new Jit(this);
     return runJit(this, this.jit, max);
   }

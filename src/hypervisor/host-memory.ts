@@ -12,6 +12,7 @@
  * so two threads can never own one frame; poisoned and retired frames are never handed out.
  */
 import { PAGE_SIZE } from '../mmu/phys.js';
+import { createWasmDram } from '../cpu/wasm/engine.js';
 
 /**
  * Per-frame poison values. LATENT: the frame has an uncorrectable error the host has not noticed
@@ -50,19 +51,24 @@ export class HostMemory {
   private readonly meta: Int32Array;
 
   private constructor(readonly buffers: HostMemoryBuffers) {
-    this.frames = buffers.dram.byteLength / PAGE_SIZE;
+    // Whole MiB: the DRAM of a host made for the wasm engine has a 128 KiB scratch area above its frames.
+    this.frames = Math.floor(buffers.dram.byteLength / 2 ** 20) * 256;
     this.state = new Uint8Array(buffers.state);
     this.owner = new Int32Array(buffers.owner);
     this.meta = new Int32Array(buffers.meta);
     this.poison = new Uint8Array(buffers.poison);
   }
 
-  /** New host memory of `memoryMiB` (1-MAX_HOST_MIB), every frame free. Raises: RangeError outside that range. */
-  static create(memoryMiB: number): HostMemory {
+  /**
+   * New host memory of `memoryMiB` (1-MAX_HOST_MIB), every frame free. `wasm`: DRAM is the buffer
+   * of a shared WebAssembly.Memory with a scratch area above the frames (createWasmDram), which
+   * the wasm engine needs. Raises: RangeError outside that range.
+   */
+  static create(memoryMiB: number, opts: { wasm?: boolean } = {}): HostMemory {
     if (!Number.isInteger(memoryMiB) || memoryMiB < 1 || memoryMiB > MAX_HOST_MIB) throw new RangeError(`memoryMiB must be 1-${MAX_HOST_MIB}, got ${memoryMiB}`);
     const frames = memoryMiB * 256;
     const m = new HostMemory({
-      dram: new SharedArrayBuffer(memoryMiB * 2 ** 20), state: new SharedArrayBuffer(frames),
+      dram: opts.wasm ? createWasmDram(memoryMiB * 2 ** 20) : new SharedArrayBuffer(memoryMiB * 2 ** 20), state: new SharedArrayBuffer(frames),
       owner: new SharedArrayBuffer(frames * 4), meta: new SharedArrayBuffer(8), poison: new SharedArrayBuffer(frames),
     });
     m.owner.fill(-1);

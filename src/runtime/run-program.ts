@@ -32,12 +32,13 @@ export interface RunResult {
  * allocate (and leave to the garbage collector) a fresh SharedArrayBuffer of its whole DRAM, which
  * matters when thousands of programs run in one process. Frames are zeroed when handed out.
  */
-const idleHosts = new Map<number, HostMemory>();
+const idleHosts = new Map<string, HostMemory>();
 
-function takeHost(mib: number): HostMemory {
-  const h = idleHosts.get(mib);
-  if (h && h.freeFrames === h.frames) { idleHosts.delete(mib); return h; }
-  return HostMemory.create(mib);
+/** An idle host of `mib` (DRAM a WebAssembly.Memory when `wasm`, for the wasm engine), or a new one. */
+function takeHost(mib: number, wasm: boolean): HostMemory {
+  const h = idleHosts.get(`${mib}:${wasm}`);
+  if (h && h.freeFrames === h.frames) { idleHosts.delete(`${mib}:${wasm}`); return h; }
+  return HostMemory.create(mib, { wasm });
 }
 
 /** Host memory for a VM of `memoryMiB`: its RAM plus room for G-stage tables. */
@@ -62,13 +63,14 @@ export function runProgram(elf: Uint8Array, opts: RunOptions = {}, more: Uint8Ar
   } as VmSpec;
   const started = performance.now();
   const mib = hostMiBFor(spec.memoryMiB) + domainsMiB(spec.domains);
-  const host = takeHost(mib);
+  const wasm = spec.engine === 'wasm';
+  const host = takeHost(mib, wasm);
   let vm: Vm;
-  try { vm = new Vm(spec, host, 1); } catch (e) { idleHosts.set(mib, host); throw e; }
+  try { vm = new Vm(spec, host, 1); } catch (e) { idleHosts.set(`${mib}:${wasm}`, host); throw e; }
   const out: Buffer[][] = [[], []];
   vm.onConsole((port, bytes) => { out[port].push(Buffer.from(bytes)); opts.onOutput?.(port, bytes); });
   vm.runToCompletion(opts.maxInstructions);
-  if (host.freeFrames === host.frames) idleHosts.set(mib, host);
+  if (host.freeFrames === host.frames) idleHosts.set(`${mib}:${wasm}`, host);
   const first = vm.processes()[0];
   return {
     stdout: Buffer.concat(out[0]), stderr: Buffer.concat(out[1]), status: first.status ?? -1,

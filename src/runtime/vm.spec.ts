@@ -26,7 +26,7 @@ function stubLength(mitigation: 'none' | 'retpoline'): number {
 }
 
 describe('VM: guest OS on the hypervisor path', () => {
-  test.each(['interp', 'jit'] as const)('counters are exact for a known program (%s)', (engine) => {
+  test.each(['interp', 'jit', 'wasm'] as const)('counters are exact for a known program (%s)', (engine) => {
     const [a, b] = [10, 30].map((n) => runProgram(getpids(n), { engine }));
     expect(a.stdout.toString()).toBe('ok\n');
     expect(a.status).toBe(7);
