@@ -49,9 +49,12 @@ export class AppModule {
           synchronize: false,
           poolSize: o.embedded ? 1 : 10,
           extra: {
-            // The embedded database has one connection: a burst of requests queues for it (up to
-            // 60 s) rather than failing after 5 s; a real server's pool answers 503 sooner.
-            connectionTimeoutMillis: o.embedded ? 60_000 : 5000,
+            // A burst of requests queues for a connection rather than failing: the embedded
+            // database has one (up to 60 s); a real server's pool of 10 up to 30 s, since every
+            // transaction that appends an event holds its tenant's row (the event seq) and 200
+            // concurrent creates of one tenant queued past 5 s on a busy machine (503s). An
+            // unreachable server still answers 503 at once (refused) or after the wait.
+            connectionTimeoutMillis: o.embedded ? 60_000 : 30_000,
             statement_timeout: 10000,
             ...(o.config.schema !== 'public' ? { options: `-c search_path=${o.config.schema}` } : {}),
           },

@@ -3,7 +3,8 @@
  * create+start+wait with the process alive throughout (no unhandled rejection) and every VM and
  * Operation in a true final state; a chatty guest while /healthz and a REST list keep answering;
  * a guest that prints a NUL byte; stop while starting. Crash-time Operations are in
- * vm-restart.e2e.ts (they need a killed process).
+ * vm-restart.e2e.ts (they need a killed process). Runs on the embedded database and, with
+ * TEST_DATABASE_URL, on Postgres (.ci/run sets it).
  */
 import { BACKENDS, TenantSession, useTenantSession } from './support/service.js';
 import { assemble } from '../src/isa/assembler.js';
@@ -44,11 +45,14 @@ const FOREVER = elf('_start:\n  addi t0, t0, 1\n  j _start\n');
 
 const FINAL_OPS = ['succeeded', 'failed', 'cancelled'];
 /**
- * Concurrent create+start+wait. Issue 23 asks for 200; each VM's worker thread loads the engine
- * through tsx under Jest (about a second of CPU each), so 200 take minutes on the 2-core CI
- * machine (40 took 77 s, 200 did not finish in 300 s while others shared it): the suite runs 20 by default and HVSIM_STRESS_VMS=200 runs the full count.
+ * Concurrent create+start+wait: issue 23's 200 by default (HVSIM_STRESS_VMS to change it). What
+ * made 200 slow under Jest was each worker thread compiling the engine through tsx (about 400 ms
+ * of CPU each; now one esbuild bundle per process, about 50 ms a worker) and the embedded
+ * database running in the main thread (now a thread of its own).
  */
-const MANY = Number(process.env.HVSIM_STRESS_VMS ?? 20);
+const MANY = Number(process.env.HVSIM_STRESS_VMS ?? 200);
+/** Wall seconds of the chatty guest's run (issue 23: 30). */
+const CHATTY_S = Number(process.env.HVSIM_STRESS_CHATTY_S ?? 30);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe.each(BACKENDS)('stress on $name', (backend) => {
@@ -63,11 +67,23 @@ describe.each(BACKENDS)('stress on $name', (backend) => {
     for (const [name, bytes] of Object.entries({ HELLO, CHATTY, NUL, FOREVER })) {
       images[name] = (await api().post(`/v1/images?name=${name.toLowerCase()}`).set(session.auth).set('Content-Type', 'application/octet-stream').send(bytes).expect(201)).body.id;
     }
-  }, 60_000);
+  }, 240_000);
 
   const createVm = async (name: string, image: string) => (await api().post('/v1/vms').set(session.auth)
     .send({ name, hostId, vcpus: 1, memoryMiB: 8, processes: [{ imageId: images[image] }] }).expect(201)).body.id as string;
-  const operation = async (id: string) => (await api().get(`/v1/operations/${id}`).set(session.auth).expect(200)).body;
+  /**
+   * GET `path`, expecting 200. A 503 (every database connection busy past the pool's wait, which a
+   * burst of 200 starts of one tenant can cause on real Postgres on a loaded machine) is the
+   * service's honest "retry later": the poll retries it, as a client would.
+   */
+  const poll = async (path: string) => {
+    for (;;) {
+      const r = await api().get(path).set(session.auth).timeout(120_000);
+      if (r.status !== 503) { expect(r.status).toBe(200); return r.body; }
+      await sleep(1000);
+    }
+  };
+  const operation = (id: string) => poll(`/v1/operations/${id}`);
   /** Polls an Operation until it has ended (generous: the machine is shared). */
   const settled = async (id: string, ms = 180_000) => {
     const end = Date.now() + ms;
@@ -78,61 +94,90 @@ describe.each(BACKENDS)('stress on $name', (backend) => {
       await sleep(250);
     }
   };
-  const vm = async (id: string) => (await api().get(`/v1/vms/${id}`).set(session.auth).expect(200)).body;
+  const vm = (id: string) => poll(`/v1/vms/${id}`);
   const untilVm = async (id: string, ok: (v: { state: string }) => boolean, ms = 120_000) => {
     const end = Date.now() + ms;
     for (;;) {
       const v = await vm(id);
       if (ok(v)) return v;
-      if (Date.now() > end) throw new Error(`VM ${id} still ${v.state}`);
+      if (Date.now() > end) throw new Error(`VM ${id} still ${v.state} (live in the runtime: ${runtime().isLive(id)}, its worker: ${runtime().runner(id)?.state ?? 'none'})`);
       await sleep(250);
     }
   };
 
   test(`${MANY} concurrent create+start+wait: the process stays up, every VM ends stopped (poweroff) with its output, every Operation succeeds`, async () => {
     const rejectionsBefore = processGuard.unhandledRejections;
+    const exceptionsBefore = processGuard.uncaughtExceptions;
     const ids = await Promise.all(Array.from({ length: MANY }, (_, i) => createVm(`many-${i}`, 'HELLO')));
+    // The process answers throughout: /healthz is probed every 500 ms while the starts run.
+    let probing = true, probes = 0;
+    const probe = (async () => {
+      while (probing) {
+        await api().get('/healthz').timeout(120_000).expect(200);
+        probes++;
+        await sleep(500);
+      }
+    })();
     const ops = await Promise.all(ids.map(async (id) => (await api().post(`/v1/vms/${id}/start`).set(session.auth).expect(202)).body.id as string));
-    // /healthz answers while they boot.
-    await api().get('/healthz').timeout(30_000).expect(200);
     const ends = [];
-    for (const op of ops) ends.push(await settled(op));
+    for (const op of ops) ends.push(await settled(op, 600_000));
+    probing = false;
+    await probe;
+    expect(probes).toBeGreaterThan(0);
     expect(ends.filter((o) => o.state !== 'succeeded')).toEqual([]);
+    // Every VM in a true final state: stopped by its own exit, with its output. One overall
+    // deadline: on real Postgres on a loaded machine one tenant's writes take turns on its row,
+    // and a VM's end has been seen recorded minutes after its worker ended.
+    const deadline = Date.now() + 900_000;
     for (const id of ids) {
-      const v = await untilVm(id, (x) => x.state !== 'running' && x.state !== 'starting');
+      const v = await untilVm(id, (x) => x.state !== 'running' && x.state !== 'starting', Math.max(1000, deadline - Date.now()));
       expect(v).toMatchObject({ state: 'stopped', stateReason: 'poweroff' });
     }
-    const out = await api().get(`/v1/vms/${ids[MANY - 1]}/console`).set(session.auth).expect(200);
-    expect(out.body.stdout).toBe('hi\n');
-    // Live workers against VM rows: none of these VMs has a worker left.
+    for (const id of [ids[0], ids[MANY - 1]]) {
+      expect((await api().get(`/v1/vms/${id}/console`).set(session.auth).expect(200)).body.stdout).toBe('hi\n');
+    }
+    // Workers against VM rows: none of these VMs has a worker left, and the host has their frames back.
     expect(runtime().workers().filter((w) => ids.includes(w))).toEqual([]);
+    const usage = (await api().get(`/v1/hosts/${hostId}`).set(session.auth).expect(200)).body.memory.framesByVm;
+    expect(Object.keys(usage).filter((k) => ids.includes(k))).toEqual([]);
+    // No Operation of this tenant is left pending or running.
+    const open: unknown[] = [];
+    for (let token: string | undefined = '', pages = 0; token !== undefined && pages < 100; pages++) {
+      const page: { items: Array<{ state: string }>; nextPageToken?: string } = (await api().get(`/v1/operations?pageSize=100${token ? `&pageToken=${token}` : ''}`).set(session.auth).expect(200)).body;
+      open.push(...page.items.filter((o) => !FINAL_OPS.includes(o.state)));
+      token = page.nextPageToken;
+    }
+    expect(open).toEqual([]);
     expect(processGuard.unhandledRejections).toBe(rejectionsBefore);
-  }, 900_000);
+    expect(processGuard.uncaughtExceptions).toBe(exceptionsBefore);
+  }, 1_800_000);
 
-  test('a chatty guest runs for 10 s while /healthz and a REST list keep answering; it stops cleanly', async () => {
+  test(`a chatty guest runs for ${CHATTY_S} s while /healthz and a REST list keep answering; it stops cleanly`, async () => {
     const id = await createVm('chatty', 'CHATTY');
     await settled((await api().post(`/v1/vms/${id}/start`).set(session.auth).expect(202)).body.id);
-    const end = Date.now() + 10_000;
+    const end = Date.now() + CHATTY_S * 1000;
     let answers = 0;
     while (Date.now() < end) {
       // Generous bounds: each must answer (a stalled main thread would not, at all).
-      await api().get('/healthz').timeout(15_000).expect(200);
-      await api().get('/v1/vms?pageSize=5').set(session.auth).timeout(15_000).expect(200);
+      await api().get('/healthz').timeout(60_000).expect(200);
+      await api().get('/v1/vms?pageSize=5').set(session.auth).timeout(60_000).expect(200);
       answers++;
       await sleep(200);
     }
     expect(answers).toBeGreaterThan(0);
-    const c = (await api().get(`/v1/vms/${id}/counters`).set(session.auth).timeout(15_000).expect(200)).body;
+    const c = (await api().get(`/v1/vms/${id}/counters`).set(session.auth).timeout(60_000).expect(200)).body;
     expect(c.live).toBe(true);
+    // The guest really ran all along: it wrote well over one console's worth of lines.
+    expect(c.instructions).toBeGreaterThan(7 * 100_000);
     expect(c.history.points.length).toBeGreaterThan(0);
     const stop = await settled((await api().post(`/v1/vms/${id}/stop`).set(session.auth).expect(202)).body.id);
     expect(stop.state).toBe('succeeded');
     expect((await vm(id)).state).toBe('stopped');
-    // The console keeps the newest bytes (bounded) and says it dropped older ones.
+    // The console keeps the newest bytes (bounded), says it dropped older ones, and ends on a whole line.
     const con = (await api().get(`/v1/vms/${id}/console`).set(session.auth).expect(200)).body;
     expect(con.bytes.stdout).toBeLessThanOrEqual(1 << 20);
     expect(con.stdout.endsWith('\n')).toBe(true);
-  }, 120_000);
+  }, CHATTY_S * 1000 + 240_000);
 
   test('a guest that prints a NUL byte finishes stopped (poweroff); the console and its events keep the exact bytes', async () => {
     const id = await createVm('nul', 'NUL');

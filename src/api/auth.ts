@@ -4,6 +4,7 @@
  * never parsed), and the guard reuses it. Failed attempts are rate-limited per (client address,
  * failing token hash): 429 once that pair's budget of the last minute is spent. A valid token is
  * never refused by the limiter, so bad requests behind one address (a NAT) lock out nobody else.
+ * Socket.IO handshakes (events.gateway.ts) count against the same budget.
  */
 import { CanActivate, ExecutionContext, Inject, Injectable, SetMetadata, createParamDecorator } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
@@ -40,6 +41,7 @@ const RESOLVED = Symbol('hvsim:auth');
 /** Most (address, token) pairs the limiter remembers; past it, the oldest are forgotten. */
 const MAX_TRACKED = 10_000;
 const WINDOW_MS = 60_000;
+export const TOO_MANY = 'too many failed authentications with this token from this address; retry in a minute';
 
 @Injectable()
 export class Authenticator {
@@ -66,21 +68,34 @@ export class Authenticator {
   }
 
   /**
-   * Counts a failed authentication of `tokenHash` from `addr`.
-   * Raises: 429 when the pair has failed authFailuresPerMinute times in the last minute, else 401.
+   * Counts a failed authentication of `tokenHash` from `addr` (HTTP and Socket.IO handshakes share
+   * the budget). Returns false when the pair has already failed authFailuresPerMinute times in the
+   * last minute: the attempt is then refused (429) and not counted.
    */
-  fail(addr: string, tokenHash: string, detail: string): never {
+  countFailure(addr: string, tokenHash: string): boolean {
     const key = `${addr} ${tokenHash}`;
     const now = Date.now();
     const recent = (this.failures.get(key) ?? []).filter((t) => now - t < WINDOW_MS);
-    if (recent.length >= this.config.authFailuresPerMinute) {
-      throw new ProblemError(429, 'Too Many Requests', 'too many failed authentications with this token from this address; retry in a minute');
-    }
+    if (recent.length >= this.config.authFailuresPerMinute) return false;
     recent.push(now);
     this.failures.delete(key);
     this.failures.set(key, recent);
     if (this.failures.size > MAX_TRACKED) this.forgetOld(now);
+    return true;
+  }
+
+  /**
+   * Counts a failed authentication of `tokenHash` from `addr`.
+   * Raises: 429 when the pair has failed authFailuresPerMinute times in the last minute, else 401.
+   */
+  fail(addr: string, tokenHash: string, detail: string): never {
+    if (!this.countFailure(addr, tokenHash)) throw new ProblemError(429, 'Too Many Requests', TOO_MANY);
     throw unauthorized(detail);
+  }
+
+  /** The tenant a Socket.IO handshake's token belongs to (null: not a tenant token). Raises: database errors. */
+  async tenantOf(token: string): Promise<string | null> {
+    return (await this.ds.getRepository(TenantEntity).findOneBy({ tokenHash: hashToken(token) }))?.id ?? null;
   }
 
   /** Drops pairs with no failure in the window, then the least recently failed beyond MAX_TRACKED. */

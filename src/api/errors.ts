@@ -33,6 +33,17 @@ export function isDatabaseUnreachable(err: unknown): boolean {
   if (typeof code === 'string' && ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '08006', '08001'].includes(code)) return true;
   return typeof e.message === 'string' && /ECONNREFUSED|Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(e.message);
 }
+/**
+ * A database too busy to finish a statement: statement timeout (57014), deadlock (40P01),
+ * serialization failure (40001), lock not available (55P03). Repeating the whole transaction can
+ * succeed; the request itself gets 503.
+ */
+export function isDatabaseBusy(err: unknown): boolean {
+  if (err instanceof QueryFailedError && err.driverError) return isDatabaseBusy(err.driverError);
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && ['57014', '40P01', '40001', '55P03'].includes(code);
+}
+
 /** How each kind of worker failure reaches a client. */
 const WORKER_ERROR: Record<WorkerErrorKind, [number, string]> = {
   'not-allowed': [409, 'Conflict'],
@@ -81,6 +92,8 @@ export class ProblemFilter implements ExceptionFilter {
       status = err.getStatus(); title = err.message; detail = err.message;
     } else if (isDatabaseUnreachable(err)) {
       status = 503; title = 'Service Unavailable'; detail = 'the database is not reachable';
+    } else if (isDatabaseBusy(err)) {
+      status = 503; title = 'Service Unavailable'; detail = 'the database is too busy to answer in time; retry later';
     }
     if (status >= 500) this.log.error(err instanceof Error ? err.stack ?? err.message : String(err));
     res.status(status).type('application/problem+json').send(JSON.stringify({ type: TYPE + slug(title), title, status, detail, ...extra }));

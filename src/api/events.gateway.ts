@@ -2,7 +2,9 @@
  * Socket.IO event stream at namespace /events.
  *
  * Protocol (all payloads JSON):
- *   connect with `auth: {token}` (a tenant token); bad tokens are refused with connect_error.
+ *   connect with `auth: {token}` (a tenant token); bad tokens are refused with connect_error
+ *   (`data.status` 401; 429 once the token has failed 20 times in a minute from the address, the
+ *   HTTP limiter's budget, shared).
  *   client -> `subscribe {subjects: ["vm:ID", "host:ID", ...], sinceSeq?}`, with an ack
  *     callback answered `{subscribed: [...], rejected: [{subject, reason}]}`; subjects of other
  *     tenants (or that do not exist) are rejected, never revealed.
@@ -28,8 +30,8 @@ import { OnGatewayConnection, OnGatewayInit, WebSocketGateway } from '@nestjs/we
 import type { Namespace, Socket } from 'socket.io';
 import { DataSource } from 'typeorm';
 import { EventsService, HvEvent } from './events.service.js';
-import { hashToken } from './auth.js';
-import { ExperimentEntity, HostEntity, ImageEntity, OperationEntity, TenantEntity, VmEntity } from '../persistence/entities.js';
+import { Authenticator, hashToken, TOO_MANY } from './auth.js';
+import { ExperimentEntity, HostEntity, ImageEntity, OperationEntity, VmEntity } from '../persistence/entities.js';
 import { RuntimeService } from './runtime.service.js';
 import type { ExitRecord } from '../runtime/protocol.js';
 import { ProblemError } from './errors.js';
@@ -66,7 +68,7 @@ export class EventsGateway implements OnGatewayInit, OnGatewayConnection, OnModu
   private readonly onExits = (vmId: string, tenantId: string, records: ExitRecord[], dropped: number) => this.publishExits(vmId, tenantId, records, dropped);
 
   constructor(private readonly ds: DataSource, private readonly events: EventsService, @Inject(CONFIG) private readonly config: Config,
-    private readonly runtime: RuntimeService) {
+    private readonly runtime: RuntimeService, private readonly auth: Authenticator) {
     events.live.on('event', this.onEvent);
     runtime.exitStream.on('exits', this.onExits);
   }
@@ -83,15 +85,24 @@ export class EventsGateway implements OnGatewayInit, OnGatewayConnection, OnModu
     return n;
   }
 
+  /**
+   * Handshake authentication. A bad token counts against the same per (address, token hash)
+   * budget as HTTP; once it is spent the handshake is refused with `data: {status: 429}`. A valid
+   * token is never refused by the limiter.
+   */
   afterInit(ns: Namespace): void {
     ns.use((socket, next) => {
       const token = (socket.handshake.auth as { token?: unknown } | undefined)?.token;
-      if (typeof token !== 'string') return next(new Error('missing token: connect with auth: {token}'));
-      this.ds.getRepository(TenantEntity).findOneBy({ tokenHash: hashToken(token) }).then((t) => {
-        if (!t) return next(new Error('invalid token'));
-        (socket.data as { tenantId?: string }).tenantId = t.id;
+      const refuse = (tokenHash: string, message: string) => {
+        const limited = !this.auth.countFailure(socket.handshake.address ?? 'unknown', tokenHash);
+        next(Object.assign(new Error(limited ? TOO_MANY : message), { data: { status: limited ? 429 : 401 } }));
+      };
+      if (typeof token !== 'string') return refuse('', 'missing token: connect with auth: {token}');
+      this.auth.tenantOf(token).then((tenantId) => {
+        if (!tenantId) return refuse(hashToken(token), 'invalid token');
+        (socket.data as { tenantId?: string }).tenantId = tenantId;
         next();
-      }, (e) => next(e instanceof Error ? e : new Error(String(e))));
+      }, () => next(Object.assign(new Error('authentication is unavailable: the database is not reachable'), { data: { status: 503 } })));
     });
   }
 
