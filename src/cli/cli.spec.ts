@@ -120,7 +120,7 @@ describe('what the local commands load', () => {
     }
     // The command table itself loads no emulator either: that is what keeps --help and --version fast.
     expect([...staticGraph(join(process.cwd(), 'src/cli/main.ts')).files].map((f) => f.replace(/.*\/src\//, '')).sort())
-      .toEqual(['cli/cli-error.ts', 'cli/local.ts', 'cli/main.ts', 'cli/options.ts']);
+      .toEqual(['cli/cli-error.ts', 'cli/completion.ts', 'cli/local.ts', 'cli/main.ts', 'cli/options.ts']);
   });
 });
 
