@@ -27,7 +27,7 @@ function snapshot(h: Hart) {
  * after that many runs of a block; it translates a block the `translateAt`-th time it reaches it
  * (by default the first: most tests here are about the translated tiers).
  */
-function machine(src: string, engine: Engine, regionAt?: number, translateAt = 1, regionInsns = 0, seedInsns?: number) {
+function machine(src: string, engine: Engine, regionAt?: number, translateAt = 1, regionInsns = 0) {
   const mem = PhysMem.ofSize(1 << 20);
   const { bytes } = assembleRaw(src, { base: BASE });
   mem.u8.set(bytes, BASE);
@@ -37,7 +37,7 @@ function machine(src: string, engine: Engine, regionAt?: number, translateAt = 1
   h.pc = BASE;
   h.x[2] = 0x80000;
   h.nativeTraps = NATIVE_M;
-  h.jit = new Jit(h, DEFAULT_BLOCK_CAP, regionAt, translateAt, regionAt === undefined ? undefined : regionInsns, seedInsns);
+  h.jit = new Jit(h, DEFAULT_BLOCK_CAP, regionAt, translateAt, regionAt === undefined ? undefined : regionInsns);
   return h;
 }
 
@@ -65,24 +65,6 @@ function stopsPerEngine(src: string, slice: number, regionAt?: number, translate
     return { final: snapshot(h), stops, chained: st?.chained ?? 0, traces: st?.traces ?? 0, regions: st?.regions ?? 0, translations: st?.translations ?? 0, cold: st?.cold ?? 0, demoted: st?.demoted ?? 0 };
   });
 }
-
-/**
- * A loop of three blocks, about 7 instructions an iteration, `n` iterations, counting in `c` and
- * computing in `a`, `b` with step `k`, after `pre`: the region-threshold tests use registers and
- * constants no other test uses, since the thread's REGION_SEEDS remembers blocks by their source.
- */
-const threeBlockLoop = (pre: string, c: string, a: string, b: string, n: number, k: number) => `
-  ${pre}
-  li ${c}, ${n}
-1: addi ${a}, ${a}, ${k}
-  xor ${b}, ${b}, ${a}
-  andi t1, ${a}, ${k * 4}
-  beqz t1, 2f
-  addi ${b}, ${b}, ${k + 6}
-2: addi ${c}, ${c}, -1
-  bnez ${c}, 1b
-  ecall
-`;
 
 /** Start of the programs that walk a0 up through RAM until a load leaves it (about 700 steps of 16 bytes). */
 const WALK = `li a0, 0x${(0x100000 - 0x2bc0).toString(16)}`;
@@ -421,7 +403,18 @@ describe('jit vs interpreter', () => {
   });
 
   test('a page becomes a region once its blocks retired regionInsns instructions, or at once when its code was in a region before', () => {
-    const src = threeBlockLoop('', 't0', 'a0', 'a1', 3001, 7);
+    // A loop of three blocks (about 7 instructions an iteration, 21,000 in all), with constants no other test uses.
+    const src = `
+      li t0, 3001
+    1: addi a0, a0, 7
+      xor a1, a1, a0
+      andi t1, a0, 24
+      beqz t1, 2f
+      addi a1, a1, 13
+    2: addi t0, t0, -1
+      bnez t0, 1b
+      ecall
+    `;
     const interp = machine(src, 'interp');
     runToEcall(interp, 1_000_000);
     // Never reached: blocks only.
@@ -441,28 +434,6 @@ describe('jit vs interpreter', () => {
     runToEcall(seeded, 1_000_000);
     expect(seeded.jit!.stats.regions).toBeGreaterThan(0);
     expect(snapshot(seeded)).toEqual(snapshot(interp));
-  });
-
-  test('code whose page retired seedInsns instructions gets its region early in a later translator', () => {
-    const src = threeBlockLoop('nop', 't2', 'a2', 'a3', 2999, 11);
-    const interp = machine(src, 'interp');
-    runToEcall(interp, 1_000_000);
-    // The first translator builds no region (regionInsns not reached) but remembers the hot page...
-    const first = machine(src, 'jit', 8, 1, 1e9, 5000);
-    runToEcall(first, 1_000_000);
-    expect(first.jit!.stats.regions).toBe(0);
-    // ... so a later one (as a later VM of the same thread) builds it after 8 runs.
-    const later = machine(src, 'jit', 8, 1, 1e9, 1e9);
-    runToEcall(later, 1_000_000);
-    expect(later.jit!.stats.regions).toBeGreaterThan(0);
-    expect(snapshot(later)).toEqual(snapshot(interp));
-    // Code never that hot is not remembered.
-    const coldSrc = threeBlockLoop('', 't2', 'a2', 'a3', 5, 13);
-    const cold = machine(coldSrc, 'jit', 8, 1, 1e9, 1e9);
-    runToEcall(cold, 1_000_000);
-    const again = machine(coldSrc, 'jit', 8, 1, 1e9, 1e9);
-    runToEcall(again, 1_000_000);
-    expect(again.jit!.stats.regions).toBe(0);
   });
 
   test('the translator counts what each tier costs', () => {

@@ -71,13 +71,6 @@ const REGION_BUILDS = 4;
  * made the run slower than none (docs/engine.md), so first runs of programs this size use blocks.
  */
 const REGION_INSNS_AT = 200_000_000;
-/**
- * Instructions a page's blocks must have retired for the same code to get its region early
- * (REGION_AT runs) in a later VM of this thread: the image has shown it runs that long, so a
- * region built early in its next run is paid back over that run and the ones after (the same
- * program run again, as the kernels' warm runs in `npm run bench:cpu` are).
- */
-const REGION_SEED_INSNS = 10_000_000;
 const REGION_INSNS = 512;
 /**
  * Instructions a region must retire per entry on average (over its first REGION_PROBE entries)
@@ -111,22 +104,18 @@ export class Jit {
   private readonly builds = new Map<number, number>();
   private readonly live = new Map<number, RegionState>();
 
-  /** This translator's number in the thread (REGION_SEEDS). */
-  private readonly id = ++jits;
-
   /** The hart's RAM views and TLB arrays (fixed for its life), the run's limit and code-dirty flag, handed to every block it compiles. */
   readonly views: Views;
 
   /**
    * `regionAt`: runs of a block after which its page may become a region, `regionInsns`:
-   * instructions its page's blocks must have retired for that (see REGION_INSNS_AT), `seedInsns`:
-   * for the same code in a later VM to need only `regionAt` runs (REGION_SEED_INSNS); `translateAt`:
+   * instructions its page's blocks must have retired for that (see REGION_INSNS_AT); `translateAt`:
    * arrivals at a block start before it is translated (all lower in tests, to reach the tiers
    * quickly).
    */
   constructor(
     private readonly h: HartCore, readonly cap = DEFAULT_BLOCK_CAP, private readonly regionAt = REGION_AT, private readonly translateAt = TRANSLATE_AT,
-    private readonly regionInsns = REGION_INSNS_AT, private readonly seedInsns = REGION_SEED_INSNS,
+    private readonly regionInsns = REGION_INSNS_AT,
   ) {
     const [, load, store] = h.mmu.tlb;
     const [fetch] = h.mmu.tlb;
@@ -252,9 +241,8 @@ export class Jit {
 
   /**
    * A block has run `regionAt` times on its own (again): unless its code was in a region this
-   * thread built before (or in a page whose blocks retired `seedInsns`), nothing happens until the
-   * page's blocks have retired `regionInsns` instructions on their own (the block asks again
-   * `regionAt` runs later; past `seedInsns` its page's blocks are remembered for later VMs). Then the page's valid blocks for its virtual page that
+   * thread built before, nothing happens until the page's blocks have retired `regionInsns`
+   * instructions on their own (the block asks again `regionAt` runs later). Then the page's valid blocks for its virtual page that
    * have run, the most run first, up to REGION_INSNS instructions, become its region (see
    * compileRegion), whose entry each of them runs from then on; the others run on their own, and
    * one of them becoming as hot rebuilds the region, up to REGION_BUILDS times a page (counted
@@ -265,16 +253,10 @@ export class Jit {
     const page = b.pa >>> 12, built = this.builds.get(page) ?? 0;
     if (built >= REGION_BUILDS) return;
     const vpage = b.vpc >>> 12;
-    const seededBy = REGION_SEEDS.get(b.key);
-    if (seededBy === undefined || seededBy === this.id) {
+    if (!REGION_SEEDS.has(b.key)) {
       let retired = 0;
       for (const m of this.byPage.get(page)!) if (m.valid && m.vpc >>> 12 === vpage) retired += m.runs * m.n;
-      if (retired < this.regionInsns) {
-        b.regionAt = b.runs + this.regionAt;
-        // Hot enough that the same code in a later VM of this thread will pay for its region.
-        if (retired >= this.seedInsns) seed(this.byPage.get(page)!.filter((m) => m.valid && m.runs > 0 && m.vpc >>> 12 === vpage), this.id);
-        return;
-      }
+      if (retired < this.regionInsns) { b.regionAt = b.runs + this.regionAt; return; }
     }
     const candidates = this.byPage.get(page)!.filter((m) => m.valid && m.runs > 0 && m.vpc >>> 12 === vpage && this.blocks.get(m.pa) === m)
       .sort((p, q) => q.runs - p.runs);
@@ -299,7 +281,8 @@ export class Jit {
       },
     };
     this.live.set(page, state);
-    seed(placed, 0);
+    if (REGION_SEEDS.size >= 8192) REGION_SEEDS.clear();
+    for (const m of placed) REGION_SEEDS.add(m.key);
     placed.forEach((m, k) => { m.fn = ENTRY(fn, k, this.slots.get(page)!, vpage, this.views, NEXT, state, this.stats); });
     this.stats.regions++;
   }
@@ -345,18 +328,11 @@ export class Jit {
 }
 
 /**
- * Sources of the blocks that were in regions built by this thread, or in pages whose blocks retired
- * REGION_SEED_INSNS instructions (bounded: cleared when full): a block among them asks for its
- * region after REGION_AT runs, any other only after REGION_INSNS_AT instructions (see Jit.region).
+ * Sources of the blocks that were in regions built by this thread (bounded: cleared when full): a
+ * block among them asks for its region after REGION_AT runs, any other only after
+ * REGION_INSNS_AT instructions (see Jit.region).
  */
-const REGION_SEEDS = new Map<string, number>();
-let jits = 0;
-
-/** Remembers `blocks` for later translators: `by` is the translator that found the page hot (its own later checks ignore it), 0 for a region built. */
-function seed(blocks: Block[], by: number): void {
-  if (REGION_SEEDS.size >= 8192) REGION_SEEDS.clear();
-  for (const m of blocks) if (REGION_SEEDS.get(m.key) !== 0) REGION_SEEDS.set(m.key, by);
-}
+const REGION_SEEDS = new Set<string>();
 
 /** Invalidates a block: it no longer runs (its slot is cleared by the caller). */
 function drop(b: Block): void {
