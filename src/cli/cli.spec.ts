@@ -154,6 +154,10 @@ describe('hvsim run', () => {
     expect(Object.keys(s)).toEqual(expect.arrayContaining(['instructions', 'cycles', 'crossings', 'exits', 'syscalls', 'tlbMisses', 'branchMispredicts', 'wallMs']));
     expect(s.syscalls).toEqual({ exit: 1, write: 1 });
     expect(s.crossings).toBe(4);
+    // The jit's counts and per-tier costs: this short program runs cold, in the interpreter.
+    expect(Object.keys(s.jit)).toEqual(expect.arrayContaining(['translations', 'traces', 'regions', 'cold', 'translateMs', 'compileMs', 'sourceBytes', 'firstCallMs']));
+    expect(s.jit.cold).toBeGreaterThan(0);
+    expect(s.jit.translations).toBe(0);
   }, SLOW);
 });
 

@@ -17,7 +17,7 @@ export function registerLocalCommands(program: Command): void {
     .argument('<file>', 'static RV32 ELF, or assembly source (.s/.S)')
     .argument('[args...]', "the guest program's arguments (put them after --)"))
     .option('--technique <setting>', 'NAME=on|off or NAME.PARAM=VALUE (repeatable; see docs/techniques)', collect, [])
-    .option('--stats <file.json>', "write the run's counters as JSON (checked writable before the run)")
+    .option('--stats <file.json>', "write the run's counters as JSON (checked writable before the run), with the jit's per-tier costs under 'jit'")
     .option('--max-instructions <n>', 'stop the VM after this many instructions (exit status 124)', (v) => intOption('run', '--max-instructions', v, 1, Number.MAX_SAFE_INTEGER))
     .action(async (file: string, args: string[], opts) => {
       const { runFile } = await import('./run.js');

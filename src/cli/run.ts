@@ -8,7 +8,7 @@
 import { accessSync, constants, readFileSync, readSync, statSync, writeFileSync, writeSync, fstatSync } from 'node:fs';
 import { setStdinFeed, StdinFeed } from '../guest/vfs.js';
 import { dirname, resolve } from 'node:path';
-import { runProgram } from '../runtime/run-program.js';
+import { RunResult, runProgram } from '../runtime/run-program.js';
 import { resolveTechniques } from '../techniques/catalogue.js';
 import { CliError } from './cli-error.js';
 import type { VmOptions } from './options.js';
@@ -87,6 +87,12 @@ function writeOutput(fd: number, bytes: Uint8Array): void {
   }
 }
 
+/** The jit's counts and per-tier costs for --stats (times rounded to microseconds); null under the interpreter. */
+function jitStats(vm: RunResult['vm']): Record<string, number> | null {
+  const s = vm.jitStats();
+  return s && Object.fromEntries(Object.entries(s).map(([k, v]) => [k, k.endsWith('Ms') ? Math.round(v * 1000) / 1000 : v]));
+}
+
 /** `hvsim run FILE [options] [-- ARGS...]`; resolves to the exit status. Raises: CliError. */
 export async function runFile(file: string, guestArgs: string[], o: RunOptions): Promise<number> {
   const techniques = resolveTechniques(parseTechniqueAssignments('run', o.technique));
@@ -108,7 +114,7 @@ export async function runFile(file: string, guestArgs: string[], o: RunOptions):
       instructions: c.instructions, cycles: c.cycles, crossings: c.crossings, exits: c.exits, syscalls: c.syscalls,
       tlbMisses: c.tlbMisses, branchMispredicts: c.branchMispredicts, wallMs: Math.round(r.wallMs * 1000) / 1000,
       transitions: c.transitions, enosys: c.enosys, doorbells: c.doorbells, virtualTimeNs: c.virtualTimeNs, syscallLookahead: c.syscallLookahead, protectionDomains: c.protectionDomains, privilegedMode: c.privilegedMode, uhv: c.uhv, callTableInlining: c.callTableInlining, instanceCallInlining: c.instanceCallInlining, speculativeGadgetReaches: c.speculativeGadgetReaches, btbPredictedKernelCalls: c.btbPredictedKernelCalls, perVcpu: c.perVcpu,
-      state: r.vm.state, reason: r.vm.reason, processes: r.vm.processes(),
+      state: r.vm.state, reason: r.vm.reason, processes: r.vm.processes(), jit: jitStats(r.vm),
     }, null, 2) + '\n');
   }
   if (r.vm.state === 'crashed') {

@@ -27,7 +27,7 @@ function snapshot(h: Hart) {
  * after that many runs of a block; it translates a block the `translateAt`-th time it reaches it
  * (by default the first: most tests here are about the translated tiers).
  */
-function machine(src: string, engine: Engine, regionAt?: number, translateAt = 1) {
+function machine(src: string, engine: Engine, regionAt?: number, translateAt = 1, regionInsns = 0) {
   const mem = PhysMem.ofSize(1 << 20);
   const { bytes } = assembleRaw(src, { base: BASE });
   mem.u8.set(bytes, BASE);
@@ -37,7 +37,7 @@ function machine(src: string, engine: Engine, regionAt?: number, translateAt = 1
   h.pc = BASE;
   h.x[2] = 0x80000;
   h.nativeTraps = NATIVE_M;
-  h.jit = new Jit(h, DEFAULT_BLOCK_CAP, regionAt, translateAt);
+  h.jit = new Jit(h, DEFAULT_BLOCK_CAP, regionAt, translateAt, regionAt === undefined ? undefined : regionInsns);
   return h;
 }
 
@@ -400,6 +400,64 @@ describe('jit vs interpreter', () => {
       runToEcall(h, 1_000_000);
       expect(h.jit!.stats.invalidations > 0).toBe(patch);
     }
+  });
+
+  test('a page becomes a region once its blocks retired regionInsns instructions, or at once when its code was in a region before', () => {
+    // A loop of three blocks (about 7 instructions an iteration, 21,000 in all), with constants no other test uses.
+    const src = `
+      li t0, 3001
+    1: addi a0, a0, 7
+      xor a1, a1, a0
+      andi t1, a0, 24
+      beqz t1, 2f
+      addi a1, a1, 13
+    2: addi t0, t0, -1
+      bnez t0, 1b
+      ecall
+    `;
+    const interp = machine(src, 'interp');
+    runToEcall(interp, 1_000_000);
+    // Never reached: blocks only.
+    const never = machine(src, 'jit', 8, 1, 1e9);
+    runToEcall(never, 1_000_000);
+    expect(never.jit!.stats.regions).toBe(0);
+    expect(snapshot(never)).toEqual(snapshot(interp));
+    // Reached after about 5,000 instructions in the page: no region before, one after.
+    const late = machine(src, 'jit', 8, 1, 5000);
+    late.run(4000);
+    expect(late.jit!.stats.regions).toBe(0);
+    runToEcall(late, 1_000_000);
+    expect(late.jit!.stats.regions).toBeGreaterThan(0);
+    expect(snapshot(late)).toEqual(snapshot(interp));
+    // The same code in a fresh translator: its blocks were in a region, so 8 runs suffice.
+    const seeded = machine(src, 'jit', 8, 1, 1e9);
+    runToEcall(seeded, 1_000_000);
+    expect(seeded.jit!.stats.regions).toBeGreaterThan(0);
+    expect(snapshot(seeded)).toEqual(snapshot(interp));
+  });
+
+  test('the translator counts what each tier costs', () => {
+    const h = machine(`
+      li t0, 500
+    1: addi a0, a0, 5
+      andi t1, a0, 8
+      beqz t1, 2f
+      xori a1, a1, 3
+    2: addi t0, t0, -1
+      bnez t0, 1b
+      ecall
+    `, 'jit', 40);
+    runToEcall(h, 1_000_000);
+    const s = h.jit!.stats;
+    expect(s.translations).toBeGreaterThan(0);
+    expect(s.traces + s.regions).toBeGreaterThan(0);
+    // Every block, trace and region was made from a source and called at least once.
+    expect(s.parsed + s.reused).toBe(s.translations + s.traces + s.regions);
+    expect(s.firstCalls).toBe(s.translations + s.traces + s.regions);
+    expect(s.translateMs).toBeGreaterThan(0);
+    expect(s.compileMs).toBeGreaterThan(0);
+    expect(s.firstCallMs).toBeGreaterThan(0);
+    if (s.parsed > 0) expect(s.sourceBytes).toBeGreaterThan(200 * s.parsed);
   });
 
   test('a region entered for a few instructions at a time goes back to blocks, with the same stops', () => {

@@ -69,6 +69,10 @@ export interface Block {
   taken: number;
   /** Runs on its own (not inside a region). */
   runs: number;
+  /** Runs at which it next asks for its page's region (Jit.region, which may move it on). */
+  regionAt: number;
+  /** Its function's source (the key of its factory in FACTORIES). */
+  key: string;
   /** The block's own compiled function; `fn` is its region's entry while it belongs to one. */
   solo: BlockFn;
 }
@@ -89,20 +93,23 @@ export const REGION_PROBE = 4096;
  * When the region left before an instruction its fast paths could not run (how = 2) and a
  * block starts there, that block runs on its own first (its slow path), since its region entry
  * would only leave again.
+ * The region's first entry (its first call, when V8 compiles it) is timed into `cost`.
  * The successor lookup lives here, in code every region shares, rather than on each region's
  * rarely run exit path, where V8 would have no type feedback for it and would deoptimize the
  * whole region on its first exits.
  */
-export const ENTRY = new Function('R', 'k', 'SLOTS', 'VPAGE', 'M', 'NEXT', 'S', `return function entry(h, x, ctr) {
+export const ENTRY = new Function('R', 'k', 'SLOTS', 'VPAGE', 'M', 'NEXT', 'S', 'C', `return function entry(h, x, ctr) {
   const i0 = ctr[${Ctr.Instructions}];
+  const first = S.entries === 0, t0 = first ? performance.now() : 0;
   const how = R(h, x, ctr, k);
+  if (first) { C.firstCallMs += performance.now() - t0; C.firstCalls++; }
   S.insns += ctr[${Ctr.Instructions}] - i0;
   if (++S.entries === ${REGION_PROBE}) S.probe();
   if (how === 0) return null;
   const t = NEXT(h, M, SLOTS, VPAGE, h.pc | 0);
   if (t === null) return null;
   return how === 1 ? t : t.solo(h, x, ctr);
-}`) as (r: RegionFn, k: number, slots: Slots, vpage: number, views: Views, next: typeof NEXT, state: RegionState) => BlockFn;
+}`) as (r: RegionFn, k: number, slots: Slots, vpage: number, views: Views, next: typeof NEXT, state: RegionState, cost: FirstCallCost) => BlockFn;
 
 
 /**
@@ -173,13 +180,13 @@ const groupLocals = (groups: number) => Array.from({ length: groups }, (_, k) =>
  * Jit.region); a basic block ending with a two-way branch also counts its taken branches until it
  * is hot (see Jit.retrace).
  */
-export function compileBlock(b: Block, slots: Slots, views: Views, hot: (b: Block, region: boolean) => void, regionAt: number): BlockFn {
+export function compileBlock(b: Block, slots: Slots, views: Views, hot: Hot, cost: CompileCost): BlockFn {
   const { used, fallthrough, system, selfLoop } = b.ir;
   const n = b.n, vpc0 = b.vpc;
   const r = blockRun(b, '', 'lim - ctr0', 'PREFIX', false);
-  const count = `
-    if (++B.runs === ${regionAt}) HOT(B, true);${b.ir.branch && !b.ir.trace && !selfLoop ? `
-    if (B.hits < ${HOT}) { B.hits++; if (npc !== ${fallthrough}) B.taken++; if (B.hits === ${HOT}) HOT(B, false); }` : ''}`;
+  const count = b.ir.branch && !b.ir.trace && !selfLoop ? `
+    COUNT2(B, HOT, npc !== ${fallthrough});` : `
+    COUNT(B, HOT);`;
   const p = prologue(b.ir.mem, used, b.ir.written);
   const next = system ? 'return null;' : `return NEXT(h, M, SLOTS, ${vpc0 >>> 12}, npc);`;
   const src = `
@@ -199,8 +206,29 @@ export function compileBlock(b: Block, slots: Slots, views: Views, hot: (b: Bloc
     ctr[${Ctr.TakenBranches}] += tb;` : ''}
     h.pc = npc;${count}
     ${next}`;
-  return factory(src, 'TRAP, PREFIX, PCS, SLOTS, M, B, HOT, NEXT', 'block(h, x, ctr)')(TRAP, Int32Array.from(b.ir.prefix), Int32Array.from(b.ir.pcs), slots, views, b, hot, NEXT) as BlockFn;
+  b.key = src;
+  return factory(src, 'TRAP, PREFIX, PCS, SLOTS, M, B, HOT, NEXT, COUNT, COUNT2', 'block(h, x, ctr)', cost)(
+    TRAP, Int32Array.from(b.ir.prefix), Int32Array.from(b.ir.pcs), slots, views, b, hot, NEXT, COUNT, COUNT2) as BlockFn;
 }
+
+/** What a block's counts trigger (Jit): its page's region (`region`), or its trace. */
+export type Hot = (b: Block, region: boolean) => void;
+
+/**
+ * The counting every block does after a run: its runs (asking for its page's region at
+ * `regionAt`) and, for a basic block ending with a two-way branch (COUNT2), its taken branches
+ * until it has run HOT times (then asking for its trace). Shared functions rather than code in
+ * each block: the calls into Jit happen once per block, mostly after V8 optimized the block, and
+ * a call site that has never run deoptimizes the optimized function that reaches it; here the call
+ * sites' feedback is shared by all blocks.
+ */
+export const COUNT = new Function(`return function count(B, HOT) {
+  if (++B.runs === B.regionAt) HOT(B, true);
+}`)() as (b: Block, hot: Hot) => void;
+export const COUNT2 = new Function(`return function count2(B, HOT, taken) {
+  if (++B.runs === B.regionAt) HOT(B, true);
+  if (B.hits < ${HOT}) { B.hits++; if (taken) B.taken++; if (B.hits === ${HOT}) HOT(B, false); }
+}`)() as (b: Block, hot: Hot, taken: boolean) => void;
 
 /** A region's function: runs the region from its k-th block (see compileRegion); 0 when it stopped, 1 when its next pc may be chained, 2 when it left before an instruction it could not run. */
 export type RegionFn = (h: HartCore, x: Int32Array, ctr: Float64Array, k: number) => 0 | 1 | 2;
@@ -223,7 +251,7 @@ export type RegionFn = (h: HartCore, x: Int32Array, ctr: Float64Array, k: number
  * runs an operation it has no type feedback for, and for a function this large each
  * reoptimization costs 50-150 ms (docs/engine.md).
  */
-export function compileRegion(members: Block[], views: Views): RegionFn {
+export function compileRegion(members: Block[], views: Views, cost: CompileCost): RegionFn {
   const vpage = members[0].vpc >>> 12;
   const used = new Set<number>(), written = new Set<number>();
   let groups = 0;
@@ -284,7 +312,7 @@ export function compileRegion(members: Block[], views: Views): RegionFn {
   const idx = new Int16Array(2048).fill(-1);
   members.forEach((b, k) => { idx[(b.vpc & 0xfff) >>> 1] = k; });
   // A region's pc table has one more entry than the block: where a block left after its last instruction (a store into code) goes on.
-  return factory(src, 'TRAP, PX, PC, M, IDX', 'region(h, x, ctr, k)')(TRAP, members.map((b) => Int32Array.from(b.ir.prefix)),
+  return factory(src, 'TRAP, PX, PC, M, IDX', 'region(h, x, ctr, k)', cost)(TRAP, members.map((b) => Int32Array.from(b.ir.prefix)),
     members.map((b) => Int32Array.from([...b.ir.pcs, b.ir.fallthrough])), views, idx) as RegionFn;
 }
 
@@ -314,17 +342,48 @@ export function placeRegion(blocks: Block[]): Block[] {
   return out;
 }
 
-/** The factory compiled from a function's source (shared through FACTORIES). */
-function factory(src: string, params: string, signature: string): (...args: unknown[]) => unknown {
+/**
+ * What one hart's compiles cost (Jit.stats): milliseconds spent making functions (building the
+ * source, `new Function`, and the factory's closure), the bytes of source handed to V8, and how
+ * many sources were new to the thread (`parsed`) or found in FACTORIES (`reused`).
+ */
+export interface CompileCost { compileMs: number; sourceBytes: number; parsed: number; reused: number }
+
+/** The factory compiled from a function's source (shared through FACTORIES); counts the source into `cost`. */
+function factory(src: string, params: string, signature: string, cost: CompileCost): (...args: unknown[]) => unknown {
   const key = signature + src;
   let f = FACTORIES.get(key);
   if (f === undefined) {
     if (FACTORIES.size >= FACTORY_CAP) FACTORIES.clear();
     f = new Function(...params.split(', '), `return function ${signature} { ${src} }`) as (...args: unknown[]) => unknown;
     FACTORIES.set(key, f);
-  }
+    cost.parsed++;
+    cost.sourceBytes += key.length;
+  } else cost.reused++;
   return f;
 }
+
+/**
+ * What the first calls of compiled functions cost (Jit.stats): V8 compiles a function's bytecode
+ * lazily, at its first call, so the first call's time is mostly that compile (plus one run of a
+ * block, or one entry of a region).
+ */
+export interface FirstCallCost { firstCallMs: number; firstCalls: number }
+
+/**
+ * `fn` wrapped so that its first call through `b.fn` is timed into `cost`, after which `b.fn` is
+ * `fn` itself (unless something else, a region entry, took the field meanwhile). Made by
+ * `new Function` like the blocks, so Block.fn keeps one kind of function (see STALE).
+ */
+export const timeFirstCall = new Function('now', `return function timeFirstCall(b, fn, cost) {
+  const w = function first(h, x, ctr) {
+    if (b.fn === w) b.fn = fn;
+    const t0 = now();
+    try { return fn(h, x, ctr); } finally { cost.firstCallMs += now() - t0; cost.firstCalls++; }
+  };
+  return w;
+}`)(() => performance.now()) as (b: Block, fn: BlockFn, cost: FirstCallCost) => BlockFn;
+
 
 /**
  * Compiled blocks by source text, shared by every hart and VM of the thread. A block's source

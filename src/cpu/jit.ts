@@ -39,7 +39,7 @@ import { Ctr } from '../uarch/costs.js';
 import { STOP, StopReason, TRAP } from './trap.js';
 import type { HartCore } from './hart-core.js';
 import { BlockIR, Follow, translate } from './jit-translate.js';
-import { Block, ENTRY, NEXT, RegionState, STALE, Slots, Views, WARM, compileBlock, compileRegion, placeRegion } from './jit-compile.js';
+import { Block, ENTRY, Hot, NEXT, RegionState, STALE, Slots, Views, WARM, compileBlock, compileRegion, placeRegion, timeFirstCall } from './jit-compile.js';
 
 
 /** Translated blocks kept at most before the cache is evicted. */
@@ -54,12 +54,23 @@ export const DEFAULT_BLOCK_CAP = 16384;
 const REGION_AT = 2048;
 /**
  * Times the dispatcher reaches a block start before it is translated; until then the interpreter
- * runs it (to its block end). Translating a block and V8 compiling it cost about as much as
- * interpreting it 300-400 times (docs/engine.md): translating after about that many runs bounds
- * what code run only a few hundred times loses against the interpreter (the ski-rental rule).
+ * runs it (to its block end). Translating a block and V8 compiling it (bytecode at its first call,
+ * TurboFan later, on another thread but on the same CPUs) cost about as much as interpreting it
+ * hundreds to thousands of times (docs/engine.md): translating after about that many arrivals
+ * bounds what code run only that often loses against the interpreter (the ski-rental rule). 1,024
+ * beat 256 and 512 on the real programs' first runs (CPU time, 6% and 4% over five programs).
  */
-export const TRANSLATE_AT = 256;
+export const TRANSLATE_AT = 1024;
 const REGION_BUILDS = 4;
+/**
+ * Instructions the blocks of a page (for one virtual page) must have retired on their own before
+ * the page becomes a region, checked every REGION_AT runs of a block; a block whose code was in a
+ * region this thread built before (the same image in another VM) needs only REGION_AT runs. A
+ * region costs 50-1,000 ms of TurboFan time and deoptimizations; on CoreMark's first run (616
+ * million instructions) regions built after 1, 5, 20 and 100 million instructions per page all
+ * made the run slower than none (docs/engine.md), so first runs of programs this size use blocks.
+ */
+const REGION_INSNS_AT = 200_000_000;
 const REGION_INSNS = 512;
 /**
  * Instructions a region must retire per entry on average (over its first REGION_PROBE entries)
@@ -74,7 +85,19 @@ export class Jit {
   readonly blocks = new Map<number, Block>();
   private readonly byPage = new Map<number, Block[]>();
   private readonly slots = new Map<number, Slots>();
-  readonly stats = { translations: 0, evictions: 0, invalidations: 0, chains: 0, chained: 0, traces: 0, regions: 0, demoted: 0, cold: 0 };
+  /**
+   * Counts (translations: blocks translated; traces, regions built; demoted: regions gone back to
+   * blocks; cold: dispatcher arrivals at code not translated yet, run by the interpreter; chains:
+   * dispatcher passes that ran a block; chained: blocks run without the dispatcher) and what each
+   * tier costs: `translateMs` decoding and splicing blocks and traces, `compileMs` building their
+   * functions and regions (source, `new Function`), `sourceBytes` and `parsed` of sources new to the
+   * thread (`reused`: found compiled), `firstCallMs` the first calls of blocks and first entries of
+   * regions (`firstCalls` of them), where V8 compiles their bytecode. Times in milliseconds.
+   */
+  readonly stats = {
+    translations: 0, evictions: 0, invalidations: 0, chains: 0, chained: 0, traces: 0, regions: 0, demoted: 0, cold: 0,
+    translateMs: 0, compileMs: 0, sourceBytes: 0, parsed: 0, reused: 0, firstCallMs: 0, firstCalls: 0,
+  };
   /** Dispatcher arrivals at block starts not translated yet, per physical page (by offset / 2). */
   private readonly heat = new Map<number, Uint16Array>();
   /** Region builds per page (see region), and the page's current region's counts. */
@@ -85,10 +108,15 @@ export class Jit {
   readonly views: Views;
 
   /**
-   * `regionAt`: runs of a block after which its page becomes a region; `translateAt`: arrivals at a
-   * block start before it is translated (both lower in tests, to reach the tiers quickly).
+   * `regionAt`: runs of a block after which its page may become a region, `regionInsns`:
+   * instructions its page's blocks must have retired for that (see REGION_INSNS_AT); `translateAt`:
+   * arrivals at a block start before it is translated (all lower in tests, to reach the tiers
+   * quickly).
    */
-  constructor(private readonly h: HartCore, readonly cap = DEFAULT_BLOCK_CAP, private readonly regionAt = REGION_AT, private readonly translateAt = TRANSLATE_AT) {
+  constructor(
+    private readonly h: HartCore, readonly cap = DEFAULT_BLOCK_CAP, private readonly regionAt = REGION_AT, private readonly translateAt = TRANSLATE_AT,
+    private readonly regionInsns = REGION_INSNS_AT,
+  ) {
     const [, load, store] = h.mmu.tlb;
     const [fetch] = h.mmu.tlb;
     this.views = {
@@ -197,10 +225,12 @@ export class Jit {
       if (s === undefined || s.vpc !== vpc || !s.ir.branch || s.ir.trace || s.hits < WARM) return null;
       return s.taken * 10 >= s.hits * 9 ? true : s.taken * 10 <= s.hits ? false : null;
     };
+    const t0 = performance.now();
     const ir = translate(this.h, b.pa, b.vpc, follow);
+    const t1 = performance.now();
+    this.stats.translateMs += t1 - t0;
     if (ir === null || !ir.trace) return;
-    const t: Block = { pa: b.pa, vpc: b.vpc, ir, fn: STALE, solo: STALE, n: ir.pcs.length, valid: true, hits: 0, taken: 0, runs: 0 };
-    t.fn = t.solo = compileBlock(t, slots, this.views, this.hotFn, this.regionAt);
+    const t = this.compile(b.pa, b.vpc, ir, slots, t1);
     slots[(b.pa & 0xfff) >>> 1] = t;
     this.markLines(b.pa, ir);
     this.blocks.set(b.pa, t);
@@ -210,7 +240,9 @@ export class Jit {
   }
 
   /**
-   * A block has run `regionAt` times on its own: the page's valid blocks for its virtual page that
+   * A block has run `regionAt` times on its own (again): unless its code was in a region this
+   * thread built before, nothing happens until the page's blocks have retired `regionInsns`
+   * instructions on their own (the block asks again `regionAt` runs later). Then the page's valid blocks for its virtual page that
    * have run, the most run first, up to REGION_INSNS instructions, become its region (see
    * compileRegion), whose entry each of them runs from then on; the others run on their own, and
    * one of them becoming as hot rebuilds the region, up to REGION_BUILDS times a page (counted
@@ -221,6 +253,11 @@ export class Jit {
     const page = b.pa >>> 12, built = this.builds.get(page) ?? 0;
     if (built >= REGION_BUILDS) return;
     const vpage = b.vpc >>> 12;
+    if (!REGION_SEEDS.has(b.key)) {
+      let retired = 0;
+      for (const m of this.byPage.get(page)!) if (m.valid && m.vpc >>> 12 === vpage) retired += m.runs * m.n;
+      if (retired < this.regionInsns) { b.regionAt = b.runs + this.regionAt; return; }
+    }
     const candidates = this.byPage.get(page)!.filter((m) => m.valid && m.runs > 0 && m.vpc >>> 12 === vpage && this.blocks.get(m.pa) === m)
       .sort((p, q) => q.runs - p.runs);
     const members: Block[] = [];
@@ -229,7 +266,9 @@ export class Jit {
     if (members.length < 2) return;
     this.builds.set(page, built + 1);
     const placed = placeRegion(members);
-    const fn = compileRegion(placed, this.views);
+    const t0 = performance.now();
+    const fn = compileRegion(placed, this.views, this.stats);
+    this.stats.compileMs += performance.now() - t0;
     for (const m of this.byPage.get(page)!) m.fn = m.solo;
     const state: RegionState = {
       entries: 0, insns: 0,
@@ -242,20 +281,33 @@ export class Jit {
       },
     };
     this.live.set(page, state);
-    placed.forEach((m, k) => { m.fn = ENTRY(fn, k, this.slots.get(page)!, vpage, this.views, NEXT, state); });
+    if (REGION_SEEDS.size >= 8192) REGION_SEEDS.clear();
+    for (const m of placed) REGION_SEEDS.add(m.key);
+    placed.forEach((m, k) => { m.fn = ENTRY(fn, k, this.slots.get(page)!, vpage, this.views, NEXT, state, this.stats); });
     this.stats.regions++;
   }
 
-  private readonly hotFn = (b: Block, region: boolean): void => (region ? this.region(b) : this.retrace(b));
+  private readonly hotFn: Hot = (b, region) => (region ? this.region(b) : this.retrace(b));
+
+  /** A block for `ir` compiled (time counted from `t0`), its first call timed (Jit.stats). */
+  private compile(pa: number, vpc: number, ir: BlockIR, slots: Slots, t0: number): Block {
+    const t: Block = { pa, vpc, ir, fn: STALE, solo: STALE, n: ir.pcs.length, valid: true, hits: 0, taken: 0, runs: 0, regionAt: this.regionAt, key: '' };
+    t.solo = compileBlock(t, slots, this.views, this.hotFn, this.stats);
+    t.fn = timeFirstCall(t, t.solo, this.stats);
+    this.stats.compileMs += performance.now() - t0;
+    return t;
+  }
 
   private add(pa: number, vpc: number): Block | null {
+    const t0 = performance.now();
     const ir = translate(this.h, pa, vpc);
+    const t1 = performance.now();
+    this.stats.translateMs += t1 - t0;
     if (!ir) return null;
     const page = pa >>> 12;
     let slots = this.slots.get(page);
     if (slots === undefined) this.slots.set(page, this.views.pages[page] = slots = new Array<Block | undefined>(2048).fill(undefined));
-    const t: Block = { pa, vpc, ir, fn: STALE, solo: STALE, n: ir.pcs.length, valid: true, hits: 0, taken: 0, runs: 0 };
-    t.fn = t.solo = compileBlock(t, slots, this.views, this.hotFn, this.regionAt);
+    const t = this.compile(pa, vpc, ir, slots, t1);
     slots[(pa & 0xfff) >>> 1] = t;
     this.markLines(pa, ir);
     this.stats.translations++;
@@ -274,6 +326,13 @@ export class Jit {
     for (let i = 0; i < 256; i++) if (t.page[i] >>> 12 === frame) t.fast[i] = -1;
   }
 }
+
+/**
+ * Sources of the blocks that were in regions built by this thread (bounded: cleared when full): a
+ * block among them asks for its region after REGION_AT runs, any other only after
+ * REGION_INSNS_AT instructions (see Jit.region).
+ */
+const REGION_SEEDS = new Set<string>();
 
 /** Invalidates a block: it no longer runs (its slot is cleared by the caller). */
 function drop(b: Block): void {

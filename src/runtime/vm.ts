@@ -605,6 +605,22 @@ export class Vm implements Migratable, MigrationTarget {
     };
   }
 
+  /**
+   * The block translators' counts and costs (Jit.stats), summed over the vCPUs; null while no vCPU
+   * ran the jit. Not part of counters(): its times differ from run to run, and counters are
+   * deterministic for a spec and seed.
+   */
+  jitStats(): Jit['stats'] | null {
+    let sum: Jit['stats'] | null = null;
+    for (const v of this.vcpus) {
+      const s = v.hart.jit?.stats;
+      if (!s) continue;
+      if (!sum) sum = { ...s };
+      else for (const k of Object.keys(s) as (keyof Jit['stats'])[]) sum[k] += s[k];
+    }
+    return sum;
+  }
+
   counters(): VmCounters {
     const pm = this.pm.counters();
     const perVcpu = this.vcpus.map((v, i): VcpuCounters => {
