@@ -180,6 +180,7 @@ export class Vm implements Migratable, MigrationTarget {
     this.khv.flushAll = () => { for (const v of this.vcpus) v.hart.mmu.flushAll(); };
     this.kernel = new GuestKernel(this.khv, this.vcpus, {
       mitigation: spec.spectreV2Mitigation, seed: spec.seed, ramBytes: spec.memoryMiB << 20, syscalls: SYSCALLS, techniques: spec.techniques ?? resolveTechniques(),
+      disks: this.disks.length,
     });
     this.khv.onMemoryFailure = (v, gpa, va, pc, fromUser) => this.kernel.memoryFailureTrap(v, gpa, va, pc, fromUser);
     try {
