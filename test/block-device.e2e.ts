@@ -63,6 +63,21 @@ const MIB = 1 << 20;
     expect(((await bin(`/v1/vms/${vm.id}/disks/0`).expect(200)).body as Buffer).equals(Buffer.alloc(MIB))).toBe(true);
   }, 600_000);
 
+  test('the built-in block workload as an experiment from REST gets its disk: same output, fewer transitions with technique 5', async () => {
+    const r = await api().post('/v1/experiments').set(auth()).send({
+      workload: { builtin: 'blockio', argv: ['blockio', '1'] }, vm: { memoryMiB: 16 },
+      variants: [{ name: 'off', techniques: {} }, { name: 'on', techniques: { uhvDirectTransitions: { enabled: true } } }],
+    }).expect(202);
+    await until('the experiment', async () => ['succeeded', 'failed'].includes((await api().get(`/v1/experiments/${r.body.id}`).set(auth()).expect(200)).body.state), 300_000);
+    const exp = (await api().get(`/v1/experiments/${r.body.id}`).set(auth()).expect(200)).body;
+    expect(exp.state).toBe('succeeded');
+    const [off, on] = exp.result.variants;
+    expect(on.diverged).toBe(false);
+    expect(off.statuses).toEqual([0]);
+    expect(off.counters.uhv.block[0]).toMatchObject({ bytesWritten: MIB, bytesRead: MIB, errors: 0 });
+    expect(on.ratios.transitions).toBeLessThan(0.5);
+  }, 300_000);
+
   test('a long block workload paused in the middle and its block exits rerouted while it runs ends with the bytes it wrote', async () => {
     const mib = 24;
     const elf = new Uint8Array(readFileSync(join(process.cwd(), 'workloads/bin/blockio.elf')));

@@ -5,6 +5,7 @@
  * same bytes; what only a block device does is as Linux; several vCPUs share a disk; and the
  * driver's layout fits its slot.
  */
+import fc from 'fast-check';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runProgram } from '../runtime/run-program.js';
@@ -87,4 +88,59 @@ describeWithTools(['gcc', 'qemu'])('/dev/vda against a regular file under qemu-r
     // The last 300 bytes of the disk are the first 300 of the pattern.
     expect([...got.vm.disks[0].slice(65536 - 300, 65536 - 297)]).toEqual([0, 1, 2]);
   }, 120_000);
+});
+
+describeWithTools(['gcc'])('/dev/vda against a byte array', () => {
+  const dir = tempDir();
+  const elf = gccBuild([join(SRC, 'blockops.c')], join(dir, 'blockops.elf'));
+  const size = 96 * 1024;
+  type Op = { op: 'w' | 'r' | 'W' | 'R' | 's'; off: number; len: number };
+
+  /** What Linux's block device file does with the ops on a disk of `size` bytes (the program's output). */
+  function model(ops: Op[]): { out: string; disk: Uint8Array } {
+    const disk = new Uint8Array(size);
+    let pos = 0;
+    const lines: string[] = [];
+    const hex = (h: number) => '0x' + (h >>> 0).toString(16).padStart(8, '0');
+    for (const { op, off, len: want } of ops) {
+      const len = Math.min(want, 70000);
+      const at = op === 'W' || op === 'R' ? off : pos;
+      if (op === 's') {
+        if (off > size) lines.push('-22'); else { pos = off; lines.push(String(off)); }
+        continue;
+      }
+      const writing = op === 'w' || op === 'W';
+      if (len === 0) { lines.push('0'); continue; }
+      if (at >= size) { lines.push(writing ? '-28' : '0'); continue; }
+      const n = Math.min(len, size - at);
+      if (writing) {
+        for (let i = 0; i < n; i++) disk[at + i] = ((off + i) * 7 + len) & 0xff;
+        lines.push(String(n));
+      } else {
+        let h = 2166136261;
+        for (let i = 0; i < n; i++) { h ^= disk[at + i]; h = Math.imul(h, 16777619); }
+        lines.push(`${n} ${hex(h)}`);
+      }
+      if (op === 'w' || op === 'r') pos = at + n;
+    }
+    return { out: lines.map((l) => l + '\n').join(''), disk };
+  }
+
+  test('any sequence of reads, writes, positioned reads and writes and seeks, at any offset and length, does what it does to a byte array', () => {
+    const op = fc.record({
+      op: fc.constantFrom<Op['op']>('w', 'r', 'W', 'R', 's'),
+      off: fc.oneof(fc.integer({ min: 0, max: size + 600 }), fc.constantFrom(0, 511, 512, 4095, 32768, size - 1, size)),
+      len: fc.oneof(fc.integer({ min: 0, max: 70000 }), fc.integer({ min: 0, max: 1100 })),
+    });
+    fc.assert(fc.property(fc.array(op, { minLength: 1, maxLength: 16 }), (ops) => {
+      const stdin = new Uint8Array(9 * ops.length);
+      const dv = new DataView(stdin.buffer);
+      ops.forEach((o, i) => { stdin[9 * i] = o.op.charCodeAt(0); dv.setUint32(9 * i + 1, o.off, true); dv.setUint32(9 * i + 5, o.len, true); });
+      const got = runProgram(elf, { stdin, disks: [{ sizeBytes: size }] });
+      const want = model(ops);
+      expect(got.stdout.toString()).toBe(want.out);
+      expect(got.status).toBe(0);
+      expect(Buffer.from(got.vm.disks[0].slice(0, size)).equals(Buffer.from(want.disk))).toBe(true);
+    }), { seed: 18, numRuns: 25 });
+  }, 300_000);
 });
