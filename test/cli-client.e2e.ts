@@ -4,12 +4,12 @@
  * --wait, console --follow, counters, memory errors, and the exit statuses: 0 done, 1 refused by
  * the service, 2 bad usage or input (one line on stderr). They never load the service's code.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ADMIN, BACKENDS, startTestService } from './support/service.js';
+import { ADMIN, BACKENDS, startTestService, until } from './support/service.js';
 import { hvsimClient, must } from '../src/client/index.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -26,11 +26,11 @@ describe.each(BACKENDS)('hvsim client commands on $name', (backend) => {
   beforeAll(async () => {
     svc = await startTestService(backend);
     token = (await must(hvsimClient({ url: svc.url, token: ADMIN }).POST('/v1/tenants', { body: { name: 'cli' } }))).token;
-  }, 60_000);
+  }, 300_000);
   afterAll(async () => {
     await svc?.close();
     await svc?.dropSchema();
-  }, 60_000);
+  }, 300_000);
 
   /** Runs `hvsim ARGS` with the config file of this suite (and `env`). */
   const hvsim = (args: string[], env: Record<string, string> = {}) => new Promise<Run>((res) => {
@@ -95,6 +95,31 @@ describe.each(BACKENDS)('hvsim client commands on $name', (backend) => {
     // HVSIM_TOKEN wins over the config file.
     expect(await hvsim(['hosts', 'ls'], { HVSIM_TOKEN: 'hvt_wrong' })).toMatchObject({ code: 1 });
   }, 240_000);
+
+  test('events --follow streams a VM\'s events live; --wait on a terminal draws a progress bar', async () => {
+    const env = { ...process.env, HVSIM_CONFIG: config, HVSIM_TOKEN: '', HVSIM_URL: '' };
+    const hosts = await json(['hosts', 'ls']);
+    writeFileSync(join(dir, 'twice.s'), HELLO);
+    const image = await json(['images', 'create', '--asm', join(dir, 'twice.s'), '--name', 'twice']);
+    const vm = await json(['vms', 'create', '--name', 'cli-follow', '--host', hosts.items[0].id, '--image', image.id, '--memory-mib', '8']);
+
+    // Whether it subscribes before or after the VM starts, it prints every event once: what the
+    // log holds first, then live ones from that seq on.
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'events', '--follow', '--subject', `vm:${vm.id}`], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let streamed = '';
+    child.stdout.on('data', (d: Buffer) => { streamed += d.toString(); });
+    try {
+      // A terminal for stderr (util-linux `script` gives the command a pseudo-terminal): the bar.
+      const tty = await new Promise<string>((res) => execFile('script', ['-qec', `${process.execPath} --import tsx src/cli/main.ts vm start ${vm.id} --wait`, '/dev/null'], {
+        cwd: root, env, timeout: 120_000,
+      }, (_e, stdout) => res(stdout)));
+      expect(tty).toMatch(/start \S+ \[[^\]]*\] 100% succeeded/);
+      await until('the VM\'s console and stop to stream', () => /vm\.console\t.*hello, cli!/.test(streamed) && /vm\.state\t.*"to":"stopped"/.test(streamed), 120_000);
+      expect(child.exitCode).toBeNull();
+    } finally {
+      child.kill();
+    }
+  }, 300_000);
 
   test('errors are one line with status 1 (refused by the service) or 2 (bad usage or input)', async () => {
     const cases: Array<[string[], number, RegExp]> = [

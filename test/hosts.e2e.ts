@@ -1,24 +1,30 @@
 import request from 'supertest';
+import type { HvsimClient } from '../src/client/index.js';
 import { ADMIN, BACKENDS, startTestService } from './support/service.js';
+import { must, refused, sdk } from './support/sdk.js';
 
 describe.each(BACKENDS)('tenants, auth, hosts and events on $name', (backend) => {
   let svc: Awaited<ReturnType<typeof startTestService>>;
   let tokenA: string;
   let tokenB: string;
+  /** Raw HTTP, for what the SDK's types cannot express (headers, bad input, other tokens' kinds). */
   const api = () => request(svc.url);
+  /** The typed SDK as tenants alpha and beta. */
+  let A: HvsimClient, B: HvsimClient;
 
   beforeAll(async () => {
     svc = await startTestService(backend);
-    const a = await api().post('/v1/tenants').set('Authorization', `Bearer ${ADMIN}`).send({ name: 'alpha' }).expect(201);
-    const b = await api().post('/v1/tenants').set('Authorization', `Bearer ${ADMIN}`).send({ name: 'beta' }).expect(201);
-    tokenA = a.body.token;
-    tokenB = b.body.token;
-  }, 60_000);
+    const admin = sdk(svc.url, ADMIN);
+    tokenA = (await must(admin.POST('/v1/tenants', { body: { name: 'alpha' } }))).token;
+    tokenB = (await must(admin.POST('/v1/tenants', { body: { name: 'beta' } }))).token;
+    A = sdk(svc.url, tokenA);
+    B = sdk(svc.url, tokenB);
+  }, 300_000);
 
   afterAll(async () => {
     await svc?.close();
     await svc?.dropSchema();
-  });
+  }, 300_000);
 
   test('metrics count requests by route pattern; responses carry a request id', async () => {
     const r = await api().get('/v1/hosts').set('Authorization', `Bearer ${tokenA}`).set('X-Request-Id', 'trace-123').expect(200);
@@ -45,44 +51,40 @@ describe.each(BACKENDS)('tenants, auth, hosts and events on $name', (backend) =>
   });
 
   test('host lifecycle: create, get, list with pagination, patch, delete, with events in order', async () => {
-    const auth = { Authorization: `Bearer ${tokenA}` };
-    const created = await api().post('/v1/hosts').set(auth).send({ name: 'h1', cpus: 4, memoryMiB: 256 }).expect(201);
-    expect(created.body).toMatchObject({ name: 'h1', cpus: 4, memoryMiB: 256, state: 'ready', techniques: {} });
-    const id = created.body.id;
-    await api().get(`/v1/hosts/${id}`).set(auth).expect(200);
-    await api().post('/v1/hosts').set(auth).send({ name: 'h1', cpus: 1, memoryMiB: 16 }).expect(409);
+    const created = await must(A.POST('/v1/hosts', { body: { name: 'h1', cpus: 4, memoryMiB: 256 } }));
+    expect(created).toMatchObject({ name: 'h1', cpus: 4, memoryMiB: 256, state: 'ready', techniques: {} });
+    const path = { params: { path: { id: created.id } } };
+    await must(A.GET('/v1/hosts/{id}', path));
+    await refused(A.POST('/v1/hosts', { body: { name: 'h1', cpus: 1, memoryMiB: 16 } }), 409);
     // A host's DRAM is real memory of this service: sizes it cannot hold are refused, and nothing is created.
-    const huge = await api().post('/v1/hosts').set(auth).send({ name: 'huge', cpus: 1, memoryMiB: 65536 }).expect(400);
-    expect(huge.body.detail).toMatch(/memoryMiB/);
-    expect((await api().get('/v1/hosts?pageSize=100').set(auth).expect(200)).body.items.some((h: { name: string }) => h.name === 'huge')).toBe(false);
-    for (const n of ['h2', 'h3']) await api().post('/v1/hosts').set(auth).send({ name: n, cpus: 1, memoryMiB: 16 }).expect(201);
-    const p1 = await api().get('/v1/hosts?pageSize=2').set(auth).expect(200);
-    expect(p1.body.items.map((h: { name: string }) => h.name)).toEqual(['h1', 'h2']);
-    const p2 = await api().get(`/v1/hosts?pageSize=2&pageToken=${p1.body.nextPageToken}`).set(auth).expect(200);
-    expect(p2.body.items.map((h: { name: string }) => h.name)).toEqual(['h3']);
-    expect(p2.body.nextPageToken).toBeUndefined();
-    const patched = await api().patch(`/v1/hosts/${id}`).set(auth).send({ cpus: 8 }).expect(200);
-    expect(patched.body.cpus).toBe(8);
-    await api().delete(`/v1/hosts/${id}`).set(auth).expect(204);
-    await api().get(`/v1/hosts/${id}`).set(auth).expect(404);
-    const ev = await api().get(`/v1/events?subject=host:${id}`).set(auth).expect(200);
-    expect(ev.body.items.map((e: { type: string }) => e.type)).toEqual(['host.created', 'host.updated', 'host.deleted']);
-    const all = await api().get('/v1/events').set(auth).expect(200);
-    const seqs = all.body.items.map((e: { seq: number }) => e.seq);
+    expect((await refused(A.POST('/v1/hosts', { body: { name: 'huge', cpus: 1, memoryMiB: 65536 } }), 400)).detail).toMatch(/memoryMiB/);
+    expect((await must(A.GET('/v1/hosts', { params: { query: { pageSize: 100 } } }))).items.some((h) => h.name === 'huge')).toBe(false);
+    for (const n of ['h2', 'h3']) await must(A.POST('/v1/hosts', { body: { name: n, cpus: 1, memoryMiB: 16 } }));
+    const p1 = await must(A.GET('/v1/hosts', { params: { query: { pageSize: 2 } } }));
+    expect(p1.items.map((h) => h.name)).toEqual(['h1', 'h2']);
+    const p2 = await must(A.GET('/v1/hosts', { params: { query: { pageSize: 2, pageToken: p1.nextPageToken } } }));
+    expect(p2.items.map((h) => h.name)).toEqual(['h3']);
+    expect(p2.nextPageToken).toBeUndefined();
+    expect((await must(A.PATCH('/v1/hosts/{id}', { ...path, body: { cpus: 8 } }))).cpus).toBe(8);
+    await must(A.DELETE('/v1/hosts/{id}', path));
+    await refused(A.GET('/v1/hosts/{id}', path), 404);
+    const ev = await must(A.GET('/v1/events', { params: { query: { subject: `host:${created.id}` } } }));
+    expect(ev.items.map((e) => e.type)).toEqual(['host.created', 'host.updated', 'host.deleted']);
+    const seqs = (await must(A.GET('/v1/events', {}))).items.map((e) => e.seq);
     expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
     expect(new Set(seqs).size).toBe(seqs.length);
-    const since = await api().get(`/v1/events?since=${seqs[2]}`).set(auth).expect(200);
-    expect(since.body.items[0].seq).toBe(seqs[3]);
+    const since = await must(A.GET('/v1/events', { params: { query: { since: seqs[2] } } }));
+    expect(since.items[0].seq).toBe(seqs[3]);
   });
 
   test('another tenant gets 404 for hosts it does not own and sees none of their events', async () => {
-    const h = await api().post('/v1/hosts').set('Authorization', `Bearer ${tokenA}`).send({ name: 'private', cpus: 2, memoryMiB: 64 }).expect(201);
-    const b = { Authorization: `Bearer ${tokenB}` };
-    await api().get(`/v1/hosts/${h.body.id}`).set(b).expect(404);
-    await api().patch(`/v1/hosts/${h.body.id}`).set(b).send({ cpus: 2 }).expect(404);
-    await api().delete(`/v1/hosts/${h.body.id}`).set(b).expect(404);
-    const ev = await api().get('/v1/events').set(b).expect(200);
-    expect(ev.body.items.every((e: { tenantId: string; type: string }) => e.type === 'tenant.created')).toBe(true);
+    const h = await must(A.POST('/v1/hosts', { body: { name: 'private', cpus: 2, memoryMiB: 64 } }));
+    const path = { params: { path: { id: h.id } } };
+    await refused(B.GET('/v1/hosts/{id}', path), 404);
+    await refused(B.PATCH('/v1/hosts/{id}', { ...path, body: { cpus: 2 } }), 404);
+    await refused(B.DELETE('/v1/hosts/{id}', path), 404);
+    const ev = await must(B.GET('/v1/events', {}));
+    expect(ev.items.every((e) => e.type === 'tenant.created')).toBe(true);
   });
 
   test('validation errors are 400 problem+json naming the fields, and unknown fields are rejected', async () => {
@@ -95,23 +97,22 @@ describe.each(BACKENDS)('tenants, auth, hosts and events on $name', (backend) =>
     await api().get('/v1/hosts?pageToken=@@@').set(auth).expect(400);
   });
   test('Idempotency-Key: the same request returns the first result, a different one is 422', async () => {
-    const auth = { Authorization: `Bearer ${tokenA}`, 'Idempotency-Key': 'create-idem-1' };
-    const first = await api().post('/v1/hosts').set(auth).send({ name: 'idem', cpus: 1, memoryMiB: 16 }).expect(201);
-    const again = await api().post('/v1/hosts').set(auth).send({ name: 'idem', cpus: 1, memoryMiB: 16 }).expect(201);
-    expect(again.body).toEqual(first.body);
-    expect(again.headers['idempotent-replayed']).toBe('true');
-    const other = await api().post('/v1/hosts').set(auth).send({ name: 'idem2', cpus: 1, memoryMiB: 16 }).expect(422);
-    expect(other.body.detail).toMatch(/different request/);
+    const key = { params: { header: { 'Idempotency-Key': 'create-idem-1' } } };
+    const first = await A.POST('/v1/hosts', { ...key, body: { name: 'idem', cpus: 1, memoryMiB: 16 } });
+    const again = await A.POST('/v1/hosts', { ...key, body: { name: 'idem', cpus: 1, memoryMiB: 16 } });
+    expect([first.response.status, again.response.status]).toEqual([201, 201]);
+    expect(again.data).toEqual(first.data);
+    expect(again.response.headers.get('idempotent-replayed')).toBe('true');
+    expect((await refused(A.POST('/v1/hosts', { ...key, body: { name: 'idem2', cpus: 1, memoryMiB: 16 } }), 422)).detail).toMatch(/different request/);
     // Keys are per tenant.
-    await api().post('/v1/hosts').set({ Authorization: `Bearer ${tokenB}`, 'Idempotency-Key': 'create-idem-1' }).send({ name: 'idem2', cpus: 1, memoryMiB: 16 }).expect(201);
+    await must(B.POST('/v1/hosts', { ...key, body: { name: 'idem2', cpus: 1, memoryMiB: 16 } }));
   });
 
   test('concurrent writers of one tenant get unique, gap-free event seqs', async () => {
-    const auth = { Authorization: `Bearer ${tokenB}` };
-    const before = (await api().get('/v1/events').set(auth).expect(200)).body.items as Array<{ seq: number }>;
+    const before = (await must(B.GET('/v1/events', {}))).items;
     const last = before.length ? before[before.length - 1].seq : 0;
-    await Promise.all(Array.from({ length: 20 }, (_, i) => api().post('/v1/hosts').set(auth).send({ name: `par-${i}`, cpus: 1, memoryMiB: 16 }).expect(201)));
-    const after = (await api().get(`/v1/events?since=${last}`).set(auth).expect(200)).body.items as Array<{ seq: number }>;
+    await Promise.all(Array.from({ length: 20 }, (_, i) => must(B.POST('/v1/hosts', { body: { name: `par-${i}`, cpus: 1, memoryMiB: 16 } }))));
+    const after = (await must(B.GET('/v1/events', { params: { query: { since: last } } }))).items;
     expect(after.map((e) => e.seq)).toEqual(Array.from({ length: 20 }, (_, i) => last + 1 + i));
   });
 });

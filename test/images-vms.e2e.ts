@@ -1,5 +1,7 @@
 import request from 'supertest';
+import type { HvsimClient } from '../src/client/index.js';
 import { ADMIN, BACKENDS, startTestService } from './support/service.js';
+import { must, refused, sdk } from './support/sdk.js';
 import { builtinElf } from '../src/runtime/workloads.js';
 import { assemble } from '../src/isa/assembler.js';
 
@@ -23,20 +25,24 @@ describe.each(BACKENDS)('images, VM definitions and operations on $name', (backe
   let svc: Awaited<ReturnType<typeof startTestService>>;
   let auth: Record<string, string>;
   let other: Record<string, string>;
+  /** Raw HTTP for uploads and downloads as bytes and for malformed input; the typed SDK (A, B) for the rest. */
   const api = () => request(svc.url);
+  let A: HvsimClient, B: HvsimClient;
 
   beforeAll(async () => {
     svc = await startTestService(backend);
-    for (const [i, n] of ['a', 'b'].entries()) {
-      const t = await api().post('/v1/tenants').set('Authorization', `Bearer ${ADMIN}`).send({ name: n }).expect(201);
-      if (i === 0) auth = { Authorization: `Bearer ${t.body.token}` }; else other = { Authorization: `Bearer ${t.body.token}` };
-    }
-  }, 60_000);
+    const admin = sdk(svc.url, ADMIN);
+    const [a, b] = [(await must(admin.POST('/v1/tenants', { body: { name: 'a' } }))).token, (await must(admin.POST('/v1/tenants', { body: { name: 'b' } }))).token];
+    auth = { Authorization: `Bearer ${a}` };
+    other = { Authorization: `Bearer ${b}` };
+    A = sdk(svc.url, a);
+    B = sdk(svc.url, b);
+  }, 300_000);
 
   afterAll(async () => {
     await svc?.close();
     await svc?.dropSchema();
-  });
+  }, 300_000);
 
   test('ELF upload as bytes: metadata, same bytes return the same image, content round-trips', async () => {
     const r = await api().post('/v1/images?name=hello').set(auth).set('Content-Type', 'application/octet-stream').send(ELF).expect(201);
@@ -74,7 +80,7 @@ describe.each(BACKENDS)('images, VM definitions and operations on $name', (backe
 
   test('built-in workload images are listed with ?builtin=true, materialized once per tenant', async () => {
     const r = await api().get('/v1/images?builtin=true').set(auth).expect(200);
-    expect(r.body.items.map((i: { name: string }) => i.name).sort()).toEqual(['console', 'cpu', 'filewrites', 'hello', 'memtouch', 'pipereader', 'pipewriter', 'pmcounter', 'skewedmix', 'syscalls']);
+    expect(r.body.items.map((i: { name: string }) => i.name).sort()).toEqual(['btiattacker', 'btivictim', 'console', 'cpu', 'filewrites', 'hello', 'memtouch', 'pipereader', 'pipewriter', 'pmcounter', 'skewedmix', 'syscalls']);
     expect(r.body.items.every((i: { builtin: boolean; description: string }) => i.builtin && i.description.length > 0)).toBe(true);
     const again = await api().get('/v1/images?builtin=true').set(auth).expect(200);
     expect(again.body.items.map((i: { id: string }) => i.id)).toEqual(r.body.items.map((i: { id: string }) => i.id));
@@ -94,45 +100,44 @@ describe.each(BACKENDS)('images, VM definitions and operations on $name', (backe
   });
 
   test('VM definitions: placement, validation, state machine, edit rules, image and host references', async () => {
-    const img = await api().post('/v1/images?name=vmimg').set(auth).set('Content-Type', 'application/octet-stream').send(Buffer.from(assemble(HELLO.replace('li a0, 0', 'li a0, 9')).elf)).expect(201);
-    await api().post('/v1/vms').set(auth).send({ name: 'v0', vcpus: 1, memoryMiB: 32, processes: [{ imageId: img.body.id }] }).expect(409); // no host yet
-    const small = await api().post('/v1/hosts').set(auth).send({ name: 'small', cpus: 2, memoryMiB: 64 }).expect(201);
-    const big = await api().post('/v1/hosts').set(auth).send({ name: 'big', cpus: 8, memoryMiB: 1024 }).expect(201);
-    const vm = await api().post('/v1/vms').set(auth).send({ name: 'v1', vcpus: 2, memoryMiB: 128, processes: [{ imageId: img.body.id, argv: ['x'] }], seed: 7 }).expect(201);
-    expect(vm.body).toMatchObject({ hostId: big.body.id, state: 'created', seed: 7 });
-    const pinned = await api().post('/v1/vms').set(auth).send({ name: 'v2', hostId: small.body.id, vcpus: 1, memoryMiB: 64, processes: [{ imageId: img.body.id }] }).expect(201);
-    const full = await api().post('/v1/vms').set(auth).send({ name: 'v3', hostId: small.body.id, vcpus: 1, memoryMiB: 128, processes: [{ imageId: img.body.id }] }).expect(409);
-    expect(full.body.hosts[0].freeMiB).toBe(64);
-    expect(full.body.requestedMiB).toBe(128);
-    const badImage = await api().post('/v1/vms').set(auth).send({ name: 'v4', vcpus: 1, memoryMiB: 16, processes: [{ imageId: '00000000-0000-4000-8000-000000000000' }] }).expect(422);
-    expect(badImage.body.imageIds).toHaveLength(1);
-    const invalid = await api().post('/v1/vms').set(auth).send({ name: 'v5', vcpus: 0, memoryMiB: 16, processes: [{ imageId: 'nope' }] }).expect(400);
-    expect(invalid.body.detail).toMatch(/vcpus/);
-    expect(invalid.body.detail).toMatch(/imageId/);
+    const img = await must(A.POST('/v1/images', { body: { name: 'vmimg', format: 'elf', content: Buffer.from(assemble(HELLO.replace('li a0, 0', 'li a0, 9')).elf).toString('base64') } }));
+    const vmBody = (name: string, o: object) => ({ body: { name, vcpus: 1, memoryMiB: 16, processes: [{ imageId: img.id }], ...o } as never });
+    await refused(A.POST('/v1/vms', vmBody('v0', { memoryMiB: 32 })), 409); // no host yet
+    const small = await must(A.POST('/v1/hosts', { body: { name: 'small', cpus: 2, memoryMiB: 64 } }));
+    const big = await must(A.POST('/v1/hosts', { body: { name: 'big', cpus: 8, memoryMiB: 1024 } }));
+    const vm = await must(A.POST('/v1/vms', vmBody('v1', { vcpus: 2, memoryMiB: 128, processes: [{ imageId: img.id, argv: ['x'] }], seed: 7 })));
+    expect(vm).toMatchObject({ hostId: big.id, state: 'created', seed: 7 });
+    const pinned = await must(A.POST('/v1/vms', vmBody('v2', { hostId: small.id, memoryMiB: 64 })));
+    const full = await refused(A.POST('/v1/vms', vmBody('v3', { hostId: small.id, memoryMiB: 128 })), 409) as Record<string, any>;
+    expect(full.hosts[0].freeMiB).toBe(64);
+    expect(full.requestedMiB).toBe(128);
+    const badImage = await refused(A.POST('/v1/vms', vmBody('v4', { processes: [{ imageId: '00000000-0000-4000-8000-000000000000' }] })), 422) as Record<string, any>;
+    expect(badImage.imageIds).toHaveLength(1);
+    const invalid = await refused(A.POST('/v1/vms', vmBody('v5', { vcpus: 0, processes: [{ imageId: 'nope' }] })), 400);
+    expect(invalid.detail).toMatch(/vcpus/);
+    expect(invalid.detail).toMatch(/imageId/);
 
-    const paused = await api().post(`/v1/vms/${vm.body.id}/pause`).set(auth).expect(409);
-    expect(paused.body).toMatchObject({ state: 'created', detail: 'cannot pause a VM that is created' });
-    await api().post(`/v1/vms/${vm.body.id}/reset`).set(auth).expect(409);
-    await api().post(`/v1/vms/${vm.body.id}/stop`).set(auth).expect(409);
+    const id = (i: string) => ({ params: { path: { id: i } } });
+    expect(await refused(A.POST('/v1/vms/{id}/pause', id(vm.id)), 409)).toMatchObject({ state: 'created', detail: 'cannot pause a VM that is created' });
+    await refused(A.POST('/v1/vms/{id}/reset', id(vm.id)), 409);
+    await refused(A.POST('/v1/vms/{id}/stop', id(vm.id)), 409);
 
-    const edited = await api().patch(`/v1/vms/${vm.body.id}`).set(auth).send({ vcpus: 4 }).expect(200);
-    expect(edited.body.vcpus).toBe(4);
-    await api().delete(`/v1/images/${img.body.id}`).set(auth).expect(409);
-    await api().delete(`/v1/hosts/${small.body.id}`).set(auth).expect(409);
-    await api().get(`/v1/vms/${vm.body.id}`).set(other).expect(404);
-    await api().delete(`/v1/vms/${pinned.body.id}`).set(auth).expect(204);
-    await api().delete(`/v1/vms/${vm.body.id}`).set(auth).expect(204);
-    await api().delete(`/v1/images/${img.body.id}`).set(auth).expect(204);
-    await api().delete(`/v1/hosts/${small.body.id}`).set(auth).expect(204);
-    const ev = await api().get(`/v1/events?subject=vm:${vm.body.id}`).set(auth).expect(200);
-    expect(ev.body.items.map((e: { type: string }) => e.type)).toEqual(['vm.created', 'vm.updated', 'vm.deleted']);
+    expect((await must(A.PATCH('/v1/vms/{id}', { ...id(vm.id), body: { vcpus: 4 } }))).vcpus).toBe(4);
+    await refused(A.DELETE('/v1/images/{id}', id(img.id)), 409);
+    await refused(A.DELETE('/v1/hosts/{id}', id(small.id)), 409);
+    await refused(B.GET('/v1/vms/{id}', id(vm.id)), 404);
+    await must(A.DELETE('/v1/vms/{id}', id(pinned.id)));
+    await must(A.DELETE('/v1/vms/{id}', id(vm.id)));
+    await must(A.DELETE('/v1/images/{id}', id(img.id)));
+    await must(A.DELETE('/v1/hosts/{id}', id(small.id)));
+    const ev = await must(A.GET('/v1/events', { params: { query: { subject: `vm:${vm.id}` } } }));
+    expect(ev.items.map((e) => e.type)).toEqual(['vm.created', 'vm.updated', 'vm.deleted']);
   });
 
   test('operations: unknown ids are 404, listing works', async () => {
-    await api().get('/v1/operations/00000000-0000-4000-8000-000000000000').set(auth).expect(404);
-    await api().post('/v1/operations/00000000-0000-4000-8000-000000000000/cancel').set(auth).expect(404);
-    const list = await api().get('/v1/operations').set(auth).expect(200);
-    expect(list.body.items).toEqual([]);
+    const none = { params: { path: { id: '00000000-0000-4000-8000-000000000000' } } };
+    await refused(A.GET('/v1/operations/{id}', none), 404);
+    await refused(A.POST('/v1/operations/{id}/cancel', none), 404);
+    expect((await must(A.GET('/v1/operations', {}))).items).toEqual([]);
   });
 });
-

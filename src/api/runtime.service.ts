@@ -23,7 +23,7 @@ import { HostEntity, OperationEntity, VmDiskContentEntity, VmEntity, VmRunEntity
 import { HostRuntime, HostUsage } from '../runtime/host-runtime.js';
 import { VmRunner } from '../runtime/vm-runner.js';
 import type { DomainEvent } from '../hypervisor/domains.js';
-import type { VmSpec } from '../runtime/vm.js';
+import type { GadgetReach, VmSpec } from '../runtime/vm.js';
 import type { ExitRecord, VmSnapshot } from '../runtime/protocol.js';
 import type { PmEvent } from '../hypervisor/privileged-mode.js';
 import type { ProcessStatus } from '../guest/process.js';
@@ -356,6 +356,27 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
         for (let i = 0; i < batch.length; i++) {
           await this.appendEvent(tenantId, vmId, 'vm.privileged-mode', { ...batch[i], ...(i === batch.length - 1 && left > 0 ? { sampledOut: left } : {}) });
         }
+      });
+    });
+    // Branch target injection's transient window (vm.speculative-gadget-reach). The VM reports at
+    // most one a vCPU a slice; a VM under a sustained attack could still report every slice, so
+    // they are coalesced as technique 6's are: at most one append task waits on the VM's queue,
+    // and reports arriving meanwhile are added to the event it will write.
+    let reach: { reaches: number; vcpus: number[]; sites: string[]; gadgetAddress: number; mitigation: string; virtualTimeNs: number; reports: number } | null = null;
+    runner.on('gadget-reach', (r: GadgetReach) => {
+      if (reach) {
+        reach.reaches += r.reaches;
+        reach.reports++;
+        reach.virtualTimeNs = r.virtualTimeNs;
+        if (!reach.vcpus.includes(r.vcpu)) reach.vcpus.push(r.vcpu);
+        if (!reach.sites.includes(r.site)) reach.sites.push(r.site);
+        return;
+      }
+      reach = { reaches: r.reaches, vcpus: [r.vcpu], sites: [r.site], gadgetAddress: r.gadget, mitigation: r.mitigation, virtualTimeNs: r.virtualTimeNs, reports: 1 };
+      this.background(vmId, async () => {
+        const e = reach!;
+        reach = null;
+        await this.appendEvent(tenantId, vmId, 'vm.speculative-gadget-reach', { ...e });
       });
     });
     runner.on('memory-failure', (m: { gpa: number; pid: number | null; va: number | null; virtualTimeNs: number }) => {

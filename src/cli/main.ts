@@ -7,12 +7,13 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { CliError } from './cli-error.js';
 import { registerLocalCommands } from './local.js';
+import { registerCompletion } from './completion.js';
 
 /** Adds commands to the program. */
 export type CommandModule = (program: Command) => void;
 
-/** The modules of the local commands (run, experiment, asm, disasm, serve). */
-export const COMMAND_MODULES: CommandModule[] = [registerLocalCommands];
+/** The modules of the local commands (run, experiment, asm, disasm, serve) and `completion`. */
+export const COMMAND_MODULES: CommandModule[] = [registerLocalCommands, registerCompletion];
 
 const LOCAL_COMMANDS = new Set(['run', 'experiment', 'asm', 'disasm', 'serve']);
 

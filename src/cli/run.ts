@@ -107,7 +107,7 @@ export async function runFile(file: string, guestArgs: string[], o: RunOptions):
     writeFileSync(stats, JSON.stringify({
       instructions: c.instructions, cycles: c.cycles, crossings: c.crossings, exits: c.exits, syscalls: c.syscalls,
       tlbMisses: c.tlbMisses, branchMispredicts: c.branchMispredicts, wallMs: Math.round(r.wallMs * 1000) / 1000,
-      transitions: c.transitions, enosys: c.enosys, doorbells: c.doorbells, virtualTimeNs: c.virtualTimeNs, syscallLookahead: c.syscallLookahead, protectionDomains: c.protectionDomains, privilegedMode: c.privilegedMode, uhv: c.uhv, callTableInlining: c.callTableInlining, instanceCallInlining: c.instanceCallInlining, speculativeGadgetReaches: c.speculativeGadgetReaches, perVcpu: c.perVcpu,
+      transitions: c.transitions, enosys: c.enosys, doorbells: c.doorbells, virtualTimeNs: c.virtualTimeNs, syscallLookahead: c.syscallLookahead, protectionDomains: c.protectionDomains, privilegedMode: c.privilegedMode, uhv: c.uhv, callTableInlining: c.callTableInlining, instanceCallInlining: c.instanceCallInlining, speculativeGadgetReaches: c.speculativeGadgetReaches, btbPredictedKernelCalls: c.btbPredictedKernelCalls, perVcpu: c.perVcpu,
       state: r.vm.state, reason: r.vm.reason, processes: r.vm.processes(),
     }, null, 2) + '\n');
   }

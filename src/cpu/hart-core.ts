@@ -17,6 +17,7 @@ import { compileFetch } from '../isa/fetch.js';
 import { CsrRowOf, HS, IRQ, MS, MSH } from './csr-bits.js';
 import { STOP, StopReason, TRAP } from './trap.js';
 import { DGATE_RETURN, DomainGates, dgateWord } from './domain-gate.js';
+import type { DecodeCache } from './decode-cache.js';
 
 export const PRIV_U = 0;
 export const PRIV_S = 1;
@@ -69,6 +70,10 @@ export abstract class HartCore implements MmuHost {
    */
   gadget = 0;
   gadgetReaches = 0;
+  /** The pc of the indirect jump whose misprediction last reached the gadget. */
+  gadgetReachPc = 0;
+  /** Indirect calls (a jalr that links, not a return) made in VS mode, the guest kernel, whose target the BTB predicted (right or wrong). */
+  kernelBtbCalls = 0;
   gateBase = -1;
   gateEnd = -1;
 
@@ -80,6 +85,8 @@ export abstract class HartCore implements MmuHost {
   reservationVa = 0;
   /** Set when interrupt state may have changed; the loop then checks for a pending interrupt. */
   irqDirty = true;
+  /** The interpreter's predecode cache (decode-cache.ts), created on the interpreter's first run; it needs no invalidation. */
+  decodeCache: DecodeCache | null = null;
   /** Called on fence.i, and on stores into pages marked as holding code (for translators). */
   onCodeWrite: ((pa: number) => void) | null = null;
 
@@ -409,10 +416,13 @@ export abstract class HartCore implements MmuHost {
         this.ctr[Ctr.BranchMispredicts]++;
         this.ctr[Ctr.Cycles] += COSTS.returnMispredict;
       }
-    } else if (!this.btb.predict(pc, target)) {
-      this.ctr[Ctr.BranchMispredicts]++;
-      this.ctr[Ctr.Cycles] += COSTS.indirectMispredict;
-      if (this.btb.wrongTarget === this.gadget && this.gadget !== 0) this.gadgetReaches++;
+    } else {
+      if (LINK(rd) && this.virt === 1 && this.priv === PRIV_S) this.kernelBtbCalls++;
+      if (!this.btb.predict(pc, target)) {
+        this.ctr[Ctr.BranchMispredicts]++;
+        this.ctr[Ctr.Cycles] += COSTS.indirectMispredict;
+        if (this.btb.wrongTarget === this.gadget && this.gadget !== 0) { this.gadgetReaches++; this.gadgetReachPc = pc; }
+      }
     }
     if (LINK(rd)) this.rsb.push((pc + len) | 0);
     return target;

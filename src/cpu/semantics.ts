@@ -1,10 +1,10 @@
 /**
  * Instruction semantics, written ONCE per mnemonic as code templates with explicit placeholders.
  * A template is a function of the slots (Slots) that each consumer fills its own way: the
- * interpreter and the lookahead emulator (template.ts wordSlots: fields extracted from the
- * instruction word `w` at run time), the JIT's blocks, traces and regions (jit-translate.ts:
- * fields as constants, registers in locals, loads and stores inlined, branches that a trace
- * follows or leaves). No consumer reads the rendered text back.
+ * interpreter (template.ts runTimeSlots: fields from its predecode cache) and the lookahead
+ * emulator (wordSlots: fields extracted from the instruction word `w` at run time), the JIT's
+ * blocks, traces and regions (jit-translate.ts: fields as constants, registers in locals, loads
+ * and stores inlined, branches that a trace follows or leaves). No consumer reads the rendered text back.
  *
  * Besides the slots, templates use:
  *   x      the Int32Array of registers (reads go through r1/r2 and writes through writeRd)

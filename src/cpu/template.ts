@@ -29,23 +29,35 @@ export function expand(id: number, slots: Slots): string {
   return t(slots);
 }
 
-const RD = '((w >>> 7) & 31)', RS1 = '((w >>> 15) & 31)', RS2 = '((w >>> 20) & 31)';
+/** Where a run-time decoding consumer finds an instruction's fields: code for rd, rs1, rs2 and the immediate. */
+export interface FieldCode {
+  readonly rd: string;
+  readonly rs1: string;
+  readonly rs2: string;
+  readonly imm: string;
+}
 
 /**
  * The slots of code that decodes at run time (the interpreter, the lookahead emulator): fields
- * extracted from the instruction word `w`, registers in `x`, memory through h.load8 ... h.store32,
- * `pc` and `len` locals, taken branches counted in `cyc` and h.ctr.
+ * from `fields`, registers in `x`, memory through h.load8 ... h.store32, `pc` and `len` locals,
+ * taken branches counted in `cyc` and h.ctr.
  */
-export function wordSlots(id: number): Slots {
+export function runTimeSlots(id: number, fields: FieldCode): Slots {
   const f = FACTS[id];
-  const r1 = `x[${RS1}]`, r2 = `x[${RS2}]`, imm = IMM_EXPR[INSNS[id].format];
+  const { rd, rs1, rs2, imm } = fields;
+  const r1 = `x[${rs1}]`, r2 = `x[${rs2}]`;
   const ea = `(${r1} + ${imm}) | 0`;
   return {
-    rd: RD, rs1: RS1, rs2: RS2, r1, r2, imm, pc: 'pc', len: 'len',
-    writeRd: (v) => `x[${RD}] = ${v};`,
+    rd, rs1, rs2, r1, r2, imm, pc: 'pc', len: 'len',
+    writeRd: (v) => `x[${rd}] = ${v};`,
     load: () => signExtend(`h.load${8 * f.size}(${ea})`, f.size, f.signed),
     store: () => `h.store${8 * f.size}(${ea}, ${r2});`,
     branch: (cond) => `if (${cond}) { npc = (pc + ${imm}) | 0; ${TAKEN_CODE} }`,
     jump: (target) => `npc = ${target}; ${TAKEN_CODE}`,
   };
+}
+
+/** runTimeSlots with the fields extracted from the instruction word `w` (the lookahead emulator). */
+export function wordSlots(id: number): Slots {
+  return runTimeSlots(id, { rd: '((w >>> 7) & 31)', rs1: '((w >>> 15) & 31)', rs2: '((w >>> 20) & 31)', imm: IMM_EXPR[INSNS[id].format] });
 }

@@ -2,8 +2,8 @@
  * Technique 2 (instanceCallInlining, US11016767B2): the kernel text's file method call (`sys_rw`,
  * whose target depends on what the calling process's fd refers to) becomes a direct call to a
  * first trampoline at one fixed kernel address, TRAMPOLINE_VA, which every process maps to a page
- * of its own (AddressSpace.mapKernelPage, supervisor-only). There a direct jump leads to that
- * process's second trampoline:
+ * of its own (AddressSpace.mapKernelPage, supervisor-only). From there execution continues in
+ * that process's second trampoline:
  *   inline: compare the loaded target (t2) with the process's learned targets and jump to the
  *           matching one directly;
  *   outline: jump to the retpoline (every target not learned, and the fallback mode).
@@ -16,10 +16,12 @@
  * baseline the per-process design is measured against: one frequency table for all processes,
  * whose top targets every process's trampoline gets (at its next call).
  *
- * Patching: a process's page holds the first trampoline (one word: `jal x0, <half>`) and two
- * halves for the second; a regeneration writes the half not in use and then switches the first
- * trampoline's word; a half a vCPU running that process is executing is never rewritten
- * (postponed). The call site in the shared kernel text is switched by one word store. Every write
+ * Patching: the first trampoline is the word at TRAMPOLINE_VA: it falls through into the
+ * process's second trampoline, which starts there (the second trampoline lives at the physical
+ * page the first one's address maps to, as in the patent's claim 1). A regeneration goes through
+ * a spare copy in the page's upper half: the first word jumps there (`jal x0, <spare>`) while the
+ * code at TRAMPOLINE_VA is rewritten, then becomes its first instruction again (regenerate); a
+ * page a vCPU running that process is executing is never rewritten (postponed). The call site in the shared kernel text is switched by one word store. Every write
  * goes through the KHV's guest-RAM writes, which drop the translations of the frames written.
  */
 import { assembleRaw } from '../isa/assembler.js';
@@ -31,8 +33,8 @@ import type { Cpu } from './scheduler.js';
 
 /** The per-process trampoline page: the last page below the kernel megapage, in reach of a jal from the kernel text. */
 export const TRAMPOLINE_VA = KERNEL_VA - 0x1000;
-const HALVES = [0x100, 0x800] as const;
-const HALF_BYTES = 0x700;
+/** Offset of the spare copy a regeneration switches through (the live copy is at offset 0). */
+const SPARE = 0x800;
 
 export interface ProcessCallStats { hits: number; misses: number; fallbacks: number; regenerations: number; targets: number[] }
 
@@ -44,10 +46,22 @@ export interface InstanceCallStats {
   misses: number;
   /** Calls through an outline trampoline (fallback mode, or nothing learned yet). */
   fallbacks: number;
+  /** Target comparisons the inline trampolines ran (compares / (hits + misses): the mean chain length). */
+  compares: number;
   regenerations: number;
   postponed: number;
   /** By pid. */
   perProcess: Record<string, ProcessCallStats>;
+  /** By call site (the kernel text's symbol; technique 2 patches one: `method_site`). */
+  perSite: Record<string, { hits: number; misses: number; fallbacks: number }>;
+}
+
+/** Technique 2's learning state, as a live migration carries it (JSON-safe; the trampoline pages themselves are guest RAM). */
+export interface InstanceCallState {
+  patched: boolean;
+  shared: { freq: Array<[number, number]>; lastUpdate: number };
+  processes: Array<{ pid: number; freq: Array<[number, number]>; lastUpdate: number; half: number; targets: number[]; want: number[] }>;
+  stats: InstanceCallStats;
 }
 
 export interface InstanceCallOptions { learning: boolean; fallbackOnly: boolean; shared: boolean; maxTargets: number; updateIntervalUs: number }
@@ -57,11 +71,19 @@ interface Learner { freq: Map<number, number>; lastUpdate: number }
 /** A process's learner, its page's live half and targets, and the targets it should have (installed at its next call). */
 interface PerProcess extends Learner { half: number; targets: number[]; want: number[]; stats: ProcessCallStats }
 
-/** The second trampoline's source at `base`: compare t2 with each target (most frequent first), else the retpoline. */
+/**
+ * The second trampoline's source at `base`: compare t2 with each target (most frequent first),
+ * else the retpoline. The first target is materialized with `li` (lui + addi); each next one
+ * from the previous by one `addi` when they are less than 2 KiB apart (the method gates are 4
+ * bytes apart in the gate page).
+ */
 export function secondTrampolineSource(base: number, targets: readonly number[], retpoline: number): string {
   const at = (addr: number) => `start + ${(addr >>> 0) - (base >>> 0)}`;
   const out = ['.option norvc', 'start:'];
-  targets.forEach((t, i) => out.push(`  li t4, ${t | 0}`, `  bne t2, t4, n${i}`, `  jal x0, ${at(t)}`, `n${i}:`));
+  targets.forEach((t, i) => {
+    const delta = i === 0 ? NaN : (t | 0) - (targets[i - 1] | 0);
+    out.push(delta >= -2048 && delta < 2048 ? `  addi t4, t4, ${delta}` : `  li t4, ${t | 0}`, `  bne t2, t4, n${i}`, `  jal x0, ${at(t)}`, `n${i}:`);
+  });
   out.push(`  jal x0, ${at(retpoline)}`);
   return out.join('\n') + '\n';
 }
@@ -72,7 +94,7 @@ const jalTo = (from: number, to: number, rd: 'x0' | 'ra'): number => {
 };
 
 export class InstanceTrampolines {
-  readonly stats: InstanceCallStats = { hits: 0, misses: 0, fallbacks: 0, regenerations: 0, postponed: 0, perProcess: {} };
+  readonly stats: InstanceCallStats = { hits: 0, misses: 0, fallbacks: 0, compares: 0, regenerations: 0, postponed: 0, perProcess: {}, perSite: { method_site: { hits: 0, misses: 0, fallbacks: 0 } } };
   private readonly per = new Map<number, PerProcess>();
   /** The one frequency table of the shared mode (a baseline: one trampoline for every process). */
   private readonly shared: Learner = { freq: new Map(), lastUpdate: 0 };
@@ -110,7 +132,10 @@ export class InstanceTrampolines {
     if (!this.patched) { this.patch(); return; }
     const s = this.state(p);
     if (s.half < 0) this.regenerate(p, s, []);
-    if (s.targets.length === 0) { this.stats.fallbacks++; s.stats.fallbacks++; } else if (s.targets.includes(target >>> 0)) { this.stats.hits++; s.stats.hits++; } else { this.stats.misses++; s.stats.misses++; }
+    const site = this.stats.perSite.method_site;
+    const at = s.targets.indexOf(target >>> 0);
+    this.stats.compares += at < 0 ? s.targets.length : at + 1;
+    if (s.targets.length === 0) { this.stats.fallbacks++; s.stats.fallbacks++; site.fallbacks++; } else if (s.targets.includes(target >>> 0)) { this.stats.hits++; s.stats.hits++; site.hits++; } else { this.stats.misses++; s.stats.misses++; site.misses++; }
     if (o.fallbackOnly) s.want = [];
     else if (o.learning) {
       // The frequency table: the process's own, or (shared) one for every process.
@@ -138,21 +163,63 @@ export class InstanceTrampolines {
     this.patched = false;
   }
 
-  /** Writes `targets`' second trampoline into p's free half and switches p's first trampoline to it. */
+  /**
+   * Makes `targets`' second trampoline p's live one. The live copy always starts at TRAMPOLINE_VA
+   * itself, so the first trampoline (the word there) falls through into it; the page's upper half
+   * is the spare the switch goes through: the new code is written there, the first word becomes
+   * `jal x0, <spare>` (one aligned store: from then on every call runs the new code), the code is
+   * written again at TRAMPOLINE_VA behind that word (unreachable meanwhile), and the first word
+   * becomes its first instruction (one aligned store). A vCPU fetching at any moment sees one
+   * whole trampoline, old or new; a vCPU running p inside the page postpones the regeneration.
+   */
   private regenerate(p: Process, s: PerProcess, targets: number[]): void {
     const page = p.mm.mapKernelPage(TRAMPOLINE_VA);
     if (page < 0) throw new Error('guest memory is too small for a trampoline page');
-    const half = s.half === 0 ? 1 : 0;
-    const base = TRAMPOLINE_VA + HALVES[half];
-    if (this.cpus.some((c) => c.current === p && (c.vcpu.hart.pc >>> 0) >= base && (c.vcpu.hart.pc >>> 0) < base + HALF_BYTES)) { this.stats.postponed++; return; }
-    const { bytes } = assembleRaw(secondTrampolineSource(base, targets, this.retpoline), { base, fileName: 'instance-trampoline.s' });
-    if (bytes.length > HALF_BYTES) throw new Error(`instance trampoline of ${targets.length} targets is ${bytes.length} bytes`);
-    this.khv.writeBytes(page + HALVES[half], bytes);
-    this.khv.write32(page, jalTo(TRAMPOLINE_VA, base, 'x0'));
-    s.half = half;
+    if (this.cpus.some((c) => c.current === p && (c.vcpu.hart.pc >>> 0) >= TRAMPOLINE_VA && (c.vcpu.hart.pc >>> 0) < TRAMPOLINE_VA + 0x1000)) { this.stats.postponed++; return; }
+    const code = (base: number) => {
+      const { bytes } = assembleRaw(secondTrampolineSource(base, targets, this.retpoline), { base, fileName: 'instance-trampoline.s' });
+      if (bytes.length > SPARE) throw new Error(`instance trampoline of ${targets.length} targets is ${bytes.length} bytes`);
+      return bytes;
+    };
+    const live = code(TRAMPOLINE_VA);
+    if (s.half >= 0) {
+      this.khv.writeBytes(page + SPARE, code(TRAMPOLINE_VA + SPARE));
+      this.khv.write32(page, jalTo(TRAMPOLINE_VA, TRAMPOLINE_VA + SPARE, 'x0'));
+    } else {
+      this.khv.write32(page, jalTo(TRAMPOLINE_VA, this.retpoline, 'x0')); // a fresh page: the retpoline until the code below is whole
+    }
+    this.khv.writeBytes(page + 4, live.subarray(4));
+    this.khv.write32(page, new DataView(live.buffer, live.byteOffset).getInt32(0, true));
+    s.half = 0;
     s.targets = targets;
     s.stats.targets = targets;
     if (targets.length > 0 || s.stats.regenerations > 0) { s.stats.regenerations++; this.stats.regenerations++; }
     for (const c of this.cpus) if (c.current === p) c.vcpu.hart.mmu.flushAll();
+  }
+
+  /** The learning state (frequency tables, live halves and targets, modes' pending targets) and counters. */
+  exportState(): InstanceCallState {
+    return {
+      patched: this.patched,
+      shared: { freq: [...this.shared.freq], lastUpdate: this.shared.lastUpdate },
+      processes: [...this.per].map(([pid, s]) => ({ pid, freq: [...s.freq], lastUpdate: s.lastUpdate, half: s.half, targets: [...s.targets], want: [...s.want] })),
+      stats: structuredClone(this.stats),
+    };
+  }
+
+  /** Takes over the state of `exportState` (a live migration's destination, before the VM runs). */
+  importState(st: InstanceCallState): void {
+    this.patched = st.patched;
+    this.shared.freq = new Map(st.shared.freq);
+    this.shared.lastUpdate = st.shared.lastUpdate;
+    const stats = structuredClone(st.stats);
+    Object.assign(this.stats, stats);
+    this.per.clear();
+    for (const q of st.processes) {
+      const s: PerProcess = { freq: new Map(q.freq), lastUpdate: q.lastUpdate, half: q.half, targets: q.targets, want: q.want,
+        stats: stats.perProcess[q.pid] ?? { hits: 0, misses: 0, fallbacks: 0, regenerations: 0, targets: q.targets } };
+      this.per.set(q.pid, s);
+      this.stats.perProcess[q.pid] = s.stats;
+    }
   }
 }

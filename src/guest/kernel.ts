@@ -48,7 +48,7 @@ import type { SyscallCall, SyscallKernel, SyscallRow, SyscallTable } from './sys
 import { Vfs } from './vfs.js';
 import { BlockDriver } from './block.js';
 import { CallTableState, CallTableStats, SearchTrampoline } from './search-trampoline.js';
-import { InstanceCallOptions, InstanceCallStats, InstanceTrampolines } from './instance-trampolines.js';
+import { InstanceCallOptions, InstanceCallState, InstanceCallStats, InstanceTrampolines } from './instance-trampolines.js';
 
 export interface KernelOptions {
   mitigation: SpectreV2Mitigation;
@@ -83,6 +83,8 @@ export interface GuestOsState {
   random: number[];
   /** Technique 4's trampoline state (absent from states exported before it existed). */
   callTable?: CallTableState;
+  /** Technique 2's learning state (absent from states exported before it was carried: the destination then re-learns). */
+  instanceCalls?: InstanceCallState;
 }
 
 /** Signals whose default action is to ignore them, and the stop signals (not modelled). */
@@ -197,6 +199,7 @@ export class GuestKernel implements SyscallKernel {
       syscallCounts: [...this.syscallCounts], enosys: [...this.enosys], freePages: [...this.pool.free], badPages: [...this.pool.bad],
       nextPage: this.pool.next, idleSatp: this.sched.idleSatp, techniques: this.techniques, lookahead: this.chain.stats, random: this.random.state,
       callTable: this.callTable.exportState(),
+      instanceCalls: this.instanceCalls.exportState(),
     };
   }
 
@@ -234,6 +237,7 @@ export class GuestKernel implements SyscallKernel {
     this.techniques = st.techniques;
     Object.assign(this.chain.stats, st.lookahead);
     if (st.callTable) this.callTable.importState(st.callTable);
+    if (st.instanceCalls) this.instanceCalls.importState(st.instanceCalls);
     this.random.state = st.random;
     cpus.forEach((c, i) => { c.current = st.cpus[i] === null ? null : find(st.cpus[i]!); });
     this.attachCpus(this.khv.hpaOf(kgpa(K.GATES)));
@@ -351,7 +355,7 @@ export class GuestKernel implements SyscallKernel {
       h.x[10] = c.switched ? c.frame[10] : r;
       if (index !== GATE.NI || (nr >>> 0) < NR_MAX) { // every gate reached through the table's call site
         const t4 = this.techniques.callTableInlining;
-        this.callTable.onCall(nr, t4?.enabled === true, t4 as unknown as { maxEntries: number; relearnInterval: number });
+        this.callTable.onCall(nr, call.p.pid, t4?.enabled === true, t4 as unknown as { maxEntries: number; relearnInterval: number });
       }
     } else if (index === GATE.TRAP) {
       this.userTrap(c);

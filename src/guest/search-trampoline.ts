@@ -32,51 +32,135 @@ export interface CallTableStats {
   hits: number;
   /** Passes that fell back to the table through the retpoline (a trampoline was live). */
   misses: number;
+  /** Equality tests the live trampolines ran (compares / (hits + misses): the mean search length). */
+  compares: number;
   /** Trampolines generated and made live. */
   regenerations: number;
   /** Regenerations put off because a vCPU was executing the buffer to be rewritten. */
   postponed: number;
   /** The numbers the live trampoline calls directly (empty: the plain table call). */
   entries: number[];
+  /** Hits and misses by pid of the calling process. */
+  perProcess: Record<string, SiteStats>;
+  /** Hits and misses by call site (the kernel text's symbol; technique 4 has one: `call_site`). */
+  perSite: Record<string, SiteStats>;
 }
 
+/** Hits and misses of one process or call site. */
+export interface SiteStats { hits: number; misses: number }
+
 /** The state a live migration carries (JSON-safe). */
-export interface CallTableState { active: number; since: number; freq: Array<[number, number]>; stats: CallTableStats }
+export interface CallTableState { active: number; since: number; missed?: number; freq: Array<[number, number]>; stats: CallTableStats; tests?: number[] }
 
 export interface CallTableOptions { maxEntries: number; relearnInterval: number }
 
 /**
+ * The shape of a search trampoline: a chain of equality tests (the hottest numbers, hottest
+ * first) followed by a search tree over the other numbers (the heaviest number of each subtree
+ * at its root). Every node starts `li t4, NR; bne a7, t4, next; jal x0, <target>`; a tree node
+ * whose left subtree is not empty then has `bltu a7, t4, <left>`.
+ */
+type Node = { key: number; chain: true; next: Node | null } | { key: number; chain: false; left: Node | null; right: Node | null };
+
+/** Modelled cycles of a fallback through the retpoline thunk after the miss label (jal, jal, mv, jalr and its return mispredict). */
+const MISS_CYCLES = 2 + 2 + 2 + 1 + 2 + 18;
+
+/** The tree over sorted `keys` [lo, hi] (indices), the heaviest at the root of each subtree. */
+function tree(keys: readonly number[], weights: readonly number[], lo: number, hi: number): Node | null {
+  if (lo > hi) return null;
+  // The heaviest; among equally heavy ones the one nearest the middle (a balanced tree for equal weights).
+  const mid = (lo + hi) / 2;
+  let root = lo;
+  for (let i = lo + 1; i <= hi; i++) if (weights[i] > weights[root] || (weights[i] === weights[root] && Math.abs(i - mid) < Math.abs(root - mid))) root = i;
+  return { key: keys[root], chain: false, left: tree(keys, weights, lo, root - 1), right: tree(keys, weights, root + 1, hi) };
+}
+
+/**
+ * Modelled cycles from the trampoline's first instruction to the jump to its target (or through
+ * the retpoline) for syscall `x`, with `node` the code at hand; `top` is true while nothing but
+ * the miss label follows (no `j miss` needed). One cycle per instruction, one more per taken
+ * branch or jump, as the cost model charges them (src/uarch/costs.ts).
+ */
+function cyclesFor(node: Node | null, x: number, top: boolean): number {
+  if (node === null) return (top ? 0 : 2) + MISS_CYCLES;
+  if (x === node.key) return 1 + 1 + 2;
+  if (node.chain) return 1 + 2 + cyclesFor(node.next, x, top);
+  if (node.left !== null && x < node.key) return 1 + 2 + 2 + cyclesFor(node.left, x, false);
+  return 1 + 2 + (node.left !== null ? 1 : 0) + cyclesFor(node.right, x, top && node.left === null);
+}
+
+/**
+ * The cheapest shape, in modelled cycles weighted by how often each number passed (`freq`: the
+ * frequency table, numbers not in `keys` included: they are the misses), among: the hottest m
+ * keys as a chain, then a tree over the rest (m = 0 .. keys.length).
+ */
+export function trampolineShape(keys: readonly number[], weights: readonly number[], freq: ReadonlyArray<readonly [number, number]>): Node | null {
+  const byWeight = keys.map((k, i) => [k, weights[i]] as const).sort((a, b) => b[1] - a[1] || a[0] - b[0]);
+  let best: Node | null = null, bestCost = Infinity;
+  for (let m = 0; m <= keys.length; m++) {
+    const chained = new Set(byWeight.slice(0, m).map(([k]) => k));
+    const rest = keys.map((k, i) => [k, weights[i]] as const).filter(([k]) => !chained.has(k));
+    let node = tree(rest.map(([k]) => k), rest.map(([, w]) => w), 0, rest.length - 1);
+    for (let i = m - 1; i >= 0; i--) node = { key: byWeight[i][0], chain: true, next: node };
+    let cost = 0;
+    for (const [x, w] of freq) cost += w * cyclesFor(node, x, true);
+    if (cost < bestCost) { best = node; bestCost = cost; }
+  }
+  return best;
+}
+
+/**
  * The search trampoline's source for `keys` (sorted) with their `weights`, placed at `base`;
  * `target(nr)` is where the table's slot for nr points; `retpoline` is the thunk's address.
+ * `freq` (number, passes) is the frequency table the shape is chosen by (trampolineShape; by
+ * default the keys' own weights, no misses).
  */
-export function trampolineSource(base: number, keys: readonly number[], weights: readonly number[], target: (nr: number) => number, retpoline: number): string {
+export function trampolineSource(base: number, keys: readonly number[], weights: readonly number[], target: (nr: number) => number, retpoline: number,
+  freq: ReadonlyArray<readonly [number, number]> = keys.map((k, i) => [k, weights[i]] as const)): string {
+  return trampolineCode(base, trampolineShape(keys, weights, freq), target, retpoline);
+}
+
+/** Equality tests (`li t4, NR; bne a7, t4`) the trampoline of shape `node` runs for syscall `x`. */
+export function testsFor(node: Node | null, x: number): number {
+  if (node === null) return 0;
+  if (x === node.key) return 1;
+  if (node.chain) return 1 + testsFor(node.next, x);
+  return 1 + testsFor(node.left !== null && x < node.key ? node.left : node.right, x);
+}
+
+/** The source of the trampoline of shape `node` at `base` (see trampolineSource). */
+function trampolineCode(base: number, shape: Node | null, target: (nr: number) => number, retpoline: number): string {
   const at = (addr: number) => `start + ${(addr >>> 0) - (base >>> 0)}`;
   const out: string[] = ['.option norvc', 'start:'];
   let labels = 0;
-  const gen = (lo: number, hi: number): void => {
-    if (lo > hi) { out.push('  j miss'); return; }
-    let root = lo;
-    for (let i = lo + 1; i <= hi; i++) if (weights[i] > weights[root]) root = i;
-    const next = `n${labels++}`, left = `n${labels++}`;
-    out.push(`  li t4, ${keys[root]}`, `  bne a7, t4, ${next}`, `  jal x0, ${at(target(keys[root]))}`, `${next}:`);
-    out.push(lo <= root - 1 ? `  bltu a7, t4, ${left}` : '');
-    gen(root + 1, hi);
-    if (lo <= root - 1) { out.push(`${left}:`); gen(lo, root - 1); }
+  const gen = (node: Node | null, top: boolean): void => {
+    if (node === null) { if (!top) out.push('  j miss'); return; }
+    const next = `n${labels++}`;
+    out.push(`  li t4, ${node.key}`, `  bne a7, t4, ${next}`, `  jal x0, ${at(target(node.key))}`, `${next}:`);
+    if (node.chain) { gen(node.next, top); return; }
+    const left = node.left !== null ? `n${labels++}` : '';
+    if (node.left !== null) out.push(`  bltu a7, t4, ${left}`);
+    gen(node.right, top && node.left === null);
+    if (node.left !== null) { out.push(`${left}:`); gen(node.left, false); }
   };
-  gen(0, keys.length - 1);
+  gen(shape, true);
   out.push('miss:', `  jal x0, ${at(retpoline)}`);
-  return out.filter((l) => l !== '').join('\n') + '\n';
+  return out.join('\n') + '\n';
 }
 
 export class SearchTrampoline {
-  readonly stats: CallTableStats = { hits: 0, misses: 0, regenerations: 0, postponed: 0, entries: [] };
+  readonly stats: CallTableStats = { hits: 0, misses: 0, compares: 0, regenerations: 0, postponed: 0, entries: [], perProcess: {}, perSite: { call_site: { hits: 0, misses: 0 } } };
   /** Passes per syscall number since the last relearn (halved at each relearn). */
   private readonly freq = new Float64Array(NR_MAX);
+  /** Equality tests the live trampoline runs for each number (the `compares` counter). */
+  private readonly tests = new Uint8Array(NR_MAX);
   /** 1 for the numbers the live trampoline calls directly. */
   private readonly hot = new Uint8Array(NR_MAX);
   /** The live buffer (0 or 1), or -1: the call site holds the kernel text's own call. */
   private active = -1;
   private since = 0;
+  /** Passes since the last relearn that the live trampoline did not call directly (all of them while none is live). */
+  private missed = 0;
   private readonly site: number;
   private readonly siteWord: number;
   private readonly retpoline: number;
@@ -99,35 +183,50 @@ export class SearchTrampoline {
   private bufferVa(i: number): number { return kva(K.TRAMPOLINES + i * TRAMPOLINE_BYTES); }
 
   /**
-   * The table's call site was passed for syscall `nr` (a gate reached through it). Counts a hit or
-   * a miss against the live trampoline and, every `relearnInterval` passes, relearns. With the
-   * technique off, restores the kernel text's own call.
+   * The table's call site was passed for syscall `nr` by process `pid` (a gate reached through
+   * it). Counts a hit or a miss against the live trampoline and, every `relearnInterval` passes
+   * (or sooner, after relearnInterval / 8 passes missed it), relearns. With the technique off, restores the kernel text's own call.
    */
-  onCall(nr: number, enabled: boolean, o: CallTableOptions): void {
+  onCall(nr: number, pid: number, enabled: boolean, o: CallTableOptions): void {
     if (!enabled) { if (this.active >= 0) this.restore(); return; }
-    if (this.active >= 0) { if (this.hot[nr] === 1) this.stats.hits++; else this.stats.misses++; }
+    if (this.active >= 0) {
+      const per = this.stats.perProcess[pid] ??= { hits: 0, misses: 0 };
+      const site = this.stats.perSite.call_site;
+      this.stats.compares += this.tests[nr];
+      if (this.hot[nr] === 1) { this.stats.hits++; per.hits++; site.hits++; } else { this.stats.misses++; per.misses++; site.misses++; this.missed++; }
+    } else this.missed++;
     this.freq[nr]++;
-    if (++this.since >= o.relearnInterval) this.relearn(o.maxEntries);
+    // The learning window: every relearnInterval passes, and sooner when an eighth of that (at
+    // least 8) went through the retpoline - at the start, and when a new number turns hot.
+    if (++this.since >= o.relearnInterval || this.missed >= Math.max(8, o.relearnInterval >>> 3)) this.relearn(o.maxEntries);
   }
 
-  /** Takes the most frequent numbers; regenerates when they are not the live trampoline's. */
+  /**
+   * Takes the most frequent numbers; regenerates when they are not the live trampoline's. A live
+   * number keeps its place unless another passed more than twice as often (hysteresis: numbers of
+   * equal, low frequency would otherwise take turns and regenerate the trampoline at every relearn).
+   */
   relearn(maxEntries: number): void {
     this.since = 0;
+    this.missed = 0;
     const ranked: number[] = [];
-    for (let nr = 0; nr < NR_MAX; nr++) if (this.freq[nr] > 0) ranked.push(nr);
-    ranked.sort((a, b) => this.freq[b] - this.freq[a] || a - b);
+    const freq: Array<[number, number]> = [];
+    for (let nr = 0; nr < NR_MAX; nr++) if (this.freq[nr] > 0) { ranked.push(nr); freq.push([nr, this.freq[nr]]); }
+    const score = (nr: number) => this.freq[nr] * (this.hot[nr] === 1 ? 2 : 1);
+    ranked.sort((a, b) => score(b) - score(a) || a - b);
     const top = ranked.slice(0, maxEntries).sort((a, b) => a - b);
     const same = this.active >= 0 && top.length === this.stats.entries.length && top.every((nr, i) => nr === this.stats.entries[i]);
-    if (!same && top.length > 0) this.regenerate(top, top.map((nr) => this.freq[nr]));
+    if (!same && top.length > 0) this.regenerate(top, top.map((nr) => this.freq[nr]), freq);
     for (let nr = 0; nr < NR_MAX; nr++) this.freq[nr] /= 2;
   }
 
   /** Writes a trampoline for `keys` into the free buffer and points the call site at it. */
-  private regenerate(keys: number[], weights: number[]): void {
+  private regenerate(keys: number[], weights: number[], freq: Array<[number, number]>): void {
     const buf = this.active === 0 ? 1 : 0;
     const base = this.bufferVa(buf);
     if (this.harts.some((h) => (h.pc >>> 0) >= base && (h.pc >>> 0) < base + TRAMPOLINE_BYTES)) { this.stats.postponed++; return; }
-    const { bytes } = assembleRaw(trampolineSource(base, keys, weights, this.target, this.retpoline), { base, fileName: 'search-trampoline.s' });
+    const shape = trampolineShape(keys, weights, freq);
+    const { bytes } = assembleRaw(trampolineCode(base, shape, this.target, this.retpoline), { base, fileName: 'search-trampoline.s' });
     if (bytes.length > TRAMPOLINE_BYTES) throw new Error(`search trampoline of ${keys.length} entries is ${bytes.length} bytes`);
     this.khv.writeBytes(kgpa(base - kva(0)), bytes);
     const jal = assembleRaw(`.option norvc\nsite:\n  jal ra, site + ${base - this.site}\n`, { base: this.site }).bytes;
@@ -135,6 +234,7 @@ export class SearchTrampoline {
     this.active = buf;
     this.hot.fill(0);
     for (const nr of keys) this.hot[nr] = 1;
+    for (let nr = 0; nr < NR_MAX; nr++) this.tests[nr] = testsFor(shape, nr);
     this.stats.entries = keys;
     this.stats.regenerations++;
   }
@@ -150,16 +250,19 @@ export class SearchTrampoline {
   exportState(): CallTableState {
     const freq: Array<[number, number]> = [];
     this.freq.forEach((v, nr) => { if (v > 0) freq.push([nr, v]); });
-    return { active: this.active, since: this.since, freq, stats: structuredClone(this.stats) };
+    return { active: this.active, since: this.since, missed: this.missed, freq, stats: structuredClone(this.stats), tests: [...this.tests] };
   }
 
   importState(st: CallTableState): void {
     this.active = st.active;
     this.since = st.since;
+    this.missed = st.missed ?? 0;
     this.freq.fill(0);
     for (const [nr, v] of st.freq) this.freq[nr] = v;
     Object.assign(this.stats, structuredClone(st.stats));
     this.hot.fill(0);
     for (const nr of st.stats.entries) this.hot[nr] = 1;
+    this.tests.fill(0);
+    if (st.tests) this.tests.set(st.tests);
   }
 }

@@ -36,8 +36,6 @@ export const EXIT_REASONS: readonly ExitReason[] = [
   { name: 'unknown', support: 'unsupported', handledBy: 'khv', description: 'any other trap into HS or M mode' },
 ];
 
-export const EXIT_BY_NAME: ReadonlyMap<string, ExitReason> = new Map(EXIT_REASONS.map((r) => [r.name, r]));
-
 /** Native code read a guest page whose frame has an uncorrectable error (or that is already corrupted). */
 export class GuestMemoryError extends Error {
   constructor(readonly gpa: number) { super(`memory error at guest-physical 0x${gpa.toString(16)}`); }

@@ -67,8 +67,6 @@ export const IMM = {
   CSR: layout('20:12'),
 } as const satisfies Record<string, ImmLayout>;
 
-export type ImmKind = keyof typeof IMM;
-
 /** Immediates of the compressed formats, on the 16-bit halfword (QEMU's insn16.decode). */
 export const CIMM = {
   imm6: layout('12:s1 2:5'),

@@ -9,6 +9,7 @@ import { PAGE_SIZE } from '../mmu/phys.js';
 import { builtinElf } from '../runtime/workloads.js';
 import { DEFAULT_SPEC, Vm, VmSpec } from '../runtime/vm.js';
 import { resolveTechniques } from '../techniques/catalogue.js';
+import { syscallMix } from '../testing/guest-programs.js';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { gccBuild, tempDir, toolsAvailable } from '../testing/toolchain.js';
@@ -156,6 +157,41 @@ describe('live migration (pre-copy over TCP)', () => {
     expect(console.join('')).toBe(refConsole.join(''));
     expect(Buffer.from(dst.disks[0].slice(0, 1 << 20)).equals(Buffer.from(ref.disks[0].slice(0, 1 << 20)))).toBe(true);
     expect(dst.counters().uhv.block[0]).toEqual(refBlock);
+  }, 120_000);
+
+  test('technique 2 crosses mid-learning: frequency tables, trampolines and counters carry on; the output is that of an undisturbed run', async () => {
+    const mix = (kind: 'writeZero' | 'readZero') => syscallMix(1500, [[kind, 3], ['getpid', 1], ['writeErr', 1]]);
+    const spec: VmSpec = {
+      ...DEFAULT_SPEC, memoryMiB: 32, spectreV2Mitigation: 'retpoline',
+      techniques: resolveTechniques({ instanceCallInlining: { enabled: true, updateIntervalUs: 100 } }),
+      processes: [{ name: 'w', elf: mix('writeZero'), argv: ['w'], env: [], stdin: new Uint8Array() }, { name: 'r', elf: mix('readZero'), argv: ['r'], env: [], stdin: new Uint8Array() }],
+    };
+    const undisturbed = new Vm(spec, HostMemory.create(64), 1);
+    const want = consoleOf(undisturbed);
+    undisturbed.runToCompletion();
+    const vm = new Vm(spec, HostMemory.create(64), 1);
+    const console = consoleOf(vm);
+    while (Object.values(vm.counters().instanceCallInlining.perProcess).filter((q) => q.targets.length > 0).length < 2) expect(vm.run(1)).toBe('running');
+    let before = vm.counters().instanceCallInlining;
+    const m = await migrate(vm, HostMemory.create(64), {}, null, (src) => { before = src.counters().instanceCallInlining; });
+    expect(m.error).toBeNull();
+    const dst = m.dst!;
+    // Mid-learning: both processes had learned targets and were still counting.
+    expect(Object.keys(before.perProcess)).toEqual(['1', '2']);
+    for (const pid of ['1', '2']) expect(before.perProcess[pid].targets.length).toBeGreaterThan(0);
+    expect(dst.counters().instanceCallInlining).toEqual(before);
+    vm.stop('migrated');
+    dst.onConsole((port, bytes) => console.push(`${port}:${Buffer.from(bytes).toString()}`));
+    expect(dst.runToCompletion()).toBe('stopped');
+    // Per port: the two processes' stdout lines, and their 1-byte stderr writes (a migration costs virtual time, so how the two interleave may change, nothing else).
+    const ports = (chunks: string[]) => [0, 1].map((port) => chunks.filter((c) => c.startsWith(`${port}:`)).map((c) => c.slice(2)).join('')).map((t, port) => (port === 0 ? t.split('\n').sort() : [...t].sort()).join('|'));
+    expect(ports(console)).toEqual(ports(want));
+    expect(dst.processes().map((p) => p.status)).toEqual([0, 0]);
+    // The learned trampolines went on working: no call fell back to an outline trampoline on the destination, and the hits kept counting.
+    const after = dst.counters().instanceCallInlining;
+    expect(after.fallbacks).toBe(before.fallbacks);
+    for (const pid of ['1', '2']) expect(after.perProcess[pid].hits).toBeGreaterThan(before.perProcess[pid].hits);
+    expect(after.regenerations).toBeGreaterThanOrEqual(before.regenerations);
   }, 120_000);
 
   test('technique on: a known and a latent poisoned page travel as error metadata; their processes die with SIGBUS on the destination', async () => {

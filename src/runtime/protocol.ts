@@ -30,7 +30,7 @@
  * chatty guest therefore slows down (in wall time only: its output and virtual time are exactly
  * those of an unhurried run) and never floods the main thread.
  */
-import type { Vm, VmCounters, VmSpec } from './vm.js';
+import type { GadgetReach, Vm, VmCounters, VmSpec } from './vm.js';
 import type { ProcessStatus } from '../guest/process.js';
 import type { HostMemoryBuffers } from '../hypervisor/host-memory.js';
 import type { TechniqueSettings } from '../techniques/catalogue.js';
@@ -166,6 +166,8 @@ export type WorkerMessage =
   | { type: 'privileged-mode'; events: PmEvent[]; dropped: number }
   /** The UHV tried to access a VM-control field reserved to the KHV (technique 5): refused, nothing changed. */
   | { type: 'uhv-field-fault'; field: string; write: boolean; pc: number; virtualTimeNs: number }
+  /** Speculative gadget reaches of one vCPU in one slice (coalesced by the VM: one message a vCPU a slice at most). */
+  | { type: 'gadget-reach'; reach: GadgetReach }
   /** Exits since the last batch (while tracing); `dropped` counts those over MAX_EXIT_BATCH. */
   | { type: 'exits'; records: ExitRecord[]; dropped: number }
   | MigrationMessage

@@ -5,7 +5,7 @@
  * thread) into a `crashed` VM whose host frames are taken back. The process never goes down
  * with a worker.
  *
- * Events: 'console' (stdout, stderr: Uint8Array, one coalesced batch), 'process' (status), 'memory-failure' (details), 'domain-event' (details), 'uhv-field-fault' (details), 'exits' (records, dropped), 'privileged-mode' (events, dropped), 'migration' (MigrationMessage), 'state'
+ * Events: 'console' (stdout, stderr: Uint8Array, one coalesced batch), 'process' (status), 'memory-failure' (details), 'domain-event' (details), 'uhv-field-fault' (details), 'gadget-reach' (GadgetReach), 'exits' (records, dropped), 'privileged-mode' (events, dropped), 'migration' (MigrationMessage), 'state'
  * (snapshot), 'final' (snapshot, once). Console output
  * is also kept in `console` (bounded), so nothing printed before a listener attaches is lost.
  */
@@ -150,6 +150,9 @@ export class VmRunner extends EventEmitter {
         break;
       case 'uhv-field-fault':
         this.emit('uhv-field-fault', m);
+        break;
+      case 'gadget-reach':
+        this.emit('gadget-reach', m.reach);
         break;
       case 'exits':
         this.emit('exits', m.records, m.dropped);

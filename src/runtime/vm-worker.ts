@@ -178,6 +178,7 @@ function attach(v: Vm): void {
   v.kernel.onMemoryFailure = (e) => send({ type: 'memory-failure', gpa: e.gpa, pid: e.pid, va: e.va, virtualTimeNs: v.virtualTimeNs() });
   v.onDomainEvent((event) => send({ type: 'domain-event', event, virtualTimeNs: v.virtualTimeNs() }));
   // The attempted value is left out: it could be anything the UHV held.
+  v.onGadgetReach((reach) => send({ type: 'gadget-reach', reach }));
   v.onFieldFault((f) => send({ type: 'uhv-field-fault', field: f.field, write: f.write, pc: f.pc, virtualTimeNs: v.virtualTimeNs() }));
 }
 

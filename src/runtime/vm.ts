@@ -122,6 +122,8 @@ export interface VmCounters extends VcpuCounters {
   instanceCallInlining: InstanceCallStats;
   /** Indirect jumps mispredicted to the guest kernel's gadget (branch target injection's transient window). */
   speculativeGadgetReaches: number;
+  /** Indirect calls in the guest kernel whose target the BTB predicted (the ones branch target injection can steer; 0 under the retpoline and for calls the trampolines made direct). */
+  btbPredictedKernelCalls: number;
   perVcpu: VcpuCounters[];
 }
 
@@ -135,6 +137,22 @@ export interface UhvCounters {
 }
 
 export type ConsoleListener = (port: number, bytes: Uint8Array) => void;
+
+/**
+ * Speculative gadget reaches of one vCPU during one `run` call (coalesced: one report a vCPU a
+ * run at most): indirect jumps the BTB mispredicted to the guest kernel's gadget.
+ */
+export interface GadgetReach {
+  vcpu: number;
+  /** Reaches since the previous report of this vCPU. */
+  reaches: number;
+  /** The kernel text's symbol at the mispredicted jump (`call_site`, `method_site`, ...), or its address in hex. */
+  site: string;
+  /** The gadget's address. */
+  gadget: number;
+  mitigation: SpectreV2Mitigation;
+  virtualTimeNs: number;
+}
 
 /** Who a guest page belongs to: a process (mapped at `va`, or null for its page tables), the kernel, the console rings, or nobody. */
 export type PageOwner = { kind: 'process'; pid: number; va: number | null } | { kind: 'kernel' } | { kind: 'device' } | { kind: 'free' };
@@ -411,6 +429,24 @@ export class Vm implements Migratable, MigrationTarget {
   private codeInvalidate: ((pa: number) => void) | null = null;
 
   onConsole(l: ConsoleListener): void { this.listeners.push(l); }
+  /** Told after each `run` about the speculative gadget reaches of each vCPU in it (branch target injection's transient window). */
+  onGadgetReach(l: (e: GadgetReach) => void): void { this.gadgetListeners.push(l); }
+  private readonly gadgetListeners: Array<(e: GadgetReach) => void> = [];
+  /** Per vCPU, the reaches already reported. */
+  private readonly gadgetReported: number[] = [];
+
+  private reportGadgetReaches(): void {
+    this.vcpus.forEach((v, i) => {
+      const h = v.hart;
+      const d = h.gadgetReaches - (this.gadgetReported[i] ?? 0);
+      if (d <= 0) return;
+      this.gadgetReported[i] = h.gadgetReaches;
+      let site = `0x${(h.gadgetReachPc >>> 0).toString(16)}`;
+      for (const [name, at] of this.kernel.text.symbols) if ((at >>> 0) === (h.gadgetReachPc >>> 0)) { site = name; break; }
+      const e: GadgetReach = { vcpu: i, reaches: d, site, gadget: h.gadget >>> 0, mitigation: this.spec.spectreV2Mitigation, virtualTimeNs: this.virtualTimeNs() };
+      for (const l of this.gadgetListeners) l(e);
+    });
+  }
   /** Told about every UHV access to a field reserved to the KHV (refused; nothing changed). */
   onFieldFault(l: (f: FieldFault) => void): void { this.fieldFaultListeners.push(l); }
 
@@ -437,6 +473,7 @@ export class Vm implements Migratable, MigrationTarget {
         this.crash(e);
       }
     }
+    if (this.gadgetListeners.length > 0) this.reportGadgetReaches();
     if (this.state !== 'running') this.release();
     return this.state;
   }
@@ -603,6 +640,7 @@ export class Vm implements Migratable, MigrationTarget {
       callTableInlining: structuredClone(this.kernel.callTableStats),
       instanceCallInlining: structuredClone(this.kernel.instanceCallStats),
       speculativeGadgetReaches: this.vcpus.reduce((n, v) => n + v.hart.gadgetReaches, 0),
+      btbPredictedKernelCalls: this.vcpus.reduce((n, v) => n + v.hart.kernelBtbCalls, 0),
       perVcpu,
     };
   }

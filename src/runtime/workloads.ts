@@ -40,6 +40,9 @@ export const BUILTIN_IMAGES: readonly BuiltinImage[] = [
   { name: 'pipewriter', description: 'writes 20,000 lines of 32 bytes to stdout' },
   { name: 'pipereader', description: 'reads stdin to its end in 100-byte chunks; prints the byte count and sum' },
   { name: 'blockio', description: 'block-I/O bound: writes argv[1] MiB (default 4) to /dev/vda (or the file argv[2]) in 64 KiB writes, fsyncs, reads it back and checks every word; prints the byte counts, a checksum and the mismatches (two virtio-blk requests, one notify MMIO exit each, per call)' },
+  { name: 'btiattacker', description: 'branch target injection\'s attacker: trains the shared BTB entry of the guest kernel\'s syscall-table call with the kernel\'s gadget, then dies of SIGSEGV (run it before btivictim on one vCPU: the bti workload)',
+    hvsimOnly: 'its jump aliases a branch of hvsim\'s guest kernel; under qemu-riscv32 it only faults' },
+  { name: 'btivictim', description: 'branch target injection\'s victim: 50 getpid calls, then prints "victim ok" and exits 0' },
 ];
 
 /** Disks (MiB) a built-in image needs when it runs as a workload of its own. */
@@ -62,6 +65,11 @@ export const WORKLOADS: readonly Workload[] = [
     name: 'privileged', description: 'technique 6 on 4 vCPUs: pmcounter on every vCPU at once, each entering the privileged mode 100 times',
     vcpus: 4,
     processes: [0, 1, 2, 3].map(() => ({ image: 'pmcounter', argv: ['pmcounter', '100'] })),
+  },
+  {
+    name: 'bti', description: 'btiattacker then btivictim on one vCPU: with spectreV2Mitigation none the victim\'s first syscall is speculated to the kernel\'s gadget (a vm.speculative-gadget-reach event); never with retpoline or the trampolines',
+    vcpus: 1,
+    processes: [{ image: 'btiattacker', argv: ['btiattacker'] }, { image: 'btivictim', argv: ['btivictim'] }],
   },
   {
     name: 'pipeline', description: 'pipewriter | pipereader: two processes with different hot file methods (technique 2)',

@@ -73,7 +73,7 @@ export const TECHNIQUES: readonly Technique[] = [
       { name: 'updateIntervalUs', type: 'integer', default: 100, min: 1, max: 10_000_000, description: 'virtual time between a process\'s regenerations' },
     ],
     enabledByDefault: false,
-    counters: ['hits', 'misses', 'fallbacks', 'regenerations', 'postponed', 'perProcess.PID.{hits,misses,fallbacks,regenerations,targets}'],
+    counters: ['hits', 'misses', 'fallbacks', 'compares', 'regenerations', 'postponed', 'perProcess.PID.{hits,misses,fallbacks,regenerations,targets}', 'perSite.method_site.{hits,misses,fallbacks}'],
     live: true, appliesAt: 'the next file read or write', support: 'implemented',
   },
   {
@@ -91,14 +91,14 @@ export const TECHNIQUES: readonly Technique[] = [
   },
   {
     name: 'callTableInlining', number: 4, patent: 'US10834255B1', title: 'Inlining large call tables',
-    description: 'The guest kernel counts how often each syscall number passes the syscall table\'s indirect call (a frequency table). Every relearnInterval passes it takes the maxEntries most frequent numbers and, when that set changed, generates a search trampoline: real RV32 code that binary-searches those numbers (the most frequent at the top of each subtree) and jumps directly to their handlers, falling back to the table through a retpoline for the others. The call site is patched to call the trampoline (two buffers, one word switched; a buffer a vCPU is executing is never rewritten).',
+    description: 'The guest kernel counts how often each syscall number passes the syscall table\'s indirect call (a frequency table). Every relearnInterval passes it takes the maxEntries most frequent numbers (a live number stays unless another passed more than twice as often) and, when that set changed, generates a search trampoline: real RV32 code that searches those numbers - equality tests for the hottest, then a search tree over the rest, the shape with the fewest modelled cycles for the counted distribution - and jumps directly to their handlers, falling back to the table through a retpoline for the others. The call site is patched to call the trampoline (two buffers, one word switched; a buffer a vCPU is executing is never rewritten).',
     changes: 'the guest kernel text: the syscall table\'s indirect call becomes a direct call to a generated search trampoline (no BTB prediction on the hot numbers, a retpoline for the rest)',
     params: [
       { name: 'maxEntries', type: 'integer', default: 8, min: 1, max: 64, description: 'syscall numbers the trampoline calls directly' },
-      { name: 'relearnInterval', type: 'integer', default: 256, min: 10, max: 10_000_000, description: 'table call-site passes between relearns (the frequency table is halved at each)' },
+      { name: 'relearnInterval', type: 'integer', default: 256, min: 10, max: 10_000_000, description: 'table call-site passes between relearns (the frequency table is halved at each); a relearn comes sooner once relearnInterval / 8 passes (at least 8) went through the retpoline' },
     ],
     enabledByDefault: false,
-    counters: ['hits', 'misses', 'regenerations', 'postponed', 'entries'],
+    counters: ['hits', 'misses', 'compares', 'regenerations', 'postponed', 'entries', 'perProcess.PID.{hits,misses}', 'perSite.call_site.{hits,misses}'],
     live: true, appliesAt: 'the next syscall', support: 'implemented',
   },
   {

@@ -199,24 +199,30 @@ export const SKEWED_MIX: Array<[keyof typeof MIX_CALLS, number]> = [
  */
 export function btiAttacker(victimSite: number, gadget: number): { elf: Uint8Array; trainAt: number } {
   const at = 0x1_0000 + (victimSite & 0xffff);
-  const r = assemble(`
+  const r = assemble(btiAttackerSource(victimSite, gadget));
+  const trainAt = r.symbols.get('train')!;
+  if (trainAt !== at) throw new Error(`attacker's jump is at 0x${trainAt.toString(16)}, not 0x${at.toString(16)}`);
+  return { elf: r.elf, trainAt };
+}
+
+/** The assembly source of btiAttacker (workloads/src/btiattacker.s is made from it with the kernel text's call_site and gadget). */
+export const btiAttackerSource = (victimSite: number, gadget: number): string => `
 .option norvc
 .globl _start
 .text
 _start:
   li t2, ${gadget | 0}
   j train
-  .skip ${at - 0x1_0000 - 12}
+  .skip ${(victimSite & 0xffff) - 12}
 train:
   jalr ra, 0(t2)
-`);
-  const trainAt = r.symbols.get('train')!;
-  if (trainAt !== at) throw new Error(`attacker's jump is at 0x${trainAt.toString(16)}, not 0x${at.toString(16)}`);
-  return { elf: r.elf, trainAt };
-}
+`;
 
 /** `n` getpid calls in a loop, one write of `msg` to stdout, exit(`code`) (also branch target injection's victim). */
-export const getpidsThenPrint = (n: number, msg = 'ok\n', code = 7): Uint8Array => assemble(`
+export const getpidsThenPrint = (n: number, msg = 'ok\n', code = 7): Uint8Array => assemble(getpidsThenPrintSource(n, msg, code)).elf;
+
+/** The assembly source of getpidsThenPrint (workloads/src/btivictim.s is made from it). */
+export const getpidsThenPrintSource = (n: number, msg = 'ok\n', code = 7): string => `
 .globl _start
 .text
 _start:
@@ -236,4 +242,4 @@ _start:
   ecall
 .data
 msg: .ascii "${msg.replace(/\n/g, '\\n')}"
-`).elf;
+`;

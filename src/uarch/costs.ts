@@ -67,11 +67,6 @@ export const Ctr = {
   Count: 10,
 } as const;
 
-export const COUNTER_NAMES = [
-  'instructions', 'cycles', 'tlbMisses', 'walkReferences', 'takenBranches', 'branchMispredicts',
-  'returnMispredicts', 'traps', 'interrupts', 'crossings',
-] as const;
-
 /**
  * Indirect-branch target predictor: direct-mapped, 512 entries indexed by pc bits [9:1], tagged
  * with the low TAG_BITS bits of the pc only (as hardware BTBs keep partial tags), storing the full

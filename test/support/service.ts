@@ -69,11 +69,11 @@ export function useTenantSession(backend: Backend, tenant: string): TenantSessio
     s.svc = await startTestService(backend);
     s.token = (await request(s.svc.url).post('/v1/tenants').set('Authorization', `Bearer ${ADMIN}`).send({ name: tenant }).expect(201)).body.token;
     s.auth = { Authorization: `Bearer ${s.token}` };
-  }, 60_000);
+  }, 300_000);
   afterAll(async () => {
     for (const sock of s.sockets) sock.disconnect();
     await s.svc?.close();
     await s.svc?.dropSchema();
-  }, 60_000);
+  }, 300_000);
   return s;
 }

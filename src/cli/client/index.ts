@@ -16,6 +16,7 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { CliError } from '../cli-error.js';
 import { ApiError, EventsClient, hvsimClient, must, type HvEvent, type HvsimClient } from '../../client/index.js';
+import { migrationProgress, progressView } from './progress.js';
 
 /** A failure of a client command: one line on stderr, and its exit status. */
 export class ClientError extends CliError {
@@ -196,9 +197,18 @@ export function registerClientCommands(program: Command): Command {
       .action(async (id: string, o: { wait?: boolean }, c: Command) => {
         const conn = connection(c);
         let op = await call(conn.api.POST(`/v1/vms/{id}/${action}`, path(id)));
-        while (o.wait && (op.state === 'pending' || op.state === 'running')) {
-          await new Promise((r) => setTimeout(r, 100));
-          op = await call(conn.api.GET('/v1/operations/{id}', path(op.id)));
+        if (o.wait) {
+          const view = progressView(`${action} ${id}`, { lines: false });
+          try {
+            while (op.state === 'pending' || op.state === 'running') {
+              view.update(op.progress, op.state);
+              await new Promise((r) => setTimeout(r, 100));
+              op = await call(conn.api.GET('/v1/operations/{id}', path(op.id)));
+            }
+            view.update(op.state === 'succeeded' ? 1 : op.progress, op.state);
+          } finally {
+            view.stop();
+          }
         }
         print(conn.json, op, [op], OPERATION);
         if (op.state === 'failed') throw new ClientError(`hvsim: ${action} failed: ${op.error?.message ?? ''}`, 1);
@@ -249,14 +259,16 @@ export function registerClientCommands(program: Command): Command {
       const r = await call(conn.api.POST('/v1/vms/{id}/migrations', { params: { path: { id } }, body: { destinationHostId: dest, mode: 'precopy' } }));
       let m = r.migration;
       if (!o.watch) return print(conn.json, r, [m], MIGRATION);
-      let last = '';
-      while (!['completed', 'failed', 'cancelled'].includes(m.phase)) {
-        const stats = (m.stats ?? {}) as Record<string, unknown>;
-        const line = `${m.phase}${stats.round !== undefined ? ` round ${stats.round}` : ''}${stats.remaining !== undefined ? `, ${stats.remaining} bytes remaining` : ''}`;
-        if (line !== last) process.stderr.write(`${line}\n`);
-        last = line;
-        await new Promise((res) => setTimeout(res, 100));
-        m = await call(conn.api.GET('/v1/migrations/{id}', path(m.id)));
+      const view = progressView(`migrate ${id}`);
+      try {
+        while (!['completed', 'failed', 'cancelled'].includes(m.phase)) {
+          view.update(...migrationProgress(m.phase, m.stats as Record<string, unknown> | null));
+          await new Promise((res) => setTimeout(res, 100));
+          m = await call(conn.api.GET('/v1/migrations/{id}', path(m.id)));
+        }
+        view.update(...migrationProgress(m.phase, m.stats as Record<string, unknown> | null));
+      } finally {
+        view.stop();
       }
       print(conn.json, m, [m], MIGRATION);
       if (m.phase !== 'completed') throw new ClientError(`hvsim: migration ${m.phase}: ${m.failureReason ?? ''}`, 1);

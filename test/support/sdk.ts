@@ -1,0 +1,20 @@
+/**
+ * The typed SDK (src/client) as the e2e suites use it: a client per token, and `refused` for a
+ * call that must fail with a given status (it returns the problem details to check further).
+ * Suites about HTTP itself (headers, content types, body limits, methods, raw malformed input)
+ * use supertest instead: the SDK cannot send what its types forbid.
+ */
+import { hvsimClient, type HvsimClient, type Problem } from '../../src/client/index.js';
+
+export { must } from '../../src/client/index.js';
+
+export function sdk(url: string, token: string): HvsimClient {
+  return hvsimClient({ url, token });
+}
+
+/** Awaits an SDK call, expects `status`, returns its problem details. */
+export async function refused(p: Promise<{ error?: unknown; response: Response }>, status: number): Promise<Problem> {
+  const r = await p;
+  expect({ status: r.response.status, type: r.response.headers.get('content-type') }).toEqual({ status, type: expect.stringContaining('application/problem+json') });
+  return r.error as Problem;
+}
