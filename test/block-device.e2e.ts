@@ -100,6 +100,7 @@ const MIB = 1 << 20;
     const mid = (await bin(`/v1/vms/${vm.id}/disks/0`).expect(200)).body as Buffer;
     expect(mid.length).toBe(mib * MIB);
     await api().post(`/v1/vms/${vm.id}/resume`).set(auth()).expect(202);
+    await until('resumed', async () => (await state(vm.id)) !== 'paused');
     // The catalogue says the maps change live, at the next exit: block exits go through the KHV from here on.
     const live = await api().patch(`/v1/vms/${vm.id}`).set(auth()).send({ techniques: { uhvDirectTransitions: { exitRouting: { 'mmio.block': 'khv' } } } }).expect(200);
     expect(live.body.techniques.uhvDirectTransitions).toEqual({ enabled: true, exitRouting: { 'mmio.block': 'khv' } });
