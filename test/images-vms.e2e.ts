@@ -80,7 +80,7 @@ describe.each(BACKENDS)('images, VM definitions and operations on $name', (backe
 
   test('built-in workload images are listed with ?builtin=true, materialized once per tenant', async () => {
     const r = await api().get('/v1/images?builtin=true').set(auth).expect(200);
-    expect(r.body.items.map((i: { name: string }) => i.name).sort()).toEqual(['btiattacker', 'btivictim', 'console', 'cpu', 'filewrites', 'hello', 'memtouch', 'pipereader', 'pipewriter', 'pmcounter', 'skewedmix', 'syscalls']);
+    expect(r.body.items.map((i: { name: string }) => i.name).sort()).toEqual(['blockio', 'btiattacker', 'btivictim', 'console', 'cpu', 'filewrites', 'hello', 'memtouch', 'pipereader', 'pipewriter', 'pmcounter', 'skewedmix', 'syscalls']);
     expect(r.body.items.every((i: { builtin: boolean; description: string }) => i.builtin && i.description.length > 0)).toBe(true);
     const again = await api().get('/v1/images?builtin=true').set(auth).expect(200);
     expect(again.body.items.map((i: { id: string }) => i.id)).toEqual(r.body.items.map((i: { id: string }) => i.id));

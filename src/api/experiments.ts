@@ -102,6 +102,7 @@ export class ExperimentsService {
     const spec: Omit<VmSpec, 'processes' | 'techniques'> = {
       ...DEFAULT_SPEC, vcpus: dto.vm?.vcpus ?? workload?.vcpus ?? 1, memoryMiB: dto.vm?.memoryMiB ?? DEFAULT_SPEC.memoryMiB, seed: dto.vm?.seed ?? DEFAULT_SPEC.seed,
       engine: dto.vm?.engine ?? 'jit', spectreV2Mitigation: dto.vm?.spectreV2Mitigation ?? 'none', crossingPreset: dto.vm?.crossingPreset ?? 'none',
+      ...(workload?.disks ? { disks: workload.disks.map((mib) => ({ sizeBytes: mib << 20 })) } : {}),
     };
     const variants: Variant[] = dto.variants.map((v) => ({ name: v.name, techniques: v.techniques }));
     const repetitions = dto.repetitions ?? 1;

@@ -19,7 +19,7 @@ import { DataSource, EntityManager, In } from 'typeorm';
 import { Gauge } from 'prom-client';
 import { EventsService } from './events.service.js';
 import { Metrics } from './observability.js';
-import { HostEntity, OperationEntity, VmEntity, VmRunEntity } from '../persistence/entities.js';
+import { HostEntity, OperationEntity, VmDiskContentEntity, VmEntity, VmRunEntity } from '../persistence/entities.js';
 import { HostRuntime, HostUsage } from '../runtime/host-runtime.js';
 import { VmRunner } from '../runtime/vm-runner.js';
 import type { DomainEvent } from '../hypervisor/domains.js';
@@ -492,6 +492,14 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
           // The last snapshot, so even a run shorter than one sample reports its counters.
           const { perVcpu: _, ...totals } = s.counters;
           await this.events.append(m, l.tenantId, 'vm.counters', `vm:${vmId}`, { ...totals, final: true, wallMs: Date.now() - l.startedAt.getTime() });
+        }
+        const disks = l.runner.finalDisks;
+        if (disks) {
+          // A stopped VM keeps its disks: what this run wrote replaces what the last one kept.
+          await m.delete(VmDiskContentEntity, { vmId });
+          for (const [disk, w] of disks.entries()) {
+            await m.insert(VmDiskContentEntity, { vmId, disk, tenantId: l.tenantId, chunks: w.chunks, content: Buffer.from(w.bytes.buffer, w.bytes.byteOffset, w.bytes.byteLength) });
+          }
         }
         await m.update(VmRunEntity, { vmId }, {
           stoppedAt: new Date(), processes: s.processes as never, counters: s.counters as never,

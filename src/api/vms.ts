@@ -15,12 +15,12 @@ import { TenantId } from './auth.js';
 import { Idempotent } from './idempotency.js';
 import { conflict, notFound, ProblemError } from './errors.js';
 import { EventsService } from './events.service.js';
-import { DiskSpecRow, HostEntity, ImageEntity, ProcessSpec, VmEntity, VmRunEntity } from '../persistence/entities.js';
+import { DiskSpecRow, HostEntity, ImageEntity, ProcessSpec, VmDiskContentEntity, VmEntity, VmRunEntity } from '../persistence/entities.js';
 import { MAX_DISKS } from '../hypervisor/platform.js';
-import { SECTOR } from '../hypervisor/disk.js';
+import { Disk, SECTOR } from '../hypervisor/disk.js';
 import { OperationsService } from './operations.js';
 import { BootCancelled, RuntimeService } from './runtime.service.js';
-import type { VmSpec } from '../runtime/vm.js';
+import type { DiskSpec, VmSpec } from '../runtime/vm.js';
 import { checkTechniques } from './techniques.js';
 import { notLive, resolveTechniques, TECHNIQUE_BY_NAME } from '../techniques/catalogue.js';
 import { listPage, PageQuery } from './pagination.js';
@@ -204,6 +204,8 @@ export class VmsService {
         if (dto.memoryMiB !== undefined && dto.memoryMiB > v.memoryMiB) await this.place(m, tenantId, dto.memoryMiB, v.hostId);
         Object.assign(v, { ...dto, seed: dto.seed !== undefined ? String(dto.seed) : v.seed, disks: disks ?? v.disks });
         const saved = await m.save(v);
+        // New disks start from their bases: what the old ones kept is dropped.
+        if (disks) await m.delete(VmDiskContentEntity, { vmId: id });
         if (dto.processes || disks) await this.linkImages(m, tenantId, id, [...saved.processes, ...(saved.domains ?? [])], saved.disks);
         await this.events.append(m, tenantId, 'vm.updated', `vm:${id}`, { changes: { ...dto } });
         return vmView(saved);
@@ -332,6 +334,26 @@ export class VmsService {
     })));
   }
 
+  /**
+   * The VM's disks as the runtime takes them: each one's base (an image's bytes, or empty) and
+   * what the VM's last run wrote over it (kept when it stopped). `byId`: the images by id.
+   */
+  private async diskSpecs(v: VmEntity, byId: Map<string, ImageEntity>): Promise<DiskSpec[]> {
+    const kept = new Map((await this.ds.getRepository(VmDiskContentEntity).find({ where: { vmId: v.id } })).map((r) => [r.disk, r]));
+    return (v.disks ?? []).map((d, n) => {
+      let spec: DiskSpec;
+      if (!('imageId' in d)) spec = { sizeBytes: d.sizeMiB << 20 };
+      else {
+        const img = byId.get(d.imageId);
+        if (!img) throw new Error(`image ${d.imageId} no longer exists`);
+        const bytes = new Uint8Array(img.content);
+        spec = { sizeBytes: Math.max(SECTOR, Math.ceil(bytes.length / SECTOR) * SECTOR), image: bytes };
+      }
+      const k = kept.get(n);
+      return k ? { ...spec, written: { chunks: k.chunks, bytes: new Uint8Array(k.content) } } : spec;
+    });
+  }
+
   /** The runtime spec of a VM definition: its images' bytes, arguments, stdin and settings. */
   private async spec(tenantId: string, v: VmEntity, host: HostEntity): Promise<VmSpec> {
     const diskImages = (v.disks ?? []).flatMap((d) => ('imageId' in d ? [d.imageId] : []));
@@ -343,13 +365,7 @@ export class VmsService {
       vcpus: v.vcpus, memoryMiB: v.memoryMiB, seed: Number(v.seed) >>> 0, engine: v.engine,
       spectreV2Mitigation: v.spectreV2Mitigation, crossingPreset: v.crossingPreset,
       techniques: resolveTechniques(host.techniques, v.techniques),
-      disks: (v.disks ?? []).map((d) => {
-        if (!('imageId' in d)) return { sizeBytes: d.sizeMiB << 20 };
-        const img = byId.get(d.imageId);
-        if (!img) throw new Error(`image ${d.imageId} no longer exists`);
-        const bytes = new Uint8Array(img.content);
-        return { sizeBytes: Math.max(SECTOR, Math.ceil(bytes.length / SECTOR) * SECTOR), image: bytes };
-      }),
+      disks: await this.diskSpecs(v, byId),
       processes: v.processes.map((p) => {
         const img = byId.get(p.imageId);
         if (!img) throw new Error(`image ${p.imageId} no longer exists`);
@@ -392,15 +408,26 @@ export class VmsService {
   /** Console bytes so far (bounded: the newest 1 MiB per stream) of the current or latest run. */
   /**
    * Bytes of disk `n`'s current content: the whole disk, or one byte range that `range(size)`
-   * (Express's Range parser) picks. Content lives with the running or paused VM.
-   * Raises: 404 (no VM, no such disk), 409 (the VM is not running or paused), 416 (unsatisfiable range).
+   * (Express's Range parser) picks. A running or paused VM's disk is read from its worker; a
+   * stopped VM's is what it kept when it stopped, over the disk's base.
+   * Raises: 404 (no VM, no such disk), 409 (a disk image that no longer exists), 416 (unsatisfiable range).
    */
   async disk(tenantId: string, id: string, n: number, range: (size: number) => { start: number; end: number } | null) {
     const v = await this.get(tenantId, id);
     if (!(n >= 0 && n < (v.disks ?? []).length)) throw new ProblemError(404, 'Not Found', `VM ${id} has ${(v.disks ?? []).length} disk(s); there is no disk ${n}`);
     const runner = this.runtime.runner(id);
     if (!runner || (v.state !== 'running' && v.state !== 'paused')) {
-      throw conflict(`VM ${id} is ${v.state}: a disk's content exists while its VM runs or is paused (it is not kept after the VM stops)`, { state: v.state });
+      // Not running: the content kept when the VM stopped (or the base, before its first run).
+      const images = (v.disks ?? []).flatMap((d) => ('imageId' in d ? [d.imageId] : []));
+      const rows = images.length ? await this.ds.getRepository(ImageEntity).createQueryBuilder('i').addSelect('i.content')
+        .where('i.tenant_id = :tenantId AND i.id IN (:...images)', { tenantId, images }).getMany() : [];
+      let spec: DiskSpec;
+      try { spec = (await this.diskSpecs(v, new Map(rows.map((r) => [r.id, r]))))[n]; } catch (e) { throw conflict(`VM ${id}'s disk ${n}: ${(e as Error).message}`); }
+      const disk = new Disk(spec.sizeBytes, spec.image ?? null);
+      if (spec.written) disk.importWritten(spec.written);
+      const r = range(disk.sizeBytes);
+      const want = r ?? { start: 0, end: disk.sizeBytes - 1 };
+      return { sizeBytes: disk.sizeBytes, partial: r !== null, start: want.start, bytes: disk.slice(want.start, want.end + 1) };
     }
     const { sizeBytes } = await runner.ask({ type: 'read-disk', disk: n, start: 0, end: 0 });
     const r = range(sizeBytes);

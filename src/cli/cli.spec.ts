@@ -333,6 +333,22 @@ describe('hvsim experiment', () => {
     expect(bad.stderr).toMatch(/techniques\.uhvDirectTransitions\.exitRouting\.mmio\.disk/);
   }, 60_000);
 
+  test('--disk gives the VM an empty disk per option: the block workload through /dev/vda, off and on technique 5; a bad size is status 2', () => {
+    const file = join(process.cwd(), 'workloads/bin/blockio.elf');
+    const json = JSON.parse(cli(['experiment', file, '--disk', '1', '--json', '--variant', 'off:', '--variant', 'on:uhvDirectTransitions=on', '--', '1']).stdout);
+    const [off, on] = json.variants;
+    expect(on.consoleSha256).toBe(off.consoleSha256);
+    expect(off.statuses).toEqual([0]);
+    expect(off.counters.uhv.block[0]).toMatchObject({ bytesWritten: 1 << 20, bytesRead: 1 << 20, errors: 0 });
+    expect(on.counters.uhv.transitionsByEdge['guest->uhv']).toBeGreaterThan(0);
+    const run = cli(['run', file, '--disk', '1', '--', '1']);
+    expect(run.stdout).toBe('written 00100000\nread 00100000\nchecksum 8c9e0000\nmismatches 00000000\n');
+    expect(cli(['run', file]).stdout).toBe('failed\n');
+    const bad = cli(['run', file, '--disk', '0']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/--disk needs an integer from 1 to 1024/);
+  }, 60_000);
+
   test('bad variants are one line and status 2', async () => {
     for (const args of [['--variant', 'x'], ['--variant', 'a:warp=on'], ['--variant', 'a:syscallLookahead.window=0'], ['--variant', 'a:', '--variant', 'a:']]) {
       const r = await inProcess(['experiment', join(process.cwd(), 'workloads/bin/hello.elf'), ...args]);

@@ -25,6 +25,8 @@ export interface VmOptions {
   crossing?: 'none' | 'kpti';
   /** `--domain` values (technique 7), parsed by parseDomains when the command runs. */
   domain?: string[];
+  /** `--disk` sizes in MiB: one empty disk each (/dev/vda first). */
+  disk?: number[];
 }
 
 /** Declares the VM spec options of `run` and `experiment`. */
@@ -37,5 +39,6 @@ export function addVmOptions(cmd: Command): Command {
     .addOption(new Option('--engine <engine>', 'execution engine (default jit; wasm: hot pages compiled to WebAssembly, hvsim run only)').choices(['interp', 'jit', 'wasm']))
     .addOption(new Option('--spectre-v2 <mitigation>', 'Spectre-v2 mitigation of the guest kernel (default none)').choices(['none', 'retpoline']))
     .addOption(new Option('--crossing <preset>', 'privilege-crossing cost preset (default none)').choices(['none', 'kpti']))
+    .option('--disk <mib>', 'an empty disk of MiB, 1-1024, the guest\'s /dev/vda, /dev/vdb... (repeatable, at most 8)', (v, prev: number[]) => [...prev, intOption(name, '--disk', v, 1, 1024)], [])
     .option('--domain <domain>', 'a protection domain (technique 7): keystore, or NAME=FILE:ENTRY[,ENTRY...][:KIB] (repeatable; needs --vcpus 1)', collect, []);
 }

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { assemble, AsmError } from '../isa/assembler.js';
 import { ElfError, parseElf32 } from '../isa/elf.js';
 import { DEFAULT_SPEC, VmSpec } from '../runtime/vm.js';
+import { MAX_DISKS } from '../hypervisor/platform.js';
 import { TECHNIQUE_BY_NAME, TechniqueConfigError, validateTechniques } from '../techniques/catalogue.js';
 import { CliError } from './cli-error.js';
 import type { VmOptions } from './options.js';
@@ -14,6 +15,7 @@ import { keystoreDomain } from '../runtime/keystore.js';
 
 /** The VM spec of the options, defaults for what they leave out. */
 export function vmSpec(o: VmOptions): Omit<VmSpec, 'processes' | 'techniques'> {
+  if ((o.disk?.length ?? 0) > MAX_DISKS) throw new CliError(`at most ${MAX_DISKS} --disk options`);
   return {
     ...DEFAULT_SPEC,
     vcpus: o.vcpus ?? DEFAULT_SPEC.vcpus,
@@ -22,6 +24,7 @@ export function vmSpec(o: VmOptions): Omit<VmSpec, 'processes' | 'techniques'> {
     engine: o.engine ?? DEFAULT_SPEC.engine,
     spectreV2Mitigation: o.spectreV2 ?? DEFAULT_SPEC.spectreV2Mitigation,
     crossingPreset: o.crossing ?? DEFAULT_SPEC.crossingPreset,
+    ...(o.disk?.length ? { disks: o.disk.map((mib) => ({ sizeBytes: mib << 20 })) } : {}),
   };
 }
 

@@ -531,7 +531,7 @@ export interface paths {
         };
         /**
          * Download a VM disk
-         * @description The current content of disk `n` (technique 5's virtio block device, copy-on-write over its image) of a running or paused VM; a single `Range: bytes=...` gives 206 with Content-Range.
+         * @description The current content of disk `n` (technique 5's virtio block device, copy-on-write over its image): of a running or paused VM as it is now; of a stopped or crashed VM as its last run left it (kept when it stopped; the next start boots from it); of a VM that never ran, its base. A single `Range: bytes=...` gives 206 with Content-Range.
          */
         get: operations["VmsController_disk"];
         put?: never;
@@ -4012,7 +4012,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description the VM is not running or paused */
+            /** @description the disk's base image no longer exists */
             409: {
                 headers: {
                     [name: string]: unknown;

@@ -15,9 +15,10 @@
  * Entry/exit contract with the native side (guest/kernel.ts):
  * - at a syscall gate, a0-a5/a7 hold the user's arguments and sp points to the per-CPU area,
  *   whose words 0..31 hold the user's x0..x31 (x2 = user sp); sepc already points past the ecall;
- * - the gate's return value (a0) is stored into the saved a0, then the ring doorbell is rung if
- *   PENDING is set and the syscall is dispatched again if CONTINUE is set (the handler then
- *   returns the saved a0 unchanged);
+ * - the gate's return value (a0) is stored into the saved a0; if PENDING is set, the device
+ *   register accesses of the IO list are made (PENDING bit 31, PERCPU.IO_LIST: the block
+ *   driver's), the console doorbell is rung (the low bits) and the syscall is dispatched again if
+ *   CONTINUE is set (the handler then returns the saved a0 unchanged);
  * - a file method gate (reached from `sys_rw`) gets the same arguments and the open-file object's
  *   VA in t3, and returns to `sys_rw`, which returns to the dispatch;
  * - the trap gate (exceptions) and irq gate may rewrite the whole saved frame, sepc, sstatus and
@@ -76,13 +77,40 @@ after_call:
   lw t0, ${PERCPU.PENDING}(sp)
   beqz t0, restore
   sw zero, ${PERCPU.PENDING}(sp)
+  bltz t0, io_list
+ring:
   li t1, 0x${DOORBELL_VA.toString(16)}
   sw t0, 0(t1)
+again:
   lw t0, ${PERCPU.CONTINUE}(sp)
   beqz t0, restore
   sw zero, ${PERCPU.CONTINUE}(sp)
 ${[10, 11, 12, 13, 14, 15, 17].map((r) => `  lw x${r}, ${4 * r}(sp)`).join('\n')}
   j dispatch
+# PENDING bit 31: the driver's device register accesses (PERCPU.IO_LIST), each a real MMIO
+# load or store; then the console's ports (the low bits), if any, and CONTINUE.
+io_list:
+  lw t1, ${PERCPU.IO_COUNT}(sp)
+  addi t2, sp, ${PERCPU.IO_LIST}
+io_op:
+  lw t3, 0(t2)
+  andi t4, t3, 1
+  andi t3, t3, -2
+  bnez t4, io_read
+  lw t4, 4(t2)
+  sw t4, 0(t3)
+  j io_next
+io_read:
+  lw t4, 0(t3)
+  sw t4, 4(t2)
+io_next:
+  addi t2, t2, 8
+  addi t1, t1, -1
+  bnez t1, io_op
+  slli t0, t0, 1
+  srli t0, t0, 1
+  bnez t0, ring
+  j again
 bad_number:
   li t2, ${gate(GATE.NI)}
   jalr ra, 0(t2)

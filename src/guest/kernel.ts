@@ -46,6 +46,7 @@ import { Cpu, Scheduler, TICK_CYCLES } from './scheduler.js';
 import { LookaheadStats, SyscallChain } from './syscall-chain.js';
 import type { SyscallCall, SyscallKernel, SyscallRow, SyscallTable } from './syscall-abi.js';
 import { Vfs } from './vfs.js';
+import { BlockDriver } from './block.js';
 import { CallTableState, CallTableStats, SearchTrampoline } from './search-trampoline.js';
 import { InstanceCallOptions, InstanceCallState, InstanceCallStats, InstanceTrampolines } from './instance-trampolines.js';
 
@@ -57,6 +58,8 @@ export interface KernelOptions {
   syscalls: SyscallTable;
   /** Effective technique settings (catalogue defaults when absent). */
   techniques?: TechniqueSettings;
+  /** How many virtio-mmio block devices the platform has (its device tree's): /dev/vda... (none when absent). */
+  disks?: number;
 }
 
 /** The guest OS's state outside guest RAM (GuestKernel.exportState), JSON-safe: the GUEST_OS record of a live migration. */
@@ -109,6 +112,8 @@ export class GuestKernel implements SyscallKernel {
   private readonly failure: MemoryFailure;
   private readonly chain: SyscallChain;
   readonly files: Vfs;
+  /** The virtio-blk driver behind /dev/vda... */
+  readonly block: BlockDriver;
   private readonly callTable: SearchTrampoline;
   private readonly instanceCalls: InstanceTrampolines;
   /** The syscall table by number (undefined: not implemented). */
@@ -132,7 +137,8 @@ export class GuestKernel implements SyscallKernel {
     this.mem = { khv, pool: this.pool, flushTlbs: () => this.sched.flushTlbs() };
     this.procs = new ProcessTable(this.mem, this.sched, this.random, (s) => this.onProcessExit?.(s), processes, (p) => this.files.closeAll(p));
     this.console = new ConsoleDriver(khv);
-    this.files = new Vfs(khv, this.console, processes, this.sched, (call, sig) => this.signal(call.cpu, call.p, sig));
+    this.block = new BlockDriver(khv, this.pool, opts.disks ?? 0, (cpu) => this.sched.cpus[cpu]?.current?.pid ?? -1);
+    this.files = new Vfs(khv, this.console, this.block, processes, this.sched, (call, sig) => this.signal(call.cpu, call.p, sig));
     this.failure = new MemoryFailure(this.pool, this.procs, this.sched, (e) => this.onMemoryFailure?.(e));
     this.chain = new SyscallChain(khv, (call, nr) => this.dispatch(call, nr));
     this.callTable = new SearchTrampoline(khv, this.text, (nr) => this.tableSlot(nr), vcpus.map((v) => v.hart));

@@ -35,6 +35,12 @@ export const K = {
   FILES: 0x3_0000,
   /** Pipe headers (buffer counters, ends, buffer descriptors), PIPE_HEADER bytes each. */
   PIPES: 0x3_8000,
+  /**
+   * The virtio-blk driver (block.ts): per-disk state (queue addresses, capacity, the used ring's
+   * consumer index), per-vCPU request state and the guest pages each vCPU uses as request buffers.
+   */
+  BLOCK: 0x3_c000,
+  BLOCK_SIZE: 0x800,
   /** Pipe ring buffers, PIPE_CAPACITY bytes each. */
   PIPE_BUFFERS: 0x4_0000,
   /** The console rings (the platform fixes where: hypervisor/platform.ts). */
@@ -49,7 +55,18 @@ export const PERCPU = {
   CONTINUE: 132,
   /** Kernel VA of the current process's fd table (the VFS's read/write dispatch in the kernel text loads it). */
   FDS: 136,
+  /**
+   * Device register accesses for the stub to make after the handler, when PENDING has bit 31
+   * (IO_PENDING): IO_COUNT of them, IO_LIST holding (register VA | 1 for a read, value) pairs;
+   * a read's value replaces the pair's second word. The virtio-blk driver's notify and setup.
+   */
+  IO_COUNT: 140,
+  IO_LIST: 144,
 } as const;
+/** Entries of PERCPU.IO_LIST (to the end of the 256-byte per-CPU area). */
+export const IO_MAX = 14;
+/** PERCPU.PENDING's bit that asks the stub to run the IO list (the console's ports are the low bits). */
+export const IO_PENDING = 0x8000_0000 | 0;
 
 export const MAX_VCPUS = 16;
 export const NR_MAX = 512;

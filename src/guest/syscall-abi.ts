@@ -52,6 +52,10 @@ export interface FileSyscalls {
   fstat(call: SyscallCall): number;
   ioctl(call: SyscallCall): number;
   fcntl(call: SyscallCall): number;
+  /** pread64 (reading) / pwrite64 at the offset in a3 (low) and a4 (high). */
+  pio(call: SyscallCall, reading: boolean): number;
+  /** fsync / fdatasync. */
+  fsync(call: SyscallCall): number;
 }
 
 /** full: as Linux; partial: as Linux for what `note` says, the rest returns an error. */

@@ -112,6 +112,7 @@ describe('file layer: layout and dispatch', () => {
       ['files', K.FILES, K.FILES + MAX_FILES * FILE_SIZE],
       ['pipes', K.PIPES, K.PIPES + MAX_PIPES * PIPE_HEADER],
       ['pipe buffers', K.PIPE_BUFFERS, K.PIPE_BUFFERS + MAX_PIPES * PIPE_CAPACITY],
+      ['block driver', K.BLOCK, K.BLOCK + K.BLOCK_SIZE],
     ];
     areas.sort((a, b) => a[1] - b[1]);
     for (let i = 1; i < areas.length; i++) expect([areas[i - 1][0], areas[i - 1][2] <= areas[i][1]]).toEqual([areas[i - 1][0], true]);

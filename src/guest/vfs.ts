@@ -29,6 +29,7 @@
 import type { Khv } from '../hypervisor/khv.js';
 import { PAGE_SIZE } from '../mmu/phys.js';
 import { PROT } from './address-space.js';
+import { AGAIN, BlockDriver, Result, Segments } from './block.js';
 import { ConsoleDriver } from './console.js';
 import { ERRNO } from './errno.js';
 import { GATE, K, kgpa, kva, PERCPU } from './layout.js';
@@ -36,7 +37,7 @@ import type { Process } from './process.js';
 import type { Scheduler } from './scheduler.js';
 import type { SyscallCall } from './syscall-abi.js';
 
-const { EAGAIN, EBADF, EFAULT, EINVAL, EMFILE, ENFILE, ENOENT, ENOTTY, EPIPE, ESPIPE, ENOTDIR } = ERRNO;
+const { EAGAIN, EBADF, EFAULT, EINVAL, EMFILE, ENFILE, ENOENT, ENOTTY, ENXIO, EPIPE, ESPIPE, ENOTDIR } = ERRNO;
 
 /** Descriptors per process (Linux's default RLIMIT_NOFILE is 1024; 128 is this kernel's limit: -EMFILE). */
 export const FD_MAX = 128;
@@ -80,6 +81,8 @@ export interface FileRef { va: number; gpa: number }
 export interface FileContext {
   readonly khv: Khv;
   readonly console: ConsoleDriver;
+  /** The virtio-blk driver (block.ts). */
+  readonly block: BlockDriver;
   word(f: FileRef, off: number): number;
   setWord(f: FileRef, off: number, v: number): void;
   /** The process whose stdin the file reads (ARG = pid). */
@@ -97,8 +100,11 @@ export interface FileKind {
   /** st_mode and st_rdev for fstat. */
   readonly mode: number;
   readonly rdev: number;
-  /** lseek: 'zero' always lands at 0 (character devices as /dev/null); 'none' is -ESPIPE (pipes, consoles). */
-  readonly seek: 'zero' | 'none';
+  /**
+   * lseek: 'zero' always lands at 0 (character devices as /dev/null); 'none' is -ESPIPE (pipes,
+   * consoles); 'size' moves the position within [0, size] (a block device; -EINVAL past it).
+   */
+  readonly seek: 'zero' | 'none' | 'size';
   /** Reads at most `max` bytes: the bytes, or a negative errno (-EAGAIN after `then(Block)`). */
   read(x: FileContext, call: SyscallCall, f: FileRef, max: number): Uint8Array | number;
   /**
@@ -108,9 +114,22 @@ export interface FileKind {
   write(x: FileContext, call: SyscallCall, f: FileRef, bytes: Uint8Array, fresh: boolean): number;
   /** The last fd referring to the object was closed. */
   release?(x: FileContext, f: FileRef): void;
+  /**
+   * A kind that moves the bytes itself (a block device: its requests go through guest pages, and
+   * a call may take several trips through the kernel text): read or write the user `segs` at
+   * byte `pos`. Returns the bytes moved, a negative errno, or AGAIN (the call is dispatched again).
+   * When present, `read` and `write` are not called.
+   */
+  io?(x: FileContext, call: SyscallCall, f: FileRef, reading: boolean, segs: Segments, pos: number): Result;
+  /** fsync/fdatasync (absent: -EINVAL, as Linux for pipes, terminals and /dev/null). */
+  sync?(x: FileContext, call: SyscallCall, f: FileRef): Result;
+  /** The size lseek and fstat see ('size' kinds). */
+  size?(x: FileContext, f: FileRef): number;
 }
 
-const S_IFCHR = 0o020000, S_IFIFO = 0o010000;
+const S_IFCHR = 0o020000, S_IFIFO = 0o010000, S_IFBLK = 0o060000;
+/** virtio-blk's block major (Linux allocates it dynamically; 254 is what a small VM gets); 16 minors per disk. */
+export const VIRTBLK_MAJOR = 254;
 const EMPTY = new Uint8Array(0);
 const ebadf = (): number => -EBADF;
 
@@ -229,12 +248,25 @@ export const FILE_KINDS: readonly FileKind[] = [
       x.wakePipe(x.word(f, F.ARG));
     },
   },
+  {
+    // A virtio-blk disk (ARG = disk index; the position in POS: disks are at most 1 GiB).
+    name: 'block', mode: S_IFBLK | 0o660, rdev: VIRTBLK_MAJOR << 8, seek: 'size',
+    read: ebadf,
+    write: ebadf,
+    io: (x, call, f, reading, segs, pos) => x.block.io(call, x.word(f, F.ARG), reading, segs, pos),
+    sync: (x, call, f) => x.block.flush(call, x.word(f, F.ARG)),
+    size: (x, f) => x.block.sizeBytes(x.word(f, F.ARG)),
+  },
 ];
 
-export const KIND = { stdin: 0, console: 1, null: 2, zero: 3, pipe: 4 } as const;
+export const KIND = { stdin: 0, console: 1, null: 2, zero: 3, pipe: 4, block: 5 } as const;
 
-/** Paths openat finds (every other path is -ENOENT: there is no file system besides these devices). */
-export const DEVICE_PATHS: ReadonlyMap<string, number> = new Map([['/dev/null', KIND.null], ['/dev/zero', KIND.zero]]);
+/** Paths openat finds, with the kind and its ARG (every other path is -ENOENT: there is no file system besides these devices). */
+export const DEVICE_PATHS: ReadonlyMap<string, { kind: number; arg: number }> = new Map<string, { kind: number; arg: number }>([
+  ['/dev/null', { kind: KIND.null, arg: 0 }], ['/dev/zero', { kind: KIND.zero, arg: 0 }],
+  // The VM's disks, in spec order: /dev/vda is disk 0 (-ENOENT past the VM's disks).
+  ...'abcdefgh'.split('').map((l, i) => [`/dev/vd${l}`, { kind: KIND.block, arg: i }] as const),
+]);
 
 const pipeRing = (i: number): number => kgpa(K.PIPE_BUFFERS + i * PIPE_CAPACITY);
 const fdTableOff = (slot: number): number => K.FD_TABLES + slot * FD_MAX * 4;
@@ -263,7 +295,7 @@ export class Vfs implements FileContext {
    * `block(c)` parks the process on `c` (state 'blocked'), `wake(p)` makes a blocked one runnable,
    * `kill(call, sig)` ends the calling process with a signal.
    */
-  constructor(readonly khv: Khv, readonly console: ConsoleDriver, private readonly procs: readonly Process[],
+  constructor(readonly khv: Khv, readonly console: ConsoleDriver, readonly block: BlockDriver, private readonly procs: readonly Process[],
     private readonly sched: Scheduler, private readonly kill: (call: SyscallCall, sig: number) => void) {}
 
   // *** FileContext ***
@@ -431,6 +463,13 @@ export class Vfs implements FileContext {
     if (reading ? acc === O.WRONLY : acc === O.RDONLY) { call.p.writeDone = 0; return -EBADF; }
     const segs = vector ? this.iovecs(call, call.a[1] >>> 0, call.a[2]) : [call.a[1] >>> 0, call.a[2] >>> 0];
     if (typeof segs === 'number') { call.p.writeDone = 0; return segs; }
+    const kind = this.kindOf(f);
+    if (kind.io) {
+      const r = kind.io(this, call, f, reading, segs, this.word(f, F.POS));
+      if (r === AGAIN) return call.a[0];
+      if (r > 0) this.setWord(f, F.POS, this.word(f, F.POS) + r);
+      return r;
+    }
     this.next = Then.Done;
     return reading ? this.read(call, f, flags, segs) : this.write(call, f, flags, segs);
   }
@@ -467,7 +506,7 @@ export class Vfs implements FileContext {
     const kind = this.kindOf(f);
     const r = kind.read(this, call, f, room);
     if (typeof r === 'number') {
-      if (r === -EAGAIN && this.next === Then.Block && !(flags & O.NONBLOCK)) return this.block(call, this.nextPipe);
+      if (r === -EAGAIN && this.next === Then.Block && !(flags & O.NONBLOCK)) return this.park(call, this.nextPipe);
       return r;
     }
     let i = 0;
@@ -508,14 +547,14 @@ export class Vfs implements FileContext {
       if (this.next === Then.Block) {
         if (flags & O.NONBLOCK) return now > 0 ? now : -EAGAIN;
         p.writeDone = now;
-        return this.block(call, this.nextPipe);
+        return this.park(call, this.nextPipe);
       }
     }
     return now;
   }
 
   /** Parks the calling process until pipe `i` changes; its ecall runs again when it wakes (a restart, not a second syscall). */
-  private block(call: SyscallCall, pipe: number): number {
+  private park(call: SyscallCall, pipe: number): number {
     const p = call.p;
     p.waitPipe = pipe;
     p.restart = true;
@@ -531,12 +570,18 @@ export class Vfs implements FileContext {
     const path = this.userPath(call, pathVa);
     if (typeof path === 'number') return path;
     if (!path.startsWith('/') && dirfd !== AT_FDCWD && !this.file(call.p, dirfd)) return -EBADF;
-    const kind = DEVICE_PATHS.get(path);
-    if (kind === undefined) return -ENOENT;
+    const dev = DEVICE_PATHS.get(path);
+    if (dev === undefined || (dev.kind === KIND.block && !this.block.exists(dev.arg))) return -ENOENT;
     if (flags & O.DIRECTORY) return -ENOTDIR;
     const fd = this.lowestFreeFd(call.p, 0);
     if (fd < 0) return -EMFILE;
-    const f = this.newFile(kind, flags, 0);
+    if (dev.kind === KIND.block) {
+      // The first open sets the device up (register accesses from the kernel text: the call comes back).
+      const r = this.block.open(call, dev.arg);
+      if (r === AGAIN) return call.a[0];
+      if (r < 0) return r;
+    }
+    const f = this.newFile(dev.kind, flags, dev.arg);
     if (!f) return -ENFILE;
     this.setFd(call.p, fd, f.va, (flags & O.CLOEXEC) !== 0);
     return fd;
@@ -614,7 +659,12 @@ export class Vfs implements FileContext {
     return fd;
   }
 
-  /** _llseek(fd, offset_high, offset_low, result*, whence): files of this kernel are not seekable, devices land at 0. */
+  /**
+   * _llseek(fd, offset_high, offset_low, result*, whence): pipes and consoles are not seekable,
+   * character devices land at 0, a block device moves within [0, size] as Linux's
+   * fixed_size_llseek (SEEK_SET, SEEK_CUR, SEEK_END, SEEK_DATA, SEEK_HOLE; -EINVAL outside,
+   * -ENXIO for SEEK_DATA/SEEK_HOLE at or past the end).
+   */
   llseek(call: SyscallCall): number {
     const [fd, hi, lo, resultVa, whence] = [call.a[0], call.a[1], call.a[2] >>> 0, call.a[3] >>> 0, call.a[4]];
     const f = this.file(call.p, fd);
@@ -624,8 +674,54 @@ export class Vfs implements FileContext {
     if (whence < 0 || whence > 4) return -EINVAL;
     const off = hi * 2 ** 32 + lo;
     if (whence === 0 && off < 0) return -EINVAL;
+    let to = 0;
+    if (kind.seek === 'size') {
+      const size = kind.size!(this, f), cur = this.word(f, F.POS);
+      if (whence === 3 || whence === 4) {
+        if (off < 0 || off >= size) return -ENXIO;
+        to = whence === 3 ? off : size;
+      } else {
+        to = off + (whence === 1 ? cur : whence === 2 ? size : 0);
+      }
+      if (to < 0 || to > size) return -EINVAL;
+    }
     const out = new Uint8Array(8);
-    return call.p.mm.copyOut(resultVa, out) === 8 ? 0 : -EFAULT;
+    new DataView(out.buffer).setBigInt64(0, BigInt(to), true);
+    if (call.p.mm.copyOut(resultVa, out) !== 8) return -EFAULT;
+    if (kind.seek === 'size') this.setWord(f, F.POS, to);
+    return 0;
+  }
+
+  /**
+   * pread64/pwrite64(fd, buf, count, offset_lo, offset_hi): at an offset, leaving the position
+   * alone. Pipes and consoles -ESPIPE; a negative offset -EINVAL.
+   */
+  pio(call: SyscallCall, reading: boolean): number {
+    const f = this.file(call.p, call.a[0]);
+    if (!f) return -EBADF;
+    const acc = this.word(f, F.FLAGS) & O.ACCMODE;
+    if (reading ? acc === O.WRONLY : acc === O.RDONLY) return -EBADF;
+    const kind = this.kindOf(f);
+    if (kind.seek === 'none') return -ESPIPE;
+    const pos = call.a[4] * 2 ** 32 + (call.a[3] >>> 0);
+    if (pos < 0) return -EINVAL;
+    if ((call.a[2] >>> 0) > 0x7fff_ffff) return -EINVAL;
+    const segs = [call.a[1] >>> 0, call.a[2] >>> 0];
+    if (kind.io) {
+      const r = kind.io(this, call, f, reading, segs, pos);
+      return r === AGAIN ? call.a[0] : r;
+    }
+    return reading ? this.read(call, f, 0, segs) : this.write(call, f, 0, segs);
+  }
+
+  /** fsync/fdatasync(fd): a block device flushes its write cache; other kinds -EINVAL, as Linux. */
+  fsync(call: SyscallCall): number {
+    const f = this.file(call.p, call.a[0]);
+    if (!f) return -EBADF;
+    const kind = this.kindOf(f);
+    if (!kind.sync) return -EINVAL;
+    const r = kind.sync(this, call, f);
+    return r === AGAIN ? call.a[0] : r;
   }
 
   /** fstat(fd, struct stat*) in asm-generic's 128-byte layout. */
@@ -637,16 +733,32 @@ export class Vfs implements FileContext {
     const dv = new DataView(st.buffer);
     dv.setUint32(0, kind.name === 'pipe' ? 0xf : 6, true);                       // st_dev
     dv.setUint32(8, kind.name === 'pipe' ? 0x1000 + this.word(f, F.ARG) : (kind.rdev & 0xff) + 1, true); // st_ino
+    const block = kind.name === 'block', disk = block ? this.word(f, F.ARG) : 0;
+    if (block) dv.setUint32(8, 0x2000 + disk, true);
     dv.setUint32(16, kind.mode, true);
     dv.setUint32(20, 1, true);                                                     // st_nlink
-    dv.setUint32(32, kind.rdev, true);
-    dv.setInt32(56, kind.name === 'pipe' ? PAGE_SIZE : 1024, true);                // st_blksize
+    dv.setUint32(32, kind.rdev + 16 * disk, true);
+    if (block) dv.setBigInt64(48, BigInt(kind.size!(this, f)), true);             // st_size: the disk's capacity
+    dv.setInt32(56, kind.name === 'pipe' || block ? PAGE_SIZE : 1024, true);       // st_blksize
+    if (block) dv.setBigInt64(64, BigInt(kind.size!(this, f) / 512), true);      // st_blocks
     call.copied += 128;
     return call.p.mm.copyOut(call.a[1] >>> 0, st) === 128 ? 0 : -EFAULT;
   }
 
+  /** No file is a terminal: -ENOTTY, except a block device's size requests (BLKGETSIZE64, BLKGETSIZE, BLKSSZGET). */
   ioctl(call: SyscallCall): number {
-    return this.file(call.p, call.a[0]) ? -ENOTTY : -EBADF;
+    const f = this.file(call.p, call.a[0]);
+    if (!f) return -EBADF;
+    const kind = this.kindOf(f);
+    if (kind.name !== 'block') return -ENOTTY;
+    const req = call.a[1] >>> 0, size = kind.size!(this, f);
+    const out = new Uint8Array(req === BLK_IOCTL.GETSIZE64 ? 8 : 4);
+    const dv = new DataView(out.buffer);
+    if (req === BLK_IOCTL.GETSIZE64) dv.setBigUint64(0, BigInt(size), true);
+    else if (req === BLK_IOCTL.GETSIZE) dv.setUint32(0, size / 512, true);
+    else if (req === BLK_IOCTL.SSZGET) dv.setUint32(0, 512, true);
+    else return -ENOTTY;
+    return call.p.mm.copyOut(call.a[2] >>> 0, out) === out.length ? 0 : -EFAULT;
   }
 
   fcntl(call: SyscallCall): number {
@@ -669,4 +781,6 @@ export class Vfs implements FileContext {
 
 /** The syscalls whose table slots point at the kernel text's `sys_rw` (their fd's method is called from guest code). */
 export const NR = { read: 63, write: 64, readv: 65, writev: 66 } as const;
+/** Block device ioctls (linux/fs.h, 32-bit size_t): BLKGETSIZE64, BLKGETSIZE, BLKSSZGET. */
+export const BLK_IOCTL = { GETSIZE64: 0x8004_1272, GETSIZE: 0x1260, SSZGET: 0x1268 } as const;
 export const FCNTL = { DUPFD: 0, GETFD: 1, SETFD: 2, GETFL: 3, SETFL: 4, DUPFD_CLOEXEC: 1030 } as const;

@@ -6,6 +6,9 @@
 export const DISK_CHUNK = 4096;
 export const SECTOR = 512;
 
+/** Chunks a VM wrote, in ascending order, and their bytes one after another (the last chunk of a disk may be shorter). */
+export interface WrittenChunks { chunks: number[]; bytes: Uint8Array }
+
 export class Disk {
   private readonly chunks = new Map<number, Uint8Array>();
   private dirty: Set<number> | null = null;
@@ -68,6 +71,27 @@ export class Disk {
   setChunk(c: number, bytes: Uint8Array): void {
     if (!Number.isInteger(c) || c < 0 || c >= this.chunkCount || bytes.length !== Math.min(DISK_CHUNK, this.sizeBytes - c * DISK_CHUNK)) throw new RangeError(`disk chunk ${c} of ${bytes.length} bytes does not fit a ${this.sizeBytes}-byte disk`);
     this.chunks.set(c, bytes.slice());
+  }
+
+  /** This VM's own chunks (what it wrote over the base) as indices and their bytes, concatenated: what a stopped VM keeps. */
+  exportWritten(): WrittenChunks {
+    const chunks = this.writtenChunks();
+    const bytes = new Uint8Array(chunks.reduce((n, c) => n + this.chunk(c).length, 0));
+    let at = 0;
+    for (const c of chunks) { const b = this.chunk(c); bytes.set(b, at); at += b.length; }
+    return { chunks, bytes };
+  }
+
+  /** Takes over chunks from `exportWritten` of an earlier run of the same disk. Raises: RangeError when they do not fit it. */
+  importWritten(w: WrittenChunks): void {
+    let at = 0;
+    for (const c of w.chunks) {
+      const n = Math.min(DISK_CHUNK, this.sizeBytes - c * DISK_CHUNK);
+      if (!(n > 0) || at + n > w.bytes.length) throw new RangeError(`kept disk content does not fit a ${this.sizeBytes}-byte disk`);
+      this.setChunk(c, w.bytes.subarray(at, at + n));
+      at += n;
+    }
+    if (at !== w.bytes.length) throw new RangeError(`kept disk content has ${w.bytes.length - at} bytes too many`);
   }
 
   startDirtyLog(): void { this.dirty = new Set(); }

@@ -99,6 +99,17 @@ export class VmRunEntity {
   @Column({ name: 'console_truncated', type: 'boolean', default: false }) consoleTruncated!: boolean;
 }
 
+/** What a stopped VM's last run wrote over disk `disk`'s base: chunk indices (ascending) and their bytes, concatenated. */
+@Entity({ name: 'vm_disk_contents' })
+export class VmDiskContentEntity {
+  @PrimaryColumn({ name: 'vm_id', type: 'uuid' }) vmId!: string;
+  @PrimaryColumn({ type: 'int' }) disk!: number;
+  @Column({ name: 'tenant_id', type: 'uuid' }) tenantId!: string;
+  @Column({ type: 'jsonb' }) chunks!: number[];
+  @Column({ type: 'bytea' }) content!: Buffer;
+  @Column({ name: 'stored_at', type: 'timestamptz', default: () => 'now()' }) storedAt!: Date;
+}
+
 @Entity({ name: 'experiments' })
 export class ExperimentEntity {
   @PrimaryGeneratedColumn('uuid') id!: string;
@@ -174,4 +185,4 @@ export class MigrationEntity {
   @Column({ name: 'completed_at', type: 'timestamptz', nullable: true }) completedAt!: Date | null;
 }
 
-export const ENTITIES = [TenantEntity, HostEntity, EventEntity, ImageEntity, VmEntity, VmRunEntity, ExperimentEntity, MemoryErrorEntity, MigrationEntity, OperationEntity, IdempotencyEntity];
+export const ENTITIES = [TenantEntity, HostEntity, EventEntity, ImageEntity, VmEntity, VmRunEntity, VmDiskContentEntity, ExperimentEntity, MemoryErrorEntity, MigrationEntity, OperationEntity, IdempotencyEntity];

@@ -39,6 +39,7 @@ import type { MigrationOutcome, MigrationParams, MigrationStats } from '../migra
 import type { DestinationFault } from '../migration/destination.js';
 import type { DomainEvent } from '../hypervisor/domains.js';
 import type { PmEvent } from '../hypervisor/privileged-mode.js';
+import type { WrittenChunks } from '../hypervisor/disk.js';
 
 export type WorkerState = 'created' | 'running' | 'paused' | 'stopped' | 'crashed';
 
@@ -171,7 +172,9 @@ export type WorkerMessage =
   | { type: 'exits'; records: ExitRecord[]; dropped: number }
   | MigrationMessage
   | { type: 'state'; snapshot: VmSnapshot }
-  | { type: 'final'; snapshot: VmSnapshot };
+  | { type: 'final'; snapshot: VmSnapshot }
+  /** Just before `final` of a VM with disks: what it wrote over each disk's base, kept by the service (a stopped VM's disks). */
+  | { type: 'disks'; disks: WrittenChunks[] };
 
 /** One VM exit, for tracing: vCPU, reason, guest pc, virtual time (ns) of the vCPU. */
 export interface ExitRecord { vcpu: number; reason: string; pc: number; timeNs: number }

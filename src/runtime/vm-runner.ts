@@ -17,6 +17,7 @@ import { ActionType, PUBLISHED, PUBLISHED_SLOTS, ReplyData, RequestOf, ToWorker,
 import { spawnModuleWorker } from './spawn-worker.js';
 import { ConsoleBuffer } from './console-buffer.js';
 import type { VmSpec } from './vm.js';
+import type { WrittenChunks } from '../hypervisor/disk.js';
 
 /** A request the worker refused or could not answer; `kind` says why (the API maps it to a status). */
 export class VmActionError extends Error {
@@ -39,6 +40,8 @@ export class VmRunner extends EventEmitter {
   private last: VmSnapshot = { state: 'created', reason: null, vcpus: [], processes: [], counters: null };
   /** Resolves with the final snapshot when the VM has stopped or crashed (never rejects). */
   readonly done: Promise<VmSnapshot>;
+  /** What the VM wrote over its disks' bases, reported just before its final snapshot (null until then, or when the worker died). */
+  finalDisks: WrittenChunks[] | null = null;
   private resolveDone!: (s: VmSnapshot) => void;
 
   constructor(readonly spec: VmSpec, readonly host: HostMemory, readonly owner: number, sliceQuanta?: number, consoleBytes?: number, incoming?: WorkerInit['incoming']) {
@@ -162,6 +165,9 @@ export class VmRunner extends EventEmitter {
         break;
       case 'state':
         this.update(m.snapshot);
+        break;
+      case 'disks':
+        this.finalDisks = m.disks;
         break;
       case 'final':
         this.finish(m.snapshot);

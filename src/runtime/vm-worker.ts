@@ -104,6 +104,10 @@ function finish(next: 'stopped' | 'crashed', why: string | null): void {
   reason = why;
   publish();
   flushConsole(true);
+  if (vm && vm.disks.length > 0 && why !== 'migrated') {
+    const disks = vm.disks.map((d) => d.exportWritten());
+    send({ type: 'disks', disks }, disks.map((d) => d.bytes.buffer as ArrayBuffer));
+  }
   send({ type: 'final', snapshot: snapshot() });
   // Close after the reply to the current action (sent in this same tick); the thread then exits.
   setImmediate(() => port.close());

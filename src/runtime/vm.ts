@@ -16,7 +16,7 @@ import { HostMemory, OutOfHostMemory } from '../hypervisor/host-memory.js';
 import { Khv, Vcpu } from '../hypervisor/khv.js';
 import { Uhv } from '../hypervisor/uhv.js';
 import { PmEvent, PmStats, PrivilegedMode } from '../hypervisor/privileged-mode.js';
-import { Disk } from '../hypervisor/disk.js';
+import { Disk, WrittenChunks } from '../hypervisor/disk.js';
 import { BlockCounters, VirtioBlk } from '../hypervisor/virtio-blk.js';
 import type { UhvDirectSetting } from '../hypervisor/khv.js';
 import type { FieldFault } from '../hypervisor/vm-control.js';
@@ -80,6 +80,8 @@ export interface DiskSpec {
   sizeBytes: number;
   /** The base image (shared, never written); absent: an empty disk. */
   image?: Uint8Array;
+  /** What an earlier run of the VM wrote over the base (kept when it stopped): its chunks start as these. */
+  written?: WrittenChunks;
 }
 
 export const DEFAULT_SPEC: Omit<VmSpec, 'processes'> = {
@@ -182,7 +184,11 @@ export class Vm implements Migratable, MigrationTarget {
     if (spec.processes.length === 0) throw new RangeError('a VM needs at least one process');
     const mem = new PhysMem(host.buffers.dram, host.poison);
     if ((spec.disks?.length ?? 0) > MAX_DISKS) throw new RangeError(`a VM has at most ${MAX_DISKS} disks`);
-    this.disks = (spec.disks ?? []).map((d) => new Disk(d.sizeBytes, d.image ?? null));
+    this.disks = (spec.disks ?? []).map((d) => {
+      const disk = new Disk(d.sizeBytes, d.image ?? null);
+      if (d.written && !opts.incoming) disk.importWritten(d.written);
+      return disk;
+    });
     this.khv = new Khv(host, mem, owner, spec.memoryMiB << 20, (ram) => new Uhv(ram, (port, bytes) => this.emit(port, bytes),
       this.disks.map((d, i) => new VirtioBlk(ram, d, `hvsim-disk-${i}`))));
     this.khv.setUhvDirect(uhvSetting(spec.techniques));
@@ -198,6 +204,7 @@ export class Vm implements Migratable, MigrationTarget {
     this.khv.flushAll = () => { for (const v of this.vcpus) v.hart.mmu.flushAll(); };
     this.kernel = new GuestKernel(this.khv, this.vcpus, {
       mitigation: spec.spectreV2Mitigation, seed: spec.seed, ramBytes: spec.memoryMiB << 20, syscalls: SYSCALLS, techniques: spec.techniques ?? resolveTechniques(),
+      disks: this.disks.length,
     });
     this.khv.onMemoryFailure = (v, gpa, va, pc, fromUser) => this.kernel.memoryFailureTrap(v, gpa, va, pc, fromUser);
     try {

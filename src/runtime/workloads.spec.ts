@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { describeWithTools } from '../testing/jest-tools.js';
-import { qemuRun } from '../testing/toolchain.js';
+import { qemuRun, tempDir } from '../testing/toolchain.js';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { HostMemory } from '../hypervisor/host-memory.js';
 import { BUILTIN_IMAGES, WORKLOADS, buildBuiltin, builtinElf } from './workloads.js';
 import { runProgram } from './run-program.js';
@@ -40,4 +41,16 @@ describeWithTools(['qemu'])('built-in workloads vs qemu-riscv32', () => {
     expect(got.stdout.toString()).toBe(want.stdout.toString());
     expect(got.status).toBe(want.status);
   });
+
+  test('blockio on /dev/vda prints what it prints on a regular file of the disk\'s size under qemu-riscv32, and leaves the same bytes', () => {
+    const file = join(process.cwd(), 'workloads/bin/blockio.elf');
+    const img = join(tempDir(), 'disk.img');
+    writeFileSync(img, Buffer.alloc(2 << 20));
+    const want = qemuRun(file, ['2', img]);
+    const got = runProgram(builtinElf('blockio'), { argv: [file, '2'], disks: [{ sizeBytes: 2 << 20 }] });
+    expect(want.stdout.toString()).toMatch(/^written 00200000\nread 00200000\nchecksum [0-9a-f]{8}\nmismatches 00000000\n$/);
+    expect(got.stdout.toString()).toBe(want.stdout.toString());
+    expect(got.status).toBe(0);
+    expect(Buffer.from(got.vm.disks[0].slice(0, 2 << 20)).equals(readFileSync(img))).toBe(true);
+  }, 120_000);
 });

@@ -23,6 +23,8 @@ export interface Workload {
   vcpus: number;
   /** A process may read (stdin) or write (stdout) a named pipe between the workload's processes. */
   processes: Array<{ image: string; argv: string[]; stdinPipe?: string; stdoutPipe?: string }>;
+  /** Empty disks the VM gets, sizes in MiB (/dev/vda first). */
+  disks?: number[];
 }
 
 export const BUILTIN_IMAGES: readonly BuiltinImage[] = [
@@ -37,13 +39,20 @@ export const BUILTIN_IMAGES: readonly BuiltinImage[] = [
   { name: 'skewedmix', description: 'a skewed syscall mix: 1,000 rounds of 100 syscalls, 90 % of them getpid, write, read and gettid (technique 4)' },
   { name: 'pipewriter', description: 'writes 20,000 lines of 32 bytes to stdout' },
   { name: 'pipereader', description: 'reads stdin to its end in 100-byte chunks; prints the byte count and sum' },
+  { name: 'blockio', description: 'block-I/O bound: writes argv[1] MiB (default 4) to /dev/vda (or the file argv[2]) in 64 KiB writes, fsyncs, reads it back and checks every word; prints the byte counts, a checksum and the mismatches (two virtio-blk requests, one notify MMIO exit each, per call)' },
   { name: 'btiattacker', description: 'branch target injection\'s attacker: trains the shared BTB entry of the guest kernel\'s syscall-table call with the kernel\'s gadget, then dies of SIGSEGV (run it before btivictim on one vCPU: the bti workload)',
     hvsimOnly: 'its jump aliases a branch of hvsim\'s guest kernel; under qemu-riscv32 it only faults' },
   { name: 'btivictim', description: 'branch target injection\'s victim: 50 getpid calls, then prints "victim ok" and exits 0' },
 ];
 
+/** Disks (MiB) a built-in image needs when it runs as a workload of its own. */
+const IMAGE_DISKS: Readonly<Record<string, number[]>> = { blockio: [4] };
+
 export const WORKLOADS: readonly Workload[] = [
-  ...BUILTIN_IMAGES.map((i) => ({ name: i.name, description: i.description, vcpus: 1, processes: [{ image: i.name, argv: [i.name] }] })),
+  ...BUILTIN_IMAGES.map((i) => ({
+    name: i.name, description: i.description, vcpus: 1, processes: [{ image: i.name, argv: [i.name] }],
+    ...(IMAGE_DISKS[i.name] ? { disks: IMAGE_DISKS[i.name] } : {}),
+  })),
   {
     name: 'mix', description: 'multi-process mix on 2 vCPUs: cpu, syscalls, memtouch and hello at once',
     vcpus: 2,

@@ -201,9 +201,9 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
   },
   VmsController_disk: {
     summary: 'Download a VM disk',
-    description: 'The current content of disk `n` (technique 5\'s virtio block device, copy-on-write over its image) of a running or paused VM; a single `Range: bytes=...` gives 206 with Content-Range.',
+    description: 'The current content of disk `n` (technique 5\'s virtio block device, copy-on-write over its image): of a running or paused VM as it is now; of a stopped or crashed VM as its last run left it (kept when it stopped; the next start boots from it); of a VM that never ran, its base. A single `Range: bytes=...` gives 206 with Content-Range.',
     ok: [{ status: 200, description: 'the whole disk', content: 'octet' }, { status: 206, description: 'the requested range', content: 'octet' }],
-    errors: { 409: 'the VM is not running or paused', 416: 'the range cannot be satisfied' },
+    errors: { 409: 'the disk\'s base image no longer exists', 416: 'the range cannot be satisfied' },
     params: { n: 0 },
   },
   DomainsController_list: { summary: 'Protection domains of a VM', ok: [{ status: 200, description: 'the domains, in gate order', schema: 'DomainList' }] },
