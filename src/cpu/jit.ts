@@ -57,10 +57,11 @@ const REGION_AT = 2048;
  * runs it (to its block end). Translating a block and V8 compiling it (bytecode at its first call,
  * TurboFan later, on another thread but on the same CPUs) cost about as much as interpreting it
  * hundreds to thousands of times (docs/engine.md): translating after about that many arrivals
- * bounds what code run only that often loses against the interpreter (the ski-rental rule). 1,024
- * beat 256 and 512 on the real programs' first runs (CPU time, 6% and 4% over five programs).
+ * bounds what code run only that often loses against the interpreter (the ski-rental rule). With
+ * the predecoding interpreter (about twice as fast as the one 1,024 was chosen against), 16,384
+ * beat 1,024 and 4,096 on the real programs' first runs (docs/engine.md, "Tiers").
  */
-export const TRANSLATE_AT = 1024;
+export const TRANSLATE_AT = 16384;
 const REGION_BUILDS = 4;
 /**
  * Instructions the blocks of a page (for one virtual page) must have retired on their own before
