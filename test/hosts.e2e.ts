@@ -13,7 +13,7 @@ describe.each(BACKENDS)('tenants, auth, hosts and events on $name', (backend) =>
     const b = await api().post('/v1/tenants').set('Authorization', `Bearer ${ADMIN}`).send({ name: 'beta' }).expect(201);
     tokenA = a.body.token;
     tokenB = b.body.token;
-  }, 60_000);
+  }, 300_000); // starting or stopping a service on a busy machine
 
   afterAll(async () => {
     await svc?.close();

@@ -31,7 +31,7 @@ describe.each(BACKENDS)('images, VM definitions and operations on $name', (backe
       const t = await api().post('/v1/tenants').set('Authorization', `Bearer ${ADMIN}`).send({ name: n }).expect(201);
       if (i === 0) auth = { Authorization: `Bearer ${t.body.token}` }; else other = { Authorization: `Bearer ${t.body.token}` };
     }
-  }, 60_000);
+  }, 300_000); // starting or stopping a service on a busy machine
 
   afterAll(async () => {
     await svc?.close();
