@@ -28,7 +28,7 @@ const root = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname,
 const runsArg = process.argv.indexOf('--runs');
 const RUNS = runsArg > 0 ? Number(process.argv[runsArg + 1]) : 7;
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
-const ms = (x: number) => `${Math.round(x)}`;
+const ms = (x: number) => (Number.isNaN(x) ? '–' : `${Math.round(x)}`);
 
 interface ServiceRun { healthz: number; phases: Map<string, { ms: number; cpu: number }>; firstLine: number; cpu: number; dbCpu: number }
 
@@ -158,7 +158,15 @@ try {
     const w = v.map((x) => x.wall);
     lines.push(`| ${k} | ${ms(median(w))} | ${ms(Math.min(...w))} | ${ms(Math.max(...w))} | ${ms(median(v.map((x) => x.cpu)))} |`);
   }
-  lines.push('');
+  lines.push('', '## Reading these figures on a shared machine', '',
+    '- The estimate for a quiet machine takes CPU times only: the main thread\'s CPU at "starting the application" (Node\'s boot and',
+    '  module loading; it is idle while it waits for the database) beside the database thread\'s (which starts at the main thread\'s',
+    '  CPU of "opening the embedded database"), whichever ends later, plus the main thread\'s CPU from "starting the application" to',
+    '  "opening the HTTP port" (Nest\'s init, the migration check). It assumes V8\'s helper threads (GC, optimizing compiler) fit on',
+    '  the second core and nothing waits for the disk; /healthz adds one request.',
+    '- `hvsim run` is one thread doing CPU work (no waiting on I/O for an empty program), so on a quiet machine its wall time is close',
+    '  to its CPU time.',
+    '- CPU times are in 10 ms ticks (Linux /proc) for the service, and from /usr/bin/time for the commands.', '');
 } finally {
   rmSync(dataDir, { recursive: true, force: true });
 }

@@ -2,7 +2,7 @@
 // service.js (what dist/main.js runs) and cli.js (what bin/hvsim.js runs), sharing chunks; each
 // command's dynamic imports stay separate chunks, so `hvsim run` still loads only the emulator.
 //
-// Why: on Node 20 the ES module loader costs about 1 ms of CPU per module (resolve, read,
+// Why: on Node 20 the ES module loader costs ~0.15 ms of CPU per module (resolve, read,
 // package.json lookups, the CommonJS export lexer); the service loaded ~2,600 modules before it
 // listened and `hvsim run` ~70. bench/results/startup.md has the numbers with and without.
 //
