@@ -8,6 +8,10 @@
  * and start on the main thread. This module therefore imports server.js only when it runs
  * (bench/startup.ts measures the phases).
  */
+// First: decorated classes need Reflect.metadata when they are defined, and in the bundle the
+// chunks that define them may be evaluated before server.ts's own import of it (`npm start` and
+// `hvsim serve` both come through here).
+import 'reflect-metadata';
 import { ConfigError, loadConfig } from './config/config.js';
 import type { EmbeddedPostgres } from './persistence/embedded.js';
 import { threadCpuMs } from './persistence/thread-cpu.js';
