@@ -3,7 +3,7 @@
  * and on a new data dir), a damaged copy falls back to initdb, and the thread mode serves the
  * same database over TCP and closes cleanly.
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -47,11 +47,18 @@ test('the first in-memory start saves a fresh cluster; later starts (memory, new
   } finally { rmSync(dataDir, { recursive: true, force: true }); }
 }, SLOW);
 
-test('a damaged saved cluster is replaced by a new initdb', async () => {
+test('a damaged saved cluster is replaced by a new initdb (in memory, and on a new data dir)', async () => {
   const file = freshClusterFile()!;
   writeFileSync(file, 'not a tar file');
   const db = await startEmbeddedPostgres({ dataDir: '', memory: true });
   try { expect(await roundTrip(db.url, 'x')).toEqual(['x']); } finally { await db.stop(); }
-  const size = (await import('node:fs')).statSync(file).size;
-  expect(size).toBeGreaterThan(1_000_000);
+  expect(statSync(file).size).toBeGreaterThan(1_000_000);
+
+  writeFileSync(file, 'not a tar file');
+  const dataDir = mkdtempSync(join(tmpdir(), 'hvsim-data-'));
+  try {
+    const d = await startEmbeddedPostgres({ dataDir, memory: false });
+    try { expect(await roundTrip(d.url, 'y')).toEqual(['y']); } finally { await d.stop(); }
+  } finally { rmSync(dataDir, { recursive: true, force: true }); }
+  expect(statSync(file).size).toBeGreaterThan(1_000_000);
 }, SLOW);
