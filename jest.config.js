@@ -1,3 +1,5 @@
+import { availableParallelism } from 'node:os';
+
 // Jest runs the TypeScript sources as native ES modules (NestJS 12 is ESM-only),
 // transpiled by SWC. Unit specs sit next to their files; e2e tests live in test/.
 const swc = [
@@ -17,7 +19,13 @@ const common = {
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   testEnvironment: 'node',
 };
+// Test files run side by side: Jest's default (one worker less than the cores) is one worker on a
+// 2-core machine, which left a core idle while an e2e file waited on its service or child
+// processes (docs/testing.md has the per-file times). HVSIM_TEST_WORKERS or --maxWorkers override.
+const workers = Number(process.env.HVSIM_TEST_WORKERS) || Math.max(2, availableParallelism() - 1);
+
 export default {
+  maxWorkers: workers,
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/src/**/*.spec.ts', '<rootDir>/bench/**/*.spec.ts'] },
     { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test/**/*.e2e.ts'] },

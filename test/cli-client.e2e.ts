@@ -26,11 +26,11 @@ describe.each(BACKENDS)('hvsim client commands on $name', (backend) => {
   beforeAll(async () => {
     svc = await startTestService(backend);
     token = (await must(hvsimClient({ url: svc.url, token: ADMIN }).POST('/v1/tenants', { body: { name: 'cli' } }))).token;
-  }, 300_000);
+  }, 300_000); // starting or stopping a service on a busy machine
   afterAll(async () => {
     await svc?.close();
     await svc?.dropSchema();
-  }, 300_000);
+  }, 300_000); // starting or stopping a service on a busy machine
 
   /** Runs `hvsim ARGS` with the config file of this suite (and `env`). */
   const hvsim = (args: string[], env: Record<string, string> = {}) => new Promise<Run>((res) => {

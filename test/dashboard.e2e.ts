@@ -51,7 +51,7 @@ describeIf('the dashboard in a browser', () => {
   afterAll(async () => {
     await browser?.close();
     await svc?.close();
-  }, 60_000);
+  }, 300_000); // starting or stopping a service on a busy machine
 
   const shot = async (page: Page, name: string) => { if (SHOTS) await page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true }); };
   const login = async (page: Page) => {

@@ -23,7 +23,7 @@ describe.each(BACKENDS)('events over Socket.IO on $name', (backend) => {
     svc = await startTestService(backend, { HVSIM_EVENTS_IN_FLIGHT: '2', HVSIM_EVENTS_QUEUE: '3' });
     tokenA = (await api().post('/v1/tenants').set('Authorization', `Bearer ${ADMIN}`).send({ name: 'a' }).expect(201)).body.token;
     tokenB = (await api().post('/v1/tenants').set('Authorization', `Bearer ${ADMIN}`).send({ name: 'b' }).expect(201)).body.token;
-  }, 60_000);
+  }, 300_000); // starting or stopping a service on a busy machine
 
   afterAll(async () => {
     for (const s of sockets) s.disconnect();

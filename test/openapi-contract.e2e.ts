@@ -47,11 +47,11 @@ describe.each(BACKENDS)('the service honours openapi.yaml on $name', (backend) =
     ajv = addFormats(new Ajv({ strict: false, allErrors: true }));
     ajv.addSchema({ components: doc.components }, 'doc');
     token = (await request(svc.url).post('/v1/tenants').set('Authorization', `Bearer ${ADMIN}`).send({ name: 'contract' }).expect(201)).body.token;
-  }, 60_000);
+  }, 300_000); // starting or stopping a service on a busy machine
   afterAll(async () => {
     await svc?.close();
     await svc?.dropSchema();
-  }, 60_000);
+  }, 300_000); // starting or stopping a service on a busy machine
 
   const auth = () => ({ Authorization: `Bearer ${token}` });
 

@@ -19,7 +19,7 @@ describe.each(BACKENDS)('operations on $name', (backend) => {
     tenantId = t.body.id;
     auth = { Authorization: `Bearer ${t.body.token}` };
     ops = svc.app.get(OperationsService);
-  }, 60_000);
+  }, 300_000); // starting or stopping a service on a busy machine
 
   afterAll(async () => {
     await svc?.close();

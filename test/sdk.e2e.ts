@@ -24,12 +24,12 @@ describe.each(BACKENDS)('the SDK on $name', (backend) => {
     svc = await startTestService(backend, { HVSIM_EVENTS_IN_FLIGHT: '2', HVSIM_EVENTS_QUEUE: '3' });
     const admin = hvsimClient({ url: svc.url, token: ADMIN });
     token = (await must(admin.POST('/v1/tenants', { body: { name: 'sdk' } }))).token;
-  }, 60_000);
+  }, 300_000); // starting or stopping a service on a busy machine
   afterAll(async () => {
     for (const c of clients) c.close();
     await svc?.close();
     await svc?.dropSchema();
-  }, 60_000);
+  }, 300_000); // starting or stopping a service on a busy machine
   const connect = async () => { const c = await EventsClient.connect(svc.url, token, { reconnection: false }); clients.push(c); return c; };
 
   test('REST calls are typed and errors carry problem details', async () => {

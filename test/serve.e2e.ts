@@ -48,7 +48,7 @@ test('npm start prints its start-up phases; SIGTERM to the npm process stops the
   try {
     const url = new URL(await listeningUrl(npm));
     await pollFor('/healthz', async () => (await fetch(`${url}healthz`).catch(() => null))?.status === 200, 120_000, npm.output);
-    expect(npm.output()).toMatch(/hvsim: opening the embedded database .*\(\d+ ms\)\n(.*\n)*hvsim: starting the application .*\(\d+ ms\)/);
+    expect(npm.output()).toMatch(/hvsim: opening the embedded database .*\(\d+ ms[^)]*\)\n(.*\n)*hvsim: starting the application .*\(\d+ ms[^)]*\)/);
     tree = descendants(npm.child.pid!);
     expect(tree.length).toBeGreaterThan(0);
     npm.child.kill('SIGTERM');

@@ -33,6 +33,7 @@ import { F, FD_MAX } from './vfs.js';
 export type SpectreV2Mitigation = 'none' | 'retpoline';
 
 export interface KernelText {
+  /** Shared by every VM of the process: read only. */
   bytes: Uint8Array;
   symbols: Map<string, number>;
   source: string;
@@ -222,10 +223,22 @@ capture:
 `;
 }
 
-/** Assembles the kernel text for `mitigation` at KERNEL_VA. Raises: Error if it outgrows its slot. */
+const built = new Map<SpectreV2Mitigation, KernelText>();
+
+/**
+ * The kernel text for `mitigation` at KERNEL_VA, assembled on first use and shared by every VM of
+ * the process after that (callers only read it: the bytes are copied into guest memory). It took
+ * ~10 ms per VM: a large part of `hvsim run`'s start-up and of every VM boot in the service.
+ * Raises: Error if it outgrows its slot.
+ */
 export function buildKernelText(mitigation: SpectreV2Mitigation): KernelText {
-  const source = kernelSource(mitigation);
-  const { bytes, symbols } = assembleRaw(source, { base: KERNEL_VA + K.TEXT, fileName: `kernel-${mitigation}.s` });
-  if (bytes.length > K.TEXT_MAX) throw new Error(`kernel text is ${bytes.length} bytes, more than ${K.TEXT_MAX}`);
-  return { bytes, symbols, source };
+  let text = built.get(mitigation);
+  if (!text) {
+    const source = kernelSource(mitigation);
+    const { bytes, symbols } = assembleRaw(source, { base: KERNEL_VA + K.TEXT, fileName: `kernel-${mitigation}.s` });
+    if (bytes.length > K.TEXT_MAX) throw new Error(`kernel text is ${bytes.length} bytes, more than ${K.TEXT_MAX}`);
+    text = { bytes, symbols, source };
+    built.set(mitigation, text);
+  }
+  return text;
 }

@@ -1,43 +1,24 @@
 /**
- * The embedded database's thread: PGlite (Postgres compiled to WebAssembly, which runs every
- * query synchronously in the thread that owns it) and its wire-protocol server on a loopback
- * port. Kept off the service's main thread so that a long statement (a 16 MiB image written as
- * `bytea`, a burst of 200 VM starts) never stalls the event loop that answers HTTP and Socket.IO.
- *
- * Protocol with embedded.ts: workerData `{dataDir, memory}`; this thread posts `{type: 'ready',
- * url}` or `{type: 'failed', message}`; on `{type: 'stop'}` it closes the server and the database
- * (flushing it to disk), posts `{type: 'stopped'}` and ends.
+ * The worker thread of the embedded database (startEmbeddedPostgres with `thread: true`): opens
+ * PGlite and its socket server with the options in workerData, posts { kind: 'open', url, cpuMs }, and
+ * on the message 'stop' closes both (flushing the database to disk) and posts { kind: 'stopped' }.
+ * A failure to open or to close is posted as { kind: 'failed', message }.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
-import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import { openEmbedded, type EmbeddedOptions, type EmbeddedWorkerMessage } from './embedded.js';
+import { threadCpuMs } from './thread-cpu.js';
 
-export type EmbeddedMessage = { type: 'ready'; url: string } | { type: 'failed'; message: string } | { type: 'stopped' };
-
-const opts = workerData as { dataDir: string; memory: boolean };
 const port = parentPort!;
-const post = (m: EmbeddedMessage) => port.postMessage(m);
-
+const post = (m: EmbeddedWorkerMessage) => port.postMessage(m);
 try {
-  let db: PGlite;
-  if (opts.memory) db = await PGlite.create();
-  else {
-    const dir = join(opts.dataDir, 'pgdata');
-    mkdirSync(dir, { recursive: true });
-    db = await PGlite.create(dir);
-  }
-  const server = new PGLiteSocketServer({ db, port: 0, host: '127.0.0.1', maxConnections: 4 });
-  await server.start();
-  port.on('message', (m: { type: string }) => {
-    if (m.type !== 'stop') return;
-    void (async () => {
-      try { await server.stop(); } finally { await db.close(); }
-    })().finally(() => { post({ type: 'stopped' }); port.close(); });
+  const db = await openEmbedded(workerData as EmbeddedOptions);
+  port.on('message', (m: unknown) => {
+    if (m !== 'stop') return;
+    db.stop().then(() => post({ kind: 'stopped' }), (e: unknown) => post({ kind: 'failed', message: e instanceof Error ? e.message : String(e) }))
+      .finally(() => port.close());
   });
-  post({ type: 'ready', url: `postgres://postgres@${server.getServerConn()}/postgres` });
+  post({ kind: 'open', url: db.url, cpuMs: threadCpuMs() });
 } catch (e) {
-  post({ type: 'failed', message: (e as Error)?.message ?? String(e) });
+  post({ kind: 'failed', message: e instanceof Error ? e.message : String(e) });
   port.close();
 }

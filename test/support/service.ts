@@ -55,6 +55,13 @@ export interface TenantSession {
   sockets: Socket[];
 }
 
+/**
+ * How long starting or stopping a service may take in a hook: generous, because the suite runs
+ * test files side by side on a machine that may be busy with other work (60 s ran out at a load
+ * average of 30 on 2 cores). A start takes ~1-3 s of CPU.
+ */
+export const SERVICE_HOOK_MS = 300_000;
+
 /** Registers beforeAll/afterAll that start a service on `backend` with one tenant; returns the live session. */
 export function useTenantSession(backend: Backend, tenant: string): TenantSession {
   const s = { sockets: [] as Socket[] } as unknown as TenantSession;
@@ -69,11 +76,11 @@ export function useTenantSession(backend: Backend, tenant: string): TenantSessio
     s.svc = await startTestService(backend);
     s.token = (await request(s.svc.url).post('/v1/tenants').set('Authorization', `Bearer ${ADMIN}`).send({ name: tenant }).expect(201)).body.token;
     s.auth = { Authorization: `Bearer ${s.token}` };
-  }, 300_000);
+  }, SERVICE_HOOK_MS);
   afterAll(async () => {
     for (const sock of s.sockets) sock.disconnect();
     await s.svc?.close();
     await s.svc?.dropSchema();
-  }, 300_000);
+  }, SERVICE_HOOK_MS);
   return s;
 }

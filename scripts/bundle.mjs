@@ -1,0 +1,78 @@
+// Bundles the compiled service and CLI (dist/, from tsc) with esbuild into dist/bundle/:
+// service.js (what dist/main.js runs) and cli.js (what bin/hvsim.js runs), sharing chunks; each
+// command's dynamic imports stay separate chunks, so `hvsim run` still loads only the emulator.
+//
+// Why: on Node 20 the ES module loader costs ~0.15 ms of CPU per module (resolve, read,
+// package.json lookups, the CommonJS export lexer); the service loaded ~2,600 modules before it
+// listened and `hvsim run` ~70. bench/results/startup.md has the numbers with and without.
+//
+// Bundled code keeps the paths it had: every `import.meta.url`, `__dirname` and `__filename` in
+// a bundled file is rewritten to the URL/path of the file it came from (so ../../package.json,
+// workloads/, web/dist/, the VM worker scripts and swagger-ui-dist's assets are found where they
+// were). PGlite stays external (it loads its WebAssembly next to its own module), and so do
+// optional packages NestJS and pg look for but hvsim does not install.
+//
+// Usage: node scripts/bundle.mjs   (run by `npm run build` after tsc). dist/main.js and
+// bin/hvsim.js fall back to the unbundled dist/ when dist/bundle/ is missing or HVSIM_NO_BUNDLE=1.
+import { build } from 'esbuild';
+import { readFile, rm } from 'node:fs/promises';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const outdir = join(root, 'dist/bundle');
+
+/** The expression, in the bundle, of a bundled file's own URL. */
+// (`__hvsimBase` is the output file's import.meta.url, set by the banner: writing import.meta into
+// a CommonJS file would make esbuild treat it as an ES module.)
+const urlOf = (file) => `new URL(${JSON.stringify(relative(outdir, file).split('\\').join('/'))}, __hvsimBase).href`;
+
+const keepPaths = {
+  name: 'keep-paths',
+  setup(b) {
+    b.onLoad({ filter: /\.(c|m)?js$/ }, async (args) => {
+      let code = await readFile(args.path, 'utf8');
+      if (!/import\.meta\.url|__dirname|__filename/.test(code)) return undefined;
+      const url = urlOf(args.path);
+      // A file's own declarations of __dirname/__filename (ESM code deriving them from
+      // import.meta.url) are left alone; otherwise it gets its own, as Node's CommonJS wrapper gives.
+      const prelude = ['__filename', '__dirname']
+        .filter((name) => new RegExp(`\\b${name}\\b`).test(code) && !new RegExp(`\\b(?:const|let|var)\\s+${name}\\b`).test(code))
+        .map((name) => `var ${name} = ${name === '__filename' ? `__hvsimPath(${url})` : `__hvsimDir(${url})`};\n`);
+      code = prelude.join('') + code.replace(/\bimport\.meta\.url\b/g, url);
+      return { contents: code, loader: 'js', resolveDir: dirname(args.path) };
+    });
+  },
+};
+
+await rm(outdir, { recursive: true, force: true });
+const t = performance.now();
+const result = await build({
+  entryPoints: { service: join(root, 'dist/service-start.js'), cli: join(root, 'dist/cli/main.js') },
+  outdir, bundle: true, splitting: true, format: 'esm', platform: 'node', target: 'node20',
+  metafile: true, legalComments: 'none', logLevel: 'warning', plugins: [keepPaths],
+  // node_modules may be a link (a worktree's, a test's copy of the image): keep the paths through it
+  preserveSymlinks: true,
+  banner: {
+    js: [
+      "import { createRequire as __hvsimRequire } from 'node:module';",
+      "import { fileURLToPath as __hvsimPath } from 'node:url';",
+      "import { dirname as __hvsimDirname } from 'node:path';",
+      'const __hvsimBase = import.meta.url;',
+      'const require = __hvsimRequire(import.meta.url);',
+      'const __hvsimDir = (u) => __hvsimDirname(__hvsimPath(u));',
+    ].join(' '),
+  },
+  external: [
+    'reflect-metadata', '@electric-sql/*',
+    // optional peers NestJS, TypeORM and pg try to load; not installed
+    '@nestjs/microservices', '@nestjs/microservices/*', '@nestjs/websockets/socket-module', '@fastify/*',
+    'class-transformer/storage', 'pg-native', 'tsx', 'tsx/*',
+    // NestJS's ValidationPipe loads these with import() and the DTOs' decorators fill their
+    // metadata stores: bundled, the pipe got a namespace without plainToInstance. One copy, from
+    // node_modules, for both.
+    'class-transformer', 'class-validator',
+  ],
+});
+const inputs = Object.keys(result.metafile.inputs).length;
+process.stdout.write(`bundle: ${inputs} modules into dist/bundle/ in ${Math.round(performance.now() - t)} ms\n`);
