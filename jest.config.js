@@ -18,6 +18,10 @@ const common = {
   transform: { '^.+\\.ts$': swc },
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   testEnvironment: 'node',
+  // No test runs under Jest's 5 s default: on a busy machine (a CPU hog on every core) a unit test
+  // that builds a VM, a migration or a toolchain output takes tens of seconds. Tests that need
+  // more say so; none asserts a duration.
+  testTimeout: 300_000,
 };
 // Test files run side by side: Jest's default (one worker less than the cores) is one worker on a
 // 2-core machine, which left a core idle while an e2e file waited on its service or child
