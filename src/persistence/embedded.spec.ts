@@ -10,6 +10,8 @@ import pg from 'pg';
 import { freshClusterFile, startEmbeddedPostgres } from './embedded.js';
 
 const SLOW = 300_000;
+// The cache directory is set through process.env, which under Jest is the test's own copy: a
+// worker thread would not see it, so the starts that check the cache run in this thread.
 let cache: string;
 const saved = process.env.XDG_CACHE_HOME;
 beforeAll(() => { cache = mkdtempSync(join(tmpdir(), 'hvsim-cache-')); process.env.XDG_CACHE_HOME = cache; });
@@ -29,11 +31,11 @@ test('the first in-memory start saves a fresh cluster; later starts (memory, new
   const file = freshClusterFile()!;
   expect(file.startsWith(join(cache, 'hvsim'))).toBe(true);
   expect(existsSync(file)).toBe(false);
-  const a = await startEmbeddedPostgres({ dataDir: '', memory: true });
+  const a = await startEmbeddedPostgres({ dataDir: '', memory: true }, { thread: false });
   try { expect(await roundTrip(a.url, 'a')).toEqual(['a']); } finally { await a.stop(); }
   expect(existsSync(file)).toBe(true);
 
-  const b = await startEmbeddedPostgres({ dataDir: '', memory: true });
+  const b = await startEmbeddedPostgres({ dataDir: '', memory: true }, { thread: false });
   try { expect(await roundTrip(b.url, 'b')).toEqual(['b']); } finally { await b.stop(); } // nothing of a's
 
   const dataDir = mkdtempSync(join(tmpdir(), 'hvsim-data-'));
@@ -50,14 +52,14 @@ test('the first in-memory start saves a fresh cluster; later starts (memory, new
 test('a damaged saved cluster is replaced by a new initdb (in memory, and on a new data dir)', async () => {
   const file = freshClusterFile()!;
   writeFileSync(file, 'not a tar file');
-  const db = await startEmbeddedPostgres({ dataDir: '', memory: true });
+  const db = await startEmbeddedPostgres({ dataDir: '', memory: true }, { thread: false });
   try { expect(await roundTrip(db.url, 'x')).toEqual(['x']); } finally { await db.stop(); }
   expect(statSync(file).size).toBeGreaterThan(1_000_000);
 
   writeFileSync(file, 'not a tar file');
   const dataDir = mkdtempSync(join(tmpdir(), 'hvsim-data-'));
   try {
-    const d = await startEmbeddedPostgres({ dataDir, memory: false });
+    const d = await startEmbeddedPostgres({ dataDir, memory: false }, { thread: false });
     try { expect(await roundTrip(d.url, 'y')).toEqual(['y']); } finally { await d.stop(); }
   } finally { rmSync(dataDir, { recursive: true, force: true }); }
   expect(statSync(file).size).toBeGreaterThan(1_000_000);
