@@ -17,7 +17,7 @@ describe.each(BACKENDS)('hostile input on $name', (backend) => {
     const imgs = await s.api().get('/v1/images?builtin=true').set(s.auth).expect(200);
     imageId = imgs.body.items.find((i: { name: string }) => i.name === 'hello').id;
     await s.api().post('/v1/hosts').set(s.auth).send({ name: 'h0', cpus: 2, memoryMiB: 256 }).expect(201);
-  }, 60_000);
+  }, 300_000);
 
   test('a 2048 MiB host has all its DRAM; 4096 MiB is a 400 stating the limit (item 6)', async () => {
     const h = await s.api().post('/v1/hosts').set(s.auth).send({ name: 'big', cpus: 1, memoryMiB: 2048 }).expect(201);
@@ -87,7 +87,7 @@ describe.each(BACKENDS)('hostile input on $name', (backend) => {
     expect(r.body.errors[0].message).toMatch(/longer than 1024/);
     const u = await s.api().post('/v1/images').set(s.auth).send({ name: 'u', format: 'asm', content: '_start: nop\n.data\n.ascii "abc\n' }).expect(422);
     expect(u.body.errors[0].message).toMatch(/unterminated string/);
-  }, 30_000);
+  }, 300_000);
 
   test('ids are lowercase UUIDs over REST as over Socket.IO: an uppercase id is a 400', async () => {
     const h = (await s.api().get('/v1/hosts').set(s.auth).expect(200)).body.items[0];

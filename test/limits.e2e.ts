@@ -40,7 +40,7 @@ describe.each(BACKENDS)('limits on $name', (backend) => {
     await until('its series', async () => (await s.api().get('/metrics').set(admin)).text.includes(`vm="${vm.id}"`));
     await s.api().delete(`/v1/vms/${vm.id}`).set(s.auth).expect(204);
     await until('its series to go', async () => !(await s.api().get('/metrics').set(admin)).text.includes(vm.id));
-  }, 60_000);
+  }, 300_000);
 
   test('10 concurrent identical requests with one Idempotency-Key: 1 created, 9 replays (item 12)', async () => {
     const send = () => s.api().post('/v1/hosts').set(s.auth).set('Idempotency-Key', 'race-1').send({ name: 'raced', cpus: 1, memoryMiB: 32 });
@@ -53,7 +53,7 @@ describe.each(BACKENDS)('limits on $name', (backend) => {
     // A failed request does not hold its key: the same key can be used again.
     await s.api().post('/v1/hosts').set(s.auth).set('Idempotency-Key', 'race-2').send({ name: 'raced', cpus: 1, memoryMiB: 32 }).expect(409);
     await s.api().post('/v1/hosts').set(s.auth).set('Idempotency-Key', 'race-2').send({ name: 'raced-2', cpus: 1, memoryMiB: 32 }).expect(201);
-  }, 60_000);
+  }, 300_000);
 
   test('bodies are not parsed before authentication (item 13)', async () => {
     // Malformed JSON with a bad token: a 401, not a parse error (it was parsed first).
@@ -70,7 +70,7 @@ describe.each(BACKENDS)('limits on $name', (backend) => {
     await s.api().get('/healthz').expect(200);
     // Authenticated, the same malformed body is a 400.
     await s.api().post('/v1/hosts').set(s.auth).set('Content-Type', 'application/json').send('{bad').expect(400);
-  }, 60_000);
+  }, 300_000);
 
   test('an 81-byte .space 67108864 upload is a 422 before any output is produced, and other requests are served meanwhile (item 5)', async () => {
     const src = '.globl _start\n.text\n_start: j _start\n.data\n.space 67108864\n';
@@ -89,7 +89,7 @@ describe.each(BACKENDS)('limits on $name', (backend) => {
     const pool = (s.svc.app.get(ImagesService) as unknown as { pool: { completed: number; threads: Array<{ threadId: number }> } }).pool;
     expect(pool.completed).toBeGreaterThanOrEqual(2);
     expect(pool.threads.every((t) => t.threadId !== threadId)).toBe(true);
-  }, 60_000);
+  }, 300_000);
 
   test('an uploaded ELF is still validated (off the main thread): garbage is a 422', async () => {
     const r = await s.api().post('/v1/images?name=junk').set(s.auth).set('Content-Type', 'application/octet-stream').send(Buffer.alloc(4096, 7)).expect(422);

@@ -57,7 +57,7 @@ describe.each(BACKENDS)('live migration on $name', (backend) => {
   const finished = (migrationId: string) => until('the migration to end', async () => {
     const m = (await api().get(`/v1/migrations/${migrationId}`).set(auth()).expect(200)).body;
     return ['completed', 'failed', 'cancelled'].includes(m.phase) ? m : undefined;
-  }, 60_000);
+  }, 300_000);
 
   test('technique on: known and latent poison travel as metadata; the VM finishes on the destination; only the poisoned processes die (SIGBUS, after the switch-over)', async () => {
     const [a, b] = [await host('src'), await host('dst')];
@@ -79,7 +79,7 @@ describe.each(BACKENDS)('live migration on $name', (backend) => {
     expect(m.stats.destinationDigest).toBe(m.stats.sourceDigest);
     expect((await vmState(vm.id)).hostId).toBe(b.id);
 
-    const final = await until('the VM to stop', async () => { const v = await vmState(vm.id); return v.state === 'stopped' ? v : undefined; }, 60_000);
+    const final = await until('the VM to stop', async () => { const v = await vmState(vm.id); return v.state === 'stopped' ? v : undefined; }, 300_000);
     expect(final.run.processes.map((p: { status: number }) => p.status)).toEqual([0, 135, 135]);
     expect(final.run.processes[1].faultAddress).toBe(MMAP_BASE + 5 * 4096);
     expect(final.run.processes[2].faultAddress).toBe(MMAP_BASE + 9 * 4096);

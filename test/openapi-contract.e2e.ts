@@ -120,7 +120,7 @@ describe.each(BACKENDS)('the service honours openapi.yaml on $name', (backend) =
   }
 
   const vmState = async () => (await request(svc.url).get(`/v1/vms/${ids.vm}`).set(auth()).expect(200)).body.state as string;
-  const waitVm = (state: string) => until(`VM ${state}`, async () => (await vmState()) === state, 60_000);
+  const waitVm = (state: string) => until(`VM ${state}`, async () => (await vmState()) === state, 200_000);
 
   test('every documented example answers as documented', async () => {
     const post = (path: string, body: unknown) => request(svc.url).post(path).set(auth()).send(body as object).expect(201).then((r) => r.body.id as string);
@@ -174,7 +174,7 @@ describe.each(BACKENDS)('the service honours openapi.yaml on $name', (backend) =
     await examples('MemoryErrorsController_retire', { id: ids.host, errorId: ids.memoryError });
 
     ids.migration = (await examples('MigrationsController_create', { id: ids.vm }))[0].body.migration.id;
-    await until('migration completed', async () => (await request(svc.url).get(`/v1/migrations/${ids.migration}`).set(auth())).body.phase === 'completed', 60_000);
+    await until('migration completed', async () => (await request(svc.url).get(`/v1/migrations/${ids.migration}`).set(auth())).body.phase === 'completed', 200_000);
     await examples('MigrationsController_list', { id: ids.vm });
     await examples('MigrationsController_get', { id: ids.migration });
     await examples('MigrationsController_cancel', { id: ids.migration }, 409);
@@ -187,7 +187,7 @@ describe.each(BACKENDS)('the service honours openapi.yaml on $name', (backend) =
     await examples('OperationsController_get', { id: ids.operation });
     await examples('OperationsController_cancel', { id: ids.operation }, 409);
 
-    await until('VM running after migration', async () => (await vmState()) === 'running', 60_000);
+    await until('VM running after migration', async () => (await vmState()) === 'running', 200_000);
     await examples('VmsController_stop', { id: ids.vm });
     await waitVm('stopped');
     await examples('VmsController_reset', { id: ids.vm });
@@ -241,5 +241,5 @@ describe.each(BACKENDS)('the service honours openapi.yaml on $name', (backend) =
       const opts = await request(svc.url).options(url);
       expect(opts.status).toBe(204);
     }
-  }, 60_000);
+  }, 300_000);
 });

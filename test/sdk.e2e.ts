@@ -53,7 +53,7 @@ describe.each(BACKENDS)('the SDK on $name', (backend) => {
     if (!unauthorized) throw new Error('a wrong token was accepted');
     expect(unauthorized.status).toBe(401);
     expect(unauthorized.message).not.toContain('wrong');
-  }, 60_000);
+  }, 300_000);
 
   test('events: replay from a seq, in order, and a lagging consumer gets every event through GET /v1/events', async () => {
     const api = hvsimClient({ url: svc.url, token });
@@ -81,12 +81,12 @@ describe.each(BACKENDS)('the SDK on $name', (backend) => {
     await slow.subscribe([subject], { sinceSeq: created.seq });
     for (let i = 0; i < 12; i++) await must(api.PATCH('/v1/hosts/{id}', { params: { path: { id: host.id } }, body: { cpus: 1 + (i % 4) } }));
     release();
-    await until('every update delivered', () => got.length >= 12, 30_000);
+    await until('every update delivered', () => got.length >= 12, 200_000);
     expect(lagged).toBeGreaterThan(0);
     expect(got.map((e) => e.type)).toEqual(Array(12).fill('host.updated'));
     const seqs = got.map((e) => e.seq);
     expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
     expect(new Set(seqs).size).toBe(12);
     expect(slow.lastSeq).toBe(seqs[11]);
-  }, 60_000);
+  }, 300_000);
 });

@@ -79,7 +79,7 @@ describe.each(BACKENDS)('techniques and experiments on $name', (backend) => {
     const ev = (await api().get(`/v1/events?subject=vm:${vm.id}`).set(auth).expect(200)).body.items as Ev[];
     expect(ev.find((e) => e.type === 'vm.techniques')?.data).toEqual({ changes: { syscallLookahead: { enabled: true } }, appliesAt: { syscallLookahead: 'the next syscall' } });
     await api().post(`/v1/vms/${vm.id}/stop`).set(auth).expect(202);
-  }, 60_000);
+  }, 300_000);
 
   test('an experiment from REST: progress events over Socket.IO, ratios against the baseline, no divergence, persisted', async () => {
     const bad = await api().post('/v1/experiments').set(auth).send({ workload: { builtin: 'syscalls' }, variants: [{ name: 'a', techniques: {} }, { name: 'a', techniques: {} }] }).expect(400);

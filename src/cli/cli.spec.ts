@@ -331,7 +331,7 @@ describe('hvsim experiment', () => {
     const bad = cli(['experiment', file, '--variant', 'a:uhvDirectTransitions.exitRouting.mmio.disk=uhv']);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/techniques\.uhvDirectTransitions\.exitRouting\.mmio\.disk/);
-  }, 60_000);
+  }, 300_000);
 
   test('--disk gives the VM an empty disk per option: the block workload through /dev/vda, off and on technique 5; a bad size is status 2', () => {
     const file = join(process.cwd(), 'workloads/bin/blockio.elf');
@@ -347,7 +347,7 @@ describe('hvsim experiment', () => {
     const bad = cli(['run', file, '--disk', '0']);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/--disk needs an integer from 1 to 1024/);
-  }, 60_000);
+  }, 300_000);
 
   test('bad variants are one line and status 2', async () => {
     for (const args of [['--variant', 'x'], ['--variant', 'a:warp=on'], ['--variant', 'a:syscallLookahead.window=0'], ['--variant', 'a:', '--variant', 'a:']]) {

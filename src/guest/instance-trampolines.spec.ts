@@ -57,7 +57,7 @@ describe('technique 2: per-process trampolines for the file method call', () => 
     expect(s.hits / (s.hits + s.misses + s.fallbacks)).toBeGreaterThan(0.9);
     expect(on.counters.cycles).toBeLessThan(off.counters.cycles);
     expect(off.counters.instanceCallInlining.hits + off.counters.instanceCallInlining.fallbacks).toBe(0);
-  }, 60_000);
+  }, 300_000);
 
   test('fallback mode sends every call through the outline trampoline; with learning off nothing is learned', () => {
     const elf = syscallMix(50, [['writeZero', 3], ['readZero', 1]]);
@@ -67,7 +67,7 @@ describe('technique 2: per-process trampolines for the file method call', () => 
     const use = runProgram(elf, { techniques: t2({ learning: false }) }).counters.instanceCallInlining;
     expect(use.regenerations).toBe(0);
     expect(use.perProcess['1'].targets).toEqual([]);
-  }, 60_000);
+  }, 300_000);
 
   test('a pipeline: the writer and the reader each inline their own end of the pipe, beating one shared trampoline', () => {
     const procs = [
@@ -92,7 +92,7 @@ describe('technique 2: per-process trampolines for the file method call', () => 
     const sh = shared.c.instanceCallInlining;
     expect(sh.misses).toBeGreaterThan(s.misses);
     expect(on.c.cycles).toBeLessThan(shared.c.cycles);
-  }, 60_000);
+  }, 300_000);
 
   test('a user program cannot reach the trampoline page (supervisor-only): SIGSEGV', () => {
     const elf = assemble(`.globl _start\n.text\n_start:\n  li t0, ${TRAMPOLINE_VA | 0}\n  lw t1, 0(t0)\n  li a7, 93\n  ecall\n`).elf;

@@ -99,7 +99,7 @@ _start:
     const r = run([image('spinner', spinner), image('killer', killer)], vcpus);
     expect(r.state).toBe('stopped');
     expect(r.processes.map((p) => [p.status, p.signal])).toEqual([[143, 15], [3, undefined]]);
-  }, 60_000);
+  }, 300_000);
 });
 
 describe('file layer: layout and dispatch', () => {

@@ -20,7 +20,7 @@ describe('host memory', () => {
     for (const f of a) expect(mem.owner[f]).toBe(1);
     for (const f of b) expect(mem.owner[f]).toBe(2);
     expect(mem.usage()).toEqual({ free: 96, poisoned: 0, retired: 0, byOwner: { 1: 2000, 2: 2000 } });
-  }, 60_000);
+  }, 300_000);
 
   test('exhaustion is a clear out-of-host-memory fault; freeing makes frames reusable and zeroed', () => {
     const mem = HostMemory.create(1); // 256 frames

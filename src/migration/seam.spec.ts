@@ -128,7 +128,7 @@ describe('migration through the seam (migratable.ts)', () => {
     expect(Buffer.from(dst.disks[0].slice(0, 8 * DISK_CHUNK)).equals(Buffer.from(src.disks[0].slice(0, 8 * DISK_CHUNK)))).toBe(true);
     expect(dst.disks[0].slice(DISK_CHUNK + 10, DISK_CHUNK + 13)).toEqual(Uint8Array.of(1, 2, 3));
     expect(r.outcome!.diskChunksSent).toBeGreaterThanOrEqual(2);
-  }, 30_000);
+  }, 300_000);
 
   test('without the technique, reading a poisoned page is a host panic naming its frame; the source stops its dirty log', async () => {
     const src = sourceMachine();
@@ -138,5 +138,5 @@ describe('migration through the seam (migratable.ts)', () => {
     expect(src.dirty).toBeNull();
     expect(src.poison.get(2)).toBe('latent');
     expect(r.dst.discarded).toBe('migration-failed');
-  }, 30_000);
+  }, 300_000);
 });

@@ -167,7 +167,7 @@ describe('technique 6: privileged mode on multi-vCPU VMs', () => {
     expect(after.rendezvous.count).toBeLessThanOrEqual(before.rendezvous.count + 1);
     expect(after.viewSwitches).toBe(2 * (after.entries - after.rendezvous.count));
     expect(vm.pm.counter()).toBe(800);
-  }, 60_000);
+  }, 300_000);
 
   test('a per-vCPU view whose root copy predates a RAM leaf table is refreshed once; other faults are not its business', () => {
     const vm = new Vm({
@@ -181,7 +181,7 @@ describe('technique 6: privileged mode on multi-vCPU VMs', () => {
     expect(vm.pm.refreshView(1, gpa)).toBe(true);
     expect(vm.pm.refreshView(1, gpa)).toBe(false);
     expect(vm.pm.refreshView(0, gpa)).toBe(false);
-  }, 60_000);
+  }, 300_000);
 
   test('the handler ABI: SEAL is a MAC under the sealed key, which only the mode can read; an unknown function is SBI_ERR_NOT_SUPPORTED', () => {
     const elf = assemble(`.globl _start
@@ -205,7 +205,7 @@ ${readFileSync('workloads/lib.s', 'utf8')}`).elf;
     expect(vm.runToCompletion(1e7)).toBe('stopped');
     const hex = (n: number) => (n >>> 0).toString(16).padStart(8, '0');
     expect(out).toBe(`${hex(sealMac(vm.pm.sealedKey(), 0x12345678))}\n${hex(-2)}\n`);
-  }, 60_000);
+  }, 300_000);
 
   test('pmret outside the mode is an illegal instruction for the guest (SIGILL), and changes nothing', () => {
     const elf = assemble('.globl _start\n.text\n_start:\n  pmret\n  li a0, 0\n  li a7, 93\n  ecall\n').elf;
@@ -213,7 +213,7 @@ ${readFileSync('workloads/lib.s', 'utf8')}`).elf;
     expect(vm.runToCompletion(1e7)).toBe('stopped');
     expect(vm.processes()[0]).toMatchObject({ signal: 4 });
     expect(vm.counters().privilegedMode.entries).toBe(0);
-  }, 60_000);
+  }, 300_000);
 
   test('a request for a stopped vCPU is queued and served after the exit; a full queue drops, counted', () => {
     const elf = builtinElf('pmcounter');
@@ -235,5 +235,5 @@ ${readFileSync('workloads/lib.s', 'utf8')}`).elf;
     expect(phases.slice(5, 9)).toEqual(['1:exited', '2:rendezvous', '2:entered', '2:exited']);
     expect(vm.pm.servedInterrupts()).toBe(2);
     expect(() => vm.interruptPrivilegedMode(0)).toThrow(/stopped/);
-  }, 60_000);
+  }, 300_000);
 });

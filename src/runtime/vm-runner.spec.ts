@@ -57,7 +57,7 @@ describe('VM workers', () => {
     expect(final.counters!.syscalls).toEqual({ exit: 1, write: 3 });
     expect(r.counters().instructions).toBe(final.counters!.instructions);
     expect(host.usage()).toMatchObject({ free: host.memory.frames, byVm: {} });
-  }, 30_000);
+  }, 300_000);
 
   test('ten VMs on one host at once do not interfere, and the memory accounting returns to zero', async () => {
     const runners = await Promise.all(Array.from({ length: 10 }, (_, i) =>
@@ -71,7 +71,7 @@ describe('VM workers', () => {
       expect(f.processes[0].status).toBe(i);
     });
     expect(host.usage()).toMatchObject({ free: host.memory.frames, byVm: {} });
-  }, 60_000);
+  }, 300_000);
 
   test('pause and resume keep the guest exact: same console bytes and counters as an uninterrupted run', async () => {
     const elf = printer('tick', 20, 100_000, 0);
@@ -86,7 +86,7 @@ describe('VM workers', () => {
     const final = await r.done;
     expect(out()).toBe(want.stdout.toString());
     expect(final.counters).toEqual(want.counters);
-  }, 30_000);
+  }, 300_000);
 
   test('a looping guest: pause holds it still, stop ends it within a second; bad actions change nothing', async () => {
     const r = await host.startVm('loop', spec(forever));
@@ -105,7 +105,7 @@ describe('VM workers', () => {
     expect(final).toMatchObject({ state: 'stopped', reason: 'stopped' });
     await expect(r.resume()).rejects.toBeInstanceOf(VmActionError);
     expect(host.usage().free).toBe(host.memory.frames);
-  }, 30_000);
+  }, 300_000);
 
   test('a worker that dies marks only its VM crashed; the host takes its frames back and other VMs go on', async () => {
     const victim = await host.startVm('victim', spec(forever));
@@ -118,14 +118,14 @@ describe('VM workers', () => {
     expect((await other.done).state).toBe('stopped');
     expect(out()).toBe('fine\n'.repeat(5));
     expect(host.usage().free).toBe(host.memory.frames);
-  }, 30_000);
+  }, 300_000);
 
   test('a VM that cannot boot fails its start with the reason and holds nothing', async () => {
     const small = new HostRuntime(1);
     const bigBss = asm('_start:\n  j _start\n.bss\n  .space 4194304\n');
     await expect(small.startVm('big', spec(bigBss, { memoryMiB: 64 }))).rejects.toThrow(/out-of-host-memory/);
     expect(small.usage().free).toBe(small.memory.frames);
-  }, 30_000);
+  }, 300_000);
 });
 
 describe('the worker door', () => {
@@ -140,7 +140,7 @@ describe('the worker door', () => {
     const frame = await r.ask({ type: 'resolve-frame', target: { gpa: pages[0].gpa } });
     expect(frame * 4096).toBe(pages[0].hpa);
     await r.stop();
-  }, 30_000);
+  }, 300_000);
 
   test('a worker that does not answer in time gives a timeout error', async () => {
     // A slice of 50 million quanta keeps the worker from reading messages for a long time.
@@ -150,7 +150,7 @@ describe('the worker door', () => {
     expect(e).toBeInstanceOf(VmActionError);
     expect((e as VmActionError).kind).toBe('timeout');
     await r.kill();
-  }, 60_000);
+  }, 300_000);
 
   test('console output arrives in coalesced batches with every byte in order (a chatty guest)', async () => {
     const r = await host.startVm('chatty', spec(printer('0123456789'.repeat(5) + 'abcdefghi', 5000, 1, 0)));
@@ -162,7 +162,7 @@ describe('the worker door', () => {
     expect(r.console.total[0]).toBe(5000 * line.length);
     expect(r.console.bytes(0).toString()).toBe(line.repeat(5000));
     expect(batches).toBeLessThan(5000);
-  }, 60_000);
+  }, 300_000);
 });
 
 describe('console buffer', () => {
