@@ -18,3 +18,10 @@ export async function refused(p: Promise<{ error?: unknown; response: Response }
   expect({ status: r.response.status, type: r.response.headers.get('content-type') }).toEqual({ status, type: expect.stringContaining('application/problem+json') });
   return r.error as Problem;
 }
+
+/** Awaits an SDK call, expects exactly `status` (a success code such as 201 or 202), returns its data. */
+export async function answered<T>(p: Promise<{ data?: T; error?: unknown; response: Response }>, status: number): Promise<T> {
+  const r = await p;
+  expect({ status: r.response.status, error: r.error }).toEqual({ status, error: undefined });
+  return r.data as T;
+}
