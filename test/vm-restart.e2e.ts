@@ -53,7 +53,7 @@ test('VMs running when the service is killed are stopped with reason service-res
     try {
       const got = await answered(S.GET('/v1/vms/{id}', vmPath(vm.id)), 200);
       expect(got).toMatchObject({ state: 'stopped', stateReason: 'service-restart' });
-      expect(got.run?.stoppedAt).not.toBeNull();
+      expect(got.run!.stoppedAt).not.toBeNull();
       expect((await answered(S.GET('/v1/vms/{id}', vmPath(idle.id)), 200)).state).toBe('created');
       const ev = (await answered(S.GET('/v1/events', { params: { query: { subject: `vm:${vm.id}` } } }), 200)).items;
       expect(ev.at(-1)).toMatchObject({ type: 'vm.state', data: { from: 'running', to: 'stopped', reason: 'service-restart' } });
