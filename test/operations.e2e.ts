@@ -1,5 +1,6 @@
-import request from 'supertest';
+import type { HvsimClient } from '../src/client/index.js';
 import { ADMIN, BACKENDS, startTestService } from './support/service.js';
+import { answered, must, refused, sdk } from './support/sdk.js';
 import { OperationsService } from '../src/api/operations.js';
 
 const until = async (f: () => Promise<boolean>) => {
@@ -10,23 +11,23 @@ const until = async (f: () => Promise<boolean>) => {
 describe.each(BACKENDS)('operations on $name', (backend) => {
   let svc: Awaited<ReturnType<typeof startTestService>>;
   let tenantId: string;
-  let auth: Record<string, string>;
+  let T: HvsimClient;
   let ops: OperationsService;
 
   beforeAll(async () => {
     svc = await startTestService(backend);
-    const t = await request(svc.url).post('/v1/tenants').set('Authorization', `Bearer ${ADMIN}`).send({ name: 'ops' }).expect(201);
-    tenantId = t.body.id;
-    auth = { Authorization: `Bearer ${t.body.token}` };
+    const t = await answered(sdk(svc.url, ADMIN).POST('/v1/tenants', { body: { name: 'ops' } }), 201);
+    tenantId = t.id;
+    T = sdk(svc.url, t.token);
     ops = svc.app.get(OperationsService);
-  }, 300_000); // starting or stopping a service on a busy machine
+  }, 300_000);
 
   afterAll(async () => {
     await svc?.close();
     await svc?.dropSchema();
-  });
+  }, 300_000);
 
-  const get = async (id: string) => (await request(svc.url).get(`/v1/operations/${id}`).set(auth).expect(200)).body;
+  const get = async (id: string) => answered(T.GET('/v1/operations/{id}', { params: { path: { id } } }), 200);
 
   test('a runner that reports progress and succeeds: pending -> running -> succeeded with its result and events', async () => {
     let release!: () => void;
@@ -42,9 +43,9 @@ describe.each(BACKENDS)('operations on $name', (backend) => {
     release();
     await until(async () => (await get(op.id)).state === 'succeeded');
     expect(await get(op.id)).toMatchObject({ progress: 1, result: { answer: 42 }, error: null });
-    const ev = await request(svc.url).get(`/v1/events?subject=operation:${op.id}`).set(auth).expect(200);
-    expect(ev.body.items.map((e: { type: string }) => e.type)).toEqual(['operation.created', 'operation.succeeded']);
-    await request(svc.url).post(`/v1/operations/${op.id}/cancel`).set(auth).expect(409);
+    const ev = await answered(T.GET('/v1/events', { params: { query: { subject: `operation:${op.id}` } } }), 200);
+    expect(ev.items.map((e) => e.type)).toEqual(['operation.created', 'operation.succeeded']);
+    await refused(T.POST('/v1/operations/{id}/cancel', { params: { path: { id: op.id } } }), 409);
   });
 
   test('a failing runner ends failed with its error; cancel aborts a running one', async () => {
@@ -56,11 +57,11 @@ describe.each(BACKENDS)('operations on $name', (backend) => {
       ctx.signal.addEventListener('abort', () => reject(new Error('aborted')));
     }));
     await until(async () => (await get(slow.id)).state === 'running');
-    const c = await request(svc.url).post(`/v1/operations/${slow.id}/cancel`).set(auth).expect(202);
-    expect(c.body.cancelRequested).toBe(true);
+    const c = await answered(T.POST('/v1/operations/{id}/cancel', { params: { path: { id: slow.id } } }), 202);
+    expect(c.cancelRequested).toBe(true);
     await until(async () => (await get(slow.id)).state === 'cancelled');
-    const list = await request(svc.url).get('/v1/operations?pageSize=2').set(auth).expect(200);
-    expect(list.body.items).toHaveLength(2);
-    expect(list.body.nextPageToken).toBeDefined();
+    const list = await answered(T.GET('/v1/operations', { params: { query: { pageSize: 2 } } }), 200);
+    expect(list.items).toHaveLength(2);
+    expect(list.nextPageToken).toBeDefined();
   });
 });

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { BACKENDS, until, useTenantSession } from './support/service.js';
+import { answered, consoleOf, refused, sdk } from './support/sdk.js';
 
 interface Ev { type: string; subject: string; data: Record<string, unknown> }
 
@@ -16,96 +17,100 @@ const WINDOW = [0x4000_0000, 0x4100_0000];
 
 describe.each(BACKENDS)('protection domains on $name', (backend) => {
   const session = useTenantSession(backend, 'domains');
-  const api = () => session.api();
-  const image = async (name: string, content: string) => (await api().post('/v1/images').set(session.auth).send({ name, format: 'asm', content }).expect((r) => { if (r.status !== 201 && r.status !== 200) throw new Error(`${r.status} ${JSON.stringify(r.body)}`); })).body.id as string;
-  const vmState = async (id: string) => (await api().get(`/v1/vms/${id}`).set(session.auth).expect(200)).body;
+  /** The typed SDK as the session's tenant. */
+  const T = () => sdk(session.svc.url, session.token);
+  const image = async (name: string, content: string, format: 'asm' | 'elf' = 'asm') => {
+    const r = await T().POST('/v1/images', { body: { name, format, content } });
+    if (r.response.status !== 201 && r.response.status !== 200) throw new Error(`${r.response.status} ${JSON.stringify(r.error)}`);
+    return r.data!.id;
+  };
+  const vmPath = (id: string) => ({ params: { path: { id } } });
+  const vmState = async (id: string) => answered(T().GET('/v1/vms/{id}', vmPath(id)), 200);
+  const vmEvents = async (id: string) => (await answered(T().GET('/v1/events', { params: { query: { subject: `vm:${id}`, limit: 1000 } } }), 200)).items as Ev[];
 
   test('domains are part of the definition until start; the key-store client runs; counters, memory listing and events show the technique', async () => {
-    const auth = session.auth;
-    const host = (await api().post('/v1/hosts').set(auth).send({ name: 'h-pd', cpus: 1, memoryMiB: 64 }).expect(201)).body;
+    const host = await answered(T().POST('/v1/hosts', { body: { name: 'h-pd', cpus: 1, memoryMiB: 64 } }), 201);
     const domainImg = await image('keystore-domain', DOMAIN_ASM);
     const clientImg = await image('keystore-client', CLIENT_ASM);
-    const vm = (await api().post('/v1/vms').set(auth).send({ name: 'pd', hostId: host.id, vcpus: 1, memoryMiB: 16, processes: [{ imageId: clientImg, argv: ['keystore-client', '3000'] }] }).expect(201)).body;
+    const vm = await answered(T().POST('/v1/vms', { body: { name: 'pd', hostId: host.id, vcpus: 1, memoryMiB: 16, processes: [{ imageId: clientImg, argv: ['keystore-client', '3000'] }] } }), 201);
+    const path = vmPath(vm.id);
+    const domain = (name: string) => ({ params: { path: { id: vm.id, name } } });
     const def = { name: 'keystore', imageId: domainImg, entryPoints: ['ks_seal', 'ks_unseal', 'ks_sign'], memoryKiB: 64 };
 
     // Bad definitions: a problem each, nothing stored.
-    const bad = async (body: object, status: number, detail: RegExp) => {
-      const r = await api().post(`/v1/vms/${vm.id}/domains`).set(auth).send(body).expect(status);
-      expect(r.headers['content-type']).toMatch(/problem\+json/);
-      expect(r.body.detail ?? JSON.stringify(r.body)).toMatch(detail);
+    const bad = async (body: typeof def, status: number, detail: RegExp) => {
+      const r = await refused(T().POST('/v1/vms/{id}/domains', { ...path, body }), status);
+      expect(r.detail ?? JSON.stringify(r)).toMatch(detail);
     };
     await bad({ ...def, entryPoints: ['nope'] }, 422, /no entry symbol nope/);
     await bad({ ...def, memoryKiB: 16 }, 400, /memoryKiB/);
     await bad({ ...def, imageId: '00000000-0000-4000-8000-000000000000' }, 422, /unknown image/);
-    expect((await api().get(`/v1/vms/${vm.id}/domains`).set(auth).expect(200)).body).toEqual([]);
+    expect(await answered(T().GET('/v1/vms/{id}/domains', path), 200)).toEqual([]);
 
-    const added = (await api().post(`/v1/vms/${vm.id}/domains`).set(auth).send(def).expect(201)).body;
+    const added = await answered(T().POST('/v1/vms/{id}/domains', { ...path, body: def }), 201);
     expect(added).toMatchObject({ name: 'keystore', memoryKiB: 64, gates: [{ entryPoint: 'ks_seal', gate: 0 }, { entryPoint: 'ks_unseal', gate: 1 }, { entryPoint: 'ks_sign', gate: 2 }] });
     await bad(def, 409, /already has a protection domain keystore/);
-    expect((await api().get(`/v1/vms/${vm.id}/domains/keystore`).set(auth).expect(200)).body).toEqual(added);
-    await api().get(`/v1/vms/${vm.id}/domains/other`).set(auth).expect(404);
-    await api().delete(`/v1/vms/${vm.id}/domains/keystore`).set(auth).expect(204);
-    await api().post(`/v1/vms/${vm.id}/domains`).set(auth).send(def).expect(201);
+    expect(await answered(T().GET('/v1/vms/{id}/domains/{name}', domain('keystore')), 200)).toEqual(added);
+    await refused(T().GET('/v1/vms/{id}/domains/{name}', domain('other')), 404);
+    await answered(T().DELETE('/v1/vms/{id}/domains/{name}', domain('keystore')), 204);
+    await answered(T().POST('/v1/vms/{id}/domains', { ...path, body: def }), 201);
 
-    await api().post(`/v1/vms/${vm.id}/start`).set(auth).expect(202);
+    await answered(T().POST('/v1/vms/{id}/start', path), 202);
     await until('running', async () => (await vmState(vm.id)).state === 'running');
     await bad({ ...def, name: 'late' }, 409, /before the VM starts/);
-    await api().delete(`/v1/vms/${vm.id}/domains/keystore`).set(auth).expect(409);
+    await refused(T().DELETE('/v1/vms/{id}/domains/{name}', domain('keystore')), 409);
     // Its domain's memory never leaves the host: a migration is refused before it starts.
-    const other = (await api().post('/v1/hosts').set(auth).send({ name: 'h-pd-dest', cpus: 1, memoryMiB: 64 }).expect(201)).body;
-    const refused = await api().post(`/v1/vms/${vm.id}/migrations`).set(auth).send({ destinationHostId: other.id, mode: 'precopy' }).expect(409);
-    expect(refused.body).toMatchObject({ detail: expect.stringMatching(/protection domain/), domains: ['keystore'] });
+    const other = await answered(T().POST('/v1/hosts', { body: { name: 'h-pd-dest', cpus: 1, memoryMiB: 64 } }), 201);
+    const migration = await refused(T().POST('/v1/vms/{id}/migrations', { ...path, body: { destinationHostId: other.id, mode: 'precopy' } }), 409);
+    expect(migration).toMatchObject({ detail: expect.stringMatching(/protection domain/), domains: ['keystore'] });
     // The memory listing never shows a page of the domain's window.
     const pages: Array<{ guestPhysicalAddress: number }> = [];
     for (let token: string | null = ''; token !== null;) {
-      const page: { items: Array<{ guestPhysicalAddress: number }>; nextPageToken?: string } = (await api().get(`/v1/vms/${vm.id}/memory?pageSize=100${token ? `&pageToken=${token}` : ''}`).set(auth).expect(200)).body;
+      const page: { items: Array<{ guestPhysicalAddress: number }>; nextPageToken?: string } = await answered(T().GET('/v1/vms/{id}/memory', { ...path, params: { ...path.params, query: { pageSize: 100, ...(token ? { pageToken: token } : {}) } } }), 200);
       pages.push(...page.items);
       token = page.nextPageToken ?? null;
     }
     expect(pages.length).toBeGreaterThan(0);
     expect(pages.filter((p) => p.guestPhysicalAddress >= WINDOW[0] && p.guestPhysicalAddress < WINDOW[1])).toEqual([]);
     const final = await until('the VM to stop', async () => { const v = await vmState(vm.id); return v.state === 'stopped' ? v : undefined; }, 120_000);
-    expect(final.run.processes[0]).toMatchObject({ status: 0 });
-    const out = (await api().get(`/v1/vms/${vm.id}/console`).set(auth).expect(200)).body.stdout as string;
+    expect(final.run?.processes?.[0]).toMatchObject({ status: 0 });
+    const out = (await consoleOf(T(), vm.id)).stdout;
     expect(out).toMatch(/^keystore: rounds ok, tamper refused; rounds 00000bb8\nkeystore: digest [0-9a-f]{8}\n$/);
-    const counters = (await api().get(`/v1/vms/${vm.id}/counters`).set(auth).expect(200)).body;
+    const counters = await answered(T().GET('/v1/vms/{id}/counters', path), 200);
     expect(counters.protectionDomains).toMatchObject({ domains: 1, gates: 3, switches: { gate: (3000 * 4 + 2) * 2, exit: 0 }, cyclesPerSwitch: 150, blockedAccesses: 0 });
-    const ev = (await api().get(`/v1/events?subject=vm:${vm.id}&limit=1000`).set(auth).expect(200)).body.items as Ev[];
+    const ev = await vmEvents(vm.id);
     expect(ev.filter((e) => e.type === 'vm.domain-added')).toHaveLength(2);
     expect(ev.filter((e) => e.type === 'vm.domain-removed')).toHaveLength(1);
   }, 180_000);
 
   test('a gate violation kills the attacker (SIGILL) and is reported as an event', async () => {
-    const auth = session.auth;
-    const host = (await api().post('/v1/hosts').set(auth).send({ name: 'h-pd2', cpus: 1, memoryMiB: 64 }).expect(201)).body;
+    const host = await answered(T().POST('/v1/hosts', { body: { name: 'h-pd2', cpus: 1, memoryMiB: 64 } }), 201);
     const domainImg = await image('keystore-domain', DOMAIN_ASM);
     const attacker = await image('gate-attacker', ATTACKER_ASM);
-    const vm = (await api().post('/v1/vms').set(auth).send({ name: 'pd-attack', hostId: host.id, vcpus: 1, memoryMiB: 16, processes: [{ imageId: attacker }], techniques: { protectionDomains: { fastGate: false } } }).expect(201)).body;
-    await api().post(`/v1/vms/${vm.id}/domains`).set(auth).send({ name: 'keystore', imageId: domainImg, entryPoints: ['ks_seal'], memoryKiB: 64 }).expect(201);
-    await api().post(`/v1/vms/${vm.id}/start`).set(auth).expect(202);
+    const vm = await answered(T().POST('/v1/vms', { body: { name: 'pd-attack', hostId: host.id, vcpus: 1, memoryMiB: 16, processes: [{ imageId: attacker }], techniques: { protectionDomains: { fastGate: false } } } }), 201);
+    const path = vmPath(vm.id);
+    await answered(T().POST('/v1/vms/{id}/domains', { ...path, body: { name: 'keystore', imageId: domainImg, entryPoints: ['ks_seal'], memoryKiB: 64 } }), 201);
+    await answered(T().POST('/v1/vms/{id}/start', path), 202);
     const final = await until('the VM to stop', async () => { const v = await vmState(vm.id); return v.state === 'stopped' ? v : undefined; }, 60_000);
-    expect(final.run.processes[0]).toMatchObject({ signal: 4, status: 132 });
-    const ev = await until('the violation event', async () => {
-      const items = (await api().get(`/v1/events?subject=vm:${vm.id}&limit=1000`).set(auth).expect(200)).body.items as Ev[];
-      return items.find((e) => e.type === 'vm.domain-gate-violation');
-    });
+    expect(final.run?.processes?.[0]).toMatchObject({ signal: 4, status: 132 });
+    const ev = await until('the violation event', async () => (await vmEvents(vm.id)).find((e) => e.type === 'vm.domain-gate-violation'));
     expect(ev.data).toMatchObject({ kind: 'gate-violation', source: 'guest-user', detail: 'gate 5 is not registered', virtualTimeNs: expect.any(Number) });
   }, 120_000);
 
   test('an experiment over REST: exit-based vs fast-gate switches on the key-store client, same output, fewer cycles', async () => {
-    const auth = session.auth;
-    const client = (await api().post('/v1/images?name=keystore-client-elf').set(auth).set('Content-Type', 'application/octet-stream').send(readFileSync(new URL('../workloads/bin/keystore-client.elf', import.meta.url))).expect((r) => { if (r.status !== 201 && r.status !== 200) throw new Error(String(r.status)); })).body.id;
-    await api().post('/v1/experiments').set(auth).send({ workload: { imageId: client, domains: [{ name: 'x' }] }, variants: [{ name: 'a', techniques: {} }] }).expect(400);
-    const r = await api().post('/v1/experiments').set(auth).send({
+    const client = await image('keystore-client-elf', readFileSync(new URL('../workloads/bin/keystore-client.elf', import.meta.url)).toString('base64'), 'elf');
+    await refused(T().POST('/v1/experiments', { body: { workload: { imageId: client, domains: [{ name: 'x' }] }, variants: [{ name: 'a', techniques: {} }] } }), 400);
+    const r = await answered(T().POST('/v1/experiments', { body: {
       workload: { imageId: client, argv: ['keystore-client', '200'], domains: [{ builtin: 'keystore' }] },
       variants: [{ name: 'exit', techniques: { protectionDomains: { fastGate: false } } }, { name: 'gate', techniques: { protectionDomains: { fastGate: true } } }],
-    }).expect(202);
+    } }), 202);
     const exp = await until('the experiment', async () => {
-      const e = (await api().get(`/v1/experiments/${r.body.id}`).set(auth).expect(200)).body;
+      const e = await answered(T().GET('/v1/experiments/{id}', vmPath(r.id)), 200);
       return e.state === 'succeeded' || e.state === 'failed' ? e : undefined;
     }, 120_000);
     expect(exp.state).toBe('succeeded');
-    const [exit, gate] = exp.result.variants;
+    // The result's shape is documented in prose only (`[key: string]: unknown` in the OpenAPI document).
+    const [exit, gate] = (exp.result as { variants: Array<Record<string, any>> }).variants;
     expect(exit.statuses).toEqual([0]);
     expect(gate.diverged).toBe(false);
     expect(exit.counters.protectionDomains.switches).toEqual({ gate: 0, exit: (200 * 4 + 2) * 2 });
@@ -114,10 +119,9 @@ describe.each(BACKENDS)('protection domains on $name', (backend) => {
   }, 180_000);
 
   test('a VM with more than one vCPU cannot have domains (409)', async () => {
-    const auth = session.auth;
-    const host = (await api().post('/v1/hosts').set(auth).send({ name: 'h-pd3', cpus: 2, memoryMiB: 64 }).expect(201)).body;
+    const host = await answered(T().POST('/v1/hosts', { body: { name: 'h-pd3', cpus: 2, memoryMiB: 64 } }), 201);
     const domainImg = await image('keystore-domain', DOMAIN_ASM);
-    const vm = (await api().post('/v1/vms').set(auth).send({ name: 'pd-2', hostId: host.id, vcpus: 2, memoryMiB: 16, processes: [{ imageId: domainImg }] }).expect(201)).body;
-    await api().post(`/v1/vms/${vm.id}/domains`).set(auth).send({ name: 'k', imageId: domainImg, entryPoints: ['ks_seal'], memoryKiB: 64 }).expect(409);
+    const vm = await answered(T().POST('/v1/vms', { body: { name: 'pd-2', hostId: host.id, vcpus: 2, memoryMiB: 16, processes: [{ imageId: domainImg }] } }), 201);
+    await refused(T().POST('/v1/vms/{id}/domains', { ...vmPath(vm.id), body: { name: 'k', imageId: domainImg, entryPoints: ['ks_seal'], memoryKiB: 64 } }), 409);
   }, 60_000);
 });

@@ -1,9 +1,9 @@
-import request from 'supertest';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../src/config/config.js';
 import { startService } from '../src/server.js';
+import { answered, sdk } from './support/sdk.js';
 
 test('the embedded database keeps its data, and the generated admin token, across a restart', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'hvsim-data-'));
@@ -11,16 +11,16 @@ test('the embedded database keeps its data, and the generated admin token, acros
   const first = await startService(config);
   expect(first.generatedToken).toBe(true);
   expect(readFileSync(join(dir, 'admin-token'), 'utf8').trim()).toBe(first.adminToken);
-  const t = await request(first.url).post('/v1/tenants').set('Authorization', `Bearer ${first.adminToken}`).send({ name: 'keep' }).expect(201);
-  const h = await request(first.url).post('/v1/hosts').set('Authorization', `Bearer ${t.body.token}`).send({ name: 'h', cpus: 1, memoryMiB: 32 }).expect(201);
+  const t = await answered(sdk(first.url, first.adminToken).POST('/v1/tenants', { body: { name: 'keep' } }), 201);
+  const h = await answered(sdk(first.url, t.token).POST('/v1/hosts', { body: { name: 'h', cpus: 1, memoryMiB: 32 } }), 201);
   await first.close();
 
   const second = await startService(config);
   try {
     expect(second.generatedToken).toBe(false);
     expect(second.adminToken).toBe(first.adminToken);
-    const got = await request(second.url).get(`/v1/hosts/${h.body.id}`).set('Authorization', `Bearer ${t.body.token}`).expect(200);
-    expect(got.body.name).toBe('h');
+    const got = await answered(sdk(second.url, t.token).GET('/v1/hosts/{id}', { params: { path: { id: h.id } } }), 200);
+    expect(got.name).toBe('h');
   } finally {
     await second.close();
   }

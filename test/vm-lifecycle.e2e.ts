@@ -3,7 +3,9 @@
  * console and counters through REST, host memory accounting, exit streams for slow consumers.
  */
 import type { Socket } from 'socket.io-client';
+import type { HvsimClient } from '../src/client/index.js';
 import { ADMIN, BACKENDS, TenantSession, until, useTenantSession } from './support/service.js';
+import { answered, consoleOf, refused, sdk } from './support/sdk.js';
 import { assemble } from '../src/isa/assembler.js';
 import { runProgram } from '../src/runtime/run-program.js';
 import { EventsGateway, EXIT_QUEUE } from '../src/api/events.gateway.js';
@@ -69,17 +71,30 @@ const EXITER = toucher(4 << 20, '  li a7, 172\n  ecall\n  mv s0, s2\n  j 1b');
 
 describe.each(BACKENDS)('VM lifecycle and telemetry on $name', (backend) => {
   const session = useTenantSession(backend, 'lifecycle');
+  /** Raw HTTP only for the console's raw bytes and the Prometheus text of /metrics; the typed SDK (T) for the rest. */
   const api = () => session.api();
   const connect = () => session.connect();
   const sockets = session.sockets;
   let auth: Record<string, string>;
   let svc: TenantSession['svc'];
-  beforeAll(() => { auth = session.auth; svc = session.svc; });
+  let T: HvsimClient;
+  beforeAll(() => { auth = session.auth; svc = session.svc; T = sdk(svc.url, session.token); });
   const subscribe = (s: Socket, req: unknown) => new Promise<{ subscribed: string[]; rejected: unknown[] }>((r) => s.emit('subscribe', req, r));
-  const upload = async (name: string, elf: Buffer) => (await api().post(`/v1/images?name=${name}`).set(auth).set('Content-Type', 'application/octet-stream').send(elf).expect((r) => expect([200, 201]).toContain(r.status))).body.id as string;
-  const vmState = async (id: string) => (await api().get(`/v1/vms/${id}`).set(auth).expect(200)).body;
+  const upload = async (name: string, elf: Buffer) => {
+    const r = await T.POST('/v1/images', { body: { name, format: 'elf', content: elf.toString('base64') } });
+    expect([200, 201]).toContain(r.response.status);
+    return r.data!.id;
+  };
+  const vmPath = (id: string) => ({ params: { path: { id } } });
+  const vmState = async (id: string) => answered(T.GET('/v1/vms/{id}', vmPath(id)), 200);
+  const counters = async (id: string) => answered(T.GET('/v1/vms/{id}/counters', vmPath(id)), 200);
+  const hostMemory = async (id: string) => (await answered(T.GET('/v1/hosts/{id}', vmPath(id)), 200)).memory;
+  const newHost = async (name: string, cpus: number, memoryMiB: number) => answered(T.POST('/v1/hosts', { body: { name, cpus, memoryMiB } }), 201);
+  const newVm = async (name: string, hostId: string, memoryMiB: number, imageId: string) =>
+    answered(T.POST('/v1/vms', { body: { name, hostId, vcpus: 1, memoryMiB, processes: [{ imageId }] } }), 201);
+  const act = (verb: 'start' | 'pause' | 'resume' | 'stop', id: string) => T.POST(`/v1/vms/{id}/${verb}`, vmPath(id));
   const opDone = (opId: string) => until(`operation ${opId}`, async () => {
-    const o = (await api().get(`/v1/operations/${opId}`).set(auth).expect(200)).body;
+    const o = await answered(T.GET('/v1/operations/{id}', vmPath(opId)), 200);
     return o.state === 'succeeded' || o.state === 'failed' ? o : undefined;
   });
 
@@ -87,18 +102,18 @@ describe.each(BACKENDS)('VM lifecycle and telemetry on $name', (backend) => {
     const elf = printer('hello', 6, 3_000_000, 3);
     const want = runProgram(new Uint8Array(elf), { memoryMiB: 32 });
     const image = await upload('hello', elf);
-    const host = (await api().post('/v1/hosts').set(auth).send({ name: 'h1', cpus: 2, memoryMiB: 256 }).expect(201)).body;
+    const host = await newHost('h1', 2, 256);
     expect(host.memory).toMatchObject({ frames: 65536, freeFrames: 65536, framesByVm: {} });
-    const vm = (await api().post('/v1/vms').set(auth).send({ name: 'hello-vm', hostId: host.id, vcpus: 1, memoryMiB: 32, processes: [{ imageId: image }] }).expect(201)).body;
+    const vm = await newVm('hello-vm', host.id, 32, image);
     const s = await connect();
     const events: Ev[] = [];
     s.on('event', (e: Ev, ack: () => void) => { events.push(e); ack(); });
     expect((await subscribe(s, { subjects: [`vm:${vm.id}`] })).subscribed).toEqual([`vm:${vm.id}`]);
 
-    const op = await api().post(`/v1/vms/${vm.id}/start`).set(auth).expect(202);
-    expect(op.body).toMatchObject({ kind: 'vm.start', subject: `vm:${vm.id}` });
+    const op = await answered(act('start', vm.id), 202);
+    expect(op).toMatchObject({ kind: 'vm.start', subject: `vm:${vm.id}` });
     await until('the VM to stop', () => events.find((e) => e.type === 'vm.state' && e.data.to === 'stopped'));
-    expect((await opDone(op.body.id)).state).toBe('succeeded');
+    expect((await opDone(op.id)).state).toBe('succeeded');
 
     const states = events.filter((e) => e.type === 'vm.state').map((e) => e.data.to);
     expect(states[0]).toBe('starting');
@@ -114,92 +129,88 @@ describe.each(BACKENDS)('VM lifecycle and telemetry on $name', (backend) => {
 
     const got = await vmState(vm.id);
     expect(got).toMatchObject({ state: 'stopped', stateReason: 'poweroff' });
-    expect(got.run.processes).toEqual([{ pid: 1, name: 'hello', state: 'exited', exitCode: 3, status: 3 }]);
-    expect(got.run.uptime.virtualNs).toBeGreaterThan(0);
-    expect(got.run.vcpus).toHaveLength(1);
-    const c = (await api().get(`/v1/vms/${vm.id}/console`).set(auth).expect(200)).body;
+    expect(got.run?.processes).toEqual([{ pid: 1, name: 'hello', state: 'exited', exitCode: 3, status: 3 }]);
+    expect(got.run?.uptime.virtualNs).toBeGreaterThan(0);
+    expect(got.run?.vcpus).toHaveLength(1);
+    const c = await consoleOf(T, vm.id);
     expect(c).toMatchObject({ stdout: want.stdout.toString(), stderr: '', truncated: false });
     const raw = await api().get(`/v1/vms/${vm.id}/console?format=raw&stream=stdout`).set(auth).buffer(true).parse((res, cb) => {
       const chunks: Buffer[] = []; res.on('data', (d: Buffer) => chunks.push(d)); res.on('end', () => cb(null, Buffer.concat(chunks)));
     }).expect(200);
     expect(Buffer.from(raw.body).equals(want.stdout)).toBe(true);
-    const counters = (await api().get(`/v1/vms/${vm.id}/counters`).set(auth).expect(200)).body;
-    expect(counters).toMatchObject({ live: false, instructions: want.counters.instructions, cycles: want.counters.cycles, syscalls: { exit: 1, write: 6 } });
-    expect(counters.perVcpu).toHaveLength(1);
+    const cs = await counters(vm.id);
+    expect(cs).toMatchObject({ live: false, instructions: want.counters.instructions, cycles: want.counters.cycles, syscalls: { exit: 1, write: 6 } });
+    expect(cs.perVcpu).toHaveLength(1);
     const metrics = (await api().get('/metrics').set('Authorization', `Bearer ${ADMIN}`).expect(200)).text;
     expect(metrics).toContain(`hvsim_vm_instructions{vm="${vm.id}",host="${host.id}"} ${want.counters.instructions}`);
     expect(metrics).toMatch(new RegExp(`hvsim_vm_exits\\{vm="${vm.id}",host="${host.id}",reason="mmio"\\} \\d+`));
-    expect((await api().get(`/v1/hosts/${host.id}`).set(auth).expect(200)).body.memory).toMatchObject({ freeFrames: 65536, framesByVm: {} });
+    expect(await hostMemory(host.id)).toMatchObject({ freeFrames: 65536, framesByVm: {} });
     // Starting again works from stopped.
-    await api().post(`/v1/vms/${vm.id}/pause`).set(auth).expect(409);
+    await refused(act('pause', vm.id), 409);
   }, 60_000);
 
   test('ten VMs on one host at once: each prints its own output; the memory accounting returns to zero', async () => {
-    const host = (await api().post('/v1/hosts').set(auth).send({ name: 'h10', cpus: 4, memoryMiB: 512 }).expect(201)).body;
-    const vms = await Promise.all(Array.from({ length: 10 }, async (_, i) => {
-      const image = await upload(`p${i}`, printer(`vm${i}`, 3, 200_000 * (i + 1), i));
-      return (await api().post('/v1/vms').set(auth).send({ name: `ten-${i}`, hostId: host.id, vcpus: 1, memoryMiB: 16, processes: [{ imageId: image }] }).expect(201)).body;
-    }));
-    await Promise.all(vms.map((v) => api().post(`/v1/vms/${v.id}/start`).set(auth).expect(202)));
+    const host = await newHost('h10', 4, 512);
+    const vms = await Promise.all(Array.from({ length: 10 }, async (_, i) => newVm(`ten-${i}`, host.id, 16, await upload(`p${i}`, printer(`vm${i}`, 3, 200_000 * (i + 1), i)))));
+    await Promise.all(vms.map((v) => answered(act('start', v.id), 202)));
     for (const [i, v] of vms.entries()) {
       const s = await until(`vm ${i}`, async () => { const b = await vmState(v.id); return b.state === 'stopped' ? b : undefined; });
-      expect(s.run.processes[0].status).toBe(i);
-      const c = (await api().get(`/v1/vms/${v.id}/console`).set(auth).expect(200)).body;
+      expect(s.run?.processes?.[0].status).toBe(i);
+      const c = await consoleOf(T, v.id);
       expect(c.stdout).toBe([0, 1, 2].map((k) => `vm${i} ${k}\n`).join(''));
     }
-    const mem = (await api().get(`/v1/hosts/${host.id}`).set(auth).expect(200)).body.memory;
+    const mem = await hostMemory(host.id);
     expect(mem).toMatchObject({ freeFrames: mem.frames, framesByVm: {} });
   }, 300_000); // ten VMs of CPU work: minutes on a busy 2-core machine (90 s ran out at a load of 30)
 
   test('pause and resume keep the guest exact; stop of a looping guest ends it (state polled, no time limit asserted); admission is real', async () => {
-    const host = (await api().post('/v1/hosts').set(auth).send({ name: 'hp', cpus: 2, memoryMiB: 128 }).expect(201)).body;
+    const host = await newHost('hp', 2, 128);
     const elf = printer('tick', 8, 60_000_000, 0); // long enough (about a second) to be paused while it runs
     const want = runProgram(new Uint8Array(elf), { memoryMiB: 16 });
     const image = await upload('tick', elf);
-    const vm = (await api().post('/v1/vms').set(auth).send({ name: 'pausable', hostId: host.id, vcpus: 1, memoryMiB: 16, processes: [{ imageId: image }] }).expect(201)).body;
-    await api().post(`/v1/vms/${vm.id}/start`).set(auth).expect(202);
+    const vm = await newVm('pausable', host.id, 16, image);
+    await answered(act('start', vm.id), 202);
     await until('running', async () => (await vmState(vm.id)).state === 'running');
-    const p = await api().post(`/v1/vms/${vm.id}/pause`).set(auth).expect(202);
-    expect((await opDone(p.body.id)).state).toBe('succeeded');
+    const p = await answered(act('pause', vm.id), 202);
+    expect((await opDone(p.id)).state).toBe('succeeded');
     expect((await vmState(vm.id)).state).toBe('paused');
-    const a = (await api().get(`/v1/vms/${vm.id}/counters`).set(auth).expect(200)).body.instructions;
+    const a = (await counters(vm.id)).instructions;
     expect(a).toBeLessThan(want.counters.instructions);
     await new Promise((r) => setTimeout(r, 150));
-    expect((await api().get(`/v1/vms/${vm.id}/counters`).set(auth).expect(200)).body.instructions).toBe(a);
-    await api().post(`/v1/vms/${vm.id}/pause`).set(auth).expect(409);
-    expect((await opDone((await api().post(`/v1/vms/${vm.id}/resume`).set(auth).expect(202)).body.id)).state).toBe('succeeded');
+    expect((await counters(vm.id)).instructions).toBe(a);
+    await refused(act('pause', vm.id), 409);
+    expect((await opDone((await answered(act('resume', vm.id), 202)).id)).state).toBe('succeeded');
     await until('stopped', async () => (await vmState(vm.id)).state === 'stopped');
-    expect((await api().get(`/v1/vms/${vm.id}/console`).set(auth).expect(200)).body.stdout).toBe(want.stdout.toString());
-    expect((await api().get(`/v1/vms/${vm.id}/counters`).set(auth).expect(200)).body.instructions).toBe(want.counters.instructions);
+    expect((await consoleOf(T, vm.id)).stdout).toBe(want.stdout.toString());
+    expect((await counters(vm.id)).instructions).toBe(want.counters.instructions);
 
     const loopImg = await upload('forever', FOREVER);
-    const loop = (await api().post('/v1/vms').set(auth).send({ name: 'loop', hostId: host.id, vcpus: 1, memoryMiB: 16, processes: [{ imageId: loopImg }] }).expect(201)).body;
-    await api().post(`/v1/vms/${loop.id}/start`).set(auth).expect(202);
+    const loop = await newVm('loop', host.id, 16, loopImg);
+    await answered(act('start', loop.id), 202);
     await until('loop running', async () => (await vmState(loop.id)).state === 'running');
     // Definitions may overcommit; a VM that no longer fits in the host's real free memory is refused with the numbers.
-    const big = (await api().post('/v1/vms').set(auth).send({ name: 'too-big', hostId: host.id, vcpus: 1, memoryMiB: 64, processes: [{ imageId: loopImg }] }).expect(201)).body;
-    const hog = (await api().post('/v1/vms').set(auth).send({ name: 'hog', hostId: host.id, vcpus: 1, memoryMiB: 112, processes: [{ imageId: await upload('hog', HOG) }] }).expect(201)).body;
-    await api().post(`/v1/vms/${hog.id}/start`).set(auth).expect(202);
+    const big = await newVm('too-big', host.id, 64, loopImg);
+    const hog = await newVm('hog', host.id, 112, await upload('hog', HOG));
+    await answered(act('start', hog.id), 202);
     await until('the hog to fill its memory', async () => {
-      const m = (await api().get(`/v1/hosts/${host.id}`).set(auth).expect(200)).body.memory;
+      const m = await hostMemory(host.id);
       return (m.framesByVm[hog.id] ?? 0) > 100 * 256 || undefined;
     });
-    const refused = await api().post(`/v1/vms/${big.id}/start`).set(auth).expect(409);
-    expect(refused.body).toMatchObject({ requestedMiB: 64, hostId: host.id });
-    expect(refused.body.freeMiB).toBeLessThan(64);
+    const full = await refused(act('start', big.id), 409) as Record<string, any>;
+    expect(full).toMatchObject({ requestedMiB: 64, hostId: host.id });
+    expect(full.freeMiB).toBeLessThan(64);
     expect((await vmState(big.id)).state).toBe('created');
-    await opDone((await api().post(`/v1/vms/${hog.id}/stop`).set(auth).expect(202)).body.id);
-    const stop = await api().post(`/v1/vms/${loop.id}/stop`).set(auth).expect(202);
-    await opDone(stop.body.id);
+    await opDone((await answered(act('stop', hog.id), 202)).id);
+    const stop = await answered(act('stop', loop.id), 202);
+    await opDone(stop.id);
     // The state is recorded as the runner reports it: poll for it rather than read it once.
     await until('the looping VM to be stopped', async () => (await vmState(loop.id)).state === 'stopped', 120_000);
     expect(await vmState(loop.id)).toMatchObject({ state: 'stopped', stateReason: 'stopped' });
   }, 240_000);
 
   test('a slow consumer of a busy VM\'s exit stream gets sampled batches and `lagged`; queues stay bounded', async () => {
-    const host = (await api().post('/v1/hosts').set(auth).send({ name: 'hx', cpus: 2, memoryMiB: 128 }).expect(201)).body;
-    const image = await upload('exiter', EXITER);
-    const vm = (await api().post('/v1/vms').set(auth).send({ name: 'exiter', hostId: host.id, vcpus: 1, memoryMiB: 16, processes: [{ imageId: image }] }).expect(201)).body;
+    const host = await newHost('hx', 2, 128);
+    const vm = await newVm('exiter', host.id, 16, await upload('exiter', EXITER));
     const fast = await connect();
     const slow = await connect();
     const fastBatches: Array<{ vmId: string; records: Array<{ reason: string }> }> = [];
@@ -213,7 +224,7 @@ describe.each(BACKENDS)('VM lifecycle and telemetry on $name', (backend) => {
     expect((await subscribe(fast, { subjects: [`vm:${vm.id}`], exits: { sample: 10, maxPerSecond: 100000 } })).subscribed).toHaveLength(1);
     expect((await subscribe(slow, { subjects: [`vm:${vm.id}`], exits: { sample: 1, maxPerSecond: 100000 } })).subscribed).toHaveLength(1);
     expect((await subscribe(slow, { subjects: [`vm:${vm.id}`], exits: { sample: 0 } })).rejected).toHaveLength(1);
-    await api().post(`/v1/vms/${vm.id}/start`).set(auth).expect(202);
+    await answered(act('start', vm.id), 202);
     const gateway = svc.app.get(EventsGateway);
     let maxQueued = 0;
     await until('exit batches', async () => {
@@ -228,6 +239,6 @@ describe.each(BACKENDS)('VM lifecycle and telemetry on $name', (backend) => {
     for (const ack of unacked.splice(0)) ack();
     await until('lagged', () => lagged.length > 0 || undefined);
     expect(lagged[0]).toMatchObject({ stream: 'exits', vmId: vm.id });
-    await opDone((await api().post(`/v1/vms/${vm.id}/stop`).set(auth).expect(202)).body.id);
+    await opDone((await answered(act('stop', vm.id), 202)).id);
   }, 60_000);
 });
