@@ -30,7 +30,7 @@ describe.each(BACKENDS)('technique 6 (privileged mode) on $name', (backend) => {
     } }), 201);
     const path = { params: { path: { id: vm.id } } };
     const interrupt = (n: number) => T.POST('/v1/vms/{id}/vcpus/{n}/interrupts', { params: { path: { id: vm.id, n } }, body: { type: 'privileged-mode' } });
-    const pmCounters = async () => (await answered(T.GET('/v1/vms/{id}/counters', path), 200)).privilegedMode as PmCounters;
+    const pmCounters = async () => (await answered(T.GET('/v1/vms/{id}/counters', path), 200)).privilegedMode as unknown as PmCounters;
     const url = `/v1/vms/${vm.id}/vcpus`;
     await refused(interrupt(0), 409);
     await answered(T.POST('/v1/vms/{id}/start', path), 202);

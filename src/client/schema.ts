@@ -760,6 +760,12 @@ export interface components {
         Counters: {
             backedPages?: number;
             branchMispredicts: number;
+            /** @description guest kernel indirect calls whose target the BTB predicted (0 under the retpoline and for calls the trampolines made direct) */
+            btbPredictedKernelCalls?: number;
+            /** @description technique 4: search-trampoline hits and misses per site, fallbacks, regenerations, compares */
+            callTableInlining?: {
+                [key: string]: unknown;
+            };
             crossings: number;
             cycles: number;
             doorbells?: number;
@@ -772,6 +778,10 @@ export interface components {
                 [key: string]: number;
             };
             idleCycles?: number;
+            /** @description technique 2: trampoline hits and misses per process and site, fallbacks, regenerations */
+            instanceCallInlining?: {
+                [key: string]: unknown;
+            };
             instructions: number;
             interrupts?: number;
             /** @description true while the VM runs (figures still change) */
@@ -785,6 +795,17 @@ export interface components {
                 interrupts?: number;
                 tlbMisses?: number;
             }[];
+            /** @description technique 6: entries, rendezvous cycles, region size */
+            privilegedMode?: {
+                [key: string]: unknown;
+            };
+            /** @description technique 7; null when the VM has no protection domains */
+            protectionDomains?: {
+                [key: string]: unknown;
+            } | null;
+            /** @description indirect jumps mispredicted to the guest kernel's gadget (branch target injection's transient window) */
+            speculativeGadgetReaches?: number;
+            /** @description technique 3: syscalls merged by look-ahead and why others were not */
             syscallLookahead?: {
                 [key: string]: unknown;
             };
@@ -794,6 +815,10 @@ export interface components {
             };
             tlbMisses: number;
             transitions?: number;
+            /** @description technique 5: transitions by edge, VM-control field accesses (direct, mediated, refused), cycles per exit reason, disks */
+            uhv?: {
+                [key: string]: unknown;
+            };
             virtualTimeNs: number;
         } & {
             [key: string]: unknown;
@@ -1179,6 +1204,11 @@ export interface components {
             createdAt: string;
             error: {
                 message: string;
+                /**
+                 * @description present when the operation was settled by start-up recovery
+                 * @enum {string}
+                 */
+                reason?: "service-restart";
             } | null;
             /** Format: uuid */
             id: string;
