@@ -29,6 +29,8 @@ import { OperationsController, OperationsService } from './api/operations.js';
 import { EventsGateway } from './api/events.gateway.js';
 import { Metrics, MetricsController } from './api/observability.js';
 import { IdempotencyInterceptor } from './api/idempotency.js';
+import { ClusterService } from './cluster/cluster.service.js';
+import { NodesController } from './cluster/nodes.controller.js';
 
 export interface AppOptions { config: Config; databaseUrl: string; embedded: boolean; adminToken: string; metrics: Metrics }
 
@@ -57,7 +59,7 @@ export class AppModule {
           },
         }),
       ],
-      controllers: [TenantsController, HostsController, ImagesController, VmsController, DomainsController, TechniquesController, ExperimentsController, MemoryErrorsController, MigrationsController, OperationsController, EventsController, HealthController, MetricsController, VcpusController],
+      controllers: [TenantsController, HostsController, ImagesController, VmsController, DomainsController, TechniquesController, ExperimentsController, MemoryErrorsController, MigrationsController, OperationsController, EventsController, HealthController, MetricsController, VcpusController, NodesController],
       providers: [
         { provide: CONFIG, useValue: { ...o.config, resolvedAdminToken: o.adminToken } },
         EventsService,
@@ -72,6 +74,7 @@ export class AppModule {
         MigrationsService,
         OperationsService,
         EventsGateway,
+        ClusterService,
         IdempotencyInterceptor,
         { provide: Metrics, useValue: o.metrics },
         Authenticator,

@@ -33,6 +33,7 @@ import { ExperimentEntity, HostEntity, ImageEntity, OperationEntity, TenantEntit
 import { RuntimeService } from './runtime.service.js';
 import type { ExitRecord } from '../runtime/protocol.js';
 import { ProblemError } from './errors.js';
+import { ClusterService } from '../cluster/cluster.service.js';
 
 export const EXIT_IN_FLIGHT = 8;
 export const EXIT_QUEUE = 32;
@@ -66,13 +67,14 @@ export class EventsGateway implements OnGatewayInit, OnGatewayConnection, OnModu
   private readonly onExits = (vmId: string, tenantId: string, records: ExitRecord[], dropped: number) => this.publishExits(vmId, tenantId, records, dropped);
 
   constructor(private readonly ds: DataSource, private readonly events: EventsService, @Inject(CONFIG) private readonly config: Config,
-    private readonly runtime: RuntimeService) {
-    events.live.on('event', this.onEvent);
+    private readonly runtime: RuntimeService, private readonly cluster: ClusterService) {
+    // Cluster mode: this node's and other nodes' events, in each tenant's seq order (src/cluster).
+    this.feed.on('event', this.onEvent);
     runtime.exitStream.on('exits', this.onExits);
   }
 
   onModuleDestroy(): void {
-    this.events.live.off('event', this.onEvent);
+    this.feed.off('event', this.onEvent);
     this.runtime.exitStream.off('exits', this.onExits);
   }
 
@@ -83,7 +85,10 @@ export class EventsGateway implements OnGatewayInit, OnGatewayConnection, OnModu
     return n;
   }
 
+  private get feed() { return this.cluster.enabled ? this.cluster.events : this.events.live; }
+
   afterInit(ns: Namespace): void {
+    this.cluster.attachEvents(ns);
     ns.use((socket, next) => {
       const token = (socket.handshake.auth as { token?: unknown } | undefined)?.token;
       if (typeof token !== 'string') return next(new Error('missing token: connect with auth: {token}'));
