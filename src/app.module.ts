@@ -31,6 +31,7 @@ import { Metrics, MetricsController } from './api/observability.js';
 import { IdempotencyInterceptor } from './api/idempotency.js';
 import { ClusterService } from './cluster/cluster.service.js';
 import { NodesController } from './cluster/nodes.controller.js';
+import { IncomingMigrations, InternalMigrationsController } from './cluster/remote-migration.js';
 
 export interface AppOptions { config: Config; databaseUrl: string; embedded: boolean; adminToken: string; metrics: Metrics }
 
@@ -59,7 +60,7 @@ export class AppModule {
           },
         }),
       ],
-      controllers: [TenantsController, HostsController, ImagesController, VmsController, DomainsController, TechniquesController, ExperimentsController, MemoryErrorsController, MigrationsController, OperationsController, EventsController, HealthController, MetricsController, VcpusController, NodesController],
+      controllers: [TenantsController, HostsController, ImagesController, VmsController, DomainsController, TechniquesController, ExperimentsController, MemoryErrorsController, MigrationsController, OperationsController, EventsController, HealthController, MetricsController, VcpusController, NodesController, InternalMigrationsController],
       providers: [
         { provide: CONFIG, useValue: { ...o.config, resolvedAdminToken: o.adminToken } },
         EventsService,
@@ -75,6 +76,7 @@ export class AppModule {
         OperationsService,
         EventsGateway,
         ClusterService,
+        IncomingMigrations,
         IdempotencyInterceptor,
         { provide: Metrics, useValue: o.metrics },
         Authenticator,

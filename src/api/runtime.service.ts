@@ -29,6 +29,7 @@ import type { PmEvent } from '../hypervisor/privileged-mode.js';
 import type { ProcessStatus } from '../guest/process.js';
 import { transition, TransitionError, VmAction, VmState } from '../runtime/vm-state.js';
 import { CounterHistory } from '../runtime/counter-history.js';
+import { ConsoleBuffer } from '../runtime/console-buffer.js';
 import { withRetry } from './retry.js';
 import { ProblemError } from './errors.js';
 import { CONFIG } from './tokens.js';
@@ -335,15 +336,7 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
       const next = this.bootQueue.shift();
       if (next) next(); else this.boots--;
     }
-    let resolveSettled!: () => void;
-    const settled = new Promise<void>((r) => { resolveSettled = r; });
-    const history = new CounterHistory(1000);
-    this.histories.set(vmId, history);
-    const l: LiveVm = { tenantId, hostId: host.id, runner, startedAt, pendingConsole: new PendingConsole(), history, lastCountersEvent: Date.now(), timers: [], queued: new Set(), settled, resolveSettled };
-    this.live.set(vmId, l);
-    this.wire(vmId, l, runner);
-    l.timers.push(setInterval(() => this.periodic(vmId, l, 'console', () => this.flushConsole(vmId, l)), CONSOLE_EVERY_MS));
-    l.timers.push(setInterval(() => { if (l.runner.state === 'running') this.periodic(vmId, l, 'counters', () => this.sampleCounters(vmId, l)); }, 250));
+    this.track(tenantId, vmId, host.id, runner, startedAt);
     if (boot.cancelled) {
       // Stopped while booting: end the worker now (its end is recorded through 'final' like any stop).
       await runner.stop();
@@ -351,6 +344,51 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
     }
     if ((this.tracing.get(vmId) ?? 0) > 0) await runner.request({ type: 'trace-exits', on: true }).catch(() => undefined);
     return runner;
+  }
+
+  /** From now on `runner` is VM `vmId`'s worker on host `hostId`: its telemetry becomes events, its end is recorded. */
+  private track(tenantId: string, vmId: string, hostId: string, runner: VmRunner, startedAt: Date): LiveVm {
+    let resolveSettled!: () => void;
+    const settled = new Promise<void>((r) => { resolveSettled = r; });
+    const history = new CounterHistory(1000);
+    this.histories.set(vmId, history);
+    const l: LiveVm = { tenantId, hostId, runner, startedAt, pendingConsole: new PendingConsole(), history, lastCountersEvent: Date.now(), timers: [], queued: new Set(), settled, resolveSettled };
+    this.live.set(vmId, l);
+    this.wire(vmId, l, runner);
+    l.timers.push(setInterval(() => this.periodic(vmId, l, 'console', () => this.flushConsole(vmId, l)), CONSOLE_EVERY_MS));
+    l.timers.push(setInterval(() => { if (l.runner.state === 'running') this.periodic(vmId, l, 'counters', () => this.sampleCounters(vmId, l)); }, 250));
+    return l;
+  }
+
+  /**
+   * Cluster mode, on the destination node of a migration: VM `vmId` arrived in `runner` (paused)
+   * on host `hostId` from another node, with its source's console so far. It is this node's VM
+   * from now on (its telemetry, its end); `resume` it once the source has recorded the switch.
+   */
+  async adoptIncoming(tenantId: string, vmId: string, hostId: string, runner: VmRunner, console: { stdout: Uint8Array; stderr: Uint8Array }): Promise<void> {
+    if (this.live.has(vmId)) throw new Error(`VM ${vmId} is already live here`);
+    const c = new ConsoleBuffer(this.config.retention.consoleBytes);
+    c.push(0, console.stdout);
+    c.push(1, console.stderr);
+    runner.adoptConsole(c);
+    const run = await withRetry(() => this.ds.getRepository(VmRunEntity).findOneBy({ vmId }));
+    this.track(tenantId, vmId, hostId, runner, run?.startedAt ?? new Date());
+    if ((this.tracing.get(vmId) ?? 0) > 0) await runner.request({ type: 'trace-exits', on: true }).catch(() => undefined);
+  }
+
+  /**
+   * Cluster mode, on the source node of a migration: VM `vmId` now runs on another node. Its
+   * pending console events are written, and this node forgets it without recording an end.
+   */
+  async release(vmId: string): Promise<void> {
+    await this.serial(vmId, async () => {
+      const l = this.live.get(vmId);
+      if (!l) return;
+      for (const t of l.timers) clearInterval(t);
+      await this.flushConsole(vmId, l).catch((e: unknown) => this.log.warn(`VM ${vmId}: last console events lost: ${(e as Error).message}`));
+      this.live.delete(vmId);
+      l.resolveSettled();
+    });
   }
 
   /**
