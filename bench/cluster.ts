@@ -35,7 +35,7 @@ const ADMIN = `bench-cluster-${randomBytes(8).toString('hex')}`;
 const TICKS = 100; // USER_HZ on Linux
 
 interface Node { id: string; child: ChildProcess; url: string }
-interface Result { name: string; nodes: number; startsPerS: number; wallS: number; cpuMsPerStart: number; p50: number; p99: number; events: number; notifies: number; notifyPerS: number; load: string }
+interface Result { name: string; nodes: number; failed: number; startsPerS: number; wallS: number; cpuMsPerStart: number; p50: number; p99: number; events: number; notifies: number; notifyPerS: number; load: string }
 
 const cpuMs = (pid: number) => {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
@@ -107,11 +107,14 @@ async function run(name: string, n: number, cluster: boolean): Promise<Result> {
     await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
       for (let i = next++; i < VMS; i = next++) ops.push((await call(nodes[i % n].url, 'POST', `/v1/vms/${vms[i]}/start`, token)).body.id as string);
     }));
+    // A start that fails (e.g. a statement timeout on the tenant's event counter under load) is counted, not retried.
+    let failed = 0;
     for (const op of ops) {
+      if (!op) { failed++; continue; }
       for (;;) {
         const o = (await call(url0, 'GET', `/v1/operations/${op}`, token)).body;
         if (o.state === 'succeeded') break;
-        if (o.state === 'failed' || o.state === 'cancelled') throw new Error(`start failed: ${JSON.stringify(o.error)}`);
+        if (o.state === 'failed' || o.state === 'cancelled') { failed++; process.stderr.write(`${name}: a start failed: ${JSON.stringify(o.error)}\n`); break; }
         await new Promise((r) => setTimeout(r, 50));
       }
     }
@@ -120,10 +123,10 @@ async function run(name: string, n: number, cluster: boolean): Promise<Result> {
     const notified = notifies;
     // Every VM's stop reaches the client on node 0 (hello ends by itself).
     const end = Date.now() + 120_000;
-    while (stopped.size < VMS && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+    while (stopped.size < VMS - failed && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
     socket.disconnect();
     return {
-      name, nodes: n, startsPerS: VMS / wallS, wallS, cpuMsPerStart: cpu / VMS, p50: pct(lat, 50), p99: pct(lat, 99), events: lat.length,
+      name, nodes: n, failed, startsPerS: (VMS - failed) / wallS, wallS, cpuMsPerStart: cpu / VMS, p50: pct(lat, 50), p99: pct(lat, 99), events: lat.length,
       notifies: notified, notifyPerS: notified / wallS, load: loadavg().map((x) => x.toFixed(1)).join(' '),
     };
   } finally {
@@ -154,9 +157,9 @@ Latency: event \`time\` (stamped by the appending node) to arrival at a Socket.I
 event of the VMs (vm.state, vm.process, vm.console, vm.counters, ...). NOTIFY: notifications on the event channel
 (\`hvsim_<schema>#/events\`) during the starts, counted by a LISTENing connection (the adapter's heartbeats included).
 
-| run | nodes | starts/s | vs single | CPU ms a start | events | p50 ms | p99 ms | NOTIFY | NOTIFY/s | load (1, 5, 15 min) |
-|---|---|---|---|---|---|---|---|---|---|---|
-${results.map((r) => `| ${r.name} | ${r.nodes} | ${r.startsPerS.toFixed(1)} | ${(r.startsPerS / base.startsPerS).toFixed(2)}× | ${r.cpuMsPerStart.toFixed(0)} | ${r.events} | ${r.p50} | ${r.p99} | ${r.notifies} | ${r.notifyPerS.toFixed(1)} | ${r.load} |`).join('\n')}
+| run | nodes | failed starts | starts/s | vs single | CPU ms a start | events | p50 ms | p99 ms | NOTIFY | NOTIFY/s | load (1, 5, 15 min) |
+|---|---|---|---|---|---|---|---|---|---|---|---|
+${results.map((r) => `| ${r.name} | ${r.nodes} | ${r.failed} | ${r.startsPerS.toFixed(1)} | ${(r.startsPerS / base.startsPerS).toFixed(2)}× | ${r.cpuMsPerStart.toFixed(0)} | ${r.events} | ${r.p50} | ${r.p99} | ${r.notifies} | ${r.notifyPerS.toFixed(1)} | ${r.load} |`).join('\n')}
 
 What it says: see docs/cluster.md ("Numbers").
 `;

@@ -114,6 +114,9 @@ export class ClusterService implements BeforeApplicationShutdown, OnApplicationS
     if (!this.c) return;
     this.httpUrl = `http://${this.c.advertiseAddress.includes(':') ? `[${this.c.advertiseAddress}]` : this.c.advertiseAddress}:${port}`;
     await this.connect();
+    // A node restarted under the same HVSIM_NODE_ID before it timed out: the Operations its old
+    // process left pending or running died with it.
+    await this.failOperationsOf(this.c.nodeId, 'node-lost', `node ${this.c.nodeId} restarted while the operation was in progress`);
     await this.tick();
     this.timer = setInterval(() => { void this.tick(); }, this.c.heartbeatMs);
     this.gapTimer = setInterval(() => { void this.fillGaps(); }, EVENT_GAP_MS / 2);
@@ -200,17 +203,24 @@ export class ClusterService implements BeforeApplicationShutdown, OnApplicationS
     const gone = await this.ds.query(`SELECT id FROM nodes n WHERE n.heartbeat_at <= now() - $1 * interval '1 millisecond'
       AND NOT EXISTS (SELECT 1 FROM hosts h WHERE h.owner_node_id = n.id)`, [timeout]) as Array<{ id: string }>;
     for (const { id } of gone) {
-      const ops = await this.ds.query(`SELECT id, tenant_id, kind, subject FROM operations WHERE node_id = $1 AND state IN ('pending', 'running')`, [id]) as Array<{ id: string; tenant_id: string; kind: string; subject: string }>;
-      for (const o of ops) {
-        const error = { message: `node ${id}, which ran the operation, was lost`, reason: 'node-lost' };
-        await this.eventsService.tx(async (m) => {
-          const r = await m.query(`UPDATE operations SET state = 'failed', error = $2, updated_at = now() WHERE id = $1 AND state IN ('pending', 'running')`, [o.id, error]) as [unknown, number];
-          if (r[1]) await this.eventsService.append(m, o.tenant_id, 'operation.failed', `operation:${o.id}`, { kind: o.kind, subject: o.subject, error });
-        });
-      }
+      const failed = await this.failOperationsOf(id, 'node-lost', `node ${id}, which ran the operation, was lost`);
       await this.ds.query(`DELETE FROM nodes WHERE id = $1 AND heartbeat_at <= now() - $2 * interval '1 millisecond'`, [id, timeout]);
-      this.log.warn(`node ${id} was lost: its hosts were reassigned, ${ops.length} operation(s) failed (node-lost)`);
+      this.log.warn(`node ${id} was lost: its hosts were reassigned, ${failed} operation(s) failed (node-lost)`);
     }
+  }
+
+  /** Records the pending and running Operations of node `nodeId` failed (with `operation.failed` events); returns how many. */
+  private async failOperationsOf(nodeId: string, reason: string, message: string): Promise<number> {
+    const ops = await this.ds.query(`SELECT id, tenant_id, kind, subject FROM operations WHERE node_id = $1 AND state IN ('pending', 'running')`, [nodeId]) as Array<{ id: string; tenant_id: string; kind: string; subject: string }>;
+    let n = 0;
+    for (const o of ops) {
+      const error = { message, reason };
+      await this.eventsService.tx(async (m) => {
+        const r = await m.query(`UPDATE operations SET state = 'failed', error = $2, updated_at = now() WHERE id = $1 AND state IN ('pending', 'running')`, [o.id, error]) as [unknown, number];
+        if (r[1]) { n++; await this.eventsService.append(m, o.tenant_id, 'operation.failed', `operation:${o.id}`, { kind: o.kind, subject: o.subject, error }); }
+      });
+    }
+    return n;
   }
 
   /**
