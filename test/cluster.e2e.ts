@@ -5,7 +5,7 @@
  * through node B runs on its host's owner; a live migration between hosts of different nodes
  * completes with the undisturbed run's output; `kill -9` of the leader: its hosts are taken over,
  * its VMs are reported crashed (node-lost) with events, the leader moves, nothing else is lost
- * and the cluster keeps serving. Waits poll with generous timeouts; nothing asserts a duration.
+ * and the cluster keeps serving; a node stalled past the timeout gives its host up when it wakes. Waits poll with generous timeouts; nothing asserts a duration.
  *
  * Needs TEST_DATABASE_URL (.ci/run sets it) and `npm run build` (it runs dist/).
  */
@@ -206,5 +206,46 @@ maybe('cluster mode: three nodes on one Postgres', () => {
     await pollFor('the restarted VM running', async () => (await vmOn('c', doomed.id)).body.state === 'running', WAIT);
     for (const id of [doomed.id, survivor.id]) await api('b').post(`/v1/vms/${id}/stop`).set(auth).expect(202);
     await pollFor('both stopped', async () => (await vmOn('c', doomed.id)).body.state === 'stopped' && (await vmOn('c', survivor.id)).body.state === 'stopped', WAIT);
+  }, WAIT * 2);
+
+  test('a stalled node (SIGSTOP past the timeout) loses its host: on waking it stops the host\'s VM (crashed, node-lost) and frees the lock for the new owner', async () => {
+    const vm = await newVm('b', 'stalled', hostOf.get('c')!, 'memtouch', [['memtouch', '1', '1000000']]);
+    const events = await follow('b', [`vm:${vm.id}`]);
+    await api('b').post(`/v1/vms/${vm.id}/start`).set(auth).expect(202);
+    await pollFor('the VM running on C', async () => (await vmOn('b', vm.id)).body.state === 'running', WAIT);
+    const c = nodes.get('c')!.proc.child;
+    let newOwner = '';
+    const seen503: string[] = [];
+    c.kill('SIGSTOP');
+    try {
+      // C's host goes to a live node (by the leader, or by the live nodes if C leads); C still holds its lock, so the new owner waits.
+      newOwner = await pollFor('C\'s host assigned to another node', async () => {
+        const v = await view('b');
+        return v.nodes.find((n) => n.id !== 'node-c' && n.hosts.some((h) => h.id === hostOf.get('c')))?.id;
+      }, WAIT);
+    } finally {
+      c.kill('SIGCONT');
+    }
+    await pollFor('the new owner runs C\'s host (C let go of its lock)', async () => {
+      const v = await view('b');
+      return v.nodes.find((n) => n.id === newOwner)?.hosts.some((h) => h.id === hostOf.get('c') && h.locked) ?? false;
+    }, WAIT);
+    const d = await pollFor('the VM crashed (node-lost)', async () => { const d = (await vmOn('b', vm.id)).body; return d.state === 'crashed' ? d : undefined; }, WAIT);
+    expect(d.stateReason).toBe('node-lost');
+    await pollFor('the crash event', () => events.some((e) => e.type === 'vm.fault' && e.data.reason === 'node-lost'), WAIT);
+    // C is back as a node without hosts, and the VM starts again on the new owner.
+    await pollFor('C registered again', async () => (await view('b')).nodes.some((n) => n.id === 'node-c' && n.alive && n.hosts.length === 0), WAIT);
+    await api('c').post(`/v1/vms/${vm.id}/reset`).set(auth).expect(200);
+    // While the new owner finishes taking the host a start answers 503 (documented: retry).
+    const again = await pollFor('a start accepted', async () => {
+      const r = await api('c').post(`/v1/vms/${vm.id}/start`).set(auth);
+      if (r.status === 503) { seen503.push(r.body.detail); return undefined; }
+      return r;
+    }, WAIT);
+    expect({ status: again.status, body: again.body }).toMatchObject({ status: 202 });
+    expect(again.headers['x-hvsim-node']).toBe(newOwner);
+    await pollFor('running on the new owner', async () => (await vmOn('c', vm.id)).body.state === 'running', WAIT);
+    await api('c').post(`/v1/vms/${vm.id}/stop`).set(auth).expect(202);
+    await pollFor('stopped', async () => (await vmOn('c', vm.id)).body.state === 'stopped', WAIT);
   }, WAIT * 2);
 });

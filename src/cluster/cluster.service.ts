@@ -10,7 +10,9 @@
  *   host assigned to it, and lets go of (and stops the VMs of) a host assigned elsewhere.
  * - Leader: the node holding one fixed advisory lock assigns hosts without a live owner to the
  *   live node with the most free capacity, fails the Operations of lost nodes (`node-lost`) and
- *   deletes their rows. New hosts are placed by the node that creates them, by the same rule.
+ *   deletes their rows (while the lock's holder is itself stale, every live node does this work;
+ *   it is conditional updates only). New hosts are placed by the node that creates them, by the
+ *   same rule.
  * - Taking a host over marks the VMs its lost owner left live `crashed` with reason `node-lost`
  *   (RuntimeService.takeHost), with events; they can be reset and started again.
  * - Events: the node's own events (after commit) and other nodes' (Socket.IO Postgres adapter,
@@ -179,7 +181,9 @@ export class ClusterService implements BeforeApplicationShutdown, OnApplicationS
       const [{ got }] = (await q.query('SELECT pg_try_advisory_lock($1, 0) AS got', [this.leaderClass])).rows as Array<{ got: boolean }>;
       if (got) { this.leader = true; this.log.log(`node ${c.nodeId} is the leader`); }
     }
-    if (this.leader) await this.lead();
+    // A leader that stalls keeps its lock (its connection lives); while its heartbeat is stale the
+    // live nodes do its work. That work is conditional updates only, so they never conflict.
+    if (this.leader || await this.leaderStale()) await this.lead();
     await this.own();
     await this.estimateRemote();
   }
@@ -221,6 +225,14 @@ export class ClusterService implements BeforeApplicationShutdown, OnApplicationS
       });
     }
     return n;
+  }
+
+  /** True when no live node holds the leader lock (its holder stalled past the timeout, or none holds it). */
+  private async leaderStale(): Promise<boolean> {
+    const rows = await this.ds.query(`SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid JOIN nodes n ON a.application_name = 'hvsim-node ' || n.id
+      WHERE l.locktype = 'advisory' AND l.granted AND l.classid::text::bigint = $1 AND l.objid::text::bigint = 0 AND l.objsubid = 2
+      AND n.heartbeat_at > now() - $2 * interval '1 millisecond'`, [this.leaderClass >>> 0, this.c!.timeoutMs]) as unknown[];
+    return rows.length === 0;
   }
 
   /**

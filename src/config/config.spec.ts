@@ -22,6 +22,7 @@ describe('cluster configuration', () => {
     [{ ...PG, HVSIM_CLUSTER: 'yes' }, /HVSIM_CLUSTER must be 'on' or 'off'/],
     [{ ...PG, HVSIM_CLUSTER: 'on', HOST: '0.0.0.0' }, /HVSIM_ADVERTISE_ADDRESS must be/],
     [{ ...PG, HVSIM_CLUSTER: 'on', HVSIM_NODE_ID: 'a b' }, /HVSIM_NODE_ID must be/],
+    [{ ...PG, HVSIM_CLUSTER: 'on', HVSIM_NODE_ID: 'n'.repeat(53) }, /HVSIM_NODE_ID must be 1-52/],
     [{ ...PG, HVSIM_CLUSTER: 'on', HVSIM_HEARTBEAT_MS: '5000', HVSIM_NODE_TIMEOUT_MS: '6000' }, /at least twice/],
     [{ ...PG, HVSIM_CLUSTER: 'on', HVSIM_NODE_CAPACITY_MIB: '-1' }, /HVSIM_NODE_CAPACITY_MIB must be an integer/],
   ])('refused: %j', (env, message) => {

@@ -105,7 +105,8 @@ function clusterConfig(env: NodeJS.ProcessEnv, url: string | null, token: string
   // Every node must accept the same admin token (a generated one would differ per node).
   if (token === null) throw new ConfigError('HVSIM_CLUSTER=on needs HVSIM_ADMIN_TOKEN (the same on every node)');
   const nodeId = env.HVSIM_NODE_ID?.trim() || `${hostname()}-${process.pid}`;
-  if (!/^[A-Za-z0-9_.:-]{1,100}$/.test(nodeId)) throw new ConfigError(`HVSIM_NODE_ID must be 1-100 characters of letters, digits, '_', '.', ':', '-', got '${nodeId}'`);
+  // It is also the lock connection's application_name ('hvsim-node ' + id, at most 63 bytes).
+  if (!/^[A-Za-z0-9_.:-]{1,52}$/.test(nodeId)) throw new ConfigError(`HVSIM_NODE_ID must be 1-52 characters of letters, digits, '_', '.', ':', '-', got '${nodeId}'`);
   const advertiseAddress = env.HVSIM_ADVERTISE_ADDRESS?.trim() || env.HOST?.trim() || '127.0.0.1';
   if (!/^[A-Za-z0-9_.:-]{1,253}$/.test(advertiseAddress) || advertiseAddress === '0.0.0.0' || advertiseAddress === '::') {
     throw new ConfigError(`HVSIM_ADVERTISE_ADDRESS must be a host name or address other nodes can reach (not a wildcard), got '${advertiseAddress}'`);
