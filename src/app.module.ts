@@ -33,6 +33,19 @@ import { ClusterService } from './cluster/cluster.service.js';
 import { NodesController } from './cluster/nodes.controller.js';
 import { IncomingMigrations, InternalMigrationsController } from './cluster/remote-migration.js';
 
+/**
+ * Session settings of the pool's connections: the schema, and in cluster mode
+ * idle_in_transaction_session_timeout at the node timeout, so a node that stalls in the middle of
+ * a transaction (holding, say, a tenant's event counter row) cannot block the other nodes for
+ * longer than it takes to declare it lost: Postgres ends its session and frees its row locks.
+ */
+function pgOptions(c: Config): string {
+  const o: string[] = [];
+  if (c.schema !== 'public') o.push(`-c search_path=${c.schema}`);
+  if (c.cluster) o.push(`-c idle_in_transaction_session_timeout=${c.cluster.timeoutMs}`);
+  return o.join(' ');
+}
+
 export interface AppOptions { config: Config; databaseUrl: string; embedded: boolean; adminToken: string; metrics: Metrics }
 
 @Module({})
@@ -56,7 +69,7 @@ export class AppModule {
             // 60 s) rather than failing after 5 s; a real server's pool answers 503 sooner.
             connectionTimeoutMillis: o.embedded ? 60_000 : 5000,
             statement_timeout: 10000,
-            ...(o.config.schema !== 'public' ? { options: `-c search_path=${o.config.schema}` } : {}),
+            ...(pgOptions(o.config) ? { options: pgOptions(o.config) } : {}),
           },
         }),
       ],

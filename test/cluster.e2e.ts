@@ -243,6 +243,7 @@ maybe('cluster mode: three nodes on one Postgres', () => {
       return r;
     }, WAIT);
     expect({ status: again.status, body: again.body }).toMatchObject({ status: 202 });
+    if (seen503.length) process.stderr.write(`503s before the start was accepted: ${JSON.stringify(seen503.slice(0, 3))}\n`);
     expect(again.headers['x-hvsim-node']).toBe(newOwner);
     await pollFor('running on the new owner', async () => (await vmOn('c', vm.id)).body.state === 'running', WAIT);
     await api('c').post(`/v1/vms/${vm.id}/stop`).set(auth).expect(202);

@@ -1192,7 +1192,7 @@ export interface components {
             hosts: {
                 /** Format: uuid */
                 id: string;
-                /** @description a node holds the host's lock (false while it is being taken over) */
+                /** @description this node holds the host's lock and runs it (false while it is being taken over) */
                 locked: boolean;
                 memoryMiB: number;
                 name: string;

@@ -48,7 +48,7 @@ export function lockKey(s: string): number {
 export interface NodeView {
   id: string; address: string; httpUrl: string; capacityMiB: number; usedMiB: number; heartbeatAt: string; startedAt: string;
   alive: boolean; leader: boolean;
-  /** `locked`: a node holds the host's lock (runs it); false while it is being taken over. */
+  /** `locked`: this node holds the host's lock (runs it); false while it is being taken over. */
   hosts: Array<{ id: string; tenantId: string; name: string; memoryMiB: number; state: string; locked: boolean }>;
 }
 
@@ -331,8 +331,10 @@ export class ClusterService implements BeforeApplicationShutdown, OnApplicationS
     const [lead] = await this.ds.query(`SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
       WHERE l.locktype = 'advisory' AND l.granted AND l.classid::text::bigint = $1 AND l.objid::text::bigint = 0 AND l.objsubid = 2`, [this.leaderClass >>> 0]) as Array<{ application_name: string }>;
     const leader = lead?.application_name.startsWith('hvsim-node ') ? lead.application_name.slice('hvsim-node '.length) : null;
-    const locked = new Set((await this.ds.query(`SELECT objid::text::bigint AS k FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid::text::bigint = $1 AND objsubid = 2`,
-      [this.hostClass >>> 0]) as Array<{ k: string }>).map((r) => Number(r.k)));
+    // Which host locks each node's lock connection holds (a stalled former owner may still hold one).
+    const locked = new Set((await this.ds.query(`SELECT l.objid::text::bigint AS k, a.application_name AS app FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+      WHERE l.locktype = 'advisory' AND l.granted AND l.classid::text::bigint = $1 AND l.objsubid = 2`, [this.hostClass >>> 0]) as Array<{ k: string; app: string }>)
+      .map((r) => `${Number(r.k)} ${r.app}`));
     return {
       cluster: true, thisNode: this.c.nodeId, leader,
       nodes: rows.map((n) => {
@@ -340,7 +342,7 @@ export class ClusterService implements BeforeApplicationShutdown, OnApplicationS
         return {
           id: n.id, address: n.address, httpUrl: n.http_url, capacityMiB: n.capacity_mib, usedMiB: own.reduce((s, h) => s + h.memoryMiB, 0),
           heartbeatAt: n.heartbeat_at.toISOString(), startedAt: n.started_at.toISOString(), alive: n.alive, leader: n.id === leader,
-          hosts: own.map((h) => ({ id: h.id, tenantId: h.tenantId, name: h.name, memoryMiB: h.memoryMiB, state: h.state, locked: locked.has(lockKey(h.id) >>> 0) })),
+          hosts: own.map((h) => ({ id: h.id, tenantId: h.tenantId, name: h.name, memoryMiB: h.memoryMiB, state: h.state, locked: locked.has(`${lockKey(h.id) >>> 0} hvsim-node ${n.id}`) })),
         };
       }),
     };

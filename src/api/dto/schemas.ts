@@ -73,7 +73,7 @@ export const SCHEMAS: Record<string, SchemaObject> = {
     capacityMiB: int, usedMiB: { type: 'integer', description: 'memory of the hosts it owns' },
     heartbeatAt: time, startedAt: time, alive: { type: 'boolean', description: 'its heartbeat is younger than HVSIM_NODE_TIMEOUT_MS' },
     leader: { type: 'boolean' },
-    hosts: { type: 'array', items: obj({ id: uuid, tenantId: uuid, name: { type: 'string' }, memoryMiB: int, state: { type: 'string' }, locked: { type: 'boolean', description: 'a node holds the host\'s lock (false while it is being taken over)' } }) },
+    hosts: { type: 'array', items: obj({ id: uuid, tenantId: uuid, name: { type: 'string' }, memoryMiB: int, state: { type: 'string' }, locked: { type: 'boolean', description: 'this node holds the host\'s lock and runs it (false while it is being taken over)' } }) },
   }),
   NodeList: obj({
     cluster: { type: 'boolean', description: 'false on a single node (then no nodes are listed)' },
