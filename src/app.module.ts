@@ -29,6 +29,22 @@ import { OperationsController, OperationsService } from './api/operations.js';
 import { EventsGateway } from './api/events.gateway.js';
 import { Metrics, MetricsController } from './api/observability.js';
 import { IdempotencyInterceptor } from './api/idempotency.js';
+import { ClusterService } from './cluster/cluster.service.js';
+import { NodesController } from './cluster/nodes.controller.js';
+import { IncomingMigrations, InternalMigrationsController } from './cluster/remote-migration.js';
+
+/**
+ * Session settings of the pool's connections: the schema, and in cluster mode
+ * idle_in_transaction_session_timeout at the node timeout, so a node that stalls in the middle of
+ * a transaction (holding, say, a tenant's event counter row) cannot block the other nodes for
+ * longer than it takes to declare it lost: Postgres ends its session and frees its row locks.
+ */
+function pgOptions(c: Config): string {
+  const o: string[] = [];
+  if (c.schema !== 'public') o.push(`-c search_path=${c.schema}`);
+  if (c.cluster) o.push(`-c idle_in_transaction_session_timeout=${c.cluster.timeoutMs}`);
+  return o.join(' ');
+}
 
 export interface AppOptions { config: Config; databaseUrl: string; embedded: boolean; adminToken: string; metrics: Metrics }
 
@@ -56,11 +72,11 @@ export class AppModule {
             // unreachable server still answers 503 at once (refused) or after the wait.
             connectionTimeoutMillis: o.embedded ? 60_000 : 30_000,
             statement_timeout: 10000,
-            ...(o.config.schema !== 'public' ? { options: `-c search_path=${o.config.schema}` } : {}),
+            ...(pgOptions(o.config) ? { options: pgOptions(o.config) } : {}),
           },
         }),
       ],
-      controllers: [TenantsController, HostsController, ImagesController, VmsController, DomainsController, TechniquesController, ExperimentsController, MemoryErrorsController, MigrationsController, OperationsController, EventsController, HealthController, MetricsController, VcpusController],
+      controllers: [TenantsController, HostsController, ImagesController, VmsController, DomainsController, TechniquesController, ExperimentsController, MemoryErrorsController, MigrationsController, OperationsController, EventsController, HealthController, MetricsController, VcpusController, NodesController, InternalMigrationsController],
       providers: [
         { provide: CONFIG, useValue: { ...o.config, resolvedAdminToken: o.adminToken } },
         EventsService,
@@ -75,6 +91,8 @@ export class AppModule {
         MigrationsService,
         OperationsService,
         EventsGateway,
+        ClusterService,
+        IncomingMigrations,
         IdempotencyInterceptor,
         { provide: Metrics, useValue: o.metrics },
         Authenticator,

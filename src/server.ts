@@ -21,6 +21,9 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import { methodNotAllowed } from './api/method-not-allowed.js';
 import { dashboard } from './api/dashboard.js';
 import { installProcessGuard } from './api/process-guard.js';
+import { ClusterService, lockKey } from './cluster/cluster.service.js';
+import { clusterRouter } from './cluster/router.js';
+import { ClusterIoAdapter } from './cluster/io-adapter.js';
 
 /** Errors of the body parsers (too large, malformed JSON) as problem+json. */
 function bodyErrors(err: { status?: number; type?: string; message?: string }, _req: express.Request, res: express.Response, next: express.NextFunction) {
@@ -76,22 +79,40 @@ export async function startService(config: Config, progress: (phase: string, ms:
     if (!opts.embedded) phase(`opening the embedded database (${config.embedded.memory ? 'in memory' : config.embedded.dataDir})`);
     embedded = await (opts.embedded ?? startEmbeddedPostgres(config.embedded));
     databaseUrl = embedded.url;
-  } else if (config.schema !== 'public') {
-    const c = new pg.Client({ connectionString: databaseUrl });
-    await c.connect();
-    await c.query(`CREATE SCHEMA IF NOT EXISTS ${config.schema}`);
-    await c.end();
+  }
+  // Cluster mode: nodes starting together create the schema and run the migrations one at a time
+  // (a session advisory lock held until this node's application is built).
+  let migrating: pg.Client | null = null;
+  if (config.databaseUrl && (config.schema !== 'public' || config.cluster)) {
+    migrating = new pg.Client({ connectionString: databaseUrl });
+    await migrating.connect();
+    if (config.cluster) await migrating.query('SELECT pg_advisory_lock($1)', [lockKey(`hvsim-migrate:${config.schema}`)]);
+    if (config.schema !== 'public') await migrating.query(`CREATE SCHEMA IF NOT EXISTS ${config.schema}`);
   }
   const { token, generated } = resolveAdminToken(config);
   try {
     phase('starting the application (schema migrations, hosts)');
     const metrics = new Metrics();
-    const app = await NestFactory.create<NestExpressApplication>(
-      AppModule.forRoot({ config, databaseUrl, embedded: embedded !== null, adminToken: token, metrics }),
-      { logger: ['error', 'warn'], bodyParser: false },
-    );
+    let app: NestExpressApplication;
+    try {
+      app = await NestFactory.create<NestExpressApplication>(
+        AppModule.forRoot({ config, databaseUrl, embedded: embedded !== null, adminToken: token, metrics }),
+        { logger: ['error', 'warn'], bodyParser: false },
+      );
+    } finally {
+      await migrating?.end().catch(() => undefined);
+    }
     app.use(httpLogger(config.logLevel));
     app.use(metrics.middleware());
+    const cluster = app.get(ClusterService);
+    if (config.cluster) {
+      const nodeId = config.cluster.nodeId;
+      // Every answer names the node that produced it (a forwarded request: the owner).
+      app.use((_req: express.Request, res: express.Response, next: express.NextFunction) => { res.setHeader('x-hvsim-node', nodeId); next(); });
+      // Requests about hosts, VMs, migrations and Operations other nodes run go there, body unread.
+      app.use(clusterRouter(cluster));
+      app.useWebSocketAdapter(new ClusterIoAdapter(app, databaseUrl, config.schema));
+    }
     // JSON bodies may carry a base64 image (4/3 of the binary limit); raw uploads are ELF bytes.
     // Only an authenticated request's body is parsed.
     app.use(app.get(Authenticator).parseBodiesAfterAuth(
@@ -104,8 +125,12 @@ export async function startService(config: Config, progress: (phase: string, ms:
     SwaggerModule.setup('docs', app, () => openApiDocument(app));
     phase('opening the HTTP port');
     await app.listen(config.port, config.host);
-    phase('ready');
     const addr = app.getHttpServer().address() as { port: number };
+    if (config.cluster) {
+      phase(`joining the cluster as node ${config.cluster.nodeId}`);
+      await cluster.start(addr.port);
+    }
+    phase('ready');
     return {
       app, url: `http://${config.host}:${addr.port}`, adminToken: token, generatedToken: generated,
       async close() {

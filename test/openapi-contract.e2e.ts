@@ -137,6 +137,7 @@ describe.each(BACKENDS)('the service honours openapi.yaml on $name', (backend) =
 
     for (const op of ['HealthController_live', 'HealthController_ready']) await examples(op, {}, undefined, {});
     await examples('MetricsController_scrape', {}, undefined, { Authorization: `Bearer ${ADMIN}` });
+    await examples('NodesController_list', {}, undefined, { Authorization: `Bearer ${ADMIN}` });
     await examples('TenantsController_create', {}, undefined, { Authorization: `Bearer ${ADMIN}` });
     await examples('TechniquesController_list');
     await examples('TechniquesController_get');

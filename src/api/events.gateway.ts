@@ -35,6 +35,7 @@ import { ExperimentEntity, HostEntity, ImageEntity, OperationEntity, VmEntity } 
 import { RuntimeService } from './runtime.service.js';
 import type { ExitRecord } from '../runtime/protocol.js';
 import { ProblemError } from './errors.js';
+import { ClusterService } from '../cluster/cluster.service.js';
 
 export const EXIT_IN_FLIGHT = 8;
 export const EXIT_QUEUE = 32;
@@ -68,13 +69,14 @@ export class EventsGateway implements OnGatewayInit, OnGatewayConnection, OnModu
   private readonly onExits = (vmId: string, tenantId: string, records: ExitRecord[], dropped: number) => this.publishExits(vmId, tenantId, records, dropped);
 
   constructor(private readonly ds: DataSource, private readonly events: EventsService, @Inject(CONFIG) private readonly config: Config,
-    private readonly runtime: RuntimeService, private readonly auth: Authenticator) {
-    events.live.on('event', this.onEvent);
+    private readonly runtime: RuntimeService, private readonly auth: Authenticator, private readonly cluster: ClusterService) {
+    // Cluster mode: this node's and other nodes' events, in each tenant's seq order (src/cluster).
+    this.feed.on('event', this.onEvent);
     runtime.exitStream.on('exits', this.onExits);
   }
 
   onModuleDestroy(): void {
-    this.events.live.off('event', this.onEvent);
+    this.feed.off('event', this.onEvent);
     this.runtime.exitStream.off('exits', this.onExits);
   }
 
@@ -85,12 +87,15 @@ export class EventsGateway implements OnGatewayInit, OnGatewayConnection, OnModu
     return n;
   }
 
+  private get feed() { return this.cluster.enabled ? this.cluster.events : this.events.live; }
+
   /**
    * Handshake authentication. A bad token counts against the same per (address, token hash)
    * budget as HTTP; once it is spent the handshake is refused with `data: {status: 429}`. A valid
    * token is never refused by the limiter.
    */
   afterInit(ns: Namespace): void {
+    this.cluster.attachEvents(ns);
     ns.use((socket, next) => {
       const token = (socket.handshake.auth as { token?: unknown } | undefined)?.token;
       const refuse = (tokenHash: string, message: string) => {

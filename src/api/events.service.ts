@@ -95,6 +95,13 @@ export class EventsService implements OnModuleInit, OnModuleDestroy {
       .orderBy('e.seq', 'ASC').limit(limit).getMany()).map(toEvent);
   }
 
+  /** The events of a tenant with seq from..to (inclusive), oldest first (those still kept). */
+  async range(tenantId: string, from: number, to: number): Promise<HvEvent[]> {
+    return (await this.ds.getRepository(EventEntity).createQueryBuilder('e')
+      .where('e.tenant_id = :tenantId AND e.seq >= :from AND e.seq <= :to', { tenantId, from, to })
+      .orderBy('e.seq', 'ASC').getMany()).map(toEvent);
+  }
+
   /** Events with seq > since, oldest first, optionally for one subject. */
   async list(tenantId: string, since: number, limit: number, subject?: string): Promise<HvEvent[]> {
     await this.checkRetained(tenantId, since);

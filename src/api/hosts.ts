@@ -15,6 +15,7 @@ import { HostEntity } from '../persistence/entities.js';
 import { RuntimeService } from './runtime.service.js';
 import { checkTechniques } from './techniques.js';
 import { MAX_HOST_MIB } from '../hypervisor/host-memory.js';
+import { ClusterService } from '../cluster/cluster.service.js';
 
 const HOST_MIB_LIMIT = `memoryMiB must not be greater than ${MAX_HOST_MIB} (the largest host this service simulates: host-physical addresses are 31-bit)`;
 
@@ -49,18 +50,24 @@ export const uniqueViolation = (e: unknown) => (e as { code?: string; driverErro
 
 @Injectable()
 export class HostsService {
-  constructor(private readonly ds: DataSource, private readonly events: EventsService, private readonly runtime: RuntimeService) {}
+  constructor(private readonly ds: DataSource, private readonly events: EventsService, private readonly runtime: RuntimeService,
+    private readonly cluster: ClusterService) {}
 
-  /** Raises 400/501 for techniques the catalogue does not allow. */
+  /**
+   * Raises 400/501 for techniques the catalogue does not allow. In cluster mode the host goes to
+   * the live node with the most free capacity, which allocates its DRAM when it takes the host.
+   */
   async create(tenantId: string, dto: CreateHostDto) {
     if (dto.techniques) checkTechniques(dto.techniques);
     try {
       const h = await this.events.tx(async (m) => {
-        const h = await m.save(m.create(HostEntity, { ...dto, techniques: dto.techniques ?? {}, tenantId, state: 'ready' }));
-        this.allocate(h);
+        const ownerNodeId = this.cluster.enabled ? await this.cluster.placeNew(m, dto.memoryMiB) : null;
+        const h = await m.save(m.create(HostEntity, { ...dto, techniques: dto.techniques ?? {}, tenantId, state: 'ready', ownerNodeId }));
+        if (!this.cluster.enabled) this.allocate(h);
         await this.events.append(m, tenantId, 'host.created', `host:${h.id}`, hostView(h));
         return h;
       });
+      await this.cluster.claim(h);
       return hostWithMemory(h, this.runtime);
     } catch (e) {
       if (uniqueViolation(e)) throw conflict(`a host named '${dto.name}' already exists`);

@@ -14,7 +14,7 @@
  * them), and a latent error the copy reads panics the source host. On: poisoned pages travel as
  * error metadata and the destination marks them corrupted.
  */
-import { Body, Controller, Get, HttpCode, Injectable, Param, ParseUUIDPipe, Post, Query } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Inject, Injectable, Param, ParseUUIDPipe, Post, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiProperty, ApiPropertyOptional, ApiTags } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsIn, IsInt, IsOptional, IsUUID, Max, Min, ValidateNested } from 'class-validator';
@@ -30,7 +30,11 @@ import { resolveTechniques } from '../techniques/catalogue.js';
 import { POISON } from '../hypervisor/host-memory.js';
 import { PAGE_SIZE } from '../mmu/phys.js';
 import type { MigrationParams } from '../migration/source.js';
-import { migrateVm } from '../runtime/live-migration.js';
+import { MigrateResult, migrateTo, migrateVm } from '../runtime/live-migration.js';
+import { ClusterService } from '../cluster/cluster.service.js';
+import { RemoteArrived, RemoteIncoming } from '../cluster/remote-migration.js';
+import { CONFIG } from './tokens.js';
+import type { Config } from '../config/config.js';
 import type { VmRunner } from '../runtime/vm-runner.js';
 
 export const MIGRATION_PHASES = ['pending', 'preparing-target', 'target-ready', 'running', 'completed', 'failed', 'cancelled'] as const;
@@ -71,7 +75,8 @@ export const migrationView = (m: MigrationEntity) => ({
 
 @Injectable()
 export class MigrationsService {
-  constructor(private readonly ds: DataSource, private readonly events: EventsService, private readonly runtime: RuntimeService, private readonly ops: OperationsService) {}
+  constructor(private readonly ds: DataSource, private readonly events: EventsService, private readonly runtime: RuntimeService, private readonly ops: OperationsService,
+    private readonly cluster: ClusterService, @Inject(CONFIG) private readonly config: Config & { resolvedAdminToken: string }) {}
 
   /**
    * Starts a migration. Raises 404 (VM, destination host), 400 (same host), 409 (VM not running,
@@ -144,19 +149,36 @@ export class MigrationsService {
       migrationId: mig.id, maxDowntimeMs: p.maxDowntimeMs, bandwidthMiBps: Math.min(p.maxBandwidthMiBps, faults.bandwidthMiBps ?? Infinity),
       maxRounds: p.maxRounds, timeoutS: p.timeoutS, technique: p.umeAwareMigration, dropConnectionAfterPages: faults.dropConnectionAfterPages,
     };
-    const r = await migrateVm(src, this.runtime.ensureHost(dest), mig.vmId, params, faults.destinationFailsAt ?? null, {
-      phase: (to) => this.phase(mig, to),
-      progress: (stats) => this.progress(mig, stats as unknown as Record<string, unknown>),
-      latentError: (e) => this.latentFound(mig, e.gpa, e.frame),
+    const hooks = {
+      phase: (to: MigrationPhase) => this.phase(mig, to),
+      progress: (stats: unknown) => this.progress(mig, stats as Record<string, unknown>),
+      latentError: (e: { gpa: number; frame: number }) => this.latentFound(mig, e.gpa, e.frame),
       signal: ctx.signal,
+    };
+    const switched = () => this.events.tx(async (m) => {
+      const v = await m.findOneOrFail(VmEntity, { where: { id: mig.vmId }, lock: { mode: 'pessimistic_write' } });
+      v.hostId = dest.id;
+      await this.runtime.recordTransition(m, v, ['migrated'], null, { migrationId: mig.id, hostId: dest.id });
     });
+    const failAt = faults.destinationFailsAt ?? null;
+    let r: MigrateResult<unknown>;
+    if (this.runtime.ownsHost(dest.id)) {
+      r = await migrateVm(src, this.runtime.ensureHost(dest), mig.vmId, params, failAt, hooks);
+      if (r.ok) { await this.runtime.adopt(mig.vmId, r.target as VmRunner, dest.id); await switched(); }
+    } else {
+      // Cluster mode: the destination host runs on another node (src/cluster/remote-migration.ts).
+      const owner = await this.cluster.ownerOf('host', dest.id);
+      if (!owner?.alive) throw new Error(`the node of destination host ${dest.id} is not available`);
+      r = await migrateTo(src, () => new RemoteIncoming(owner.httpUrl, this.config.resolvedAdminToken, mig.id,
+        { vmId: mig.vmId, tenantId: mig.tenantId, hostId: dest.id, spec: src.spec, failAt }, () => ({ stdout: src.console.bytes(0), stderr: src.console.bytes(1) })), params, hooks);
+      if (r.ok) {
+        // Recorded on the new host before the VM runs on there (its end is the destination node's to record).
+        await switched();
+        await this.runtime.release(mig.vmId);
+        await (r.target as RemoteArrived).resume();
+      }
+    }
     if (r.ok) {
-      await this.runtime.adopt(mig.vmId, r.target, dest.id);
-      await this.events.tx(async (m) => {
-        const v = await m.findOneOrFail(VmEntity, { where: { id: mig.vmId }, lock: { mode: 'pessimistic_write' } });
-        v.hostId = dest.id;
-        await this.runtime.recordTransition(m, v, ['migrated'], null, { migrationId: mig.id, hostId: dest.id });
-      });
       await this.phase(mig, 'completed', { stats: r.outcome as unknown as Record<string, unknown>, completedAt: new Date() });
       return { migrationId: mig.id, ...r.outcome };
     }

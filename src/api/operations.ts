@@ -5,7 +5,7 @@
  * outcome retries while the database is unreachable; an outcome that still cannot be recorded is
  * logged (never an unhandled rejection) and settled at the next start-up (`service-restart`).
  */
-import { Controller, Get, HttpCode, Injectable, Logger, OnModuleDestroy, Param, ParseUUIDPipe, Post, Query } from '@nestjs/common';
+import { Controller, Get, HttpCode, Inject, Injectable, Logger, OnModuleDestroy, Param, ParseUUIDPipe, Post, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { DataSource, In } from 'typeorm';
 import { withRetry } from './retry.js';
@@ -14,6 +14,8 @@ import { conflict, notFound } from './errors.js';
 import { EventsService } from './events.service.js';
 import { OperationEntity } from '../persistence/entities.js';
 import { listPage, PageQuery } from './pagination.js';
+import { CONFIG } from './tokens.js';
+import type { Config } from '../config/config.js';
 
 export interface RunnerContext {
   signal: AbortSignal;
@@ -32,12 +34,12 @@ export class OperationsService implements OnModuleDestroy {
   private readonly running = new Map<string, AbortController>();
   private readonly log = new Logger('OperationsService');
 
-  constructor(private readonly ds: DataSource, private readonly events: EventsService) {}
+  constructor(private readonly ds: DataSource, private readonly events: EventsService, @Inject(CONFIG) private readonly config: Config) {}
 
-  /** Persists a pending operation and starts `runner` in the background. */
+  /** Persists a pending operation (in cluster mode, recorded as this node's) and starts `runner` in the background. */
   async start(tenantId: string, kind: string, subject: string, runner: Runner) {
     const op = await this.events.tx(async (m) => {
-      const o = await m.save(m.create(OperationEntity, { tenantId, kind, subject, state: 'pending', progress: 0, error: null, result: null }));
+      const o = await m.save(m.create(OperationEntity, { tenantId, kind, subject, state: 'pending', progress: 0, error: null, result: null, nodeId: this.config.cluster?.nodeId ?? null }));
       await this.events.append(m, tenantId, 'operation.created', `operation:${o.id}`, { kind, subject });
       return o;
     });

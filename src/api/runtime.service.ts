@@ -29,12 +29,14 @@ import type { PmEvent } from '../hypervisor/privileged-mode.js';
 import type { ProcessStatus } from '../guest/process.js';
 import { transition, TransitionError, VmAction, VmState } from '../runtime/vm-state.js';
 import { CounterHistory } from '../runtime/counter-history.js';
+import { ConsoleBuffer } from '../runtime/console-buffer.js';
 import { withRetry } from './retry.js';
+import { ProblemError } from './errors.js';
 import { CONFIG } from './tokens.js';
 import type { Config } from '../config/config.js';
 
 /** States in which a VM has (or had, before a crash of the service) a live runtime. */
-const LIVE_STATES: VmState[] = ['starting', 'running', 'paused', 'stopping', 'migrating'];
+export const LIVE_STATES: VmState[] = ['starting', 'running', 'paused', 'stopping', 'migrating'];
 const CONSOLE_EVERY_MS = 100;
 const CONSOLE_EVENT_BYTES = 64 * 1024;
 /**
@@ -127,7 +129,16 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
     };
   }
 
+  /**
+   * Cluster mode: the hosts this node owns (holds the advisory lock of; src/cluster), and an
+   * estimate of the free memory of the others. Null on a single node, which owns every host.
+   */
+  private readonly owned: Set<string> | null = this.config.cluster ? new Set() : null;
+  private readonly remoteFreeMiB = new Map<string, number>();
+
   async onApplicationBootstrap(): Promise<void> {
+    // In cluster mode the ClusterService hands this node its hosts (takeHost) once it holds their locks.
+    if (this.owned) return;
     await this.recover();
     for (const h of await this.ds.getRepository(HostEntity).find()) {
       try { this.ensureHost(h); } catch (e) {
@@ -178,8 +189,65 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
 
   // *** hosts ***
 
-  /** The live runtime of a host row, created on first use. Raises: RangeError when its DRAM cannot be allocated. */
+  /** Whether this node runs host `id` (always on a single node). */
+  ownsHost(id: string): boolean { return this.owned === null || this.owned.has(id); }
+
+  /**
+   * Cluster mode: this node now holds host `h`'s lock. VMs the host's previous owner left in a
+   * live state (it was lost with their workers) become `crashed` with reason `reason`, with
+   * events, and their migrations fail; then the host's runtime is created. Never raises for a
+   * host whose DRAM cannot be allocated (it is marked failed).
+   */
+  async takeHost(h: HostEntity, reason: string): Promise<number> {
+    this.owned?.add(h.id);
+    this.remoteFreeMiB.delete(h.id);
+    const stale = await this.ds.getRepository(VmEntity).find({ where: { hostId: h.id, state: In(LIVE_STATES) } });
+    let crashed = 0;
+    for (const v of stale) {
+      if (this.live.has(v.id) || this.booting.has(v.id)) continue;
+      await this.serial(v.id, () => withRetry(() => this.events.tx(async (m) => {
+        const row = await m.findOne(VmEntity, { where: { id: v.id }, lock: { mode: 'pessimistic_write' } });
+        if (!row || !LIVE_STATES.includes(row.state as VmState) || row.hostId !== h.id) return;
+        if (await this.recordTransition(m, row, ['crash'], reason)) crashed++;
+        await m.query('UPDATE vm_runs SET stopped_at = now() WHERE vm_id = $1 AND stopped_at IS NULL', [v.id]);
+      })));
+    }
+    await this.ds.query(`UPDATE vm_migrations SET phase = 'failed', failure_reason = $2, completed_at = now(), updated_at = now()
+      WHERE (source_host_id = $1 OR destination_host_id = $1) AND phase IN ('pending', 'preparing-target', 'target-ready', 'running')`, [h.id, reason]);
+    try { this.ensureHost(h); } catch (e) {
+      this.log.error(`host ${h.id}: cannot allocate ${h.memoryMiB} MiB of DRAM (${(e as Error).message}); marking it failed`);
+      await this.ds.getRepository(HostEntity).update({ id: h.id }, { state: 'failed' });
+    }
+    return crashed;
+  }
+
+  /**
+   * Cluster mode: host `id` is no longer this node's (another node was given it while this one
+   * looked lost): its VMs' workers are killed (recorded crashed with reason `reason`) and its
+   * runtime dropped, so two nodes never run one host.
+   */
+  async releaseHost(id: string, reason: string): Promise<void> {
+    this.owned?.delete(id);
+    const rt = this.hosts.get(id);
+    if (rt) await Promise.all(rt.running().map((r) => r.kill(reason)));
+    await Promise.all([...this.live.entries()].filter(([, l]) => l.hostId === id).map(([, l]) => l.settled));
+    await this.dropHost(id);
+  }
+
+  /** Cluster mode: the estimated free memory of hosts other nodes run (from the VMs recorded on them). */
+  setRemoteFree(free: Map<string, number>): void {
+    this.remoteFreeMiB.clear();
+    for (const [id, mib] of free) if (!this.ownsHost(id)) this.remoteFreeMiB.set(id, mib);
+  }
+
+  /**
+   * The live runtime of a host row, created on first use. Raises: RangeError when its DRAM cannot
+   * be allocated; in cluster mode, 503 for a host another node runs.
+   */
   ensureHost(h: Pick<HostEntity, 'id' | 'memoryMiB'>): HostRuntime {
+    if (!this.ownsHost(h.id)) {
+      throw new ProblemError(503, 'Service Unavailable', `host ${h.id} is run by another node of the cluster (or is being taken over): retry`, { hostId: h.id });
+    }
     let rt = this.hosts.get(h.id);
     if (!rt) { rt = new HostRuntime(h.memoryMiB); this.hosts.set(h.id, rt); }
     return rt;
@@ -210,6 +278,11 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
 
   /** Memory accounting of a host: frames free, retired, poisoned, and in use by each VM. */
   hostUsage(h: Pick<HostEntity, 'id' | 'memoryMiB'>): HostUsage & { freeMiB: number } {
+    if (!this.ownsHost(h.id)) {
+      // Another node runs it: an estimate (its memory less that of the VMs recorded live on it).
+      const freeMiB = Math.min(h.memoryMiB, this.remoteFreeMiB.get(h.id) ?? h.memoryMiB);
+      return { frames: h.memoryMiB * 256, free: freeMiB * 256, poisoned: 0, retired: 0, byVm: {}, freeMiB };
+    }
     let rt: HostRuntime;
     try { rt = this.ensureHost(h); } catch {
       return { frames: 0, free: 0, poisoned: 0, retired: 0, byVm: {}, freeMiB: 0 }; // DRAM could not be allocated (host failed)
@@ -263,15 +336,7 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
       const next = this.bootQueue.shift();
       if (next) next(); else this.boots--;
     }
-    let resolveSettled!: () => void;
-    const settled = new Promise<void>((r) => { resolveSettled = r; });
-    const history = new CounterHistory(1000);
-    this.histories.set(vmId, history);
-    const l: LiveVm = { tenantId, hostId: host.id, runner, startedAt, pendingConsole: new PendingConsole(), history, lastCountersEvent: Date.now(), timers: [], queued: new Set(), settled, resolveSettled };
-    this.live.set(vmId, l);
-    this.wire(vmId, l, runner);
-    l.timers.push(setInterval(() => this.periodic(vmId, l, 'console', () => this.flushConsole(vmId, l)), CONSOLE_EVERY_MS));
-    l.timers.push(setInterval(() => { if (l.runner.state === 'running') this.periodic(vmId, l, 'counters', () => this.sampleCounters(vmId, l)); }, 250));
+    this.track(tenantId, vmId, host.id, runner, startedAt);
     if (boot.cancelled) {
       // Stopped while booting: end the worker now (its end is recorded through 'final' like any stop).
       await runner.stop();
@@ -279,6 +344,51 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
     }
     if ((this.tracing.get(vmId) ?? 0) > 0) await runner.request({ type: 'trace-exits', on: true }).catch(() => undefined);
     return runner;
+  }
+
+  /** From now on `runner` is VM `vmId`'s worker on host `hostId`: its telemetry becomes events, its end is recorded. */
+  private track(tenantId: string, vmId: string, hostId: string, runner: VmRunner, startedAt: Date): LiveVm {
+    let resolveSettled!: () => void;
+    const settled = new Promise<void>((r) => { resolveSettled = r; });
+    const history = new CounterHistory(1000);
+    this.histories.set(vmId, history);
+    const l: LiveVm = { tenantId, hostId, runner, startedAt, pendingConsole: new PendingConsole(), history, lastCountersEvent: Date.now(), timers: [], queued: new Set(), settled, resolveSettled };
+    this.live.set(vmId, l);
+    this.wire(vmId, l, runner);
+    l.timers.push(setInterval(() => this.periodic(vmId, l, 'console', () => this.flushConsole(vmId, l)), CONSOLE_EVERY_MS));
+    l.timers.push(setInterval(() => { if (l.runner.state === 'running') this.periodic(vmId, l, 'counters', () => this.sampleCounters(vmId, l)); }, 250));
+    return l;
+  }
+
+  /**
+   * Cluster mode, on the destination node of a migration: VM `vmId` arrived in `runner` (paused)
+   * on host `hostId` from another node, with its source's console so far. It is this node's VM
+   * from now on (its telemetry, its end); `resume` it once the source has recorded the switch.
+   */
+  async adoptIncoming(tenantId: string, vmId: string, hostId: string, runner: VmRunner, console: { stdout: Uint8Array; stderr: Uint8Array }): Promise<void> {
+    if (this.live.has(vmId)) throw new Error(`VM ${vmId} is already live here`);
+    const c = new ConsoleBuffer(this.config.retention.consoleBytes);
+    c.push(0, console.stdout);
+    c.push(1, console.stderr);
+    runner.adoptConsole(c);
+    const run = await withRetry(() => this.ds.getRepository(VmRunEntity).findOneBy({ vmId }));
+    this.track(tenantId, vmId, hostId, runner, run?.startedAt ?? new Date());
+    if ((this.tracing.get(vmId) ?? 0) > 0) await runner.request({ type: 'trace-exits', on: true }).catch(() => undefined);
+  }
+
+  /**
+   * Cluster mode, on the source node of a migration: VM `vmId` now runs on another node. Its
+   * pending console events are written, and this node forgets it without recording an end.
+   */
+  async release(vmId: string): Promise<void> {
+    await this.serial(vmId, async () => {
+      const l = this.live.get(vmId);
+      if (!l) return;
+      for (const t of l.timers) clearInterval(t);
+      await this.flushConsole(vmId, l).catch((e: unknown) => this.log.warn(`VM ${vmId}: last console events lost: ${(e as Error).message}`));
+      this.live.delete(vmId);
+      l.resolveSettled();
+    });
   }
 
   /**

@@ -264,6 +264,7 @@ export class VmsService {
           const host = await m.findOneByOrFail(HostEntity, { id: v.hostId });
           const u = this.runtime.hostUsage(host);
           if (host.state !== 'ready') throw conflict(`host ${host.id} is ${host.state}`, { hostId: host.id, hostState: host.state });
+          if (!this.runtime.ownsHost(host.id)) throw new ProblemError(503, 'Service Unavailable', `host ${host.id} is being taken on by its node of the cluster: retry`, { hostId: host.id });
           if (u.freeMiB < v.memoryMiB) throw conflict(`host ${host.id} has ${u.freeMiB} MiB free, the VM needs ${v.memoryMiB} MiB`, { hostId: host.id, requestedMiB: v.memoryMiB, freeMiB: u.freeMiB });
         }
         if ((action === 'pause' || action === 'resume') && !this.runtime.isLive(id)) throw conflict(`VM ${id} has no running instance in this service`, { state: v.state });

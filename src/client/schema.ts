@@ -325,6 +325,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/nodes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the cluster's nodes
+         * @description Cluster mode (HVSIM_CLUSTER=on, docs/cluster.md): every node with its address, capacity, heartbeat, whether it is alive and leads, and the hosts it owns (`locked`: it holds the host's lock and runs it). On a single node: `cluster: false` and no nodes. Needs the admin token.
+         */
+        get: operations["NodesController_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/operations": {
         parameters: {
             query?: never;
@@ -1186,6 +1206,44 @@ export interface components {
         MigrationStats: {
             [key: string]: unknown;
         } | null;
+        Node: {
+            /** @description HVSIM_ADVERTISE_ADDRESS */
+            address: string;
+            /** @description its heartbeat is younger than HVSIM_NODE_TIMEOUT_MS */
+            alive: boolean;
+            capacityMiB: number;
+            /** Format: date-time */
+            heartbeatAt: string;
+            hosts: {
+                /** Format: uuid */
+                id: string;
+                /** @description this node holds the host's lock and runs it (false while it is being taken over) */
+                locked: boolean;
+                memoryMiB: number;
+                name: string;
+                state: string;
+                /** Format: uuid */
+                tenantId: string;
+            }[];
+            /** @description where other nodes forward requests about its hosts */
+            httpUrl: string;
+            /** @description HVSIM_NODE_ID */
+            id: string;
+            leader: boolean;
+            /** Format: date-time */
+            startedAt: string;
+            /** @description memory of the hosts it owns */
+            usedMiB: number;
+        };
+        NodeList: {
+            /** @description false on a single node (then no nodes are listed) */
+            cluster: boolean;
+            /** @description the node holding the leader lock */
+            leader: string | null;
+            nodes: components["schemas"]["Node"][];
+            /** @description the node that answered */
+            thisNode: string | null;
+        };
         /**
          * @example {
          *       "createdAt": "2026-01-01T00:00:00.000Z",
@@ -1478,6 +1536,8 @@ export type MigrationFaultsDto = components['schemas']['MigrationFaultsDto'];
 export type MigrationList = components['schemas']['MigrationList'];
 export type MigrationStarted = components['schemas']['MigrationStarted'];
 export type MigrationStats = components['schemas']['MigrationStats'];
+export type Node = components['schemas']['Node'];
+export type NodeList = components['schemas']['NodeList'];
 export type Operation = components['schemas']['Operation'];
 export type OperationCancel = components['schemas']['OperationCancel'];
 export type OperationList = components['schemas']['OperationList'];
@@ -3047,6 +3107,53 @@ export interface operations {
             };
             /** @description the migration has already ended */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description too many failed authentications from this address in the last minute */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    NodesController_list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the nodes */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NodeList"];
+                };
+            };
+            /** @description missing or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description the token is of the wrong kind (the admin token manages tenants; tenant tokens everything else) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

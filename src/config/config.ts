@@ -3,6 +3,7 @@
  * Raises: ConfigError naming the variable and what is wrong with it.
  */
 import { join, resolve } from 'node:path';
+import { hostname } from 'node:os';
 
 export class ConfigError extends Error {}
 
@@ -32,6 +33,21 @@ export interface Config {
    * running VM (HVSIM_COUNTERS_EVERY_S, default 5).
    */
   retention: { events: number; consoleBytes: number; countersEverySeconds: number };
+  /** Cluster mode (HVSIM_CLUSTER=on; docs/cluster.md), or null for one node (the default). */
+  cluster: ClusterConfig | null;
+}
+
+export interface ClusterConfig {
+  /** HVSIM_NODE_ID: this node's name in the `nodes` table (default: hostname-pid). */
+  nodeId: string;
+  /** HVSIM_ADVERTISE_ADDRESS: the address other nodes reach this node at (HTTP and migration listeners). Default: HOST. */
+  advertiseAddress: string;
+  /** HVSIM_NODE_CAPACITY_MIB: host DRAM this node takes on (placement of new hosts and takeovers). */
+  capacityMiB: number;
+  /** HVSIM_HEARTBEAT_MS: how often the node writes its heartbeat and looks for work (default 3000). */
+  heartbeatMs: number;
+  /** HVSIM_NODE_TIMEOUT_MS: a node whose heartbeat is older is gone (default 10000; more than two beats). */
+  timeoutMs: number;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -62,6 +78,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   };
   const logLevel = env.HVSIM_LOG_LEVEL?.trim() || 'info';
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) throw new ConfigError(`HVSIM_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent; got '${logLevel}'`);
+  const cluster = clusterConfig(env, url, token, int);
   const dataDir = resolve(env.HVSIM_DATA_DIR?.trim() || join(process.cwd(), '.hvsim'));
   return {
     host: env.HOST?.trim() || '127.0.0.1',
@@ -75,5 +92,27 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     events,
     logLevel,
     retention,
+    cluster,
   };
+}
+
+function clusterConfig(env: NodeJS.ProcessEnv, url: string | null, token: string | null, int: (name: string, def: number, lo: number, hi: number) => number): ClusterConfig | null {
+  const mode = env.HVSIM_CLUSTER?.trim() || 'off';
+  if (mode !== 'on' && mode !== 'off') throw new ConfigError(`HVSIM_CLUSTER must be 'on' or 'off', got '${mode}'`);
+  if (mode === 'off') return null;
+  // The embedded database serves one connection; every node must reach the same server.
+  if (url === null) throw new ConfigError('HVSIM_CLUSTER=on needs DATABASE_URL (a Postgres server every node reaches; the embedded database serves one connection)');
+  // Every node must accept the same admin token (a generated one would differ per node).
+  if (token === null) throw new ConfigError('HVSIM_CLUSTER=on needs HVSIM_ADMIN_TOKEN (the same on every node)');
+  const nodeId = env.HVSIM_NODE_ID?.trim() || `${hostname()}-${process.pid}`;
+  // It is also the lock connection's application_name ('hvsim-node ' + id, at most 63 bytes).
+  if (!/^[A-Za-z0-9_.:-]{1,52}$/.test(nodeId)) throw new ConfigError(`HVSIM_NODE_ID must be 1-52 characters of letters, digits, '_', '.', ':', '-', got '${nodeId}'`);
+  const advertiseAddress = env.HVSIM_ADVERTISE_ADDRESS?.trim() || env.HOST?.trim() || '127.0.0.1';
+  if (!/^[A-Za-z0-9_.:-]{1,253}$/.test(advertiseAddress) || advertiseAddress === '0.0.0.0' || advertiseAddress === '::') {
+    throw new ConfigError(`HVSIM_ADVERTISE_ADDRESS must be a host name or address other nodes can reach (not a wildcard), got '${advertiseAddress}'`);
+  }
+  const heartbeatMs = int('HVSIM_HEARTBEAT_MS', 3000, 100, 60_000);
+  const timeoutMs = int('HVSIM_NODE_TIMEOUT_MS', 10_000, 300, 600_000);
+  if (timeoutMs < 2 * heartbeatMs) throw new ConfigError(`HVSIM_NODE_TIMEOUT_MS (${timeoutMs}) must be at least twice HVSIM_HEARTBEAT_MS (${heartbeatMs})`);
+  return { nodeId, advertiseAddress, capacityMiB: int('HVSIM_NODE_CAPACITY_MIB', 8192, 16, 1 << 24), heartbeatMs, timeoutMs };
 }

@@ -53,13 +53,13 @@ export class MigrationDestination<T extends MigrationTarget = MigrationTarget> {
     this.pages = (spec.memoryMiB << 20) / PAGE_SIZE;
   }
 
-  /** Listens on 127.0.0.1 (an ephemeral port) and resolves with the port. */
-  listen(): Promise<number> {
+  /** Listens on `host` (default 127.0.0.1), an ephemeral port, and resolves with the port. */
+  listen(host = '127.0.0.1'): Promise<number> {
     const server = createServer((s) => this.accept(s));
     this.server = server;
     return new Promise((resolve, reject) => {
       server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
+      server.listen(0, host, () => resolve((server.address() as AddressInfo).port));
     });
   }
 

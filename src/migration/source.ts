@@ -130,10 +130,10 @@ export class MigrationSource {
   private clock(): number { return this.vm.virtualTimeNs(); }
 
   /** Connects to the destination, sends HELLO and starts round 1 (and the dirty-page log). Raises: MigrationFailed. */
-  async open(port: number): Promise<void> {
+  async open(port: number, host = '127.0.0.1'): Promise<void> {
     const blocked = this.vm.migrationBlocker?.() ?? null;
     if (blocked !== null) throw new MigrationFailed(blocked);
-    const s = connect({ host: '127.0.0.1', port });
+    const s = connect({ host, port });
     s.setNoDelay(true);
     this.socket = s;
     s.on('error', (e) => { this.broken ??= `connection error: ${e.message}`; });

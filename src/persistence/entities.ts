@@ -23,8 +23,21 @@ export class HostEntity {
   @Column({ name: 'memory_mib', type: 'int' }) memoryMiB!: number;
   @Column({ type: 'jsonb', default: {} }) techniques!: Record<string, unknown>;
   @Column({ type: 'text', default: 'ready' }) state!: string;
+  /** Cluster mode: the node that owns the host (runs its DRAM and VMs); null on a single node. */
+  @Column({ name: 'owner_node_id', type: 'text', nullable: true }) ownerNodeId!: string | null;
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt!: Date;
   @UpdateDateColumn({ name: 'updated_at', type: 'timestamptz' }) updatedAt!: Date;
+}
+
+/** Cluster mode: one running node, with its heartbeat (docs/cluster.md). */
+@Entity({ name: 'nodes' })
+export class NodeEntity {
+  @PrimaryColumn({ type: 'text' }) id!: string;
+  @Column({ type: 'text' }) address!: string;
+  @Column({ name: 'http_url', type: 'text' }) httpUrl!: string;
+  @Column({ name: 'capacity_mib', type: 'int' }) capacityMiB!: number;
+  @Column({ name: 'heartbeat_at', type: 'timestamptz' }) heartbeatAt!: Date;
+  @Column({ name: 'started_at', type: 'timestamptz' }) startedAt!: Date;
 }
 
 @Entity({ name: 'events' })
@@ -148,6 +161,8 @@ export class OperationEntity {
   @Column({ type: 'real', default: 0 }) progress!: number;
   @Column({ type: 'jsonb', nullable: true }) error!: Record<string, unknown> | null;
   @Column({ type: 'jsonb', nullable: true }) result!: Record<string, unknown> | null;
+  /** Cluster mode: the node that runs the operation; null on a single node. */
+  @Column({ name: 'node_id', type: 'text', nullable: true }) nodeId!: string | null;
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' }) createdAt!: Date;
   @UpdateDateColumn({ name: 'updated_at', type: 'timestamptz' }) updatedAt!: Date;
 }
@@ -185,4 +200,4 @@ export class MigrationEntity {
   @Column({ name: 'completed_at', type: 'timestamptz', nullable: true }) completedAt!: Date | null;
 }
 
-export const ENTITIES = [TenantEntity, HostEntity, EventEntity, ImageEntity, VmEntity, VmRunEntity, VmDiskContentEntity, ExperimentEntity, MemoryErrorEntity, MigrationEntity, OperationEntity, IdempotencyEntity];
+export const ENTITIES = [TenantEntity, HostEntity, EventEntity, ImageEntity, VmEntity, VmRunEntity, VmDiskContentEntity, ExperimentEntity, MemoryErrorEntity, MigrationEntity, OperationEntity, IdempotencyEntity, NodeEntity];

@@ -59,12 +59,16 @@ export type WorkerRequest =
   | { type: 'inject-memory-error'; frame: number; latent?: boolean }
   /** Raises the privileged-mode interrupt on vCPU `vcpu` (technique 6); the reply says what became of it. */
   | { type: 'inject-privileged-mode'; vcpu: number }
-  /** Source: starts a pre-copy migration to the destination worker listening on `port`; outcome arrives as `migration` messages. */
-  | { type: 'migrate'; port: number; params: MigrationParams }
+  /**
+   * Source: starts a pre-copy migration to the destination worker listening on `host` (default
+   * 127.0.0.1; another node's advertise address in cluster mode) and `port`; outcome arrives as
+   * `migration` messages.
+   */
+  | { type: 'migrate'; port: number; host?: string; params: MigrationParams }
   /** Source: cancels the running migration (before the switch-over); the VM runs on here. */
   | { type: 'migrate-cancel' }
   /** Destination (a worker created with `incoming`): listens for the migration stream. */
-  | { type: 'migrate-listen' }
+  | { type: 'migrate-listen'; host?: string }
   /** Resolves a guest page (`gpa`) or a process's user address (`pid`, `va`) to its host frame (-1: not backed). */
   | { type: 'resolve-frame'; target: { gpa: number } | { pid: number; va: number } }
   /** Every backed guest page with its host address and owner. */

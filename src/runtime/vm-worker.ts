@@ -183,13 +183,13 @@ function attach(v: Vm): void {
 }
 
 /** Destination: listen, then take the VM over when the stream completes (or end this worker when it fails). */
-async function listen(): Promise<Outcome<'migrate-listen'>> {
+async function listen(host = '127.0.0.1'): Promise<Outcome<'migrate-listen'>> {
   if (init.incoming?.failAt === 'preparing-target') {
     setImmediate(() => finish('crashed', 'migration-failed: the destination failed while preparing (fault injection)'));
     return fail('failed', 'the destination failed while preparing (fault injection)');
   }
   const d = new MigrationDestination(init.spec, () => Vm.incoming(init.spec, HostMemory.attach(init.host), init.owner), init.incoming?.failAt ?? null);
-  const listenPort = await d.listen();
+  const listenPort = await d.listen(host);
   d.done.then((v) => {
     // Paused until the main thread has switched the VM over to this worker (console, telemetry) and resumes it.
     attach(v);
@@ -257,14 +257,14 @@ const HANDLERS: { [K in ActionType]: (a: RequestOf<K>) => Outcome<K> | Promise<O
       progress: (stats) => send({ type: 'migration', event: 'progress', stats }),
       latentError: (e) => send({ type: 'migration', event: 'latent-error', gpa: e.gpa, frame: e.frame }),
     });
-    return m.open(a.port).then(() => { migration = m; return done; }, (e: Error) => { m.abort(); return fail('failed', e.message); });
+    return m.open(a.port, a.host).then(() => { migration = m; return done; }, (e: Error) => { m.abort(); return fail('failed', e.message); });
   },
   'migrate-cancel': () => {
     if (!migration) return fail('not-allowed', 'no migration is running');
     migration.cancel();
     return done;
   },
-  'migrate-listen': () => (incoming ? fail('not-allowed', 'already listening') : listen()),
+  'migrate-listen': (a) => (incoming ? fail('not-allowed', 'already listening') : listen(a.host)),
   'resolve-frame': (a) => ok(vm!.frameOf(a.target)),
   'memory-map': () => ok(vm!.memoryPages()),
   'read-disk': (a) => {

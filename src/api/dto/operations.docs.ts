@@ -81,6 +81,11 @@ export const OPERATION_DOCS: Record<string, OperationDoc> = {
     summary: 'Prometheus metrics', description: 'Process, HTTP and VM metrics in the Prometheus text format. Needs the admin token.',
     ok: [{ status: 200, description: 'metrics', content: 'text' }],
   },
+  NodesController_list: {
+    summary: 'List the cluster\'s nodes',
+    description: 'Cluster mode (HVSIM_CLUSTER=on, docs/cluster.md): every node with its address, capacity, heartbeat, whether it is alive and leads, and the hosts it owns (`locked`: it holds the host\'s lock and runs it). On a single node: `cluster: false` and no nodes. Needs the admin token.',
+    ok: [{ status: 200, description: 'the nodes', schema: 'NodeList' }],
+  },
   TenantsController_create: {
     summary: 'Create a tenant',
     description: 'Creates a tenant and returns its bearer token once (only its hash is stored). Needs the admin token.',

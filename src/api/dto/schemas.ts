@@ -67,6 +67,20 @@ export const SCHEMAS: Record<string, SchemaObject> = {
     createdAt: time, updatedAt: time, memory: ref('HostMemory'),
   }, undefined, { example: HOST_EXAMPLE }),
   HostList: page('Host'),
+  Node: obj({
+    id: { type: 'string', description: 'HVSIM_NODE_ID' }, address: { type: 'string', description: 'HVSIM_ADVERTISE_ADDRESS' },
+    httpUrl: { type: 'string', description: 'where other nodes forward requests about its hosts' },
+    capacityMiB: int, usedMiB: { type: 'integer', description: 'memory of the hosts it owns' },
+    heartbeatAt: time, startedAt: time, alive: { type: 'boolean', description: 'its heartbeat is younger than HVSIM_NODE_TIMEOUT_MS' },
+    leader: { type: 'boolean' },
+    hosts: { type: 'array', items: obj({ id: uuid, tenantId: uuid, name: { type: 'string' }, memoryMiB: int, state: { type: 'string' }, locked: { type: 'boolean', description: 'this node holds the host\'s lock and runs it (false while it is being taken over)' } }) },
+  }),
+  NodeList: obj({
+    cluster: { type: 'boolean', description: 'false on a single node (then no nodes are listed)' },
+    thisNode: { type: 'string', nullable: true, description: 'the node that answered' },
+    leader: { type: 'string', nullable: true, description: 'the node holding the leader lock' },
+    nodes: { type: 'array', items: ref('Node') },
+  }),
   Image: obj({
     id: uuid, name: { type: 'string' }, format: { type: 'string', enum: ['elf', 'asm'] },
     sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' }, entry: { type: 'integer', description: 'the ELF entry point' },
