@@ -5,7 +5,9 @@
  * poison (409) and panics the host on latent poison; injected faults fail cleanly and lose nothing.
  */
 import type { Socket } from 'socket.io-client';
+import type { HvsimClient } from '../src/client/index.js';
 import { BACKENDS, until, useTenantSession } from './support/service.js';
+import { answered, consoleOf, refused, sdk } from './support/sdk.js';
 import { builtinElf } from '../src/runtime/workloads.js';
 import { HostMemory } from '../src/hypervisor/host-memory.js';
 import { DEFAULT_SPEC, Vm } from '../src/runtime/vm.js';
@@ -32,17 +34,23 @@ function referenceLines(): string[] {
 
 describe.each(BACKENDS)('live migration on $name', (backend) => {
   const session = useTenantSession(backend, 'migration');
+  /** Raw HTTP only for malformed migration requests (values the SDK's types forbid); the typed SDK (T) for the rest. */
   const api = () => session.api();
   const auth = () => session.auth;
+  let T: HvsimClient;
+  beforeAll(() => { T = sdk(session.svc.url, session.token); });
+  const at = (id: string) => ({ params: { path: { id } } });
   const subscribe = (s: Socket, req: unknown) => new Promise<{ subscribed: string[] }>((r) => s.emit('subscribe', req, r));
-  const vmState = async (id: string) => (await api().get(`/v1/vms/${id}`).set(auth()).expect(200)).body;
-  const host = async (name: string) => (await api().post('/v1/hosts').set(auth()).send({ name, cpus: 2, memoryMiB: 128 }).expect(201)).body;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const vmState = async (id: string) => await answered(T.GET('/v1/vms/{id}', at(id)), 200) as Record<string, any>;
+  const hostState = async (id: string) => answered(T.GET('/v1/hosts/{id}', at(id)), 200);
+  const host = async (name: string) => answered(T.POST('/v1/hosts', { body: { name, cpus: 2, memoryMiB: 128 } }), 201);
   let memtouch = '';
 
   async function runningVm(hostId: string, name: string, techniques?: Record<string, unknown>, argv = ARGV) {
-    if (!memtouch) memtouch = (await api().get('/v1/images?builtin=true').set(auth()).expect(200)).body.items.find((i: { name: string }) => i.name === 'memtouch').id;
-    const vm = (await api().post('/v1/vms').set(auth()).send({ name, hostId, vcpus: 1, memoryMiB: 32, processes: argv.map((a) => ({ imageId: memtouch, argv: a })), ...(techniques ? { techniques } : {}) }).expect(201)).body;
-    await api().post(`/v1/vms/${vm.id}/start`).set(auth()).expect(202);
+    if (!memtouch) memtouch = (await answered(T.GET('/v1/images', { params: { query: { builtin: 'true' } } }), 200)).items.find((i: { name: string }) => i.name === 'memtouch')!.id;
+    const vm = await answered(T.POST('/v1/vms', { body: { name, hostId, vcpus: 1, memoryMiB: 32, processes: argv.map((a) => ({ imageId: memtouch, argv: a })), ...(techniques ? { techniques } : {}) } }), 201);
+    await answered(T.POST('/v1/vms/{id}/start', at(vm.id)), 202);
     // p2 and p3 have run their first pass (their buffers are backed) and sleep.
     await until('p2 and p3 asleep', async () => {
       const v = await vmState(vm.id);
@@ -52,10 +60,15 @@ describe.each(BACKENDS)('live migration on $name', (backend) => {
   }
 
   const inject = (hostId: string, vmId: string, pid: number, page: number, latent: boolean) =>
-    api().post(`/v1/hosts/${hostId}/memory-errors`).set(auth()).send({ vmId, pid, guestVirtualAddress: MMAP_BASE + page * 4096, kind: 'uncorrectable', latent }).expect(201);
+    answered(T.POST('/v1/hosts/{id}/memory-errors', { ...at(hostId), body: { vmId, pid, guestVirtualAddress: MMAP_BASE + page * 4096, kind: 'uncorrectable', latent } }), 201);
+  const migrate = (vmId: string, body: Record<string, unknown>) =>
+    T.POST('/v1/vms/{id}/migrations', { ...at(vmId), body: { mode: 'precopy', ...body } as { destinationHostId: string; mode: 'precopy' } });
+  /** Loosely typed: `stats` is null until the migration has copied (the checks read it after it ended). */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const migration = async (id: string) => await answered(T.GET('/v1/migrations/{id}', at(id)), 200) as Record<string, any>;
 
   const finished = (migrationId: string) => until('the migration to end', async () => {
-    const m = (await api().get(`/v1/migrations/${migrationId}`).set(auth()).expect(200)).body;
+    const m = await migration(migrationId);
     return ['completed', 'failed', 'cancelled'].includes(m.phase) ? m : undefined;
   }, 300_000);
 
@@ -69,7 +82,7 @@ describe.each(BACKENDS)('live migration on $name', (backend) => {
     sock.on('event', (e: Ev, ack: () => void) => { events.push(e); ack(); });
     expect((await subscribe(sock, { subjects: [`vm:${vm.id}`] })).subscribed).toEqual([`vm:${vm.id}`]);
 
-    const r = (await api().post(`/v1/vms/${vm.id}/migrations`).set(auth()).send({ destinationHostId: b.id, mode: 'precopy', maxDowntimeMs: 1, maxRounds: 6 }).expect(202)).body;
+    const r = await answered(migrate(vm.id, { destinationHostId: b.id, maxDowntimeMs: 1, maxRounds: 6 }), 202);
     expect(r.migration).toMatchObject({ phase: 'pending', sourceHostId: a.id, destinationHostId: b.id, params: { umeAwareMigration: true } });
     const m = await finished(r.migration.id);
     expect(m).toMatchObject({ phase: 'completed', failureReason: null });
@@ -83,7 +96,7 @@ describe.each(BACKENDS)('live migration on $name', (backend) => {
     expect(final.run.processes.map((p: { status: number }) => p.status)).toEqual([0, 135, 135]);
     expect(final.run.processes[1].faultAddress).toBe(MMAP_BASE + 5 * 4096);
     expect(final.run.processes[2].faultAddress).toBe(MMAP_BASE + 9 * 4096);
-    const out = ((await api().get(`/v1/vms/${vm.id}/console`).set(auth()).expect(200)).body.stdout as string).split('\n').filter(Boolean).sort();
+    const out = (await consoleOf(T, vm.id)).stdout.split('\n').filter(Boolean).sort();
     const ref = referenceLines();
     // Everything of the undisturbed run, less the second and third pass of p2 and p3.
     expect(ref.length - out.length).toBe(4);
@@ -104,10 +117,10 @@ describe.each(BACKENDS)('live migration on $name', (backend) => {
     expect(sigbus.map((e) => e.data.pid).sort()).toEqual([2, 3]);
     for (const e of sigbus) expect(events.indexOf(e)).toBeGreaterThan(completedAt);
     // The source's frames are free again, except the two poisoned ones, which never go back.
-    const src = (await api().get(`/v1/hosts/${a.id}`).set(auth()).expect(200)).body.memory;
+    const src = (await hostState(a.id)).memory;
     expect(src.framesByVm).toEqual({});
     expect(src.poisonedFrames).toBe(2);
-    const errors = (await api().get(`/v1/hosts/${a.id}/memory-errors`).set(auth()).expect(200)).body.items;
+    const errors = (await answered(T.GET('/v1/hosts/{id}/memory-errors', at(a.id)), 200)).items;
     expect(errors.map((e: { state: string }) => e.state)).toEqual(['known', 'known']);
   }, 120_000);
 
@@ -116,33 +129,33 @@ describe.each(BACKENDS)('live migration on $name', (backend) => {
     const off = { umeAwareMigration: { enabled: false } };
     const vm1 = await runningVm(a.id, 'known', off);
     await inject(a.id, vm1.id, 2, 5, false);
-    const refused = await api().post(`/v1/vms/${vm1.id}/migrations`).set(auth()).send({ destinationHostId: b.id, mode: 'precopy' }).expect(409);
-    expect(refused.headers['content-type']).toMatch(/problem\+json/);
-    expect(refused.body.poisonedGuestPhysicalAddresses).toHaveLength(1);
+    const poisoned = await refused(migrate(vm1.id, { destinationHostId: b.id }), 409) as Record<string, unknown>;
+    expect(poisoned.poisonedGuestPhysicalAddresses).toHaveLength(1);
     expect((await vmState(vm1.id)).state).toBe('running');
-    await api().post(`/v1/vms/${vm1.id}/stop`).set(auth()).expect(202);
+    await answered(T.POST('/v1/vms/{id}/stop', at(vm1.id)), 202);
     await until('vm1 stopped', async () => (await vmState(vm1.id)).state === 'stopped');
 
     const vm2 = await runningVm(a.id, 'latent', off);
     await inject(a.id, vm2.id, 3, 9, true);
-    const r = (await api().post(`/v1/vms/${vm2.id}/migrations`).set(auth()).send({ destinationHostId: b.id, mode: 'precopy' }).expect(202)).body;
+    const r = await answered(migrate(vm2.id, { destinationHostId: b.id }), 202);
     const m = await finished(r.migration.id);
     expect(m.phase).toBe('failed');
     expect(m.failureReason).toMatch(/host-panic/);
     const v = await until('vm2 crashed', async () => { const x = await vmState(vm2.id); return x.state === 'crashed' ? x : undefined; });
     expect(v.stateReason).toBe('host-panic');
-    expect((await api().get(`/v1/hosts/${a.id}`).set(auth()).expect(200)).body.state).toBe('failed');
-    expect((await api().get(`/v1/hosts/${b.id}`).set(auth()).expect(200)).body.memory.framesByVm).toEqual({});
+    expect((await hostState(a.id)).state).toBe('failed');
+    expect((await hostState(b.id)).memory.framesByVm).toEqual({});
   }, 120_000);
 
   test('an experiment migrates every run at the same virtual time: the same rounds and pages each repetition, the same output as without', async () => {
-    const r = await api().post('/v1/experiments').set(auth()).send({
+    const r = await answered(T.POST('/v1/experiments', { body: {
       workload: { builtin: 'memtouch', argv: ['memtouch', '4', '60'] }, vm: { memoryMiB: 32 }, repetitions: 2,
       migration: { atVirtualMs: 5, maxDowntimeMs: 1, maxRounds: 5 },
       variants: [{ name: 'ume', techniques: {} }, { name: 'baseline', techniques: { umeAwareMigration: { enabled: false } } }],
-    }).expect(202);
+    } }), 202);
     const exp = await until('the experiment', async () => {
-      const e = (await api().get(`/v1/experiments/${r.body.id}`).set(auth()).expect(200)).body;
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      const e = await answered(T.GET('/v1/experiments/{id}', at(r.id)), 200) as Record<string, any>;
       return e.state === 'succeeded' || e.state === 'failed' ? e : undefined;
     }, 90_000);
     expect(exp.state).toBe('succeeded');
@@ -163,35 +176,35 @@ describe.each(BACKENDS)('live migration on $name', (backend) => {
   test('bad requests change nothing; injected faults and a cancel fail cleanly with the VM running on the source; then it migrates', async () => {
     const [a, b] = [await host('f-src'), await host('f-dst')];
     const vm = await runningVm(a.id, 'faulty', undefined, argvs(1_000_000)); // runs until stopped
-    const post = (body: Record<string, unknown>) => api().post(`/v1/vms/${vm.id}/migrations`).set(auth()).send({ destinationHostId: b.id, mode: 'precopy', ...body });
-    await post({ mode: 'postcopy' }).expect(400);
-    await post({ destinationHostId: a.id }).expect(400);
-    await post({ destinationHostId: '00000000-0000-4000-8000-000000000000' }).expect(404);
-    await post({ faults: { destinationFailsAt: 'completed' } }).expect(400);
+    /** Malformed on purpose (values outside the request's enums): raw HTTP. */
+    const raw = (body: Record<string, unknown>) => api().post(`/v1/vms/${vm.id}/migrations`).set(auth()).send({ destinationHostId: b.id, mode: 'precopy', ...body });
+    const post = (body: Record<string, unknown>) => migrate(vm.id, { destinationHostId: b.id, ...body });
+    await raw({ mode: 'postcopy' }).expect(400);
+    await refused(post({ destinationHostId: a.id }), 400);
+    await refused(post({ destinationHostId: '00000000-0000-4000-8000-000000000000' }), 404);
+    await raw({ faults: { destinationFailsAt: 'completed' } }).expect(400);
     for (const faults of [{ dropConnectionAfterPages: 50 }, { destinationFailsAt: 'preparing-target' }, { destinationFailsAt: 'target-ready' }, { destinationFailsAt: 'running' }]) {
-      const res = await post({ faults });
-      expect([res.status, res.body.detail]).toEqual([202, undefined]);
-      const r = res.body;
+      const r = await answered(post({ faults }), 202);
       const m = await finished(r.migration.id);
       expect([JSON.stringify(faults), m.phase]).toEqual([JSON.stringify(faults), 'failed']);
       const v = await until('the VM back to running', async () => { const x = await vmState(vm.id); return x.state === 'running' ? x : undefined; });
       expect(v.hostId).toBe(a.id);
-      expect((await api().get(`/v1/hosts/${b.id}`).set(auth()).expect(200)).body.memory.framesByVm).toEqual({});
+      expect((await hostState(b.id)).memory.framesByVm).toEqual({});
     }
-    const slow = (await post({ faults: { bandwidthMiBps: 1 } }).expect(202)).body;
-    await until('running phase', async () => (await api().get(`/v1/migrations/${slow.migration.id}`).set(auth()).expect(200)).body.phase === 'running');
-    await api().post(`/v1/migrations/${slow.migration.id}/cancel`).set(auth()).expect(201);
+    const slow = await answered(post({ faults: { bandwidthMiBps: 1 } }), 202);
+    await until('running phase', async () => (await migration(slow.migration.id)).phase === 'running');
+    await answered(T.POST('/v1/migrations/{id}/cancel', at(slow.migration.id)), 201);
     expect((await finished(slow.migration.id)).phase).toBe('cancelled');
     await until('running again', async () => (await vmState(vm.id)).state === 'running');
-    const ok = (await post({ maxDowntimeMs: 5 }).expect(202)).body;
+    const ok = await answered(post({ maxDowntimeMs: 5 }), 202);
     expect((await finished(ok.migration.id)).phase).toBe('completed');
-    const list = (await api().get(`/v1/vms/${vm.id}/migrations`).set(auth()).expect(200)).body.items;
+    const list = (await answered(T.GET('/v1/vms/{id}/migrations', at(vm.id)), 200)).items;
     expect(list.map((x: { phase: string }) => x.phase)).toEqual(['failed', 'failed', 'failed', 'failed', 'cancelled', 'completed']);
     const moved = await until('running on the destination', async () => { const v = await vmState(vm.id); return v.state === 'running' ? v : undefined; });
     expect(moved.hostId).toBe(b.id);
     expect(moved.run.processes.map((p: { state: string }) => p.state).filter((s: string) => s === 'exited')).toEqual([]);
-    await api().post(`/v1/vms/${vm.id}/stop`).set(auth()).expect(202);
+    await answered(T.POST('/v1/vms/{id}/stop', at(vm.id)), 202);
     await until('the VM to stop', async () => (await vmState(vm.id)).state === 'stopped');
-    expect((await api().get(`/v1/hosts/${b.id}`).set(auth()).expect(200)).body.memory.framesByVm).toEqual({});
+    expect((await hostState(b.id)).memory.framesByVm).toEqual({});
   }, 180_000);
 });

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { io } from 'socket.io-client';
 import { listeningUrl, spawnCaptured, pollFor } from './support/child.js';
+import { answered, refused, sdk } from './support/sdk.js';
 
 const SLOW = 240_000;
 
@@ -19,6 +20,13 @@ test('tokens and idempotency keys never appear in the service log, problem detai
     const url = await listeningUrl(svc);
     const secrets = [admin];
     const bodies: string[] = [];
+    /** An SDK call whose answer (data or problem details) joins the bodies the scan reads. */
+    const kept = async <R extends { data?: unknown; error?: unknown; response: Response }>(p: Promise<R>): Promise<R> => {
+      const r = await p;
+      bodies.push(JSON.stringify(r.error ?? r.data ?? null));
+      return r;
+    };
+    /** Raw HTTP, for what the SDK cannot send on purpose: other authorization schemes, a token in the query, a cookie, malformed JSON. */
     const call = async (method: string, path: string, headers: Record<string, string>, body?: unknown) => {
       const r = await fetch(`${url}${path}`, { method, headers: { 'content-type': 'application/json', ...headers }, body: body === undefined || typeof body === 'string' ? body : JSON.stringify(body) });
       const text = await r.text();
@@ -27,24 +35,24 @@ test('tokens and idempotency keys never appear in the service log, problem detai
     };
     const tenants: string[] = [];
     for (const name of ['alpha', 'beta']) {
-      const r = await call('POST', '/v1/tenants', { authorization: `Bearer ${admin}` }, { name: `${name}-${randomBytes(3).toString('hex')}` });
-      expect(r.status).toBe(201);
-      tenants.push(JSON.parse(r.text).token as string);
+      tenants.push((await answered(kept(sdk(url, admin).POST('/v1/tenants', { body: { name: `${name}-${randomBytes(3).toString('hex')}` } })), 201)).token);
     }
     bodies.length = 0; // the creation responses carry the tokens by design
     secrets.push(...tenants);
     const bad = `hvt_${randomBytes(20).toString('hex')}`;
     const key = `idem-${randomBytes(12).toString('hex')}`;
     secrets.push(bad, key);
-    expect((await call('GET', '/v1/hosts', { authorization: `Bearer ${tenants[0]}` })).status).toBe(200);
-    expect((await call('GET', '/v1/hosts', { authorization: `Bearer ${bad}` })).status).toBe(401);
+    const A = sdk(url, tenants[0]);
+    await answered(kept(A.GET('/v1/hosts', {})), 200);
+    await refused(kept(sdk(url, bad).GET('/v1/hosts', {})), 401);
     expect((await call('GET', '/v1/hosts', { authorization: `Basic ${Buffer.from(`u:${bad}`).toString('base64')}` })).status).toBe(401);
     expect((await call('GET', `/v1/hosts?token=${tenants[1]}&limit=1`, {})).status).toBe(401);
-    expect((await call('POST', '/v1/tenants', { authorization: `Bearer ${tenants[1]}` }, { name: 'x' })).status).toBe(403);
+    await refused(kept(sdk(url, tenants[1]).POST('/v1/tenants', { body: { name: 'x' } })), 403);
     const host = { name: 'h', cpus: 2, memoryMiB: 64 };
-    expect((await call('POST', '/v1/hosts', { authorization: `Bearer ${tenants[0]}`, 'idempotency-key': key }, host)).status).toBe(201);
-    expect((await call('POST', '/v1/hosts', { authorization: `Bearer ${tenants[0]}`, 'idempotency-key': key }, { ...host, cpus: 3 })).status).toBe(422);
-    expect((await call('POST', '/v1/hosts', { authorization: `Bearer ${tenants[0]}`, 'idempotency-key': `${key}${'x'.repeat(200)}` }, host)).status).toBe(400);
+    const keyed = (k: string) => ({ params: { header: { 'Idempotency-Key': k } } });
+    await answered(kept(A.POST('/v1/hosts', { ...keyed(key), body: host })), 201);
+    await refused(kept(A.POST('/v1/hosts', { ...keyed(key), body: { ...host, cpus: 3 } })), 422);
+    await refused(kept(A.POST('/v1/hosts', { ...keyed(`${key}${'x'.repeat(200)}`), body: host })), 400);
     expect((await call('POST', '/v1/hosts', { authorization: `Bearer ${tenants[0]}`, cookie: `session=${bad}` }, '{not json')).status).toBe(400);
     // Socket.IO handshakes: a good token (then a subscription and its events), a bad one.
     const events: string[] = [];
