@@ -23,16 +23,12 @@ const MIB = 1 << 20;
   let T: HvsimClient;
   beforeAll(() => { T = sdk(session.svc.url, session.token); });
   const at = (id: string) => ({ params: { path: { id } } });
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   const vmOf = async (id: string) => await answered(T.GET('/v1/vms/{id}', at(id)), 200) as Record<string, any>;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   const countersOf = async (id: string) => await answered(T.GET('/v1/vms/{id}/counters', at(id)), 200) as Record<string, any>;
   /** PATCH /v1/vms/{id}: UpdateVmDto's `techniques` is typed Record<string, never> in the OpenAPI document (a document bug), so the body is cast. */
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   const patchVm = async (id: string, body: Record<string, unknown>) => await answered(T.PATCH('/v1/vms/{id}', { ...at(id), body: body as never }), 200) as Record<string, any>;
   const act = (a: 'start' | 'pause' | 'resume', id: string) => answered(T.POST(`/v1/vms/{id}/${a}`, at(id)), 202);
   const newHost = (name: string) => answered(T.POST('/v1/hosts', { body: { name, cpus: 1, memoryMiB: 128 } }), 201);
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   const newVm = (body: Record<string, unknown>) => answered(T.POST('/v1/vms', { body: body as any }), 201);
   const upload = async (name: string, elf: Uint8Array) =>
     (await api().post(`/v1/images?name=${name}`).set(auth()).set('Content-Type', 'application/octet-stream').send(Buffer.from(elf))
@@ -85,7 +81,6 @@ const MIB = 1 << 20;
       workload: { builtin: 'blockio', argv: ['blockio', '1'] }, vm: { memoryMiB: 16 },
       variants: [{ name: 'off', techniques: {} }, { name: 'on', techniques: { uhvDirectTransitions: { enabled: true } } }],
     } }), 202);
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
     const experiment = async () => await answered(T.GET('/v1/experiments/{id}', at(r.id)), 200) as Record<string, any>;
     await until('the experiment', async () => ['succeeded', 'failed'].includes((await experiment()).state), 300_000);
     const exp = await experiment();

@@ -29,7 +29,6 @@ interface Ev { seq: number; type: string; subject: string; data: Record<string, 
 interface NodesView { leader: string | null; nodes: Array<{ id: string; alive: boolean; leader: boolean; hosts: Array<{ id: string; locked: boolean }> }> }
 
 if (!DB) {
-  // eslint-disable-next-line no-console
   console.warn('test/cluster.e2e.ts skipped: TEST_DATABASE_URL is not set (cluster mode needs a real Postgres server)');
 }
 const maybe = DB && existsSync('dist/main.js') ? describe : describe.skip;

@@ -45,7 +45,6 @@ test('the runtime stage of the Dockerfile holds everything the service loads at 
   const svc = spawnCaptured(process.execPath, ['dist/main.js'], { cwd: app, env: { ...process.env, PORT: '0', HVSIM_DB: 'memory', HVSIM_ADMIN_TOKEN: admin, HVSIM_LOG_LEVEL: 'warn' } });
   try {
     const url = await listeningUrl(svc);
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
     const call = async (method: string, path: string, token: string, body?: unknown): Promise<{ status: number; body: any }> => {
       const r = await fetch(`${url}${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
       return { status: r.status, body: r.headers.get('content-type')?.includes('json') ? await r.json() : await r.text() };

@@ -41,7 +41,6 @@ describe.each(BACKENDS)('live migration on $name', (backend) => {
   beforeAll(() => { T = sdk(session.svc.url, session.token); });
   const at = (id: string) => ({ params: { path: { id } } });
   const subscribe = (s: Socket, req: unknown) => new Promise<{ subscribed: string[] }>((r) => s.emit('subscribe', req, r));
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   const vmState = async (id: string) => await answered(T.GET('/v1/vms/{id}', at(id)), 200) as Record<string, any>;
   const hostState = async (id: string) => answered(T.GET('/v1/hosts/{id}', at(id)), 200);
   const host = async (name: string) => answered(T.POST('/v1/hosts', { body: { name, cpus: 2, memoryMiB: 128 } }), 201);
@@ -64,7 +63,6 @@ describe.each(BACKENDS)('live migration on $name', (backend) => {
   const migrate = (vmId: string, body: Record<string, unknown>) =>
     T.POST('/v1/vms/{id}/migrations', { ...at(vmId), body: { mode: 'precopy', ...body } as { destinationHostId: string; mode: 'precopy' } });
   /** Loosely typed: `stats` is null until the migration has copied (the checks read it after it ended). */
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   const migration = async (id: string) => await answered(T.GET('/v1/migrations/{id}', at(id)), 200) as Record<string, any>;
 
   const finished = (migrationId: string) => until('the migration to end', async () => {
@@ -154,7 +152,6 @@ describe.each(BACKENDS)('live migration on $name', (backend) => {
       variants: [{ name: 'ume', techniques: {} }, { name: 'baseline', techniques: { umeAwareMigration: { enabled: false } } }],
     } }), 202);
     const exp = await until('the experiment', async () => {
-      // eslint-disable-next-line @typescript-eslint/no-explicit-any
       const e = await answered(T.GET('/v1/experiments/{id}', at(r.id)), 200) as Record<string, any>;
       return e.state === 'succeeded' || e.state === 'failed' ? e : undefined;
     }, 90_000);

@@ -49,7 +49,6 @@ describe.each(BACKENDS)('retention on $name', (backend) => {
       if (Date.now() > end) throw new Error('the VM did not run');
       await sleep(250);
     }
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
     const live = await answered(T.GET('/v1/vms/{id}/counters', at(id)), 200) as Record<string, any>;
     expect(live.history.points.length).toBeLessThanOrEqual(257);
     const stopOp = (await answered(T.POST('/v1/vms/{id}/stop', at(id)), 202)).id;

@@ -38,22 +38,18 @@ describe.each(BACKENDS)('techniques and experiments on $name', (backend) => {
   let T: HvsimClient;
   beforeAll(() => { auth = session.auth; T = sdk(session.svc.url, session.token); });
   const at = (id: string) => ({ params: { path: { id } } });
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   const vmOf = async (id: string) => await answered(T.GET('/v1/vms/{id}', at(id)), 200) as Record<string, any>;
   const stateOf = async (id: string) => (await T.GET('/v1/vms/{id}', at(id))).data?.state;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   const countersOf = async (id: string) => await answered(T.GET('/v1/vms/{id}/counters', at(id)), 200) as Record<string, any>;
   /** PATCH /v1/vms/{id}: UpdateVmDto's `techniques` is typed Record<string, never> in the OpenAPI document (a document bug), so the body is cast. */
   const patchVm = (id: string, body: Record<string, unknown>) => T.PATCH('/v1/vms/{id}', { ...at(id), body: body as never });
   const act = (a: 'start' | 'stop' | 'pause' | 'resume', id: string) => answered(T.POST(`/v1/vms/{id}/${a}`, at(id)), 202);
   const newHost = (body: { name: string; cpus: number; memoryMiB: number; techniques?: Record<string, unknown> }) => answered(T.POST('/v1/hosts', { body }), 201);
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   const newVm = (body: Record<string, unknown>) => T.POST('/v1/vms', { body: body as any });
 
   test('the catalogue lists all seven techniques with their support level; one by name; unknown is 404', async () => {
     const list = (await answered(T.GET('/v1/techniques', {}), 200)).items;
     expect(list.map((t: { number: number }) => t.number)).toEqual([1, 2, 3, 4, 5, 6, 7]);
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
     const la = await answered(T.GET('/v1/techniques/{name}', { params: { path: { name: 'syscallLookahead' } } }), 200) as Record<string, any>;
     expect(la).toMatchObject({ patent: 'US20240028336A1', support: 'implemented', live: true, appliesAt: 'the next syscall' });
     expect(la.parameters.find((p: { name: string }) => p.name === 'window')).toMatchObject({ type: 'integer', default: 32, min: 1, max: 1024 });
@@ -114,7 +110,6 @@ describe.each(BACKENDS)('techniques and experiments on $name', (backend) => {
     const variantEvents = events.filter((e) => e.type === 'experiment.variant');
     expect(variantEvents.map((e) => e.data.variant)).toEqual(['off', 'on', 'w4']);
     expect(variantEvents.map((e) => e.data.done)).toEqual([1, 2, 3]);
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
     const exp = await answered(T.GET('/v1/experiments/{id}', at(r.id)), 200) as Record<string, any>;
     expect(exp.state).toBe('succeeded');
     const [off, on] = exp.result.variants;
@@ -128,7 +123,6 @@ describe.each(BACKENDS)('techniques and experiments on $name', (backend) => {
   }, 90_000);
 
   test('the maps are technique configuration: 400 naming the field, visible in GET, changed live and merged by key; disks are validated and downloaded with ranges while the VM runs', async () => {
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
     const t5 = await answered(T.GET('/v1/techniques/{name}', { params: { path: { name: 'uhvDirectTransitions' } } }), 200) as Record<string, any>;
     expect(t5).toMatchObject({ support: 'implemented', live: true, appliesAt: 'the next exit' });
     expect(t5.parameters.find((p: { name: string }) => p.name === 'exitRouting')).toMatchObject({ type: 'map', keys: ['mmio.console', 'mmio.power', 'mmio.block', 'hypercall'], values: ['uhv', 'khv'] });
