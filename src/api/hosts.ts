@@ -24,14 +24,14 @@ export class CreateHostDto {
   @ApiProperty() @IsInt() @Min(1) @Max(64) cpus!: number;
   /** Host DRAM is allocated (as lazily committed shared memory) by this service: at most 2048 MiB per host. */
   @ApiProperty({ minimum: 16, maximum: MAX_HOST_MIB }) @IsInt() @Min(16) @Max(MAX_HOST_MIB, { message: HOST_MIB_LIMIT }) memoryMiB!: number;
-  @ApiPropertyOptional() @IsOptional() @IsObject() techniques?: Record<string, unknown>;
+  @ApiPropertyOptional({ type: 'object', additionalProperties: true, description: 'technique settings by name (GET /v1/techniques)' }) @IsOptional() @IsObject() techniques?: Record<string, unknown>;
 }
 
 export class UpdateHostDto {
   @ApiPropertyOptional() @IsOptional() @IsString() @Length(1, 100) name?: string;
   @ApiPropertyOptional() @IsOptional() @IsInt() @Min(1) @Max(64) cpus?: number;
   @ApiPropertyOptional({ minimum: 16, maximum: MAX_HOST_MIB }) @IsOptional() @IsInt() @Min(16) @Max(MAX_HOST_MIB, { message: HOST_MIB_LIMIT }) memoryMiB?: number;
-  @ApiPropertyOptional() @IsOptional() @IsObject() techniques?: Record<string, unknown>;
+  @ApiPropertyOptional({ type: 'object', additionalProperties: true, description: 'technique settings by name (GET /v1/techniques)' }) @IsOptional() @IsObject() techniques?: Record<string, unknown>;
   @ApiPropertyOptional() @IsOptional() @IsIn(['ready', 'maintenance']) state?: string;
 }
 

@@ -98,7 +98,7 @@ export class CreateVmDto {
   @ApiProperty() @IsInt() @Min(1) @Max(16) vcpus!: number;
   @ApiProperty() @IsInt() @Min(1) @Max(65536) memoryMiB!: number;
   @ApiProperty({ type: [ProcessDto] }) @IsArray() @ArrayMinSize(1) @ArrayMaxSize(64) @ValidateNested({ each: true }) @Type(() => ProcessDto) processes!: ProcessDto[];
-  @ApiPropertyOptional() @IsOptional() @IsObject() techniques?: Record<string, unknown>;
+  @ApiPropertyOptional({ type: 'object', additionalProperties: true, description: 'technique settings by name (GET /v1/techniques)' }) @IsOptional() @IsObject() techniques?: Record<string, unknown>;
   @ApiPropertyOptional({ type: [DiskDto] }) @IsOptional() @IsArray() @ArrayMaxSize(MAX_DISKS) @ValidateNested({ each: true }) @Type(() => DiskDto) disks?: DiskDto[];
   @ApiPropertyOptional() @IsOptional() @IsInt() @Min(0) @Max(4294967295) seed?: number;
   @ApiPropertyOptional({ enum: ['interp', 'jit'] }) @IsOptional() @IsIn(['interp', 'jit']) engine?: 'interp' | 'jit';

@@ -861,6 +861,7 @@ export interface components {
             cpus: number;
             memoryMiB: number;
             name: string;
+            /** @description technique settings by name (GET /v1/techniques) */
             techniques?: {
                 [key: string]: unknown;
             };
@@ -899,6 +900,7 @@ export interface components {
             seed?: number;
             /** @enum {string} */
             spectreV2Mitigation?: "none" | "retpoline";
+            /** @description technique settings by name (GET /v1/techniques) */
             techniques?: {
                 [key: string]: unknown;
             };
@@ -1398,6 +1400,7 @@ export interface components {
             name?: string;
             /** @enum {string} */
             state?: "ready" | "maintenance";
+            /** @description technique settings by name (GET /v1/techniques) */
             techniques?: {
                 [key: string]: unknown;
             };
@@ -1414,7 +1417,10 @@ export interface components {
             seed?: number;
             /** @enum {string} */
             spectreV2Mitigation?: "none" | "retpoline";
-            techniques?: Record<string, never>;
+            /** @description technique settings by name (GET /v1/techniques) */
+            techniques?: {
+                [key: string]: unknown;
+            };
             vcpus?: number;
         };
         VariantDto: {
@@ -1428,6 +1434,12 @@ export interface components {
             createdAt: string;
             /** @enum {string} */
             crossingPreset: "none" | "kpti";
+            /** @description the VM's disks, /dev/vda first: an image's bytes or an empty disk, copy-on-write per VM */
+            disks: {
+                /** Format: uuid */
+                imageId?: string;
+                sizeMiB?: number;
+            }[];
             /** @enum {string} */
             engine: "interp" | "jit";
             /** Format: uuid */

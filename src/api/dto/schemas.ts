@@ -93,6 +93,7 @@ export const SCHEMAS: Record<string, SchemaObject> = {
   Vm: obj({
     id: uuid, name: { type: 'string' }, hostId: uuid, vcpus: int, memoryMiB: int,
     processes: { type: 'array', items: ref('Process') },
+    disks: { type: 'array', description: 'the VM\'s disks, /dev/vda first: an image\'s bytes or an empty disk, copy-on-write per VM', items: { type: 'object', properties: { imageId: uuid, sizeMiB: int } } },
     techniques: { type: 'object', additionalProperties: true, description: 'per-VM technique overrides' },
     seed: int, engine: { type: 'string', enum: ['interp', 'jit'] },
     spectreV2Mitigation: { type: 'string', enum: ['none', 'retpoline'] }, crossingPreset: { type: 'string', enum: ['none', 'kpti'] },
