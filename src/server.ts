@@ -124,6 +124,13 @@ export async function startService(config: Config, progress: (phase: string, ms:
     app.use(dashboard());
     SwaggerModule.setup('docs', app, () => openApiDocument(app));
     phase('opening the HTTP port');
+    // Idle keep-alive connections outlive the clients' own idle timeouts (undici's is 4 s, a
+    // proxy's often 60 s), so a client never sends a request on a socket the service is closing
+    // at that moment: with Node's 5 s default a busy event loop fired both timers together and a
+    // request got ECONNRESET (seen in CI).
+    const http = app.getHttpServer() as import('node:http').Server;
+    http.keepAliveTimeout = 65_000;
+    http.headersTimeout = 66_000;
     await app.listen(config.port, config.host);
     const addr = app.getHttpServer().address() as { port: number };
     if (config.cluster) {

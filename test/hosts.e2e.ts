@@ -35,6 +35,11 @@ describe.each(BACKENDS)('tenants, auth, hosts and events on $name', (backend) =>
     expect(m.text).toMatch(/hvsim_http_request_duration_seconds_bucket/);
   });
 
+  test('idle keep-alive connections outlive a client\'s idle timeout (undici closes first, so no request meets a closing socket)', async () => {
+    const r = await fetch(`${svc.url}/healthz`);
+    expect(r.headers.get('keep-alive')).toBe('timeout=65');
+  });
+
   test('health and readiness need no token', async () => {
     await api().get('/healthz').expect(200, { status: 'ok' });
     const r = await api().get('/readyz').expect(200);
