@@ -30,6 +30,7 @@ const workers = Number(process.env.HVSIM_TEST_WORKERS) || Math.max(2, availableP
 
 export default {
   maxWorkers: workers,
+  testSequencer: '<rootDir>/test/support/sequencer.cjs',
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/src/**/*.spec.ts', '<rootDir>/bench/**/*.spec.ts'] },
     { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test/**/*.e2e.ts'] },
