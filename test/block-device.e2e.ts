@@ -7,7 +7,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { HvsimClient } from '../src/client/index.js';
+import type { HvsimClient, Schemas } from '../src/client/index.js';
 import { BACKENDS, until, useTenantSession } from './support/service.js';
 import { answered, consoleOf, sdk } from './support/sdk.js';
 import { gccBuild, qemuRun, tempDir, toolsAvailable } from '../src/testing/toolchain.js';
@@ -25,8 +25,7 @@ const MIB = 1 << 20;
   const at = (id: string) => ({ params: { path: { id } } });
   const vmOf = async (id: string) => await answered(T.GET('/v1/vms/{id}', at(id)), 200) as Record<string, any>;
   const countersOf = async (id: string) => await answered(T.GET('/v1/vms/{id}/counters', at(id)), 200) as Record<string, any>;
-  /** PATCH /v1/vms/{id}: UpdateVmDto's `techniques` is typed Record<string, never> in the OpenAPI document (a document bug), so the body is cast. */
-  const patchVm = async (id: string, body: Record<string, unknown>) => await answered(T.PATCH('/v1/vms/{id}', { ...at(id), body: body as never }), 200) as Record<string, any>;
+  const patchVm = async (id: string, body: Schemas['UpdateVmDto']) => await answered(T.PATCH('/v1/vms/{id}', { ...at(id), body }), 200) as Record<string, any>;
   const act = (a: 'start' | 'pause' | 'resume', id: string) => answered(T.POST(`/v1/vms/{id}/${a}`, at(id)), 202);
   const newHost = (name: string) => answered(T.POST('/v1/hosts', { body: { name, cpus: 1, memoryMiB: 128 } }), 201);
   const newVm = (body: Record<string, unknown>) => answered(T.POST('/v1/vms', { body: body as any }), 201);

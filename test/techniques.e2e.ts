@@ -3,7 +3,7 @@
  * change on a running VM, and an experiment run from REST with its events over Socket.IO;
  * technique 5's maps as configuration and VM disks (GET /v1/vms/{id}/disks/{n} with ranges).
  */
-import type { HvsimClient } from '../src/client/index.js';
+import type { HvsimClient, Schemas } from '../src/client/index.js';
 import { BACKENDS, until, useTenantSession } from './support/service.js';
 import { answered, refused, sdk } from './support/sdk.js';
 import { assemble } from '../src/isa/assembler.js';
@@ -41,8 +41,7 @@ describe.each(BACKENDS)('techniques and experiments on $name', (backend) => {
   const vmOf = async (id: string) => await answered(T.GET('/v1/vms/{id}', at(id)), 200) as Record<string, any>;
   const stateOf = async (id: string) => (await T.GET('/v1/vms/{id}', at(id))).data?.state;
   const countersOf = async (id: string) => await answered(T.GET('/v1/vms/{id}/counters', at(id)), 200) as Record<string, any>;
-  /** PATCH /v1/vms/{id}: UpdateVmDto's `techniques` is typed Record<string, never> in the OpenAPI document (a document bug), so the body is cast. */
-  const patchVm = (id: string, body: Record<string, unknown>) => T.PATCH('/v1/vms/{id}', { ...at(id), body: body as never });
+  const patchVm = (id: string, body: Schemas['UpdateVmDto']) => T.PATCH('/v1/vms/{id}', { ...at(id), body });
   const act = (a: 'start' | 'stop' | 'pause' | 'resume', id: string) => answered(T.POST(`/v1/vms/{id}/${a}`, at(id)), 202);
   const newHost = (body: { name: string; cpus: number; memoryMiB: number; techniques?: Record<string, unknown> }) => answered(T.POST('/v1/hosts', { body }), 201);
   const newVm = (body: Record<string, unknown>) => T.POST('/v1/vms', { body: body as any });
@@ -146,8 +145,7 @@ describe.each(BACKENDS)('techniques and experiments on $name', (backend) => {
       name: 'uhv', ...base, disks: [{ sizeMiB: 1 }, { imageId: img.id }],
       techniques: { uhvDirectTransitions: { enabled: true, exitRouting: { hypercall: 'khv' } } },
     }), 201);
-    // The Vm schema of the OpenAPI document lacks `disks` (a document bug): cast.
-    expect((vm as unknown as { disks: unknown }).disks).toEqual([{ sizeMiB: 1 }, { imageId: img.id }]);
+    expect(vm.disks).toEqual([{ sizeMiB: 1 }, { imageId: img.id }]);
     expect((await vmOf(vm.id)).techniques).toEqual({ uhvDirectTransitions: { enabled: true, exitRouting: { hypercall: 'khv' } } });
     const raw = (r: { body: unknown }) => r.body as Buffer;
     const bin = (path: string, range?: string) => {
