@@ -3,24 +3,32 @@
  * generated search trampoline. The kernel counts how often each syscall number passes the table's
  * call site (a frequency table); every `relearnInterval` passes it takes the `maxEntries` most
  * frequent numbers and, when that set changed, generates real RV32 code that searches them (a
- * binary search tree over the numbers, the most frequent at the top of each subtree) and jumps
- * directly to each one's handler, falling back to the table's target through the retpoline for
- * every other number. Direct jumps are not predicted by the BTB, so the trampoline is safe
- * against branch target injection, and a hot syscall pays a compare and a direct jump instead
- * of the retpoline's return mispredict.
+ * chain of equality tests for the hottest, then a search tree) and calls each one's handler
+ * directly, falling back to the table through the retpoline for every other number. Direct calls
+ * are not predicted by the BTB, so the trampoline is safe against branch target injection, and a
+ * hot syscall pays a compare and a direct call instead of the table's load and the retpoline's
+ * return mispredict.
  *
- * Code patching: the trampoline is written into one of two buffers in the kernel region and the
- * call site (`call_site` in the kernel text) is then switched to `jal ra, <buffer>` by one aligned
- * word store. Both writes go through the KHV's guest-RAM writes, the path every native store
- * takes, which drops the translations of the frames they touch (Khv.nativeWrite). A vCPU stopped
- * at the call site runs the old or the new instruction, both correct; a buffer is only rewritten
- * when no vCPU's pc is inside it (otherwise the regeneration is postponed to the next relearn),
- * so a vCPU that was stopped inside the old trampoline finishes it unchanged.
+ * The trampoline replaces the table lookup, not only the call (as a `switch` on the number
+ * replaces a table of function pointers): the first instruction of the kernel's table load
+ * (`table_load`) becomes `jal x0, <buffer>`; a hit runs `jal ra, <handler>` and, when the handler
+ * returns, its own copy of `after_call`'s first instructions (tail duplication: no jump back to
+ * the kernel text on the common path, straight on to `restore`); a miss loads the slot as the
+ * kernel text does and calls it through the retpoline, with the same tail.
+ *
+ * Code patching: the trampoline is written into one of two buffers in the kernel region and
+ * `table_load` is then switched to the jump by one aligned word store. Both writes go through the
+ * KHV's guest-RAM writes, the path every native store takes, which drops the translations of the
+ * frames they touch (Khv.nativeWrite). A vCPU stopped anywhere in the table load runs the old
+ * code to its end, or the new jump, both correct; a buffer is only rewritten when no vCPU can be
+ * inside it or return into it (its pc, or in S-mode its ra or s1: where the handlers reached from
+ * the table keep their return address), otherwise the regeneration is postponed to the next relearn.
  */
 import { assembleRaw } from '../isa/assembler.js';
 import type { Hart } from '../cpu/hart.js';
+import { PRIV_S } from '../cpu/hart-core.js';
 import type { Khv } from '../hypervisor/khv.js';
-import type { KernelText } from './kernel-text.js';
+import { AFTER_CALL_HEAD, type KernelText } from './kernel-text.js';
 import { K, KERNEL_VA, kgpa, kva, NR_MAX } from './layout.js';
 
 /** Bytes of one trampoline buffer (two of them from K.TRAMPOLINES). */
@@ -57,13 +65,22 @@ export interface CallTableOptions { maxEntries: number; relearnInterval: number 
 /**
  * The shape of a search trampoline: a chain of equality tests (the hottest numbers, hottest
  * first) followed by a search tree over the other numbers (the heaviest number of each subtree
- * at its root). Every node starts `li t4, NR; bne a7, t4, next; jal x0, <target>`; a tree node
- * whose left subtree is not empty then has `bltu a7, t4, <left>`.
+ * at its root). Every node starts `li t4, NR; bne a7, t4, next; jal ra, <target>; <tail>` (the
+ * tail: `after_call`'s head, `bnez t0, pend; j restore`); a tree node whose left subtree is not
+ * empty then has `bltu a7, t4, <left>`.
  */
 type Node = { key: number; chain: true; next: Node | null } | { key: number; chain: false; left: Node | null; right: Node | null };
 
-/** Modelled cycles of a fallback through the retpoline thunk after the miss label (jal, jal, mv, jalr and its return mispredict). */
-const MISS_CYCLES = 2 + 2 + 2 + 1 + 2 + 18;
+/** Modelled cycles of the tail after a call returns when nothing is pending (sw, lw, bnez, j restore). */
+const TAIL_CYCLES = 1 + 1 + 1 + 2;
+/**
+ * Modelled cycles of a fallback after the miss label: the table's load (slli, lui: the table is
+ * page-aligned, add, lw), the call of the retpoline thunk and the thunk (jal, jal, mv, jalr and
+ * its return mispredict), the tail.
+ */
+const MISS_CYCLES = 4 + 2 + 2 + 1 + 2 + 18 + TAIL_CYCLES;
+/** Modelled cycles of a hit's `jal ra, <target>` and the tail. */
+const HIT_CYCLES = 2 + TAIL_CYCLES;
 
 /** The tree over sorted `keys` [lo, hi] (indices), the heaviest at the root of each subtree. */
 function tree(keys: readonly number[], weights: readonly number[], lo: number, hi: number): Node | null {
@@ -83,7 +100,7 @@ function tree(keys: readonly number[], weights: readonly number[], lo: number, h
  */
 function cyclesFor(node: Node | null, x: number, top: boolean): number {
   if (node === null) return (top ? 0 : 2) + MISS_CYCLES;
-  if (x === node.key) return 1 + 1 + 2;
+  if (x === node.key) return 1 + 1 + HIT_CYCLES;
   if (node.chain) return 1 + 2 + cyclesFor(node.next, x, top);
   if (node.left !== null && x < node.key) return 1 + 2 + 2 + cyclesFor(node.left, x, false);
   return 1 + 2 + (node.left !== null ? 1 : 0) + cyclesFor(node.right, x, top && node.left === null);
@@ -109,15 +126,27 @@ export function trampolineShape(keys: readonly number[], weights: readonly numbe
   return best;
 }
 
+/** The kernel text's addresses a trampoline jumps to. */
+export interface TrampolineLinks {
+  /** The retpoline thunk (retpoline_t2), called with the slot's target in t2. */
+  retpoline: number;
+  /** The dispatch's return to the user (restore), where the tail goes when nothing is pending. */
+  restore: number;
+  /** after_call past its test of PENDING (after_pending), where the tail goes when something is. */
+  afterPending: number;
+  /** The syscall table (K.SYSCALL_TABLE's kernel VA), loaded on a miss. */
+  table: number;
+}
+
 /**
  * The search trampoline's source for `keys` (sorted) with their `weights`, placed at `base`;
- * `target(nr)` is where the table's slot for nr points; `retpoline` is the thunk's address.
+ * `target(nr)` is where the table's slot for nr points; `links` the kernel text's addresses.
  * `freq` (number, passes) is the frequency table the shape is chosen by (trampolineShape; by
  * default the keys' own weights, no misses).
  */
-export function trampolineSource(base: number, keys: readonly number[], weights: readonly number[], target: (nr: number) => number, retpoline: number,
+export function trampolineSource(base: number, keys: readonly number[], weights: readonly number[], target: (nr: number) => number, links: TrampolineLinks,
   freq: ReadonlyArray<readonly [number, number]> = keys.map((k, i) => [k, weights[i]] as const)): string {
-  return trampolineCode(base, trampolineShape(keys, weights, freq), target, retpoline);
+  return trampolineCode(base, trampolineShape(keys, weights, freq), target, links);
 }
 
 /** Equality tests (`li t4, NR; bne a7, t4`) the trampoline of shape `node` runs for syscall `x`. */
@@ -129,14 +158,15 @@ export function testsFor(node: Node | null, x: number): number {
 }
 
 /** The source of the trampoline of shape `node` at `base` (see trampolineSource). */
-function trampolineCode(base: number, shape: Node | null, target: (nr: number) => number, retpoline: number): string {
+function trampolineCode(base: number, shape: Node | null, target: (nr: number) => number, links: TrampolineLinks): string {
   const at = (addr: number) => `start + ${(addr >>> 0) - (base >>> 0)}`;
   const out: string[] = ['.option norvc', 'start:'];
+  const tail = [...AFTER_CALL_HEAD.map((l) => `  ${l}`), '  bnez t0, pend', `  jal x0, ${at(links.restore)}`];
   let labels = 0;
   const gen = (node: Node | null, top: boolean): void => {
     if (node === null) { if (!top) out.push('  j miss'); return; }
     const next = `n${labels++}`;
-    out.push(`  li t4, ${node.key}`, `  bne a7, t4, ${next}`, `  jal x0, ${at(target(node.key))}`, `${next}:`);
+    out.push(`  li t4, ${node.key}`, `  bne a7, t4, ${next}`, `  jal ra, ${at(target(node.key))}`, ...tail, `${next}:`);
     if (node.chain) { gen(node.next, top); return; }
     const left = node.left !== null ? `n${labels++}` : '';
     if (node.left !== null) out.push(`  bltu a7, t4, ${left}`);
@@ -144,7 +174,8 @@ function trampolineCode(base: number, shape: Node | null, target: (nr: number) =
     if (node.left !== null) { out.push(`${left}:`); gen(node.left, false); }
   };
   gen(shape, true);
-  out.push('miss:', `  jal x0, ${at(retpoline)}`);
+  out.push('miss:', '  slli t1, a7, 2', `  li t2, ${links.table | 0}`, '  add t1, t1, t2', '  lw t2, 0(t1)',
+    `  jal ra, ${at(links.retpoline)}`, ...tail, 'pend:', `  jal x0, ${at(links.afterPending)}`);
   return out.join('\n') + '\n';
 }
 
@@ -161,26 +192,40 @@ export class SearchTrampoline {
   private since = 0;
   /** Passes since the last relearn that the live trampoline did not call directly (all of them while none is live). */
   private missed = 0;
+  /** `table_load`: the word patched to the jump into the live buffer. */
   private readonly site: number;
   private readonly siteWord: number;
-  private readonly retpoline: number;
+  private readonly links: TrampolineLinks;
 
   /**
-   * `text` is the kernel text (its call_site and retpoline_t2); `target(nr)` where the table's
-   * slot for nr points; `harts` every vCPU (whose pcs must not be inside a buffer rewritten).
-   * Raises: Error when the kernel text has no call site or retpoline thunk.
+   * `text` is the kernel text (its table_load, restore, after_pending and retpoline_t2); `target(nr)` where
+   * the table's slot for nr points; `harts` every vCPU (none may be inside, or about to return
+   * into, a buffer rewritten).
+   * Raises: Error when the kernel text lacks one of those symbols.
    */
   constructor(private readonly khv: Khv, text: KernelText, private readonly target: (nr: number) => number,
     private readonly harts: readonly Hart[]) {
-    const site = text.symbols.get('call_site'), retpoline = text.symbols.get('retpoline_t2');
-    if (site === undefined || retpoline === undefined) throw new Error('kernel text has no call_site or retpoline_t2');
-    this.site = site >>> 0;
-    this.retpoline = retpoline >>> 0;
+    const sym = (name: string) => {
+      const at = text.symbols.get(name);
+      if (at === undefined) throw new Error(`kernel text has no ${name}`);
+      return at >>> 0;
+    };
+    this.site = sym('table_load');
+    this.links = { retpoline: sym('retpoline_t2'), restore: sym('restore'), afterPending: sym('after_pending'), table: kva(K.SYSCALL_TABLE) };
     const off = this.site - (KERNEL_VA + K.TEXT);
     this.siteWord = new DataView(text.bytes.buffer, text.bytes.byteOffset).getInt32(off, true);
   }
 
   private bufferVa(i: number): number { return kva(K.TRAMPOLINES + i * TRAMPOLINE_BYTES); }
+
+  /**
+   * Whether a vCPU may be executing the buffer at `base` or return into it: its pc there, or, in
+   * S-mode, its ra or s1 (a handler called from the buffer holds its return address there).
+   */
+  private inUse(base: number): boolean {
+    const inside = (a: number) => (a >>> 0) - base >>> 0 < TRAMPOLINE_BYTES;
+    return this.harts.some((h) => inside(h.pc) || (h.priv === PRIV_S && (inside(h.x[1]) || inside(h.x[9]))));
+  }
 
   /**
    * The table's call site was passed for syscall `nr` by process `pid` (a gate reached through
@@ -224,12 +269,12 @@ export class SearchTrampoline {
   private regenerate(keys: number[], weights: number[], freq: Array<[number, number]>): void {
     const buf = this.active === 0 ? 1 : 0;
     const base = this.bufferVa(buf);
-    if (this.harts.some((h) => (h.pc >>> 0) >= base && (h.pc >>> 0) < base + TRAMPOLINE_BYTES)) { this.stats.postponed++; return; }
+    if (this.inUse(base)) { this.stats.postponed++; return; }
     const shape = trampolineShape(keys, weights, freq);
-    const { bytes } = assembleRaw(trampolineCode(base, shape, this.target, this.retpoline), { base, fileName: 'search-trampoline.s' });
+    const { bytes } = assembleRaw(trampolineCode(base, shape, this.target, this.links), { base, fileName: 'search-trampoline.s' });
     if (bytes.length > TRAMPOLINE_BYTES) throw new Error(`search trampoline of ${keys.length} entries is ${bytes.length} bytes`);
     this.khv.writeBytes(kgpa(base - kva(0)), bytes);
-    const jal = assembleRaw(`.option norvc\nsite:\n  jal ra, site + ${base - this.site}\n`, { base: this.site }).bytes;
+    const jal = assembleRaw(`.option norvc\nsite:\n  jal x0, site + ${base - this.site}\n`, { base: this.site }).bytes;
     this.khv.write32(kgpa(this.site - kva(0)), new DataView(jal.buffer).getInt32(0, true));
     this.active = buf;
     this.hot.fill(0);
@@ -239,7 +284,7 @@ export class SearchTrampoline {
     this.stats.regenerations++;
   }
 
-  /** The technique was turned off: the call site gets the kernel text's own call back. */
+  /** The technique was turned off: `table_load` gets the kernel text's own instruction back. */
   private restore(): void {
     this.khv.write32(kgpa(this.site - kva(0)), this.siteWord);
     this.active = -1;
