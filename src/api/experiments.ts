@@ -16,7 +16,8 @@ import { OperationsService } from './operations.js';
 import { checkTechniques } from './techniques.js';
 import { listPage, PageQuery } from './pagination.js';
 import { ExperimentEntity, ImageEntity } from '../persistence/entities.js';
-import { compare, Variant, VariantRun, variantSettings } from '../runtime/experiment.js';
+import { compare, MITIGATIONS, Variant, VariantRun, variantSettings } from '../runtime/experiment.js';
+import type { SpectreV2Mitigation } from '../guest/kernel-text.js';
 import { HostRuntime } from '../runtime/host-runtime.js';
 import { domainsMiB, hostMiBFor } from '../runtime/run-program.js';
 import { keystoreDomain } from '../runtime/keystore.js';
@@ -65,6 +66,8 @@ export class ExperimentMigrationDto {
 export class VariantDto {
   @ApiProperty() @IsString() @Length(1, 64) name!: string;
   @ApiProperty() @IsObject() techniques!: Record<string, unknown>;
+  /** This variant's VM runs under this mitigation (default: the experiment's `vm.spectreV2Mitigation`). */
+  @ApiPropertyOptional({ enum: MITIGATIONS }) @IsOptional() @IsIn(MITIGATIONS) spectreV2Mitigation?: SpectreV2Mitigation;
 }
 
 export class CreateExperimentDto {
@@ -104,7 +107,7 @@ export class ExperimentsService {
       engine: dto.vm?.engine ?? 'jit', spectreV2Mitigation: dto.vm?.spectreV2Mitigation ?? 'none', crossingPreset: dto.vm?.crossingPreset ?? 'none',
       ...(workload?.disks ? { disks: workload.disks.map((mib) => ({ sizeBytes: mib << 20 })) } : {}),
     };
-    const variants: Variant[] = dto.variants.map((v) => ({ name: v.name, techniques: v.techniques }));
+    const variants: Variant[] = dto.variants.map((v) => ({ name: v.name, techniques: v.techniques, ...(v.spectreV2Mitigation ? { spectreV2Mitigation: v.spectreV2Mitigation } : {}) }));
     const repetitions = dto.repetitions ?? 1;
     const migration = dto.migration ? {
       atVirtualMs: dto.migration.atVirtualMs ?? 10, maxDowntimeMs: dto.migration.maxDowntimeMs ?? MIGRATION_DEFAULTS.maxDowntimeMs,
@@ -177,7 +180,7 @@ export class ExperimentsService {
       for (let k = 0; k < repetitions; k++) {
         if (signal.aborted) throw new Error('cancelled');
         const started = performance.now();
-        const vmSpec: VmSpec = { ...spec, processes, techniques: variantSettings(v) };
+        const vmSpec: VmSpec = { ...spec, processes, techniques: variantSettings(v), spectreV2Mitigation: v.spectreV2Mitigation ?? spec.spectreV2Mitigation };
         let runner = await host.startVm(`${id}:${v.name}:${k}`, vmSpec, migration ? { pauseAtVirtualNs: migration.atVirtualMs * 1e6 } : {});
         let onAbort = () => { void runner.stop(); };
         signal.addEventListener('abort', onAbort);

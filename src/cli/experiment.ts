@@ -2,12 +2,14 @@
  * `hvsim experiment FILE --variant NAME:SETTINGS ... [--json]`: runs FILE on a fresh in-process VM
  * per variant and prints the comparison table against the first variant (a progress bar on
  * stderr while it runs when stderr is a terminal). SETTINGS is a comma list of NAME=on|off and
- * NAME.PARAM=VALUE (empty for a baseline: `--variant off:`). Exit status 0, or 1 when a variant
+ * NAME.PARAM=VALUE (empty for a baseline: `--variant off:`), and `spectreV2=none|retpoline` for the
+ * variant's own mitigation. Exit status 0, or 1 when a variant
  * diverged from the baseline.
  */
 import { runProgram } from '../runtime/run-program.js';
 import { compare, formatTable, validateVariants, Variant, VariantRun, variantSettings } from '../runtime/experiment.js';
 import { CliError } from './cli-error.js';
+import type { SpectreV2Mitigation } from '../guest/kernel-text.js';
 import type { VmOptions } from './options.js';
 import { loadProgram, parseDomains, parseTechniqueAssignments, vmSpec } from './vm-options.js';
 import { readStdin } from './run.js';
@@ -31,7 +33,12 @@ export async function runExperiment(file: string, guestArgs: string[], o: Experi
   const variants: Variant[] = o.variant.map((v) => {
     const m = /^([^:]+):(.*)$/.exec(v);
     if (!m) throw new CliError(`experiment: --variant needs NAME:SETTINGS, got ${v}`);
-    return { name: m[1], techniques: parseTechniqueAssignments('experiment', m[2] ? m[2].split(',') : []) };
+    const items = m[2] ? m[2].split(',') : [];
+    // spectreV2=none|retpoline: the variant's own mitigation (otherwise --spectre-v2's).
+    const mitigation = items.filter((i) => i.startsWith('spectreV2=')).map((i) => i.slice('spectreV2='.length));
+    if (mitigation.length > 1) throw new CliError(`experiment: variant ${m[1]} sets spectreV2 twice`);
+    const techniques = parseTechniqueAssignments('experiment', items.filter((i) => !i.startsWith('spectreV2=')));
+    return { name: m[1], techniques, ...(mitigation.length ? { spectreV2Mitigation: mitigation[0] as SpectreV2Mitigation } : {}) };
   });
   if (variants.length === 0) throw new CliError('experiment: give at least one --variant');
   try { validateVariants(variants); } catch (e) { throw new CliError(`experiment: ${(e as Error).message}`); }
@@ -47,7 +54,7 @@ export async function runExperiment(file: string, guestArgs: string[], o: Experi
     const reps: VariantRun[] = [];
     for (let k = 0; k < repetitions; k++) {
       progress(done, total, v.name);
-      const r = runProgram(elf, { ...spec, techniques: variantSettings(v), domains, argv: [file, ...guestArgs], stdin });
+      const r = runProgram(elf, { ...spec, spectreV2Mitigation: v.spectreV2Mitigation ?? spec.spectreV2Mitigation, techniques: variantSettings(v), domains, argv: [file, ...guestArgs], stdin });
       reps.push({
         counters: r.counters, stdout: r.stdout, stderr: r.stderr, statuses: r.vm.processes().map((p) => p.status ?? -1),
         state: r.vm.state, reason: r.vm.reason, wallMs: r.wallMs,

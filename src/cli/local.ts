@@ -27,7 +27,8 @@ export function registerLocalCommands(program: Command): void {
   addVmOptions(program.command('experiment')
     .summary('run a program once per technique variant and compare cycles, crossings, exits and output')
     .description('Runs FILE on a fresh in-process VM per variant and prints the comparison against the first variant. '
-      + 'SETTINGS is a comma list of NAME=on|off and NAME.PARAM=VALUE, empty for a baseline (--variant off:). '
+      + 'SETTINGS is a comma list of NAME=on|off and NAME.PARAM=VALUE, empty for a baseline (--variant off:), '
+      + 'and spectreV2=none|retpoline for the variant\'s own mitigation (default --spectre-v2). '
       + 'Exit status 0, or 1 when a variant diverged from the baseline (different output or status).')
     .argument('<file>', 'static RV32 ELF, or assembly source (.s/.S)')
     .argument('[args...]', "the guest program's arguments (put them after --)"))

@@ -1425,6 +1425,8 @@ export interface components {
         };
         VariantDto: {
             name: string;
+            /** @enum {string} */
+            spectreV2Mitigation?: "none" | "retpoline";
             techniques: {
                 [key: string]: unknown;
             };

@@ -10,9 +10,18 @@
 import { createHash } from 'node:crypto';
 import { resolveTechniques, TechniqueSettings, validateTechniques } from '../techniques/catalogue.js';
 import type { VmCounters } from './vm.js';
+import type { SpectreV2Mitigation } from '../guest/kernel-text.js';
 import type { MigrationOutcome } from '../migration/source.js';
 
-export interface Variant { name: string; techniques: Record<string, unknown> }
+/** Spectre-v2 mitigations a variant may run under (the guest kernel text's two variants). */
+export const MITIGATIONS: readonly SpectreV2Mitigation[] = ['none', 'retpoline'];
+
+/**
+ * One variant: its technique settings and, when given, the Spectre-v2 mitigation of its VM
+ * (overriding the experiment's `vm.spectreV2Mitigation`), so that `none`, `retpoline` and
+ * `retpoline` with trampolines compare in one experiment.
+ */
+export interface Variant { name: string; techniques: Record<string, unknown>; spectreV2Mitigation?: SpectreV2Mitigation }
 
 /** What one run of one variant produced. */
 export interface VariantRun {
@@ -31,6 +40,8 @@ export interface VariantRun {
 export interface VariantResult {
   name: string;
   techniques: Record<string, unknown>;
+  /** The variant's own mitigation, when it set one. */
+  spectreV2Mitigation?: SpectreV2Mitigation;
   counters: VmCounters;
   consoleSha256: string;
   statuses: number[];
@@ -46,7 +57,7 @@ export interface VariantResult {
 }
 
 /**
- * Checks variants: 1-16, unique names, techniques valid in the catalogue.
+ * Checks variants: 1-16, unique names, a known mitigation if any, techniques valid in the catalogue.
  * Raises: TechniqueConfigError (400/501) or Error with a message naming the problem.
  */
 export function validateVariants(variants: Variant[]): void {
@@ -55,6 +66,9 @@ export function validateVariants(variants: Variant[]): void {
   for (const v of variants) {
     if (!v.name || names.has(v.name)) throw new RangeError(`variant names must be unique and non-empty (${JSON.stringify(v.name)})`);
     names.add(v.name);
+    if (v.spectreV2Mitigation !== undefined && !MITIGATIONS.includes(v.spectreV2Mitigation)) {
+      throw new RangeError(`variant ${v.name}: spectreV2Mitigation must be one of ${MITIGATIONS.join(', ')}, got ${JSON.stringify(v.spectreV2Mitigation)}`);
+    }
     validateTechniques(v.techniques ?? {});
   }
 }
@@ -75,7 +89,7 @@ export function compare(variants: Variant[], runs: VariantRun[][]): VariantResul
     const r = runs[i][0];
     const d = digest(r);
     return {
-      name: v.name, techniques: v.techniques, counters: r.counters, consoleSha256: d, statuses: r.statuses, state: r.state, reason: r.reason,
+      name: v.name, techniques: v.techniques, ...(v.spectreV2Mitigation ? { spectreV2Mitigation: v.spectreV2Mitigation } : {}), counters: r.counters, consoleSha256: d, statuses: r.statuses, state: r.state, reason: r.reason,
       wallMs: median(runs[i].map((x) => x.wallMs)),
       ratios: {
         cycles: ratio(r.counters.cycles, base.counters.cycles), crossings: ratio(r.counters.crossings, base.counters.crossings),
