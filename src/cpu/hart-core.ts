@@ -65,15 +65,13 @@ export abstract class HartCore implements MmuHost {
   /** Physical range whose instruction fetch stops the loop with StopReason.Gate. */
   /**
    * A code address whose speculative execution would leak (the guest kernel's gadget; 0: none):
-   * an indirect jump mispredicted to it counts a speculative gadget reach (the transient window
-   * of branch target injection; nothing architectural happens).
+   * an indirect jump mispredicted to it counts a speculative gadget reach (Ctr.GadgetReaches: the
+   * transient window of branch target injection; nothing architectural happens). Kernel indirect
+   * calls the BTB predicted count in Ctr.KernelBtbCalls; both are counters, so they migrate.
    */
   gadget = 0;
-  gadgetReaches = 0;
   /** The pc of the indirect jump whose misprediction last reached the gadget. */
   gadgetReachPc = 0;
-  /** Indirect calls (a jalr that links, not a return) made in VS mode, the guest kernel, whose target the BTB predicted (right or wrong). */
-  kernelBtbCalls = 0;
   gateBase = -1;
   gateEnd = -1;
 
@@ -417,11 +415,11 @@ export abstract class HartCore implements MmuHost {
         this.ctr[Ctr.Cycles] += COSTS.returnMispredict;
       }
     } else {
-      if (LINK(rd) && this.virt === 1 && this.priv === PRIV_S) this.kernelBtbCalls++;
+      if (LINK(rd) && this.virt === 1 && this.priv === PRIV_S) this.ctr[Ctr.KernelBtbCalls]++;
       if (!this.btb.predict(pc, target)) {
         this.ctr[Ctr.BranchMispredicts]++;
         this.ctr[Ctr.Cycles] += COSTS.indirectMispredict;
-        if (this.btb.wrongTarget === this.gadget && this.gadget !== 0) { this.gadgetReaches++; this.gadgetReachPc = pc; }
+        if (this.btb.wrongTarget === this.gadget && this.gadget !== 0) { this.ctr[Ctr.GadgetReaches]++; this.gadgetReachPc = pc; }
       }
     }
     if (LINK(rd)) this.rsb.push((pc + len) | 0);

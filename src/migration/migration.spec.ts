@@ -7,9 +7,10 @@
 import { HostMemory } from '../hypervisor/host-memory.js';
 import { PAGE_SIZE } from '../mmu/phys.js';
 import { builtinElf } from '../runtime/workloads.js';
-import { DEFAULT_SPEC, Vm, VmSpec } from '../runtime/vm.js';
+import { DEFAULT_SPEC, GadgetReach, Vm, VmSpec } from '../runtime/vm.js';
+import { buildKernelText } from '../guest/kernel-text.js';
 import { resolveTechniques } from '../techniques/catalogue.js';
-import { syscallMix } from '../testing/guest-programs.js';
+import { btiAttacker, getpidsThenPrint, syscallMix } from '../testing/guest-programs.js';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { gccBuild, tempDir, toolsAvailable } from '../testing/toolchain.js';
@@ -192,6 +193,34 @@ describe('live migration (pre-copy over TCP)', () => {
     expect(after.fallbacks).toBe(before.fallbacks);
     for (const pid of ['1', '2']) expect(after.perProcess[pid].hits).toBeGreaterThan(before.perProcess[pid].hits);
     expect(after.regenerations).toBeGreaterThanOrEqual(before.regenerations);
+  }, 120_000);
+
+  test('branch target injection\'s counters cross: the gadget reach and the BTB-predicted kernel calls carry on, the reach is not reported again', async () => {
+    const text = buildKernelText('none');
+    const image = (name: string, elf: Uint8Array) => ({ name, elf, argv: [name], env: [], stdin: new Uint8Array() });
+    const spec: VmSpec = {
+      ...DEFAULT_SPEC, memoryMiB: 16,
+      processes: [image('attacker', btiAttacker(text.symbols.get('call_site')!, text.symbols.get('gadget')!).elf), image('victim', getpidsThenPrint(20000, 'victim ok\n', 0))],
+    };
+    const vm = new Vm(spec, HostMemory.create(64), 1);
+    const reports: GadgetReach[] = [];
+    vm.onGadgetReach((e) => reports.push(e));
+    while (vm.counters().speculativeGadgetReaches === 0) expect(vm.run(1)).toBe('running');
+    expect(reports).toHaveLength(1);
+    let before = vm.counters();
+    const m = await migrate(vm, HostMemory.create(64), {}, null, (src) => { before = src.counters(); });
+    expect(m.error).toBeNull();
+    const dst = m.dst!;
+    vm.stop('migrated');
+    expect(dst.counters().speculativeGadgetReaches).toBe(1);
+    expect(dst.counters().btbPredictedKernelCalls).toBe(before.btbPredictedKernelCalls);
+    expect(before.btbPredictedKernelCalls).toBeGreaterThan(0);
+    const again: GadgetReach[] = [];
+    dst.onGadgetReach((e) => again.push(e));
+    expect(dst.runToCompletion()).toBe('stopped');
+    expect(dst.processes().map((p) => p.status)).toEqual([139, 0]);
+    expect(again).toEqual([]);
+    expect(dst.counters().btbPredictedKernelCalls).toBeGreaterThan(before.btbPredictedKernelCalls);
   }, 120_000);
 
   test('technique on: a known and a latent poisoned page travel as error metadata; their processes die with SIGBUS on the destination', async () => {

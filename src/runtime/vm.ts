@@ -367,6 +367,8 @@ export class Vm implements Migratable, MigrationTarget {
     if (st.vcpus.length !== this.vcpus.length) throw new Error(`state has ${st.vcpus.length} vCPUs, the VM ${this.vcpus.length}`);
     this.kernel.importState(st.guestOs as GuestOsState);
     st.vcpus.forEach((s, i) => { this.idle[i] = restoreVcpu(this.vcpus[i], s); });
+    // The counters came along; the source reported the gadget reaches among them already.
+    this.vcpus.forEach((v, i) => { this.gadgetReported[i] = v.hart.ctr[Ctr.GadgetReaches]; });
     const d = { ...st.device, blocks: this.khv.device.blocks };
     this.quantumEnd = d.quantumEnd;
     for (const [k, n] of d.exits) this.khv.exits.set(k, n);
@@ -438,9 +440,10 @@ export class Vm implements Migratable, MigrationTarget {
   private reportGadgetReaches(): void {
     this.vcpus.forEach((v, i) => {
       const h = v.hart;
-      const d = h.gadgetReaches - (this.gadgetReported[i] ?? 0);
+      const reaches = h.ctr[Ctr.GadgetReaches];
+      const d = reaches - (this.gadgetReported[i] ?? 0);
       if (d <= 0) return;
-      this.gadgetReported[i] = h.gadgetReaches;
+      this.gadgetReported[i] = reaches;
       let site = `0x${(h.gadgetReachPc >>> 0).toString(16)}`;
       for (const [name, at] of this.kernel.text.symbols) if ((at >>> 0) === (h.gadgetReachPc >>> 0)) { site = name; break; }
       const e: GadgetReach = { vcpu: i, reaches: d, site, gadget: h.gadget >>> 0, mitigation: this.spec.spectreV2Mitigation, virtualTimeNs: this.virtualTimeNs() };
@@ -655,8 +658,8 @@ export class Vm implements Migratable, MigrationTarget {
       uhv: this.uhvCounters(),
       callTableInlining: structuredClone(this.kernel.callTableStats),
       instanceCallInlining: structuredClone(this.kernel.instanceCallStats),
-      speculativeGadgetReaches: this.vcpus.reduce((n, v) => n + v.hart.gadgetReaches, 0),
-      btbPredictedKernelCalls: this.vcpus.reduce((n, v) => n + v.hart.kernelBtbCalls, 0),
+      speculativeGadgetReaches: this.vcpus.reduce((n, v) => n + v.hart.ctr[Ctr.GadgetReaches], 0),
+      btbPredictedKernelCalls: this.vcpus.reduce((n, v) => n + v.hart.ctr[Ctr.KernelBtbCalls], 0),
       perVcpu,
     };
   }

@@ -64,7 +64,11 @@ export const Ctr = {
   Interrupts: 8,
   /** Privilege crossings inside a machine: trap entries and xRETs that are not VM exits/entries. */
   Crossings: 9,
-  Count: 10,
+  /** Indirect jumps mispredicted to HartCore.gadget: branch target injection's transient window. */
+  GadgetReaches: 10,
+  /** Indirect calls (a jalr that links, not a return) in VS mode, the guest kernel, whose target the BTB predicted (right or wrong). */
+  KernelBtbCalls: 11,
+  Count: 12,
 } as const;
 
 /**
