@@ -94,7 +94,7 @@ describe.each(BACKENDS)('hvsim client commands on $name', (backend) => {
     expect(await ok(['vms', 'rm', vm.id])).toMatch(/deleted/);
     // HVSIM_TOKEN wins over the config file.
     expect(await hvsim(['hosts', 'ls'], { HVSIM_TOKEN: 'hvt_wrong' })).toMatchObject({ code: 1 });
-  }, 240_000);
+  }, 600_000);
 
   test('events --follow streams a VM\'s events live; --wait on a terminal draws a progress bar', async () => {
     const env = { ...process.env, HVSIM_CONFIG: config, HVSIM_TOKEN: '', HVSIM_URL: '' };
@@ -114,7 +114,7 @@ describe.each(BACKENDS)('hvsim client commands on $name', (backend) => {
         cwd: root, env, timeout: 120_000,
       }, (_e, stdout) => res(stdout)));
       expect(tty).toMatch(/start \S+ \[[^\]]*\] 100% succeeded/);
-      await until('the VM\'s console and stop to stream', () => /vm\.console\t.*hello, cli!/.test(streamed) && /vm\.state\t.*"to":"stopped"/.test(streamed), 120_000);
+      await until('the VM\'s console and stop to stream', () => /vm\.console\t.*hello, cli!/.test(streamed) && /vm\.state\t.*"to":"stopped"/.test(streamed), 300_000);
       expect(child.exitCode).toBeNull();
     } finally {
       child.kill();
@@ -142,7 +142,7 @@ describe.each(BACKENDS)('hvsim client commands on $name', (backend) => {
     expect(await hvsim(['hosts', 'ls'], { HVSIM_CONFIG: join(dir, 'none.json') })).toMatchObject({ code: 2, stderr: expect.stringMatching(/no token/) });
     expect(await hvsim(['--url', 'http://127.0.0.1:1', 'hosts', 'ls'], { HVSIM_TOKEN: token })).toMatchObject({ code: 1, stderr: expect.stringMatching(/cannot reach the service: /) });
     expect((await hvsim(['--help'])).code).toBe(0);
-  }, 240_000);
+  }, 600_000);
 });
 
 test('the client commands and the SDK import nothing of the service (no NestJS, TypeORM, pg)', () => {

@@ -47,7 +47,7 @@ describeIf('the dashboard in a browser', () => {
     await must(api.POST('/v1/images', { body: { name: 'chatty', format: 'asm', content: CHATTY } }));
     browser = await playwright.chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--enable-precise-memory-info'] });
     if (SHOTS) mkdirSync(SHOTS, { recursive: true });
-  }, 180_000);
+  }, 600_000);
   afterAll(async () => {
     await browser?.close();
     await svc?.close();
@@ -86,13 +86,13 @@ describeIf('the dashboard in a browser', () => {
 
     const state = page.getByTestId('vm-state');
     await page.getByRole('button', { name: 'Start' }).click();
-    await until('running', async () => (await state.textContent()) === 'running', 60_000);
+    await until('running', async () => (await state.textContent()) === 'running', 300_000);
     await page.getByTestId('console').getByText('tick').first().waitFor();
-    await until('a chart point', async () => Number(await page.getByTestId('chart-instructions/s').getAttribute('data-points')) >= 1, 60_000);
+    await until('a chart point', async () => Number(await page.getByTestId('chart-instructions/s').getAttribute('data-points')) >= 1, 300_000);
     await page.getByRole('button', { name: 'Pause' }).click();
-    await until('paused', async () => (await state.textContent()) === 'paused', 60_000);
+    await until('paused', async () => (await state.textContent()) === 'paused', 300_000);
     await page.getByRole('button', { name: 'Resume' }).click();
-    await until('running again', async () => (await state.textContent()) === 'running', 60_000);
+    await until('running again', async () => (await state.textContent()) === 'running', 300_000);
     await shot(page, 'vm');
 
     await page.getByLabel('destination host').selectOption({ label: 'rack-b' });
@@ -102,7 +102,7 @@ describeIf('the dashboard in a browser', () => {
     expect(phases[phases.length - 1]).toBe('completed');
     expect(phases).toEqual(expect.arrayContaining(['pending', 'running', 'completed']));
     for (const stat of ['transferred', 'remaining', 'downtimeVirtualMs']) await page.locator(`[data-stat="${stat}"]`).waitFor();
-    await until('the VM on rack-b', async () => (await page.locator('p', { hasText: 'host' }).first().textContent())?.includes('rack-b'), 30_000);
+    await until('the VM on rack-b', async () => (await page.locator('p', { hasText: 'host' }).first().textContent())?.includes('rack-b'), 300_000);
     await shot(page, 'migration');
 
     await page.getByRole('button', { name: 'Operations' }).click();
@@ -166,5 +166,5 @@ describeIf('the dashboard in a browser', () => {
     expect(after - before).toBeLessThan(16 * 2 ** 20);
     await must(api.POST('/v1/vms/{id}/stop', { params: { path: { id: vm.id } } }));
     await page.close();
-  }, 180_000);
+  }, 600_000);
 });

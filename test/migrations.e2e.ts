@@ -120,7 +120,7 @@ describe.each(BACKENDS)('live migration on $name', (backend) => {
     expect(src.poisonedFrames).toBe(2);
     const errors = (await answered(T.GET('/v1/hosts/{id}/memory-errors', at(a.id)), 200)).items;
     expect(errors.map((e: { state: string }) => e.state)).toEqual(['known', 'known']);
-  }, 120_000);
+  }, 600_000);
 
   test('technique off: known poison is refused with the pages named; a latent poison read by the copy panics the source host', async () => {
     const [a, b] = [await host('off-src'), await host('off-dst')];
@@ -143,7 +143,7 @@ describe.each(BACKENDS)('live migration on $name', (backend) => {
     expect(v.stateReason).toBe('host-panic');
     expect((await hostState(a.id)).state).toBe('failed');
     expect((await hostState(b.id)).memory.framesByVm).toEqual({});
-  }, 120_000);
+  }, 600_000);
 
   test('an experiment migrates every run at the same virtual time: the same rounds and pages each repetition, the same output as without', async () => {
     const r = await answered(T.POST('/v1/experiments', { body: {
@@ -154,7 +154,7 @@ describe.each(BACKENDS)('live migration on $name', (backend) => {
     const exp = await until('the experiment', async () => {
       const e = await answered(T.GET('/v1/experiments/{id}', at(r.id)), 200) as Record<string, any>;
       return e.state === 'succeeded' || e.state === 'failed' ? e : undefined;
-    }, 90_000);
+    }, 600_000);
     expect(exp.state).toBe('succeeded');
     expect(exp.spec.migration).toEqual({ atVirtualMs: 5, maxDowntimeMs: 1, maxRounds: 5, maxBandwidthMiBps: 1024 });
     for (const v of exp.result.variants) {
@@ -168,7 +168,7 @@ describe.each(BACKENDS)('live migration on $name', (backend) => {
       expect(m2.failed).toBeUndefined();
       expect(det(m2)).toEqual(det(m1));
     }
-  }, 120_000);
+  }, 600_000);
 
   test('bad requests change nothing; injected faults and a cancel fail cleanly with the VM running on the source; then it migrates', async () => {
     const [a, b] = [await host('f-src'), await host('f-dst')];
@@ -203,5 +203,5 @@ describe.each(BACKENDS)('live migration on $name', (backend) => {
     await answered(T.POST('/v1/vms/{id}/stop', at(vm.id)), 202);
     await until('the VM to stop', async () => (await vmState(vm.id)).state === 'stopped');
     expect((await hostState(b.id)).memory.framesByVm).toEqual({});
-  }, 180_000);
+  }, 600_000);
 });

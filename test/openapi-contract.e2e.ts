@@ -199,7 +199,7 @@ describe.each(BACKENDS)('the service honours openapi.yaml on $name', (backend) =
     await examples('HostsController_remove', { id: created.host });
 
     expect([...ops.keys()].filter((k) => !seen.has(k)).sort()).toEqual([]);
-  }, 240_000);
+  }, 600_000);
 
   test('errors are documented problem details', async () => {
     const idsFor = (o: Op, value: () => string) => Object.fromEntries((o.op.parameters ?? []).filter((p: any) => p.in === 'path').map((p: any) => [p.name, p.name === 'name' ? 'no-such-technique' : p.name === 'n' ? '0' : value()]));
@@ -228,7 +228,7 @@ describe.each(BACKENDS)('the service honours openapi.yaml on $name', (backend) =
       check(o, res);
       expect({ op: o.id, status: res.status }).toEqual({ op: o.id, status: ++failures <= 20 ? 401 : 429 });
     }
-  }, 120_000);
+  }, 600_000);
 
   test('methods a path does not route answer 405 with Allow', async () => {
     for (const [path, item] of Object.entries(doc.paths)) {

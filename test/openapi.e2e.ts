@@ -64,4 +64,4 @@ test('openapi.yaml passes the Redocly linter', async () => {
   const report = JSON.parse(stdout) as { totals: { errors: number; warnings: number }; problems: unknown[] };
   expect(report.problems).toEqual([]);
   expect(report.totals).toMatchObject({ errors: 0, warnings: 0 });
-}, 120_000);
+}, 600_000);

@@ -36,7 +36,7 @@ describe.each(BACKENDS)('pipelines between a VM\'s processes on $name', (backend
     expect(vm.processes[1].stdin).toEqual({ pipe: 'p' });
     const path = { params: { path: { id: vm.id } } };
     await answered(T().POST('/v1/vms/{id}/start', path), 202);
-    await until('the pipeline to finish', async () => (await answered(T().GET('/v1/vms/{id}', path), 200)).state === 'stopped', 60_000);
+    await until('the pipeline to finish', async () => (await answered(T().GET('/v1/vms/{id}', path), 200)).state === 'stopped', 300_000);
     const got = (await consoleOf(T(), vm.id)).stdout;
     const d = await answered(T().GET('/v1/vms/{id}', path), 200);
     expect(d.run?.processes?.map((p) => p.status)).toEqual([0, 0]);
@@ -49,7 +49,7 @@ describe.each(BACKENDS)('pipelines between a VM\'s processes on $name', (backend
       expect(got).toBe(sh.stdout.toString());
     }
     expect(got).toBe(`${(LINES * 32).toString(16).padStart(8, '0')}\n${(LINES * [...PRODUCER_LINE].reduce((sum, c) => sum + c.charCodeAt(0), 0)).toString(16).padStart(8, '0')}\n`);
-  }, 120_000);
+  }, 600_000);
 
   test('bad pipe wiring is a 400 problem and creates nothing', async () => {
     const host = await answered(T().POST('/v1/hosts', { body: { name: 'hb', cpus: 1, memoryMiB: 64 } }), 201);
@@ -74,5 +74,5 @@ describe.each(BACKENDS)('pipelines between a VM\'s processes on $name', (backend
     const r = await refused(T().POST('/v1/vms', vmBody(bad[0])), 400);
     expect(r.detail).toMatch(/pipe "p" needs a process writing it \(stdout\) and one reading it \(stdin\)/);
     expect(await answered(T().GET('/v1/vms', {}), 200)).toEqual(before);
-  }, 60_000);
+  }, 600_000);
 });

@@ -72,7 +72,7 @@ describe.each(BACKENDS)('protection domains on $name', (backend) => {
     }
     expect(pages.length).toBeGreaterThan(0);
     expect(pages.filter((p) => p.guestPhysicalAddress >= WINDOW[0] && p.guestPhysicalAddress < WINDOW[1])).toEqual([]);
-    const final = await until('the VM to stop', async () => { const v = await vmState(vm.id); return v.state === 'stopped' ? v : undefined; }, 120_000);
+    const final = await until('the VM to stop', async () => { const v = await vmState(vm.id); return v.state === 'stopped' ? v : undefined; }, 300_000);
     expect(final.run?.processes?.[0]).toMatchObject({ status: 0 });
     const out = (await consoleOf(T(), vm.id)).stdout;
     expect(out).toMatch(/^keystore: rounds ok, tamper refused; rounds 00000bb8\nkeystore: digest [0-9a-f]{8}\n$/);
@@ -81,7 +81,7 @@ describe.each(BACKENDS)('protection domains on $name', (backend) => {
     const ev = await vmEvents(vm.id);
     expect(ev.filter((e) => e.type === 'vm.domain-added')).toHaveLength(2);
     expect(ev.filter((e) => e.type === 'vm.domain-removed')).toHaveLength(1);
-  }, 180_000);
+  }, 600_000);
 
   test('a gate violation kills the attacker (SIGILL) and is reported as an event', async () => {
     const host = await answered(T().POST('/v1/hosts', { body: { name: 'h-pd2', cpus: 1, memoryMiB: 64 } }), 201);
@@ -91,11 +91,11 @@ describe.each(BACKENDS)('protection domains on $name', (backend) => {
     const path = vmPath(vm.id);
     await answered(T().POST('/v1/vms/{id}/domains', { ...path, body: { name: 'keystore', imageId: domainImg, entryPoints: ['ks_seal'], memoryKiB: 64 } }), 201);
     await answered(T().POST('/v1/vms/{id}/start', path), 202);
-    const final = await until('the VM to stop', async () => { const v = await vmState(vm.id); return v.state === 'stopped' ? v : undefined; }, 60_000);
+    const final = await until('the VM to stop', async () => { const v = await vmState(vm.id); return v.state === 'stopped' ? v : undefined; }, 300_000);
     expect(final.run?.processes?.[0]).toMatchObject({ signal: 4, status: 132 });
     const ev = await until('the violation event', async () => (await vmEvents(vm.id)).find((e) => e.type === 'vm.domain-gate-violation'));
     expect(ev.data).toMatchObject({ kind: 'gate-violation', source: 'guest-user', detail: 'gate 5 is not registered', virtualTimeNs: expect.any(Number) });
-  }, 120_000);
+  }, 600_000);
 
   test('an experiment over REST: exit-based vs fast-gate switches on the key-store client, same output, fewer cycles', async () => {
     const client = await image('keystore-client-elf', readFileSync(new URL('../workloads/bin/keystore-client.elf', import.meta.url)).toString('base64'), 'elf');
@@ -107,7 +107,7 @@ describe.each(BACKENDS)('protection domains on $name', (backend) => {
     const exp = await until('the experiment', async () => {
       const e = await answered(T().GET('/v1/experiments/{id}', vmPath(r.id)), 200);
       return e.state === 'succeeded' || e.state === 'failed' ? e : undefined;
-    }, 120_000);
+    }, 600_000);
     expect(exp.state).toBe('succeeded');
     // The result's shape is documented in prose only (`[key: string]: unknown` in the OpenAPI document).
     const [exit, gate] = (exp.result as { variants: Array<Record<string, any>> }).variants;
@@ -116,12 +116,12 @@ describe.each(BACKENDS)('protection domains on $name', (backend) => {
     expect(exit.counters.protectionDomains.switches).toEqual({ gate: 0, exit: (200 * 4 + 2) * 2 });
     expect(gate.counters.protectionDomains.switches).toEqual({ gate: (200 * 4 + 2) * 2, exit: 0 });
     expect(gate.ratios.cycles).toBeLessThan(1);
-  }, 180_000);
+  }, 600_000);
 
   test('a VM with more than one vCPU cannot have domains (409)', async () => {
     const host = await answered(T().POST('/v1/hosts', { body: { name: 'h-pd3', cpus: 2, memoryMiB: 64 } }), 201);
     const domainImg = await image('keystore-domain', DOMAIN_ASM);
     const vm = await answered(T().POST('/v1/vms', { body: { name: 'pd-2', hostId: host.id, vcpus: 2, memoryMiB: 16, processes: [{ imageId: domainImg }] } }), 201);
     await refused(T().POST('/v1/vms/{id}/domains', { ...vmPath(vm.id), body: { name: 'k', imageId: domainImg, entryPoints: ['ks_seal'], memoryKiB: 64 } }), 409);
-  }, 60_000);
+  }, 600_000);
 });

@@ -12,7 +12,7 @@ test('failed authentications are rate-limited per client address and token (429 
   } finally {
     await svc.close();
   }
-}, 240_000);
+}, 600_000);
 
 /** One Socket.IO handshake on /events with `token` (real socket.io-client): 'connected', or the refusal's status and message. */
 function handshake(url: string, token: string): Promise<{ status: number | 'connected'; message: string }> {
@@ -44,4 +44,4 @@ test('Socket.IO handshakes with a bad token are limited like HTTP (keyed on the 
   } finally {
     await svc.close();
   }
-}, 240_000);
+}, 600_000);

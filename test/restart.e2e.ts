@@ -24,7 +24,7 @@ test('the embedded database keeps its data, and the generated admin token, acros
   } finally {
     await second.close();
   }
-}, 60_000);
+}, 600_000);
 
 test('a bad configuration value is a clear error', () => {
   expect(() => loadConfig({ PORT: 'eighty' })).toThrow(/PORT must be an integer/);

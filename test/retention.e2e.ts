@@ -68,7 +68,7 @@ describe.each(BACKENDS)('retention on $name', (backend) => {
     expect(counters.filter((e) => e.data.final)).toHaveLength(1);
     expect(counters.length).toBeLessThanOrEqual(Math.ceil(wallS / 2) + 1);
     expect(counters.length).toBeLessThan(wallS * 4);
-  }, 240_000);
+  }, 600_000);
 
   test('the event log keeps the newest HVSIM_EVENT_RETENTION events; a pruned since is 410 Gone over REST and gone over Socket.IO', async () => {
     const events = svc.app.get(EventsService);
@@ -103,5 +103,5 @@ describe.each(BACKENDS)('retention on $name', (backend) => {
     } finally {
       sock.disconnect();
     }
-  }, 240_000);
+  }, 600_000);
 });

@@ -67,7 +67,7 @@ describe.each(BACKENDS)('stress on $name', (backend) => {
     for (const [name, bytes] of Object.entries({ HELLO, CHATTY, NUL, FOREVER })) {
       images[name] = (await api().post(`/v1/images?name=${name.toLowerCase()}`).set(session.auth).set('Content-Type', 'application/octet-stream').send(bytes).expect(201)).body.id;
     }
-  }, 240_000);
+  }, 600_000);
 
   const createVm = async (name: string, image: string) => (await api().post('/v1/vms').set(session.auth)
     .send({ name, hostId, vcpus: 1, memoryMiB: 8, processes: [{ imageId: images[image] }] }).expect(201)).body.id as string;
@@ -192,7 +192,7 @@ describe.each(BACKENDS)('stress on $name', (backend) => {
     expect([...bytes]).toEqual([65, 0, 66, 10]);
     // It is a normal stopped VM: it can be deleted.
     await api().delete(`/v1/vms/${id}`).set(session.auth).expect(204);
-  }, 120_000);
+  }, 600_000);
 
   test('stop while starting ends the boot and its worker; a second start gives the VM exactly one worker', async () => {
     const id = await createVm('stop-while-starting', 'FOREVER');
@@ -211,5 +211,5 @@ describe.each(BACKENDS)('stress on $name', (backend) => {
     expect(runtime().workers().filter((w) => w === id)).toHaveLength(1);
     await settled((await api().post(`/v1/vms/${id}/stop`).set(session.auth).expect(202)).body.id);
     expect(runtime().workers()).not.toContain(id);
-  }, 120_000);
+  }, 600_000);
 });

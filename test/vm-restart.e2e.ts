@@ -77,4 +77,4 @@ test('VMs running when the service is killed are stopped with reason service-res
   } finally {
     child.kill('SIGKILL');
   }
-}, 240_000);
+}, 600_000);

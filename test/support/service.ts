@@ -35,7 +35,7 @@ export async function startTestService(b: Backend, extraEnv: Record<string, stri
 }
 
 /** Polls `f` every 25 ms until it returns something other than undefined or false. Raises after `ms`. */
-export async function until<T>(what: string, f: () => Promise<T | undefined | false> | T | undefined | false, ms = 120_000): Promise<T> {
+export async function until<T>(what: string, f: () => Promise<T | undefined | false> | T | undefined | false, ms = 300_000): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await f();
