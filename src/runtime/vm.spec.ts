@@ -4,6 +4,7 @@ import { buildKernelText } from '../guest/kernel-text.js';
 import { runProgram } from './run-program.js';
 import { getpidsThenPrint } from '../testing/guest-programs.js';
 import { DEFAULT_SPEC, Vm, VmSpec } from './vm.js';
+import { compileStats } from '../cpu/wasm/engine.js';
 
 const asm = (src: string) => assemble(`.globl _start\n.text\n${src}`).elf;
 
@@ -302,5 +303,32 @@ buf: .space 16
     expect(a.length).toBe(16);
     expect(a.equals(b)).toBe(true);
     expect(a.equals(c)).toBe(false);
+  });
+});
+
+describe('VM: native writes into code a translating engine compiled', () => {
+  // The guest calls f until it returns 2; f returns 1 until the hypervisor (the test, standing in
+  // for the KHV's loader or page pool) rewrites its first instruction in guest RAM.
+  const prog = assemble([
+    '.globl _start', '.text', '_start:',
+    'loop: call f', '  li t0, 2', '  bne a0, t0, loop', '  li a0, 42', '  li a7, 93', '  ecall',
+    'f: addi a0, zero, 1', '  ret',
+  ].join('\n'));
+  const patch = assemble('.globl _start\n.text\n_start: addi a0, zero, 2\n').sections.find((s) => s.name === '.text')!.bytes;
+
+  test.each(['jit', 'wasm'] as const)('a KHV write into a hot code frame drops its translations (%s): the guest runs the new code', (engine) => {
+    const host = HostMemory.create(16, { wasm: engine === 'wasm' });
+    const vm = new Vm(spec(prog.elf, { memoryMiB: 8, engine }), host, 1);
+    const ran = compileStats.runInsns;
+    expect(vm.run(4)).toBe('running');
+    if (engine === 'wasm') expect(compileStats.runInsns).toBeGreaterThan(ran);
+    else expect(vm.jitStats()!.translations).toBeGreaterThan(0);
+    const f = prog.symbols.get('f')!;
+    const p = vm.kernel.processes[0];
+    const gpa = (p.mm.pages.get(f >>> 12)! & ~0xfff) + (f & 0xfff);
+    vm.khv.writeBytes(gpa, patch);
+    // One more quantum (100,000 cycles) is ample for the next call of f, the exit and the power-off.
+    expect(vm.run(1)).toBe('stopped');
+    expect(vm.processes()[0].status).toBe(42);
   });
 });

@@ -78,6 +78,46 @@ export function createWasmDram(ramBytes: number): SharedArrayBuffer {
   return memory.buffer as unknown as SharedArrayBuffer;
 }
 
+/**
+ * The frames holding compiled code of a set of harts sharing guest RAM (a VM's vCPUs), and the
+ * broadcast that drops them: a store by any hart, or a native write by the hypervisor (Khv's
+ * `codePages` and `onCodeWrite`, wired by the VM as for the jit's shared translations), into a
+ * frame one hart compiled drops that frame's functions in every hart's engine.
+ */
+export class WasmCodeWatch {
+  /** 1 for a frame some engine compiled (HartCore.codePages of every hart here, and the Khv's). */
+  readonly codePages: Uint8Array;
+  private readonly engines: WasmEngine[] = [];
+
+  constructor(ramBytes: number) { this.codePages = new Uint8Array(Math.ceil(ramBytes / 4096)); }
+
+  add(e: WasmEngine): void { this.engines.push(e); }
+
+  /** Frame `frame` holds compiled code now: no hart's compiled stores may bypass the watch. */
+  protect(frame: number): void {
+    if (this.codePages[frame]) return;
+    this.codePages[frame] = 1;
+    for (const e of this.engines) e.unfast(frame);
+  }
+
+  /** A write into the frame of physical `pa` (or fence.i, pa < 0): every engine drops its functions there. */
+  readonly invalidate = (pa: number): void => {
+    for (const e of this.engines) e.invalidate(pa);
+    if (pa < 0) this.codePages.fill(0); else this.codePages[pa >>> 12] = 0;
+  };
+}
+const watches = new WeakMap<HartCore, WasmCodeWatch>();
+
+/**
+ * One code watch for `harts` (all on the same RAM), for their wasm engines whenever they start.
+ * Returns it, for the hypervisor's native writes (Khv.codePages/onCodeWrite).
+ */
+export function shareWasmCode(harts: HartCore[]): WasmCodeWatch {
+  const w = new WasmCodeWatch(harts[0].mem.size);
+  for (const h of harts) watches.set(h, w);
+  return w;
+}
+
 /** The wasm engine of `h`, created at its first run. Raises: Error when its RAM is not a wasm DRAM buffer. */
 export function runWasm(h: HartCore, max: number): number {
   let e = engines.get(h);
@@ -96,6 +136,7 @@ class WasmEngine {
   private readonly fns = new Map<number, PageFn[]>();
   private readonly heat = new Map<number, number>();
   private readonly imports: { e: Record<string, unknown> };
+  private readonly watch: WasmCodeWatch;
 
   constructor(private readonly h: HartCore) {
     const w = memories.get(h.mem.buffer);
@@ -113,8 +154,10 @@ class WasmEngine {
     Object.defineProperty(store, 'page', { value: view(SCRATCH.storePage, store.page) });
     Object.defineProperty(store, 'fast', { value: view(SCRATCH.storeFast, store.fast) });
     this.out = new Int32Array(buf, this.base + SCRATCH.outPc, 4);
-    h.codePages = new Uint8Array(Math.ceil(h.mem.size / 4096));
-    h.onCodeWrite = (pa) => this.invalidate(pa);
+    this.watch = watches.get(h) ?? new WasmCodeWatch(h.mem.size);
+    this.watch.add(this);
+    h.codePages = this.watch.codePages;
+    h.onCodeWrite = this.watch.invalidate;
     this.imports = {
       e: {
         mem: w.memory,
@@ -236,20 +279,16 @@ class WasmEngine {
   }
 
   /** Marks a frame as holding compiled code: stores to it go through the hart (and reach invalidate). */
-  private protect(ppage: number): void {
-    const h = this.h;
-    if (h.codePages![ppage]) return;
-    h.codePages![ppage] = 1;
-    const st = h.mmu.tlb[2];
+  private protect(ppage: number): void { this.watch.protect(ppage); }
+
+  /** Frame `ppage` holds compiled code (of this hart or another): this hart's stores to it take the slow path. */
+  unfast(ppage: number): void {
+    const st = this.h.mmu.tlb[2];
     for (let i = 0; i < 256; i++) if ((st.page[i] >>> 12) === ppage) st.fast[i] = -1;
   }
 
-  /** A store into a code frame (or fence.i, pa < 0): drops the functions compiled from it. */
-  private invalidate(pa: number): void {
-    const frames = pa < 0 ? [...this.fns.keys()] : [pa >>> 12];
-    for (const fr of frames) {
-      this.fns.delete(fr);
-      this.h.codePages![fr] = 0;
-    }
+  /** A write into a code frame (or fence.i, pa < 0): drops the functions compiled from it (the watch clears its mark). */
+  invalidate(pa: number): void {
+    if (pa < 0) this.fns.clear(); else this.fns.delete(pa >>> 12);
   }
 }
