@@ -92,6 +92,8 @@ describe('wasm engine against the interpreter', () => {
     // The wasm code ran most of it (a quarter at least: at a threshold of 256, short loops never compile).
     expect(compileStats.modules).toBeGreaterThan(50);
     expect(compileStats.runInsns).toBeGreaterThan(0.25 * total);
+    // Calls into the far page and back stayed in wasm: the dispatcher ran more page functions than it was called.
+    expect(compileStats.pageCalls).toBeGreaterThan(compileStats.calls);
   });
 
   it('runs harts 0-15 (a scratch area each, as a 16-vCPU VM needs) and refuses a 17th', () => {
