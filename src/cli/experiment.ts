@@ -9,7 +9,7 @@ import { runProgram } from '../runtime/run-program.js';
 import { compare, formatTable, validateVariants, Variant, VariantRun, variantSettings } from '../runtime/experiment.js';
 import { CliError } from './cli-error.js';
 import type { VmOptions } from './options.js';
-import { loadProgram, parseDomains, parseTechniqueAssignments, vmSpec } from './vm-options.js';
+import { loadProgram, parseDomains, parseTechniqueAssignments, prepareEngine, vmSpec } from './vm-options.js';
 import { readStdin } from './run.js';
 
 function progress(done: number, total: number, label: string): void {
@@ -38,6 +38,7 @@ export async function runExperiment(file: string, guestArgs: string[], o: Experi
   const repetitions = o.repetitions ?? 1;
   const elf = loadProgram('experiment', file);
   const spec = vmSpec(o);
+  prepareEngine(spec.engine);
   const domains = parseDomains('experiment', o.domain ?? [], spec.vcpus);
   const stdin = readStdin();
   const total = variants.length * repetitions;
