@@ -244,7 +244,7 @@ function multiSpec(seed: number): VmSpec {
 }
 
 function runSpec(s: VmSpec) {
-  const host = HostMemory.create(64);
+  const host = HostMemory.create(64, { wasm: s.engine === 'wasm' });
   const vm = new Vm(s, host, 1);
   const out: number[] = [];
   vm.onConsole((port, b) => out.push(port, ...b));
@@ -278,6 +278,30 @@ describe('VM: processes, scheduling and determinism', () => {
     const interp = runSpec({ ...multiSpec(7), engine: 'interp' });
     expect(interp.console.equals(jit.console)).toBe(true);
     expect(interp.counters).toEqual(jit.counters);
+    // The wasm engine too: two vCPUs sharing one code watch, processes at the same virtual
+    // addresses in different frames (the dispatcher in wasm checks an entry's physical page).
+    const calls = compileStats.pageCalls;
+    const wasm = runSpec({ ...multiSpec(7), engine: 'wasm' });
+    expect(compileStats.pageCalls).toBeGreaterThan(calls);
+    expect(wasm.console.equals(jit.console)).toBe(true);
+    expect(wasm.counters).toEqual(jit.counters);
+  });
+
+  test('wasm: two processes with different code at the same addresses, on one vCPU, each run their own (the dispatcher in wasm checks the physical page)', () => {
+    // f, a page away from the loop, returns n; the loop leaves with status 1 as soon as it does not.
+    const prog = (n: number) => asm([
+      '_start:', '  li s0, 2000000',
+      'loop:', '  call f', `  li t0, ${n}`, '  bne a0, t0, bad', '  addi s0, s0, -1', '  bnez s0, loop',
+      '  li a0, 0', '  li a7, 93', '  ecall',
+      'bad:', '  li a0, 1', '  li a7, 93', '  ecall',
+      '.balign 4096', 'f:', `  li a0, ${n}`, '  ret',
+    ].join('\n'));
+    const p = (name: string, elf: Uint8Array) => ({ name, elf, argv: [name], env: [], stdin: new Uint8Array() });
+    const calls = compileStats.pageCalls;
+    const r = runSpec({ ...DEFAULT_SPEC, engine: 'wasm', vcpus: 1, memoryMiB: 16, processes: [p('one', prog(1)), p('two', prog(2))] });
+    expect(compileStats.pageCalls - calls).toBeGreaterThan(100_000);
+    expect(r.counters.interrupts).toBeGreaterThan(4);
+    expect(r.vm.processes().map((x) => x.status)).toEqual([0, 0]);
   });
 
   test('getrandom and AT_RANDOM follow the seed', () => {
