@@ -11,7 +11,7 @@ import { compare, formatTable, validateVariants, Variant, VariantRun, variantSet
 import { CliError } from './cli-error.js';
 import type { SpectreV2Mitigation } from '../guest/kernel-text.js';
 import type { VmOptions } from './options.js';
-import { loadProgram, parseDomains, parseTechniqueAssignments, vmSpec } from './vm-options.js';
+import { loadProgram, parseDomains, parseTechniqueAssignments, prepareEngine, vmSpec } from './vm-options.js';
 import { readStdin } from './run.js';
 
 function progress(done: number, total: number, label: string): void {
@@ -45,6 +45,7 @@ export async function runExperiment(file: string, guestArgs: string[], o: Experi
   const repetitions = o.repetitions ?? 1;
   const elf = loadProgram('experiment', file);
   const spec = vmSpec(o);
+  prepareEngine(spec.engine);
   const domains = parseDomains('experiment', o.domain ?? [], spec.vcpus);
   const stdin = readStdin();
   const total = variants.length * repetitions;

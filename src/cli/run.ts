@@ -12,7 +12,7 @@ import { RunResult, runProgram } from '../runtime/run-program.js';
 import { resolveTechniques } from '../techniques/catalogue.js';
 import { CliError } from './cli-error.js';
 import type { VmOptions } from './options.js';
-import { loadProgram, parseDomains, parseTechniqueAssignments, vmSpec } from './vm-options.js';
+import { loadProgram, parseDomains, parseTechniqueAssignments, prepareEngine, vmSpec } from './vm-options.js';
 
 /**
  * Our stdin as the guest reads it: up to `max` bytes per read, blocking until some arrive (a
@@ -98,6 +98,7 @@ export async function runFile(file: string, guestArgs: string[], o: RunOptions):
   const techniques = resolveTechniques(parseTechniqueAssignments('run', o.technique));
   if (o.stats !== undefined) checkWritable('run', '--stats', o.stats);
   const spec = vmSpec(o);
+  prepareEngine(spec.engine);
   const domains = parseDomains('run', o.domain ?? [], spec.vcpus);
   const bytes = loadProgram('run', file);
   const stats = o.stats;

@@ -3,6 +3,7 @@
  * technique assignments and the program file. Every bad value is a CliError (one line, status 2).
  */
 import { readFileSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
 import { assemble, AsmError } from '../isa/assembler.js';
 import { ElfError, parseElf32 } from '../isa/elf.js';
 import { DEFAULT_SPEC, VmSpec } from '../runtime/vm.js';
@@ -26,6 +27,17 @@ export function vmSpec(o: VmOptions): Omit<VmSpec, 'processes' | 'techniques'> {
     crossingPreset: o.crossing ?? DEFAULT_SPEC.crossingPreset,
     ...(o.disk?.length ? { disks: o.disk.map((mib) => ({ sizeBytes: mib << 20 })) } : {}),
   };
+}
+
+/**
+ * Readies this process for the spec's engine. `wasm`: V8 compiles WebAssembly with Liftoff only,
+ * before the first module: its TurboFan recompiles of hvsim's large page functions cost more CPU
+ * than a whole run of most real programs (docs/decisions.md, "Liftoff only for the CLI's wasm
+ * engine"). Only the CLI does this: its process runs one program and nothing else (the service's
+ * processes also run PGlite's wasm). HVSIM_WASM_TURBOFAN=1 keeps V8's default tiering.
+ */
+export function prepareEngine(engine: VmSpec['engine']): void {
+  if (engine === 'wasm' && !process.env.HVSIM_WASM_TURBOFAN) setFlagsFromString('--liftoff-only');
 }
 
 /**

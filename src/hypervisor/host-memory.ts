@@ -51,7 +51,7 @@ export class HostMemory {
   private readonly meta: Int32Array;
 
   private constructor(readonly buffers: HostMemoryBuffers) {
-    // Whole MiB: the DRAM of a host made for the wasm engine has a 128 KiB scratch area above its frames.
+    // Whole MiB: the DRAM of a host made for the wasm engine has a 256 KiB scratch area above its frames.
     this.frames = Math.floor(buffers.dram.byteLength / 2 ** 20) * 256;
     this.state = new Uint8Array(buffers.state);
     this.owner = new Int32Array(buffers.owner);

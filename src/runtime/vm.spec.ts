@@ -4,6 +4,7 @@ import { buildKernelText } from '../guest/kernel-text.js';
 import { runProgram } from './run-program.js';
 import { getpidsThenPrint } from '../testing/guest-programs.js';
 import { DEFAULT_SPEC, Vm, VmSpec } from './vm.js';
+import { compileStats } from '../cpu/wasm/engine.js';
 
 const asm = (src: string) => assemble(`.globl _start\n.text\n${src}`).elf;
 
@@ -243,7 +244,7 @@ function multiSpec(seed: number): VmSpec {
 }
 
 function runSpec(s: VmSpec) {
-  const host = HostMemory.create(64);
+  const host = HostMemory.create(64, { wasm: s.engine === 'wasm' });
   const vm = new Vm(s, host, 1);
   const out: number[] = [];
   vm.onConsole((port, b) => out.push(port, ...b));
@@ -277,6 +278,30 @@ describe('VM: processes, scheduling and determinism', () => {
     const interp = runSpec({ ...multiSpec(7), engine: 'interp' });
     expect(interp.console.equals(jit.console)).toBe(true);
     expect(interp.counters).toEqual(jit.counters);
+    // The wasm engine too: two vCPUs sharing one code watch, processes at the same virtual
+    // addresses in different frames (the dispatcher in wasm checks an entry's physical page).
+    const calls = compileStats.pageCalls;
+    const wasm = runSpec({ ...multiSpec(7), engine: 'wasm' });
+    expect(compileStats.pageCalls).toBeGreaterThan(calls);
+    expect(wasm.console.equals(jit.console)).toBe(true);
+    expect(wasm.counters).toEqual(jit.counters);
+  });
+
+  test('wasm: two processes with different code at the same addresses, on one vCPU, each run their own (the dispatcher in wasm checks the physical page)', () => {
+    // f, a page away from the loop, returns n; the loop leaves with status 1 as soon as it does not.
+    const prog = (n: number) => asm([
+      '_start:', '  li s0, 2000000',
+      'loop:', '  call f', `  li t0, ${n}`, '  bne a0, t0, bad', '  addi s0, s0, -1', '  bnez s0, loop',
+      '  li a0, 0', '  li a7, 93', '  ecall',
+      'bad:', '  li a0, 1', '  li a7, 93', '  ecall',
+      '.balign 4096', 'f:', `  li a0, ${n}`, '  ret',
+    ].join('\n'));
+    const p = (name: string, elf: Uint8Array) => ({ name, elf, argv: [name], env: [], stdin: new Uint8Array() });
+    const calls = compileStats.pageCalls;
+    const r = runSpec({ ...DEFAULT_SPEC, engine: 'wasm', vcpus: 1, memoryMiB: 16, processes: [p('one', prog(1)), p('two', prog(2))] });
+    expect(compileStats.pageCalls - calls).toBeGreaterThan(100_000);
+    expect(r.counters.interrupts).toBeGreaterThan(4);
+    expect(r.vm.processes().map((x) => x.status)).toEqual([0, 0]);
   });
 
   test('getrandom and AT_RANDOM follow the seed', () => {
@@ -302,5 +327,32 @@ buf: .space 16
     expect(a.length).toBe(16);
     expect(a.equals(b)).toBe(true);
     expect(a.equals(c)).toBe(false);
+  });
+});
+
+describe('VM: native writes into code a translating engine compiled', () => {
+  // The guest calls f until it returns 2; f returns 1 until the hypervisor (the test, standing in
+  // for the KHV's loader or page pool) rewrites its first instruction in guest RAM.
+  const prog = assemble([
+    '.globl _start', '.text', '_start:',
+    'loop: call f', '  li t0, 2', '  bne a0, t0, loop', '  li a0, 42', '  li a7, 93', '  ecall',
+    'f: addi a0, zero, 1', '  ret',
+  ].join('\n'));
+  const patch = assemble('.globl _start\n.text\n_start: addi a0, zero, 2\n').sections.find((s) => s.name === '.text')!.bytes;
+
+  test.each(['jit', 'wasm'] as const)('a KHV write into a hot code frame drops its translations (%s): the guest runs the new code', (engine) => {
+    const host = HostMemory.create(16, { wasm: engine === 'wasm' });
+    const vm = new Vm(spec(prog.elf, { memoryMiB: 8, engine }), host, 1);
+    const ran = compileStats.runInsns;
+    expect(vm.run(4)).toBe('running');
+    if (engine === 'wasm') expect(compileStats.runInsns).toBeGreaterThan(ran);
+    else expect(vm.jitStats()!.translations).toBeGreaterThan(0);
+    const f = prog.symbols.get('f')!;
+    const p = vm.kernel.processes[0];
+    const gpa = (p.mm.pages.get(f >>> 12)! & ~0xfff) + (f & 0xfff);
+    vm.khv.writeBytes(gpa, patch);
+    // One more quantum (100,000 cycles) is ample for the next call of f, the exit and the power-off.
+    expect(vm.run(1)).toBe('stopped');
+    expect(vm.processes()[0].status).toBe(42);
   });
 });

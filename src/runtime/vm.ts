@@ -9,6 +9,7 @@
  */
 import { Engine, Hart, StopReason } from '../cpu/hart.js';
 import { Jit } from '../cpu/jit.js';
+import { shareWasmCode } from '../cpu/wasm/engine.js';
 import { IRQ } from '../cpu/csr.js';
 import { parseElf32 } from '../isa/elf.js';
 import { COSTS, Ctr, CrossingPreset } from '../uarch/costs.js';
@@ -201,6 +202,7 @@ export class Vm implements Migratable, MigrationTarget {
     }
     this.idle = this.vcpus.map(() => 0);
     if (spec.engine === 'jit') this.shareTranslations(mem);
+    else if (spec.engine === 'wasm') this.shareWasmCode();
     this.khv.flushAll = () => { for (const v of this.vcpus) v.hart.mmu.flushAll(); };
     this.kernel = new GuestKernel(this.khv, this.vcpus, {
       mitigation: spec.spectreV2Mitigation, seed: spec.seed, ramBytes: spec.memoryMiB << 20, syscalls: SYSCALLS, techniques: spec.techniques ?? resolveTechniques(),
@@ -426,6 +428,14 @@ export class Vm implements Migratable, MigrationTarget {
     this.khv.codePages = codePages;
     this.khv.onCodeWrite = invalidate;
     this.codeInvalidate = invalidate;
+  }
+
+  /** The wasm engine's counterpart: one code watch for all vCPUs, told about native writes too. */
+  private shareWasmCode(): void {
+    const w = shareWasmCode(this.vcpus.map((v) => v.hart));
+    this.khv.codePages = w.codePages;
+    this.khv.onCodeWrite = w.invalidate;
+    this.codeInvalidate = w.invalidate;
   }
 
   private codeInvalidate: ((pa: number) => void) | null = null;

@@ -24,12 +24,20 @@ import { COSTS } from '../../uarch/costs.js';
 import { EXTRA_CYCLES, IMM_OF } from '../../cpu/template.js';
 import { Body, I32, OP, VOID, encodeModule } from './writer.js';
 
-/** Byte offsets inside a hart's scratch area (engine.ts allocates it, codegen bakes in its base). */
+/**
+ * Byte offsets inside a hart's scratch area (engine.ts allocates it, codegen bakes in its base):
+ * the register file, a run's results (next pc, instructions, cycles, taken branches, page
+ * functions the dispatcher called), the TLBs' arrays (256 Int32 each) and the dispatcher's
+ * entry cache (see generateDispatcher).
+ */
 export const SCRATCH = {
-  regs: 0, outPc: 128, outInsns: 132, outCycles: 136, outTaken: 140,
-  loadTag: 1024, loadPage: 2048, storeFast: 3072, storePage: 4096, storeTag: 5120,
-  bytes: 8192,
+  regs: 0, outPc: 128, outInsns: 132, outCycles: 136, outTaken: 140, outCalls: 144,
+  loadTag: 1024, loadPage: 2048, storeFast: 3072, storePage: 4096, storeTag: 5120, fetchTag: 6144, fetchPage: 7168,
+  entries: 8192,
+  bytes: 16384,
 } as const;
+/** Entries of the dispatcher's entry cache, 16 bytes each: virtual pc (-1: none), physical page base, table slot, block index. */
+export const ENTRY_CACHE = 512;
 
 /** One decoded instruction of a block: op id, 32-bit word (compressed ones expanded), pc, length. */
 export interface Insn { id: number; w: number; pc: number; len: number }
@@ -104,7 +112,7 @@ class Gen {
    * dispatcher found hot (reached from outside, often through a jalr), return points (after a
    * linking jal/jalr), jal targets and the code after a return (function entries) among its
    * blocks, at most MAX_INDIRECT;
-   * a jalr compares its target with each before it leaves.
+   * a jalr goes to the indirect case (indirectCase), which compares its target with each before it leaves.
    */
   readonly indirect: [number, number][] = [];
   /** Structured-control nesting inside the current block's code (each `if` adds one). */
@@ -135,8 +143,10 @@ class Gen {
   /** Stores the value on the stack to rd (dropped for x0). */
   setRd(r: number): void { if (r === 0) this.b.op(OP.drop); else this.b.set(this.L[r]); }
   add(l: number, v: number): void { if (v !== 0) this.b.get(l).i32(v).op(OP.i32Add).set(l); }
-  depthTop(): number { return this.blocks.length - 1 - this.k + this.nest; }
-  depthOut(): number { return this.blocks.length - this.k + this.nest; }
+  /** Cases of the br_table: the blocks, then the indirect-jump case when there are targets to compare. */
+  get cases(): number { return this.blocks.length + (this.indirect.length > 0 ? 1 : 0); }
+  depthTop(): number { return this.cases - 1 - this.k + this.nest; }
+  depthOut(): number { return this.cases - this.k + this.nest; }
 
   /** Leaves the function at constant `pc`, after `insns` more instructions and `cycles` more cycles. */
   exit(pc: number, insns: number, cycles: number): void {
@@ -215,14 +225,24 @@ class Gen {
       b.i32(t.pc).i32(t.len).call(IMPORT.linkJalr).set(this.pc);
       if (rd(t.w) !== 0) { b.i32(fall); this.setRd(rd(t.w)); }
       this.taken();
-      // Returns and calls through pointers to a block of this function stay in it.
-      for (const [target, k] of this.indirect) {
-        b.get(this.pc).i32(target).op(OP.i32Eq, OP.if, VOID);
-        this.nest++; b.i32(k).set(this.next).br(this.depthTop()); this.nest--;
-        b.op(OP.end);
-      }
-      b.br(this.depthOut());
+      // Returns and calls through pointers to a block of this function stay in it (see indirectCase).
+      if (this.indirect.length > 0) b.i32(this.blocks.length).set(this.next).br(this.depthTop());
+      else b.br(this.depthOut());
     }
+  }
+
+  /**
+   * The br_table's last case, shared by every jalr of the function (one copy of the compares, not
+   * one per jalr): continues at the block of `pc` if it is one of the likely targets, else leaves.
+   */
+  indirectCase(): void {
+    const b = this.b;
+    for (const [target, k] of this.indirect) {
+      b.get(this.pc).i32(target).op(OP.i32Eq, OP.if, VOID);
+      this.nest++; b.i32(k).set(this.next).br(this.depthTop()); this.nest--;
+      b.op(OP.end);
+    }
+    b.br(this.depthOut());
   }
 }
 
@@ -256,13 +276,19 @@ export function generate(blocks: WBlock[], base: number, memoryPages: number, ho
   for (let r = 1; r < 32; r++) if (used[r]) b.i32(0).mem(OP.i32Load, base + SCRATCH.regs + 4 * r).set(g.L[r]);
   b.get(PARAMS.entry).set(g.next);
   b.op(OP.block, VOID, OP.loop, VOID);
-  for (let k = blocks.length - 1; k >= 0; k--) b.op(OP.block, VOID);
-  b.get(g.next).brTable(blocks.map((_, k) => k), blocks.length + 1);
+  const cases = g.cases;
+  for (let k = cases - 1; k >= 0; k--) b.op(OP.block, VOID);
+  b.get(g.next).brTable(Array.from({ length: cases }, (_, k) => k), cases + 1);
   blocks.forEach((blk, k) => {
     b.op(OP.end);
     g.k = k;
     g.block(blk);
   });
+  if (cases > blocks.length) {
+    b.op(OP.end);
+    g.k = blocks.length;
+    g.indirectCase();
+  }
   b.op(OP.end, OP.end);
   for (let r = 1; r < 32; r++) if (written[r]) b.i32(0).get(g.L[r]).mem(OP.i32Store, base + SCRATCH.regs + 4 * r);
   b.i32(0).get(g.pc).mem(OP.i32Store, base + SCRATCH.outPc);
@@ -277,4 +303,44 @@ export function generate(blocks: WBlock[], base: number, memoryPages: number, ho
     memoryPages, type: { params: [I32, I32, I32], results: [] }, body: b,
   });
   return { bytes, entries };
+}
+
+/**
+ * The dispatcher in wasm (v86's shape: page functions called through one table), for the hart
+ * whose scratch area is at `base`: `run(pc, mode, left)` calls the page function of `pc` through
+ * table 0 while the entry cache (SCRATCH.entries, filled by engine.ts) knows pc, the fetch TLB
+ * maps pc's page in `mode` to the page the entry was made for, and the budget lasts; so a jump
+ * from one compiled page to another (a call, a return) stays in wasm. It stops at a pc the cache
+ * does not know, at a function that ran nothing (a side exit at its first instruction: the
+ * interpreter's turn), or at the budget, and stores the sums of the functions' results (and the
+ * count of functions called) to the SCRATCH.out* words.
+ */
+export function generateDispatcher(base: number, memoryPages: number): Uint8Array {
+  const b = new Body(3);
+  const P = { pc: 0, mode: 1, left: 2 };
+  const n = b.local(I32), ic = b.local(I32), cy = b.local(I32), tk = b.local(I32), calls = b.local(I32), e = b.local(I32), vpn = b.local(I32), t = b.local(I32);
+  const word = (at: number): Body => b.i32(0).mem(OP.i32Load, base + at);
+  b.op(OP.block, VOID, OP.loop, VOID);
+  // e: the cache entry's offset; leave unless it holds pc.
+  b.get(P.pc).i32(1).op(OP.i32ShrU).i32(ENTRY_CACHE - 1).op(OP.i32And).i32(4).op(OP.i32Shl).set(e);
+  b.get(e).mem(OP.i32Load, base + SCRATCH.entries).get(P.pc).op(OP.i32Ne).brIf(1);
+  // The fetch TLB maps pc's page, in this mode, to the entry's physical page.
+  b.get(P.pc).i32(12).op(OP.i32ShrU).set(vpn);
+  b.get(vpn).i32(255).op(OP.i32And).i32(2).op(OP.i32Shl).set(t);
+  b.get(t).mem(OP.i32Load, base + SCRATCH.fetchTag).get(vpn).i32(3).op(OP.i32Shl).get(P.mode).op(OP.i32Or, OP.i32Ne).brIf(1);
+  b.get(t).mem(OP.i32Load, base + SCRATCH.fetchPage).get(e).mem(OP.i32Load, base + SCRATCH.entries + 4).op(OP.i32Ne).brIf(1);
+  b.get(e).mem(OP.i32Load, base + SCRATCH.entries + 12).get(P.mode).get(P.left);
+  b.get(e).mem(OP.i32Load, base + SCRATCH.entries + 8).callIndirect(0);
+  b.get(calls).i32(1).op(OP.i32Add).set(calls);
+  word(SCRATCH.outInsns).tee(n).op(OP.i32Eqz).brIf(1);
+  b.get(ic).get(n).op(OP.i32Add).set(ic);
+  b.get(cy); word(SCRATCH.outCycles); b.op(OP.i32Add).set(cy);
+  b.get(tk); word(SCRATCH.outTaken); b.op(OP.i32Add).set(tk);
+  word(SCRATCH.outPc).set(P.pc);
+  b.get(P.left).get(n).op(OP.i32Sub).tee(P.left).i32(0).op(OP.i32GtS).brIf(0);
+  b.op(OP.end, OP.end);
+  for (const [at, l] of [[SCRATCH.outPc, P.pc], [SCRATCH.outInsns, ic], [SCRATCH.outCycles, cy], [SCRATCH.outTaken, tk], [SCRATCH.outCalls, calls]]) {
+    b.i32(0).get(l).mem(OP.i32Store, base + at);
+  }
+  return encodeModule({ imports: [], memoryPages, table: 1, type: { params: [I32, I32, I32], results: [] }, body: b });
 }

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { Engine, Hart, NATIVE_M, PRIV_M, StopReason } from '../hart.js';
 import { PhysMem } from '../../mmu/phys.js';
 import { assembleRaw } from '../../isa/assembler.js';
-import { compileStats, createWasmDram, tuning } from './engine.js';
+import { compileStats, createWasmDram, shareWasmCode, tuning } from './engine.js';
 import { sleb, uleb } from './writer.js';
 
 const BASE = 0x1000;
@@ -92,6 +92,8 @@ describe('wasm engine against the interpreter', () => {
     // The wasm code ran most of it (a quarter at least: at a threshold of 256, short loops never compile).
     expect(compileStats.modules).toBeGreaterThan(50);
     expect(compileStats.runInsns).toBeGreaterThan(0.25 * total);
+    // Calls into the far page and back stayed in wasm: the dispatcher ran more page functions than it was called.
+    expect(compileStats.pageCalls).toBeGreaterThan(compileStats.calls);
   });
 
   it('runs harts 0-15 (a scratch area each, as a 16-vCPU VM needs) and refuses a 17th', () => {
@@ -106,6 +108,39 @@ describe('wasm engine against the interpreter', () => {
       expect(h.run(1_000_000)).toBe(StopReason.Trap);
       expect([h.pc, h.ctr[0], h.ctr[1], h.x[10]]).toEqual([want.seen[0][1], want.ctr[0], want.ctr[1], 0]);
     }
+  });
+
+  it('a store by one hart into code another hart compiled drops it (harts sharing a code watch, as a VM\'s vCPUs)', () => {
+    tuning.translateAt = 5;
+    // Hart 0 calls f (its own page) until f returns 2; hart 1 stores a0 at a1, a1 + a3, ..., a2 times.
+    const src = [
+      'li t1, 2', 'h0: call f', 'bne a0, t1, h0', 'ecall',
+      'h1: sw a0, 0(a1)', 'add a1, a1, a3', 'addi a2, a2, -1', 'bnez a2, h1', 'ecall',
+      '.balign 4096', 'f: addi a0, zero, 1', 'ret',
+    ].join('\n');
+    const { bytes, symbols } = assembleRaw(src, { base: BASE });
+    const mem = new PhysMem(createWasmDram(RAM));
+    mem.u8.set(bytes, BASE);
+    const [h0, h1] = [0, 1].map((id) => Object.assign(new Hart(mem, id), { engine: 'wasm', priv: PRIV_M, nativeTraps: NATIVE_M }));
+    shareWasmCode([h0, h1]);
+    const f = symbols.get('f')!;
+    // Hart 1 compiles its loop, storing into f's page while that holds no compiled code.
+    Object.assign(h1, { pc: symbols.get('h1')! });
+    h1.x[10] = 7; h1.x[11] = f + 0x800; h1.x[12] = 100; h1.x[13] = 0;
+    expect(h1.run(100_000)).toBe(StopReason.Trap);
+    // Hart 0 compiles f's page and keeps calling the f that returns 1.
+    h0.pc = BASE;
+    expect(h0.run(20_000)).toBe(StopReason.Budget);
+    const entered = compileStats.calls;
+    // Hart 1's loop (entered in wasm) now writes `addi a0, zero, 2` over f's first instruction
+    // (its first iteration, after the trap, runs in the interpreter and stores far from any code).
+    Object.assign(h1, { pc: symbols.get('h1')! });
+    h1.x[10] = assembleRaw('addi a0, zero, 2', { base: 0 }).bytes.reduce((w, b, i) => w | (b << (8 * i)), 0);
+    h1.x[11] = 0x80000; h1.x[12] = 2; h1.x[13] = f - 0x80000;
+    expect(h1.run(100_000)).toBe(StopReason.Trap);
+    expect(compileStats.calls).toBeGreaterThan(entered);
+    expect(h0.run(20_000)).toBe(StopReason.Trap);
+    expect(h0.x[10]).toBe(2);
   });
 
   it('refuses RAM that is not a WebAssembly.Memory', () => {
