@@ -12,6 +12,11 @@
 // were). PGlite stays external (it loads its WebAssembly next to its own module), and so do
 // optional packages NestJS and pg look for but hvsim does not install.
 //
+// A second bundle, dist/bundle/cli-local.cjs, holds the CLI with only its local commands (run,
+// experiment, asm, disasm) in one CommonJS file: bin/hvsim.js runs those commands from it through
+// a V8 code cache (src/cli/code-cache.ts), which Node 20 offers for scripts but not for ES
+// modules. The client commands and `serve` are not in it (bin/hvsim.js never sends them there).
+//
 // Usage: node scripts/bundle.mjs   (run by `npm run build` after tsc). dist/main.js and
 // bin/hvsim.js fall back to the unbundled dist/ when dist/bundle/ is missing or HVSIM_NO_BUNDLE=1.
 import { build } from 'esbuild';
@@ -26,6 +31,19 @@ const outdir = join(root, 'dist/bundle');
 // (`__hvsimBase` is the output file's import.meta.url, set by the banner: writing import.meta into
 // a CommonJS file would make esbuild treat it as an ES module.)
 const urlOf = (file) => `new URL(${JSON.stringify(relative(outdir, file).split('\\').join('/'))}, __hvsimBase).href`;
+
+/** Dynamic imports the local commands never reach (the client commands, `serve`), as modules that throw. */
+const LOCAL_ONLY = /(?:^|\/)(?:client\/index|service-main)\.js$/;
+const localOnly = {
+  name: 'local-only',
+  setup(b) {
+    b.onResolve({ filter: LOCAL_ONLY }, (args) => ({ path: args.path, namespace: 'local-only' }));
+    b.onLoad({ filter: /.*/, namespace: 'local-only' }, (args) => ({
+      contents: `throw new Error(${JSON.stringify(`${args.path} is not in dist/bundle/cli-local.cjs (bin/hvsim.js runs only the local commands from it)`)});`,
+      loader: 'js',
+    }));
+  },
+};
 
 const keepPaths = {
   name: 'keep-paths',
@@ -74,5 +92,23 @@ const result = await build({
     'class-transformer', 'class-validator',
   ],
 });
+const local = await build({
+  entryPoints: { 'cli-local': join(root, 'dist/cli/main.js') }, outdir, outExtension: { '.js': '.cjs' },
+  bundle: true, format: 'cjs', platform: 'node', target: 'node20',
+  metafile: true, legalComments: 'none', logLevel: 'warning', plugins: [localOnly, keepPaths], preserveSymlinks: true,
+  // the same helpers as the ES modules' banner, from CommonJS (the file's own __filename)
+  banner: {
+    js: [
+      "const { pathToFileURL: __hvsimUrl, fileURLToPath: __hvsimPath } = require('node:url');",
+      "const { dirname: __hvsimDirname } = require('node:path');",
+      'const __hvsimBase = __hvsimUrl(__filename).href;',
+      'const __hvsimDir = (u) => __hvsimDirname(__hvsimPath(u));',
+    ].join(' '),
+  },
+});
+// A vm.Script without a dynamic-import callback cannot import(): every import() must have been bundled.
+const localOut = await readFile(join(outdir, 'cli-local.cjs'), 'utf8');
+if (/\bimport\(/.test(localOut)) throw new Error('bundle: dist/bundle/cli-local.cjs still has an import()');
 const inputs = Object.keys(result.metafile.inputs).length;
-process.stdout.write(`bundle: ${inputs} modules into dist/bundle/ in ${Math.round(performance.now() - t)} ms\n`);
+const localInputs = Object.keys(local.metafile.inputs).length;
+process.stdout.write(`bundle: ${inputs} modules into dist/bundle/, ${localInputs} into dist/bundle/cli-local.cjs, in ${Math.round(performance.now() - t)} ms\n`);
