@@ -14,8 +14,9 @@
 //
 // A second bundle, dist/bundle/cli-local.cjs, holds the CLI with only its local commands (run,
 // experiment, asm, disasm) in one CommonJS file: bin/hvsim.js runs those commands from it through
-// a V8 code cache (src/cli/code-cache.ts), which Node 20 offers for scripts but not for ES
-// modules. The client commands and `serve` are not in it (bin/hvsim.js never sends them there).
+// a V8 code cache (src/cli/code-cache.ts, bundled as dist/bundle/code-cache.cjs), which Node 20
+// offers for scripts but not for ES modules. The client commands and `serve` are not in it
+// (bin/hvsim.js never sends them there).
 //
 // Usage: node scripts/bundle.mjs   (run by `npm run build` after tsc). dist/main.js and
 // bin/hvsim.js fall back to the unbundled dist/ when dist/bundle/ is missing or HVSIM_NO_BUNDLE=1.
@@ -105,6 +106,11 @@ const local = await build({
       'const __hvsimDir = (u) => __hvsimDirname(__hvsimPath(u));',
     ].join(' '),
   },
+});
+// What bin/hvsim.js (CommonJS) runs that bundle with: src/cli/code-cache.ts as CommonJS.
+await build({
+  entryPoints: { 'code-cache': join(root, 'dist/cli/code-cache.js') }, outdir, outExtension: { '.js': '.cjs' },
+  bundle: true, format: 'cjs', platform: 'node', target: 'node20', legalComments: 'none', logLevel: 'warning',
 });
 // A vm.Script without a dynamic-import callback cannot import(): every import() must have been bundled.
 const localOut = await readFile(join(outdir, 'cli-local.cjs'), 'utf8');
