@@ -36,6 +36,14 @@ describe('cacheDir', () => {
   });
 });
 
+describe('cacheFileOf', () => {
+  it('names the file after the bundle and its path', () => {
+    expect(cacheFileOf('/c', '/a/b.cjs')).toMatch(/^[\\/]c[\\/]b\.cjs-[0-9a-f]{16}\.v8-code-cache$/);
+    expect(cacheFileOf('/c', '/a/b.cjs')).toBe(cacheFileOf('/c', '/a/./b.cjs'));
+    expect(cacheFileOf('/c', '/a/b.cjs')).not.toBe(cacheFileOf('/c', '/other/b.cjs'));
+  });
+});
+
 describe('readCodeCache / writeCodeCache', () => {
   const key = cacheKey(Buffer.from('source'));
   it('reads back what was written for the same key, and nothing for another key', () => {

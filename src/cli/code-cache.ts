@@ -5,7 +5,7 @@
  * `hvsim run` (docs/engine.md, "Start-up of hvsim run"). Node 20 has a code cache for scripts
  * (vm.Script's cachedData) but none for ES modules, hence the CommonJS bundle.
  *
- * The cache is one file per bundle in the user's cache directory ($HVSIM_CACHE_DIR, else
+ * The cache is one file per bundle (and path of it) in the user's cache directory ($HVSIM_CACHE_DIR, else
  * $XDG_CACHE_HOME/hvsim, else ~/.cache/hvsim): a magic word, a SHA-256 key of the bundle's bytes
  * and the Node/V8 version, a SHA-256 of the payload, then V8's cached data. A file that is missing,
  * truncated, corrupt, from another bundle or another Node is ignored (the bundle is compiled from
@@ -18,7 +18,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { Script } from 'node:vm';
 
 const MAGIC = Buffer.from('hvsimcc1');
@@ -45,8 +45,12 @@ export function cacheKey(source: Buffer): Buffer {
   return sha256(source, `\0${process.version}\0${process.versions.v8}\0${process.arch}`);
 }
 
-/** The cache file of the bundle `file` in `dir`. */
-export const cacheFileOf = (dir: string, file: string): string => join(dir, `${basename(file)}.v8-code-cache`);
+/**
+ * The cache file of the bundle `file` in `dir`: named after the bundle's path too, so that two
+ * installations (two checkouts, two versions) do not keep replacing each other's cache.
+ */
+export const cacheFileOf = (dir: string, file: string): string =>
+  join(dir, `${basename(file)}-${sha256(resolve(file)).toString('hex').slice(0, 16)}.v8-code-cache`);
 
 /** V8's cached data in `cacheFile` if it was made for `key` and is intact, else undefined. */
 export function readCodeCache(cacheFile: string, key: Buffer): Buffer | undefined {
