@@ -46,12 +46,31 @@ const localOnly = {
   },
 };
 
-const keepPaths = {
+/**
+ * Source edits of the local bundle: commander requires node:child_process at load (for
+ * executable subcommands, which hvsim has none of), and with it net, dgram and the socket
+ * machinery, ~3 ms of `hvsim run`'s start-up; in the local bundle it is required when first used.
+ * The build fails if the line is no longer there (commander changed: look again).
+ */
+const LOCAL_EDITS = [{
+  file: /[\\/]commander[\\/]lib[\\/]command\.js$/,
+  from: "const childProcess = require('node:child_process');",
+  to: "const childProcess = { spawn: (...args) => require('node:child_process').spawn(...args) };",
+}];
+
+/** `edits`: source edits [{ file, from, to }] applied before the path rewriting. */
+const keepPaths = (edits = []) => ({
   name: 'keep-paths',
   setup(b) {
     b.onLoad({ filter: /\.(c|m)?js$/ }, async (args) => {
       let code = await readFile(args.path, 'utf8');
-      if (!/import\.meta\.url|__dirname|__filename/.test(code)) return undefined;
+      let edited = false;
+      for (const e of edits.filter((e) => e.file.test(args.path))) {
+        if (!code.includes(e.from)) throw new Error(`bundle: ${args.path} no longer has ${e.from}`);
+        code = code.replace(e.from, e.to);
+        edited = true;
+      }
+      if (!/import\.meta\.url|__dirname|__filename/.test(code)) return edited ? { contents: code, loader: 'js', resolveDir: dirname(args.path) } : undefined;
       const url = urlOf(args.path);
       // A file's own declarations of __dirname/__filename (ESM code deriving them from
       // import.meta.url) are left alone; otherwise it gets its own, as Node's CommonJS wrapper gives.
@@ -62,14 +81,14 @@ const keepPaths = {
       return { contents: code, loader: 'js', resolveDir: dirname(args.path) };
     });
   },
-};
+});
 
 await rm(outdir, { recursive: true, force: true });
 const t = performance.now();
 const result = await build({
   entryPoints: { service: join(root, 'dist/service-start.js'), cli: join(root, 'dist/cli/main.js') },
   outdir, bundle: true, splitting: true, format: 'esm', platform: 'node', target: 'node20',
-  metafile: true, legalComments: 'none', logLevel: 'warning', plugins: [keepPaths],
+  metafile: true, legalComments: 'none', logLevel: 'warning', plugins: [keepPaths()],
   // node_modules may be a link (a worktree's, a test's copy of the image): keep the paths through it
   preserveSymlinks: true,
   banner: {
@@ -96,7 +115,7 @@ const result = await build({
 const local = await build({
   entryPoints: { 'cli-local': join(root, 'dist/cli/main.js') }, outdir, outExtension: { '.js': '.cjs' },
   bundle: true, format: 'cjs', platform: 'node', target: 'node20',
-  metafile: true, legalComments: 'none', logLevel: 'warning', plugins: [localOnly, keepPaths], preserveSymlinks: true,
+  metafile: true, legalComments: 'none', logLevel: 'warning', plugins: [localOnly, keepPaths(LOCAL_EDITS)], preserveSymlinks: true,
   // the same helpers as the ES modules' banner, from CommonJS (the file's own __filename)
   banner: {
     js: [
