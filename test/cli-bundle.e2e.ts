@@ -2,12 +2,14 @@
  * The installed command's local commands (bin/hvsim.js run/asm/disasm), which run from
  * dist/bundle/cli-local.cjs through a V8 code cache: the same bytes out, the same exit status,
  * help and errors whether the cache is cold, warm, corrupt or off, as from dist/'s modules
- * (HVSIM_NO_BUNDLE=1) and as under qemu-riscv32 when it is installed.
+ * (HVSIM_NO_BUNDLE=1) and as under qemu-riscv32 when it is installed; and the kernel text the
+ * build assembled ahead of time is that of the sources.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { kernelTextFromPrebuilt, MITIGATIONS } from '../src/guest/kernel-text.js';
 
 const SLOW = 120_000;
 let dir: string;
@@ -76,3 +78,7 @@ test('help, usage errors and a missing file are the same from the bundle as from
   }
 }, SLOW);
 
+test('the build assembled the kernel text of the current sources ahead of time', () => {
+  const json = readFileSync('dist/guest/kernel-text.prebuilt.json', 'utf8');
+  for (const m of MITIGATIONS) expect(kernelTextFromPrebuilt(json, m)).toBeDefined();
+});
