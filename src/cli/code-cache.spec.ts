@@ -111,6 +111,12 @@ describe('runCommonJsBundle', () => {
     expect(run(bundle, cache).use.used).toBe(true);
   }, SLOW);
 
+  it('reads a bundle with characters beyond ASCII as UTF-8', () => {
+    const bundle = join(dir, 'u.cjs');
+    writeFileSync(bundle, "process.stdout.write('\u00b5s \u2192 ok\\n'); // \u00e9\n");
+    expect(run(bundle, null).out).toBe('\u00b5s \u2192 ok\n');
+  }, SLOW);
+
   it('runs the bundle without a cache when there is no cache dir or it cannot be written', () => {
     const bundle = join(dir, 'b.cjs');
     writeFileSync(bundle, BUNDLE);

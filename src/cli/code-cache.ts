@@ -14,6 +14,7 @@
  * data was accepted, and a cache that cannot be read or written never makes a command fail.
  * HVSIM_NO_CODE_CACHE=1 turns the cache off.
  */
+import { isAscii } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -89,7 +90,9 @@ export function runCommonJsBundle(file: string, dir: string | null = cacheDir())
   const key = cacheFile === null ? null : cacheKey(source);
   const cachedData = cacheFile === null || key === null ? undefined : readCodeCache(cacheFile, key);
   // Node's own CommonJS wrapper, so the bundle sees what `require` would give it.
-  const script = new Script(`(function (exports, require, module, __filename, __dirname) {${source.toString('utf8')}\n})`, { filename: file, cachedData });
+  // latin1 when it is ASCII (scripts/bundle.mjs makes it so): the same text, ~10 times faster than decoding UTF-8
+  const text = isAscii(source) ? source.toString('latin1') : source.toString('utf8');
+  const script = new Script(`(function (exports, require, module, __filename, __dirname) {${text}\n})`, { filename: file, cachedData });
   const use = { cacheFile, used: cachedData !== undefined && !script.cachedDataRejected, rejected: script.cachedDataRejected === true };
   if (cacheFile !== null && key !== null && !use.used) {
     process.once('exit', () => { writeCodeCache(cacheFile, key, script.createCachedData()); });
