@@ -49,7 +49,7 @@ function measure(cmd: string[], env: NodeJS.ProcessEnv): { cpu: number; wall: nu
 
 const dir = mkdtempSync(join(tmpdir(), 'hvsim-cli-startup-'));
 const cache = join(dir, 'cache');
-const env = { ...process.env, HVSIM_CACHE_DIR: cache };
+const env: NodeJS.ProcessEnv = { ...process.env, HVSIM_CACHE_DIR: cache };
 delete env.HVSIM_NO_BUNDLE;
 delete env.HVSIM_NO_CODE_CACHE;
 try {
