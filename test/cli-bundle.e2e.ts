@@ -70,6 +70,19 @@ test('asm, run and disasm give the same bytes and status cold, warm, with a corr
   expect(hvsim(['disasm', elf], { HVSIM_NO_BUNDLE: '1' })).toEqual(disasm);
 }, SLOW);
 
+test('experiment gives the same variants and counters from the bundle as from dist/', () => {
+  const elf = join(dir, 'prog.elf');
+  if (!existsSync(elf)) expect(hvsim(['asm', join(dir, 'prog.s'), '-o', elf]).status).toBe(0);
+  const args = ['experiment', elf, '--variant', 'base:', '--variant', 'lookahead:syscallLookahead=on', '--json'];
+  const counters = (r: Result) => {
+    expect(r.status).toBe(0);
+    return (JSON.parse(r.stdout) as { variants: Array<{ name: string; counters: unknown }> }).variants.map((v) => [v.name, v.counters]);
+  };
+  const bundled = counters(hvsim(args));
+  expect(bundled).toHaveLength(2);
+  expect(counters(hvsim(args, { HVSIM_NO_BUNDLE: '1' }))).toEqual(bundled);
+}, SLOW);
+
 test('help, usage errors and a missing file are the same from the bundle as from dist/', () => {
   for (const args of [['run', '--help'], ['run'], ['run', join(dir, 'missing.elf')], ['run', '--vcpus', '99', 'x'], ['asm', '--help'], ['disasm']]) {
     const bundled = hvsim(args);
