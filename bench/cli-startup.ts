@@ -14,7 +14,8 @@
  *
  * CPU and wall come from `perf stat -e task-clock,duration_time` when perf works (sub-ms), else
  * from /usr/bin/time (10 ms steps). The load average is printed: compare figures of one sitting.
- * Usage: npx tsx bench/cli-startup.ts [--runs N] [--baseline DIR] [--elf FILE]... [--out FILE.md]
+ * Usage: npm run bench:cli-startup [-- --runs N] [--baseline DIR] [--elf FILE]... [--out FILE.md]
+ *   (or npx tsx bench/cli-startup.ts ... without the build)
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
