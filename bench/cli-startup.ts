@@ -7,7 +7,7 @@
  *   node -e ''                      Node's own start-up: the floor of any Node CLI
  *   hvsim --version                 Node + the CLI's ES module bundle + commander, no emulator
  *   hvsim run (warm code cache)     what a user gets from the second run on (src/cli/code-cache.ts)
- *   hvsim run (HVSIM_NO_CODE_CACHE) the first run after an install or upgrade
+ *   hvsim run (HVSIM_NO_CODE_CACHE) compiled from source, no cache read or written (a first run also writes it)
  *   hvsim run (HVSIM_NO_BUNDLE)     dist/'s separate ES modules
  *   BASELINE hvsim run              with --baseline DIR: another checkout's bin/hvsim.js (built), e.g. before a change
  *   qemu-riscv32                    when installed
@@ -69,7 +69,7 @@ try {
   for (const elf of [empty, ...elfs]) {
     const name = basename(elf);
     rows.push({ label: `hvsim run ${name}`, cmd: [process.execPath, hvsim, 'run', elf], env, runs: [] });
-    rows.push({ label: `hvsim run ${name} (HVSIM_NO_CODE_CACHE=1: first run)`, cmd: [process.execPath, hvsim, 'run', elf], env: { ...env, HVSIM_NO_CODE_CACHE: '1' }, runs: [] });
+    rows.push({ label: `hvsim run ${name} (HVSIM_NO_CODE_CACHE=1: compiled from source)`, cmd: [process.execPath, hvsim, 'run', elf], env: { ...env, HVSIM_NO_CODE_CACHE: '1' }, runs: [] });
     rows.push({ label: `hvsim run ${name} (HVSIM_NO_BUNDLE=1)`, cmd: [process.execPath, hvsim, 'run', elf], env: { ...env, HVSIM_NO_BUNDLE: '1' }, runs: [] });
     if (baseline) rows.push({ label: `baseline (${baseline}) hvsim run ${name}`, cmd: [process.execPath, join(resolve(baseline), 'bin/hvsim.js'), 'run', elf], env, runs: [] });
     if (qemu) rows.push({ label: `qemu-riscv32 ${name}`, cmd: ['qemu-riscv32', elf], env, runs: [] });
