@@ -12,10 +12,16 @@
 // were). PGlite stays external (it loads its WebAssembly next to its own module), and so do
 // optional packages NestJS and pg look for but hvsim does not install.
 //
+// A second bundle, dist/bundle/cli-local.cjs, holds the CLI with only its local commands (run,
+// experiment, asm, disasm) in one CommonJS file: bin/hvsim.js runs those commands from it through
+// a V8 code cache (src/cli/code-cache.ts, bundled as dist/bundle/code-cache.cjs), which Node 20
+// offers for scripts but not for ES modules. The client commands and `serve` are not in it
+// (bin/hvsim.js never sends them there).
+//
 // Usage: node scripts/bundle.mjs   (run by `npm run build` after tsc). dist/main.js and
 // bin/hvsim.js fall back to the unbundled dist/ when dist/bundle/ is missing or HVSIM_NO_BUNDLE=1.
 import { build } from 'esbuild';
-import { readFile, rm } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -27,12 +33,44 @@ const outdir = join(root, 'dist/bundle');
 // a CommonJS file would make esbuild treat it as an ES module.)
 const urlOf = (file) => `new URL(${JSON.stringify(relative(outdir, file).split('\\').join('/'))}, __hvsimBase).href`;
 
-const keepPaths = {
+/** Dynamic imports the local commands never reach (the client commands, `serve`), as modules that throw. */
+const LOCAL_ONLY = /(?:^|\/)(?:client\/index|service-main)\.js$/;
+const localOnly = {
+  name: 'local-only',
+  setup(b) {
+    b.onResolve({ filter: LOCAL_ONLY }, (args) => ({ path: args.path, namespace: 'local-only' }));
+    b.onLoad({ filter: /.*/, namespace: 'local-only' }, (args) => ({
+      contents: `throw new Error(${JSON.stringify(`${args.path} is not in dist/bundle/cli-local.cjs (bin/hvsim.js runs only the local commands from it)`)});`,
+      loader: 'js',
+    }));
+  },
+};
+
+/**
+ * Source edits of the local bundle: commander requires node:child_process at load (for
+ * executable subcommands, which hvsim has none of), and with it net, dgram and the socket
+ * machinery, ~3 ms of `hvsim run`'s start-up; in the local bundle it is required when first used.
+ * The build fails if the line is no longer there (commander changed: look again).
+ */
+const LOCAL_EDITS = [{
+  file: /[\\/]commander[\\/]lib[\\/]command\.js$/,
+  from: "const childProcess = require('node:child_process');",
+  to: "const childProcess = { spawn: (...args) => require('node:child_process').spawn(...args) };",
+}];
+
+/** `edits`: source edits [{ file, from, to }] applied before the path rewriting. */
+const keepPaths = (edits = []) => ({
   name: 'keep-paths',
   setup(b) {
     b.onLoad({ filter: /\.(c|m)?js$/ }, async (args) => {
       let code = await readFile(args.path, 'utf8');
-      if (!/import\.meta\.url|__dirname|__filename/.test(code)) return undefined;
+      let edited = false;
+      for (const e of edits.filter((e) => e.file.test(args.path))) {
+        if (!code.includes(e.from)) throw new Error(`bundle: ${args.path} no longer has ${e.from}`);
+        code = code.replace(e.from, e.to);
+        edited = true;
+      }
+      if (!/import\.meta\.url|__dirname|__filename/.test(code)) return edited ? { contents: code, loader: 'js', resolveDir: dirname(args.path) } : undefined;
       const url = urlOf(args.path);
       // A file's own declarations of __dirname/__filename (ESM code deriving them from
       // import.meta.url) are left alone; otherwise it gets its own, as Node's CommonJS wrapper gives.
@@ -43,14 +81,14 @@ const keepPaths = {
       return { contents: code, loader: 'js', resolveDir: dirname(args.path) };
     });
   },
-};
+});
 
 await rm(outdir, { recursive: true, force: true });
 const t = performance.now();
 const result = await build({
   entryPoints: { service: join(root, 'dist/service-start.js'), cli: join(root, 'dist/cli/main.js') },
   outdir, bundle: true, splitting: true, format: 'esm', platform: 'node', target: 'node20',
-  metafile: true, legalComments: 'none', logLevel: 'warning', plugins: [keepPaths],
+  metafile: true, legalComments: 'none', logLevel: 'warning', plugins: [keepPaths()],
   // node_modules may be a link (a worktree's, a test's copy of the image): keep the paths through it
   preserveSymlinks: true,
   banner: {
@@ -74,5 +112,35 @@ const result = await build({
     'class-transformer', 'class-validator',
   ],
 });
+const local = await build({
+  entryPoints: { 'cli-local': join(root, 'dist/cli/main.js') }, outdir, outExtension: { '.js': '.cjs' },
+  bundle: true, format: 'cjs', platform: 'node', target: 'node20',
+  metafile: true, legalComments: 'none', logLevel: 'warning', plugins: [localOnly, keepPaths(LOCAL_EDITS)], preserveSymlinks: true,
+  // the same helpers as the ES modules' banner, from CommonJS (the file's own __filename)
+  banner: {
+    js: [
+      "const { pathToFileURL: __hvsimUrl, fileURLToPath: __hvsimPath } = require('node:url');",
+      "const { dirname: __hvsimDirname } = require('node:path');",
+      'const __hvsimBase = __hvsimUrl(__filename).href;',
+      'const __hvsimDir = (u) => __hvsimDirname(__hvsimPath(u));',
+    ].join(' '),
+  },
+});
+// What bin/hvsim.js (CommonJS) runs that bundle with: src/cli/code-cache.ts as CommonJS.
+await build({
+  entryPoints: { 'code-cache': join(root, 'dist/cli/code-cache.js') }, outdir, outExtension: { '.js': '.cjs' },
+  bundle: true, format: 'cjs', platform: 'node', target: 'node20', legalComments: 'none', logLevel: 'warning',
+});
+// A vm.Script without a dynamic-import callback cannot import(): every import() must have been bundled.
+let localOut = await readFile(join(outdir, 'cli-local.cjs'), 'utf8');
+if (/\bimport\(/.test(localOut)) throw new Error('bundle: dist/bundle/cli-local.cjs still has an import()');
+// ASCII only, so that code-cache.ts can read it as latin1 (~1 ms for the bundle) rather than
+// decode UTF-8 (~9 ms). esbuild escapes what is in the code already (charset 'ascii', its
+// default); what is left is in comments, where an escape means the same.
+if (/[^\x00-\x7f]/.test(localOut)) {
+  localOut = localOut.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  await writeFile(join(outdir, 'cli-local.cjs'), localOut);
+}
 const inputs = Object.keys(result.metafile.inputs).length;
-process.stdout.write(`bundle: ${inputs} modules into dist/bundle/ in ${Math.round(performance.now() - t)} ms\n`);
+const localInputs = Object.keys(local.metafile.inputs).length;
+process.stdout.write(`bundle: ${inputs} modules into dist/bundle/, ${localInputs} into dist/bundle/cli-local.cjs, in ${Math.round(performance.now() - t)} ms\n`);

@@ -1,6 +1,6 @@
 /**
- * The guest kernel's text: real RV32 code, generated at guest boot with the ISA toolkit's
- * assembler, placed at KERNEL_VA. It holds the trap entry (vstvec), the syscall dispatch through
+ * The guest kernel's text: real RV32 code, generated with the ISA toolkit's assembler (at build
+ * time, or at the first boot of a process: see buildKernelText), placed at KERNEL_VA. It holds the trap entry (vstvec), the syscall dispatch through
  * the syscall table, the console doorbell, the timer re-arm hypercall, the idle loop and power-off.
  * Handler bodies are native: their addresses lie in the gate page, whose fetch stops the hart
  * (StopReason.Gate) so the kernel's TypeScript handler runs and returns to `ra`.
@@ -29,6 +29,7 @@
  * - the trap gate (exceptions) and irq gate may rewrite the whole saved frame, sepc, sstatus and
  *   satp (a context switch); the irq gate returns the next timer deadline in a0/a1.
  */
+import { readFileSync } from 'node:fs';
 import { assembleRaw } from '../isa/assembler.js';
 import { SBI } from '../hypervisor/platform.js';
 import { DOORBELL_VA, GATE, K, KERNEL_VA, NR_MAX, PERCPU, PM_DOORBELL_VA, PM_VA, POWER_VA, kva } from './layout.js';
@@ -236,21 +237,75 @@ capture:
 `;
 }
 
+export const MITIGATIONS: readonly SpectreV2Mitigation[] = ['none', 'retpoline'];
+
+/** Assembles the kernel text for `mitigation`. Raises: Error if it outgrows its slot. */
+export function assembleKernelText(mitigation: SpectreV2Mitigation): KernelText {
+  const source = kernelSource(mitigation);
+  const { bytes, symbols } = assembleRaw(source, { base: KERNEL_VA + K.TEXT, fileName: `kernel-${mitigation}.s` });
+  if (bytes.length > K.TEXT_MAX) throw new Error(`kernel text is ${bytes.length} bytes, more than ${K.TEXT_MAX}`);
+  return { bytes, symbols, source };
+}
+
+/** One kernel text as `npm run build` stores it. */
+interface PrebuiltText { source: string; base: number; bytes: string; symbols: Array<[string, number]> }
+
+/**
+ * The kernel texts of every mitigation, assembled now, as JSON: what `npm run build` writes to
+ * dist/guest/kernel-text.prebuilt.json (scripts/kernel-text.mjs) for buildKernelText to read.
+ */
+export function prebuiltKernelTexts(): string {
+  const texts: Record<string, PrebuiltText> = {};
+  for (const m of MITIGATIONS) {
+    const t = assembleKernelText(m);
+    texts[m] = { source: t.source, base: KERNEL_VA + K.TEXT, bytes: Buffer.from(t.bytes).toString('base64'), symbols: [...t.symbols] };
+  }
+  return JSON.stringify(texts);
+}
+
+/**
+ * The text for `mitigation` in the prebuilt JSON `json`, if it was assembled from the source
+ * this module generates now, at the same address; else undefined (a file from another version,
+ * corrupt, or none).
+ */
+export function kernelTextFromPrebuilt(json: string | undefined, mitigation: SpectreV2Mitigation): KernelText | undefined {
+  if (json === undefined) return undefined;
+  try {
+    const t = (JSON.parse(json) as Record<string, PrebuiltText | undefined>)[mitigation];
+    const source = kernelSource(mitigation);
+    if (!t || t.source !== source || t.base !== KERNEL_VA + K.TEXT || typeof t.bytes !== 'string' || !Array.isArray(t.symbols)) return undefined;
+    const bytes = new Uint8Array(Buffer.from(t.bytes, 'base64'));
+    if (bytes.length === 0 || bytes.length > K.TEXT_MAX) return undefined;
+    return { bytes, symbols: new Map(t.symbols), source };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Where `npm run build` puts the prebuilt texts: next to this module, in dist/guest/ (none next to the sources). */
+const PREBUILT_URL = new URL('./kernel-text.prebuilt.json', import.meta.url);
+let prebuilt: string | undefined | null = null;
+function readPrebuilt(): string | undefined {
+  if (prebuilt === null) {
+    try { prebuilt = readFileSync(PREBUILT_URL, 'utf8'); } catch { prebuilt = undefined; }
+  }
+  return prebuilt;
+}
+
 const built = new Map<SpectreV2Mitigation, KernelText>();
 
 /**
- * The kernel text for `mitigation` at KERNEL_VA, assembled on first use and shared by every VM of
- * the process after that (callers only read it: the bytes are copied into guest memory). It took
- * ~10 ms per VM: a large part of `hvsim run`'s start-up and of every VM boot in the service.
+ * The kernel text for `mitigation` at KERNEL_VA, made on first use and shared by every VM of the
+ * process after that (callers only read it: the bytes are copied into guest memory). Assembling
+ * it took ~10 ms of CPU per process, a large part of `hvsim run`'s start-up: `npm run build`
+ * assembles it ahead of time, and it is taken from there when that was assembled from the same
+ * source (kernelTextFromPrebuilt), else assembled here.
  * Raises: Error if it outgrows its slot.
  */
 export function buildKernelText(mitigation: SpectreV2Mitigation): KernelText {
   let text = built.get(mitigation);
   if (!text) {
-    const source = kernelSource(mitigation);
-    const { bytes, symbols } = assembleRaw(source, { base: KERNEL_VA + K.TEXT, fileName: `kernel-${mitigation}.s` });
-    if (bytes.length > K.TEXT_MAX) throw new Error(`kernel text is ${bytes.length} bytes, more than ${K.TEXT_MAX}`);
-    text = { bytes, symbols, source };
+    text = kernelTextFromPrebuilt(readPrebuilt(), mitigation) ?? assembleKernelText(mitigation);
     built.set(mitigation, text);
   }
   return text;

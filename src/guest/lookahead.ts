@@ -49,14 +49,19 @@ interface EmuMem {
 }
 type EmulateFn = (op: number, w: number, x: Int32Array, h: EmuMem, pc: number, len: number) => number;
 
-/** One generated function: a switch over the emulable op ids, each case the row's template. Returns the next pc. */
-const emulate: EmulateFn = (() => {
+/**
+ * One generated function: a switch over the emulable op ids, each case the row's template. Returns
+ * the next pc. Generated on first use (the technique is off by default; generating it at import
+ * cost ~1.5 ms of every `hvsim run`'s start-up).
+ */
+let emulate: EmulateFn | null = null;
+function generateEmulate(): EmulateFn {
   const cases = INSNS.map((_, id) => {
     if (!EMULATED.has(CLASS[id])) return '';
     return `case ${id}: { ${expand(id, wordSlots(id))} break; }`;
   }).join('\n');
   return new Function('op', 'w', 'x', 'h', 'pc', 'len', `let npc = (pc + len) | 0; let cyc = 0; switch (op) { ${cases} } x[0] = 0; return npc;`) as EmulateFn;
-})();
+}
 
 const ECALL = opId('ecall');
 
@@ -112,7 +117,7 @@ export class LookaheadScanner implements EmuMem {
           if (off <= 0) return { ecallPc: null, end: 'notViable.backwardBranch', scanned, emulated };
           if (((pc + off) >>> 0) >= limit) return { ecallPc: null, end: 'notViable.branchOutOfWindow', scanned, emulated };
         }
-        pc = emulate(op, w, regs, this, pc, len);
+        pc = (emulate ??= generateEmulate())(op, w, regs, this, pc, len);
         emulated++;
       }
     } catch (e) {

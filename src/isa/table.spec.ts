@@ -53,6 +53,14 @@ describe('instruction table', () => {
     });
   });
 
+  test('decode agrees with a linear scan of the table on random words and on every row with its free bits set or clear', () => {
+    const mm = INSNS.map((r) => maskMatch(r.pattern));
+    const scan = (w: number) => mm.findIndex(({ mask, match }) => ((w & mask) >>> 0) === match);
+    const words = mm.flatMap(({ mask, match }) => [match, (match | ~mask) >>> 0, (match | (~mask & 0x5555_5555)) >>> 0, (match | (~mask & 0xaaaa_aaaa)) >>> 0]);
+    fc.assert(fc.property(fc.integer({ min: 0, max: 0xffff_ffff }), (w) => { words.push(w); }), { seed: 7, numRuns: 20_000 });
+    for (const w of words) expect(decode(w)).toBe((w & 3) === 3 ? scan(w) : -1);
+  });
+
   test('illegal words decode to -1', () => {
     expect(decode(0)).toBe(-1);
     expect(decode(0xffffffff)).toBe(-1);

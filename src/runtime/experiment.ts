@@ -10,11 +10,8 @@
 import { createHash } from 'node:crypto';
 import { resolveTechniques, TechniqueSettings, validateTechniques } from '../techniques/catalogue.js';
 import type { VmCounters } from './vm.js';
-import type { SpectreV2Mitigation } from '../guest/kernel-text.js';
+import { MITIGATIONS, type SpectreV2Mitigation } from '../guest/kernel-text.js';
 import type { MigrationOutcome } from '../migration/source.js';
-
-/** Spectre-v2 mitigations a variant may run under (the guest kernel text's two variants). */
-export const MITIGATIONS: readonly SpectreV2Mitigation[] = ['none', 'retpoline'];
 
 /**
  * One variant: its technique settings and, when given, the Spectre-v2 mitigation of its VM
