@@ -125,6 +125,7 @@ function processTimes(cmd: string[]): { wallMs: number; cpuMs: number; stdout: B
 interface RealRow {
   name: string; instructions: number;
   qemu: { wallMs: number; cpuMs: number }; jit: { wallMs: number; cpuMs: number; engineMs: number }; interp: { wallMs: number; cpuMs: number; engineMs: number };
+  wasm: { wallMs: number; cpuMs: number; engineMs: number };
   jitWarmMs: number;
 }
 const realRows: RealRow[] = [];
@@ -140,14 +141,14 @@ const hvsimBin = join(root, 'bin/hvsim.js');
 for (const [name, elf] of realElfs) {
   const med = <T extends object>(xs: T[], k: keyof T) => median(xs.map((x) => x[k] as number));
   const q = Array.from({ length: REAL_RUNS }, () => processTimes(['qemu-riscv32', elf]));
-  const hv = (engine: 'interp' | 'jit', runs: number) => Array.from({ length: runs }, () => {
+  const hv = (engine: 'interp' | 'jit' | 'wasm', runs: number) => Array.from({ length: runs }, () => {
     const stats = join(build, `${name}.${engine}.stats.json`);
     const t = processTimes([process.execPath, hvsimBin, 'run', elf, '--engine', engine, '--stats', stats]);
     if (ours.has(name) && !t.stdout.equals(q[0].stdout)) throw new Error(`${name}: hvsim run --engine ${engine} output differs from qemu-riscv32`);
     const s = JSON.parse(readFileSync(stats, 'utf8')) as { instructions: number; wallMs: number };
     return { ...t, engineMs: s.wallMs, instructions: s.instructions };
   });
-  const jit = hv('jit', REAL_RUNS), interp = hv('interp', 1);
+  const jit = hv('jit', REAL_RUNS), wasm = hv('wasm', REAL_RUNS), interp = hv('interp', 1);
   // Warm: fresh VMs in this process after a first run compiled the image's blocks.
   const bytes = new Uint8Array(readFileSync(elf));
   const warm = Array.from({ length: 3 }, () => runProgram(bytes, { engine: 'jit', argv: [elf] }).wallMs).slice(1);
@@ -156,6 +157,7 @@ for (const [name, elf] of realElfs) {
     qemu: { wallMs: med(q, 'wallMs'), cpuMs: med(q, 'cpuMs') },
     jit: { wallMs: med(jit, 'wallMs'), cpuMs: med(jit, 'cpuMs'), engineMs: med(jit, 'engineMs') },
     interp: { wallMs: interp[0].wallMs, cpuMs: interp[0].cpuMs, engineMs: interp[0].engineMs },
+    wasm: { wallMs: med(wasm, 'wallMs'), cpuMs: med(wasm, 'cpuMs'), engineMs: med(wasm, 'engineMs') },
     jitWarmMs: median(warm),
   });
   process.stderr.write(`${name}: done\n`);
@@ -175,10 +177,10 @@ const lines = [
 const table = rows.length ? lines.join('\n') : '(kernels not run)';
 const gr = (f: (r: RealRow) => number) => geo(realRows.map(f));
 const realLines = [
-  '| program | instructions | qemu wall ms | qemu CPU ms | jit wall ms | jit CPU ms | interp wall ms | interp CPU ms | jit MIPS (in engine, 1st) | jit MIPS warm | interp MIPS | qemu/jit CPU | qemu/jit wall | interp/jit CPU |',
-  '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-  ...realRows.map((r) => `| ${r.name} | ${r.instructions} | ${f1(r.qemu.wallMs)} | ${f1(r.qemu.cpuMs)} | ${f1(r.jit.wallMs)} | ${f1(r.jit.cpuMs)} | ${f1(r.interp.wallMs)} | ${f1(r.interp.cpuMs)} | ${f1(mips(r.instructions, r.jit.engineMs))} | ${f1(mips(r.instructions, r.jitWarmMs))} | ${f1(mips(r.instructions, r.interp.engineMs))} | ${f2(r.qemu.cpuMs / r.jit.cpuMs)} | ${f2(r.qemu.wallMs / r.jit.wallMs)} | ${f2(r.interp.cpuMs / r.jit.cpuMs)} |`),
-  `| **geometric mean** | | | | | | | | ${f1(gr((r) => mips(r.instructions, r.jit.engineMs)))} | ${f1(gr((r) => mips(r.instructions, r.jitWarmMs)))} | ${f1(gr((r) => mips(r.instructions, r.interp.engineMs)))} | ${f2(gr((r) => r.qemu.cpuMs / r.jit.cpuMs))} | ${f2(gr((r) => r.qemu.wallMs / r.jit.wallMs))} | ${f2(gr((r) => r.interp.cpuMs / r.jit.cpuMs))} |`,
+  '| program | instructions | qemu CPU ms | wasm CPU ms | jit CPU ms | interp CPU ms | qemu wall ms | wasm wall ms | jit wall ms | wasm MIPS (in engine) | jit MIPS (in engine) | interp MIPS | jit MIPS warm | qemu/wasm CPU | qemu/jit CPU | qemu/wasm wall | interp/wasm CPU | interp/jit CPU |',
+  '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ...realRows.map((r) => `| ${r.name} | ${r.instructions} | ${f1(r.qemu.cpuMs)} | ${f1(r.wasm.cpuMs)} | ${f1(r.jit.cpuMs)} | ${f1(r.interp.cpuMs)} | ${f1(r.qemu.wallMs)} | ${f1(r.wasm.wallMs)} | ${f1(r.jit.wallMs)} | ${f1(mips(r.instructions, r.wasm.engineMs))} | ${f1(mips(r.instructions, r.jit.engineMs))} | ${f1(mips(r.instructions, r.interp.engineMs))} | ${f1(mips(r.instructions, r.jitWarmMs))} | ${f2(r.qemu.cpuMs / r.wasm.cpuMs)} | ${f2(r.qemu.cpuMs / r.jit.cpuMs)} | ${f2(r.qemu.wallMs / r.wasm.wallMs)} | ${f2(r.interp.cpuMs / r.wasm.cpuMs)} | ${f2(r.interp.cpuMs / r.jit.cpuMs)} |`),
+  `| **geometric mean** | | | | | | | | | ${f1(gr((r) => mips(r.instructions, r.wasm.engineMs)))} | ${f1(gr((r) => mips(r.instructions, r.jit.engineMs)))} | ${f1(gr((r) => mips(r.instructions, r.interp.engineMs)))} | ${f1(gr((r) => mips(r.instructions, r.jitWarmMs)))} | ${f2(gr((r) => r.qemu.cpuMs / r.wasm.cpuMs))} | ${f2(gr((r) => r.qemu.cpuMs / r.jit.cpuMs))} | ${f2(gr((r) => r.qemu.wallMs / r.wasm.wallMs))} | ${f2(gr((r) => r.interp.cpuMs / r.wasm.cpuMs))} | ${f2(gr((r) => r.interp.cpuMs / r.jit.cpuMs))} |`,
 ];
 const realTable = realRows.length ? realLines.join('\n') : '(real programs not run)';
 process.stdout.write(table + '\n\n' + realTable + '\n');
@@ -203,11 +205,11 @@ ${table}
 
 The programs of bench/real (each built with the \`scale\` in bench/real/build.ts) and any \`--elf\`
 given, each run as a whole process, start-up included, as a user runs it: \`qemu-riscv32 X.elf\`
-and \`hvsim run X.elf --engine jit|interp --stats\` (every hvsim process is a first run: it
-translates everything it runs). Wall and CPU (user + system) time are medians of ${REAL_RUNS} runs
-(interp: 1). In-engine MIPS: instructions over the run's time inside the engine (\`--stats\`
-wallMs); jit warm: fresh VMs in one process after a first run (runs 2 and 3). Ratios are speed
-ratios (qemu/jit: 1 would be qemu's speed).
+and \`hvsim run X.elf --engine wasm|jit|interp --stats\` (wasm is the CLI's default; every hvsim
+process is a first run: it compiles everything it runs). Wall and CPU (user + system) time are
+medians of ${REAL_RUNS} runs (interp: 1). In-engine MIPS: instructions over the run's time inside the
+engine (\`--stats\` wallMs); jit warm: fresh VMs in one process after a first run (runs 2 and 3).
+Ratios are speed ratios (qemu/wasm: 1 would be qemu's speed).
 
 ${realTable}
 `);

@@ -150,11 +150,18 @@ describe('hvsim run', () => {
     const r = cli(['run', join(dir, 'echo.s'), '--stats', stats, '--', 'hello-arg', 'x']);
     expect(r.stderr).toBe('hello-arg');
     expect(r.status).toBe(3);
-    const s = JSON.parse(readFileSync(stats, 'utf8'));
+    let s = JSON.parse(readFileSync(stats, 'utf8'));
     expect(Object.keys(s)).toEqual(expect.arrayContaining(['instructions', 'cycles', 'crossings', 'exits', 'syscalls', 'tlbMisses', 'branchMispredicts', 'wallMs']));
     expect(s.syscalls).toEqual({ exit: 1, write: 1 });
     expect(s.crossings).toBe(4);
-    // The jit's counts and per-tier costs: this short program runs cold, in the interpreter.
+    expect(s.engine).toBe('wasm'); // the CLI's default
+    expect(s.jit).toBeNull();
+    expect(s.wasm.runInsns).toBe(0); // this short program runs cold, in the interpreter
+    // The jit's counts and per-tier costs, with --engine jit: cold here too.
+    expect(cli(['run', join(dir, 'echo.s'), '--engine', 'jit', '--stats', stats, '--', 'hello-arg', 'x']).status).toBe(3);
+    s = JSON.parse(readFileSync(stats, 'utf8'));
+    expect(s.engine).toBe('jit');
+    expect(s.wasm).toBeNull();
     expect(Object.keys(s.jit)).toEqual(expect.arrayContaining(['translations', 'traces', 'regions', 'cold', 'translateMs', 'compileMs', 'sourceBytes', 'firstCallMs']));
     expect(s.jit.cold).toBeGreaterThan(0);
     expect(s.jit.translations).toBe(0);
@@ -251,7 +258,7 @@ describe('hvsim run streams stdin to the guest', () => {
     const [interp, wasm] = ['interp', 'wasm'].map((engine) => {
       const stats = join(dir, `${engine}.json`);
       const r = cli(['run', join(dir, 'loop.s'), '--engine', engine, '--stats', stats]);
-      const { wallMs: _, ...counters } = JSON.parse(readFileSync(stats, 'utf8'));
+      const { wallMs: _, engine: _e, jit: _j, wasm: _w, ...counters } = JSON.parse(readFileSync(stats, 'utf8'));
       return { status: r.status, stderr: r.stderr, counters };
     });
     expect(interp.counters.instructions).toBeGreaterThan(100_000);

@@ -36,7 +36,7 @@ export function addVmOptions(cmd: Command): Command {
     .option('--vcpus <n>', 'virtual CPUs, 1-16 (default 1)', (v) => intOption(name, '--vcpus', v, 1, 16))
     .option('--memory-mib <m>', 'guest memory in MiB, 8-2047 (default 64)', (v) => intOption(name, '--memory-mib', v, 8, 2047))
     .option('--seed <n>', 'seed of everything random in the VM, 0-4294967295 (default 1)', (v) => intOption(name, '--seed', v, 0, 2 ** 32 - 1))
-    .addOption(new Option('--engine <engine>', 'execution engine (default jit; wasm: hot pages compiled to WebAssembly, hvsim run only)').choices(['interp', 'jit', 'wasm']))
+    .addOption(new Option('--engine <engine>', 'execution engine (default wasm: hot pages compiled to WebAssembly; jit: to JavaScript; interp: the interpreter)').choices(['interp', 'jit', 'wasm']))
     .addOption(new Option('--spectre-v2 <mitigation>', 'Spectre-v2 mitigation of the guest kernel (default none)').choices(['none', 'retpoline']))
     .addOption(new Option('--crossing <preset>', 'privilege-crossing cost preset (default none)').choices(['none', 'kpti']))
     .option('--disk <mib>', 'an empty disk of MiB, 1-1024, the guest\'s /dev/vda, /dev/vdb... (repeatable, at most 8)', (v, prev: number[]) => [...prev, intOption(name, '--disk', v, 1, 1024)], [])

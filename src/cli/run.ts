@@ -12,6 +12,7 @@ import { RunResult, runProgram } from '../runtime/run-program.js';
 import { resolveTechniques } from '../techniques/catalogue.js';
 import { CliError } from './cli-error.js';
 import type { VmOptions } from './options.js';
+import { compileStats } from '../cpu/wasm/engine.js';
 import { loadProgram, parseDomains, parseTechniqueAssignments, prepareEngine, vmSpec } from './vm-options.js';
 
 /**
@@ -93,6 +94,11 @@ function jitStats(vm: RunResult['vm']): Record<string, number> | null {
   return s && Object.fromEntries(Object.entries(s).map(([k, v]) => [k, k.endsWith('Ms') ? Math.round(v * 1000) / 1000 : v]));
 }
 
+/** The wasm engine's compile and run counts of this run (they are the process's, which may run several). */
+function wasmStats(before: typeof compileStats): Record<string, number> {
+  return Object.fromEntries(Object.entries(compileStats).map(([k, v]) => [k, k.endsWith('Us') ? Math.round(v - before[k as keyof typeof compileStats]) : v - before[k as keyof typeof compileStats]]));
+}
+
 /** `hvsim run FILE [options] [-- ARGS...]`; resolves to the exit status. Raises: CliError. */
 export async function runFile(file: string, guestArgs: string[], o: RunOptions): Promise<number> {
   const techniques = resolveTechniques(parseTechniqueAssignments('run', o.technique));
@@ -104,6 +110,7 @@ export async function runFile(file: string, guestArgs: string[], o: RunOptions):
   const stats = o.stats;
   const maxInstructions = o.maxInstructions;
   setStdinFeed(streamedStdin());
+  const wasmBefore = { ...compileStats };
   const r = runProgram(bytes, {
     ...spec, techniques, domains, argv: [file, ...guestArgs], env: Object.entries(process.env).map(([k, v]) => `${k}=${v}`), maxInstructions,
     onOutput: (port, b) => { writeOutput(port === 0 ? 1 : 2, b); },
@@ -115,7 +122,8 @@ export async function runFile(file: string, guestArgs: string[], o: RunOptions):
       instructions: c.instructions, cycles: c.cycles, crossings: c.crossings, exits: c.exits, syscalls: c.syscalls,
       tlbMisses: c.tlbMisses, branchMispredicts: c.branchMispredicts, wallMs: Math.round(r.wallMs * 1000) / 1000,
       transitions: c.transitions, enosys: c.enosys, doorbells: c.doorbells, virtualTimeNs: c.virtualTimeNs, syscallLookahead: c.syscallLookahead, protectionDomains: c.protectionDomains, privilegedMode: c.privilegedMode, uhv: c.uhv, callTableInlining: c.callTableInlining, instanceCallInlining: c.instanceCallInlining, speculativeGadgetReaches: c.speculativeGadgetReaches, btbPredictedKernelCalls: c.btbPredictedKernelCalls, perVcpu: c.perVcpu,
-      state: r.vm.state, reason: r.vm.reason, processes: r.vm.processes(), jit: jitStats(r.vm),
+      state: r.vm.state, reason: r.vm.reason, processes: r.vm.processes(), engine: spec.engine, jit: jitStats(r.vm),
+      wasm: spec.engine === 'wasm' ? wasmStats(wasmBefore) : null,
     }, null, 2) + '\n');
   }
   if (r.vm.state === 'crashed') {

@@ -14,6 +14,15 @@ import type { VmOptions } from './options.js';
 import { DomainSpec, validateDomain } from '../hypervisor/domains.js';
 import { keystoreDomain } from '../runtime/keystore.js';
 
+/**
+ * The engine of `hvsim run` and `hvsim experiment` when --engine is not given: wasm (hot pages
+ * compiled to WebAssembly, V8's Liftoff only), measured fastest on whole-process runs of real
+ * programs and never below the interpreter (docs/engine.md, "The CLI's default engine"). The
+ * service's VMs keep DEFAULT_SPEC's engine (jit): their workers do not yet get host memory as a
+ * WebAssembly.Memory.
+ */
+export const CLI_ENGINE: VmSpec['engine'] = 'wasm';
+
 /** The VM spec of the options, defaults for what they leave out. */
 export function vmSpec(o: VmOptions): Omit<VmSpec, 'processes' | 'techniques'> {
   if ((o.disk?.length ?? 0) > MAX_DISKS) throw new CliError(`at most ${MAX_DISKS} --disk options`);
@@ -22,7 +31,7 @@ export function vmSpec(o: VmOptions): Omit<VmSpec, 'processes' | 'techniques'> {
     vcpus: o.vcpus ?? DEFAULT_SPEC.vcpus,
     memoryMiB: o.memoryMib ?? DEFAULT_SPEC.memoryMiB,
     seed: o.seed ?? DEFAULT_SPEC.seed,
-    engine: o.engine ?? DEFAULT_SPEC.engine,
+    engine: o.engine ?? CLI_ENGINE,
     spectreV2Mitigation: o.spectreV2 ?? DEFAULT_SPEC.spectreV2Mitigation,
     crossingPreset: o.crossing ?? DEFAULT_SPEC.crossingPreset,
     ...(o.disk?.length ? { disks: o.disk.map((mib) => ({ sizeBytes: mib << 20 })) } : {}),

@@ -42,8 +42,13 @@ declare namespace WebAssembly {
   class Table { constructor(d: { initial: number; element: 'anyfunc' }); readonly length: number; grow(n: number): number; set(i: number, f: unknown): void }
 }
 
-/** Arrivals at a block start before its page is compiled (the JavaScript translator's TRANSLATE_AT, 256); tests lower it. */
-export const tuning = { translateAt: 256 };
+/**
+ * Arrivals at a block start before its page is compiled; tests lower it. 1,024: at 256 a large
+ * program of cold code (bench/real's statemachine) compiled 46 pages that never paid back and ran
+ * at 0.7x the interpreter; at 1,024 it compiles 2 and the other real programs and CoreMark measured
+ * the same (docs/engine.md, "The CLI's default engine").
+ */
+export const tuning = { translateAt: 1024 };
 /** Times one page's function is rebuilt for starts it lacked. */
 export const REBUILDS = 8;
 /** Instructions of one function at most (bounds compile time). */
