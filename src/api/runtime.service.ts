@@ -330,13 +330,15 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
     let runner: VmRunner;
     try {
       if (boot.cancelled) throw new BootCancelled(vmId);
-      runner = await rt.startVm(vmId, spec, { consoleBytes: this.config.retention.consoleBytes });
+      // Tracked the moment the worker says it started, not once the start resolves: by then a
+      // short run may have ended and its 'final' been emitted with nobody listening (the VM stayed
+      // `running` with a stopped worker for good).
+      runner = await rt.startVm(vmId, spec, { consoleBytes: this.config.retention.consoleBytes, onStarted: (r) => this.track(tenantId, vmId, host.id, r, startedAt) });
     } finally {
       // Hand the boot slot to the next waiting start (or give it back).
       const next = this.bootQueue.shift();
       if (next) next(); else this.boots--;
     }
-    this.track(tenantId, vmId, host.id, runner, startedAt);
     if (boot.cancelled) {
       // Stopped while booting: end the worker now (its end is recorded through 'final' like any stop).
       await runner.stop();
