@@ -100,7 +100,7 @@ describe.each(BACKENDS)('stress on $name', (backend) => {
     for (;;) {
       const v = await vm(id);
       if (ok(v)) return v;
-      if (Date.now() > end) throw new Error(`VM ${id} still ${v.state} (live in the runtime: ${runtime().isLive(id)}, its worker: ${runtime().runner(id)?.state ?? 'none'})`);
+      if (Date.now() > end) throw new Error(`VM ${id} still ${v.state} (in the runtime: ${JSON.stringify(runtime().endStatus(id))})`);
       await sleep(250);
     }
   };

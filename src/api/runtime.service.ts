@@ -96,7 +96,18 @@ interface LiveVm {
   /** Resolves once the VM's end (final state, run record) has been recorded or given up on. */
   settled: Promise<void>;
   resolveSettled: () => void;
+  /** When the runner reported its final state to this service (Date.now()), and what recording it is doing. */
+  finalAt: number | null;
+  ending: 'queued' | 'console' | 'recording' | null;
+  /** The warning about an overdue end has been logged. */
+  overdueWarned: boolean;
 }
+
+/** A task on a VM's update queue (`serial`): what it is, when it was queued and when it began. */
+interface SerialTask { label: string; queuedAt: number; startedAt: number | null }
+
+/** A worker's end not recorded this long after it reached the service is logged (once a VM) with where it stands. */
+const END_OVERDUE_MS = 60_000;
 
 /** Technique 6's vm.privileged-mode events appended per flush of a VM's queue; more are counted as sampledOut. */
 const PM_EVENTS_PER_FLUSH = 32;
@@ -113,6 +124,8 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
   private boots = 0;
   private readonly bootQueue: Array<() => void> = [];
   private readonly chains = new Map<string, Promise<unknown>>();
+  /** The tasks of each VM's queue, oldest (running) first. */
+  private readonly tasks = new Map<string, SerialTask[]>();
   /** How many live exit subscriptions each VM has. */
   private readonly tracing = new Map<string, number>();
   /** Emits 'exits' (vmId, tenantId, records: ExitRecord[], dropped: number). */
@@ -151,6 +164,7 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
 
   /** A clean shutdown stops every VM (before the database closes); their state is recorded as stopped ('service-shutdown'). */
   async beforeApplicationShutdown(): Promise<void> {
+    clearInterval(this.watchdog);
     await Promise.all([...this.live.entries()].map(async ([id, l]) => {
       l.runner.removeAllListeners('final');
       await l.runner.stop();
@@ -210,7 +224,7 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
         if (!row || !LIVE_STATES.includes(row.state as VmState) || row.hostId !== h.id) return;
         if (await this.recordTransition(m, row, ['crash'], reason)) crashed++;
         await m.query('UPDATE vm_runs SET stopped_at = now() WHERE vm_id = $1 AND stopped_at IS NULL', [v.id]);
-      })));
+      })), 'take-host');
     }
     await this.ds.query(`UPDATE vm_migrations SET phase = 'failed', failure_reason = $2, completed_at = now(), updated_at = now()
       WHERE (source_host_id = $1 OR destination_host_id = $1) AND phase IN ('pending', 'preparing-target', 'target-ready', 'running')`, [h.id, reason]);
@@ -296,11 +310,26 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
   isLive(vmId: string): boolean { return this.live.has(vmId); }
   runner(vmId: string): VmRunner | undefined { return this.live.get(vmId)?.runner; }
 
-  /** Runs `work` after every earlier update of this VM. */
-  serial<T>(vmId: string, work: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `work` after every earlier update of this VM. `label` names it in `endStatus` and in the
+   * warning about a VM whose end is overdue (what its queue is busy with).
+   */
+  serial<T>(vmId: string, work: () => Promise<T>, label = 'update'): Promise<T> {
+    const task: SerialTask = { label, queuedAt: Date.now(), startedAt: null };
+    let tasks = this.tasks.get(vmId);
+    if (!tasks) this.tasks.set(vmId, tasks = []);
+    tasks.push(task);
+    const run = () => { task.startedAt = Date.now(); return work(); };
     const prev = this.chains.get(vmId) ?? Promise.resolve();
-    const next = prev.then(work, work);
-    this.chains.set(vmId, next.catch(() => undefined));
+    const next = prev.then(run, run);
+    const tail = next.then(() => undefined, () => undefined).then(() => {
+      const t = this.tasks.get(vmId)!;
+      t.splice(t.indexOf(task), 1);
+      if (t.length === 0) this.tasks.delete(vmId);
+      // The last task of the queue: nothing waits on it any more.
+      if (this.chains.get(vmId) === tail) this.chains.delete(vmId);
+    });
+    this.chains.set(vmId, tail);
     return next;
   }
 
@@ -330,13 +359,15 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
     let runner: VmRunner;
     try {
       if (boot.cancelled) throw new BootCancelled(vmId);
-      runner = await rt.startVm(vmId, spec, { consoleBytes: this.config.retention.consoleBytes });
+      // Tracked the moment the worker says it started, not once the start resolves: by then a
+      // short run may have ended and its 'final' been emitted with nobody listening (the VM stayed
+      // `running` with a stopped worker for good).
+      runner = await rt.startVm(vmId, spec, { consoleBytes: this.config.retention.consoleBytes, onStarted: (r) => this.track(tenantId, vmId, host.id, r, startedAt) });
     } finally {
       // Hand the boot slot to the next waiting start (or give it back).
       const next = this.bootQueue.shift();
       if (next) next(); else this.boots--;
     }
-    this.track(tenantId, vmId, host.id, runner, startedAt);
     if (boot.cancelled) {
       // Stopped while booting: end the worker now (its end is recorded through 'final' like any stop).
       await runner.stop();
@@ -352,7 +383,7 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
     const settled = new Promise<void>((r) => { resolveSettled = r; });
     const history = new CounterHistory(1000);
     this.histories.set(vmId, history);
-    const l: LiveVm = { tenantId, hostId, runner, startedAt, pendingConsole: new PendingConsole(), history, lastCountersEvent: Date.now(), timers: [], queued: new Set(), settled, resolveSettled };
+    const l: LiveVm = { tenantId, hostId, runner, startedAt, pendingConsole: new PendingConsole(), history, lastCountersEvent: Date.now(), timers: [], queued: new Set(), settled, resolveSettled, finalAt: null, ending: null, overdueWarned: false };
     this.live.set(vmId, l);
     this.wire(vmId, l, runner);
     l.timers.push(setInterval(() => this.periodic(vmId, l, 'console', () => this.flushConsole(vmId, l)), CONSOLE_EVERY_MS));
@@ -388,7 +419,7 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
       await this.flushConsole(vmId, l).catch((e: unknown) => this.log.warn(`VM ${vmId}: last console events lost: ${(e as Error).message}`));
       this.live.delete(vmId);
       l.resolveSettled();
-    });
+    }, 'release');
   }
 
   /**
@@ -402,6 +433,38 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
     if (!l) return;
     await l.runner.stop();
     await l.settled;
+  }
+
+  /**
+   * Where a VM's end stands, to diagnose a VM recorded live whose worker has ended: whether this
+   * service tracks it (`live`) or boots it, its worker's state, how long ago the worker's final
+   * state reached this service and which part of recording it is under way, and the VM's update
+   * queue (oldest first: label, ms since queued, ms since it began or null while it waits).
+   */
+  endStatus(vmId: string) {
+    const l = this.live.get(vmId);
+    const now = Date.now();
+    return {
+      live: l !== undefined, booting: this.booting.has(vmId), worker: l?.runner.state ?? null,
+      finalMsAgo: l?.finalAt != null ? now - l.finalAt : null, ending: l?.ending ?? null,
+      queue: (this.tasks.get(vmId) ?? []).map((t) => ({ label: t.label, queuedMs: now - t.queuedAt, runningMs: t.startedAt === null ? null : now - t.startedAt })),
+    };
+  }
+
+  private readonly watchdog = setInterval(() => this.warnOverdueEnds(), 15_000).unref();
+
+  /**
+   * Logs (once a VM) a VM whose worker has ended while its end is not recorded: its final state
+   * never reached this service, or it did over END_OVERDUE_MS ago; with `endStatus`.
+   */
+  warnOverdueEnds(now = Date.now()): void {
+    for (const [id, l] of this.live) {
+      if (l.overdueWarned || (l.runner.state !== 'stopped' && l.runner.state !== 'crashed')) continue;
+      if (l.finalAt !== null && now - l.finalAt < END_OVERDUE_MS) continue;
+      l.overdueWarned = true;
+      const why = l.finalAt === null ? 'its final state never reached the service' : `its end is not recorded ${Math.round((now - l.finalAt) / 1000)} s later`;
+      this.log.warn(`VM ${id}: its worker has ended (${l.runner.state}) but ${why}: ${JSON.stringify(this.endStatus(id))}`);
+    }
   }
 
   /** Workers this service runs, by VM id (booting ones included): for checks that every worker belongs to one VM row. */
@@ -419,12 +482,12 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
   private periodic(vmId: string, l: LiveVm, kind: 'console' | 'counters', work: () => Promise<unknown>): void {
     if (l.queued.has(kind)) return;
     l.queued.add(kind);
-    this.background(vmId, () => work().finally(() => l.queued.delete(kind)));
+    this.background(vmId, () => work().finally(() => l.queued.delete(kind)), kind);
   }
 
   /** Runs background work for a VM after its earlier updates; failures are logged, never unhandled. */
-  private background(vmId: string, work: () => Promise<unknown>): void {
-    this.serial(vmId, work).catch((e: unknown) => this.log.warn(`VM ${vmId}: background update failed: ${e instanceof Error ? e.message : String(e)}`));
+  private background(vmId: string, work: () => Promise<unknown>, label: string): void {
+    this.serial(vmId, work, label).catch((e: unknown) => this.log.warn(`VM ${vmId}: background update failed: ${e instanceof Error ? e.message : String(e)}`));
   }
 
   /**
@@ -447,7 +510,7 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
   private wire(vmId: string, l: LiveVm, runner: VmRunner): void {
     const tenantId = l.tenantId;
     runner.on('console', (stdout: Uint8Array, stderr: Uint8Array) => { l.pendingConsole.push(0, stdout); l.pendingConsole.push(1, stderr); });
-    runner.on('process', (s: ProcessStatus) => this.background(vmId, () => this.appendEvent(tenantId, vmId, 'vm.process', { ...s })));
+    runner.on('process', (s: ProcessStatus) => this.background(vmId, () => this.appendEvent(tenantId, vmId, 'vm.process', { ...s }), 'vm.process'));
     runner.on('exits', (records: ExitRecord[], dropped: number) => this.exitStream.emit('exits', vmId, tenantId, records, dropped));
     // Technique 6's phases, at most MAX_PM_BATCH a slice. Coalesced like console and counters: at
     // most one append task waits on the VM's queue, holding at most PM_EVENTS_PER_FLUSH events;
@@ -466,7 +529,7 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
         for (let i = 0; i < batch.length; i++) {
           await this.appendEvent(tenantId, vmId, 'vm.privileged-mode', { ...batch[i], ...(i === batch.length - 1 && left > 0 ? { sampledOut: left } : {}) });
         }
-      });
+      }, 'vm.privileged-mode');
     });
     // Branch target injection's transient window (vm.speculative-gadget-reach). The VM reports at
     // most one a vCPU a slice; a VM under a sustained attack could still report every slice, so
@@ -487,23 +550,25 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
         const e = reach!;
         reach = null;
         await this.appendEvent(tenantId, vmId, 'vm.speculative-gadget-reach', { ...e });
-      });
+      }, 'vm.speculative-gadget-reach');
     });
     runner.on('memory-failure', (m: { gpa: number; pid: number | null; va: number | null; virtualTimeNs: number }) => {
       this.background(vmId, () => this.appendEvent(tenantId, vmId, 'vm.memory-failure', {
         recipient: 'guest', action: 'inject', actionRequired: true, guestPhysicalAddress: m.gpa, pid: m.pid, guestVirtualAddress: m.va, virtualTimeNs: m.virtualTimeNs,
-      }));
+      }), 'vm.memory-failure');
     });
     // Technique 7: vm.domain-blocked-access, vm.domain-gate-violation, vm.domain-fault.
     runner.on('domain-event', (m: { event: DomainEvent; virtualTimeNs: number }) => {
-      this.background(vmId, () => this.appendEvent(tenantId, vmId, `vm.domain-${m.event.kind}`, { ...m.event, virtualTimeNs: m.virtualTimeNs }));
+      this.background(vmId, () => this.appendEvent(tenantId, vmId, `vm.domain-${m.event.kind}`, { ...m.event, virtualTimeNs: m.virtualTimeNs }), 'vm.domain-event');
     });
     runner.on('uhv-field-fault', (f: { field: string; write: boolean; pc: number; virtualTimeNs: number }) => {
-      this.background(vmId, () => this.appendEvent(tenantId, vmId, 'vm.uhv-field-fault', { field: f.field, access: f.write ? 'write' : 'read', guestPc: f.pc >>> 0, virtualTimeNs: f.virtualTimeNs, outcome: 'refused' }));
+      this.background(vmId, () => this.appendEvent(tenantId, vmId, 'vm.uhv-field-fault', { field: f.field, access: f.write ? 'write' : 'read', guestPc: f.pc >>> 0, virtualTimeNs: f.virtualTimeNs, outcome: 'refused' }), 'vm.uhv-field-fault');
     });
     runner.once('final', (s: VmSnapshot) => {
       // A source that handed its VM over ends 'migrated': the VM lives on in the adopted runner.
       if (l.runner !== runner || s.reason === 'migrated') return;
+      l.finalAt = Date.now();
+      l.ending = 'queued';
       void this.finish(vmId, l, s);
     });
   }
@@ -591,10 +656,12 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
     return this.serial(vmId, async () => {
       if (this.live.get(vmId) !== l) return;
       for (const t of l.timers) clearInterval(t);
+      l.ending = 'console';
       await this.flushConsole(vmId, l).catch((e: unknown) => this.log.warn(`VM ${vmId}: last console events lost: ${(e as Error).message}`));
       this.live.delete(vmId);
       const c = l.runner.console;
       if (s.counters) this.setGauges(vmId, l.hostId, s.counters, s.counters.exits);
+      l.ending = 'recording';
       await withRetry(() => this.events.tx(async (m) => {
         const v = await m.findOne(VmEntity, { where: { id: vmId }, lock: { mode: 'pessimistic_write' } });
         if (!v) return;
@@ -618,7 +685,7 @@ export class RuntimeService implements OnApplicationBootstrap, BeforeApplication
         const action = s.state === 'crashed' ? 'crash' : 'stopped';
         await this.recordTransition(m, v, v.state === 'starting' ? ['started', action] : [action], s.reason, { processes: s.processes });
       }), { attempts: 30 });
-    }).catch((e: unknown) => {
+    }, 'end').catch((e: unknown) => {
       this.log.error(`VM ${vmId}: its end could not be recorded (it is recorded at the next start-up): ${e instanceof Error ? e.stack : String(e)}`);
     }).finally(() => l.resolveSettled());
   }

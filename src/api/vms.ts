@@ -235,7 +235,7 @@ export class VmsService {
         changes: change, appliesAt: Object.fromEntries(Object.keys(change).map((n) => [n, TECHNIQUE_BY_NAME.get(n)!.appliesAt])),
       });
       return vmView(saved);
-    }));
+    }), 'techniques');
   }
 
   async remove(tenantId: string, id: string) {
@@ -274,7 +274,7 @@ export class VmsService {
       if (action === 'reset') return { status: 200, body: vmView(v) };
       const op = await this.ops.start(tenantId, `vm.${action}`, `vm:${id}`, () => this.carryOut(tenantId, v, action));
       return { status: 202, body: op };
-    });
+    }, `action ${action}`);
   }
 
   /**
@@ -332,7 +332,7 @@ export class VmsService {
     return this.runtime.serial(id, () => withRetry(() => this.events.tx(async (m) => {
       const v = await m.findOne(VmEntity, { where: { id, tenantId }, lock: { mode: 'pessimistic_write' } });
       return v ? this.runtime.recordTransition(m, v, [action], reason) : false;
-    })));
+    })), `record ${action}`);
   }
 
   /**

@@ -29,14 +29,17 @@ export class HostRuntime {
   /**
    * Starts `spec` in a new worker as VM `key` and resolves once it has booted.
    * Raises: VmActionError when the VM cannot boot (bad image, too little host memory, ...); the
-   * runner is then already `crashed` and holds nothing.
+   * runner is then already `crashed` and holds nothing. `onStarted` is called with the runner as
+   * soon as the worker has answered the start, before any later notification (VmRunner.start):
+   * the place to attach listeners that must see the whole run.
    */
-  async startVm(key: string, spec: VmSpec, opts: { sliceQuanta?: number; pauseAtVirtualNs?: number; consoleBytes?: number } = {}): Promise<VmRunner> {
+  async startVm(key: string, spec: VmSpec, opts: { sliceQuanta?: number; pauseAtVirtualNs?: number; consoleBytes?: number; onStarted?: (runner: VmRunner) => void } = {}): Promise<VmRunner> {
     const slot = this.takeSlot();
     const runner = new VmRunner(spec, this.memory, slot, opts.sliceQuanta, opts.consoleBytes);
     this.vms.set(slot, { key, runner });
     void runner.done.then(() => this.vms.delete(slot));
-    await runner.start(opts.pauseAtVirtualNs);
+    const onStarted = opts.onStarted;
+    await runner.start(opts.pauseAtVirtualNs, onStarted && (() => onStarted(runner)));
     return runner;
   }
 

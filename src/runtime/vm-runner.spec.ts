@@ -5,6 +5,9 @@ import { assemble } from '../isa/assembler.js';
 import { HostRuntime } from './host-runtime.js';
 import { VmActionError, VmRunner } from './vm-runner.js';
 import { DEFAULT_SPEC, VmSpec } from './vm.js';
+import type { VmSnapshot } from './protocol.js';
+import type { EventEmitter } from 'node:events';
+import { jest } from '@jest/globals';
 import { runProgram } from './run-program.js';
 import { ConsoleBuffer } from './console-buffer.js';
 
@@ -118,6 +121,38 @@ describe('VM workers', () => {
     expect((await other.done).state).toBe('stopped');
     expect(out()).toBe('fine\n'.repeat(5));
     expect(host.usage().free).toBe(host.memory.frames);
+  }, 300_000);
+
+  test("the run's notifications that arrive in one go with the start's answer reach listeners attached in onStarted, 'final' included", async () => {
+    // Node reads the queued messages of a worker that has already ended in one synchronous run
+    // (a short guest on a busy main thread): the start's answer, the console, 'final'. Code that
+    // awaits startVm runs only after all of them, so a listener attached then misses the VM's end
+    // (a VM stayed `running` with a stopped worker in the 200-VM stress on a loaded machine).
+    // That run is replayed here on a real worker before it answers: its own answer comes later.
+    const seen: string[] = [];
+    const started = host.startVm('burst', spec(forever), {
+      onStarted: (r) => {
+        r.on('console', (out: Uint8Array) => seen.push(`console ${Buffer.from(out).toString()}`));
+        r.once('final', (s: VmSnapshot) => seen.push(`final ${s.state} ${s.reason}`));
+      },
+    });
+    const runner = host.running().at(-1)!;
+    const worker = (runner as unknown as { worker: EventEmitter }).worker;
+    const snap = (state: string, reason: string | null) => ({ state, reason, vcpus: [], processes: [], counters: null });
+    worker.emit('message', { type: 'reply', id: 1, ok: true, action: 'start', snapshot: snap('running', null), data: null });
+    worker.emit('message', { type: 'console', stdout: new TextEncoder().encode('hi\n'), stderr: new Uint8Array() });
+    worker.emit('message', { type: 'final', snapshot: snap('stopped', 'poweroff') });
+    try {
+      const r = await started;
+      expect(r).toBe(runner);
+      const late = jest.fn();
+      r.once('final', late);
+      expect(await r.done).toMatchObject({ state: 'stopped', reason: 'poweroff' });
+      expect(seen).toEqual(['console hi\n', 'final stopped poweroff']);
+      expect(late).not.toHaveBeenCalled();
+    } finally {
+      await runner.kill(); // the real worker, still running its guest
+    }
   }, 300_000);
 
   test('a VM that cannot boot fails its start with the reason and holds nothing', async () => {

@@ -28,7 +28,7 @@ export class VmActionError extends Error {
 export const REQUEST_TIMEOUT_MS = 10_000;
 export const START_TIMEOUT_MS = 60_000;
 
-interface Pending { resolve: (r: { snapshot: VmSnapshot; data: unknown }) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }
+interface Pending { resolve: (r: { snapshot: VmSnapshot; data: unknown }) => void; reject: (e: Error) => void; timer: NodeJS.Timeout; onOk?: () => void }
 
 export class VmRunner extends EventEmitter {
   private readonly worker: Worker;
@@ -80,7 +80,7 @@ export class VmRunner extends EventEmitter {
    * worker refuses it, is gone, or does not answer within `timeoutMs` (kind `timeout`; a boot that
    * times out ends the worker, which cannot be trusted to come back).
    */
-  private send<K extends ActionType>(request: RequestOf<K>, timeoutMs: number): Promise<{ snapshot: VmSnapshot; data: ReplyData[K] }> {
+  private send<K extends ActionType>(request: RequestOf<K>, timeoutMs: number, onOk?: () => void): Promise<{ snapshot: VmSnapshot; data: ReplyData[K] }> {
     if (this.last.state === 'stopped' || this.last.state === 'crashed') {
       return request.type === 'read-state'
         ? Promise.resolve({ snapshot: this.last, data: null as ReplyData[K] })
@@ -94,7 +94,7 @@ export class VmRunner extends EventEmitter {
         if (request.type === 'start') void this.kill(`boot-timeout: no answer within ${timeoutMs} ms`);
       }, timeoutMs);
       timer.unref();
-      this.pending.set(id, { resolve: resolve as Pending['resolve'], reject, timer });
+      this.pending.set(id, { resolve: resolve as Pending['resolve'], reject, timer, onOk });
       this.worker.postMessage({ type: 'request', id, request: request as WorkerRequest } satisfies ToWorker);
     });
   }
@@ -105,8 +105,17 @@ export class VmRunner extends EventEmitter {
   /** Sends one request and resolves with its reply data (typed per request). Raises: VmActionError. */
   ask<K extends ActionType>(request: RequestOf<K>, timeoutMs = REQUEST_TIMEOUT_MS): Promise<ReplyData[K]> { return this.send(request, timeoutMs).then((r) => r.data); }
 
-  /** Boots the VM; `pauseAtVirtualNs`: it pauses itself at that virtual time (then 'state' is emitted). */
-  start(pauseAtVirtualNs?: number): Promise<VmSnapshot> { return this.request({ type: 'start', pauseAtVirtualNs }, START_TIMEOUT_MS); }
+  /**
+   * Boots the VM; `pauseAtVirtualNs`: it pauses itself at that virtual time (then 'state' is
+   * emitted). `onStarted` runs when the worker's answer that it started is read, before any
+   * notification after it is emitted: listeners it attaches see all of them, 'final' included.
+   * Awaiting the start is not enough for that: Node reads the queued messages of a worker that
+   * has already ended (a short guest, a busy main thread) in one synchronous run, so the answer,
+   * the console and 'final' are all emitted before the code after `await start()` runs.
+   */
+  start(pauseAtVirtualNs?: number, onStarted?: () => void): Promise<VmSnapshot> {
+    return this.send({ type: 'start', pauseAtVirtualNs }, START_TIMEOUT_MS, onStarted).then((r) => r.snapshot);
+  }
   pause(): Promise<VmSnapshot> { return this.request({ type: 'pause' }); }
   resume(): Promise<VmSnapshot> { return this.request({ type: 'resume' }); }
   readState(): Promise<VmSnapshot> { return this.request({ type: 'read-state' }); }
@@ -177,6 +186,9 @@ export class VmRunner extends EventEmitter {
         this.pending.delete(m.id);
         if (p) clearTimeout(p.timer);
         if (this.last.state !== 'stopped' && this.last.state !== 'crashed') this.update(m.snapshot);
+        if (m.ok && p?.onOk) {
+          try { p.onOk(); } catch (e) { p.reject(e as Error); break; }
+        }
         if (m.ok) p?.resolve({ snapshot: m.snapshot, data: m.data }); else p?.reject(new VmActionError(m.error.kind, m.error.message, m.snapshot));
         break;
       }
