@@ -151,6 +151,9 @@ async function migrationStep(m: MigrationSource, v: Vm): Promise<boolean> {
     const r = await m.afterSlice();
     if (r === 'running') return false;
     migration = null;
+    // The console the guest wrote before the switch goes first: the main thread hands the source's
+    // console to the destination when it reads 'completed', and would otherwise miss this batch.
+    flushConsole(true);
     send({ type: 'migration', event: 'completed', outcome: r });
     v.stop('migrated');
     finish('stopped', 'migrated');
